@@ -1,0 +1,188 @@
+"""The model directory: the unit a user trains, passes around, resumes and loads.
+
+    nextword.json      manifest: format version, vocabulary size, corpus
+    config.yaml        the resolved training config (usable again with --config)
+    tokenizer.model    the SentencePiece model
+    model.safetensors  the best weights by validation loss
+    metrics.jsonl      one row per evaluation
+    summary.json       the training summary shown by `nextword info`
+    state.pt           the last training state, for --resume (tensors only, loaded weights-only)
+
+Every file is written atomically. Loading never runs code from the directory: weights come from
+safetensors, the state through torch's weights-only unpickler, YAML through safe_load.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_model, save_model
+
+from . import __version__
+from .config import RESUMABLE_KEYS, Config, dump_yaml, read_yaml, resolve
+from .errors import ConfigError, ModelDirError
+from .files import atomic_path, write_bytes, write_text
+from .model import RecurrentLM
+from .tokenizer import Tokenizer
+
+FORMAT = 1
+MANIFEST, CONFIG, TOKENIZER = "nextword.json", "config.yaml", "tokenizer.model"
+WEIGHTS, METRICS, SUMMARY, STATE = "model.safetensors", "metrics.jsonl", "summary.json", "state.pt"
+_OWN_FILES = (MANIFEST, CONFIG, TOKENIZER, WEIGHTS, METRICS, SUMMARY, STATE)
+
+
+def is_model_dir(path: Path) -> bool:
+    return (path / MANIFEST).is_file()
+
+
+def check_output(out: Path, *, force: bool) -> None:
+    """Refuse to overwrite a model without `force`, and never write into a directory of other data."""
+    if out.exists() and not out.is_dir():
+        raise ModelDirError(f"--out {out} is a file; give a directory path")
+    if out.is_dir() and any(out.iterdir()):
+        if not is_model_dir(out):
+            raise ModelDirError(f"{out} exists and is not a nextword model directory; "
+                                f"choose another --out (nothing was written)")
+        if not force:
+            raise ModelDirError(f"a model already exists in {out}; use --force to overwrite it, "
+                                f"or --resume to continue training it")
+
+
+def prepare_output(out: Path, *, force: bool) -> None:
+    """Make `out` an empty model directory, after the same checks as `check_output`."""
+    check_output(out, force=force)
+    if is_model_dir(out):
+        for name in _OWN_FILES:
+            (out / name).unlink(missing_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ModelDirError(f"cannot create model directory {out}: {exc.strerror}") from None
+
+
+def write_new(out: Path, config: Config, tokenizer: Tokenizer, manifest: Mapping[str, Any]) -> None:
+    """The files that describe a model before it has trained: what resume and load read first."""
+    write_bytes(out / TOKENIZER, tokenizer.proto)
+    write_text(out / CONFIG, dump_yaml(config))
+    write_text(out / MANIFEST, json.dumps({"format": FORMAT, "nextword": __version__, **manifest}, indent=2))
+
+
+def save_weights(out: Path, model: torch.nn.Module) -> None:
+    with atomic_path(out / WEIGHTS) as temporary:
+        save_model(model, str(temporary))
+
+
+def save_state(out: Path, state: Mapping[str, Any]) -> None:
+    buffer = io.BytesIO()
+    torch.save(dict(state), buffer)
+    write_bytes(out / STATE, buffer.getvalue())
+
+
+def load_state(out: Path) -> dict[str, Any]:
+    path = out / STATE
+    if not path.is_file():
+        raise ModelDirError(f"{out} has no training state to resume from ({STATE} is missing)")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise ModelDirError(f"{path} holds more than tensors and plain values; refusing to load it") from None
+    except (RuntimeError, EOFError, ValueError) as exc:
+        raise ModelDirError(f"{path} is damaged ({type(exc).__name__}); it cannot be resumed") from None
+
+
+def write_metrics(out: Path, rows: list[dict[str, Any]]) -> None:
+    write_text(out / METRICS, "".join(json.dumps(row) + "\n" for row in rows))
+
+
+def read_metrics(out: Path) -> list[dict[str, Any]]:
+    path = out / METRICS
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def write_summary(out: Path, summary: Mapping[str, Any]) -> None:
+    write_text(out / SUMMARY, json.dumps(dict(summary), indent=2))
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise ModelDirError(f"{path} is damaged (not valid JSON)") from None
+    if not isinstance(data, dict):
+        raise ModelDirError(f"{path} is damaged (not a JSON object)")
+    return data
+
+
+def read_manifest(out: Path) -> dict[str, Any]:
+    if not out.exists():
+        raise ModelDirError(f"model not found: {out}")
+    if not out.is_dir() or not is_model_dir(out):
+        raise ModelDirError(f"{out} is not a nextword model directory (no {MANIFEST}); "
+                            f"train one with: nextword train CORPUS --out {out}")
+    manifest = read_json(out / MANIFEST)
+    version = manifest.get("format")
+    if not isinstance(version, int) or version > FORMAT:
+        raise ModelDirError(f"{out} was written by a newer nextword (format {version}); "
+                            f"upgrade nextword to load it")
+    return manifest
+
+
+def read_config(out: Path) -> Config:
+    try:
+        return resolve(read_yaml(out / CONFIG), sources=(str(out / CONFIG),))
+    except ConfigError as exc:
+        raise ModelDirError(f"{out / CONFIG}: {exc}") from None
+
+
+def resume_config(out: Path, overrides: Mapping[str, Any]) -> Config:
+    """The saved config with only the budget and device changed, as a resumed run may."""
+    read_manifest(out)
+    saved = read_config(out)
+    given = {k: v for k, v in overrides.items() if v is not None}
+    fixed = sorted(k for k in given if k not in RESUMABLE_KEYS and given[k] != saved.to_dict().get(k))
+    if fixed:
+        raise ConfigError(f"--resume continues the saved run, so {', '.join(fixed)} cannot change; "
+                          f"only {', '.join(RESUMABLE_KEYS)} can")
+    return resolve(saved.to_dict(), given, sources=(str(out / CONFIG), "the command line"))
+
+
+@dataclass
+class LoadedModel:
+    path: Path
+    model: RecurrentLM
+    tokenizer: Tokenizer
+    config: Config
+    manifest: dict[str, Any]
+    summary: dict[str, Any]
+
+
+def load(out: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
+    """A trained model directory, checked piece by piece, ready for inference (eval mode)."""
+    out = Path(out)
+    manifest = read_manifest(out)
+    config = read_config(out)
+    tokenizer = Tokenizer.load(out / TOKENIZER)
+    model = RecurrentLM.from_config(config, tokenizer.vocab_size)
+    weights = out / WEIGHTS
+    if not weights.is_file():
+        raise ModelDirError(f"{out} has no trained weights yet ({WEIGHTS} is missing); "
+                            f"train or resume it first")
+    try:
+        load_model(model, str(weights), strict=True)
+    except SafetensorError as exc:
+        raise ModelDirError(f"{weights} is damaged or not a safetensors file ({exc})") from None
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[-1].strip()
+        raise ModelDirError(f"{weights} does not match {CONFIG} ({first})") from None
+    summary = read_json(out / SUMMARY) if (out / SUMMARY).is_file() else {}
+    return LoadedModel(out, model.to(device).eval(), tokenizer, config, manifest, summary)
+

@@ -1,0 +1,195 @@
+"""The one training configuration: defaults, YAML loading, command-line overrides and validation.
+
+A YAML file and the flags are two ways to fill the same `Config`; both go through `resolve`,
+so every value is checked in one place and errors name the offending key.
+This module does not import torch: `nextword --help` must stay fast.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import re
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from .errors import ConfigError
+
+CELLS = ("rnn", "gru", "lstm")
+TOKENIZERS = ("unigram", "bpe", "char", "word")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+# Options that may change when a run is resumed: how long to keep going, and on what hardware.
+RESUMABLE_KEYS = ("epochs", "max_steps", "time_budget", "patience", "device")
+
+
+def _opt(default: Any, help: str, *, low: float | None = None, high: float | None = None,
+         choices: tuple[str, ...] | None = None, low_open: bool = False) -> Any:
+    """A config field carrying its help text and its bounds, so flags and validation share them."""
+    meta = {"help": help, "low": low, "high": high, "choices": choices, "low_open": low_open}
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class Config:
+    # Tokenizer and data
+    tokenizer: str = _opt("unigram", "SentencePiece model type.", choices=TOKENIZERS)
+    vocab_size: int = _opt(8000, "Vocabulary size; lowered automatically when the corpus is too small.", low=8)
+    valid_fraction: float = _opt(0.05, "Fraction of the corpus (its end) held out for validation.",
+                                 low=0.0, high=0.5, low_open=True)
+    # Model
+    cell: str = _opt("lstm", "Recurrent cell.", choices=CELLS)
+    layers: int = _opt(2, "Number of stacked recurrent layers.", low=1, high=16)
+    embed: int = _opt(256, "Embedding size.", low=1)
+    hidden: int = _opt(256, "Hidden state size of each layer.", low=1)
+    dropout: float = _opt(0.2, "Dropout probability.", low=0.0, high=0.9)
+    # Optimisation
+    seq_len: int = _opt(64, "Tokens per truncated-BPTT segment.", low=1)
+    batch_size: int = _opt(32, "Parallel token streams per batch.", low=1)
+    lr: float = _opt(3e-3, "Peak learning rate (AdamW).", low=0.0, low_open=True)
+    weight_decay: float = _opt(0.01, "AdamW weight decay.", low=0.0)
+    warmup: int = _opt(100, "Learning-rate warmup steps.", low=0)
+    final_lr: float = _opt(0.1, "Learning rate at the end of the cosine decay, as a fraction of the peak.",
+                           low=0.0, high=1.0)
+    clip: float = _opt(1.0, "Gradient-norm clipping threshold (0 disables).", low=0.0)
+    # Budget and evaluation
+    epochs: int | None = _opt(10, "Stop after this many passes over the training split.", low=1)
+    max_steps: int | None = _opt(None, "Stop after this many optimiser steps.", low=1)
+    time_budget: float | None = _opt(None, "Stop after this much training time, e.g. 90s, 10m, 1h.",
+                                     low=0.0, low_open=True)
+    eval_every: int = _opt(200, "Evaluate and checkpoint every this many steps.", low=1)
+    patience: int | None = _opt(None, "Stop after this many evaluations without a better validation loss.",
+                                low=1)
+    seed: int = _opt(0, "Random seed; the same seed gives the same model on a CPU.", low=0)
+    device: str = _opt("auto", "Where to train: auto picks cuda, then mps, then cpu.", choices=DEVICES)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: Any) -> Config:
+        return resolve(self.to_dict(), changes)
+
+
+FIELDS: dict[str, dataclasses.Field] = {f.name: f for f in dataclasses.fields(Config)}
+_TYPES = typing.get_type_hints(Config)
+
+_DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s?)?\s*$")
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from `90`, `90s`, `10m`, `1h30m` or `1.5h`."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    match = _DURATION.match(str(value))
+    if not match or not any(match.groups()):
+        raise ValueError(f"{value!r} is not a duration like 90s, 10m or 1h30m")
+    hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
+    return hours * 3600 + minutes * 60 + seconds
+
+
+def _coerce(key: str, value: Any) -> Any:
+    """Check one value's type and bounds, returning it in the field's type."""
+    declared = _TYPES[key]
+    optional = type(None) in typing.get_args(declared)
+    base = next(t for t in (typing.get_args(declared) or (declared,)) if t is not type(None))
+    if value is None:
+        if optional:
+            return None
+        raise ConfigError(f"option '{key}' needs a value")
+    if key == "time_budget":
+        try:
+            value = parse_duration(value)
+        except ValueError as exc:
+            raise ConfigError(f"option 'time_budget': {exc}") from None
+    meta = FIELDS[key].metadata
+    if base is str:
+        value = str(value).strip().lower()
+        if meta["choices"] and value not in meta["choices"]:
+            raise ConfigError(f"option '{key}' must be one of {', '.join(meta['choices'])}; got {value!r}")
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ConfigError(f"option '{key}' must be a number; got {value!r}")
+    try:
+        number = base(value) if base is float else int(str(value), 10) if isinstance(value, str) else value
+    except ValueError:
+        raise ConfigError(f"option '{key}' must be {'an integer' if base is int else 'a number'}; "
+                          f"got {value!r}") from None
+    if base is int and (isinstance(number, float) and not number.is_integer()):
+        raise ConfigError(f"option '{key}' must be an integer; got {value!r}")
+    number = base(number)
+    if isinstance(number, float) and not math.isfinite(number):
+        raise ConfigError(f"option '{key}' must be a finite number; got {value!r}")
+    low, high = meta["low"], meta["high"]
+    if low is not None and (number < low or (meta["low_open"] and number == low)):
+        raise ConfigError(f"option '{key}' must be {'>' if meta['low_open'] else '>='} {low:g}; got {value!r}")
+    if high is not None and number > high:
+        raise ConfigError(f"option '{key}' must be <= {high:g}; got {value!r}")
+    return number
+
+
+def _check_keys(raw: Mapping[str, Any], source: str) -> None:
+    for key in raw:
+        if key not in FIELDS:
+            hint = difflib.get_close_matches(str(key), FIELDS, n=1)
+            also = f"; did you mean '{hint[0]}'?" if hint else f"; known options: {', '.join(FIELDS)}"
+            raise ConfigError(f"unknown option '{key}' in {source}{also}")
+
+
+def resolve(*layers: Mapping[str, Any], sources: tuple[str, ...] | None = None) -> Config:
+    """Merge option layers (later ones win) over the defaults and validate the result in one place."""
+    merged: dict[str, Any] = {}
+    for index, layer in enumerate(layers):
+        _check_keys(layer, sources[index] if sources else "the options")
+        merged.update(layer)
+    values = {key: _coerce(key, merged[key]) for key in merged}
+    config = Config(**values)
+    if config.epochs is None and config.max_steps is None and config.time_budget is None:
+        raise ConfigError("no stopping rule: set at least one of epochs, max_steps or time_budget")
+    return config
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Options from a YAML file, read with safe_load: a file can never run code."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config path is a directory, not a YAML file: {path}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file is not UTF-8 text: {path} (byte {exc.start})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"malformed YAML in {path}{where}: {problem}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping of option: value, not a {type(data).__name__}")
+    return {str(k): v for k, v in data.items()}
+
+
+def load(config_file: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> Config:
+    """Defaults, then the YAML file, then the flags that were given."""
+    layers: list[Mapping[str, Any]] = []
+    sources: list[str] = []
+    if config_file is not None:
+        layers.append(read_yaml(config_file))
+        sources.append(str(config_file))
+    layers.append({k: v for k, v in (overrides or {}).items() if v is not None})
+    sources.append("the command line")
+    return resolve(*layers, sources=tuple(sources))
+
+
+def dump_yaml(config: Config) -> str:
+    """The resolved config as YAML, readable back by `load`."""
+    return yaml.safe_dump(config.to_dict(), sort_keys=False)

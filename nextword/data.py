@@ -1,0 +1,142 @@
+"""Corpus files in, token-id arrays and training batches out.
+
+A corpus is checked (exists, UTF-8 text, not binary, not empty) and hashed in one streaming pass,
+then encoded line by line into a flat array of token ids on disk, read back with numpy.memmap.
+The encoded array is cached by (corpus content, tokenizer), so a second run on the same corpus
+skips encoding. Training batches are consecutive segments of parallel streams (truncated BPTT).
+"""
+
+from __future__ import annotations
+
+import codecs
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from .errors import CorpusError
+from .files import atomic_path
+from .tokenizer import EOS_ID, Tokenizer
+
+_CHUNK = 1 << 20
+_LINES_PER_BATCH = 4096
+
+
+@dataclass(frozen=True)
+class CorpusFile:
+    path: Path
+    size: int
+    sha256: str
+
+
+def check_corpus(path: str | Path) -> CorpusFile:
+    """Check that a file is non-empty UTF-8 text, and hash it, in one pass that needs little memory."""
+    path = Path(path)
+    if not path.exists():
+        raise CorpusError(f"corpus not found: {path}")
+    if path.is_dir():
+        raise CorpusError(f"{path} is a directory; give a text file")
+    digest = hashlib.sha256()
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset, has_text = 0, False
+    with open(path, "rb") as stream:
+        while chunk := stream.read(_CHUNK):
+            digest.update(chunk)
+            if (nul := chunk.find(b"\0")) >= 0:
+                raise CorpusError(f"{path} looks binary (a NUL byte at offset {offset + nul}); give a UTF-8 text file")
+            pending = len(decoder.getstate()[0])  # bytes of a character split across chunks
+            try:
+                text = decoder.decode(chunk)
+            except UnicodeDecodeError as exc:
+                raise CorpusError(f"{path} is not UTF-8 text: invalid byte at offset "
+                                  f"{offset - pending + exc.start}; convert it to UTF-8") from None
+            has_text = has_text or not text.isspace() and text != ""
+            offset += len(chunk)
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            raise CorpusError(f"{path} is not UTF-8 text: it ends inside a character (offset {offset})") from None
+    if not has_text:
+        raise CorpusError(f"{path} is empty or holds only whitespace")
+    return CorpusFile(path, offset, digest.hexdigest())
+
+
+def cache_dir() -> Path:
+    """Where encoded corpora are kept: $NEXTWORD_CACHE, else the user's cache directory."""
+    if env := os.environ.get("NEXTWORD_CACHE"):
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "nextword"
+
+
+def token_dtype(vocab_size: int) -> np.dtype:
+    return np.dtype(np.uint16 if vocab_size <= 1 << 16 else np.uint32)
+
+
+def _lines(path: Path) -> Iterator[list[str]]:
+    # newline=None turns CRLF and CR line ends into "\n", so Windows files encode like any other.
+    with open(path, encoding="utf-8", newline=None) as stream:
+        batch: list[str] = []
+        for line in stream:
+            batch.append(line.rstrip("\n"))
+            if len(batch) == _LINES_PER_BATCH:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+
+def encode_corpus(corpus: CorpusFile, tokenizer: Tokenizer) -> np.ndarray:
+    """The corpus as a read-only memory-mapped array of token ids, a line break (`eos`) after each line."""
+    tokenizer_key = hashlib.sha256(tokenizer.proto).hexdigest()[:16]
+    dtype = token_dtype(tokenizer.vocab_size)
+    target = cache_dir() / f"{corpus.sha256[:32]}-{tokenizer_key}.{dtype.name}"
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(target) as temporary, open(temporary, "wb") as out:
+            for lines in _lines(corpus.path):
+                for ids in tokenizer.sp.encode(lines):
+                    ids.append(EOS_ID)
+                    out.write(np.asarray(ids, dtype=dtype).tobytes())
+    if target.stat().st_size == 0:
+        return np.zeros(0, dtype=dtype)
+    return np.memmap(target, dtype=dtype, mode="r")
+
+
+class StreamBatches:
+    """Truncated-BPTT batches: `batch_size` parallel streams over one token array, cut into segments.
+
+    Stream b is the b-th equal slice of the array; segment j of every stream forms batch j, so the
+    hidden state at the end of batch j is the right starting state for batch j + 1.
+    """
+
+    def __init__(self, ids: np.ndarray, batch_size: int, seq_len: int):
+        stream_len = (len(ids) - 1) // batch_size
+        self.segments = stream_len // seq_len
+        if self.segments < 1:
+            raise CorpusError(f"the text is too small for one batch: {len(ids)} tokens, but batch_size × "
+                              f"(seq_len + 1) = {batch_size * (seq_len + 1)} are needed; "
+                              f"lower --batch-size or --seq-len, or use more text")
+        used = batch_size * stream_len
+        self.inputs = ids[:used].reshape(batch_size, stream_len)
+        self.targets = ids[1:used + 1].reshape(batch_size, stream_len)
+        self.seq_len = seq_len
+
+    def __len__(self) -> int:
+        return self.segments
+
+    def batch(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Inputs and targets of segment `index`, each (batch_size, seq_len), as int64."""
+        cut = slice(index * self.seq_len, (index + 1) * self.seq_len)
+        return self.inputs[:, cut].astype(np.int64), self.targets[:, cut].astype(np.int64)
+
+
+def split_validation(ids: np.ndarray, fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """The corpus's last `fraction` of tokens as validation, the rest as training."""
+    cut = len(ids) - max(2, int(len(ids) * fraction))
+    if cut < 2:
+        raise CorpusError(f"the corpus is too small to hold out a validation split ({len(ids)} tokens)")
+    return ids[:cut], ids[cut:]

@@ -1,0 +1,232 @@
+"""Next-word prediction and text generation from a trained model.
+
+Prediction works on whole words although the model predicts subword pieces: a beam search over
+pieces, up to the next word boundary, gives each word the probability
+
+    P(word) = P(piece_1) · P(piece_2 | piece_1) · … · P(a word boundary comes next | pieces)
+
+summed over the segmentations it finds. When the text ends inside a word, only pieces that agree
+with the typed letters are followed, so the result is the completions of that partial word.
+Generation carries the recurrent state forward one token at a time, so each new token costs the
+same however long the text already is.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from .checkpoint import LoadedModel, load
+from .errors import ConfigError, NextwordError
+from .model import State, select_state
+from .tokenizer import EOS_ID, Tokenizer
+
+_TRAILING_WORD = re.compile(r"(\S*)$")
+MAX_WORD_PIECES = 24  # longest word searched, in pieces (a character tokenizer needs the most)
+
+
+def split_partial(text: str) -> tuple[str, str]:
+    """(context, partial word): the letters after the last whitespace are a word still being typed."""
+    partial = _TRAILING_WORD.search(text).group(1)
+    return text[: len(text) - len(partial)], partial
+
+
+@dataclass(frozen=True)
+class _Beam:
+    text: str  # the word built so far, without its leading space
+    logprob: float
+
+
+class _PieceIndex:
+    """Which pieces can extend a word so that it still agrees with the letters typed so far."""
+
+    def __init__(self, tokenizer: Tokenizer):
+        tables: dict[bool, list[tuple[str, int]]] = {True: [], False: []}
+        for i, text in enumerate(tokenizer.piece_text):
+            if tokenizer.in_word[i]:
+                tables[bool(tokenizer.starts_word[i])].append((text.lstrip(" "), i))
+        self.tables = {first: sorted(table) for first, table in tables.items()}
+        self.keys = {first: [text for text, _ in table] for first, table in self.tables.items()}
+
+    def agreeing(self, first: bool, remaining: str) -> list[int]:
+        """Ids of word-start (`first`) or continuation pieces that `remaining` starts with, or that start
+        with `remaining`: the pieces that keep a word in agreement with the letters typed."""
+        table, keys = self.tables[first], self.keys[first]
+        found = []
+        at = bisect.bisect_left(keys, remaining)
+        while at < len(keys) and keys[at].startswith(remaining):
+            found.append(table[at][1])
+            at += 1
+        for cut in range(0 if first else 1, len(remaining)):  # pieces that are a prefix of `remaining`
+            prefix = remaining[:cut]
+            at = bisect.bisect_left(keys, prefix)
+            while at < len(keys) and keys[at] == prefix:
+                found.append(table[at][1])
+                at += 1
+        return found
+
+
+class Predictor:
+    """A loaded model with word-level prediction and sampling. Every method returns plain values."""
+
+    def __init__(self, loaded: LoadedModel):
+        self.loaded = loaded
+        self.model, self.tokenizer = loaded.model, loaded.tokenizer
+        self.device = next(self.model.parameters()).device
+        tok = self.tokenizer
+        self._starts = torch.from_numpy(tok.starts_word).to(self.device)
+        self._middles = torch.from_numpy(tok.in_word & ~tok.starts_word).to(self.device)
+        self._boundary = self._starts.clone()
+        self._boundary[EOS_ID] = True
+        self._sampleable = torch.from_numpy(tok.in_word).to(self.device)
+        self._sampleable[EOS_ID] = True
+        self._index = _PieceIndex(tok)
+
+    @classmethod
+    def load(cls, path: str | Path, device: str = "cpu") -> Predictor:
+        return cls(load(path, device=device))
+
+    @property
+    def path(self) -> Path:
+        return self.loaded.path
+
+    # -- shared ----------------------------------------------------------------------------------
+    def _context_ids(self, context: str) -> list[int]:
+        # A leading line break: text given without history reads like the start of a line.
+        return [EOS_ID] + self.tokenizer.encode(context)
+
+    def _run(self, tokens: torch.Tensor | list[int], state: State | None = None) -> tuple[torch.Tensor, State]:
+        """Log-probabilities of the next token after each row's last token, and the state after it.
+
+        `tokens` is (rows, time), or a list of ids for a single row.
+        """
+        tokens = torch.as_tensor(tokens, device=self.device)
+        logits, state = self.model(tokens.reshape(1, -1) if tokens.dim() == 1 else tokens, state)
+        return torch.log_softmax(logits[:, -1].float(), dim=-1), state
+
+    # -- prediction --------------------------------------------------------------------------------
+    @torch.inference_mode()
+    def predict(self, text: str, k: int = 5) -> list[tuple[str, float]]:
+        """The k most likely next words (or completions of a partial last word), with probabilities."""
+        if not text.strip():
+            raise NextwordError("the text is empty; give the words that come before the one to predict")
+        if k < 1:
+            raise ConfigError(f"option 'top_k' must be >= 1; got {k}")
+        context, partial = split_partial(text)
+        logprobs, state = self._run(self._context_ids(context))
+        return self._search_words(logprobs, state, partial, k)
+
+    def _search_words(self, logprobs: torch.Tensor, state: State, partial: str, k: int
+                      ) -> list[tuple[str, float]]:
+        width = max(4 * k, 16)
+        beams = [_Beam("", 0.0)]
+        found: dict[str, float] = {}
+        for depth in range(MAX_WORD_PIECES):
+            if depth > 0:
+                self._collect_finished(beams, logprobs, partial, found)
+            kth_best = sorted(found.values(), reverse=True)[k - 1] if len(found) >= k else -np.inf
+            scores = self._extension_scores(beams, logprobs, partial, first=depth == 0)
+            scores[scores < kth_best] = -np.inf  # probabilities only shrink as a word grows
+            flat = scores.flatten()
+            top = torch.topk(flat, min(width, flat.numel()))
+            keep = torch.isfinite(top.values)
+            if not keep.any():
+                break
+            picked = top.indices[keep]
+            rows, pieces = picked // scores.shape[1], picked % scores.shape[1]
+            beams = [_Beam(beams[r].text + self.tokenizer.piece_text[p].lstrip(" "), s)
+                     for r, p, s in zip(rows.tolist(), pieces.tolist(), top.values[keep].tolist())]
+            logprobs, state = self._run(pieces.reshape(-1, 1), select_state(state, rows))
+        ranked = sorted(found.items(), key=lambda item: -item[1])[:k]
+        return [(word, float(np.exp(logprob))) for word, logprob in ranked]
+
+    def _collect_finished(self, beams: list[_Beam], logprobs: torch.Tensor, partial: str,
+                          found: dict[str, float]) -> None:
+        """Add each beam that is a whole word (ends here, covers the typed letters) to `found`."""
+        ends = torch.logsumexp(logprobs[:, self._boundary], dim=-1).tolist()
+        for beam, end in zip(beams, ends):
+            if beam.text and beam.text.startswith(partial):
+                # Different segmentations of one word are one word: add their probabilities.
+                found[beam.text] = np.logaddexp(found.get(beam.text, -np.inf), beam.logprob + end)
+
+    def _extension_scores(self, beams: list[_Beam], logprobs: torch.Tensor, partial: str,
+                          first: bool) -> torch.Tensor:
+        """Log-probability of each (beam, next piece), -inf where the piece may not extend the beam."""
+        allowed = (self._starts if first else self._middles).expand_as(logprobs).clone()
+        for row, beam in enumerate(beams):
+            remaining = partial[len(beam.text):] if partial.startswith(beam.text) else None
+            if remaining:
+                allowed[row] = False
+                allowed[row, self._index.agreeing(first, remaining)] = True
+        base = torch.tensor([beam.logprob for beam in beams], device=logprobs.device)
+        return torch.where(allowed, logprobs + base[:, None], torch.full_like(logprobs, -np.inf))
+
+    # -- generation --------------------------------------------------------------------------------
+    @torch.inference_mode()
+    def stream(self, prompt: str, *, max_words: int = 20, temperature: float = 1.0, top_k: int = 0,
+               top_p: float = 1.0, seed: int | None = None) -> Iterator[str]:
+        """The continuation of `prompt`, piece by piece, until `max_words` more words have begun."""
+        _check_sampling(max_words, temperature, top_k, top_p)
+        if not prompt.strip():
+            raise NextwordError("the prompt is empty; give the text to continue")
+        generator = torch.Generator(device=self.device)
+        generator.manual_seed(seed if seed is not None else int(torch.seed() % (1 << 63)))
+        logprobs, state = self._run(self._context_ids(prompt))
+        # After a typed space or a line break, a new word must begin (as every line does in training).
+        must_start_word = prompt[-1].isspace()
+        in_space = must_start_word
+        words = 0
+        for _ in range(max_words * MAX_WORD_PIECES):  # a bound, should a model never begin a new word
+            if must_start_word:
+                logprobs = logprobs.masked_fill(~self._boundary, -np.inf)
+            piece = self._sample(logprobs[0], temperature, top_k, top_p, generator)
+            text = self.tokenizer.piece_text[piece]
+            if in_space and text.startswith(" "):
+                text = text[1:]  # the space is already there
+            if text.strip() and (in_space or text[0] == " "):  # words counted as str.split() would
+                words += 1
+                if words > max_words:
+                    break
+            yield text
+            if text:
+                in_space = text[-1].isspace()
+            must_start_word = piece == EOS_ID
+            logprobs, state = self._run([piece], state)
+
+    def generate(self, prompt: str, **options) -> str:
+        """The continuation of `prompt` as one string (see `stream` for the options)."""
+        return "".join(self.stream(prompt, **options))
+
+    def _sample(self, logprobs: torch.Tensor, temperature: float, top_k: int, top_p: float,
+                generator: torch.Generator) -> int:
+        logprobs = logprobs.masked_fill(~self._sampleable, -np.inf)
+        if temperature == 0:
+            return int(logprobs.argmax())
+        logits = logprobs / temperature
+        if top_k:
+            cutoff = torch.topk(logits, min(top_k, logits.numel())).values[-1]
+            logits = logits.masked_fill(logits < cutoff, -np.inf)
+        if top_p < 1.0:
+            ordered, order = torch.sort(logits, descending=True)
+            cumulative = torch.softmax(ordered, dim=-1).cumsum(dim=-1)
+            # Keep the smallest set of pieces whose probability reaches top_p (the first always stays).
+            drop = cumulative - torch.softmax(ordered, dim=-1) >= top_p
+            logits = logits.scatter(0, order[drop], -np.inf)
+        return int(torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=generator))
+
+
+def _check_sampling(max_words: int, temperature: float, top_k: int, top_p: float) -> None:
+    if max_words < 1:
+        raise ConfigError(f"option 'max_words' must be >= 1; got {max_words}")
+    if not temperature >= 0 or temperature == float("inf"):
+        raise ConfigError(f"option 'temperature' must be >= 0 (0 picks the likeliest piece); got {temperature}")
+    if top_k < 0:
+        raise ConfigError(f"option 'top_k' must be >= 0 (0 keeps every piece); got {top_k}")
+    if not 0 < top_p <= 1:
+        raise ConfigError(f"option 'top_p' must be in (0, 1]; got {top_p}")

@@ -1,0 +1,136 @@
+"""SentencePiece training and loading, and what the rest of nextword needs to know about pieces.
+
+Conventions that every other module relies on:
+- A line break is the end-of-sentence id (`eos`): the corpus is encoded line by line with `eos`
+  after each line, so a model learns where lines end, and decoding turns `eos` back into "\\n".
+- A piece that starts with "▁" starts a new whitespace-separated word (SentencePiece splits on
+  whitespace and marks it so); a word is one such piece followed by pieces that do not.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import sentencepiece as spm
+
+from .errors import ConfigError, CorpusError, ModelDirError
+
+WORD_MARK = "\u2581"  # "▁", SentencePiece's mark for a preceding space
+UNK_ID, EOS_ID = 0, 1
+
+_TOO_HIGH = re.compile(r"Please set it to a value <= (\d+)")
+_TOO_LOW = re.compile(r"smaller than required_chars\. (\d+) vs (\d+)")
+
+
+@dataclass(frozen=True)
+class TrainedTokenizer:
+    tokenizer: Tokenizer
+    requested_vocab: int
+
+    @property
+    def notice(self) -> str | None:
+        """What to tell the user when the corpus could not support the vocabulary asked for."""
+        if self.tokenizer.vocab_size >= self.requested_vocab:
+            return None
+        return (f"vocabulary lowered from {self.requested_vocab} to {self.tokenizer.vocab_size}: "
+                f"the corpus is too small for more pieces")
+
+
+class Tokenizer:
+    """A SentencePiece model plus per-piece tables for word-level search."""
+
+    def __init__(self, model_proto: bytes):
+        self.proto = model_proto
+        self.sp = spm.SentencePieceProcessor(model_proto=model_proto)
+        pieces = [self.sp.id_to_piece(i) for i in range(self.sp.vocab_size())]
+        special = np.array([self.sp.is_control(i) or self.sp.is_unknown(i) for i in range(len(pieces))])
+        #: surface text of each piece ("▁the" -> " the"); special pieces have none
+        self.piece_text = ["" if special[i] else p.replace(WORD_MARK, " ") for i, p in enumerate(pieces)]
+        self.piece_text[EOS_ID] = "\n"
+        #: pieces that begin a new word; a word ends where one of these (or a line break) comes next
+        self.starts_word = np.array([p.startswith(WORD_MARK) for p in pieces]) & ~special
+        #: pieces a word may be built from (never unknown or control pieces)
+        self.in_word = ~special
+        self.special = special
+
+    @classmethod
+    def load(cls, path: str | Path) -> Tokenizer:
+        try:
+            return cls(Path(path).read_bytes())
+        except FileNotFoundError:
+            raise ModelDirError(f"tokenizer missing: {path}; the model directory is incomplete") from None
+        except RuntimeError:
+            raise ModelDirError(f"tokenizer file is damaged: {path}") from None
+
+    @property
+    def vocab_size(self) -> int:
+        return self.sp.vocab_size()
+
+    def encode_line(self, line: str) -> list[int]:
+        """Ids of one line of text, without the line break."""
+        return self.sp.encode(line)
+
+    def encode(self, text: str) -> list[int]:
+        """Ids of a text, its line breaks as `eos`; no trailing `eos` unless the text ends with one."""
+        lines = text.split("\n")
+        ids: list[int] = []
+        for index, line in enumerate(lines):
+            ids.extend(self.encode_line(line))
+            if index < len(lines) - 1:
+                ids.append(EOS_ID)
+        return ids
+
+    def decode(self, ids: list[int] | np.ndarray) -> str:
+        """Text of ids, `eos` as a line break."""
+        lines, current = [], []
+        for i in ids:
+            if int(i) == EOS_ID:
+                lines.append(self.sp.decode(current))
+                current = []
+            else:
+                current.append(int(i))
+        lines.append(self.sp.decode(current))
+        return "\n".join(lines)
+
+    def word_count(self, ids: np.ndarray) -> int:
+        """Whitespace-separated words in encoded text: each starts with exactly one word-start piece."""
+        return int(self.starts_word[np.asarray(ids)].sum())
+
+
+def train_tokenizer(corpus: Path, kind: str, vocab_size: int, *, sample_lines: int = 2_000_000) -> TrainedTokenizer:
+    """Train a SentencePiece model on a corpus file, lowering the vocabulary if the corpus is too small.
+
+    Only `sample_lines` lines (shuffled) are used on large corpora, so training memory stays bounded.
+    """
+    requested = vocab_size
+    for _ in range(3):
+        try:
+            return TrainedTokenizer(Tokenizer(_train_proto(corpus, kind, vocab_size, sample_lines)),
+                                    requested)
+        except RuntimeError as exc:
+            message = str(exc)
+            if too_high := _TOO_HIGH.search(message):
+                vocab_size = int(too_high.group(1))
+                continue
+            if too_low := _TOO_LOW.search(message):
+                raise ConfigError(f"option 'vocab_size' is {too_low.group(1)}, but this corpus needs at least "
+                                  f"{too_low.group(2)} pieces to cover its characters") from None
+            raise CorpusError(f"could not train a tokenizer on {corpus}: {message.splitlines()[-1]}") from None
+    raise CorpusError(f"could not train a tokenizer on {corpus}: it holds too little text")
+
+
+def _train_proto(corpus: Path, kind: str, vocab_size: int, sample_lines: int) -> bytes:
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        input=str(corpus), model_type=kind, vocab_size=vocab_size, model_writer=model,
+        unk_id=UNK_ID, eos_id=EOS_ID, bos_id=-1, pad_id=-1,
+        character_coverage=1.0,  # a personal corpus is small: keep every character it uses
+        input_sentence_size=sample_lines, shuffle_input_sentence=True,
+        max_sentence_length=1 << 16, num_threads=os.cpu_count() or 1, minloglevel=2,
+    )
+    return model.getvalue()

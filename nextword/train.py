@@ -1,0 +1,370 @@
+"""Training: corpus -> tokenizer -> token ids -> truncated-BPTT loop -> model directory.
+
+The loop is plain and reads top to bottom: AdamW with warmup and cosine decay, gradient-norm
+clipping, the hidden state carried (detached) across consecutive segments, periodic validation
+that keeps the best weights, early stopping, and a checkpoint at each evaluation from which
+`resume` continues exactly (same weights, bit for bit, on a CPU).
+
+The library never prints: progress goes to the `on_event` callback as small event objects.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import signal
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import checkpoint
+from .config import Config
+from .data import CorpusFile, StreamBatches, check_corpus, encode_corpus, split_validation
+from .errors import ConfigError, CorpusError, TrainingInterrupted
+from .evaluate import LossTotals, stream_loss
+from .model import RecurrentLM, detach_state, parameter_count
+from .tokenizer import Tokenizer, train_tokenizer
+
+_REPORT_SECONDS = 0.25  # how often progress is reported (and the loss read back from the device)
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A preparation stage has started ("tokenizer", "encoding", "training")."""
+    name: str
+
+
+@dataclass(frozen=True)
+class Notice:
+    """Something the user should know that is not an error."""
+    message: str
+
+
+@dataclass(frozen=True)
+class Progress:
+    step: int
+    total_steps: int | None  # None when only a time budget bounds the run
+    epoch: int
+    loss: float  # mean training loss since the last report
+    lr: float
+    tokens_per_second: float
+    elapsed: float
+    done: float  # fraction of the budget used, 0..1, by whichever budget is nearest to its end
+    eta: float | None  # seconds until then
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    step: int
+    valid_loss: float
+    valid_perplexity: float
+    valid_word_perplexity: float
+    improved: bool
+
+
+Event = Union[Stage, Notice, Progress, Evaluation]
+
+
+@dataclass(frozen=True)
+class TrainSummary:
+    out: str
+    corpus: str
+    cell: str
+    parameters: int
+    vocab_size: int
+    train_tokens: int
+    valid_tokens: int
+    device: str
+    steps: int
+    epochs: float
+    elapsed: float
+    tokens_per_second: float
+    best_step: int
+    best_valid_loss: float
+    best_valid_perplexity: float
+    best_valid_word_perplexity: float
+    stopped_because: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def pick_device(name: str) -> torch.device:
+    """`auto` is cuda, then mps, then cpu; an explicit device must be present."""
+    cuda, mps = torch.cuda.is_available(), torch.backends.mps.is_available()
+    if name == "auto":
+        return torch.device("cuda" if cuda else "mps" if mps else "cpu")
+    if (name == "cuda" and not cuda) or (name == "mps" and not mps):
+        raise ConfigError(f"option 'device' is {name}, but no {name} device is available; use auto or cpu")
+    return torch.device(name)
+
+
+def train(config: Config, corpus: str | Path, out: str | Path, *, valid_file: str | Path | None = None,
+          force: bool = False, resume: bool = False,
+          on_event: Callable[[Event], None] | None = None) -> TrainSummary:
+    """Train a model on `corpus` into the model directory `out`, or continue one with `resume`.
+
+    With `resume`, `config` must come from `checkpoint.resume_config` (the saved run's config).
+    Raises `TrainingInterrupted` after saving a checkpoint when SIGINT or SIGTERM arrives.
+    """
+    emit = on_event or (lambda event: None)
+    out = Path(out)
+    corpus_file = check_corpus(corpus)
+    held_out = check_corpus(valid_file) if valid_file is not None else None
+    device = pick_device(config.device)
+    if resume:
+        checkpoint.read_manifest(out)
+        tokenizer = Tokenizer.load(out / checkpoint.TOKENIZER)
+    else:
+        checkpoint.check_output(out, force=force)
+        emit(Stage("tokenizer"))
+        trained = train_tokenizer(corpus_file.path, config.tokenizer, config.vocab_size)
+        if trained.notice:
+            emit(Notice(trained.notice))
+        tokenizer = trained.tokenizer
+    emit(Stage("encoding"))
+    train_ids, valid_ids = _token_splits(corpus_file, held_out, tokenizer, config)
+    batches = StreamBatches(train_ids, config.batch_size, config.seq_len)
+    if not resume:
+        checkpoint.prepare_output(out, force=force)
+        checkpoint.write_new(out, config, tokenizer, {
+            "kind": "causal", "vocab_size": tokenizer.vocab_size,
+            "corpus": corpus_file.path.name, "corpus_sha256": corpus_file.sha256})
+    run = _Run(config, tokenizer, batches, valid_ids, out, device, corpus_file)
+    if resume:
+        run.restore(checkpoint.load_state(out))
+    emit(Stage("training"))
+    with _stop_on_signals() as stop:
+        return run.loop(emit, stop)
+
+
+def _token_splits(corpus: CorpusFile, held_out: CorpusFile | None, tokenizer: Tokenizer,
+                  config: Config) -> tuple[np.ndarray, np.ndarray]:
+    ids = encode_corpus(corpus, tokenizer)
+    if held_out is None:
+        return split_validation(ids, config.valid_fraction)
+    valid = encode_corpus(held_out, tokenizer)
+    if len(valid) < 2:
+        raise CorpusError(f"the validation file {held_out.path} is too small to evaluate on")
+    return ids, valid
+
+
+@contextlib.contextmanager
+def _stop_on_signals() -> Iterator[threading.Event]:
+    """Turn the first Ctrl-C or SIGTERM into a request to stop at the next step boundary.
+
+    Stopping between steps means the checkpoint never holds a half-applied optimiser step.
+    A second Ctrl-C stops at once.
+    """
+    requested = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield requested
+        return
+
+    def handle(signum: int, frame: Any) -> None:
+        if requested.is_set():
+            raise KeyboardInterrupt
+        requested.set()
+
+    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield requested
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+class _Run:
+    """The state of one training run, which is exactly what a checkpoint holds."""
+
+    def __init__(self, config: Config, tokenizer: Tokenizer, batches: StreamBatches, valid_ids: np.ndarray,
+                 out: Path, device: torch.device, corpus: CorpusFile):
+        self.config, self.tokenizer, self.batches, self.valid_ids = config, tokenizer, batches, valid_ids
+        self.out, self.device, self.corpus = out, device, corpus
+        torch.manual_seed(config.seed)
+        self.model = RecurrentLM.from_config(config, tokenizer.vocab_size).to(device)
+        cuda = device.type == "cuda"
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr,
+                                           weight_decay=config.weight_decay, fused=cuda or None)
+        self.autocast = cuda  # bf16 on GPUs; CPUs train in fp32
+        self.step = self.epoch = self.segment = 0
+        self.hidden = None
+        self.best_loss, self.best_step = math.inf, 0
+        self.best: dict[str, Any] | None = None  # the metrics row of the best evaluation
+        self.bad_evaluations = 0
+        self.elapsed = 0.0
+        self.metrics: list[dict[str, Any]] = []
+
+    # -- budget and schedule -------------------------------------------------------------------
+    def total_steps(self) -> int | None:
+        limits = [self.config.max_steps, self.config.epochs and self.config.epochs * len(self.batches)]
+        return min((x for x in limits if x), default=None)
+
+    def learning_rate(self) -> float:
+        """Linear warmup, then cosine decay to `final_lr` over whichever budget is nearest to its end."""
+        config = self.config
+        if self.step < config.warmup:
+            return config.lr * (self.step + 1) / config.warmup
+        fractions = []
+        if total := self.total_steps():
+            fractions.append((self.step - config.warmup) / max(total - config.warmup, 1))
+        if config.time_budget:
+            fractions.append(self.elapsed / config.time_budget)
+        done = min(max(fractions, default=0.0), 1.0)
+        return config.lr * (config.final_lr + (1 - config.final_lr) * 0.5 * (1 + math.cos(math.pi * done)))
+
+    def stop_reason(self) -> str | None:
+        config = self.config
+        if config.max_steps and self.step >= config.max_steps:
+            return "max_steps"
+        if config.epochs and self.epoch >= config.epochs:
+            return "epochs"
+        if config.time_budget and self.elapsed >= config.time_budget:
+            return "time_budget"
+        if config.patience and self.bad_evaluations >= config.patience:
+            return "patience"
+        return None
+
+    def done(self) -> float:
+        fractions = []
+        if total := self.total_steps():
+            fractions.append(self.step / total)
+        if self.config.time_budget:
+            fractions.append(self.elapsed / self.config.time_budget)
+        return min(max(fractions, default=0.0), 1.0)
+
+    def eta(self, steps_per_second: float) -> float | None:
+        estimates = []
+        if (total := self.total_steps()) and steps_per_second > 0:
+            estimates.append((total - self.step) / steps_per_second)
+        if self.config.time_budget:
+            estimates.append(self.config.time_budget - self.elapsed)
+        return max(min(estimates), 0.0) if estimates else None
+
+    # -- the loop ------------------------------------------------------------------------------
+    def train_step(self) -> torch.Tensor:
+        x, y = (torch.from_numpy(a).to(self.device, non_blocking=True) for a in self.batches.batch(self.segment))
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.learning_rate()
+        with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+            logits, hidden = self.model(x, self.hidden)
+            loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.config.clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip)
+        self.optimizer.step()
+        self.hidden = detach_state(hidden)
+        self.step += 1
+        self.segment += 1
+        if self.segment == len(self.batches):
+            # A new epoch starts every stream from its beginning again: the carried state no longer fits.
+            self.epoch, self.segment, self.hidden = self.epoch + 1, 0, None
+        return loss.detach()
+
+    def loop(self, emit: Callable[[Event], None], stop: threading.Event) -> TrainSummary:
+        self.model.train()
+        started = time.perf_counter() - self.elapsed
+        tokens_per_step = self.config.batch_size * self.config.seq_len
+        train_seconds, steps_this_run = 0.0, 0
+        loss_sum, loss_steps, last_report = torch.zeros((), device=self.device), 0, 0.0
+        while (reason := self.stop_reason()) is None:
+            if stop.is_set():
+                self.save_checkpoint(interrupted=True)
+                raise TrainingInterrupted(
+                    f"training stopped at step {self.step}; checkpoint saved. Resume with: "
+                    f"nextword train {self.corpus.path} --out {self.out} --resume")
+            step_started = time.perf_counter()
+            loss_sum += self.train_step()
+            loss_steps += 1
+            steps_this_run += 1
+            now = time.perf_counter()
+            train_seconds += now - step_started
+            self.elapsed = now - started
+            if self.step % self.config.eval_every == 0:
+                self.evaluate(emit)
+            if now - last_report >= _REPORT_SECONDS or self.stop_reason():
+                rate = steps_this_run / max(train_seconds, 1e-9)
+                emit(Progress(self.step, self.total_steps(), self.epoch, loss_sum.item() / loss_steps,
+                              self.optimizer.param_groups[0]["lr"], rate * tokens_per_step, self.elapsed,
+                              self.done(), self.eta(rate)))
+                loss_sum.zero_()
+                loss_steps, last_report = 0, now
+        if not self.metrics or self.metrics[-1]["step"] != self.step:
+            self.evaluate(emit)
+        summary = self.summary(reason, steps_this_run * tokens_per_step / max(train_seconds, 1e-9))
+        checkpoint.write_summary(self.out, summary.to_dict())
+        return summary
+
+    # -- evaluation and checkpoints ------------------------------------------------------------
+    def evaluate(self, emit: Callable[[Event], None]) -> LossTotals:
+        totals = stream_loss(self.model, self.tokenizer, self.valid_ids, seq_len=self.config.seq_len,
+                             device=self.device, autocast=self.autocast)
+        row = {"step": self.step, "epoch": self.epoch, "elapsed": round(self.elapsed, 3),
+               "lr": self.optimizer.param_groups[0]["lr"], "valid_loss": totals.loss,
+               "valid_perplexity": totals.token_perplexity, "valid_word_perplexity": totals.word_perplexity}
+        self.metrics.append(row)
+        improved = totals.loss < self.best_loss
+        if improved:
+            self.best_loss, self.best_step, self.best = totals.loss, self.step, row
+            self.bad_evaluations = 0
+            checkpoint.save_weights(self.out, self.model)
+        else:
+            self.bad_evaluations += 1
+        checkpoint.write_metrics(self.out, self.metrics)
+        self.save_checkpoint()
+        emit(Evaluation(self.step, totals.loss, totals.token_perplexity, totals.word_perplexity, improved))
+        return totals
+
+    def save_checkpoint(self, interrupted: bool = False) -> None:
+        if interrupted and not (self.out / checkpoint.WEIGHTS).exists():
+            checkpoint.save_weights(self.out, self.model)  # so that the model loads before its first evaluation
+        checkpoint.save_state(self.out, {
+            "step": self.step, "epoch": self.epoch, "segment": self.segment, "hidden": self.hidden,
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
+            "best_loss": self.best_loss, "best_step": self.best_step, "bad_evaluations": self.bad_evaluations,
+            "elapsed": self.elapsed,
+        })
+        checkpoint.write_summary(self.out, self.summary("interrupted" if interrupted else "running", 0.0).to_dict())
+
+    def restore(self, state: dict[str, Any]) -> None:
+        try:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.step, self.epoch, self.segment = state["step"], state["epoch"], state["segment"]
+            self.best_loss, self.best_step = state["best_loss"], state["best_step"]
+            self.bad_evaluations, self.elapsed = state["bad_evaluations"], state["elapsed"]
+            hidden = state["hidden"]
+        except (KeyError, RuntimeError, ValueError) as exc:
+            raise checkpoint.ModelDirError(f"{self.out / checkpoint.STATE} does not fit this model "
+                                           f"({type(exc).__name__}: {exc}); it cannot be resumed") from None
+        self.hidden = (tuple(h.to(self.device) for h in hidden) if isinstance(hidden, (tuple, list))
+                       else hidden.to(self.device) if hidden is not None else None)
+        torch.set_rng_state(state["rng"])
+        if state["cuda_rng"] and self.device.type == "cuda":
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        self.metrics = [row for row in checkpoint.read_metrics(self.out) if row["step"] <= self.step]
+        self.best = next((row for row in self.metrics if row["step"] == self.best_step), None)
+
+    def summary(self, stopped_because: str, tokens_per_second: float) -> TrainSummary:
+        best = self.best
+        return TrainSummary(
+            out=str(self.out), corpus=self.corpus.path.name, cell=self.config.cell,
+            parameters=parameter_count(self.model), vocab_size=self.tokenizer.vocab_size,
+            train_tokens=len(self.batches) * self.config.batch_size * self.config.seq_len,
+            valid_tokens=len(self.valid_ids), device=self.device.type, steps=self.step,
+            epochs=round(self.step / len(self.batches), 3), elapsed=round(self.elapsed, 3),
+            tokens_per_second=round(tokens_per_second, 1), best_step=self.best_step,
+            best_valid_loss=best["valid_loss"] if best else math.nan,
+            best_valid_perplexity=best["valid_perplexity"] if best else math.nan,
+            best_valid_word_perplexity=best["valid_word_perplexity"] if best else math.nan,
+            stopped_because=stopped_because)
+

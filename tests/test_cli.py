@@ -1,0 +1,162 @@
+"""The command line end to end: each command, its JSON, and every bad input as one line and exit code 2."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from nextword.cli import app
+
+from conftest import TINY
+
+runner = CliRunner()
+TINY_FLAGS = [f"--{key.replace('_', '-')}={value}" for key, value in TINY.items()]
+
+
+def run(*args: str):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_train_predict_generate_info(tmp_path: Path, corpus_file: Path) -> None:
+    out = tmp_path / "model"
+    trained = run("train", corpus_file, "--out", out, *TINY_FLAGS, "--max-steps=40", "--json")
+    assert trained.exit_code == 0, trained.output
+    summary = json.loads(trained.stdout)
+    assert summary["steps"] == 40 and summary["cell"] == "lstm"
+
+    table = run("predict", out, "anna has the red ")
+    assert table.exit_code == 0 and "Next word after" in table.stdout and "probability" in table.stdout
+    predicted = json.loads(run("predict", out, "anna gi", "--json", "-k", "3").stdout)
+    assert predicted["context"] == "anna " and predicted["partial"] == "gi"
+    probs = [p["prob"] for p in predicted["predictions"]]
+    assert probs == sorted(probs, reverse=True) and all(p["word"].startswith("gi") for p in predicted["predictions"])
+
+    streamed = run("generate", out, "anna has", "--seed", "3", "-n", "8")
+    assert streamed.exit_code == 0 and streamed.stdout.startswith("anna has")
+    samples = json.loads(run("generate", out, "anna has", "--seed", "3", "-n", "8", "--samples", "2", "--json").stdout)
+    assert samples["prompt"] == "anna has" and len(samples["completions"]) == 2
+    assert streamed.stdout.rstrip("\n") == "anna has" + samples["completions"][0]
+
+    info = json.loads(run("info", out, "--json").stdout)
+    assert info["config"]["cell"] == "lstm" and info["training"]["steps"] == 40 and info["parameters"] > 0
+    assert "Training summary" in run("info", out).stdout
+
+
+def test_default_output_directory_and_config_file(tmp_path: Path, corpus_file: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    preset = tmp_path / "preset.yaml"
+    preset.write_text("".join(f"{k}: {v}\n" for k, v in TINY.items()) + "cell: gru\nmax_steps: 10\n")
+    result = run("train", corpus_file, "--config", preset, "--quiet")
+    assert result.exit_code == 0 and result.stdout == ""
+    assert (tmp_path / "models" / "sentences-gru" / "model.safetensors").is_file()
+
+
+def test_resume_continues_a_run(tmp_path: Path, corpus_file: Path) -> None:
+    out = tmp_path / "m"
+    assert run("train", corpus_file, "--out", out, *TINY_FLAGS, "--max-steps=10", "-q").exit_code == 0
+    resumed = run("train", corpus_file, "--out", out, "--resume", "--max-steps=20", "--json")
+    assert resumed.exit_code == 0 and json.loads(resumed.stdout)["steps"] == 20
+    changed = run("train", corpus_file, "--out", out, "--resume", "--hidden=64")
+    assert changed.exit_code == 2 and "hidden cannot change" in changed.stderr
+
+
+@pytest.fixture
+def bad_files(tmp_path: Path) -> dict[str, Path]:
+    files = {
+        "empty": b"", "blank": b" \n\n\t \n", "binary": b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR",
+        "latin1": "caf\u00e9 au lait\n".encode("latin-1"), "tiny": b"just a few words\n",
+        "malformed_yaml": b"cell: [lstm\n", "unknown_yaml": b"hiden: 32\n",
+    }
+    for name, content in files.items():
+        (tmp_path / name).write_bytes(content)
+    (tmp_path / "folder").mkdir()
+    return {name: tmp_path / name for name in [*files, "folder"]}
+
+
+TRAIN_CASES = [
+    (["{missing}"], "corpus not found"),
+    (["{folder}"], "is a directory"),
+    (["{empty}"], "empty or holds only whitespace"),
+    (["{blank}"], "empty or holds only whitespace"),
+    (["{binary}"], "looks binary (a NUL byte at offset 8)"),
+    (["{latin1}"], "not UTF-8 text: invalid byte at offset 3"),
+    (["{tiny}", "--vocab-size=8"], "too small for one batch"),
+    (["{corpus}", "--layers=0"], "option 'layers' must be >= 1"),
+    (["{corpus}", "--dropout=2"], "option 'dropout' must be <= 0.9"),
+    (["{corpus}", "--lr=-0.1"], "option 'lr' must be > 0"),
+    (["{corpus}", "--time-budget=soon"], "'soon' is not a duration"),
+    (["{corpus}", "--cell=transformer"], "option 'cell' must be one of rnn, gru, lstm"),
+    (["{corpus}", "--tokenizer=morfessor"], "option 'tokenizer' must be one of unigram, bpe, char, word"),
+    (["{corpus}", "--config={malformed_yaml}"], "malformed YAML"),
+    (["{corpus}", "--config={unknown_yaml}"], "unknown option 'hiden'"),
+    (["{corpus}", "--config={missing}"], "config file not found"),
+    (["{corpus}", "--valid={empty}"], "empty or holds only whitespace"),
+    (["{corpus}", "--device=cuda"] if not __import__("torch").cuda.is_available() else ["{corpus}", "--seq-len=0"],
+     "option '"),
+]
+
+
+@pytest.mark.parametrize("args, message", TRAIN_CASES, ids=[" ".join(a) for a, _ in TRAIN_CASES])
+def test_bad_training_input_is_one_line_exit_2_and_loses_nothing(
+        args, message, tmp_path: Path, corpus_file: Path, trained_model: Path, bad_files) -> None:
+    existing = tmp_path / "existing"
+    shutil.copytree(trained_model, existing)
+    before = {p.name: p.read_bytes() for p in existing.iterdir()}
+    names = {**{k: str(v) for k, v in bad_files.items()}, "missing": str(tmp_path / "missing.txt"),
+             "corpus": str(corpus_file)}
+    argv = [a.format(**names) for a in args]
+    result = run("train", *argv, *TINY_FLAGS[1:2], "--out", existing, "--force")
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith("note: ")]
+    assert len(errors) == 1 and errors[0].startswith("error: ") and "Traceback" not in result.output
+    assert {p.name: p.read_bytes() for p in existing.iterdir()} == before
+
+
+@pytest.mark.parametrize("command", ["predict", "generate", "info"])
+def test_model_that_is_not_a_model_directory(command: str, tmp_path: Path, corpus_file: Path) -> None:
+    for target, message in ((tmp_path / "nothing", "model not found"), (tmp_path, "not a nextword model directory"),
+                            (corpus_file, "not a nextword model directory")):
+        result = run(command, target, *(["some text"] if command != "info" else []))
+        assert result.exit_code == 2 and message in result.stderr and len(result.stderr.splitlines()) == 1
+
+
+@pytest.mark.parametrize("command, args, message", [
+    ("predict", ["  "], "the text is empty"),
+    ("generate", [""], "the prompt is empty"),
+    ("predict", ["anna", "--top-k", "0"], "'top_k' must be >= 1"),
+    ("generate", ["anna", "--temperature", "-1"], "'temperature' must be >= 0"),
+    ("generate", ["anna", "--samples", "0"], "'samples' must be >= 1"),
+])
+def test_bad_prompts_and_options(command, args, message, trained_model: Path) -> None:
+    result = run(command, trained_model, *args)
+    assert result.exit_code == 2 and message in result.stderr and "Traceback" not in result.output
+
+
+def test_existing_model_is_not_overwritten_without_force(tmp_path: Path, corpus_file: Path,
+                                                        trained_model: Path) -> None:
+    result = run("train", corpus_file, "--out", trained_model, *TINY_FLAGS)
+    assert result.exit_code == 2 and "use --force" in result.stderr
+
+
+def test_typer_usage_errors_exit_2_without_traceback(corpus_file: Path) -> None:
+    result = run("train", corpus_file, "--layers", "abc")
+    assert result.exit_code == 2 and "Traceback" not in result.output
+
+
+def test_module_and_console_script_entry_points() -> None:
+    module = subprocess.run([sys.executable, "-m", "nextword", "--help"], capture_output=True, text=True)
+    assert module.returncode == 0 and "train" in module.stdout and "predict" in module.stdout
+    script = Path(sys.executable).with_name("nextword")
+    assert script.exists()
+    version = subprocess.run([str(script), "--version"], capture_output=True, text=True)
+    assert version.returncode == 0 and version.stdout.startswith("nextword ")
+
+
+def test_help_does_not_import_torch() -> None:
+    code = "import sys; from nextword.cli import app; assert 'torch' not in sys.modules"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0

@@ -1,0 +1,82 @@
+from pathlib import Path
+
+import pytest
+
+from nextword.config import Config, dump_yaml, load, parse_duration, read_yaml, resolve
+from nextword.errors import ConfigError
+
+
+def test_defaults_then_yaml_then_flags(tmp_path: Path) -> None:
+    preset = tmp_path / "preset.yaml"
+    preset.write_text("cell: gru\nlayers: 3\nhidden: 128\n")
+    config = load(preset, {"layers": 1, "dropout": None})
+    assert (config.cell, config.layers, config.hidden) == ("gru", 1, 128)
+    assert config.dropout == Config().dropout  # a flag left unset does not override
+
+
+def test_saved_config_reads_back_identically(tmp_path: Path) -> None:
+    config = resolve({"cell": "rnn", "time_budget": "1m30s", "max_steps": 7})
+    saved = tmp_path / "config.yaml"
+    saved.write_text(dump_yaml(config))
+    assert load(saved) == config
+    assert config.time_budget == 90.0
+
+
+@pytest.mark.parametrize("text, seconds", [("90", 90), ("90s", 90), ("10m", 600), ("1h30m", 5400),
+                                           ("1.5h", 5400), (45, 45)])
+def test_durations(text: object, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("options, words", [
+    ({"cell": "transformer"}, "'cell' must be one of rnn, gru, lstm"),
+    ({"tokenizer": "bytes"}, "'tokenizer' must be one of"),
+    ({"layers": 0}, "'layers' must be >= 1"),
+    ({"layers": 2.5}, "'layers' must be an integer"),
+    ({"layers": "two"}, "'layers' must be an integer"),
+    ({"dropout": 1.5}, "'dropout' must be <= 0.9"),
+    ({"lr": 0}, "'lr' must be > 0"),
+    ({"lr": -1e-3}, "'lr' must be > 0"),
+    ({"lr": float("nan")}, "'lr' must be a finite number"),
+    ({"batch_size": True}, "'batch_size' must be a number"),
+    ({"time_budget": "soon"}, "'time_budget': 'soon' is not a duration"),
+    ({"valid_fraction": 0}, "'valid_fraction' must be > 0"),
+    ({"epochs": None, "max_steps": None, "time_budget": None}, "no stopping rule"),
+])
+def test_bad_values_name_the_option(options: dict, words: str) -> None:
+    with pytest.raises(ConfigError, match=words.replace("(", r"\(")):
+        resolve(options)
+
+
+def test_unknown_key_suggests_the_right_one(tmp_path: Path) -> None:
+    preset = tmp_path / "x.yaml"
+    preset.write_text("hiden: 64\n")
+    with pytest.raises(ConfigError, match=r"unknown option 'hiden' in .*x.yaml; did you mean 'hidden'\?"):
+        load(preset)
+
+
+@pytest.mark.parametrize("text, words", [
+    ("cell: [lstm\n", "malformed YAML .* at line 2"),
+    ("- lstm\n- gru\n", "must hold a mapping"),
+    ("cell: !!python/object/apply:os.system ['touch pwned']\n", "malformed YAML"),
+])
+def test_bad_yaml_files(tmp_path: Path, text: str, words: str) -> None:
+    preset = tmp_path / "bad.yaml"
+    preset.write_text(text)
+    with pytest.raises(ConfigError, match=words):
+        read_yaml(preset)
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_missing_and_directory_config(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="config file not found"):
+        read_yaml(tmp_path / "nope.yaml")
+    with pytest.raises(ConfigError, match="is a directory"):
+        read_yaml(tmp_path)
+
+
+def test_presets_are_valid() -> None:
+    presets = sorted((Path(__file__).parent.parent / "models").glob("*.yaml"))
+    assert {p.stem for p in presets} >= {"tiny", "small"}
+    for preset in presets:
+        load(preset)

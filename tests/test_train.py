@@ -1,0 +1,122 @@
+import os
+import signal
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from nextword import checkpoint
+from nextword.config import resolve
+from nextword.errors import CorpusError, ModelDirError, TrainingInterrupted
+from nextword.train import Evaluation, Notice, Progress, Stage, train
+
+from conftest import TINY
+
+
+def config(**changes):
+    return resolve(TINY, changes)
+
+
+def test_training_learns_and_writes_a_model_directory(tmp_path: Path, corpus_file: Path) -> None:
+    events = []
+    summary = train(config(max_steps=80), corpus_file, tmp_path / "m", on_event=events.append)
+    files = {p.name for p in (tmp_path / "m").iterdir()}
+    assert files == {"nextword.json", "config.yaml", "tokenizer.model", "model.safetensors", "metrics.jsonl",
+                     "summary.json", "state.pt"}
+    metrics = checkpoint.read_metrics(tmp_path / "m")
+    assert [row["step"] for row in metrics] == [20, 40, 60, 80]
+    assert metrics[-1]["valid_loss"] < metrics[0]["valid_loss"] < 5.0
+    assert summary.steps == 80 and summary.stopped_because == "max_steps"
+    assert summary.best_valid_loss == min(row["valid_loss"] for row in metrics)
+    assert 1 < summary.best_valid_perplexity < summary.best_valid_word_perplexity
+    assert [e.name for e in events if isinstance(e, Stage)] == ["tokenizer", "encoding", "training"]
+    assert not any(isinstance(e, Notice) for e in events)
+    assert [e.step for e in events if isinstance(e, Evaluation)] == [20, 40, 60, 80]
+    assert [e.step for e in events if isinstance(e, Progress)][-1] == 80
+    assert checkpoint.read_config(tmp_path / "m") == config(max_steps=80)
+
+
+def test_same_seed_same_weights_other_seed_other_weights(tmp_path: Path, corpus_file: Path) -> None:
+    for name, seed in (("a", 1), ("b", 1), ("c", 2)):
+        train(config(max_steps=20, seed=seed), corpus_file, tmp_path / name)
+    a, b, c = (load_file(tmp_path / n / "model.safetensors") for n in "abc")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+def _interrupt_at(step: int):
+    def on_event(event):
+        if isinstance(event, Evaluation) and event.step == step:
+            os.kill(os.getpid(), signal.SIGINT)  # a real Ctrl-C, handled between two steps
+    return on_event
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+def test_interrupt_then_resume_gives_bitwise_identical_weights(tmp_path: Path, corpus_file: Path,
+                                                               cell: str) -> None:
+    settings = config(cell=cell, layers=2, dropout=0.2, max_steps=40, eval_every=10)
+    train(settings, corpus_file, tmp_path / "straight")
+    with pytest.raises(TrainingInterrupted, match=r"stopped at step 20.*--resume"):
+        train(settings, corpus_file, tmp_path / "resumed", on_event=_interrupt_at(20))
+    assert checkpoint.load_state(tmp_path / "resumed")["step"] == 20
+    summary = train(checkpoint.resume_config(tmp_path / "resumed", {}), corpus_file, tmp_path / "resumed",
+                    resume=True)
+    assert summary.steps == 40
+    best = [load_file(tmp_path / d / "model.safetensors") for d in ("straight", "resumed")]
+    assert all(torch.equal(best[0][k], best[1][k]) for k in best[0])
+    last = [checkpoint.load_state(tmp_path / d)["model"] for d in ("straight", "resumed")]
+    assert all(torch.equal(last[0][k], last[1][k]) for k in last[0])
+    straight, resumed = ([{k: v for k, v in row.items() if k != "elapsed"} for row in checkpoint.read_metrics(tmp_path / d)]
+                         for d in ("straight", "resumed"))
+    assert straight == resumed
+
+
+def test_resume_may_extend_the_budget_but_not_change_the_model(tmp_path: Path, corpus_file: Path) -> None:
+    train(config(max_steps=20), corpus_file, tmp_path / "m")
+    longer = checkpoint.resume_config(tmp_path / "m", {"max_steps": 30})
+    assert train(longer, corpus_file, tmp_path / "m", resume=True).steps == 30
+    with pytest.raises(Exception, match="hidden cannot change"):
+        checkpoint.resume_config(tmp_path / "m", {"hidden": 64})
+
+
+def test_stopping_rules(tmp_path: Path, corpus_file: Path) -> None:
+    assert train(config(max_steps=None, time_budget=0.3, eval_every=1000), corpus_file,
+                 tmp_path / "t").stopped_because == "time_budget"
+    one_epoch = train(config(max_steps=None, epochs=1, eval_every=1000), corpus_file, tmp_path / "e")
+    assert one_epoch.stopped_because == "epochs" and one_epoch.epochs == 1.0
+    # A learning rate far too high: validation stops improving, and patience ends the run early.
+    diverging = train(config(max_steps=200, eval_every=2, patience=2, lr=50.0, warmup=0, clip=0.0),
+                      corpus_file, tmp_path / "p")
+    assert diverging.stopped_because == "patience" and diverging.steps < 200
+
+
+def test_existing_model_needs_force_and_other_directories_are_never_touched(tmp_path: Path,
+                                                                           corpus_file: Path) -> None:
+    train(config(max_steps=5), corpus_file, tmp_path / "m")
+    weights = (tmp_path / "m" / "model.safetensors").read_bytes()
+    with pytest.raises(ModelDirError, match="use --force to overwrite it, or --resume"):
+        train(config(max_steps=5), corpus_file, tmp_path / "m")
+    assert (tmp_path / "m" / "model.safetensors").read_bytes() == weights
+    train(config(max_steps=5, seed=3), corpus_file, tmp_path / "m", force=True)
+    assert (tmp_path / "m" / "model.safetensors").read_bytes() != weights
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "diary.txt").write_text("mine")
+    with pytest.raises(ModelDirError, match="not a nextword model directory"):
+        train(config(max_steps=5), corpus_file, tmp_path / "notes", force=True)
+    assert [p.name for p in (tmp_path / "notes").iterdir()] == ["diary.txt"]
+
+
+def test_failed_training_leaves_an_existing_model_as_it_was(tmp_path: Path, corpus_file: Path) -> None:
+    train(config(max_steps=5), corpus_file, tmp_path / "m")
+    before = {p.name: p.read_bytes() for p in (tmp_path / "m").iterdir()}
+    with pytest.raises(CorpusError, match="too small for one batch"):
+        train(config(max_steps=5, batch_size=4096), corpus_file, tmp_path / "m", force=True)
+    assert {p.name: p.read_bytes() for p in (tmp_path / "m").iterdir()} == before
+
+
+def test_separate_validation_file(tmp_path: Path, corpus_file: Path) -> None:
+    valid = tmp_path / "valid.txt"
+    valid.write_text("cora has a green hat . cora gives a green hat to the cat .\n" * 5)
+    summary = train(config(max_steps=10), corpus_file, tmp_path / "m", valid_file=valid)
+    assert summary.valid_tokens > 20 and summary.train_tokens > 5 * summary.valid_tokens
