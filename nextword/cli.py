@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from . import __version__
-from .config import FIELDS
+from .config import FIELDS, Sampling
 from .errors import NextwordError, TrainingInterrupted
 
 app = typer.Typer(
@@ -135,35 +135,51 @@ def train(
 
 
 class TrainDisplay:
-    """Renders training events as a live progress line on stderr."""
+    """Training events on stderr: a live progress line in a terminal, a line per evaluation in a log."""
 
     def __init__(self, settings: Any):
         from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+        self.cell = settings.cell
+        self.live = err.is_terminal
+        self.last: Any = None  # the latest Progress event, for the log lines
         self.progress = Progress(
             SpinnerColumn(), TextColumn("{task.description}"), BarColumn(bar_width=24),
             TextColumn("step {task.fields[step]}"), TextColumn("loss {task.fields[loss]}"),
             TextColumn("val ppl {task.fields[ppl]}"), TextColumn("{task.fields[speed]} tok/s"),
             TimeElapsedColumn(), TextColumn("ETA {task.fields[eta]}"),
             console=err, transient=False)
-        self.task = self.progress.add_task(f"{settings.cell} ", total=1000, step="-", loss="-", ppl="-",
-                                           speed="-", eta="-")
+        self.task = self.progress.add_task(self.cell, total=1000, step="-", loss="-", ppl="-", speed="-", eta="-")
 
     def handle(self, event: Any) -> None:
         from .train import Evaluation, Notice, Progress, Stage
 
-        self.progress.start()  # at the first event: input errors found before it leave no display behind
+        if self.live:
+            self.progress.start()  # at the first event: input errors found before it leave no display behind
         if isinstance(event, Stage):
-            self.progress.update(self.task, description=f"{event.name:<9}")
+            self.progress.update(self.task, description=f"{self.cell} · {event.name}")
+            if not self.live:
+                err.print(f"{event.name}…")
         elif isinstance(event, Notice):
-            self.progress.console.print(f"[yellow]note:[/] {event.message}")
+            err.print(f"[yellow]note:[/] {event.message}", soft_wrap=True)
         elif isinstance(event, Progress):
+            self.last = event
             total = f"/{event.total_steps}" if event.total_steps else ""
             self.progress.update(self.task, completed=1000 * event.done, step=f"{event.step}{total}",
                                  loss=f"{event.loss:.3f}", speed=f"{event.tokens_per_second:,.0f}",
                                  eta=_duration(event.eta) if event.eta is not None else "-")
         elif isinstance(event, Evaluation):
             self.progress.update(self.task, ppl=f"{event.valid_perplexity:.1f}" + ("*" if event.improved else ""))
+            if not self.live:
+                err.print(self._log_line(event), soft_wrap=True)
+
+    def _log_line(self, event: Any) -> str:
+        line = f"step {event.step}  val loss {event.valid_loss:.4f}  val ppl {event.valid_perplexity:.2f}" \
+               f"  word ppl {event.valid_word_perplexity:.1f}{'  (best)' if event.improved else ''}"
+        if self.last:
+            line += f"  train loss {self.last.loss:.3f}  {self.last.tokens_per_second:,.0f} tok/s" \
+                    f"  {_duration(self.last.elapsed)} elapsed"
+        return line
 
     def close(self, keep: bool) -> None:
         if self.progress.live.is_started:
@@ -244,10 +260,12 @@ def _tail(text: str, width: int = 40) -> str:
 def generate(
     model: Path = typer.Argument(..., help="A model directory."),
     prompt: str = typer.Argument(..., help="The text to continue."),
-    max_words: int = typer.Option(30, "--max-words", "-n", help="Words to add."),
-    temperature: float = typer.Option(0.8, "--temperature", "-t", help="Sampling temperature; 0 is greedy."),
-    top_k: int = typer.Option(0, "--top-k", help="Sample from the k likeliest pieces only (0: all)."),
-    top_p: float = typer.Option(0.95, "--top-p", help="Sample from the smallest set of pieces with this much probability."),
+    max_words: int = typer.Option(Sampling.max_words, "--max-words", "-n", help="Words to add."),
+    temperature: float = typer.Option(Sampling.temperature, "--temperature", "-t",
+                                      help="Sampling temperature; 0 is greedy."),
+    top_k: int = typer.Option(Sampling.top_k, "--top-k", help="Sample from the k likeliest pieces only (0: all)."),
+    top_p: float = typer.Option(Sampling.top_p, "--top-p",
+                                help="Sample from the smallest set of pieces with this much probability."),
     seed: Optional[int] = typer.Option(None, "--seed", help="The same seed gives the same text."),
     samples: int = typer.Option(1, "--samples", help="How many completions to write."),
     device: str = typer.Option("cpu", "--device", help="Where to run the model."),

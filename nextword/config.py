@@ -190,6 +190,27 @@ def load(config_file: str | Path | None = None, overrides: Mapping[str, Any] | N
     return resolve(*layers, sources=tuple(sources))
 
 
+@dataclass(frozen=True)
+class Sampling:
+    """How `generate` picks each next piece; checked when made."""
+
+    max_words: int = 30
+    temperature: float = 0.8  # 0 picks the likeliest piece
+    top_k: int = 0  # 0 keeps every piece
+    top_p: float = 0.95
+
+    def __post_init__(self) -> None:
+        if self.max_words < 1:
+            raise ConfigError(f"option 'max_words' must be >= 1; got {self.max_words}")
+        if not 0 <= self.temperature < math.inf:
+            raise ConfigError(f"option 'temperature' must be >= 0 (0 picks the likeliest piece); "
+                              f"got {self.temperature}")
+        if self.top_k < 0:
+            raise ConfigError(f"option 'top_k' must be >= 0 (0 keeps every piece); got {self.top_k}")
+        if not 0 < self.top_p <= 1:
+            raise ConfigError(f"option 'top_p' must be in (0, 1]; got {self.top_p}")
+
+
 def dump_yaml(config: Config) -> str:
     """The resolved config as YAML, readable back by `load`."""
     return yaml.safe_dump(config.to_dict(), sort_keys=False)

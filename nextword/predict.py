@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from .checkpoint import LoadedModel, load
+from .config import Sampling
 from .errors import ConfigError, NextwordError
 from .model import State, select_state
 from .tokenizer import EOS_ID, Tokenizer
@@ -49,7 +50,7 @@ class _PieceIndex:
     def __init__(self, tokenizer: Tokenizer):
         tables: dict[bool, list[tuple[str, int]]] = {True: [], False: []}
         for i, text in enumerate(tokenizer.piece_text):
-            if tokenizer.in_word[i]:
+            if tokenizer.ordinary[i]:
                 tables[bool(tokenizer.starts_word[i])].append((text.lstrip(" "), i))
         self.tables = {first: sorted(table) for first, table in tables.items()}
         self.keys = {first: [text for text, _ in table] for first, table in self.tables.items()}
@@ -80,12 +81,14 @@ class Predictor:
         self.model, self.tokenizer = loaded.model, loaded.tokenizer
         self.device = next(self.model.parameters()).device
         tok = self.tokenizer
-        self._starts = torch.from_numpy(tok.starts_word).to(self.device)
-        self._middles = torch.from_numpy(tok.in_word & ~tok.starts_word).to(self.device)
-        self._boundary = self._starts.clone()
-        self._boundary[EOS_ID] = True
-        self._sampleable = torch.from_numpy(tok.in_word).to(self.device)
+        def mask(array: np.ndarray) -> torch.Tensor:
+            return torch.from_numpy(array.copy()).to(self.device)
+
+        self._starts, self._extends, self._ends = mask(tok.starts_word), mask(tok.extends_word), mask(tok.ends_word)
+        self._sampleable = mask(tok.ordinary)
         self._sampleable[EOS_ID] = True
+        self._word_or_line_start = self._starts.clone()
+        self._word_or_line_start[EOS_ID] = True
         self._index = _PieceIndex(tok)
 
     @classmethod
@@ -149,16 +152,16 @@ class Predictor:
     def _collect_finished(self, beams: list[_Beam], logprobs: torch.Tensor, partial: str,
                           found: dict[str, float]) -> None:
         """Add each beam that is a whole word (ends here, covers the typed letters) to `found`."""
-        ends = torch.logsumexp(logprobs[:, self._boundary], dim=-1).tolist()
+        ends = torch.logsumexp(logprobs[:, self._ends], dim=-1).tolist()
         for beam, end in zip(beams, ends):
-            if beam.text and beam.text.startswith(partial):
+            if beam.text.startswith(partial) and any(char.isalnum() for char in beam.text):
                 # Different segmentations of one word are one word: add their probabilities.
                 found[beam.text] = np.logaddexp(found.get(beam.text, -np.inf), beam.logprob + end)
 
     def _extension_scores(self, beams: list[_Beam], logprobs: torch.Tensor, partial: str,
                           first: bool) -> torch.Tensor:
         """Log-probability of each (beam, next piece), -inf where the piece may not extend the beam."""
-        allowed = (self._starts if first else self._middles).expand_as(logprobs).clone()
+        allowed = (self._starts if first else self._extends).expand_as(logprobs).clone()
         for row, beam in enumerate(beams):
             remaining = partial[len(beam.text):] if partial.startswith(beam.text) else None
             if remaining:
@@ -169,10 +172,13 @@ class Predictor:
 
     # -- generation --------------------------------------------------------------------------------
     @torch.inference_mode()
-    def stream(self, prompt: str, *, max_words: int = 20, temperature: float = 1.0, top_k: int = 0,
-               top_p: float = 1.0, seed: int | None = None) -> Iterator[str]:
-        """The continuation of `prompt`, piece by piece, until `max_words` more words have begun."""
-        _check_sampling(max_words, temperature, top_k, top_p)
+    def stream(self, prompt: str, *, seed: int | None = None, **sampling: float) -> Iterator[str]:
+        """The continuation of `prompt`, piece by piece, until `max_words` more words have begun.
+
+        Options (see `config.Sampling` for their defaults): max_words, temperature, top_k, top_p.
+        The same seed gives the same text.
+        """
+        options = Sampling(**sampling)
         if not prompt.strip():
             raise NextwordError("the prompt is empty; give the text to continue")
         generator = torch.Generator(device=self.device)
@@ -182,16 +188,16 @@ class Predictor:
         must_start_word = prompt[-1].isspace()
         in_space = must_start_word
         words = 0
-        for _ in range(max_words * MAX_WORD_PIECES):  # a bound, should a model never begin a new word
+        for _ in range(options.max_words * MAX_WORD_PIECES):  # a bound, should a model never begin a word
             if must_start_word:
-                logprobs = logprobs.masked_fill(~self._boundary, -np.inf)
-            piece = self._sample(logprobs[0], temperature, top_k, top_p, generator)
+                logprobs = logprobs.masked_fill(~self._word_or_line_start, -np.inf)
+            piece = self._sample(logprobs[0], options, generator)
             text = self.tokenizer.piece_text[piece]
             if in_space and text.startswith(" "):
                 text = text[1:]  # the space is already there
             if text.strip() and (in_space or text[0] == " "):  # words counted as str.split() would
                 words += 1
-                if words > max_words:
+                if words > options.max_words:
                     break
             yield text
             if text:
@@ -199,34 +205,23 @@ class Predictor:
             must_start_word = piece == EOS_ID
             logprobs, state = self._run([piece], state)
 
-    def generate(self, prompt: str, **options) -> str:
+    def generate(self, prompt: str, *, seed: int | None = None, **sampling: float) -> str:
         """The continuation of `prompt` as one string (see `stream` for the options)."""
-        return "".join(self.stream(prompt, **options))
+        return "".join(self.stream(prompt, seed=seed, **sampling))
 
-    def _sample(self, logprobs: torch.Tensor, temperature: float, top_k: int, top_p: float,
-                generator: torch.Generator) -> int:
+    def _sample(self, logprobs: torch.Tensor, options: Sampling, generator: torch.Generator) -> int:
         logprobs = logprobs.masked_fill(~self._sampleable, -np.inf)
-        if temperature == 0:
+        if options.temperature == 0:
             return int(logprobs.argmax())
-        logits = logprobs / temperature
-        if top_k:
-            cutoff = torch.topk(logits, min(top_k, logits.numel())).values[-1]
+        logits = logprobs / options.temperature
+        if options.top_k:
+            cutoff = torch.topk(logits, min(options.top_k, logits.numel())).values[-1]
             logits = logits.masked_fill(logits < cutoff, -np.inf)
-        if top_p < 1.0:
+        if options.top_p < 1.0:
             ordered, order = torch.sort(logits, descending=True)
             cumulative = torch.softmax(ordered, dim=-1).cumsum(dim=-1)
             # Keep the smallest set of pieces whose probability reaches top_p (the first always stays).
-            drop = cumulative - torch.softmax(ordered, dim=-1) >= top_p
+            drop = cumulative - torch.softmax(ordered, dim=-1) >= options.top_p
             logits = logits.scatter(0, order[drop], -np.inf)
         return int(torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=generator))
 
-
-def _check_sampling(max_words: int, temperature: float, top_k: int, top_p: float) -> None:
-    if max_words < 1:
-        raise ConfigError(f"option 'max_words' must be >= 1; got {max_words}")
-    if not temperature >= 0 or temperature == float("inf"):
-        raise ConfigError(f"option 'temperature' must be >= 0 (0 picks the likeliest piece); got {temperature}")
-    if top_k < 0:
-        raise ConfigError(f"option 'top_k' must be >= 0 (0 keeps every piece); got {top_k}")
-    if not 0 < top_p <= 1:
-        raise ConfigError(f"option 'top_p' must be in (0, 1]; got {top_p}")

@@ -5,6 +5,9 @@ Conventions that every other module relies on:
   after each line, so a model learns where lines end, and decoding turns `eos` back into "\\n".
 - A piece that starts with "▁" starts a new whitespace-separated word (SentencePiece splits on
   whitespace and marks it so); a word is one such piece followed by pieces that do not.
+- For prediction, a word is what a person types between spaces without the punctuation that
+  follows it ("lord," is the word "lord" then ","), so a word also ends where a piece starting
+  with such punctuation comes next. Apostrophes and hyphens stay inside words (don't, well-known).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +26,8 @@ from .errors import ConfigError, CorpusError, ModelDirError
 
 WORD_MARK = "\u2581"  # "▁", SentencePiece's mark for a preceding space
 UNK_ID, EOS_ID = 0, 1
+
+WORD_PUNCTUATION = "'\u2019-"  # punctuation that may sit inside a word
 
 _TOO_HIGH = re.compile(r"Please set it to a value <= (\d+)")
 _TOO_LOW = re.compile(r"smaller than required_chars\. (\d+) vs (\d+)")
@@ -52,11 +58,17 @@ class Tokenizer:
         #: surface text of each piece ("▁the" -> " the"); special pieces have none
         self.piece_text = ["" if special[i] else p.replace(WORD_MARK, " ") for i, p in enumerate(pieces)]
         self.piece_text[EOS_ID] = "\n"
-        #: pieces that begin a new word; a word ends where one of these (or a line break) comes next
-        self.starts_word = np.array([p.startswith(WORD_MARK) for p in pieces]) & ~special
-        #: pieces a word may be built from (never unknown or control pieces)
-        self.in_word = ~special
-        self.special = special
+        #: pieces that stand for text (not unknown or control pieces)
+        self.ordinary = ~special
+        #: pieces that begin a new whitespace-separated word
+        self.starts_word = np.array([p.startswith(WORD_MARK) for p in pieces]) & self.ordinary
+        inside = self.ordinary & ~self.starts_word
+        punctuation = np.array([bool(t) and is_trailing_punctuation(t[0]) for t in self.piece_text])
+        #: pieces that carry on the word before them
+        self.extends_word = inside & ~punctuation
+        #: pieces that, coming next, end the word before them: a new word, a line break, punctuation
+        self.ends_word = self.starts_word | (inside & punctuation)
+        self.ends_word[EOS_ID] = True
 
     @classmethod
     def load(cls, path: str | Path) -> Tokenizer:
@@ -100,6 +112,11 @@ class Tokenizer:
     def word_count(self, ids: np.ndarray) -> int:
         """Whitespace-separated words in encoded text: each starts with exactly one word-start piece."""
         return int(self.starts_word[np.asarray(ids)].sum())
+
+
+def is_trailing_punctuation(char: str) -> bool:
+    """Punctuation that ends a word when it follows one (commas, full stops, closing quotes...)."""
+    return unicodedata.category(char).startswith("P") and char not in WORD_PUNCTUATION
 
 
 def train_tokenizer(corpus: Path, kind: str, vocab_size: int, *, sample_lines: int = 2_000_000) -> TrainedTokenizer:

@@ -112,7 +112,8 @@ def test_bad_training_input_is_one_line_exit_2_and_loses_nothing(
     result = run("train", *argv, *TINY_FLAGS[1:2], "--out", existing, "--force")
     assert result.exit_code == 2, result.output
     assert message in result.stderr
-    errors = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith("note: ")]
+    progress = ("tokenizer…", "encoding…", "training…", "note: ")  # what a log shows before the error
+    errors = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith(progress)]
     assert len(errors) == 1 and errors[0].startswith("error: ") and "Traceback" not in result.output
     assert {p.name: p.read_bytes() for p in existing.iterdir()} == before
 
@@ -160,3 +161,25 @@ def test_module_and_console_script_entry_points() -> None:
 def test_help_does_not_import_torch() -> None:
     code = "import sys; from nextword.cli import app; assert 'torch' not in sys.modules"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_ctrl_c_saves_a_checkpoint_and_says_how_to_resume(tmp_path: Path, corpus_file: Path) -> None:
+    import os
+    import signal
+    import time
+
+    out = tmp_path / "m"
+    flags = [f for f in TINY_FLAGS if not f.startswith("--max-steps")]
+    process = subprocess.Popen([sys.executable, "-m", "nextword", "train", str(corpus_file), "--out", str(out),
+                                *flags, "--max-steps=1000000", "--eval-every=50"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "NEXTWORD_CACHE": str(tmp_path / "cache")})
+    deadline = time.monotonic() + 60
+    while not (out / "state.pt").exists() and time.monotonic() < deadline:  # training is under way
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "checkpoint saved" in stderr and f"--out {out} --resume" in stderr and "Traceback" not in stderr
+    resumed = run("train", corpus_file, "--out", out, "--resume", "--max-steps=60", "--json")
+    assert resumed.exit_code == 0 and json.loads(resumed.stdout)["steps"] >= 50

@@ -33,8 +33,7 @@ def _word_probability_by_hand(model, context: str, word: str) -> float:
     for piece in tok.encode_line(word):
         logprob += _next_piece_logprobs(model, ids)[piece].item()
         ids.append(piece)
-    boundary = torch.from_numpy(tok.starts_word.copy())
-    boundary[EOS_ID] = True
+    boundary = torch.from_numpy(tok.ends_word.copy())
     return math.exp(logprob + torch.logsumexp(_next_piece_logprobs(model, ids)[boundary], 0).item())
 
 

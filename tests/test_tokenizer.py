@@ -26,3 +26,15 @@ def test_vocabulary_is_lowered_with_a_notice(corpus_file: Path) -> None:
 def test_vocabulary_too_small_for_the_alphabet(corpus_file: Path) -> None:
     with pytest.raises(ConfigError, match="'vocab_size' is 10, but this corpus needs at least"):
         train_tokenizer(corpus_file, "unigram", 10)
+
+
+def test_punctuation_after_a_word_ends_it_but_apostrophes_do_not(tmp_path: Path) -> None:
+    corpus = tmp_path / "punct.txt"
+    corpus.write_text("my lord, the king's men. don't go, lord! well-known lords; yes.\n" * 50)
+    tokenizer = train_tokenizer(corpus, "char", 100).tokenizer
+    piece = {text: i for i, text in enumerate(tokenizer.piece_text)}
+    for mark in ",.!;":
+        assert tokenizer.ends_word[piece[mark]] and not tokenizer.extends_word[piece[mark]]
+    for inside in "'-o":
+        assert tokenizer.extends_word[piece[inside]] and not tokenizer.ends_word[piece[inside]]
+    assert tokenizer.ends_word[piece[" "]] and tokenizer.ends_word[EOS_ID]
