@@ -29,7 +29,7 @@ from . import __version__
 from .config import RESUMABLE_KEYS, Config, dump_yaml, read_yaml, resolve
 from .errors import ConfigError, ModelDirError
 from .files import atomic_path, write_bytes, write_text
-from .model import RecurrentLM
+from .model import LanguageModel, build_model
 from .tokenizer import Tokenizer
 
 FORMAT = 1
@@ -158,7 +158,7 @@ def resume_config(out: Path, overrides: Mapping[str, Any]) -> Config:
 @dataclass
 class LoadedModel:
     path: Path
-    model: RecurrentLM
+    model: LanguageModel
     tokenizer: Tokenizer
     config: Config
     manifest: dict[str, Any]
@@ -171,7 +171,7 @@ def load(out: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
     manifest = read_manifest(out)
     config = read_config(out)
     tokenizer = Tokenizer.load(out / TOKENIZER)
-    model = RecurrentLM.from_config(config, tokenizer.vocab_size)
+    model = build_model(config, tokenizer.vocab_size)
     weights = out / WEIGHTS
     if not weights.is_file():
         raise ModelDirError(f"{out} has no trained weights yet ({WEIGHTS} is missing); "

@@ -21,6 +21,7 @@ import yaml
 from .errors import ConfigError
 
 CELLS = ("rnn", "gru", "lstm")
+POOLS = ("final", "attention")
 TOKENIZERS = ("unigram", "bpe", "char", "word")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
@@ -48,6 +49,11 @@ class Config:
     embed: int = _opt(256, "Embedding size.", low=1)
     hidden: int = _opt(256, "Hidden state size of each layer.", low=1)
     dropout: float = _opt(0.2, "Dropout probability.", low=0.0, high=0.9)
+    bidirectional: bool = _opt(False, "Encode the context window before each prediction with a bidirectional "
+                                      "RNN instead of reading the text left to right.")
+    context: int = _opt(32, "Tokens the bidirectional encoder reads before each prediction.", low=1)
+    pool: str = _opt("final", "How the bidirectional encoder sums up its window: the final states of both "
+                              "directions, or attention over every position.", choices=POOLS)
     # Optimisation
     seq_len: int = _opt(64, "Tokens per truncated-BPTT segment.", low=1)
     batch_size: int = _opt(32, "Parallel token streams per batch.", low=1)
@@ -107,6 +113,10 @@ def _coerce(key: str, value: Any) -> Any:
         except ValueError as exc:
             raise ConfigError(f"option 'time_budget': {exc}") from None
     meta = FIELDS[key].metadata
+    if base is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"option '{key}' must be true or false; got {value!r}")
     if base is str:
         value = str(value).strip().lower()
         if meta["choices"] and value not in meta["choices"]:

@@ -113,6 +113,8 @@ class StreamBatches:
     hidden state at the end of batch j is the right starting state for batch j + 1.
     """
 
+    carries_state = True
+
     def __init__(self, ids: np.ndarray, batch_size: int, seq_len: int):
         stream_len = (len(ids) - 1) // batch_size
         self.segments = stream_len // seq_len
@@ -128,10 +130,39 @@ class StreamBatches:
     def __len__(self) -> int:
         return self.segments
 
-    def batch(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        """Inputs and targets of segment `index`, each (batch_size, seq_len), as int64."""
+    def batch(self, index: int, epoch: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """Inputs and targets of segment `index` (every epoch alike), each (batch_size, seq_len), as int64."""
         cut = slice(index * self.seq_len, (index + 1) * self.seq_len)
         return self.inputs[:, cut].astype(np.int64), self.targets[:, cut].astype(np.int64)
+
+
+class WindowBatches:
+    """Batches for a windowed model: `count` windows of `context` tokens drawn from anywhere in the
+    corpus, each with the token that follows it.
+
+    The draw for a batch depends only on (seed, epoch, index), so a resumed run sees the same ones.
+    An epoch is as many batches as it takes to predict about as many tokens as the corpus holds.
+    """
+
+    carries_state = False
+
+    def __init__(self, ids: np.ndarray, count: int, context: int, seed: int):
+        if len(ids) < context + count:
+            raise CorpusError(f"the text is too small for one batch: {len(ids)} tokens, but context + "
+                              f"batch_size × seq_len = {context + count} are needed; lower --context, "
+                              f"--batch-size or --seq-len, or use more text")
+        self.ids, self.count, self.context, self.seed = ids, count, context, seed
+        self.segments = max(1, (len(ids) - context) // count)
+
+    def __len__(self) -> int:
+        return self.segments
+
+    def batch(self, index: int, epoch: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """Windows (count, context) and the token after each (count, 1), as int64."""
+        draw = np.random.default_rng([self.seed, epoch, index])
+        ends = draw.integers(self.context, len(self.ids), size=self.count)
+        windows = self.ids[ends[:, None] + np.arange(-self.context, 0)]
+        return windows.astype(np.int64), self.ids[ends][:, None].astype(np.int64)
 
 
 def split_validation(ids: np.ndarray, fraction: float) -> tuple[np.ndarray, np.ndarray]:

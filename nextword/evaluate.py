@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .model import RecurrentLM
+from .model import LanguageModel
 from .tokenizer import Tokenizer
 
 
@@ -43,7 +43,7 @@ def _safe_exp(x: float) -> float:
 
 
 @torch.inference_mode()
-def stream_loss(model: RecurrentLM, tokenizer: Tokenizer, ids: np.ndarray, *, seq_len: int,
+def stream_loss(model: LanguageModel, tokenizer: Tokenizer, ids: np.ndarray, *, seq_len: int,
                 device: torch.device, streams: int = 16, autocast: bool = False) -> LossTotals:
     """Score every token of `ids` given all tokens before it, in `streams` parallel slices.
 

@@ -25,7 +25,7 @@ import torch
 from .checkpoint import LoadedModel, load
 from .config import Sampling
 from .errors import ConfigError, NextwordError
-from .model import State, select_state
+from .model import State
 from .tokenizer import EOS_ID, Tokenizer
 
 _TRAILING_WORD = re.compile(r"(\S*)$")
@@ -110,7 +110,7 @@ class Predictor:
         `tokens` is (rows, time), or a list of ids for a single row.
         """
         tokens = torch.as_tensor(tokens, device=self.device)
-        logits, state = self.model(tokens.reshape(1, -1) if tokens.dim() == 1 else tokens, state)
+        logits, state = self.model(tokens.reshape(1, -1) if tokens.dim() == 1 else tokens, state, last_only=True)
         return torch.log_softmax(logits[:, -1].float(), dim=-1), state
 
     # -- prediction --------------------------------------------------------------------------------
@@ -145,7 +145,7 @@ class Predictor:
             rows, pieces = picked // scores.shape[1], picked % scores.shape[1]
             beams = [_Beam(beams[r].text + self.tokenizer.piece_text[p].lstrip(" "), s)
                      for r, p, s in zip(rows.tolist(), pieces.tolist(), top.values[keep].tolist())]
-            logprobs, state = self._run(pieces.reshape(-1, 1), select_state(state, rows))
+            logprobs, state = self._run(pieces.reshape(-1, 1), self.model.select_state(state, rows))
         ranked = sorted(found.items(), key=lambda item: -item[1])[:k]
         return [(word, float(np.exp(logprob))) for word, logprob in ranked]
 

@@ -25,10 +25,10 @@ import torch.nn.functional as F
 
 from . import checkpoint
 from .config import Config
-from .data import CorpusFile, StreamBatches, check_corpus, encode_corpus, split_validation
+from .data import CorpusFile, StreamBatches, WindowBatches, check_corpus, encode_corpus, split_validation
 from .errors import ConfigError, CorpusError, TrainingInterrupted
 from .evaluate import LossTotals, stream_loss
-from .model import RecurrentLM, detach_state, parameter_count
+from .model import build_model, detach_state, parameter_count
 from .tokenizer import Tokenizer, train_tokenizer
 
 _REPORT_SECONDS = 0.25  # how often progress is reported (and the loss read back from the device)
@@ -130,11 +130,11 @@ def train(config: Config, corpus: str | Path, out: str | Path, *, valid_file: st
         tokenizer = trained.tokenizer
     emit(Stage("encoding"))
     train_ids, valid_ids = _token_splits(corpus_file, held_out, tokenizer, config)
-    batches = StreamBatches(train_ids, config.batch_size, config.seq_len)
+    batches = make_batches(train_ids, config)
     if not resume:
         checkpoint.prepare_output(out, force=force)
         checkpoint.write_new(out, config, tokenizer, {
-            "kind": "causal", "vocab_size": tokenizer.vocab_size,
+            "kind": "bidirectional" if config.bidirectional else "causal", "vocab_size": tokenizer.vocab_size,
             "corpus": corpus_file.path.name, "corpus_sha256": corpus_file.sha256})
     run = _Run(config, tokenizer, batches, valid_ids, out, device, corpus_file)
     if resume:
@@ -142,6 +142,14 @@ def train(config: Config, corpus: str | Path, out: str | Path, *, valid_file: st
     emit(Stage("training"))
     with _stop_on_signals() as stop:
         return run.loop(emit, stop)
+
+
+def make_batches(ids: np.ndarray, config: Config) -> StreamBatches | WindowBatches:
+    """Consecutive TBPTT segments for a causal model; random windows for a bidirectional one, as many
+    predictions per step as a causal batch makes."""
+    if config.bidirectional:
+        return WindowBatches(ids, config.batch_size * config.seq_len, config.context, config.seed)
+    return StreamBatches(ids, config.batch_size, config.seq_len)
 
 
 def _token_splits(corpus: CorpusFile, held_out: CorpusFile | None, tokenizer: Tokenizer,
@@ -183,12 +191,14 @@ def _stop_on_signals() -> Iterator[threading.Event]:
 class _Run:
     """The state of one training run, which is exactly what a checkpoint holds."""
 
-    def __init__(self, config: Config, tokenizer: Tokenizer, batches: StreamBatches, valid_ids: np.ndarray,
+    def __init__(self, config: Config, tokenizer: Tokenizer, batches: StreamBatches | WindowBatches,
+                 valid_ids: np.ndarray,
                  out: Path, device: torch.device, corpus: CorpusFile):
         self.config, self.tokenizer, self.batches, self.valid_ids = config, tokenizer, batches, valid_ids
         self.out, self.device, self.corpus = out, device, corpus
+        self.tokens_per_step = config.batch_size * config.seq_len  # predictions per step, for either kind
         torch.manual_seed(config.seed)
-        self.model = RecurrentLM.from_config(config, tokenizer.vocab_size).to(device)
+        self.model = build_model(config, tokenizer.vocab_size).to(device)
         cuda = device.type == "cuda"
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr,
                                            weight_decay=config.weight_decay, fused=cuda or None)
@@ -249,18 +259,19 @@ class _Run:
 
     # -- the loop ------------------------------------------------------------------------------
     def train_step(self) -> torch.Tensor:
-        x, y = (torch.from_numpy(a).to(self.device, non_blocking=True) for a in self.batches.batch(self.segment))
+        x, y = (torch.from_numpy(a).to(self.device, non_blocking=True)
+                for a in self.batches.batch(self.segment, self.epoch))
         for group in self.optimizer.param_groups:
             group["lr"] = self.learning_rate()
         with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
-            logits, hidden = self.model(x, self.hidden)
+            logits, hidden = self.model(x, self.hidden, last_only=not self.batches.carries_state)
             loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.config.clip > 0:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip)
         self.optimizer.step()
-        self.hidden = detach_state(hidden)
+        self.hidden = detach_state(hidden) if self.batches.carries_state else None
         self.step += 1
         self.segment += 1
         if self.segment == len(self.batches):
@@ -271,7 +282,6 @@ class _Run:
     def loop(self, emit: Callable[[Event], None], stop: threading.Event) -> TrainSummary:
         self.model.train()
         started = time.perf_counter() - self.elapsed
-        tokens_per_step = self.config.batch_size * self.config.seq_len
         train_seconds, steps_this_run = 0.0, 0
         loss_sum, loss_steps, last_report = torch.zeros((), device=self.device), 0, 0.0
         while (reason := self.stop_reason()) is None:
@@ -292,13 +302,13 @@ class _Run:
             if now - last_report >= _REPORT_SECONDS or self.stop_reason():
                 rate = steps_this_run / max(train_seconds, 1e-9)
                 emit(Progress(self.step, self.total_steps(), self.epoch, loss_sum.item() / loss_steps,
-                              self.optimizer.param_groups[0]["lr"], rate * tokens_per_step, self.elapsed,
+                              self.optimizer.param_groups[0]["lr"], rate * self.tokens_per_step, self.elapsed,
                               self.done(), self.eta(rate)))
                 loss_sum.zero_()
                 loss_steps, last_report = 0, now
         if not self.metrics or self.metrics[-1]["step"] != self.step:
             self.evaluate(emit)
-        summary = self.summary(reason, steps_this_run * tokens_per_step / max(train_seconds, 1e-9))
+        summary = self.summary(reason, steps_this_run * self.tokens_per_step / max(train_seconds, 1e-9))
         checkpoint.write_summary(self.out, summary.to_dict())
         return summary
 
@@ -359,7 +369,7 @@ class _Run:
         return TrainSummary(
             out=str(self.out), corpus=self.corpus.path.name, cell=self.config.cell,
             parameters=parameter_count(self.model), vocab_size=self.tokenizer.vocab_size,
-            train_tokens=len(self.batches) * self.config.batch_size * self.config.seq_len,
+            train_tokens=len(self.batches) * self.tokens_per_step,
             valid_tokens=len(self.valid_ids), device=self.device.type, steps=self.step,
             epochs=round(self.step / len(self.batches), 3), elapsed=round(self.elapsed, 3),
             tokens_per_second=round(tokens_per_second, 1), best_step=self.best_step,
