@@ -60,7 +60,10 @@ def _flag(key: str, *names: str) -> Any:
     field = FIELDS[key]
     default = field.default
     shown = "none" if default is None else default
-    return typer.Option(None, f"--{key.replace('_', '-')}", *names, show_default=False,
+    flag = f"--{key.replace('_', '-')}"
+    if isinstance(default, bool):
+        flag = f"{flag}/--no-{key.replace('_', '-')}"
+    return typer.Option(None, flag, *names, show_default=False,
                         help=f"{field.metadata['help']} [default: {shown}]", rich_help_panel="Training options")
 
 
@@ -91,6 +94,9 @@ def train(
     embed: Optional[int] = _flag("embed"),
     hidden: Optional[int] = _flag("hidden"),
     dropout: Optional[float] = _flag("dropout"),
+    bidirectional: Optional[bool] = _flag("bidirectional"),
+    context: Optional[int] = _flag("context"),
+    pool: Optional[str] = _flag("pool"),
     seq_len: Optional[int] = _flag("seq_len"),
     batch_size: Optional[int] = _flag("batch_size"),
     lr: Optional[float] = _flag("lr"),

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from nextword.model import RecurrentLM, parameter_count
+from nextword.model import RecurrentLM, WindowedBiLM, parameter_count
 
 
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
@@ -34,3 +34,45 @@ def test_embeddings_are_tied_when_sizes_allow() -> None:
     untied = RecurrentLM(100, "lstm", 1, embed=16, hidden=24, dropout=0.0)
     assert tied.decoder.weight is tied.embedding.weight
     assert parameter_count(untied) - parameter_count(tied) > 100 * 16
+
+
+def _windowed(cell: str, pool: str = "final") -> "WindowedBiLM":
+    torch.manual_seed(0)
+    return WindowedBiLM(40, cell, layers=2, embed=16, hidden=12, dropout=0.0, context=6, pool=pool).eval()
+
+
+@pytest.mark.parametrize("cell, pool", [("rnn", "final"), ("gru", "attention"), ("lstm", "final"),
+                                        ("lstm", "attention")])
+def test_bidirectional_never_sees_the_token_it_predicts_nor_anything_after(cell: str, pool: str) -> None:
+    model = _windowed(cell, pool)
+    tokens = torch.randint(0, 40, (2, 15))
+    before, _ = model(tokens)
+    for t in range(14):
+        changed = tokens.clone()
+        changed[:, t + 1:] = (changed[:, t + 1:] + 1 + torch.randint(0, 38, changed[:, t + 1:].shape)) % 40
+        after, _ = model(changed)
+        # The logits at t predict token t + 1: neither it nor anything later may change them.
+        assert torch.equal(before[:, : t + 1], after[:, : t + 1])
+        assert not torch.allclose(before[:, t + 1], after[:, t + 1])
+
+
+def test_bidirectional_reads_exactly_its_window() -> None:
+    model = _windowed("gru")
+    tokens = torch.randint(0, 40, (1, 12))
+    logits, _ = model(tokens)
+    changed = tokens.clone()
+    changed[0, 0] = (changed[0, 0] + 1) % 40
+    moved, _ = model(changed)
+    assert not torch.allclose(logits[0, 5], moved[0, 5])  # token 0 is in the window ending at 5
+    assert torch.equal(logits[0, 6:], moved[0, 6:])  # but in no window ending later
+
+
+def test_bidirectional_state_carries_the_window() -> None:
+    model = _windowed("lstm")
+    tokens = torch.randint(0, 40, (3, 20))
+    whole, _ = model(tokens)
+    first, state = model(tokens[:, :8])
+    second, _ = model(tokens[:, 8:], state)
+    last, _ = model(tokens[:, 8:], state, last_only=True)
+    assert torch.allclose(torch.cat([first, second], dim=1), whole, atol=1e-6)
+    assert torch.allclose(last[:, 0], whole[:, -1], atol=1e-6)

@@ -115,3 +115,14 @@ def test_a_prompt_ending_in_a_space_gets_a_new_word(model) -> None:
 def test_bad_arguments(model, call, words: str) -> None:
     with pytest.raises((NextwordError, ConfigError), match=words):
         call(model)
+
+
+def test_bidirectional_models_predict_and_generate_like_causal_ones(tmp_path: Path, corpus_file: Path) -> None:
+    train(resolve(TINY, {"bidirectional": True, "context": 12, "seq_len": 8, "max_steps": 400}),
+          corpus_file, tmp_path / "bi")
+    bi = load(str(tmp_path / "bi"))
+    assert bi.predict("anna gives the red ball to the ", k=1)[0][0] == "cat"
+    for word, prob in bi.predict("cora has ", k=3):
+        assert prob == pytest.approx(_word_probability_by_hand(bi, "cora has ", word), rel=0.05, abs=1e-4)
+    assert all(w.startswith("gi") for w, _ in bi.predict("ben gi", k=3))
+    assert bi.generate("dan has", max_words=8, seed=1) == bi.generate("dan has", max_words=8, seed=1)

@@ -52,10 +52,11 @@ def _interrupt_at(step: int):
     return on_event
 
 
-@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("cell, bidirectional", [("rnn", False), ("gru", False), ("lstm", False), ("gru", True)])
 def test_interrupt_then_resume_gives_bitwise_identical_weights(tmp_path: Path, corpus_file: Path,
-                                                               cell: str) -> None:
-    settings = config(cell=cell, layers=2, dropout=0.2, max_steps=40, eval_every=10)
+                                                               cell: str, bidirectional: bool) -> None:
+    settings = config(cell=cell, layers=2, dropout=0.2, max_steps=40, eval_every=10, bidirectional=bidirectional,
+                      context=8, seq_len=4)
     train(settings, corpus_file, tmp_path / "straight")
     with pytest.raises(TrainingInterrupted, match=r"stopped at step 20.*--resume"):
         train(settings, corpus_file, tmp_path / "resumed", on_event=_interrupt_at(20))
