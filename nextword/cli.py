@@ -7,17 +7,21 @@ Errors from the library (NextwordError) become one red line on stderr and exit c
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import re
 import sys
+import time
+import typing
 from pathlib import Path
 from typing import Any, Callable, Optional
 
 import typer
-from rich.console import Console
+from rich.console import Console, Group
 from rich.table import Table
 
 from . import __version__
+from .config import _TYPES as CONFIG_TYPES
 from .config import FIELDS, Sampling
 from .errors import NextwordError, TrainingInterrupted
 
@@ -55,16 +59,43 @@ def _friendly(command: Callable) -> Callable:
     return wrapper
 
 
-def _flag(key: str, *names: str) -> Any:
+def _flag(key: str) -> Any:
     """A training option, documented once in config.Config and shown with its default."""
     field = FIELDS[key]
-    default = field.default
-    shown = "none" if default is None else default
+    shown = "none" if field.default is None else field.default
     flag = f"--{key.replace('_', '-')}"
-    if isinstance(default, bool):
+    if isinstance(field.default, bool):
         flag = f"{flag}/--no-{key.replace('_', '-')}"
-    return typer.Option(None, flag, *names, show_default=False,
-                        help=f"{field.metadata['help']} [default: {shown}]", rich_help_panel="Training options")
+    return typer.Option(None, flag, show_default=False, help=f"{field.metadata['help']} (default: {shown})",
+                        rich_help_panel="Training options")
+
+
+def _option_type(key: str) -> Any:
+    declared = [t for t in typing.get_args(CONFIG_TYPES[key]) or (CONFIG_TYPES[key],) if t is not type(None)][0]
+    return Optional[str if key == "time_budget" else declared]  # durations are typed as text: 90s, 10m
+
+
+def with_training_options(*, exclude: tuple[str, ...] = ()) -> Callable:
+    """Give a command every training option (--cell, --layers, ...) without writing each one out.
+
+    The options that were given arrive in the command's `options` argument, a dict.
+    """
+
+    def decorate(command: Callable) -> Callable:
+        keys = [key for key in FIELDS if key not in exclude]
+        own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.name != "options"]
+        added = [inspect.Parameter(key, inspect.Parameter.KEYWORD_ONLY, default=_flag(key),
+                                   annotation=_option_type(key)) for key in keys]
+
+        @functools.wraps(command)
+        def wrapper(**kwargs: Any) -> Any:
+            options = {key: kwargs.pop(key) for key in keys}
+            return command(**kwargs, options={k: v for k, v in options.items() if v is not None})
+
+        wrapper.__signature__ = inspect.Signature(own + added)
+        return wrapper
+
+    return decorate
 
 
 def _print_json(data: Any) -> None:
@@ -77,67 +108,130 @@ def _slug(name: str) -> str:
 
 @app.command()
 @_friendly
+@with_training_options()
 def train(
     corpus: Path = typer.Argument(..., help="The text file to learn from (UTF-8)."),
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML file of options, e.g. models/small.yaml; flags override it."),
-    out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="Model directory to write. [default: models/<corpus>-<cell>]"),
-    valid: Optional[Path] = typer.Option(None, "--valid", help="Validation text file, instead of holding out the end of CORPUS."),
+    config: Optional[Path] = typer.Option(None, "--config", "-c",
+                                          help="YAML file of options, e.g. models/small.yaml; flags override it."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", "-o",
+                                           help="Model directory to write (default: models/<corpus>-<cell>)."),
+    valid: Optional[Path] = typer.Option(None, "--valid",
+                                         help="Validation text file, instead of holding out the end of CORPUS."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing model directory."),
     resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run saved in --out."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display (errors only)."),
     as_json: bool = typer.Option(False, "--json", help="Print the training summary as JSON."),
-    tokenizer: Optional[str] = _flag("tokenizer"),
-    vocab_size: Optional[int] = _flag("vocab_size"),
-    valid_fraction: Optional[float] = _flag("valid_fraction"),
-    cell: Optional[str] = _flag("cell"),
-    layers: Optional[int] = _flag("layers"),
-    embed: Optional[int] = _flag("embed"),
-    hidden: Optional[int] = _flag("hidden"),
-    dropout: Optional[float] = _flag("dropout"),
-    bidirectional: Optional[bool] = _flag("bidirectional"),
-    context: Optional[int] = _flag("context"),
-    pool: Optional[str] = _flag("pool"),
-    seq_len: Optional[int] = _flag("seq_len"),
-    batch_size: Optional[int] = _flag("batch_size"),
-    lr: Optional[float] = _flag("lr"),
-    weight_decay: Optional[float] = _flag("weight_decay"),
-    warmup: Optional[int] = _flag("warmup"),
-    final_lr: Optional[float] = _flag("final_lr"),
-    clip: Optional[float] = _flag("clip"),
-    epochs: Optional[int] = _flag("epochs"),
-    max_steps: Optional[int] = _flag("max_steps"),
-    time_budget: Optional[str] = _flag("time_budget"),
-    eval_every: Optional[int] = _flag("eval_every"),
-    patience: Optional[int] = _flag("patience"),
-    seed: Optional[int] = _flag("seed"),
-    device: Optional[str] = _flag("device"),
+    options: dict = None,
 ) -> None:
     """Train a model on CORPUS and save it as a model directory."""
     from . import config as configuration
     from .checkpoint import resume_config
     from .train import train as run_training
 
-    flags = {key: value for key, value in locals().items() if key in FIELDS and value is not None}
-    from_file = configuration.read_yaml(config) if config else {}
-    settings = configuration.load(config, flags)
+    settings = configuration.load(config, options)
     out_dir = out_dir or Path("models") / f"{_slug(corpus.stem)}-{settings.cell}"
     if resume:
-        settings = resume_config(out_dir, {**from_file, **flags})
+        from_file = configuration.read_yaml(config) if config else {}
+        settings = resume_config(out_dir, {**from_file, **options})
+    summary = _with_display(quiet, settings, lambda on_event: run_training(
+        settings, corpus, out_dir, valid_file=valid, force=force, resume=resume, on_event=on_event))
+    if as_json:
+        _print_json(summary.to_dict())
+    elif not quiet:
+        out.print(summary_table(summary.to_dict()))
+        out.print(f"Saved to [bold]{out_dir}[/]. Try: nextword predict {out_dir} \"some words \"")
+
+
+def _with_display(quiet: bool, settings: Any, run: Callable[[Any], Any]) -> Any:
+    """Run `run(on_event)` under a training display (none when quiet)."""
     display = None if quiet else TrainDisplay(settings)
     try:
-        summary = run_training(settings, corpus, out_dir, valid_file=valid, force=force, resume=resume,
-                               on_event=display.handle if display else None)
+        result = run(display.handle if display else None)
     except BaseException:
         if display:
             display.close(keep=False)  # the error message stands alone
         raise
     if display:
         display.close(keep=True)
+    return result
+
+
+COMPARE_STEPS = 1000  # each variant's budget when neither the flags nor --config set one
+
+
+@app.command()
+@_friendly
+@with_training_options(exclude=("cell", "bidirectional"))
+def compare(
+    corpus: Path = typer.Argument(..., help="The text file to learn from (UTF-8)."),
+    cells: str = typer.Option("rnn,gru,lstm", "--cells", help="Comma-separated cells to compare."),
+    bidirectional: bool = typer.Option(False, "--bidirectional",
+                                       help="Also train the bidirectional-encoded variant of each cell."),
+    config: Optional[Path] = typer.Option(None, "--config", "-c",
+                                          help="YAML file of options shared by every variant."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", "-o",
+                                           help="Where to keep the models, compare.json, plots and report "
+                                                "(default: models/compare-<corpus>)."),
+    valid: Optional[Path] = typer.Option(None, "--valid",
+                                         help="Validation text file, instead of holding out the end of CORPUS."),
+    accuracy_words: int = typer.Option(2000, "--accuracy-words",
+                                       help="Validation words scored for next-word accuracy."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing comparison."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
+    as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
+    options: dict = None,
+) -> None:
+    """Train each cell type on CORPUS with the same data and budget, and compare them side by side.
+
+    Each variant gets the same number of steps (--max-steps, default 1000: reproducible) or the same time (--time-budget).
+    """
+    from dataclasses import asdict
+
+    from . import config as configuration
+    from .compare import compare as run_compare
+
+    from_file = configuration.read_yaml(config) if config else {}
+    if not any(key in {**from_file, **options} for key in ("max_steps", "time_budget")):
+        options = {**options, "max_steps": COMPARE_STEPS}
+    settings = configuration.load(config, options)
+    out_dir = out_dir or Path("models") / f"compare-{_slug(corpus.stem)}"
+    chosen = [c.strip().lower() for c in cells.split(",") if c.strip()]
+    results = _with_display(quiet, settings, lambda on_event: run_compare(
+        corpus, settings, out_dir, cells=chosen, bidirectional=bidirectional, valid_file=valid,
+        accuracy_words=accuracy_words, force=force, on_event=on_event))
     if as_json:
-        _print_json(summary.to_dict())
-    elif not quiet:
-        out.print(summary_table(summary.to_dict()))
-        out.print(f"Saved to [bold]{out_dir}[/]. Try: nextword predict {out_dir} \"some words \"")
+        _print_json([{**asdict(r), "gradient_ratio": r.gradient_ratio} for r in results])
+        return
+    out.print(comparison_table(results))
+    out.print(f"Wrote {out_dir}/: compare.json, curves.png, gradients.png, report.md and a model per variant.")
+
+
+def comparison_table(results: list) -> Group:
+    """The measured table (best value of each column in green), then the curves as sparklines."""
+    from .compare import best_values, table_columns
+    from .plots import sparkline
+
+    columns = table_columns(results)
+    best = best_values(results)
+    table = Table(title="Comparison (best in green)", title_justify="left")
+    table.add_column("variant", style="bold", no_wrap=True)
+    for title, *_ in columns:
+        table.add_column(title, justify="right", no_wrap=True)
+    curves = Table(title="Validation word perplexity by evaluation; gradient norm k = 1 → T (log scales)",
+                   title_justify="left")
+    for title in ("variant", "word perplexity", "gradient", "long-range accuracy by distance"):
+        curves.add_column(title, no_wrap=title != "long-range accuracy by distance")
+    for r in results:
+        cells = []
+        for title, value, fmt, _ in columns:
+            text = fmt.format(value(r))
+            cells.append(f"[bold green]{text}[/]" if title in best and value(r) == best[title] else text)
+        table.add_row(r.name, *cells)
+        far = "  ".join(f"{b}: {v['accuracy']:.0%}" for b, v in r.long_range["by_distance"].items()) \
+            if r.long_range else "-"
+        curves.add_row(r.name, sparkline([row["valid_word_perplexity"] for row in r.curve]),
+                       sparkline(r.gradient), far)
+    return Group(table, curves)
 
 
 class TrainDisplay:
@@ -146,24 +240,32 @@ class TrainDisplay:
     def __init__(self, settings: Any):
         from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-        self.cell = settings.cell
+        self.name = settings.cell
         self.live = err.is_terminal
         self.last: Any = None  # the latest Progress event, for the log lines
+        self.variant: Any = None  # in a comparison: the VariantStarted of the variant training now
+        self.started = time.monotonic()
         self.progress = Progress(
             SpinnerColumn(), TextColumn("{task.description}"), BarColumn(bar_width=24),
             TextColumn("step {task.fields[step]}"), TextColumn("loss {task.fields[loss]}"),
             TextColumn("val ppl {task.fields[ppl]}"), TextColumn("{task.fields[speed]} tok/s"),
             TimeElapsedColumn(), TextColumn("ETA {task.fields[eta]}"),
             console=err, transient=False)
-        self.task = self.progress.add_task(self.cell, total=1000, step="-", loss="-", ppl="-", speed="-", eta="-")
+        self.task = self.progress.add_task(self.name, total=1000, step="-", loss="-", ppl="-", speed="-", eta="-")
 
     def handle(self, event: Any) -> None:
+        from .compare import VariantStarted
         from .train import Evaluation, Notice, Progress, Stage
 
         if self.live:
             self.progress.start()  # at the first event: input errors found before it leave no display behind
-        if isinstance(event, Stage):
-            self.progress.update(self.task, description=f"{self.cell} · {event.name}")
+        if isinstance(event, VariantStarted):
+            self.variant, self.name = event, f"{event.name} ({event.index + 1}/{event.total})"
+            self.progress.update(self.task, description=self.name, step="-", loss="-", ppl="-")
+            if not self.live:
+                err.print(f"variant {self.name}")
+        elif isinstance(event, Stage):
+            self.progress.update(self.task, description=f"{self.name} · {event.name}")
             if not self.live:
                 err.print(f"{event.name}…")
         elif isinstance(event, Notice):
@@ -171,9 +273,14 @@ class TrainDisplay:
         elif isinstance(event, Progress):
             self.last = event
             total = f"/{event.total_steps}" if event.total_steps else ""
-            self.progress.update(self.task, completed=1000 * event.done, step=f"{event.step}{total}",
+            done, eta = event.done, event.eta
+            if self.variant:  # the bar and ETA cover the whole comparison
+                done = (self.variant.index + event.done) / self.variant.total
+                spent = time.monotonic() - self.started
+                eta = spent * (1 - done) / done if done > 0 else None
+            self.progress.update(self.task, completed=1000 * done, step=f"{event.step}{total}",
                                  loss=f"{event.loss:.3f}", speed=f"{event.tokens_per_second:,.0f}",
-                                 eta=_duration(event.eta) if event.eta is not None else "-")
+                                 eta=_duration(eta) if eta is not None else "-")
         elif isinstance(event, Evaluation):
             self.progress.update(self.task, ppl=f"{event.valid_perplexity:.1f}" + ("*" if event.improved else ""))
             if not self.live:
@@ -300,6 +407,65 @@ def generate(
         sys.stdout.write("\n")
     if as_json:
         _print_json({"prompt": prompt, "completions": completions})
+
+
+@app.command()
+@_friendly
+def evaluate(
+    model: Path = typer.Argument(..., help="A model directory."),
+    file: Path = typer.Argument(..., help="Text to evaluate on (UTF-8), ideally not seen in training."),
+    max_words: Optional[int] = typer.Option(None, "--max-words", help="Stop after this many words: a quick estimate."),
+    suggestions: int = typer.Option(3, "--suggestions", help="Suggestions shown while typing, for keystroke savings."),
+    long_range: bool = typer.Option(False, "--long-range",
+                                    help="Also score the far-dependent words listed in FILE.targets.jsonl."),
+    device: str = typer.Option("cpu", "--device", help="Where to run the model."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
+) -> None:
+    """How well MODEL predicts FILE: perplexities, next-word accuracy and keystroke savings."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from .errors import ConfigError
+    from .evaluate import evaluate_file
+    from .predict import Predictor
+
+    if max_words is not None and max_words < 1:
+        raise ConfigError(f"option 'max_words' must be >= 1; got {max_words}")
+    if suggestions < 0:
+        raise ConfigError(f"option 'suggestions' must be >= 0 (0 skips keystroke savings); got {suggestions}")
+    predictor = Predictor.load(model, device=device)
+    progress = Progress(TextColumn("{task.description:<11}"), BarColumn(), MofNCompleteColumn(),
+                        TimeRemainingColumn(), console=err, transient=True, disable=not err.is_terminal)
+    tasks: dict[str, Any] = {}
+
+    def on_progress(stage: str, done: int, total: int) -> None:
+        if stage not in tasks:
+            tasks[stage] = progress.add_task(stage, total=total)
+        progress.update(tasks[stage], completed=done)
+
+    with progress:
+        result = evaluate_file(predictor, file, max_words=max_words, suggestions=suggestions,
+                               long_range=long_range, on_progress=on_progress)
+    if as_json:
+        _print_json(result)
+        return
+    table = Table(title=f"{model} on {file}", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    rows = [("tokens / words scored", f"{result['tokens']:,} / {result['words']:,}"),
+            ("token perplexity", f"{result['token_perplexity']:.2f}"),
+            ("word perplexity", f"{result['word_perplexity']:.2f}"),
+            ("bits per character", f"{result['bits_per_char']:.3f}")]
+    rows += [(f"top-{k} next-word accuracy", f"{result['accuracy'][f'top{k}']:.1%}") for k in (1, 3, 5)]
+    if result["keystroke_savings"] is not None:
+        rows.append((f"keystroke savings ({suggestions} suggestions)", f"{result['keystroke_savings']:.1%}"))
+    if "long_range" in result:
+        far = result["long_range"]
+        rows.append((f"long-range accuracy ({far['targets']} words)", f"{far['accuracy']:.1%}"))
+        rows += [(f"  {bucket} words back", f"{v['accuracy']:.1%} of {v['targets']}")
+                 for bucket, v in far["by_distance"].items()]
+    for name, value in rows:
+        table.add_row(name, value)
+    out.print(table)
 
 
 @app.command()

@@ -7,15 +7,22 @@ validation and `nextword evaluate` share this one implementation.
 
 from __future__ import annotations
 
+import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .errors import CorpusError
 from .model import LanguageModel
-from .tokenizer import Tokenizer
+from .tokenizer import EOS_ID, Tokenizer
+
+if TYPE_CHECKING:
+    from .predict import Predictor
 
 
 @dataclass(frozen=True)
@@ -23,6 +30,7 @@ class LossTotals:
     nll: float  # summed negative log-likelihood, in nats
     tokens: int  # scored tokens
     words: int  # whitespace-separated words among them
+    chars: int  # characters they stand for
 
     @property
     def loss(self) -> float:
@@ -36,6 +44,10 @@ class LossTotals:
     @property
     def word_perplexity(self) -> float:
         return _safe_exp(self.nll / max(self.words, 1))
+
+    @property
+    def bits_per_char(self) -> float:
+        return self.nll / math.log(2) / max(self.chars, 1)
 
 
 def _safe_exp(x: float) -> float:
@@ -66,4 +78,176 @@ def stream_loss(model: LanguageModel, tokenizer: Tokenizer, ids: np.ndarray, *, 
             logits, state = model(x, state)
         nll += F.cross_entropy(logits.float().flatten(0, 1), y.flatten(), reduction="sum").double()
     model.train(was_training)
-    return LossTotals(nll.item(), used, tokenizer.word_count(targets))
+    return LossTotals(nll.item(), used, tokenizer.word_count(targets), tokenizer.char_count(targets))
+
+
+@dataclass(frozen=True)
+class WordMetrics:
+    """How useful the word predictions are, over the words of a text read left to right."""
+
+    words: int
+    hits: dict[int, int]  # k -> words that were among the top k next-word predictions
+    keys: int  # keys pressed typing every word (and its space) with suggestions
+    chars: int  # keys pressed typing them without help: each word and its space
+
+    def accuracy(self, k: int) -> float:
+        return self.hits[k] / self.words if self.words else math.nan
+
+    @property
+    def keystroke_savings(self) -> float:
+        return 1 - self.keys / self.chars if self.chars else math.nan
+
+
+def word_metrics(predictor: "Predictor", ids: np.ndarray, *, ks: Sequence[int] = (1, 5),
+                 suggestions: int = 0, max_words: int | None = None,
+                 on_word: Callable[[int, int], None] | None = None) -> WordMetrics:
+    """Top-k next-word accuracy and, with `suggestions` > 0, keystroke savings over encoded text.
+
+    Each word is predicted from everything before it: a hit at k when it is among the k words
+    `predict` would show. For keystrokes, a person types the word letter by letter and accepts it
+    (one key, space included) as soon as it is among the top `suggestions` completions of what was
+    typed; a word never suggested costs its letters and a space. `on_word(done, total)` reports progress.
+    """
+    targets = predictor.tokenizer.words_at(ids)[:max_words]
+    hits, keys, chars = {k: 0 for k in ks}, 0, 0
+    searches = predictor.searches_along(ids, [position for position, _ in targets])
+    for done, ((_, word), search) in enumerate(zip(targets, searches), 1):
+        predicted = [w for w, _ in search("", max(*ks, suggestions))]
+        for k in ks:
+            hits[k] += word in predicted[:k]
+        if suggestions:
+            chars += len(word) + 1
+            keys += _keys_to_type(word, search, predicted[:suggestions], suggestions)
+        if on_word:
+            on_word(done, len(targets))
+    return WordMetrics(len(targets), hits, keys, chars)
+
+
+def _keys_to_type(word: str, search: Callable, offered: list[str], suggestions: int) -> int:
+    for typed in range(len(word) + 1):
+        if typed:
+            offered = [w for w, _ in search(word[:typed], suggestions)]
+        if word in offered:
+            return typed + 1  # the letters typed, then one key to accept
+    return len(word) + 1
+
+
+DISTANCE_BUCKETS = ((1, 5), (6, 10), (11, 20), (21, 30), (31, 60), (61, 10**9))
+
+
+@dataclass
+class LongRangeAccuracy:
+    """Top-1 accuracy on words that only a cue far back in the line determines, by distance."""
+
+    buckets: dict[str, list[int]] = field(default_factory=dict)  # "6-10" -> [hits, total]
+
+    def add(self, distance: int, hit: bool) -> None:
+        low, high = next(b for b in DISTANCE_BUCKETS if b[0] <= distance <= b[1])
+        name = f"{low}-{high}" if high < 10**9 else f"{low}+"
+        counts = self.buckets.setdefault(name, [0, 0])
+        counts[0] += hit
+        counts[1] += 1
+
+    @property
+    def total(self) -> tuple[int, int]:
+        return sum(c[0] for c in self.buckets.values()), sum(c[1] for c in self.buckets.values())
+
+    def rate(self, bucket: str | None = None) -> float:
+        hits, count = self.buckets[bucket] if bucket else self.total
+        return hits / count if count else math.nan
+
+    def to_dict(self) -> dict:
+        hits, count = self.total
+        ordered = sorted(self.buckets.items(), key=lambda item: int(item[0].split("-")[0].rstrip("+")))
+        return {"accuracy": self.rate(), "targets": count,
+                "by_distance": {name: {"accuracy": h / n, "targets": n} for name, (h, n) in ordered}}
+
+
+@dataclass(frozen=True)
+class Target:
+    """A word that only a cue `distance` words back determines (see corpora/generate.py)."""
+
+    line: int  # 0-based line of the text
+    word: int  # 0-based index among the line's whitespace-separated words
+    expected: str
+    distance: int
+
+
+def read_targets(path: str | Path) -> list[Target]:
+    """The long-range targets of a text, from its `<text>.targets.jsonl` sidecar."""
+    targets = []
+    with open(path, encoding="utf-8") as stream:
+        for number, line in enumerate(stream, 1):
+            if line.strip():
+                try:
+                    targets.append(Target(**json.loads(line)))
+                except (json.JSONDecodeError, TypeError):
+                    raise CorpusError(f"{path}, line {number}: not a target "
+                                      f"(want line, word, expected, distance)") from None
+    return targets
+
+
+def long_range_accuracy(predictor: "Predictor", lines: Sequence[str], targets: Iterable[Target],
+                        on_target: Callable[[], None] | None = None) -> LongRangeAccuracy:
+    """Predict each target word from its line up to it, as a person would have typed it.
+
+    """
+    result = LongRangeAccuracy()
+    for target in targets:
+        context = " ".join(lines[target.line].split()[: target.word]) + " "
+        best = predictor.predict(context, k=1)
+        expected = predictor.tokenizer.words_at(np.asarray(predictor.tokenizer.encode_line(target.expected)))
+        result.add(target.distance, bool(best) and bool(expected) and best[0][0] == expected[0][1])
+        if on_target:
+            on_target()
+    return result
+
+
+def evaluate_file(predictor: "Predictor", path: str | Path, *, max_words: int | None = None,
+                  suggestions: int = 3, long_range: bool = False,
+                  on_progress: Callable[[str, int, int], None] | None = None) -> dict:
+    """Every measure of a model on a text file, as a plain dict (what `nextword evaluate` shows).
+
+    The file is encoded into a memory-mapped cache, so a large file needs little memory;
+    `max_words` stops after that many words for a quick estimate. With `long_range`, the file's
+    `<file>.targets.jsonl` sidecar gives the far-dependent words to score.
+    """
+    from .data import check_corpus, encode_corpus
+
+    def report(stage: str, done: int, total: int) -> None:
+        if on_progress:
+            on_progress(stage, done, total)
+
+    corpus = check_corpus(path)
+    sidecar = corpus.path.with_name(corpus.path.name + ".targets.jsonl")
+    if long_range and not sidecar.is_file():
+        raise CorpusError(f"--long-range needs {sidecar.name} beside {corpus.path.name} "
+                          f"(written by corpora/generate.py longrange)")
+    ids = encode_corpus(corpus, predictor.tokenizer)
+    if max_words is not None:
+        starts = np.flatnonzero(predictor.tokenizer.starts_word[ids])
+        if len(starts) > max_words:
+            ids = ids[: starts[max_words]]
+    if len(ids) < 2:
+        raise CorpusError(f"{corpus.path} is too short to evaluate on")
+    report("perplexity", 0, 1)
+    totals = stream_loss(predictor.model, predictor.tokenizer, ids, seq_len=256, device=predictor.device,
+                         streams=1)
+    report("perplexity", 1, 1)
+    words = word_metrics(predictor, ids, ks=(1, 3, 5), suggestions=suggestions,
+                         on_word=lambda done, total: report("words", done, total))
+    result = {
+        "file": str(corpus.path), "tokens": totals.tokens, "words": totals.words, "loss": totals.loss,
+        "token_perplexity": totals.token_perplexity, "word_perplexity": totals.word_perplexity,
+        "bits_per_char": totals.bits_per_char,
+        "accuracy": {f"top{k}": words.accuracy(k) for k in (1, 3, 5)}, "predicted_words": words.words,
+        "keystroke_savings": words.keystroke_savings if suggestions else None, "suggestions": suggestions,
+    }
+    if long_range:
+        lines = corpus.path.read_text(encoding="utf-8").split("\n")
+        last_line = int((np.asarray(ids) == EOS_ID).sum())  # lines wholly inside what was scored
+        targets = [t for t in read_targets(sidecar) if t.line < last_line]
+        done = iter(range(1, len(targets) + 1))
+        result["long_range"] = long_range_accuracy(
+            predictor, lines, targets, on_target=lambda: report("long-range", next(done), len(targets))).to_dict()
+    return result

@@ -14,10 +14,11 @@ same however long the text already is.
 from __future__ import annotations
 
 import bisect
+import functools
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -124,6 +125,22 @@ class Predictor:
         context, partial = split_partial(text)
         logprobs, state = self._run(self._context_ids(context))
         return self._search_words(logprobs, state, partial, k)
+
+    @torch.inference_mode()
+    def searches_along(self, ids: np.ndarray, positions: list[int]
+                       ) -> Iterator[Callable[[str, int], list[tuple[str, float]]]]:
+        """At each of `positions` in the encoded text `ids`, a word search `search(partial, k)`.
+
+        `search("", k)` is what `predict` would say given the text before the position, and
+        `search("wo", k)` what it would say had "wo" been typed too; the text is read only once.
+        """
+        state, start = None, 0
+        for position in positions:
+            # Only the tokens since the last position: `state` has read everything before them.
+            tokens = ([EOS_ID] if state is None else []) + [int(i) for i in ids[start:position]]
+            logprobs, state = self._run(tokens, state)
+            start = position
+            yield torch.inference_mode()(functools.partial(self._search_words, logprobs, state))
 
     def _search_words(self, logprobs: torch.Tensor, state: State, partial: str, k: int
                       ) -> list[tuple[str, float]]:

@@ -69,6 +69,7 @@ class Tokenizer:
         #: pieces that, coming next, end the word before them: a new word, a line break, punctuation
         self.ends_word = self.starts_word | (inside & punctuation)
         self.ends_word[EOS_ID] = True
+        self.piece_chars = np.array([len(t) for t in self.piece_text])
 
     @classmethod
     def load(cls, path: str | Path) -> Tokenizer:
@@ -112,6 +113,24 @@ class Tokenizer:
     def word_count(self, ids: np.ndarray) -> int:
         """Whitespace-separated words in encoded text: each starts with exactly one word-start piece."""
         return int(self.starts_word[np.asarray(ids)].sum())
+
+    def char_count(self, ids: np.ndarray) -> int:
+        """Characters of encoded text (a line break is one; each line's leading space counts too)."""
+        return int(self.piece_chars[np.asarray(ids)].sum())
+
+    def words_at(self, ids: np.ndarray) -> list[tuple[int, str]]:
+        """Each word of encoded text as `Predictor.predict` returns words: (position of its first piece,
+        its text up to the next space, line break or trailing punctuation). Punctuation-only words are left out."""
+        ids = np.asarray(ids)
+        words = []
+        for position in np.flatnonzero(self.starts_word[ids]):
+            end = position + 1
+            while end < len(ids) and self.extends_word[ids[end]]:
+                end += 1
+            text = "".join(self.piece_text[i] for i in ids[position:end]).lstrip(" ")
+            if any(char.isalnum() for char in text):
+                words.append((int(position), text))
+        return words
 
 
 def is_trailing_punctuation(char: str) -> bool:

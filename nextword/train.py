@@ -106,11 +106,12 @@ def pick_device(name: str) -> torch.device:
 
 
 def train(config: Config, corpus: str | Path, out: str | Path, *, valid_file: str | Path | None = None,
-          force: bool = False, resume: bool = False,
+          force: bool = False, resume: bool = False, tokenizer: Tokenizer | None = None,
           on_event: Callable[[Event], None] | None = None) -> TrainSummary:
     """Train a model on `corpus` into the model directory `out`, or continue one with `resume`.
 
     With `resume`, `config` must come from `checkpoint.resume_config` (the saved run's config).
+    A `tokenizer` given is used as it is (compare trains one for all its variants).
     Raises `TrainingInterrupted` after saving a checkpoint when SIGINT or SIGTERM arrives.
     """
     emit = on_event or (lambda event: None)
@@ -123,13 +124,9 @@ def train(config: Config, corpus: str | Path, out: str | Path, *, valid_file: st
         tokenizer = Tokenizer.load(out / checkpoint.TOKENIZER)
     else:
         checkpoint.check_output(out, force=force)
-        emit(Stage("tokenizer"))
-        trained = train_tokenizer(corpus_file.path, config.tokenizer, config.vocab_size)
-        if trained.notice:
-            emit(Notice(trained.notice))
-        tokenizer = trained.tokenizer
+        tokenizer = tokenizer or _train_tokenizer(corpus_file, config, emit)
     emit(Stage("encoding"))
-    train_ids, valid_ids = _token_splits(corpus_file, held_out, tokenizer, config)
+    train_ids, valid_ids = token_splits(corpus_file, held_out, tokenizer, config)
     batches = make_batches(train_ids, config)
     if not resume:
         checkpoint.prepare_output(out, force=force)
@@ -144,6 +141,14 @@ def train(config: Config, corpus: str | Path, out: str | Path, *, valid_file: st
         return run.loop(emit, stop)
 
 
+def _train_tokenizer(corpus: CorpusFile, config: Config, emit: Callable[[Event], None]) -> Tokenizer:
+    emit(Stage("tokenizer"))
+    trained = train_tokenizer(corpus.path, config.tokenizer, config.vocab_size)
+    if trained.notice:
+        emit(Notice(trained.notice))
+    return trained.tokenizer
+
+
 def make_batches(ids: np.ndarray, config: Config) -> StreamBatches | WindowBatches:
     """Consecutive TBPTT segments for a causal model; random windows for a bidirectional one, as many
     predictions per step as a causal batch makes."""
@@ -152,7 +157,7 @@ def make_batches(ids: np.ndarray, config: Config) -> StreamBatches | WindowBatch
     return StreamBatches(ids, config.batch_size, config.seq_len)
 
 
-def _token_splits(corpus: CorpusFile, held_out: CorpusFile | None, tokenizer: Tokenizer,
+def token_splits(corpus: CorpusFile, held_out: CorpusFile | None, tokenizer: Tokenizer,
                   config: Config) -> tuple[np.ndarray, np.ndarray]:
     ids = encode_corpus(corpus, tokenizer)
     if held_out is None:

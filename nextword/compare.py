@@ -1,0 +1,217 @@
+"""Train several variants on the same data and budget, and measure them side by side.
+
+Every variant shares the tokenizer (trained once), the split, the seed and the budget, so the
+differences in the table come from the cells alone. Each is then measured on the validation
+split: loss and perplexities, next-word accuracy, the gradient-flow curve and, on a corpus with
+a long-range sidecar (corpora/generate.py), accuracy on the far-dependent words.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from . import checkpoint, plots
+from .config import CELLS, Config
+from .data import check_corpus
+from .errors import ConfigError, ModelDirError
+from .evaluate import LongRangeAccuracy, long_range_accuracy, read_targets, stream_loss, word_metrics
+from .files import write_text
+from .gradients import gradient_flow
+from .predict import Predictor
+from .tokenizer import EOS_ID, train_tokenizer
+from .train import Event, Notice, Stage, token_splits, train
+
+RESULTS, CURVES_PNG, GRADIENTS_PNG, REPORT = "compare.json", "curves.png", "gradients.png", "report.md"
+
+
+@dataclass(frozen=True)
+class VariantStarted:
+    index: int
+    total: int
+    name: str
+
+
+@dataclass
+class VariantResult:
+    name: str
+    cell: str
+    bidirectional: bool
+    model: str  # its model directory
+    parameters: int
+    steps: int
+    train_seconds: float
+    tokens_per_second: float
+    valid_loss: float
+    token_perplexity: float
+    word_perplexity: float
+    bits_per_char: float
+    top1: float
+    top5: float
+    accuracy_words: int
+    gradient: list[float]  # mean gradient norm k = 1.. steps back
+    long_range: dict[str, Any] | None
+    curve: list[dict[str, float]]  # step, elapsed, valid_word_perplexity per evaluation
+
+    @property
+    def gradient_ratio(self) -> float:
+        """How much weaker the gradient is at the oldest input than at the newest."""
+        return self.gradient[0] / self.gradient[-1] if self.gradient[-1] > 0 else math.inf
+
+
+def plan(base: Config, cells: Sequence[str], bidirectional: bool) -> list[tuple[str, Config]]:
+    """(name, config) of each variant: one per cell, and its bidirectional twin when asked."""
+    unknown = [c for c in cells if c not in CELLS]
+    if unknown or not cells:
+        raise ConfigError(f"--cells takes a comma-separated list of {', '.join(CELLS)}; got {','.join(cells)!r}")
+    variants = []
+    for cell in dict.fromkeys(cells):
+        variants.append((cell, base.replace(cell=cell, bidirectional=False)))
+        if bidirectional:
+            variants.append((f"{cell}-bi", base.replace(cell=cell, bidirectional=True)))
+    return variants
+
+
+def compare(corpus: str | Path, base: Config, out: str | Path, *, cells: Sequence[str] = CELLS,
+            bidirectional: bool = False, valid_file: str | Path | None = None, accuracy_words: int = 2000,
+            force: bool = False, on_event: Callable[[Any], None] | None = None) -> list[VariantResult]:
+    """Train and measure each variant into `out/<variant>`, then write the table, plots and report."""
+    emit = on_event or (lambda event: None)
+    out = Path(out)
+    variants = plan(base, cells, bidirectional)
+    _check_output(out, force)
+    corpus_file = check_corpus(corpus)
+    held_out = check_corpus(valid_file) if valid_file is not None else None
+    emit(Stage("tokenizer"))
+    trained = train_tokenizer(corpus_file.path, base.tokenizer, base.vocab_size)
+    if trained.notice:
+        emit(Notice(trained.notice))
+    tokenizer = trained.tokenizer
+    _, valid_ids = token_splits(corpus_file, held_out, tokenizer, base)
+    long_range = _long_range_targets(corpus_file.path, held_out, tokenizer, base)
+    out.mkdir(parents=True, exist_ok=True)
+    results = []
+    for index, (name, config) in enumerate(variants):
+        emit(VariantStarted(index, len(variants), name))
+        summary = train(config, corpus_file.path, out / name, valid_file=valid_file, force=force,
+                        tokenizer=tokenizer, on_event=emit)
+        emit(Stage("measuring"))
+        results.append(_measure(name, config, out / name, summary, valid_ids, long_range, accuracy_words))
+    _write_outputs(out, results)
+    return results
+
+
+def _check_output(out: Path, force: bool) -> None:
+    if out.is_dir() and any(out.iterdir()):
+        if not (out / RESULTS).is_file() and not all(checkpoint.is_model_dir(p) for p in out.iterdir()):
+            raise ModelDirError(f"{out} exists and is not a nextword comparison; choose another --out")
+        if not force:
+            raise ModelDirError(f"a comparison already exists in {out}; use --force to overwrite it")
+    elif out.exists() and not out.is_dir():
+        raise ModelDirError(f"--out {out} is a file; give a directory path")
+
+
+def _long_range_targets(corpus: Path, held_out, tokenizer, config: Config) -> tuple[list[str], list] | None:
+    """The long-range targets that lie wholly in the validation text, with that text's lines."""
+    source = held_out.path if held_out else corpus
+    sidecar = source.with_name(source.name + ".targets.jsonl")
+    if not sidecar.is_file():
+        return None
+    lines = source.read_text(encoding="utf-8").split("\n")
+    targets = read_targets(sidecar)
+    if held_out is None:
+        # Lines the training split ends in or before are not validation text.
+        train_ids, _ = token_splits(check_corpus(corpus), None, tokenizer, config)
+        first = int((np.asarray(train_ids) == EOS_ID).sum()) + 1
+        targets = [t for t in targets if t.line >= first]
+    return lines, targets
+
+
+def _measure(name: str, config: Config, model_dir: Path, summary, valid_ids: np.ndarray,
+             long_range: tuple[list[str], list] | None, accuracy_words: int) -> VariantResult:
+    predictor = Predictor.load(model_dir)
+    totals = stream_loss(predictor.model, predictor.tokenizer, valid_ids, seq_len=config.seq_len,
+                         device=predictor.device)
+    accuracy = word_metrics(predictor, valid_ids, ks=(1, 5), max_words=accuracy_words)
+    flow = gradient_flow(predictor.model, valid_ids, config.seq_len, device=predictor.device)
+    far: LongRangeAccuracy | None = long_range_accuracy(predictor, *long_range) if long_range else None
+    return VariantResult(
+        name=name, cell=config.cell, bidirectional=config.bidirectional, model=str(model_dir),
+        parameters=summary.parameters, steps=summary.steps, train_seconds=summary.elapsed,
+        tokens_per_second=summary.tokens_per_second, valid_loss=totals.loss,
+        token_perplexity=totals.token_perplexity, word_perplexity=totals.word_perplexity,
+        bits_per_char=totals.bits_per_char, top1=accuracy.accuracy(1), top5=accuracy.accuracy(5),
+        accuracy_words=accuracy.words, gradient=[float(g) for g in flow],
+        long_range=far.to_dict() if far else None,
+        curve=[{k: row[k] for k in ("step", "elapsed", "valid_word_perplexity")}
+               for row in checkpoint.read_metrics(model_dir)])
+
+
+def _write_outputs(out: Path, results: list[VariantResult]) -> None:
+    rows = [{**asdict(r), "gradient_ratio": r.gradient_ratio} for r in results]
+    write_text(out / RESULTS, json.dumps({"created": time.strftime("%Y-%m-%dT%H:%M:%S"), "variants": rows},
+                                         indent=2))
+    plots.learning_curves({r.name: r.curve for r in results}, out / CURVES_PNG)
+    plots.gradient_flow({r.name: r.gradient for r in results}, out / GRADIENTS_PNG)
+    write_text(out / REPORT, markdown_report(results))
+
+
+# Columns of the comparison table: (title, value, format, which is best: "low" or "high").
+COLUMNS: list[tuple[str, Callable[[VariantResult], float], str, str]] = [
+    ("params", lambda r: r.parameters, "{:,.0f}", ""),
+    ("time s", lambda r: r.train_seconds, "{:.0f}", "low"),
+    ("tok/s", lambda r: r.tokens_per_second, "{:,.0f}", "high"),
+    ("val loss", lambda r: r.valid_loss, "{:.3f}", "low"),
+    ("word ppl", lambda r: r.word_perplexity, "{:.1f}", "low"),
+    ("top-1", lambda r: r.top1, "{:.1%}", "high"),
+    ("top-5", lambda r: r.top5, "{:.1%}", "high"),
+    ("grad 1/T", lambda r: r.gradient_ratio, "{:.3g}", "low"),
+]
+LONG_RANGE_COLUMN = ("long-range", lambda r: r.long_range["accuracy"], "{:.1%}", "high")
+
+
+def table_columns(results: Sequence[VariantResult]) -> list[tuple[str, Callable, str, str]]:
+    return COLUMNS + ([LONG_RANGE_COLUMN] if all(r.long_range for r in results) else [])
+
+
+def best_values(results: Sequence[VariantResult]) -> dict[str, float]:
+    """The best value of each column that has a direction (ties all count as best)."""
+    best = {}
+    for title, value, _, direction in table_columns(results):
+        if direction:
+            values = [value(r) for r in results]
+            best[title] = min(values) if direction == "low" else max(values)
+    return best
+
+
+def markdown_report(results: Sequence[VariantResult]) -> str:
+    columns = table_columns(results)
+    best = best_values(results)
+    lines = ["# nextword comparison", "",
+             "| variant | " + " | ".join(title for title, *_ in columns) + " |",
+             "|---|" + "---:|" * len(columns)]
+    for r in results:
+        cells = []
+        for title, value, fmt, _ in columns:
+            text = fmt.format(value(r))
+            cells.append(f"**{text}**" if title in best and value(r) == best[title] else text)
+        lines.append(f"| {r.name} | " + " | ".join(cells) + " |")
+    lines += ["", f"Top-1/top-5: next-word accuracy over the first {results[0].accuracy_words} words of the "
+              "validation split. grad 1/T: the gradient norm at the newest input over the oldest "
+              "(lower means the gradient reaches further back).", "",
+              f"![learning curves]({CURVES_PNG})", "", f"![gradient flow]({GRADIENTS_PNG})", ""]
+    if all(r.long_range for r in results):
+        buckets = list(results[0].long_range["by_distance"])
+        lines += ["## Long-range accuracy by distance (words between cue and target)", "",
+                  "| variant | " + " | ".join(buckets) + " |", "|---|" + "---:|" * len(buckets)]
+        for r in results:
+            by = r.long_range["by_distance"]
+            lines.append(f"| {r.name} | " + " | ".join(
+                f"{by[b]['accuracy']:.1%} ({by[b]['targets']})" if b in by else "-" for b in buckets) + " |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,69 @@
+"""Pictures of a comparison: PNG files (matplotlib) and sparklines for the terminal."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Sequence
+
+from .files import atomic_path
+
+_BARS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: Sequence[float], log: bool = True) -> str:
+    """A one-line picture of a series, lowest value ▁, highest █ (on a log scale by default)."""
+    points = [math.log(v) if log and v > 0 else v for v in values if math.isfinite(v)]
+    if not points:
+        return ""
+    low, high = min(points), max(points)
+    span = (high - low) or 1.0
+    return "".join(_BARS[round((p - low) / span * (len(_BARS) - 1))] for p in points)
+
+
+def _figure(columns: int):
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, never a window
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, columns, figsize=(6 * columns, 4.2), squeeze=False)
+    return plt, figure, axes[0]
+
+
+def _save(plt, figure, path: Path) -> None:
+    figure.tight_layout()
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, format="png", dpi=110)
+    plt.close(figure)
+
+
+def learning_curves(curves: dict[str, list[dict]], path: Path) -> None:
+    """Validation word perplexity against step and against seconds, one line per variant."""
+    plt, figure, (by_step, by_time) = _figure(2)
+    for name, rows in curves.items():
+        by_step.plot([r["step"] for r in rows], [r["valid_word_perplexity"] for r in rows], marker=".", label=name)
+        by_time.plot([r["elapsed"] for r in rows], [r["valid_word_perplexity"] for r in rows], marker=".", label=name)
+    for axis, label in ((by_step, "training step"), (by_time, "training time (s)")):
+        axis.set_xlabel(label)
+        axis.set_ylabel("validation word perplexity")
+        axis.set_yscale("log")
+        axis.grid(True, which="both", alpha=0.3)
+        axis.legend()
+    by_step.set_title("Learning curves by step")
+    by_time.set_title("Learning curves by time")
+    _save(plt, figure, path)
+
+
+def gradient_flow(curves: dict[str, Sequence[float]], path: Path) -> None:
+    """Gradient norm at the input k steps back, log scale: how fast each variant forgets."""
+    plt, figure, (axis,) = _figure(1)
+    for name, norms in curves.items():
+        axis.plot(range(1, len(norms) + 1), norms, marker=".", label=name)
+    axis.set_yscale("log")
+    axis.set_xlabel("k: steps back from the predicted position")
+    axis.set_ylabel("mean ‖∂ loss / ∂ input embedding‖")
+    axis.set_title("Gradient flow (vanishing gradients fall steeply)")
+    axis.grid(True, which="both", alpha=0.3)
+    axis.legend()
+    _save(plt, figure, path)

@@ -1,0 +1,72 @@
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from nextword.cli import app
+from nextword.compare import compare, plan
+from nextword.config import resolve
+from nextword.errors import ConfigError, ModelDirError
+from nextword.gradients import gradient_flow
+from nextword.model import RecurrentLM, WindowedBiLM
+
+from conftest import TINY
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def test_plan_names_each_variant() -> None:
+    names = [name for name, _ in plan(resolve(TINY), ["rnn", "lstm"], bidirectional=True)]
+    assert names == ["rnn", "rnn-bi", "lstm", "lstm-bi"]
+    with pytest.raises(ConfigError, match="--cells takes"):
+        plan(resolve(TINY), ["rnn", "transformer"], bidirectional=False)
+
+
+@pytest.mark.parametrize("model", [RecurrentLM(30, "rnn", 1, 8, 8, 0.0), RecurrentLM(30, "lstm", 2, 8, 8, 0.0),
+                                   WindowedBiLM(30, "gru", 1, 8, 8, 0.0, context=5, pool="attention")])
+def test_gradient_flow_is_finite_and_positive(model) -> None:
+    torch.manual_seed(0)
+    ids = np.random.default_rng(0).integers(0, 30, 400)
+    flow = gradient_flow(model, ids, 12, sequences=8)
+    assert flow.shape == ((5,) if isinstance(model, WindowedBiLM) else (12,))
+    assert np.isfinite(flow).all() and (flow > 0).all()
+    assert not any(p.grad is not None for p in model.parameters())  # leaves the model as it was
+
+
+def test_compare_writes_a_row_per_variant_plots_and_a_report(tmp_path: Path, corpus_file: Path) -> None:
+    # A sidecar marks the long-range words, as corpora/generate.py writes it for its corpus.
+    corpus = tmp_path / "far.txt"
+    lines = corpus_file.read_text().splitlines()
+    corpus.write_text("\n".join(lines) + "\n")
+    (tmp_path / "far.txt.targets.jsonl").write_text("".join(
+        json.dumps({"line": n, "word": 4, "expected": line.split()[4], "distance": 3}) + "\n"
+        for n, line in enumerate(lines)))
+    out = tmp_path / "cmp"
+    result = CliRunner().invoke(app, ["compare", str(corpus), "--cells", "rnn,gru", "--bidirectional", "--out",
+                                      str(out), "--accuracy-words", "20", "--context", "4", "--seq-len", "8",
+                                      *[f"--{k.replace('_', '-')}={v}" for k, v in TINY.items() if k not in ("cell", "seq_len")],
+                                      "--max-steps", "30"])
+    assert result.exit_code == 0, result.output
+    assert "Comparison" in result.stdout and "word perplexity" in result.stdout
+    rows = json.loads((out / "compare.json").read_text())["variants"]
+    assert [row["name"] for row in rows] == ["rnn", "rnn-bi", "gru", "gru-bi"]
+    for row in rows:
+        assert row["steps"] == 30 and row["parameters"] > 0 and 0 <= row["top1"] <= row["top5"] <= 1
+        assert np.isfinite(row["word_perplexity"]) and all(g > 0 for g in row["gradient"])
+        assert row["long_range"]["targets"] > 0 and (out / row["name"] / "model.safetensors").is_file()
+    for picture in ("curves.png", "gradients.png"):
+        assert (out / picture).read_bytes().startswith(PNG) and (out / picture).stat().st_size > 5000
+    report = (out / "report.md").read_text()
+    assert "| rnn-bi |" in report and "long-range" in report.lower()
+    again = CliRunner().invoke(app, ["compare", str(corpus), "--out", str(out)])
+    assert again.exit_code == 2 and "use --force" in again.stderr
+
+
+def test_compare_refuses_a_directory_of_other_data(tmp_path: Path, corpus_file: Path) -> None:
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(ModelDirError, match="not a nextword comparison"):
+        compare(corpus_file, resolve(TINY), tmp_path, cells=["rnn"], force=True)
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]

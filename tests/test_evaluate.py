@@ -1,0 +1,81 @@
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from nextword import load
+from nextword.errors import CorpusError
+from nextword.evaluate import _keys_to_type, evaluate_file, stream_loss, word_metrics
+from nextword.tokenizer import EOS_ID
+
+
+@pytest.fixture(scope="module")
+def model(trained_model: Path):
+    return load(str(trained_model))
+
+
+def test_perplexity_agrees_with_a_token_by_token_computation(model, corpus_file: Path) -> None:
+    ids = np.array(model.tokenizer.encode(corpus_file.read_text()[:600]))
+    totals = stream_loss(model.model, model.tokenizer, ids, seq_len=7, device=torch.device("cpu"), streams=1)
+    nll, state = 0.0, None
+    with torch.inference_mode():
+        for current, following in zip(ids[:-1], ids[1:]):
+            logits, state = model.model(torch.tensor([[int(current)]]), state)
+            nll -= torch.log_softmax(logits[0, -1], dim=-1)[int(following)].item()
+    assert totals.tokens == len(ids) - 1
+    assert totals.nll == pytest.approx(nll, rel=1e-5)
+    assert totals.words == model.tokenizer.word_count(ids[1:])
+    assert totals.word_perplexity == pytest.approx(math.exp(nll / totals.words), rel=1e-5)
+    assert totals.bits_per_char == pytest.approx(nll / math.log(2) / model.tokenizer.char_count(ids[1:]))
+
+
+def _fixed_search(offers: dict[str, list[str]]):
+    return lambda typed, k: [(word, 0.1) for word in offers.get(typed, [])[:k]]
+
+
+@pytest.mark.parametrize("offers, keys", [
+    ({"": ["cat", "dog", "cow"]}, 1),  # offered at once: one key to accept
+    ({"": ["dog", "cow", "pig"], "c": ["cow", "cat"]}, 2),  # "c", then accept
+    ({"": ["dog"], "c": ["cow"], "ca": ["car", "cab", "can"], "cat": ["cat"]}, 4),  # all letters, then accept
+    ({}, 4),  # never offered: three letters and a space
+    ({"": ["dog", "cow", "pig", "cat"]}, 4),  # fourth is beyond three suggestions
+])
+def test_keystrokes_match_hand_worked_examples(offers: dict, keys: int) -> None:
+    search = _fixed_search(offers)
+    offered = [w for w, _ in search("", 3)]
+    assert _keys_to_type("cat", search, offered, 3) == keys
+
+
+def test_word_metrics_on_a_learnable_text(model, corpus_file: Path) -> None:
+    ids = np.array(model.tokenizer.encode(corpus_file.read_text()[:2000]))
+    metrics = word_metrics(model, ids, ks=(1, 3, 5), suggestions=3, max_words=60)
+    assert metrics.words == 60
+    assert metrics.hits[1] <= metrics.hits[3] <= metrics.hits[5] <= 60
+    assert metrics.accuracy(5) > 0.5  # the corpus is very regular
+    assert 0.3 < metrics.keystroke_savings < 1
+    # Reading the text once gives what `predict` says when given the text up to each word.
+    positions = [position for position, _ in model.tokenizer.words_at(ids)[1:6]]
+    for position, search in zip(positions, model.searches_along(ids, positions)):
+        context = model.tokenizer.decode(ids[:position]) + " "
+        once, fresh = search("", 5), model.predict(context, k=5)
+        assert [w for w, _ in once] == [w for w, _ in fresh]
+        assert [p for _, p in once] == pytest.approx([p for _, p in fresh], rel=1e-4)
+
+
+def test_evaluate_file_and_its_long_range_sidecar(model, tmp_path: Path) -> None:
+    text = tmp_path / "far.txt"
+    text.write_text("anna has the red ball . anna gives the red ball to the cat .\n" * 3)
+    with pytest.raises(CorpusError, match="--long-range needs far.txt.targets.jsonl"):
+        evaluate_file(model, text, long_range=True)
+    sidecar = tmp_path / "far.txt.targets.jsonl"
+    sidecar.write_text("".join(json.dumps({"line": n, "word": 6, "expected": "anna", "distance": 5}) + "\n"
+                               for n in range(3)))
+    result = evaluate_file(model, text, long_range=True, max_words=200)
+    assert result["long_range"]["targets"] == 3 and 0 <= result["long_range"]["accuracy"] <= 1
+    assert set(result["accuracy"]) == {"top1", "top3", "top5"} and 0 <= result["keystroke_savings"] <= 1
+    assert result["words"] > 30 and math.isfinite(result["word_perplexity"])
+    short = evaluate_file(model, text, max_words=5, suggestions=0)
+    assert short["predicted_words"] == 5 and short["keystroke_savings"] is None
