@@ -105,7 +105,13 @@ def read_metrics(out: Path) -> list[dict[str, Any]]:
     path = out / METRICS
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    try:
+        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise ModelDirError(f"{path} is damaged (not JSON Lines)") from None
+    if not all(isinstance(row, dict) and isinstance(row.get("step"), int) for row in rows):
+        raise ModelDirError(f"{path} is damaged (a row without a step)")
+    return rows
 
 
 def write_summary(out: Path, summary: Mapping[str, Any]) -> None:
@@ -148,11 +154,12 @@ def resume_config(out: Path, overrides: Mapping[str, Any]) -> Config:
     read_manifest(out)
     saved = read_config(out)
     given = {k: v for k, v in overrides.items() if v is not None}
-    fixed = sorted(k for k in given if k not in RESUMABLE_KEYS and given[k] != saved.to_dict().get(k))
+    wanted = resolve(saved.to_dict(), given, sources=(str(out / CONFIG), "the command line"))
+    fixed = sorted(k for k in given if k not in RESUMABLE_KEYS and getattr(wanted, k) != getattr(saved, k))
     if fixed:
         raise ConfigError(f"--resume continues the saved run, so {', '.join(fixed)} cannot change; "
                           f"only {', '.join(RESUMABLE_KEYS)} can")
-    return resolve(saved.to_dict(), given, sources=(str(out / CONFIG), "the command line"))
+    return wanted
 
 
 @dataclass

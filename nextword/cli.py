@@ -350,8 +350,8 @@ def predict(
     else:
         title = f"Next word after “{_tail(context)}”"
     if not predictions:
-        _fail(f"no word the model knows starts with {partial!r}")
-        raise typer.Exit(1)
+        err.print(f"[yellow]note:[/] no word the model knows starts with {partial!r}", soft_wrap=True)
+        return
     out.print(title)
     table = Table()
     table.add_column("#", justify="right", style="dim")
@@ -400,7 +400,7 @@ def generate(
             continue
         if samples > 1:
             out.print(f"[dim]── sample {index + 1} ──[/]")
-        out.print(prompt, style="bold", end="", markup=False)
+        out.print(prompt, style="bold", end="", markup=False, soft_wrap=True)
         for piece in predictor.stream(prompt, **options):
             sys.stdout.write(piece)
             sys.stdout.flush()
@@ -424,14 +424,9 @@ def evaluate(
     """How well MODEL predicts FILE: perplexities, next-word accuracy and keystroke savings."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from .errors import ConfigError
     from .evaluate import evaluate_file
     from .predict import Predictor
 
-    if max_words is not None and max_words < 1:
-        raise ConfigError(f"option 'max_words' must be >= 1; got {max_words}")
-    if suggestions < 0:
-        raise ConfigError(f"option 'suggestions' must be >= 0 (0 skips keystroke savings); got {suggestions}")
     predictor = Predictor.load(model, device=device)
     progress = Progress(TextColumn("{task.description:<11}"), BarColumn(), MofNCompleteColumn(),
                         TimeRemainingColumn(), console=err, transient=True, disable=not err.is_terminal)

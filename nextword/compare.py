@@ -25,8 +25,8 @@ from .evaluate import LongRangeAccuracy, long_range_accuracy, read_targets, stre
 from .files import write_text
 from .gradients import gradient_flow
 from .predict import Predictor
-from .tokenizer import EOS_ID, train_tokenizer
-from .train import Event, Notice, Stage, token_splits, train
+from .tokenizer import EOS_ID
+from .train import Stage, pick_device, token_splits, train, train_tokenizer_for
 
 RESULTS, CURVES_PNG, GRADIENTS_PNG, REPORT = "compare.json", "curves.png", "gradients.png", "report.md"
 
@@ -88,11 +88,7 @@ def compare(corpus: str | Path, base: Config, out: str | Path, *, cells: Sequenc
     _check_output(out, force)
     corpus_file = check_corpus(corpus)
     held_out = check_corpus(valid_file) if valid_file is not None else None
-    emit(Stage("tokenizer"))
-    trained = train_tokenizer(corpus_file.path, base.tokenizer, base.vocab_size)
-    if trained.notice:
-        emit(Notice(trained.notice))
-    tokenizer = trained.tokenizer
+    tokenizer = train_tokenizer_for(corpus_file, base, emit)
     _, valid_ids = token_splits(corpus_file, held_out, tokenizer, base)
     long_range = _long_range_targets(corpus_file.path, held_out, tokenizer, base)
     out.mkdir(parents=True, exist_ok=True)
@@ -135,7 +131,7 @@ def _long_range_targets(corpus: Path, held_out, tokenizer, config: Config) -> tu
 
 def _measure(name: str, config: Config, model_dir: Path, summary, valid_ids: np.ndarray,
              long_range: tuple[list[str], list] | None, accuracy_words: int) -> VariantResult:
-    predictor = Predictor.load(model_dir)
+    predictor = Predictor.load(model_dir, device=str(pick_device(config.device)))
     totals = stream_loss(predictor.model, predictor.tokenizer, valid_ids, seq_len=config.seq_len,
                          device=predictor.device)
     accuracy = word_metrics(predictor, valid_ids, ks=(1, 5), max_words=accuracy_words)

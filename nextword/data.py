@@ -136,6 +136,9 @@ class StreamBatches:
         return self.inputs[:, cut].astype(np.int64), self.targets[:, cut].astype(np.int64)
 
 
+START_OF_TEXT_SHARE = 0.1  # of training windows shortened to a text's first few tokens
+
+
 class WindowBatches:
     """Batches for a windowed model: `count` windows of `context` tokens drawn from anywhere in the
     corpus, each with the token that follows it.
@@ -161,8 +164,12 @@ class WindowBatches:
         """Windows (count, context) and the token after each (count, 1), as int64."""
         draw = np.random.default_rng([self.seed, epoch, index])
         ends = draw.integers(self.context, len(self.ids), size=self.count)
-        windows = self.ids[ends[:, None] + np.arange(-self.context, 0)]
-        return windows.astype(np.int64), self.ids[ends][:, None].astype(np.int64)
+        windows = self.ids[ends[:, None] + np.arange(-self.context, 0)].astype(np.int64)
+        # Some windows start at a text's beginning, padded with line breaks, as in prediction.
+        padded = (draw.random(self.count) < START_OF_TEXT_SHARE) & (self.context > 1)
+        cut = draw.integers(1, max(self.context, 2), size=self.count)  # real tokens kept: 1 .. context - 1
+        windows[padded[:, None] & (np.arange(self.context) < self.context - cut[:, None])] = EOS_ID
+        return windows, self.ids[ends][:, None].astype(np.int64)
 
 
 def split_validation(ids: np.ndarray, fraction: float) -> tuple[np.ndarray, np.ndarray]:

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .errors import CorpusError
+from .errors import ConfigError, CorpusError
 from .model import LanguageModel
 from .tokenizer import EOS_ID, Tokenizer
 
@@ -108,6 +108,10 @@ def word_metrics(predictor: "Predictor", ids: np.ndarray, *, ks: Sequence[int] =
     (one key, space included) as soon as it is among the top `suggestions` completions of what was
     typed; a word never suggested costs its letters and a space. `on_word(done, total)` reports progress.
     """
+    if max_words is not None and max_words < 1:
+        raise ConfigError(f"option 'max_words' must be >= 1; got {max_words}")
+    if suggestions < 0:
+        raise ConfigError(f"option 'suggestions' must be >= 0 (0 skips keystroke savings); got {suggestions}")
     targets = predictor.tokenizer.words_at(ids)[:max_words]
     hits, keys, chars = {k: 0 for k in ks}, 0, 0
     searches = predictor.searches_along(ids, [position for position, _ in targets])
@@ -218,6 +222,8 @@ def evaluate_file(predictor: "Predictor", path: str | Path, *, max_words: int | 
         if on_progress:
             on_progress(stage, done, total)
 
+    if max_words is not None and max_words < 1:
+        raise ConfigError(f"option 'max_words' must be >= 1; got {max_words}")
     corpus = check_corpus(path)
     sidecar = corpus.path.with_name(corpus.path.name + ".targets.jsonl")
     if long_range and not sidecar.is_file():

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .errors import CorpusError
 from .model import LanguageModel, WindowedBiLM
 
 
@@ -24,6 +25,9 @@ def gradient_flow(model: LanguageModel, ids: np.ndarray, length: int, *, sequenc
     """
     if isinstance(model, WindowedBiLM):
         length = min(length, model.context)
+    length = min(length, len(ids) - 1)
+    if length < 1:
+        raise CorpusError("the validation text is too short for the gradient-flow diagnostic")
     starts = np.linspace(0, len(ids) - length - 1, num=min(sequences, len(ids) - length), dtype=np.int64)
     inputs = torch.from_numpy(np.stack([ids[s:s + length] for s in starts]).astype(np.int64)).to(device)
     targets = torch.from_numpy(ids[starts + length].astype(np.int64)).to(device)

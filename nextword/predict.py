@@ -96,10 +96,6 @@ class Predictor:
     def load(cls, path: str | Path, device: str = "cpu") -> Predictor:
         return cls(load(path, device=device))
 
-    @property
-    def path(self) -> Path:
-        return self.loaded.path
-
     # -- shared ----------------------------------------------------------------------------------
     def _context_ids(self, context: str) -> list[int]:
         # A leading line break: text given without history reads like the start of a line.
@@ -163,6 +159,8 @@ class Predictor:
             beams = [_Beam(beams[r].text + self.tokenizer.piece_text[p].lstrip(" "), s)
                      for r, p, s in zip(rows.tolist(), pieces.tolist(), top.values[keep].tolist())]
             logprobs, state = self._run(pieces.reshape(-1, 1), self.model.select_state(state, rows))
+        else:  # the longest words searched: they end after the last extension
+            self._collect_finished(beams, logprobs, partial, found)
         ranked = sorted(found.items(), key=lambda item: -item[1])[:k]
         return [(word, float(np.exp(logprob))) for word, logprob in ranked]
 
@@ -199,7 +197,10 @@ class Predictor:
         if not prompt.strip():
             raise NextwordError("the prompt is empty; give the text to continue")
         generator = torch.Generator(device=self.device)
-        generator.manual_seed(seed if seed is not None else int(torch.seed() % (1 << 63)))
+        if seed is None:
+            generator.seed()  # fresh randomness, without touching torch's global generator
+        else:
+            generator.manual_seed(seed)
         logprobs, state = self._run(self._context_ids(prompt))
         # After a typed space or a line break, a new word must begin (as every line does in training).
         must_start_word = prompt[-1].isspace()

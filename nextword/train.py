@@ -120,11 +120,11 @@ def train(config: Config, corpus: str | Path, out: str | Path, *, valid_file: st
     held_out = check_corpus(valid_file) if valid_file is not None else None
     device = pick_device(config.device)
     if resume:
-        checkpoint.read_manifest(out)
+        _check_same_data(checkpoint.read_manifest(out), corpus_file, held_out)
         tokenizer = Tokenizer.load(out / checkpoint.TOKENIZER)
     else:
         checkpoint.check_output(out, force=force)
-        tokenizer = tokenizer or _train_tokenizer(corpus_file, config, emit)
+        tokenizer = tokenizer or train_tokenizer_for(corpus_file, config, emit)
     emit(Stage("encoding"))
     train_ids, valid_ids = token_splits(corpus_file, held_out, tokenizer, config)
     batches = make_batches(train_ids, config)
@@ -132,7 +132,8 @@ def train(config: Config, corpus: str | Path, out: str | Path, *, valid_file: st
         checkpoint.prepare_output(out, force=force)
         checkpoint.write_new(out, config, tokenizer, {
             "kind": "bidirectional" if config.bidirectional else "causal", "vocab_size": tokenizer.vocab_size,
-            "corpus": corpus_file.path.name, "corpus_sha256": corpus_file.sha256})
+            "corpus": corpus_file.path.name, "corpus_sha256": corpus_file.sha256,
+            "valid_sha256": held_out.sha256 if held_out else None})
     run = _Run(config, tokenizer, batches, valid_ids, out, device, corpus_file)
     if resume:
         run.restore(checkpoint.load_state(out))
@@ -141,7 +142,18 @@ def train(config: Config, corpus: str | Path, out: str | Path, *, valid_file: st
         return run.loop(emit, stop)
 
 
-def _train_tokenizer(corpus: CorpusFile, config: Config, emit: Callable[[Event], None]) -> Tokenizer:
+def _check_same_data(manifest: dict[str, Any], corpus: CorpusFile, held_out: CorpusFile | None) -> None:
+    """A resumed run must read the very text it started on, or it would not continue it exactly."""
+    if manifest.get("corpus_sha256") != corpus.sha256:
+        raise ConfigError(f"{corpus.path} is not the corpus this model was trained on "
+                          f"({manifest.get('corpus')}); resume with that file, or train anew")
+    if manifest.get("valid_sha256") != (held_out.sha256 if held_out else None):
+        raise ConfigError("the validation text differs from the one this run started with; "
+                          "resume with the same --valid (or none)")
+
+
+def train_tokenizer_for(corpus: CorpusFile, config: Config, emit: Callable[[Event], None]) -> Tokenizer:
+    """Train the config's tokenizer on the corpus, telling `emit` when the vocabulary had to shrink."""
     emit(Stage("tokenizer"))
     trained = train_tokenizer(corpus.path, config.tokenizer, config.vocab_size)
     if trained.notice:
@@ -358,14 +370,14 @@ class _Run:
             self.best_loss, self.best_step = state["best_loss"], state["best_step"]
             self.bad_evaluations, self.elapsed = state["bad_evaluations"], state["elapsed"]
             hidden = state["hidden"]
-        except (KeyError, RuntimeError, ValueError) as exc:
+            torch.set_rng_state(state["rng"])
+            if state["cuda_rng"] and self.device.type == "cuda":
+                torch.cuda.set_rng_state_all(state["cuda_rng"])
+        except (KeyError, RuntimeError, ValueError, TypeError) as exc:
             raise checkpoint.ModelDirError(f"{self.out / checkpoint.STATE} does not fit this model "
                                            f"({type(exc).__name__}: {exc}); it cannot be resumed") from None
         self.hidden = (tuple(h.to(self.device) for h in hidden) if isinstance(hidden, (tuple, list))
                        else hidden.to(self.device) if hidden is not None else None)
-        torch.set_rng_state(state["rng"])
-        if state["cuda_rng"] and self.device.type == "cuda":
-            torch.cuda.set_rng_state_all(state["cuda_rng"])
         self.metrics = [row for row in checkpoint.read_metrics(self.out) if row["step"] <= self.step]
         self.best = next((row for row in self.metrics if row["step"] == self.best_step), None)
 

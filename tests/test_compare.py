@@ -70,3 +70,11 @@ def test_compare_refuses_a_directory_of_other_data(tmp_path: Path, corpus_file: 
     with pytest.raises(ModelDirError, match="not a nextword comparison"):
         compare(corpus_file, resolve(TINY), tmp_path, cells=["rnn"], force=True)
     assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+
+
+def test_gradient_flow_needs_some_text() -> None:
+    from nextword.errors import CorpusError
+
+    with pytest.raises(CorpusError, match="too short for the gradient-flow diagnostic"):
+        gradient_flow(RecurrentLM(30, "rnn", 1, 8, 8, 0.0), np.array([3]), 12)
+    assert gradient_flow(RecurrentLM(30, "rnn", 1, 8, 8, 0.0), np.array([3, 4, 5]), 12).shape == (2,)

@@ -3,7 +3,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nextword.data import StreamBatches, check_corpus, encode_corpus, split_validation
+from nextword.data import StreamBatches, WindowBatches, check_corpus, encode_corpus, split_validation
 from nextword.errors import CorpusError
 from nextword.tokenizer import EOS_ID, train_tokenizer
 
@@ -81,3 +81,19 @@ def test_too_small_for_one_batch() -> None:
 def test_validation_split_is_the_end() -> None:
     train, valid = split_validation(np.arange(100), 0.1)
     assert (len(train), len(valid)) == (90, 10) and valid[0] == 90
+
+
+def test_window_batches_end_before_their_targets_and_repeat_by_seed() -> None:
+    ids = np.arange(2, 5002) % 60000
+    batches = WindowBatches(ids, count=400, context=6, seed=3)
+    windows, targets = batches.batch(7, epoch=1)
+    assert windows.shape == (400, 6) and targets.shape == (400, 1)
+    whole = windows[:, 0] != EOS_ID
+    # An unpadded window is the six tokens just before its target.
+    assert np.array_equal(windows[whole], (targets[whole] - np.arange(6, 0, -1)))
+    padded = windows[~whole]
+    assert 0 < len(padded) < 100  # about a tenth start at a text's beginning, line breaks before
+    assert all((row[-1] != EOS_ID) for row in padded)
+    again, _ = WindowBatches(ids, count=400, context=6, seed=3).batch(7, epoch=1)
+    assert np.array_equal(windows, again)
+    assert not np.array_equal(windows, batches.batch(7, epoch=2)[0])

@@ -121,3 +121,14 @@ def test_separate_validation_file(tmp_path: Path, corpus_file: Path) -> None:
     valid.write_text("cora has a green hat . cora gives a green hat to the cat .\n" * 5)
     summary = train(config(max_steps=10), corpus_file, tmp_path / "m", valid_file=valid)
     assert summary.valid_tokens > 20 and summary.train_tokens > 5 * summary.valid_tokens
+
+
+def test_resume_refuses_other_data_and_accepts_the_same_options_spelt_differently(tmp_path: Path,
+                                                                                  corpus_file: Path) -> None:
+    train(config(max_steps=10, lr=0.003), corpus_file, tmp_path / "m")
+    other = tmp_path / "other.txt"
+    other.write_text(corpus_file.read_text() + "one more line .\n")
+    with pytest.raises(Exception, match="is not the corpus this model was trained on"):
+        train(checkpoint.resume_config(tmp_path / "m", {}), other, tmp_path / "m", resume=True)
+    same = checkpoint.resume_config(tmp_path / "m", {"lr": "3e-3", "tokenizer": "UNIGRAM", "max_steps": 12})
+    assert train(same, corpus_file, tmp_path / "m", resume=True).steps == 12
