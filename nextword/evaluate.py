@@ -112,7 +112,7 @@ def word_metrics(predictor: "Predictor", ids: np.ndarray, *, ks: Sequence[int] =
         raise ConfigError(f"option 'max_words' must be >= 1; got {max_words}")
     if suggestions < 0:
         raise ConfigError(f"option 'suggestions' must be >= 0 (0 skips keystroke savings); got {suggestions}")
-    targets = predictor.tokenizer.words_at(ids)[:max_words]
+    targets = predictor.tokenizer.words_at(ids, limit=max_words)
     hits, keys, chars = {k: 0 for k in ks}, 0, 0
     searches = predictor.searches_along(ids, [position for position, _ in targets])
     for done, ((_, word), search) in enumerate(zip(targets, searches), 1):
@@ -212,8 +212,8 @@ def evaluate_file(predictor: "Predictor", path: str | Path, *, max_words: int | 
                   on_progress: Callable[[str, int, int], None] | None = None) -> dict:
     """Every measure of a model on a text file, as a plain dict (what `nextword evaluate` shows).
 
-    The file is encoded into a memory-mapped cache, so a large file needs little memory;
-    `max_words` stops after that many words for a quick estimate. With `long_range`, the file's
+    The file is encoded into a memory-mapped cache and scored in chunks; `max_words` stops after
+    that many words for a quick estimate (the word list for accuracy is held in memory). With `long_range`, the file's
     `<file>.targets.jsonl` sidecar gives the far-dependent words to score.
     """
     from .data import check_corpus, encode_corpus

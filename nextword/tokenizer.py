@@ -118,9 +118,10 @@ class Tokenizer:
         """Characters of encoded text (a line break is one; each line's leading space counts too)."""
         return int(self.piece_chars[np.asarray(ids)].sum())
 
-    def words_at(self, ids: np.ndarray) -> list[tuple[int, str]]:
+    def words_at(self, ids: np.ndarray, limit: int | None = None) -> list[tuple[int, str]]:
         """Each word of encoded text as `Predictor.predict` returns words: (position of its first piece,
-        its text up to the next space, line break or trailing punctuation). Punctuation-only words are left out."""
+        its text up to the next space, line break or trailing punctuation). Punctuation-only words are left
+        out; `limit` stops after that many words."""
         ids = np.asarray(ids)
         words = []
         for position in np.flatnonzero(self.starts_word[ids]):
@@ -130,6 +131,8 @@ class Tokenizer:
             text = "".join(self.piece_text[i] for i in ids[position:end]).lstrip(" ")
             if any(char.isalnum() for char in text):
                 words.append((int(position), text))
+                if len(words) == limit:
+                    break
         return words
 
 
