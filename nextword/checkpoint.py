@@ -14,12 +14,15 @@ safetensors, the state through torch's weights-only unpickler, YAML through safe
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import io
 import json
+import os
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import torch
 from safetensors import SafetensorError
@@ -33,6 +36,7 @@ from .model import LanguageModel, build_model
 from .tokenizer import Tokenizer
 
 FORMAT = 1
+LOCK = ".nextword.lock"
 MANIFEST, CONFIG, TOKENIZER = "nextword.json", "config.yaml", "tokenizer.model"
 WEIGHTS, METRICS, SUMMARY, STATE = "model.safetensors", "metrics.jsonl", "summary.json", "state.pt"
 _OWN_FILES = (MANIFEST, CONFIG, TOKENIZER, WEIGHTS, METRICS, SUMMARY, STATE)
@@ -46,7 +50,7 @@ def check_output(out: Path, *, force: bool) -> None:
     """Refuse to overwrite a model without `force`, and never write into a directory of other data."""
     if out.exists() and not out.is_dir():
         raise ModelDirError(f"--out {out} is a file; give a directory path")
-    if out.is_dir() and any(out.iterdir()):
+    if out.is_dir() and any(p.name != LOCK for p in out.iterdir()):
         if not is_model_dir(out):
             raise ModelDirError(f"{out} exists and is not a nextword model directory; "
                                 f"choose another --out (nothing was written)")
@@ -65,6 +69,36 @@ def prepare_output(out: Path, *, force: bool) -> None:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ModelDirError(f"cannot create model directory {out}: {exc.strerror}") from None
+
+
+@contextlib.contextmanager
+def writing(out: Path) -> Iterator[None]:
+    """Hold the model directory's lock: a second training into it refuses instead of mixing files.
+
+    The lock is an OS file lock, released by the OS when the process ends however it ends, so a
+    crashed run never leaves it stuck.
+    """
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        handle = open(out / LOCK, "a+")
+    except OSError as exc:
+        raise ModelDirError(f"cannot write to model directory {out}: {exc.strerror}") from None
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "?"
+            raise ModelDirError(f"another nextword training (process {holder}) is writing to {out}; "
+                                f"wait for it to finish or choose another --out") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def write_new(out: Path, config: Config, tokenizer: Tokenizer, manifest: Mapping[str, Any]) -> None:

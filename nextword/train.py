@@ -128,18 +128,19 @@ def train(config: Config, corpus: str | Path, out: str | Path, *, valid_file: st
     emit(Stage("encoding"))
     train_ids, valid_ids = token_splits(corpus_file, held_out, tokenizer, config)
     batches = make_batches(train_ids, config)
-    if not resume:
-        checkpoint.prepare_output(out, force=force)
-        checkpoint.write_new(out, config, tokenizer, {
-            "kind": "bidirectional" if config.bidirectional else "causal", "vocab_size": tokenizer.vocab_size,
-            "corpus": corpus_file.path.name, "corpus_sha256": corpus_file.sha256,
-            "valid_sha256": held_out.sha256 if held_out else None})
-    run = _Run(config, tokenizer, batches, valid_ids, out, device, corpus_file)
-    if resume:
-        run.restore(checkpoint.load_state(out))
-    emit(Stage("training"))
-    with _stop_on_signals() as stop:
-        return run.loop(emit, stop)
+    with checkpoint.writing(out):  # one training at a time in a model directory
+        if not resume:
+            checkpoint.prepare_output(out, force=force)
+            checkpoint.write_new(out, config, tokenizer, {
+                "kind": "bidirectional" if config.bidirectional else "causal",
+                "vocab_size": tokenizer.vocab_size, "corpus": corpus_file.path.name,
+                "corpus_sha256": corpus_file.sha256, "valid_sha256": held_out.sha256 if held_out else None})
+        run = _Run(config, tokenizer, batches, valid_ids, out, device, corpus_file)
+        if resume:
+            run.restore(checkpoint.load_state(out))
+        emit(Stage("training"))
+        with _stop_on_signals() as stop:
+            return run.loop(emit, stop)
 
 
 def _check_same_data(manifest: dict[str, Any], corpus: CorpusFile, held_out: CorpusFile | None) -> None:

@@ -23,7 +23,7 @@ def test_training_learns_and_writes_a_model_directory(tmp_path: Path, corpus_fil
     summary = train(config(max_steps=80), corpus_file, tmp_path / "m", on_event=events.append)
     files = {p.name for p in (tmp_path / "m").iterdir()}
     assert files == {"nextword.json", "config.yaml", "tokenizer.model", "model.safetensors", "metrics.jsonl",
-                     "summary.json", "state.pt"}
+                     "summary.json", "state.pt", ".nextword.lock"}
     metrics = checkpoint.read_metrics(tmp_path / "m")
     assert [row["step"] for row in metrics] == [20, 40, 60, 80]
     assert metrics[-1]["valid_loss"] < metrics[0]["valid_loss"] < 5.0
@@ -132,3 +132,14 @@ def test_resume_refuses_other_data_and_accepts_the_same_options_spelt_differentl
         train(checkpoint.resume_config(tmp_path / "m", {}), other, tmp_path / "m", resume=True)
     same = checkpoint.resume_config(tmp_path / "m", {"lr": "3e-3", "tokenizer": "UNIGRAM", "max_steps": 12})
     assert train(same, corpus_file, tmp_path / "m", resume=True).steps == 12
+
+
+def test_a_second_training_into_the_same_directory_refuses(tmp_path: Path, corpus_file: Path) -> None:
+    train(config(max_steps=5), corpus_file, tmp_path / "m")
+    before = (tmp_path / "m" / "model.safetensors").read_bytes()
+    with checkpoint.writing(tmp_path / "m"):  # as if another process were training there
+        with pytest.raises(ModelDirError, match=r"another nextword training \(process \d+\) is writing to"):
+            train(config(max_steps=5, seed=9), corpus_file, tmp_path / "m", force=True)
+    assert (tmp_path / "m" / "model.safetensors").read_bytes() == before
+    train(config(max_steps=5, seed=9), corpus_file, tmp_path / "m", force=True)  # free again afterwards
+    assert (tmp_path / "m" / "model.safetensors").read_bytes() != before
