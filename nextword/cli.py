@@ -72,7 +72,8 @@ def _flag(key: str) -> Any:
 
 def _option_type(key: str) -> Any:
     declared = [t for t in typing.get_args(CONFIG_TYPES[key]) or (CONFIG_TYPES[key],) if t is not type(None)][0]
-    return Optional[str if key == "time_budget" else declared]  # durations are typed as text: 90s, 10m
+    accepted = str if key == "time_budget" else declared  # durations are typed as text: 90s, 10m
+    return Optional[accepted]
 
 
 def with_training_options(*, exclude: tuple[str, ...] = ()) -> Callable:
@@ -183,7 +184,7 @@ def compare(
 ) -> None:
     """Train each cell type on CORPUS with the same data and budget, and compare them side by side.
 
-    Each variant gets the same number of steps (--max-steps, default 1000: reproducible) or the same time (--time-budget).
+    Each variant gets the same steps (--max-steps, default 1000, reproducible) or the same time (--time-budget).
     """
     from dataclasses import asdict
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from . import checkpoint, plots
 from .config import CELLS, Config
-from .data import check_corpus
+from .data import CorpusFile, check_corpus
 from .errors import ConfigError, ModelDirError
 from .evaluate import LongRangeAccuracy, long_range_accuracy, read_targets, stream_loss, word_metrics
 from .files import write_text
@@ -89,8 +89,8 @@ def compare(corpus: str | Path, base: Config, out: str | Path, *, cells: Sequenc
     corpus_file = check_corpus(corpus)
     held_out = check_corpus(valid_file) if valid_file is not None else None
     tokenizer = train_tokenizer_for(corpus_file, base, emit)
-    _, valid_ids = token_splits(corpus_file, held_out, tokenizer, base)
-    long_range = _long_range_targets(corpus_file.path, held_out, tokenizer, base)
+    train_ids, valid_ids = token_splits(corpus_file, held_out, tokenizer, base)
+    long_range = _long_range_targets(corpus_file.path, held_out, train_ids)
     out.mkdir(parents=True, exist_ok=True)
     results = []
     for index, (name, config) in enumerate(variants):
@@ -113,7 +113,8 @@ def _check_output(out: Path, force: bool) -> None:
         raise ModelDirError(f"--out {out} is a file; give a directory path")
 
 
-def _long_range_targets(corpus: Path, held_out, tokenizer, config: Config) -> tuple[list[str], list] | None:
+def _long_range_targets(corpus: Path, held_out: CorpusFile | None, train_ids: np.ndarray
+                        ) -> tuple[list[str], list] | None:
     """The long-range targets that lie wholly in the validation text, with that text's lines."""
     source = held_out.path if held_out else corpus
     sidecar = source.with_name(source.name + ".targets.jsonl")
@@ -123,7 +124,6 @@ def _long_range_targets(corpus: Path, held_out, tokenizer, config: Config) -> tu
     targets = read_targets(sidecar)
     if held_out is None:
         # Lines the training split ends in or before are not validation text.
-        train_ids, _ = token_splits(check_corpus(corpus), None, tokenizer, config)
         first = int((np.asarray(train_ids) == EOS_ID).sum()) + 1
         targets = [t for t in targets if t.line >= first]
     return lines, targets

@@ -300,7 +300,7 @@ class _Run:
     def loop(self, emit: Callable[[Event], None], stop: threading.Event) -> TrainSummary:
         self.model.train()
         started = time.perf_counter() - self.elapsed
-        train_seconds, steps_this_run = 0.0, 0
+        started_this_run, evaluation_seconds, steps_this_run = time.perf_counter(), 0.0, 0
         loss_sum, loss_steps, last_report = torch.zeros((), device=self.device), 0, 0.0
         while (reason := self.stop_reason()) is None:
             if stop.is_set():
@@ -308,22 +308,25 @@ class _Run:
                 raise TrainingInterrupted(
                     f"training stopped at step {self.step}; checkpoint saved. Resume with: "
                     f"nextword train {self.corpus.path} --out {self.out} --resume")
-            step_started = time.perf_counter()
             loss_sum += self.train_step()
             loss_steps += 1
             steps_this_run += 1
             now = time.perf_counter()
-            train_seconds += now - step_started
             self.elapsed = now - started
             if self.step % self.config.eval_every == 0:
                 self.evaluate(emit)
+                evaluation_seconds += time.perf_counter() - now
+                now = time.perf_counter()
             if now - last_report >= _REPORT_SECONDS or self.stop_reason():
+                # Wall time, not per-step host time: on a GPU the work finishes when the loss is read.
+                train_seconds = now - started_this_run - evaluation_seconds
                 rate = steps_this_run / max(train_seconds, 1e-9)
                 emit(Progress(self.step, self.total_steps(), self.epoch, loss_sum.item() / loss_steps,
                               self.optimizer.param_groups[0]["lr"], rate * self.tokens_per_step, self.elapsed,
                               self.done(), self.eta(rate)))
                 loss_sum.zero_()
                 loss_steps, last_report = 0, now
+        train_seconds = time.perf_counter() - started_this_run - evaluation_seconds
         if not self.metrics or self.metrics[-1]["step"] != self.step:
             self.evaluate(emit)
         summary = self.summary(reason, steps_this_run * self.tokens_per_step / max(train_seconds, 1e-9))

@@ -47,7 +47,8 @@ def test_compare_writes_a_row_per_variant_plots_and_a_report(tmp_path: Path, cor
     out = tmp_path / "cmp"
     result = CliRunner().invoke(app, ["compare", str(corpus), "--cells", "rnn,gru", "--bidirectional", "--out",
                                       str(out), "--accuracy-words", "20", "--context", "4", "--seq-len", "8",
-                                      *[f"--{k.replace('_', '-')}={v}" for k, v in TINY.items() if k not in ("cell", "seq_len")],
+                                      *[f"--{k.replace('_', '-')}={v}" for k, v in TINY.items()
+                                        if k not in ("cell", "seq_len")],
                                       "--max-steps", "30"])
     assert result.exit_code == 0, result.output
     assert "Comparison" in result.stdout and "word perplexity" in result.stdout

@@ -9,7 +9,6 @@ import torch
 from nextword import load
 from nextword.errors import CorpusError
 from nextword.evaluate import _keys_to_type, evaluate_file, stream_loss, word_metrics
-from nextword.tokenizer import EOS_ID
 
 
 @pytest.fixture(scope="module")

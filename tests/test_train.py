@@ -68,8 +68,8 @@ def test_interrupt_then_resume_gives_bitwise_identical_weights(tmp_path: Path, c
     assert all(torch.equal(best[0][k], best[1][k]) for k in best[0])
     last = [checkpoint.load_state(tmp_path / d)["model"] for d in ("straight", "resumed")]
     assert all(torch.equal(last[0][k], last[1][k]) for k in last[0])
-    straight, resumed = ([{k: v for k, v in row.items() if k != "elapsed"} for row in checkpoint.read_metrics(tmp_path / d)]
-                         for d in ("straight", "resumed"))
+    straight, resumed = ([{k: v for k, v in row.items() if k != "elapsed"}
+                          for row in checkpoint.read_metrics(tmp_path / d)] for d in ("straight", "resumed"))
     assert straight == resumed
 
 
