@@ -114,29 +114,25 @@ def _check_output(out: Path, force: bool) -> None:
 
 
 def _long_range_targets(corpus: Path, held_out: CorpusFile | None, train_ids: np.ndarray
-                        ) -> tuple[list[str], list] | None:
-    """The long-range targets that lie wholly in the validation text, with that text's lines."""
+                        ) -> tuple[int, list] | None:
+    """The long-range targets, with the number of the validation text's first whole line."""
     source = held_out.path if held_out else corpus
     sidecar = source.with_name(source.name + ".targets.jsonl")
     if not sidecar.is_file():
         return None
-    lines = source.read_text(encoding="utf-8").split("\n")
-    targets = read_targets(sidecar)
-    if held_out is None:
-        # Lines the training split ends in or before are not validation text.
-        first = int((np.asarray(train_ids) == EOS_ID).sum()) + 1
-        targets = [t for t in targets if t.line >= first]
-    return lines, targets
+    # Validation held out from the corpus starts inside the line after the training split's last break.
+    first_line = 0 if held_out else int((np.asarray(train_ids) == EOS_ID).sum()) + 1
+    return first_line, read_targets(sidecar)
 
 
 def _measure(name: str, config: Config, model_dir: Path, summary, valid_ids: np.ndarray,
-             long_range: tuple[list[str], list] | None, accuracy_words: int) -> VariantResult:
+             long_range: tuple[int, list] | None, accuracy_words: int) -> VariantResult:
     predictor = Predictor.load(model_dir, device=str(pick_device(config.device)))
     totals = stream_loss(predictor.model, predictor.tokenizer, valid_ids, seq_len=config.seq_len,
                          device=predictor.device)
     accuracy = word_metrics(predictor, valid_ids, ks=(1, 5), max_words=accuracy_words)
     flow = gradient_flow(predictor.model, valid_ids, config.seq_len, device=predictor.device)
-    far: LongRangeAccuracy | None = long_range_accuracy(predictor, *long_range) if long_range else None
+    far: LongRangeAccuracy | None = long_range_accuracy(predictor, valid_ids, *long_range) if long_range else None
     return VariantResult(
         name=name, cell=config.cell, bidirectional=config.bidirectional, model=str(model_dir),
         parameters=summary.parameters, steps=summary.steps, train_seconds=summary.elapsed,

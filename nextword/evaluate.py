@@ -191,16 +191,38 @@ def read_targets(path: str | Path) -> list[Target]:
     return targets
 
 
-def long_range_accuracy(predictor: "Predictor", lines: Sequence[str], targets: Iterable[Target],
+def long_range_accuracy(predictor: "Predictor", ids: np.ndarray, first_line: int, targets: Iterable[Target],
                         on_target: Callable[[], None] | None = None) -> LongRangeAccuracy:
-    """Predict each target word from its line up to it, as a person would have typed it.
+    """Top-1 accuracy on each target word, predicted from all the text before it.
 
+    `ids` is the encoded text; `first_line` is the number of the line that starts after its first
+    line break (0 when `ids` is a whole file, which starts a line itself). The text is read once,
+    left to right, as in `word_metrics`: the model keeps the state the text before built up.
     """
-    result = LongRangeAccuracy()
+    tokenizer = predictor.tokenizer
+    ids = np.asarray(ids)
+    breaks = np.flatnonzero(ids == EOS_ID)
+    if first_line == 0:
+        line_starts, line_ends = np.concatenate([[0], breaks[:-1] + 1]), breaks
+    else:
+        line_starts, line_ends = breaks[:-1] + 1, breaks[1:]
+    positions, kept = [], []
     for target in targets:
-        context = " ".join(lines[target.line].split()[: target.word]) + " "
-        best = predictor.predict(context, k=1)
-        expected = predictor.tokenizer.words_at(np.asarray(predictor.tokenizer.encode_line(target.expected)))
+        index = target.line - first_line
+        if not 0 <= index < len(line_ends):
+            continue  # the line is not wholly inside `ids`
+        start, end = line_starts[index], line_ends[index]
+        starts = np.flatnonzero(tokenizer.starts_word[ids[start:end]])
+        if target.word < len(starts):
+            positions.append(int(start + starts[target.word]))
+            kept.append(target)
+    order = np.argsort(positions, kind="stable")
+    result = LongRangeAccuracy()
+    searches = predictor.searches_along(ids, [positions[i] for i in order])
+    for i, search in zip(order, searches):
+        target = kept[i]
+        best = search("", 1)
+        expected = tokenizer.words_at(np.asarray(tokenizer.encode_line(target.expected)))
         result.add(target.distance, bool(best) and bool(expected) and best[0][0] == expected[0][1])
         if on_target:
             on_target()
@@ -250,10 +272,9 @@ def evaluate_file(predictor: "Predictor", path: str | Path, *, max_words: int | 
         "keystroke_savings": words.keystroke_savings if suggestions else None, "suggestions": suggestions,
     }
     if long_range:
-        lines = corpus.path.read_text(encoding="utf-8").split("\n")
         last_line = int((np.asarray(ids) == EOS_ID).sum())  # lines wholly inside what was scored
         targets = [t for t in read_targets(sidecar) if t.line < last_line]
         done = iter(range(1, len(targets) + 1))
         result["long_range"] = long_range_accuracy(
-            predictor, lines, targets, on_target=lambda: report("long-range", next(done), len(targets))).to_dict()
+            predictor, ids, 0, targets, on_target=lambda: report("long-range", next(done), len(targets))).to_dict()
     return result

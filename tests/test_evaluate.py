@@ -78,3 +78,29 @@ def test_evaluate_file_and_its_long_range_sidecar(model, tmp_path: Path) -> None
     assert result["words"] > 30 and math.isfinite(result["word_perplexity"])
     short = evaluate_file(model, text, max_words=5, suggestions=0)
     assert short["predicted_words"] == 5 and short["keystroke_savings"] is None
+
+
+def test_long_range_targets_are_found_where_the_sidecar_says(model, monkeypatch) -> None:
+    from nextword.evaluate import Target, long_range_accuracy
+
+    text = "ben has a small cup .\nanna has the red ball . dan gives the red ball to the cat .\ncora has a green hat .\n"
+    ids = np.array(model.tokenizer.encode(text))
+    seen = []
+    original = model.searches_along
+
+    def spy(ids_, positions):
+        seen.extend(positions)
+        return original(ids_, positions)
+
+    monkeypatch.setattr(model, "searches_along", spy)
+    targets = [Target(1, 6, "dan", 6), Target(2, 3, "green", 2), Target(0, 1, "has", 1), Target(5, 0, "x", 1)]
+    result = long_range_accuracy(model, ids, 0, targets)
+    words = dict(model.tokenizer.words_at(ids))
+    assert sorted(words[p] for p in seen) == ["dan", "green", "has"]  # the missing line is skipped
+    assert result.total[1] == 3
+    # Validation text that starts inside line 0: its first whole line is line 1.
+    cut = text.index("red")
+    tail = np.array(model.tokenizer.encode(text[cut:]))
+    seen.clear()
+    long_range_accuracy(model, tail, 2, [Target(2, 3, "green", 2), Target(1, 0, "anna", 1)])
+    assert [dict(model.tokenizer.words_at(tail))[p] for p in seen] == ["green"]
