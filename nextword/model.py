@@ -35,7 +35,6 @@ class RecurrentLM(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.rnn = _CELLS[cell](embed, hidden, num_layers=layers, batch_first=True,
                                 dropout=dropout if layers > 1 else 0.0)
-        remember_by_default(self.rnn)
         self.decoder = nn.Linear(hidden, vocab_size)
         # Tied input and output embeddings (Press & Wolf, 2017): fewer parameters, better perplexity.
         if embed == hidden:
@@ -73,7 +72,6 @@ class WindowedBiLM(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.rnn = _CELLS[cell](embed, hidden, num_layers=layers, batch_first=True, bidirectional=True,
                                 dropout=dropout if layers > 1 else 0.0)
-        remember_by_default(self.rnn)
         self.attention = nn.Linear(2 * hidden, 1) if pool == "attention" else None
         self.project = nn.Linear(2 * hidden, embed)
         self.decoder = nn.Linear(embed, vocab_size)
@@ -110,17 +108,6 @@ class WindowedBiLM(nn.Module):
 
 
 LanguageModel = Union[RecurrentLM, WindowedBiLM]
-
-
-def remember_by_default(rnn: nn.Module) -> None:
-    """Start an LSTM's forget gates at bias 1 (Jozefowicz et al., 2015), so that it keeps its memory
-    until it learns what to forget: long-range dependencies are learned much sooner."""
-    if isinstance(rnn, nn.LSTM):
-        for name, bias in rnn.named_parameters():
-            if name.startswith("bias_ih"):  # gates are ordered input, forget, cell, output
-                with torch.no_grad():
-                    bias[rnn.hidden_size: 2 * rnn.hidden_size].fill_(1.0)
-                    getattr(rnn, name.replace("bias_ih", "bias_hh"))[rnn.hidden_size: 2 * rnn.hidden_size].zero_()
 
 
 def build_model(config: Config, vocab_size: int) -> LanguageModel:
