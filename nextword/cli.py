@@ -209,11 +209,10 @@ def compare(
 
 def comparison_table(results: list) -> Group:
     """The measured table (best value of each column in green), then the curves as sparklines."""
-    from .compare import best_values, table_columns
+    from .compare import table_columns, table_rows
     from .plots import sparkline
 
     columns = table_columns(results)
-    best = best_values(results)
     table = Table(title="Comparison (best in green)", title_justify="left")
     table.add_column("variant", style="bold", no_wrap=True)
     for title, *_ in columns:
@@ -222,11 +221,7 @@ def comparison_table(results: list) -> Group:
                    title_justify="left")
     for title in ("variant", "word perplexity", "gradient", "long-range accuracy by distance"):
         curves.add_column(title, no_wrap=title != "long-range accuracy by distance")
-    for r in results:
-        cells = []
-        for title, value, fmt, _ in columns:
-            text = fmt.format(value(r))
-            cells.append(f"[bold green]{text}[/]" if title in best and value(r) == best[title] else text)
+    for r, cells in zip(results, table_rows(results, lambda text: f"[bold green]{text}[/]")):
         table.add_row(r.name, *cells)
         far = "  ".join(f"{b}: {v['accuracy']:.0%}" for b, v in r.long_range["by_distance"].items()) \
             if r.long_range else "-"

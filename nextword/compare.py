@@ -172,27 +172,25 @@ def table_columns(results: Sequence[VariantResult]) -> list[tuple[str, Callable,
     return COLUMNS + ([LONG_RANGE_COLUMN] if all(r.long_range for r in results) else [])
 
 
-def best_values(results: Sequence[VariantResult]) -> dict[str, float]:
-    """The best value of each column that has a direction (ties all count as best)."""
+def table_rows(results: Sequence[VariantResult], mark_best: Callable[[str], str]) -> list[list[str]]:
+    """Each variant's formatted cells, `table_columns` order, the best of each column (ties too)
+    passed through `mark_best` (bold in Markdown, green in the terminal)."""
+    columns = table_columns(results)
     best = {}
-    for title, value, _, direction in table_columns(results):
+    for title, value, _, direction in columns:
         if direction:
             values = [value(r) for r in results]
             best[title] = min(values) if direction == "low" else max(values)
-    return best
+    return [[mark_best(fmt.format(value(r))) if title in best and value(r) == best[title] else fmt.format(value(r))
+             for title, value, fmt, _ in columns] for r in results]
 
 
 def markdown_report(results: Sequence[VariantResult]) -> str:
     columns = table_columns(results)
-    best = best_values(results)
     lines = ["# nextword comparison", "",
              "| variant | " + " | ".join(title for title, *_ in columns) + " |",
              "|---|" + "---:|" * len(columns)]
-    for r in results:
-        cells = []
-        for title, value, fmt, _ in columns:
-            text = fmt.format(value(r))
-            cells.append(f"**{text}**" if title in best and value(r) == best[title] else text)
+    for r, cells in zip(results, table_rows(results, lambda text: f"**{text}**")):
         lines.append(f"| {r.name} | " + " | ".join(cells) + " |")
     lines += ["", f"Top-1/top-5: next-word accuracy over the first {results[0].accuracy_words} words of the "
               "validation split. grad 1/T: the gradient norm at the newest input over the oldest "

@@ -83,7 +83,8 @@ def test_evaluate_file_and_its_long_range_sidecar(model, tmp_path: Path) -> None
 def test_long_range_targets_are_found_where_the_sidecar_says(model, monkeypatch) -> None:
     from nextword.evaluate import Target, long_range_accuracy
 
-    text = "ben has a small cup .\nanna has the red ball . dan gives the red ball to the cat .\ncora has a green hat .\n"
+    text = ("ben has a small cup .\nanna has the red ball . dan gives the red ball to the cat .\n"
+            "cora has a green hat .\n")
     ids = np.array(model.tokenizer.encode(text))
     seen = []
     original = model.searches_along
