@@ -26,13 +26,14 @@ from typing import Any, Iterator, Mapping
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_model, save_model
+from safetensors.torch import load_file, load_model, save_model
 
 from . import __version__
 from .config import RESUMABLE_KEYS, Config, dump_yaml, read_yaml, resolve
 from .errors import ConfigError, ModelDirError
 from .files import atomic_path, write_bytes, write_text
 from .model import LanguageModel, build_model
+from .ngram import NgramLM
 from .tokenizer import Tokenizer
 
 FORMAT = 1
@@ -212,16 +213,19 @@ def load(out: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
     manifest = read_manifest(out)
     config = read_config(out)
     tokenizer = Tokenizer.load(out / TOKENIZER)
-    model = build_model(config, tokenizer.vocab_size)
     weights = out / WEIGHTS
     if not weights.is_file():
         raise ModelDirError(f"{out} has no trained weights yet ({WEIGHTS} is missing); "
                             f"train or resume it first")
     try:
-        load_model(model, str(weights), strict=True)
+        if config.cell == "ngram":  # its tables' sizes come from the data, so they are read, not built
+            model: LanguageModel = NgramLM(tokenizer.vocab_size, config.order, load_file(str(weights)))
+        else:
+            model = build_model(config, tokenizer.vocab_size)
+            load_model(model, str(weights), strict=True)
     except SafetensorError as exc:
         raise ModelDirError(f"{weights} is damaged or not a safetensors file ({exc})") from None
-    except RuntimeError as exc:
+    except (RuntimeError, ValueError) as exc:
         first = str(exc).strip().splitlines()[-1].strip()
         raise ModelDirError(f"{weights} does not match {CONFIG} ({first})") from None
     summary = read_json(out / SUMMARY) if (out / SUMMARY).is_file() else {}

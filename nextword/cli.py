@@ -186,7 +186,6 @@ def compare(
 
     Each variant gets the same steps (--max-steps, default 1000, reproducible) or the same time (--time-budget).
     """
-    from dataclasses import asdict
 
     from . import config as configuration
     from .compare import compare as run_compare
@@ -201,7 +200,7 @@ def compare(
         corpus, settings, out_dir, cells=chosen, bidirectional=bidirectional, valid_file=valid,
         accuracy_words=accuracy_words, force=force, on_event=on_event))
     if as_json:
-        _print_json([{**asdict(r), "gradient_ratio": r.gradient_ratio} for r in results])
+        _print_json([r.to_dict() for r in results])
         return
     out.print(comparison_table(results))
     out.print(f"Wrote {out_dir}/: compare.json, curves.png, gradients.png, report.md and a model per variant.")
@@ -305,12 +304,13 @@ def summary_table(summary: dict[str, Any]) -> Table:
     table = Table(title="Training summary", show_header=False, title_justify="left")
     table.add_column(style="bold")
     table.add_column(justify="right")
+    counted = summary["cell"] == "ngram"  # counted in one pass: no steps
     rows = [
-        ("cell", summary["cell"]), ("parameters", f"{summary['parameters']:,}"),
+        ("cell", summary["cell"]), ("n-grams" if counted else "parameters", f"{summary['parameters']:,}"),
         ("vocabulary", f"{summary['vocab_size']:,}"), ("device", summary["device"]),
-        ("steps", f"{summary['steps']:,} ({summary['epochs']:.2f} epochs)"),
+        *([] if counted else [("steps", f"{summary['steps']:,} ({summary['epochs']:.2f} epochs)")]),
         ("time", _duration(summary["elapsed"])), ("tokens/s", f"{summary['tokens_per_second']:,.0f}"),
-        ("best step", f"{summary['best_step']:,}"),
+        *([] if counted else [("best step", f"{summary['best_step']:,}")]),
         ("valid loss", f"{summary['best_valid_loss']:.4f}"),
         ("valid perplexity (token)", f"{summary['best_valid_perplexity']:.2f}"),
         ("valid perplexity (word)", f"{summary['best_valid_word_perplexity']:.2f}"),
@@ -482,13 +482,19 @@ def info(
     overview.add_column()
     for name in ("corpus", "parameters", "vocab_size"):
         value = details[name]
-        overview.add_row(name, f"{value:,}" if isinstance(value, int) else str(value))
+        label = "n-grams" if name == "parameters" and loaded.config.cell == "ngram" else name
+        overview.add_row(label, f"{value:,}" if isinstance(value, int) else str(value))
     settings = loaded.config.to_dict()
-    overview.add_row("model", f"{settings['cell']}, {settings['layers']} layers, embed {settings['embed']}, "
-                              f"hidden {settings['hidden']}, dropout {settings['dropout']}")
+    if settings["cell"] == "ngram":
+        overview.add_row("model", f"ngram, order {settings['order']}, interpolated modified Kneser-Ney")
+        shown = ("vocab_size", "valid_fraction")  # the rest steer gradient training, which it has none of
+    else:
+        overview.add_row("model", f"{settings['cell']}, {settings['layers']} layers, embed {settings['embed']}, "
+                                  f"hidden {settings['hidden']}, dropout {settings['dropout']}")
+        shown = tuple(k for k in settings if k not in ("cell", "order", "layers", "embed", "hidden", "dropout",
+                                                       "tokenizer"))
     overview.add_row("tokenizer", f"{settings['tokenizer']}, {loaded.tokenizer.vocab_size:,} pieces")
-    overview.add_row("config", ", ".join(f"{k}={v}" for k, v in settings.items()
-                                         if k not in ("cell", "layers", "embed", "hidden", "dropout", "tokenizer")))
+    overview.add_row("config", ", ".join(f"{k}={settings[k]}" for k in shown))
     out.print(overview)
     if loaded.summary:
         out.print(summary_table(loaded.summary))

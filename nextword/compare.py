@@ -18,7 +18,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from . import checkpoint, plots
-from .config import CELLS, Config
+from .config import CELLS, NEURAL_CELLS, Config
 from .data import CorpusFile, check_corpus
 from .errors import ConfigError, ModelDirError
 from .evaluate import LongRangeAccuracy, long_range_accuracy, read_targets, stream_loss, word_metrics
@@ -59,9 +59,15 @@ class VariantResult:
     long_range: dict[str, Any] | None
     curve: list[dict[str, float]]  # step, elapsed, valid_word_perplexity per evaluation
 
+    def to_dict(self) -> dict[str, Any]:
+        ratio = self.gradient_ratio
+        return {**asdict(self), "gradient_ratio": None if math.isnan(ratio) else ratio}
+
     @property
     def gradient_ratio(self) -> float:
         """How much weaker the gradient is at the oldest input than at the newest."""
+        if not self.gradient:
+            return math.nan
         return self.gradient[0] / self.gradient[-1] if self.gradient[-1] > 0 else math.inf
 
 
@@ -73,12 +79,12 @@ def plan(base: Config, cells: Sequence[str], bidirectional: bool) -> list[tuple[
     variants = []
     for cell in dict.fromkeys(cells):
         variants.append((cell, base.replace(cell=cell, bidirectional=False)))
-        if bidirectional:
+        if bidirectional and cell != "ngram":
             variants.append((f"{cell}-bi", base.replace(cell=cell, bidirectional=True)))
     return variants
 
 
-def compare(corpus: str | Path, base: Config, out: str | Path, *, cells: Sequence[str] = CELLS,
+def compare(corpus: str | Path, base: Config, out: str | Path, *, cells: Sequence[str] = NEURAL_CELLS,
             bidirectional: bool = False, valid_file: str | Path | None = None, accuracy_words: int = 2000,
             force: bool = False, on_event: Callable[[Any], None] | None = None) -> list[VariantResult]:
     """Train and measure each variant into `out/<variant>`, then write the table, plots and report."""
@@ -131,7 +137,9 @@ def _measure(name: str, config: Config, model_dir: Path, summary, valid_ids: np.
     totals = stream_loss(predictor.model, predictor.tokenizer, valid_ids, seq_len=config.seq_len,
                          device=predictor.device)
     accuracy = word_metrics(predictor, valid_ids, ks=(1, 5), max_words=accuracy_words)
-    flow = gradient_flow(predictor.model, valid_ids, config.seq_len, device=predictor.device)
+    # An n-gram model has no gradient: its curve is empty and its ratio undefined.
+    flow = [] if config.cell == "ngram" else gradient_flow(predictor.model, valid_ids, config.seq_len,
+                                                           device=predictor.device)
     far: LongRangeAccuracy | None = long_range_accuracy(predictor, valid_ids, *long_range) if long_range else None
     return VariantResult(
         name=name, cell=config.cell, bidirectional=config.bidirectional, model=str(model_dir),
@@ -146,7 +154,7 @@ def _measure(name: str, config: Config, model_dir: Path, summary, valid_ids: np.
 
 
 def _write_outputs(out: Path, results: list[VariantResult]) -> None:
-    rows = [{**asdict(r), "gradient_ratio": r.gradient_ratio} for r in results]
+    rows = [r.to_dict() for r in results]
     write_text(out / RESULTS, json.dumps({"created": time.strftime("%Y-%m-%dT%H:%M:%S"), "variants": rows},
                                          indent=2))
     plots.learning_curves({r.name: r.curve for r in results}, out / CURVES_PNG)
@@ -178,11 +186,16 @@ def table_rows(results: Sequence[VariantResult], mark_best: Callable[[str], str]
     columns = table_columns(results)
     best = {}
     for title, value, _, direction in columns:
-        if direction:
-            values = [value(r) for r in results]
+        values = [v for v in map(value, results) if not math.isnan(v)]
+        if direction and values:
             best[title] = min(values) if direction == "low" else max(values)
-    return [[mark_best(fmt.format(value(r))) if title in best and value(r) == best[title] else fmt.format(value(r))
-             for title, value, fmt, _ in columns] for r in results]
+
+    def cell(title: str, value: float, fmt: str) -> str:
+        if math.isnan(value):
+            return "-"  # not defined for this variant (an n-gram model's gradient)
+        return mark_best(fmt.format(value)) if best.get(title) == value else fmt.format(value)
+
+    return [[cell(title, value(r), fmt) for title, value, fmt, _ in columns] for r in results]
 
 
 def markdown_report(results: Sequence[VariantResult]) -> str:

@@ -20,7 +20,8 @@ import yaml
 
 from .errors import ConfigError
 
-CELLS = ("rnn", "gru", "lstm")
+NEURAL_CELLS = ("rnn", "gru", "lstm")
+CELLS = (*NEURAL_CELLS, "ngram")  # ngram: the interpolated Kneser-Ney baseline
 POOLS = ("final", "attention")
 TOKENIZERS = ("unigram", "bpe", "char", "word")
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -44,7 +45,9 @@ class Config:
     valid_fraction: float = _opt(0.05, "Fraction of the corpus (its end) held out for validation.",
                                  low=0.0, high=0.5, low_open=True)
     # Model
-    cell: str = _opt("lstm", "Recurrent cell.", choices=CELLS)
+    cell: str = _opt("lstm", "Recurrent cell, or ngram for a Kneser-Ney n-gram baseline.", choices=CELLS)
+    order: int = _opt(5, "Order of an n-gram model (--cell ngram): the pieces it conditions on, plus one.",
+                      low=1, high=6)
     layers: int = _opt(2, "Number of stacked recurrent layers.", low=1, high=16)
     embed: int = _opt(256, "Embedding size.", low=1)
     hidden: int = _opt(256, "Hidden state size of each layer.", low=1)
@@ -160,6 +163,9 @@ def resolve(*layers: Mapping[str, Any], sources: tuple[str, ...] | None = None) 
     config = Config(**values)
     if config.epochs is None and config.max_steps is None and config.time_budget is None:
         raise ConfigError("no stopping rule: set at least one of epochs, max_steps or time_budget")
+    if config.cell == "ngram" and config.bidirectional:
+        raise ConfigError("an n-gram model reads only the pieces before the next one; drop --bidirectional "
+                          "or choose a recurrent --cell")
     return config
 
 

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from .errors import ConfigError, CorpusError
 from .model import LanguageModel
+from .ngram import NgramLM
 from .tokenizer import EOS_ID, Tokenizer
 
 if TYPE_CHECKING:
@@ -75,10 +76,20 @@ def stream_loss(model: LanguageModel, tokenizer: Tokenizer, ids: np.ndarray, *, 
         x = torch.from_numpy(inputs[:, cut].astype(np.int64)).to(device, non_blocking=True)
         y = torch.from_numpy(targets[:, cut].astype(np.int64)).to(device, non_blocking=True)
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=autocast):
-            logits, state = model(x, state)
-        nll += F.cross_entropy(logits.float().flatten(0, 1), y.flatten(), reduction="sum").double()
+            segment_nll, state = _segment_nll(model, x, y, state)
+        nll += segment_nll
     model.train(was_training)
     return LossTotals(nll.item(), used, tokenizer.word_count(targets), tokenizer.char_count(targets))
+
+
+def _segment_nll(model: LanguageModel, x: torch.Tensor, y: torch.Tensor, state) -> tuple[torch.Tensor, object]:
+    """Summed NLL of targets y after inputs x. An n-gram model scores the targets alone: computing its
+    whole distribution at every position would cost a hundred times more."""
+    if isinstance(model, NgramLM):
+        logprobs, state = model.target_logprobs(x, y, state)
+        return -logprobs.sum(), state
+    logits, state = model(x, state)
+    return F.cross_entropy(logits.float().flatten(0, 1), y.flatten(), reduction="sum").double(), state
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,14 @@
 """The language models: token ids and a carried state in, next-token logits and the new state out.
 
-Two kinds share one interface, `model(tokens, state, last_only) -> (logits, state)`, so training,
+The kinds share one interface, `model(tokens, state, last_only) -> (logits, state)`, so training,
 evaluation, prediction and generation treat them alike:
 
 - `RecurrentLM` reads the text left to right with a fused torch RNN/GRU/LSTM stack; its state is
   the hidden state.
 - `WindowedBiLM` reads the `context` tokens before each prediction with a bidirectional RNN and
   predicts from both directions' summaries; its state is the last `context` tokens.
+- `NgramLM` (ngram.py), the Kneser-Ney baseline, counts instead of learning; its state is the last
+  `order - 1` tokens.
 
 Both are causal: the logits at position t depend only on tokens 0..t. Nothing about training here.
 """
@@ -19,6 +21,7 @@ import torch
 from torch import nn
 
 from .config import Config
+from .ngram import NgramLM
 from .tokenizer import EOS_ID
 
 State = Union[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]
@@ -107,10 +110,11 @@ class WindowedBiLM(nn.Module):
         return state[rows]
 
 
-LanguageModel = Union[RecurrentLM, WindowedBiLM]
+LanguageModel = Union[RecurrentLM, WindowedBiLM, NgramLM]
 
 
-def build_model(config: Config, vocab_size: int) -> LanguageModel:
+def build_model(config: Config, vocab_size: int) -> RecurrentLM | WindowedBiLM:
+    """A freshly initialised neural model (an n-gram model is counted, not built: see ngram.py)."""
     if config.bidirectional:
         return WindowedBiLM(vocab_size, config.cell, config.layers, config.embed, config.hidden, config.dropout,
                             config.context, config.pool)
@@ -125,4 +129,9 @@ def detach_state(state: State | None) -> State | None:
 
 
 def parameter_count(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
+    """Trained weights; for an n-gram model, its stored n-grams."""
+    return model.entries if isinstance(model, NgramLM) else sum(p.numel() for p in model.parameters())
+
+
+def model_device(model: nn.Module) -> torch.device:
+    return next(model.parameters(), next(model.buffers(), torch.zeros(0))).device

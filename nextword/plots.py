@@ -42,8 +42,13 @@ def learning_curves(curves: dict[str, list[dict]], path: Path) -> None:
     """Validation word perplexity against step and against seconds, one line per variant."""
     plt, figure, (by_step, by_time) = _figure(2)
     for name, rows in curves.items():
-        by_step.plot([r["step"] for r in rows], [r["valid_word_perplexity"] for r in rows], marker=".", label=name)
-        by_time.plot([r["elapsed"] for r in rows], [r["valid_word_perplexity"] for r in rows], marker=".", label=name)
+        perplexities = [r["valid_word_perplexity"] for r in rows]
+        if len(rows) == 1:  # a model with no training curve (the n-gram baseline): a level to beat
+            for axis in (by_step, by_time):
+                axis.axhline(perplexities[0], linestyle="--", color="gray", label=name)
+            continue
+        by_step.plot([r["step"] for r in rows], perplexities, marker=".", label=name)
+        by_time.plot([r["elapsed"] for r in rows], perplexities, marker=".", label=name)
     for axis, label in ((by_step, "training step"), (by_time, "training time (s)")):
         axis.set_xlabel(label)
         axis.set_ylabel("validation word perplexity")
@@ -59,7 +64,8 @@ def gradient_flow(curves: dict[str, Sequence[float]], path: Path) -> None:
     """Gradient norm at the input k steps back, log scale: how fast each variant forgets."""
     plt, figure, (axis,) = _figure(1)
     for name, norms in curves.items():
-        axis.plot(range(1, len(norms) + 1), norms, marker=".", label=name)
+        if len(norms):  # an n-gram model has no gradient to show
+            axis.plot(range(1, len(norms) + 1), norms, marker=".", label=name)
     axis.set_yscale("log")
     axis.set_xlabel("k: steps back from the predicted position")
     axis.set_ylabel("mean ‖∂ loss / ∂ input embedding‖")

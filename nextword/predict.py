@@ -26,7 +26,7 @@ import torch
 from .checkpoint import LoadedModel, load
 from .config import Sampling
 from .errors import ConfigError, NextwordError
-from .model import State
+from .model import State, model_device
 from .tokenizer import EOS_ID, Tokenizer
 
 _TRAILING_WORD = re.compile(r"(\S*)$")
@@ -80,7 +80,7 @@ class Predictor:
     def __init__(self, loaded: LoadedModel):
         self.loaded = loaded
         self.model, self.tokenizer = loaded.model, loaded.tokenizer
-        self.device = next(self.model.parameters()).device
+        self.device = model_device(self.model)
         tok = self.tokenizer
         def mask(array: np.ndarray) -> torch.Tensor:
             return torch.from_numpy(array.copy()).to(self.device)

@@ -29,6 +29,7 @@ from .data import CorpusFile, StreamBatches, WindowBatches, check_corpus, encode
 from .errors import ConfigError, CorpusError, TrainingInterrupted
 from .evaluate import LossTotals, stream_loss
 from .model import build_model, detach_state, parameter_count
+from .ngram import NgramLM, count_ngrams, max_order
 from .tokenizer import Tokenizer, train_tokenizer
 
 _REPORT_SECONDS = 0.25  # how often progress is reported (and the loss read back from the device)
@@ -119,6 +120,9 @@ def train(config: Config, corpus: str | Path, out: str | Path, *, valid_file: st
     corpus_file = check_corpus(corpus)
     held_out = check_corpus(valid_file) if valid_file is not None else None
     device = pick_device(config.device)
+    if resume and config.cell == "ngram":
+        raise ConfigError("an n-gram model is counted in one pass, so there is nothing to resume; "
+                          "train it again with --force")
     if resume:
         _check_same_data(checkpoint.read_manifest(out), corpus_file, held_out)
         tokenizer = Tokenizer.load(out / checkpoint.TOKENIZER)
@@ -127,20 +131,54 @@ def train(config: Config, corpus: str | Path, out: str | Path, *, valid_file: st
         tokenizer = tokenizer or train_tokenizer_for(corpus_file, config, emit)
     emit(Stage("encoding"))
     train_ids, valid_ids = token_splits(corpus_file, held_out, tokenizer, config)
-    batches = make_batches(train_ids, config)
+    if config.cell == "ngram" and config.order > max_order(tokenizer.vocab_size):
+        raise ConfigError(f"option 'order' must be <= {max_order(tokenizer.vocab_size)} with "
+                          f"{tokenizer.vocab_size} pieces; lower --order or --vocab-size")
+    # Made before the output is touched: a corpus too small for one batch must not cost the old model.
+    batches = None if config.cell == "ngram" else make_batches(train_ids, config)
     with checkpoint.writing(out):  # one training at a time in a model directory
         if not resume:
             checkpoint.prepare_output(out, force=force)
             checkpoint.write_new(out, config, tokenizer, {
-                "kind": "bidirectional" if config.bidirectional else "causal",
+                "kind": "ngram" if config.cell == "ngram" else "bidirectional" if config.bidirectional else "causal",
                 "vocab_size": tokenizer.vocab_size, "corpus": corpus_file.path.name,
                 "corpus_sha256": corpus_file.sha256, "valid_sha256": held_out.sha256 if held_out else None})
+        if batches is None:
+            return _count(config, tokenizer, train_ids, valid_ids, out, corpus_file, emit)
         run = _Run(config, tokenizer, batches, valid_ids, out, device, corpus_file)
         if resume:
             run.restore(checkpoint.load_state(out))
         emit(Stage("training"))
         with _stop_on_signals() as stop:
             return run.loop(emit, stop)
+
+
+def _count(config: Config, tokenizer: Tokenizer, train_ids: np.ndarray, valid_ids: np.ndarray, out: Path,
+           corpus: CorpusFile, emit: Callable[[Event], None]) -> TrainSummary:
+    """An n-gram model is trained by counting: one pass, then one evaluation."""
+    emit(Stage("counting"))
+    started = time.perf_counter()
+    model = NgramLM(tokenizer.vocab_size, config.order, count_ngrams(train_ids, tokenizer.vocab_size, config.order))
+    elapsed = time.perf_counter() - started
+    checkpoint.save_weights(out, model)
+    totals = stream_loss(model, tokenizer, valid_ids, seq_len=config.seq_len, device=torch.device("cpu"))
+    row = _metrics_row(1, 1, elapsed, 0.0, totals)
+    checkpoint.write_metrics(out, [row])
+    emit(Evaluation(1, totals.loss, totals.token_perplexity, totals.word_perplexity, improved=True))
+    summary = TrainSummary(
+        out=str(out), corpus=corpus.path.name, cell="ngram", parameters=model.entries,
+        vocab_size=tokenizer.vocab_size, train_tokens=len(train_ids), valid_tokens=len(valid_ids), device="cpu",
+        steps=1, epochs=1.0, elapsed=round(elapsed, 3), tokens_per_second=round(len(train_ids) / elapsed, 1),
+        best_step=1, best_valid_loss=totals.loss, best_valid_perplexity=totals.token_perplexity,
+        best_valid_word_perplexity=totals.word_perplexity, stopped_because="counted")
+    checkpoint.write_summary(out, summary.to_dict())
+    return summary
+
+
+def _metrics_row(step: int, epoch: int, elapsed: float, lr: float, totals: LossTotals) -> dict[str, Any]:
+    """One row of metrics.jsonl."""
+    return {"step": step, "epoch": epoch, "elapsed": round(elapsed, 3), "lr": lr, "valid_loss": totals.loss,
+            "valid_perplexity": totals.token_perplexity, "valid_word_perplexity": totals.word_perplexity}
 
 
 def _check_same_data(manifest: dict[str, Any], corpus: CorpusFile, held_out: CorpusFile | None) -> None:
@@ -337,9 +375,7 @@ class _Run:
     def evaluate(self, emit: Callable[[Event], None]) -> LossTotals:
         totals = stream_loss(self.model, self.tokenizer, self.valid_ids, seq_len=self.config.seq_len,
                              device=self.device, autocast=self.autocast)
-        row = {"step": self.step, "epoch": self.epoch, "elapsed": round(self.elapsed, 3),
-               "lr": self.optimizer.param_groups[0]["lr"], "valid_loss": totals.loss,
-               "valid_perplexity": totals.token_perplexity, "valid_word_perplexity": totals.word_perplexity}
+        row = _metrics_row(self.step, self.epoch, self.elapsed, self.optimizer.param_groups[0]["lr"], totals)
         self.metrics.append(row)
         improved = totals.loss < self.best_loss
         if improved:

@@ -40,14 +40,32 @@ def corpus_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def trained_model(tmp_path_factory: pytest.TempPathFactory, corpus_file: Path) -> Path:
-    """One tiny LSTM trained on `corpus_file` (shared, read-only: copy it before changing it)."""
+def _train_shared(factory: pytest.TempPathFactory, corpus: Path, name: str, **changes) -> Path:
+    """A tiny model of `corpus`, trained once per session with its own cache."""
     from nextword.config import resolve
     from nextword.train import train
 
-    out = tmp_path_factory.mktemp("models") / "tiny"
+    out = factory.mktemp("models") / name
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("NEXTWORD_CACHE", str(tmp_path_factory.mktemp("cache")))
-        train(resolve(TINY, {"max_steps": 150}), corpus_file, out)
+        patch.setenv("NEXTWORD_CACHE", str(factory.mktemp("cache")))
+        train(resolve(TINY, changes), corpus, out)
     return out
+
+
+@pytest.fixture(scope="session")
+def trained_model(tmp_path_factory: pytest.TempPathFactory, corpus_file: Path) -> Path:
+    """One tiny LSTM trained on `corpus_file` (shared, read-only: copy it before changing it)."""
+    return _train_shared(tmp_path_factory, corpus_file, "tiny", max_steps=150)
+
+
+@pytest.fixture(scope="session")
+def trained_bidirectional(tmp_path_factory: pytest.TempPathFactory, corpus_file: Path) -> Path:
+    """A tiny bidirectional-encoded GRU of `corpus_file` (shared, read-only)."""
+    return _train_shared(tmp_path_factory, corpus_file, "bidirectional", cell="gru", bidirectional=True,
+                         context=8, max_steps=150)
+
+
+@pytest.fixture(scope="session")
+def trained_ngram(tmp_path_factory: pytest.TempPathFactory, corpus_file: Path) -> Path:
+    """A trigram Kneser-Ney model of `corpus_file` with the same tokenizer settings (shared, read-only)."""
+    return _train_shared(tmp_path_factory, corpus_file, "ngram", cell="ngram", order=3)

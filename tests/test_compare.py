@@ -79,3 +79,21 @@ def test_gradient_flow_needs_some_text() -> None:
     with pytest.raises(CorpusError, match="too short for the gradient-flow diagnostic"):
         gradient_flow(RecurrentLM(30, "rnn", 1, 8, 8, 0.0), np.array([3]), 12)
     assert gradient_flow(RecurrentLM(30, "rnn", 1, 8, 8, 0.0), np.array([3, 4, 5]), 12).shape == (2,)
+
+
+def test_the_ngram_baseline_takes_its_place_in_the_table(tmp_path: Path, corpus_file: Path) -> None:
+    out = tmp_path / "cmp"
+    result = CliRunner().invoke(app, ["compare", str(corpus_file), "--cells", "ngram,rnn", "--bidirectional",
+                                      "--order", "3", "--out", str(out), "--accuracy-words", "20",
+                                      *[f"--{k.replace('_', '-')}={v}" for k, v in TINY.items() if k != "cell"],
+                                      "--max-steps", "20"])
+    assert result.exit_code == 0, result.output
+    assert "ngram" in result.stdout and "Comparison" in result.stdout
+    rows = json.loads((out / "compare.json").read_text())["variants"]
+    assert [row["name"] for row in rows] == ["ngram", "rnn", "rnn-bi"]  # no bidirectional n-gram
+    ngram = rows[0]
+    assert ngram["gradient"] == [] and ngram["gradient_ratio"] is None and ngram["parameters"] > 0
+    assert np.isfinite(ngram["word_perplexity"]) and 0 <= ngram["top1"] <= ngram["top5"] <= 1
+    assert "| ngram |" in (out / "report.md").read_text()
+    for picture in ("curves.png", "gradients.png"):
+        assert (out / picture).read_bytes().startswith(PNG)

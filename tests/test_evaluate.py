@@ -11,9 +11,10 @@ from nextword.errors import CorpusError
 from nextword.evaluate import _keys_to_type, evaluate_file, stream_loss, word_metrics
 
 
-@pytest.fixture(scope="module")
-def model(trained_model: Path):
-    return load(str(trained_model))
+@pytest.fixture(scope="module", params=["trained_model", "trained_bidirectional", "trained_ngram"])
+def model(request: pytest.FixtureRequest):
+    """Each test runs on every kind of model: recurrent, bidirectional-encoded, the n-gram baseline."""
+    return load(str(request.getfixturevalue(request.param)))
 
 
 def test_perplexity_agrees_with_a_token_by_token_computation(model, corpus_file: Path) -> None:

@@ -1,0 +1,204 @@
+"""The classic baseline: an interpolated modified Kneser-Ney n-gram model over tokenizer pieces.
+
+    P(w | h) = max(c(h, w) - D(c), 0) / c(h) + γ(h) · P(w | h without its first token)
+
+with three discounts per order, D1, D2 and D3+, from the counts of counts (Chen & Goodman, 1998),
+raw counts at the highest order and continuation counts (how many different tokens come before)
+below it, and the uniform distribution under the unigrams, so every piece has a probability and
+the distribution sums to 1. γ(h) is the mass the discounts took from h's followers.
+
+It has the same interface as the neural models, `model(tokens, state, last_only) -> (log-probs,
+state)` with the last `order - 1` tokens as the state, so prediction, generation, evaluation
+and comparison use it unchanged. Its tables are buffers, saved in the same safetensors file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import torch
+from torch import nn
+
+from .tokenizer import EOS_ID
+
+MAX_ORDER = 6
+
+
+def max_order(vocab_size: int) -> int:
+    """The highest order whose contexts (order - 1 tokens) pack into one int64 key."""
+    order = 1
+    while order < MAX_ORDER and vocab_size ** order < 2 ** 63:
+        order += 1
+    return order
+
+
+def _pack(columns: list[np.ndarray], vocab_size: int, rows: int) -> np.ndarray:
+    """One int64 key for each of `rows` rows of token columns, read as digits in base vocab_size."""
+    key = np.zeros(rows, dtype=np.int64)
+    for column in columns:
+        key = key * vocab_size + column
+    return key
+
+
+def _unique_pairs(contexts: np.ndarray, words: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The distinct (context, word) pairs, sorted by context then word, and how often each occurs."""
+    order = np.lexsort((words, contexts))
+    contexts, words = contexts[order], words[order]
+    new = np.ones(len(order), dtype=bool)
+    new[1:] = (contexts[1:] != contexts[:-1]) | (words[1:] != words[:-1])
+    starts = np.flatnonzero(new)
+    counts = np.diff(np.append(starts, len(order)))
+    return contexts[starts], words[starts], counts
+
+
+def _discounts(counts: np.ndarray) -> np.ndarray:
+    """D1, D2, D3+ from the counts of counts (Chen & Goodman's estimate), each kept in (0, k]."""
+    n = [np.count_nonzero(counts == k) for k in range(1, 5)]
+    if n[0] == 0 or n[1] == 0:
+        return np.array([0.5, 1.0, 1.5])  # too few n-grams to estimate from
+    y = n[0] / (n[0] + 2 * n[1])
+    estimates = [1 - 2 * y * n[1] / n[0], 2 - 3 * y * n[2] / n[1], 3 - 4 * y * n[3] / max(n[2], 1)]
+    return np.array([min(max(d, 0.05), k) for k, d in enumerate(estimates, 1)])
+
+
+def count_ngrams(ids: np.ndarray, vocab_size: int, order: int) -> dict[str, torch.Tensor]:
+    """The tables of an order-`order` model of the token ids, ready for `NgramLM`.
+
+    For each context length m < order: the sorted context keys, the offset of each context's
+    followers, the followers' ids and their counts (raw at the top, continuation counts below).
+    """
+    if not 1 <= order <= max_order(vocab_size):
+        raise ValueError(f"order must be between 1 and {max_order(vocab_size)} for a vocabulary of {vocab_size}")
+    ids = np.asarray(ids, dtype=np.int64)
+    top = order - 1
+    n = len(ids) - top
+    if n < 1:
+        raise ValueError(f"{len(ids)} tokens are too few for an order-{order} model")
+    contexts, words, counts = _unique_pairs(_pack([ids[j:j + n] for j in range(top)], vocab_size, n), ids[top:])
+    tables: dict[str, torch.Tensor] = {}
+    for m in range(top, -1, -1):
+        keys, starts = np.unique(contexts, return_index=True)
+        tables |= {f"contexts_{m}": keys, f"offsets_{m}": np.append(starts, len(words)),
+                   f"words_{m}": words, f"counts_{m}": counts}
+        if m:  # the next lower order counts the distinct tokens seen before each shorter n-gram
+            contexts, words, counts = _unique_pairs(contexts % vocab_size ** (m - 1), words)
+    return {name: torch.from_numpy(np.ascontiguousarray(a, dtype=np.int64)) for name, a in tables.items()}
+
+
+class NgramLM(nn.Module):
+    """Interpolated modified Kneser-Ney over pieces; see the module docstring."""
+
+    def __init__(self, vocab_size: int, order: int, tables: Mapping[str, torch.Tensor]):
+        super().__init__()
+        self.vocab_size, self.order = vocab_size, order
+        for m in range(order):
+            for name in ("contexts", "offsets", "words", "counts"):
+                key = f"{name}_{m}"
+                if key not in tables:
+                    raise ValueError(f"the n-gram tables lack {key}")
+                self.register_buffer(key, tables[key].to("cpu", torch.int64).contiguous())
+        self._levels = [self._level(m) for m in range(order)]
+        self.unigram = np.full((1, vocab_size), 1.0 / vocab_size)
+        self._interpolate(self.unigram, 0, np.zeros(1, dtype=np.int64))
+
+    def _level(self, m: int) -> tuple[np.ndarray, ...]:
+        """numpy views of one order's tables, with each context's total count and back-off weight."""
+        contexts, offsets, words, counts = (getattr(self, f"{name}_{m}").numpy()
+                                            for name in ("contexts", "offsets", "words", "counts"))
+        if (len(offsets) != len(contexts) + 1 or offsets[-1] != len(words) or len(counts) != len(words)
+                or (len(words) and (words.min() < 0 or words.max() >= self.vocab_size or counts.min() < 1))):
+            raise ValueError(f"the order-{m + 1} n-gram tables are inconsistent")
+        discounts = _discounts(counts)
+        discount = discounts[np.minimum(counts, 3) - 1]
+        totals = np.add.reduceat(counts, offsets[:-1]) if len(contexts) else np.zeros(0, np.int64)
+        taken = np.add.reduceat(discount, offsets[:-1]) if len(contexts) else np.zeros(0)
+        # Followers are sorted by word within each context, so (context number, word) keys are sorted.
+        pairs = np.repeat(np.arange(len(contexts)), np.diff(offsets)) * self.vocab_size + words
+        return contexts, offsets, words, (counts - discount), totals, taken / np.maximum(totals, 1), pairs
+
+    def _interpolate(self, p: np.ndarray, m: int, at: np.ndarray) -> None:
+        """Turn each row of `p` from P(. | shorter context) into P(. | context number `at[row]` of length m)."""
+        _, offsets, words, discounted, totals, backoff, _ = self._levels[m]
+        p *= backoff[at, None]
+        starts, lengths = offsets[at], offsets[at + 1] - offsets[at]
+        # Every (row, follower) pair at once: follower i of row r sits at starts[r] + i.
+        rows = np.repeat(np.arange(len(at)), lengths)
+        span = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths - starts, lengths)
+        p[rows, words[span]] += discounted[span] / totals[at][rows]
+
+    @property
+    def entries(self) -> int:
+        """Stored n-grams: what counts as this model's parameters."""
+        return sum(len(level[2]) for level in self._levels)
+
+    def _contexts_found(self, history: np.ndarray) -> list[np.ndarray]:
+        """For each context length m >= 1, the number of each row's last m tokens as a context, -1 if unseen."""
+        found = []
+        for m in range(1, self.order):
+            contexts = self._levels[m][0]
+            keys = _pack([history[:, j - m] for j in range(m)], self.vocab_size, len(history))
+            at = np.minimum(np.searchsorted(contexts, keys), max(len(contexts) - 1, 0))
+            hit = (contexts[at] == keys) if len(contexts) else np.zeros(len(history), dtype=bool)
+            found.append(np.where(hit, at, -1))
+        return found
+
+    def distributions(self, history: np.ndarray) -> np.ndarray:
+        """P(next piece) (rows, vocab) after each row of `history` (rows, order - 1) token ids."""
+        p = np.repeat(self.unigram, len(history), axis=0)
+        for m, at in enumerate(self._contexts_found(history), 1):
+            seen = np.flatnonzero(at >= 0)  # a context that contains an unseen one is unseen too
+            if not len(seen):
+                break
+            part = p[seen]
+            self._interpolate(part, m, at[seen])
+            p[seen] = part
+        return p
+
+    def probabilities(self, history: np.ndarray, words: np.ndarray) -> np.ndarray:
+        """P(words[row] | history[row]) for each row: the same recursion, for one word only."""
+        p = self.unigram[0, words]
+        for m, at in enumerate(self._contexts_found(history), 1):
+            _, _, _, discounted, totals, backoff, pairs = self._levels[m]
+            seen = at >= 0
+            keys = np.where(seen, at, 0) * self.vocab_size + words
+            i = np.minimum(np.searchsorted(pairs, keys), len(pairs) - 1)
+            follows = seen & (pairs[i] == keys)
+            own = np.where(follows, discounted[i], 0.0) / np.where(seen, totals[np.maximum(at, 0)], 1)
+            p = np.where(seen, own + backoff[np.maximum(at, 0)] * p, p)
+        return p
+
+    def _histories(self, tokens: torch.Tensor, state: torch.Tensor | None, last_only: bool
+                   ) -> tuple[np.ndarray, int, torch.Tensor]:
+        """The order - 1 tokens before each prediction, one row per prediction (row-major over batch and
+        time), the number of predictions per batch row (time, or 1), and the new state."""
+        rows, width = tokens.shape[0], self.order - 1
+        if state is None:  # before the text starts: line breaks, as training text begins after one
+            state = torch.full((rows, width), EOS_ID, dtype=torch.int64, device=tokens.device)
+        history = torch.cat([state.to(torch.int64), tokens.to(torch.int64)], dim=1)
+        new_state = history[:, history.shape[1] - width:]
+        steps = 1 if last_only else tokens.shape[1]
+        history = history[:, history.shape[1] - width - steps:].cpu().numpy()
+        # The window ending at each token: `width` columns, shifted one step per prediction.
+        windows = np.stack([history[:, i:i + width] for i in range(1, steps + 1)], axis=1)
+        return windows.reshape(rows * steps, width), steps, new_state
+
+    def forward(self, tokens: torch.Tensor, state: torch.Tensor | None = None,
+                last_only: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """Log-probabilities (batch, time or 1, vocab) of the piece after each of `tokens` (batch, time);
+        the state is the last order - 1 tokens."""
+        windows, steps, state = self._histories(tokens, state, last_only)
+        logprobs = torch.from_numpy(np.log(self.distributions(windows))).float()
+        return logprobs.reshape(tokens.shape[0], steps, -1).to(tokens.device), state
+
+    def target_logprobs(self, tokens: torch.Tensor, targets: torch.Tensor, state: torch.Tensor | None = None
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
+        """log P(targets[b, t] | tokens up to [b, t]) (batch, time) without the full distributions:
+        what evaluation needs, at a fraction of the cost."""
+        windows, _, state = self._histories(tokens, state, last_only=False)
+        p = self.probabilities(windows, targets.cpu().numpy().reshape(-1))
+        return torch.from_numpy(np.log(p)).reshape(targets.shape).to(tokens.device), state
+
+    @staticmethod
+    def select_state(state: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        return state[rows]
