@@ -12,7 +12,7 @@ project ships training text it fully owns and can rebuild byte for byte:
 Usage::
 
     python corpora/generate.py stories --seed 0 --size 1000000 --out corpora/stories.txt
-    python corpora/generate.py longrange --seed 0 --size 400000 --min-distance 2 \\
+    python corpora/generate.py longrange --seed 0 --size 1000000 --min-distance 2 \\
         --max-distance 30 --out corpora/longrange.txt
 
 All randomness comes from one ``random.Random(seed)`` per call, and nothing iterates over
@@ -1180,7 +1180,8 @@ class Frame(NamedTuple):
 FRAMES = (Frame(1, _agreement_frame), Frame(2, _name_frame), Frame(5, _who_frame),
           Frame(5, _count_frame))
 FILLER_TEMPLATES = EVERYDAY + CONVERSATION.body
-FILLER_LINE_SHARE = 0.15  # lines with no target, so targets are not on every line
+FRAMES_PER_LINE = (1, 3)  # dense targets: the validation split of a small file holds hundreds
+FILLER_SHARE = 0.1  # chance of an everyday sentence between frames, so lines are not all frames
 
 
 def _filler_sentence(rng: random.Random) -> str:
@@ -1189,18 +1190,20 @@ def _filler_sentence(rng: random.Random) -> str:
 
 
 def _longrange_line(rng: random.Random, min_distance: int,
-                    max_distance: int) -> tuple[str, tuple[int, str, int] | None]:
-    """One line, and its target as (word index, expected word, distance) if it has one."""
-    if rng.random() < FILLER_LINE_SHARE:
-        return " ".join(_filler_sentence(rng) for _ in range(rng.randint(1, 2))), None
-    distance = rng.randint(min_distance, max_distance)
-    frame = rng.choice([f for f in FRAMES if f.min_distance <= distance])
-    words, cue, target = frame.build(rng, distance)
-    assert target - cue - 1 == distance, frame  # every frame must hit the distance exactly
-    before = _filler_sentence(rng).split() if rng.random() < 0.4 else []
-    after = _filler_sentence(rng).split() if rng.random() < 0.2 else []
-    line = " ".join(before + words + after)
-    return line, (len(before) + target, words[target], distance)
+                    max_distance: int) -> tuple[str, list[tuple[int, str, int]]]:
+    """One line of a few frames, and its targets as (word index, expected word, distance)."""
+    words: list[str] = []
+    targets: list[tuple[int, str, int]] = []
+    for _ in range(rng.randint(*FRAMES_PER_LINE)):
+        if rng.random() < FILLER_SHARE:
+            words += _filler_sentence(rng).split()
+        distance = rng.randint(min_distance, max_distance)
+        frame = rng.choice([f for f in FRAMES if f.min_distance <= distance])
+        frame_words, cue, target = frame.build(rng, distance)
+        assert target - cue - 1 == distance, frame  # every frame must hit the distance exactly
+        targets.append((len(words) + target, frame_words[target], distance))
+        words += frame_words
+    return " ".join(words), targets
 
 
 def generate_longrange(seed: int, size: int, min_distance: int,
@@ -1218,9 +1221,8 @@ def generate_longrange(seed: int, size: int, min_distance: int,
     targets: list[Target] = []
     length = 0
     while length < size:
-        line, target = _longrange_line(rng, min_distance, max_distance)
-        if target is not None:
-            targets.append(Target(len(lines), *target))
+        line, line_targets = _longrange_line(rng, min_distance, max_distance)
+        targets += [Target(len(lines), *target) for target in line_targets]
         lines.append(line)
         length += len(line) + 1
     return "".join(line + "\n" for line in lines), targets
@@ -1258,7 +1260,7 @@ def main(argv: list[str] | None = None) -> None:
     corpora = parser.add_subparsers(dest="corpus", required=True)
     stories = corpora.add_parser("stories", help="short stories for demos and training")
     longrange = corpora.add_parser("longrange", help="long-range dependency test sentences")
-    for sub, default_size in ((stories, 1_000_000), (longrange, 400_000)):
+    for sub, default_size in ((stories, 1_000_000), (longrange, 1_000_000)):
         sub.add_argument("--seed", type=int, default=0)
         sub.add_argument("--size", type=int, default=default_size,
                          help="approximate size in bytes (default: %(default)s)")
