@@ -221,7 +221,7 @@ def load(out: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
         if config.cell == "ngram":  # its tables' sizes come from the data, so they are read, not built
             model: LanguageModel = NgramLM(tokenizer.vocab_size, config.order, load_file(str(weights)))
         else:
-            model = build_model(config, tokenizer.vocab_size)
+            model = build_model(config, tokenizer.vocab_size, manifest.get("cutoffs"))
             load_model(model, str(weights), strict=True)
     except SafetensorError as exc:
         raise ModelDirError(f"{weights} is damaged or not a safetensors file ({exc})") from None

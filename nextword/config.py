@@ -23,6 +23,7 @@ from .errors import ConfigError
 NEURAL_CELLS = ("rnn", "gru", "lstm")
 CELLS = (*NEURAL_CELLS, "ngram")  # ngram: the interpolated Kneser-Ney baseline
 POOLS = ("final", "attention")
+SOFTMAXES = ("full", "adaptive")
 TOKENIZERS = ("unigram", "bpe", "char", "word")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
@@ -52,6 +53,8 @@ class Config:
     embed: int = _opt(256, "Embedding size.", low=1)
     hidden: int = _opt(256, "Hidden state size of each layer.", low=1)
     dropout: float = _opt(0.2, "Dropout probability.", low=0.0, high=0.9)
+    softmax: str = _opt("full", "Output layer: full, or adaptive (clusters of rarer pieces; faster training "
+                        "with a large vocabulary).", choices=SOFTMAXES)
     bidirectional: bool = _opt(False, "Encode the context window before each prediction with a bidirectional "
                                       "RNN instead of reading the text left to right.")
     context: int = _opt(32, "Tokens the bidirectional encoder reads before each prediction.", low=1)

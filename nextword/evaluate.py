@@ -15,11 +15,9 @@ from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .errors import ConfigError, CorpusError
 from .model import LanguageModel
-from .ngram import NgramLM
 from .tokenizer import EOS_ID, Tokenizer
 
 if TYPE_CHECKING:
@@ -83,13 +81,10 @@ def stream_loss(model: LanguageModel, tokenizer: Tokenizer, ids: np.ndarray, *, 
 
 
 def _segment_nll(model: LanguageModel, x: torch.Tensor, y: torch.Tensor, state) -> tuple[torch.Tensor, object]:
-    """Summed NLL of targets y after inputs x. An n-gram model scores the targets alone: computing its
-    whole distribution at every position would cost a hundred times more."""
-    if isinstance(model, NgramLM):
-        logprobs, state = model.target_logprobs(x, y, state)
-        return -logprobs.sum(), state
-    logits, state = model(x, state)
-    return F.cross_entropy(logits.float().flatten(0, 1), y.flatten(), reduction="sum").double(), state
+    """Summed NLL of targets y after inputs x, from each model's own scoring: the n-gram model and
+    an adaptive softmax never compute the distributions they do not need."""
+    logprobs, state = model.target_logprobs(x, y, state)
+    return -logprobs.double().sum(), state
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Union
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -29,29 +30,50 @@ State = Union[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]
 _CELLS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
 
 
-class RecurrentLM(nn.Module):
+class _NeuralLM(nn.Module):
+    """What both neural models share: `features` (theirs) feed the output layer `decoder`."""
+
+    decoder: nn.Module
+
+    def features(self, tokens: torch.Tensor, state: State | None, last_only: bool) -> tuple[torch.Tensor, State]:
+        raise NotImplementedError
+
+    def forward(self, tokens: torch.Tensor, state: State | None = None,
+                last_only: bool = False) -> tuple[torch.Tensor, State]:
+        """Logits (batch, time or 1, vocab) for token ids (batch, time), and the state after them."""
+        features, state = self.features(tokens, state, last_only)
+        return self.decoder(features), state
+
+    def target_logprobs(self, tokens: torch.Tensor, targets: torch.Tensor, state: State | None = None,
+                        last_only: bool = False) -> tuple[torch.Tensor, State]:
+        """log P(targets) (batch, time or 1) after the tokens: the training loss, without the full
+        distributions when the output layer can avoid them."""
+        features, state = self.features(tokens, state, last_only)
+        return target_logprobs(self.decoder, features, targets), state
+
+
+class RecurrentLM(_NeuralLM):
     """A causal recurrent language model over a carried hidden state."""
 
-    def __init__(self, vocab_size: int, cell: str, layers: int, embed: int, hidden: int, dropout: float):
+    def __init__(self, vocab_size: int, cell: str, layers: int, embed: int, hidden: int, dropout: float,
+                 cutoffs: list[int] | None = None):
         super().__init__()
         self.embedding = nn.Embedding(vocab_size, embed)
         self.dropout = nn.Dropout(dropout)
         self.rnn = _CELLS[cell](embed, hidden, num_layers=layers, batch_first=True,
                                 dropout=dropout if layers > 1 else 0.0)
-        self.decoder = nn.Linear(hidden, vocab_size)
         # Tied input and output embeddings (Press & Wolf, 2017): fewer parameters, better perplexity.
-        if embed == hidden:
-            self.decoder.weight = self.embedding.weight
+        self.decoder = output_layer(hidden, vocab_size, cutoffs, tie_to=self.embedding if embed == hidden else None)
         nn.init.uniform_(self.embedding.weight, -0.1, 0.1)
-        nn.init.zeros_(self.decoder.bias)
 
-    def forward(self, tokens: torch.Tensor, state: State | None = None,
-                last_only: bool = False) -> tuple[torch.Tensor, State]:
-        """Logits (batch, time or 1, vocab) for token ids (batch, time), and the state after them."""
+    def features(self, tokens: torch.Tensor, state: State | None = None,
+                 last_only: bool = False) -> tuple[torch.Tensor, State]:
+        """What the output layer reads (batch, time or 1, hidden), and the state after the tokens."""
         hidden, state = self.rnn(self.dropout(self.embedding(tokens)), state)
         if last_only:
             hidden = hidden[:, -1:]
-        return self.decoder(self.dropout(hidden)), state
+        return self.dropout(hidden), state
+
 
     @staticmethod
     def select_state(state: State, rows: torch.Tensor) -> State:
@@ -59,7 +81,7 @@ class RecurrentLM(nn.Module):
         return tuple(s[:, rows] for s in state) if isinstance(state, tuple) else state[:, rows]
 
 
-class WindowedBiLM(nn.Module):
+class WindowedBiLM(_NeuralLM):
     """Predicts each token from the `context` tokens before it, read in both directions.
 
     The window never includes the token being predicted: at position t it holds tokens
@@ -68,7 +90,7 @@ class WindowedBiLM(nn.Module):
     """
 
     def __init__(self, vocab_size: int, cell: str, layers: int, embed: int, hidden: int, dropout: float,
-                 context: int, pool: str):
+                 context: int, pool: str, cutoffs: list[int] | None = None):
         super().__init__()
         self.context = context
         self.embedding = nn.Embedding(vocab_size, embed)
@@ -77,13 +99,12 @@ class WindowedBiLM(nn.Module):
                                 dropout=dropout if layers > 1 else 0.0)
         self.attention = nn.Linear(2 * hidden, 1) if pool == "attention" else None
         self.project = nn.Linear(2 * hidden, embed)
-        self.decoder = nn.Linear(embed, vocab_size)
-        self.decoder.weight = self.embedding.weight  # the projection makes tying possible at any size
+        # The projection makes tying possible at any size.
+        self.decoder = output_layer(embed, vocab_size, cutoffs, tie_to=self.embedding)
         nn.init.uniform_(self.embedding.weight, -0.1, 0.1)
-        nn.init.zeros_(self.decoder.bias)
 
-    def window_logits(self, windows: torch.Tensor) -> torch.Tensor:
-        """Next-token logits (n, vocab) after each window of token ids (n, context)."""
+    def window_features(self, windows: torch.Tensor) -> torch.Tensor:
+        """What the output layer reads (n, embed) after each window of token ids (n, context)."""
         outputs, final = self.rnn(self.dropout(self.embedding(windows)))
         if self.attention is not None:
             weights = torch.softmax(self.attention(outputs).squeeze(-1), dim=1)
@@ -91,34 +112,103 @@ class WindowedBiLM(nn.Module):
         else:
             last = final[0] if isinstance(final, tuple) else final  # (layers * 2, n, hidden)
             summary = torch.cat([last[-2], last[-1]], dim=-1)  # the top layer's forward and backward states
-        return self.decoder(self.dropout(torch.tanh(self.project(summary))))
+        return self.dropout(torch.tanh(self.project(summary)))
 
-    def forward(self, tokens: torch.Tensor, state: torch.Tensor | None = None,
-                last_only: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-        """Logits (batch, time or 1, vocab) for token ids (batch, time); the state is the last window."""
+    def features(self, tokens: torch.Tensor, state: torch.Tensor | None = None,
+                 last_only: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """What the output layer reads (batch, time or 1, embed); the state is the last window."""
         rows, k = tokens.shape[0], self.context
         if state is None:
             state = torch.full((rows, k), EOS_ID, dtype=tokens.dtype, device=tokens.device)
         history = torch.cat([state, tokens], dim=1)
         # Every window of k tokens that ends at one of `tokens`, all encoded as one batch.
         windows = history[:, -k:].unsqueeze(1) if last_only else history.unfold(1, k, 1)[:, 1:]
-        logits = self.window_logits(windows.reshape(-1, k)).reshape(rows, windows.shape[1], -1)
-        return logits, history[:, -k:]
+        features = self.window_features(windows.reshape(-1, k)).reshape(rows, windows.shape[1], -1)
+        return features, history[:, -k:]
+
 
     @staticmethod
     def select_state(state: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         return state[rows]
 
 
+class AdaptiveOutput(nn.Module):
+    """An adaptive softmax (Grave et al., 2017): frequent pieces in a full-size head, rarer ones in
+    smaller clusters, so most predictions never touch most of the vocabulary.
+
+    It needs pieces ordered by frequency; `rank[id]` is a piece's place in that order, set from the
+    training text's counts with `sort_by` and saved with the weights.
+    """
+
+    def __init__(self, features: int, vocab_size: int, cutoffs: list[int]):
+        super().__init__()
+        self.softmax = nn.AdaptiveLogSoftmaxWithLoss(features, vocab_size, cutoffs, div_value=4.0)
+        self.register_buffer("rank", torch.arange(vocab_size))
+
+    def sort_by(self, counts: np.ndarray) -> None:
+        order = np.argsort(-counts, kind="stable")
+        rank = np.empty_like(order)
+        rank[order] = np.arange(len(order))
+        self.rank.copy_(torch.from_numpy(rank))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """Log-probabilities (..., vocab) in piece-id order: they serve as logits."""
+        logprobs = self.softmax.log_prob(features.reshape(-1, features.shape[-1]).float())
+        return logprobs[:, self.rank].reshape(*features.shape[:-1], -1)
+
+    def target_logprobs(self, features: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        flat = features.reshape(-1, features.shape[-1]).float()
+        return self.softmax(flat, self.rank[targets.reshape(-1)]).output.reshape(targets.shape)
+
+
+def adaptive_cutoffs(counts: np.ndarray) -> list[int]:
+    """Cluster boundaries by frequency rank: the head holds the pieces that make up 90% of the
+    text, the first cluster the next 8%, the tail the rest (each boundary at least 64 apart)."""
+    covered = np.cumsum(np.sort(counts)[::-1]) / max(counts.sum(), 1)
+    cutoffs: list[int] = []
+    for share in (0.90, 0.98):
+        cut = int(np.searchsorted(covered, share)) + 1
+        cut = max(cut, (cutoffs[-1] if cutoffs else 0) + 64)
+        if cut < len(counts) - 64:
+            cutoffs.append(cut)
+    return cutoffs or [len(counts) // 2]
+
+
+def output_layer(features: int, vocab_size: int, cutoffs: list[int] | None,
+                 tie_to: nn.Embedding | None) -> nn.Module:
+    """A linear layer for a full softmax (its weights tied to the embedding when given), or an
+    adaptive softmax when `cutoffs` are given."""
+    if cutoffs:
+        return AdaptiveOutput(features, vocab_size, cutoffs)
+    linear = nn.Linear(features, vocab_size)
+    if tie_to is not None:
+        linear.weight = tie_to.weight
+    nn.init.zeros_(linear.bias)
+    return linear
+
+
+def target_logprobs(decoder: nn.Module, features: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    if isinstance(decoder, AdaptiveOutput):
+        return decoder.target_logprobs(features, targets)
+    logprobs = torch.log_softmax(decoder(features).float(), dim=-1)
+    return logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+
+
 LanguageModel = Union[RecurrentLM, WindowedBiLM, NgramLM]
 
 
-def build_model(config: Config, vocab_size: int) -> RecurrentLM | WindowedBiLM:
-    """A freshly initialised neural model (an n-gram model is counted, not built: see ngram.py)."""
+def build_model(config: Config, vocab_size: int, cutoffs: list[int] | None = None) -> RecurrentLM | WindowedBiLM:
+    """A freshly initialised neural model (an n-gram model is counted, not built: see ngram.py).
+
+    `cutoffs` are the adaptive softmax's cluster boundaries (`softmax: adaptive`), kept in the
+    model directory's manifest.
+    """
+    if (config.softmax == "adaptive") != bool(cutoffs):
+        raise ValueError("an adaptive softmax needs its cutoffs, and only it takes them")
     if config.bidirectional:
         return WindowedBiLM(vocab_size, config.cell, config.layers, config.embed, config.hidden, config.dropout,
-                            config.context, config.pool)
-    return RecurrentLM(vocab_size, config.cell, config.layers, config.embed, config.hidden, config.dropout)
+                            config.context, config.pool, cutoffs)
+    return RecurrentLM(vocab_size, config.cell, config.layers, config.embed, config.hidden, config.dropout, cutoffs)
 
 
 def detach_state(state: State | None) -> State | None:

@@ -21,14 +21,13 @@ from typing import Any, Callable, Iterator, Union
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from . import checkpoint
 from .config import Config
 from .data import CorpusFile, StreamBatches, WindowBatches, check_corpus, encode_corpus, split_validation
 from .errors import ConfigError, CorpusError, TrainingInterrupted
 from .evaluate import LossTotals, stream_loss
-from .model import build_model, detach_state, parameter_count
+from .model import AdaptiveOutput, adaptive_cutoffs, build_model, detach_state, parameter_count
 from .ngram import NgramLM, count_ngrams, max_order
 from .tokenizer import Tokenizer, train_tokenizer
 
@@ -136,16 +135,19 @@ def train(config: Config, corpus: str | Path, out: str | Path, *, valid_file: st
                           f"{tokenizer.vocab_size} pieces; lower --order or --vocab-size")
     # Made before the output is touched: a corpus too small for one batch must not cost the old model.
     batches = None if config.cell == "ngram" else make_batches(train_ids, config)
+    counts = np.bincount(train_ids, minlength=tokenizer.vocab_size)  # orders an adaptive softmax's pieces
     with checkpoint.writing(out):  # one training at a time in a model directory
         if not resume:
             checkpoint.prepare_output(out, force=force)
             checkpoint.write_new(out, config, tokenizer, {
                 "kind": "ngram" if config.cell == "ngram" else "bidirectional" if config.bidirectional else "causal",
                 "vocab_size": tokenizer.vocab_size, "corpus": corpus_file.path.name,
-                "corpus_sha256": corpus_file.sha256, "valid_sha256": held_out.sha256 if held_out else None})
+                "corpus_sha256": corpus_file.sha256, "valid_sha256": held_out.sha256 if held_out else None,
+                "cutoffs": adaptive_cutoffs(counts) if config.softmax == "adaptive" else None})
         if batches is None:
             return _count(config, tokenizer, train_ids, valid_ids, out, corpus_file, emit)
-        run = _Run(config, tokenizer, batches, valid_ids, out, device, corpus_file)
+        run = _Run(config, tokenizer, batches, valid_ids, out, device, corpus_file,
+                   checkpoint.read_manifest(out).get("cutoffs"), counts)
         if resume:
             run.restore(checkpoint.load_state(out))
         emit(Stage("training"))
@@ -248,13 +250,16 @@ class _Run:
     """The state of one training run, which is exactly what a checkpoint holds."""
 
     def __init__(self, config: Config, tokenizer: Tokenizer, batches: StreamBatches | WindowBatches,
-                 valid_ids: np.ndarray,
-                 out: Path, device: torch.device, corpus: CorpusFile):
+                 valid_ids: np.ndarray, out: Path, device: torch.device, corpus: CorpusFile,
+                 cutoffs: list[int] | None, counts: np.ndarray):
         self.config, self.tokenizer, self.batches, self.valid_ids = config, tokenizer, batches, valid_ids
         self.out, self.device, self.corpus = out, device, corpus
         self.tokens_per_step = config.batch_size * config.seq_len  # predictions per step, for either kind
         torch.manual_seed(config.seed)
-        self.model = build_model(config, tokenizer.vocab_size).to(device)
+        self.model = build_model(config, tokenizer.vocab_size, cutoffs)
+        if isinstance(self.model.decoder, AdaptiveOutput):
+            self.model.decoder.sort_by(counts)
+        self.model.to(device)
         cuda = device.type == "cuda"
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr,
                                            weight_decay=config.weight_decay, fused=cuda or None)
@@ -320,8 +325,8 @@ class _Run:
         for group in self.optimizer.param_groups:
             group["lr"] = self.learning_rate()
         with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
-            logits, hidden = self.model(x, self.hidden, last_only=not self.batches.carries_state)
-            loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
+            logprobs, hidden = self.model.target_logprobs(x, y, self.hidden, last_only=not self.batches.carries_state)
+            loss = -logprobs.float().mean()
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.config.clip > 0:

@@ -66,6 +66,12 @@ def trained_bidirectional(tmp_path_factory: pytest.TempPathFactory, corpus_file:
 
 
 @pytest.fixture(scope="session")
+def trained_adaptive(tmp_path_factory: pytest.TempPathFactory, corpus_file: Path) -> Path:
+    """A tiny LSTM with an adaptive softmax (shared, read-only)."""
+    return _train_shared(tmp_path_factory, corpus_file, "adaptive", softmax="adaptive", max_steps=150)
+
+
+@pytest.fixture(scope="session")
 def trained_ngram(tmp_path_factory: pytest.TempPathFactory, corpus_file: Path) -> Path:
     """A trigram Kneser-Ney model of `corpus_file` with the same tokenizer settings (shared, read-only)."""
     return _train_shared(tmp_path_factory, corpus_file, "ngram", cell="ngram", order=3)

@@ -11,9 +11,11 @@ from nextword.errors import CorpusError
 from nextword.evaluate import _keys_to_type, evaluate_file, stream_loss, word_metrics
 
 
-@pytest.fixture(scope="module", params=["trained_model", "trained_bidirectional", "trained_ngram"])
+@pytest.fixture(scope="module", params=["trained_model", "trained_bidirectional", "trained_adaptive",
+                                        "trained_ngram"])
 def model(request: pytest.FixtureRequest):
-    """Each test runs on every kind of model: recurrent, bidirectional-encoded, the n-gram baseline."""
+    """Each test runs on every kind of model: recurrent, bidirectional-encoded, with an adaptive softmax,
+    and the n-gram baseline."""
     return load(str(request.getfixturevalue(request.param)))
 
 

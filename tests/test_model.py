@@ -1,7 +1,8 @@
+import numpy as np
 import pytest
 import torch
 
-from nextword.model import RecurrentLM, WindowedBiLM, parameter_count
+from nextword.model import AdaptiveOutput, RecurrentLM, WindowedBiLM, adaptive_cutoffs, parameter_count
 
 
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
@@ -76,3 +77,29 @@ def test_bidirectional_state_carries_the_window() -> None:
     last, _ = model(tokens[:, 8:], state, last_only=True)
     assert torch.allclose(torch.cat([first, second], dim=1), whole, atol=1e-6)
     assert torch.allclose(last[:, 0], whole[:, -1], atol=1e-6)
+
+
+def test_adaptive_cutoffs_follow_the_frequencies() -> None:
+    counts = np.random.default_rng(0).zipf(1.3, 20_000).clip(max=10**6)
+    cutoffs = adaptive_cutoffs(counts)
+    assert cutoffs == sorted(cutoffs) and 64 <= cutoffs[0] and cutoffs[-1] < len(counts) - 64
+    assert adaptive_cutoffs(np.ones(30, dtype=np.int64)) == [15]  # too few pieces to cluster: halves
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_adaptive_softmax_gives_distributions_in_piece_order(bidirectional: bool) -> None:
+    torch.manual_seed(0)
+    vocab = 300
+    args = dict(layers=1, embed=16, hidden=16, dropout=0.0, cutoffs=[40, 120])
+    model = (WindowedBiLM(vocab, "gru", context=5, pool="final", **args) if bidirectional
+             else RecurrentLM(vocab, "lstm", **args)).eval()
+    counts = np.random.default_rng(1).permutation(np.arange(vocab) ** 2)  # frequency unrelated to id
+    model.decoder.sort_by(counts)
+    assert isinstance(model.decoder, AdaptiveOutput) and int(model.decoder.rank[int(np.argmax(counts))]) == 0
+    tokens = torch.randint(0, vocab, (2, 9))
+    targets = torch.randint(0, vocab, (2, 9))
+    with torch.no_grad():
+        logprobs, _ = model(tokens)
+        scored, _ = model.target_logprobs(tokens, targets)
+    torch.testing.assert_close(logprobs.exp().sum(-1), torch.ones(2, 9))
+    torch.testing.assert_close(scored, logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1))

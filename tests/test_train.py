@@ -52,11 +52,13 @@ def _interrupt_at(step: int):
     return on_event
 
 
-@pytest.mark.parametrize("cell, bidirectional", [("rnn", False), ("gru", False), ("lstm", False), ("gru", True)])
+@pytest.mark.parametrize("cell, bidirectional, softmax", [("rnn", False, "full"), ("gru", False, "full"),
+                                                          ("lstm", False, "full"), ("gru", True, "full"),
+                                                          ("lstm", False, "adaptive")])
 def test_interrupt_then_resume_gives_bitwise_identical_weights(tmp_path: Path, corpus_file: Path,
-                                                               cell: str, bidirectional: bool) -> None:
+                                                               cell: str, bidirectional: bool, softmax: str) -> None:
     settings = config(cell=cell, layers=2, dropout=0.2, max_steps=40, eval_every=10, bidirectional=bidirectional,
-                      context=8, seq_len=4)
+                      context=8, seq_len=4, softmax=softmax)
     train(settings, corpus_file, tmp_path / "straight")
     with pytest.raises(TrainingInterrupted, match=r"stopped at step 20.*--resume"):
         train(settings, corpus_file, tmp_path / "resumed", on_event=_interrupt_at(20))
