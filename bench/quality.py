@@ -8,6 +8,7 @@ top-1/top-5 next-word accuracy and keystroke savings (3 suggestions) over its fi
 
     python bench/quality.py --budget 10m              # the full run: about 90 minutes on 2 cores
     python bench/quality.py --budget 3m --corpora shakespeare
+    python bench/quality.py --budget 3m --cells lstm --config models/small.yaml --out bench/quality-small.json
 
 Prints a table and writes bench/quality.json.
 """
@@ -19,7 +20,7 @@ from pathlib import Path
 
 from common import arguments, console, corpus_files, machine, show, write_json
 
-from nextword.config import NEURAL_CELLS, parse_duration, resolve
+from nextword.config import NEURAL_CELLS, parse_duration, read_yaml, resolve
 from nextword.data import check_corpus, encode_corpus
 from nextword.evaluate import stream_loss, word_metrics
 from nextword.predict import Predictor
@@ -30,21 +31,24 @@ def main() -> None:
     parser = arguments(__doc__, "quality.json")
     parser.add_argument("--cells", default="ngram," + ",".join(NEURAL_CELLS), help="models to train")
     parser.add_argument("--words", type=int, default=1000, help="held-out words for accuracy and keystrokes")
+    parser.add_argument("--config", type=Path, help="a preset (models/*.yaml) instead of nextword's defaults")
     args = parser.parse_args()
     budget = parse_duration(args.budget)
     info = machine()
     results = []
     for corpus in args.corpora.split(","):
         train_file, test_file = corpus_files(corpus, args.work)
-        base = resolve({"time_budget": budget, "epochs": None})  # nextword's defaults, bounded by time only
+        preset = read_yaml(args.config) if args.config else {}
+        base = resolve(preset, {"time_budget": budget, "epochs": None})  # bounded by time only
         tokenizer = train_tokenizer_for(check_corpus(train_file), base, lambda event: None)
         test_ids = encode_corpus(check_corpus(test_file), tokenizer)
         for cell in args.cells.split(","):
             console.print(f"[bold]{corpus} · {cell}[/]: training for up to {args.budget}")
             summary = train(base.replace(cell=cell), train_file, args.work / corpus / cell, force=True,
                             tokenizer=tokenizer, on_event=_log)
-            results.append({"corpus": corpus, "model": cell, **_measure(args.work / corpus / cell, test_ids,
-                                                                       args.words), "training": summary.to_dict()})
+            measured = _measure(args.work / corpus / cell, test_ids, args.words)
+            results.append({"corpus": corpus, "model": cell, "preset": str(args.config or "defaults"), **measured,
+                            "training": summary.to_dict()})
             write_json(args.out, {"machine": info, "budget_seconds": budget, "results": results})
     show(f"Held-out quality at equal training time ({args.budget} per model)",
          ["corpus", "model", "params / n-grams", "steps", "word ppl", "top-1", "top-5", "keystrokes saved"],
