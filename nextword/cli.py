@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import os
 import re
 import sys
 import time
@@ -131,6 +132,8 @@ def train(
 
     settings = configuration.load(config, options)
     out_dir = out_dir or Path("models") / f"{_slug(corpus.stem)}-{settings.cell}"
+    if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 speaks for every rank
+        quiet, as_json = True, False
     if resume:
         from_file = configuration.read_yaml(config) if config else {}
         settings = resume_config(out_dir, {**from_file, **options})

@@ -115,16 +115,21 @@ class StreamBatches:
 
     carries_state = True
 
-    def __init__(self, ids: np.ndarray, batch_size: int, seq_len: int):
-        stream_len = (len(ids) - 1) // batch_size
+    def __init__(self, ids: np.ndarray, batch_size: int, seq_len: int, part: tuple[int, int] = (0, 1)):
+        """`part` (rank, ranks): in a distributed run, each of `ranks` processes takes its own
+        `batch_size` streams out of batch_size × ranks, so together they cover the text once."""
+        rank, ranks = part
+        streams = batch_size * ranks
+        stream_len = (len(ids) - 1) // streams
         self.segments = stream_len // seq_len
         if self.segments < 1:
             raise CorpusError(f"the text is too small for one batch: {len(ids)} tokens, but batch_size × "
-                              f"(seq_len + 1) = {batch_size * (seq_len + 1)} are needed; "
+                              f"(seq_len + 1) = {streams * (seq_len + 1)} are needed; "
                               f"lower --batch-size or --seq-len, or use more text")
-        used = batch_size * stream_len
-        self.inputs = ids[:used].reshape(batch_size, stream_len)
-        self.targets = ids[1:used + 1].reshape(batch_size, stream_len)
+        used = streams * stream_len
+        mine = slice(rank * batch_size, (rank + 1) * batch_size)
+        self.inputs = ids[:used].reshape(streams, stream_len)[mine]
+        self.targets = ids[1:used + 1].reshape(streams, stream_len)[mine]
         self.seq_len = seq_len
 
     def __len__(self) -> int:
@@ -149,12 +154,13 @@ class WindowBatches:
 
     carries_state = False
 
-    def __init__(self, ids: np.ndarray, count: int, context: int, seed: int):
+    def __init__(self, ids: np.ndarray, count: int, context: int, seed: int, rank: int = 0):
         if len(ids) < context + count:
             raise CorpusError(f"the text is too small for one batch: {len(ids)} tokens, but context + "
                               f"batch_size × seq_len = {context + count} are needed; lower --context, "
                               f"--batch-size or --seq-len, or use more text")
         self.ids, self.count, self.context, self.seed = ids, count, context, seed
+        self.draw_key = [seed] if rank == 0 else [seed, rank]  # each rank of a distributed run draws its own
         self.segments = max(1, (len(ids) - context) // count)
 
     def __len__(self) -> int:
@@ -162,7 +168,7 @@ class WindowBatches:
 
     def batch(self, index: int, epoch: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """Windows (count, context) and the token after each (count, 1), as int64."""
-        draw = np.random.default_rng([self.seed, epoch, index])
+        draw = np.random.default_rng([*self.draw_key, epoch, index])
         ends = draw.integers(self.context, len(self.ids), size=self.count)
         windows = self.ids[ends[:, None] + np.arange(-self.context, 0)].astype(np.int64)
         # Some windows start at a text's beginning, padded with line breaks, as in prediction.

@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterator, Union
 import numpy as np
 import torch
 
-from . import checkpoint
+from . import checkpoint, distributed
 from .config import Config
 from .data import CorpusFile, StreamBatches, WindowBatches, check_corpus, encode_corpus, split_validation
 from .errors import ConfigError, CorpusError, TrainingInterrupted
@@ -32,6 +32,7 @@ from .ngram import NgramLM, count_ngrams, max_order
 from .tokenizer import Tokenizer, train_tokenizer
 
 _REPORT_SECONDS = 0.25  # how often progress is reported (and the loss read back from the device)
+_GO, _STOP, _INTERRUPTED = 0, 1, 2
 
 
 @dataclass(frozen=True)
@@ -114,45 +115,63 @@ def train(config: Config, corpus: str | Path, out: str | Path, *, valid_file: st
     A `tokenizer` given is used as it is (compare trains one for all its variants).
     Raises `TrainingInterrupted` after saving a checkpoint when SIGINT or SIGTERM arrives.
     """
-    emit = on_event or (lambda event: None)
     out = Path(out)
     corpus_file = check_corpus(corpus)
     held_out = check_corpus(valid_file) if valid_file is not None else None
     device = pick_device(config.device)
-    if resume and config.cell == "ngram":
-        raise ConfigError("an n-gram model is counted in one pass, so there is nothing to resume; "
-                          "train it again with --force")
-    if resume:
-        _check_same_data(checkpoint.read_manifest(out), corpus_file, held_out)
-        tokenizer = Tokenizer.load(out / checkpoint.TOKENIZER)
-    else:
+    world = distributed.join(device)  # one rank, unless torchrun started this process
+    if world.size > 1 and device.type == "cuda":
+        device = torch.device("cuda", torch.cuda.current_device())
+    emit = (on_event if world.main else None) or (lambda event: None)  # rank 0 speaks for all
+    if config.cell == "ngram" and (resume or world.size > 1):
+        raise ConfigError("an n-gram model is counted in one pass by one process, so there is nothing to "
+                          "resume or share; train it again with --force, without torchrun")
+
+    def prepare() -> bytes:
+        """On rank 0: the checks that come before any writing, and the tokenizer to use."""
+        if resume:
+            _check_same_data(checkpoint.read_manifest(out), corpus_file, held_out)
+            return Tokenizer.load(out / checkpoint.TOKENIZER).proto
         checkpoint.check_output(out, force=force)
-        tokenizer = tokenizer or train_tokenizer_for(corpus_file, config, emit)
+        return (tokenizer or train_tokenizer_for(corpus_file, config, emit)).proto
+
+    tokenizer = Tokenizer(world.from_main(prepare))
     emit(Stage("encoding"))
-    train_ids, valid_ids = token_splits(corpus_file, held_out, tokenizer, config)
+    # Rank 0 encodes into the cache first; the other ranks then map the same file.
+    train_ids, valid_ids = world.from_main(lambda: token_splits(corpus_file, held_out, tokenizer, config),
+                                           share=False)
     if config.cell == "ngram" and config.order > max_order(tokenizer.vocab_size):
         raise ConfigError(f"option 'order' must be <= {max_order(tokenizer.vocab_size)} with "
                           f"{tokenizer.vocab_size} pieces; lower --order or --vocab-size")
     # Made before the output is touched: a corpus too small for one batch must not cost the old model.
-    batches = None if config.cell == "ngram" else make_batches(train_ids, config)
+    batches = None if config.cell == "ngram" else make_batches(train_ids, config, world)
     counts = np.bincount(train_ids, minlength=tokenizer.vocab_size)  # orders an adaptive softmax's pieces
-    with checkpoint.writing(out):  # one training at a time in a model directory
-        if not resume:
-            checkpoint.prepare_output(out, force=force)
-            checkpoint.write_new(out, config, tokenizer, {
-                "kind": "ngram" if config.cell == "ngram" else "bidirectional" if config.bidirectional else "causal",
-                "vocab_size": tokenizer.vocab_size, "corpus": corpus_file.path.name,
-                "corpus_sha256": corpus_file.sha256, "valid_sha256": held_out.sha256 if held_out else None,
-                "cutoffs": adaptive_cutoffs(counts) if config.softmax == "adaptive" else None})
-        if batches is None:
-            return _count(config, tokenizer, train_ids, valid_ids, out, corpus_file, emit)
-        run = _Run(config, tokenizer, batches, valid_ids, out, device, corpus_file,
-                   checkpoint.read_manifest(out).get("cutoffs"), counts)
-        if resume:
-            run.restore(checkpoint.load_state(out))
-        emit(Stage("training"))
-        with _stop_on_signals() as stop:
-            return run.loop(emit, stop)
+    try:
+        with checkpoint.writing(out) if world.main else contextlib.nullcontext():  # one training per directory
+
+            def start() -> dict[str, Any]:
+                """On rank 0: a new model directory (unless resuming), and its manifest."""
+                if not resume:
+                    checkpoint.prepare_output(out, force=force)
+                    checkpoint.write_new(out, config, tokenizer, {
+                        "kind": "ngram" if config.cell == "ngram" else "bidirectional" if config.bidirectional
+                        else "causal", "vocab_size": tokenizer.vocab_size, "corpus": corpus_file.path.name,
+                        "corpus_sha256": corpus_file.sha256, "valid_sha256": held_out.sha256 if held_out else None,
+                        "cutoffs": adaptive_cutoffs(counts) if config.softmax == "adaptive" else None})
+                return checkpoint.read_manifest(out)
+
+            manifest = world.from_main(start)
+            if batches is None:
+                return _count(config, tokenizer, train_ids, valid_ids, out, corpus_file, emit)
+            run = _Run(config, tokenizer, batches, valid_ids, out, device, corpus_file, manifest.get("cutoffs"),
+                       counts, world)
+            if resume:
+                run.restore(checkpoint.load_state(out))
+            emit(Stage("training"))
+            with _stop_on_signals() as stop:
+                return run.loop(emit, stop)
+    finally:
+        distributed.leave(world)
 
 
 def _count(config: Config, tokenizer: Tokenizer, train_ids: np.ndarray, valid_ids: np.ndarray, out: Path,
@@ -202,12 +221,13 @@ def train_tokenizer_for(corpus: CorpusFile, config: Config, emit: Callable[[Even
     return trained.tokenizer
 
 
-def make_batches(ids: np.ndarray, config: Config) -> StreamBatches | WindowBatches:
+def make_batches(ids: np.ndarray, config: Config, world: distributed.World = distributed.World()
+                 ) -> StreamBatches | WindowBatches:
     """Consecutive TBPTT segments for a causal model; random windows for a bidirectional one, as many
-    predictions per step as a causal batch makes."""
+    predictions per step as a causal batch makes. Each rank of a distributed run gets its own part."""
     if config.bidirectional:
-        return WindowBatches(ids, config.batch_size * config.seq_len, config.context, config.seed)
-    return StreamBatches(ids, config.batch_size, config.seq_len)
+        return WindowBatches(ids, config.batch_size * config.seq_len, config.context, config.seed, world.rank)
+    return StreamBatches(ids, config.batch_size, config.seq_len, part=(world.rank, world.size))
 
 
 def token_splits(corpus: CorpusFile, held_out: CorpusFile | None, tokenizer: Tokenizer,
@@ -246,20 +266,34 @@ def _stop_on_signals() -> Iterator[threading.Event]:
             signal.signal(sig, handler)
 
 
+class _Scorer(torch.nn.Module):
+    """The training forward pass, log P(targets), as a module's forward: what DDP wraps."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor, state: Any, last_only: bool) -> tuple[torch.Tensor, Any]:
+        return self.model.target_logprobs(x, y, state, last_only=last_only)
+
+
 class _Run:
     """The state of one training run, which is exactly what a checkpoint holds."""
 
     def __init__(self, config: Config, tokenizer: Tokenizer, batches: StreamBatches | WindowBatches,
                  valid_ids: np.ndarray, out: Path, device: torch.device, corpus: CorpusFile,
-                 cutoffs: list[int] | None, counts: np.ndarray):
+                 cutoffs: list[int] | None, counts: np.ndarray, world: distributed.World):
         self.config, self.tokenizer, self.batches, self.valid_ids = config, tokenizer, batches, valid_ids
-        self.out, self.device, self.corpus = out, device, corpus
-        self.tokens_per_step = config.batch_size * config.seq_len  # predictions per step, for either kind
+        self.out, self.device, self.corpus, self.world = out, device, corpus, world
+        # Predictions per step, for either kind and all ranks together.
+        self.tokens_per_step = config.batch_size * config.seq_len * world.size
         torch.manual_seed(config.seed)
         self.model = build_model(config, tokenizer.vocab_size, cutoffs)
         if isinstance(self.model.decoder, AdaptiveOutput):
             self.model.decoder.sort_by(counts)
         self.model.to(device)
+        # DistributedDataParallel averages gradients in backward, but only for work done in its forward.
+        self.scorer = distributed.wrap(_Scorer(self.model), world, device)
         cuda = device.type == "cuda"
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr,
                                            weight_decay=config.weight_decay, fused=cuda or None)
@@ -325,7 +359,7 @@ class _Run:
         for group in self.optimizer.param_groups:
             group["lr"] = self.learning_rate()
         with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
-            logprobs, hidden = self.model.target_logprobs(x, y, self.hidden, last_only=not self.batches.carries_state)
+            logprobs, hidden = self.scorer(x, y, self.hidden, not self.batches.carries_state)
             loss = -logprobs.float().mean()
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -345,8 +379,14 @@ class _Run:
         started = time.perf_counter() - self.elapsed
         started_this_run, evaluation_seconds, steps_this_run = time.perf_counter(), 0.0, 0
         loss_sum, loss_steps, last_report = torch.zeros((), device=self.device), 0, 0.0
-        while (reason := self.stop_reason()) is None:
-            if stop.is_set():
+        while True:
+            reason = self.stop_reason()
+            # Rank 0 decides for every rank (only it evaluates and keeps time): go on, stop, or interrupted.
+            decision = self.world.decide(_INTERRUPTED if stop.is_set() else _STOP if reason else _GO)
+            if decision == _STOP:
+                reason = reason or "rank 0 stopped"
+                break
+            if decision == _INTERRUPTED:
                 self.save_checkpoint(interrupted=True)
                 raise TrainingInterrupted(
                     f"training stopped at step {self.step}; checkpoint saved. Resume with: "
@@ -373,11 +413,14 @@ class _Run:
         if not self.metrics or self.metrics[-1]["step"] != self.step:
             self.evaluate(emit)
         summary = self.summary(reason, steps_this_run * self.tokens_per_step / max(train_seconds, 1e-9))
-        checkpoint.write_summary(self.out, summary.to_dict())
+        if self.world.main:
+            checkpoint.write_summary(self.out, summary.to_dict())
         return summary
 
     # -- evaluation and checkpoints ------------------------------------------------------------
-    def evaluate(self, emit: Callable[[Event], None]) -> LossTotals:
+    def evaluate(self, emit: Callable[[Event], None]) -> None:
+        if not self.world.main:
+            return  # rank 0 evaluates and keeps the files; the others carry on to the next step
         totals = stream_loss(self.model, self.tokenizer, self.valid_ids, seq_len=self.config.seq_len,
                              device=self.device, autocast=self.autocast)
         row = _metrics_row(self.step, self.epoch, self.elapsed, self.optimizer.param_groups[0]["lr"], totals)
@@ -392,9 +435,10 @@ class _Run:
         checkpoint.write_metrics(self.out, self.metrics)
         self.save_checkpoint()
         emit(Evaluation(self.step, totals.loss, totals.token_perplexity, totals.word_perplexity, improved))
-        return totals
 
     def save_checkpoint(self, interrupted: bool = False) -> None:
+        if not self.world.main:
+            return
         if interrupted and not (self.out / checkpoint.WEIGHTS).exists():
             checkpoint.save_weights(self.out, self.model)  # so that the model loads before its first evaluation
         checkpoint.save_state(self.out, {
@@ -421,6 +465,8 @@ class _Run:
         except (KeyError, RuntimeError, ValueError, TypeError) as exc:
             raise checkpoint.ModelDirError(f"{self.out / checkpoint.STATE} does not fit this model "
                                            f"({type(exc).__name__}: {exc}); it cannot be resumed") from None
+        if not self.world.main:
+            hidden = None  # the saved state is rank 0's streams; the others start theirs afresh
         self.hidden = (tuple(h.to(self.device) for h in hidden) if isinstance(hidden, (tuple, list))
                        else hidden.to(self.device) if hidden is not None else None)
         self.metrics = [row for row in checkpoint.read_metrics(self.out) if row["step"] <= self.step]

@@ -1,0 +1,90 @@
+"""Training on several processes, as launched by torchrun, with DistributedDataParallel.
+
+    torchrun --nproc_per_node 2 -m nextword train corpus.txt ...
+
+torchrun starts one process per rank and tells each its RANK and WORLD_SIZE. Every rank reads its
+own streams of the memory-mapped token ids (rank r of n takes streams r·B .. r·B + B - 1 of the
+n·B), gradients are averaged across ranks after each backward pass, and only rank 0 trains the
+tokenizer, evaluates, writes the model directory and reports progress. The backend is gloo on
+CPUs and nccl on GPUs. A single process (no torchrun) is a world of one and touches none of this.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Callable, TypeVar
+
+import torch
+import torch.distributed as dist
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class World:
+    rank: int = 0
+    size: int = 1
+
+    @property
+    def main(self) -> bool:
+        """The rank that writes files and reports: rank 0."""
+        return self.rank == 0
+
+    def from_main(self, make: Callable[[], T], *, share: bool = True) -> T:
+        """`make()` on rank 0; the other ranks get its result (`share`), or run `make()` themselves once
+        rank 0 is done (to reuse what it cached). If rank 0 fails, they raise the same error instead
+        of waiting for it forever.
+        """
+        if self.size == 1:
+            return make()
+        result, failure = None, None
+        if self.main:
+            try:
+                result = make()
+            except Exception as exc:  # handed to the other ranks, then raised here too
+                failure = exc
+        message = [failure, result if share and failure is None else None]
+        dist.broadcast_object_list(message, src=0)
+        if message[0] is not None:
+            raise message[0]
+        return message[1] if share else result if self.main else make()
+
+    def decide(self, code: int) -> int:
+        """Rank 0's decision, on every rank: whether to stop is rank 0's to say, as only it evaluates."""
+        if self.size == 1:
+            return code
+        value = torch.tensor([code])
+        dist.broadcast(value, src=0)
+        return int(value.item())
+
+
+def is_main_process() -> bool:
+    """Whether this process should print: rank 0 of a torchrun launch, or any process outside one."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def join(device: torch.device) -> World:
+    """This process's place in a torchrun launch, joining the process group on first use."""
+    size = int(os.environ.get("WORLD_SIZE", "1"))
+    if size == 1:
+        return World()
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        if device.type == "cuda":
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    return World(dist.get_rank(), dist.get_world_size())
+
+
+def wrap(module: torch.nn.Module, world: World, device: torch.device) -> Any:
+    """The module under DistributedDataParallel when there is more than one rank."""
+    if world.size == 1:
+        return module
+    from torch.nn.parallel import DistributedDataParallel
+
+    return DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None)
+
+
+def leave(world: World) -> None:
+    if world.size > 1 and dist.is_initialized():
+        dist.destroy_process_group()
