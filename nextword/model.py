@@ -69,6 +69,9 @@ class RecurrentLM(_NeuralLM):
     def features(self, tokens: torch.Tensor, state: State | None = None,
                  last_only: bool = False) -> tuple[torch.Tensor, State]:
         """What the output layer reads (batch, time or 1, hidden), and the state after the tokens."""
+        if tokens.shape[1] == 1 and not self.training:  # one step of prediction or generation
+            hidden, state = one_step(self.rnn, self.embedding(tokens), state)
+            return hidden, state
         hidden, state = self.rnn(self.dropout(self.embedding(tokens)), state)
         if last_only:
             hidden = hidden[:, -1:]
@@ -79,6 +82,40 @@ class RecurrentLM(_NeuralLM):
     def select_state(state: State, rows: torch.Tensor) -> State:
         """The states of batch rows `rows` (used to expand and prune search beams)."""
         return tuple(s[:, rows] for s in state) if isinstance(state, tuple) else state[:, rows]
+
+
+def one_step(rnn: nn.RNNBase, inputs: torch.Tensor, state: State | None) -> tuple[torch.Tensor, State]:
+    """`rnn(inputs, state)` for inputs of one time step (batch, 1, features), in eval mode, written out.
+
+    The same arithmetic as torch's fused RNN/GRU/LSTM kernels (gate order i, f, g, o and r, z, n),
+    but about four times faster on a CPU for a single step, where the fused kernel's set-up costs
+    more than the arithmetic: prediction and generation run one step at a time.
+    """
+    x = inputs[:, 0]
+    rows, size, lstm = x.shape[0], rnn.hidden_size, rnn.mode == "LSTM"
+    if state is None:
+        zeros = x.new_zeros(rnn.num_layers, rows, size)
+        state = (zeros, zeros) if lstm else zeros
+    hidden, cell = state if lstm else (state, None)
+    new_hidden, new_cell = [], []
+    for layer in range(rnn.num_layers):
+        weights = [getattr(rnn, f"{name}_l{layer}") for name in ("weight_ih", "bias_ih", "weight_hh", "bias_hh")]
+        from_input = nn.functional.linear(x, weights[0], weights[1])
+        from_hidden = nn.functional.linear(hidden[layer], weights[2], weights[3])
+        if lstm:
+            i, f, g, o = (from_input + from_hidden).chunk(4, dim=1)
+            c = torch.sigmoid(f) * cell[layer] + torch.sigmoid(i) * torch.tanh(g)
+            x = torch.sigmoid(o) * torch.tanh(c)
+            new_cell.append(c)
+        elif rnn.mode == "GRU":
+            (i_r, i_z, i_n), (h_r, h_z, h_n) = from_input.chunk(3, dim=1), from_hidden.chunk(3, dim=1)
+            r, z = torch.sigmoid(i_r + h_r), torch.sigmoid(i_z + h_z)
+            x = (1 - z) * torch.tanh(i_n + r * h_n) + z * hidden[layer]
+        else:
+            x = (torch.tanh if rnn.mode == "RNN_TANH" else torch.relu)(from_input + from_hidden)
+        new_hidden.append(x)
+    hidden = torch.stack(new_hidden)
+    return x.unsqueeze(1), ((hidden, torch.stack(new_cell)) if lstm else hidden)
 
 
 class WindowedBiLM(_NeuralLM):

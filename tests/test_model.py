@@ -22,12 +22,16 @@ def test_causal_changing_later_tokens_never_changes_earlier_predictions(cell: st
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
 def test_carried_state_equals_one_long_pass(cell: str) -> None:
     torch.manual_seed(0)
-    model = RecurrentLM(30, cell, layers=1, embed=8, hidden=12, dropout=0.0).eval()
+    model = RecurrentLM(30, cell, layers=2, embed=8, hidden=12, dropout=0.3).eval()
     tokens = torch.randint(0, 30, (2, 24))
     whole, _ = model(tokens)
     first, state = model(tokens[:, :10])
     second, _ = model(tokens[:, 10:], state)
     assert torch.allclose(torch.cat([first, second], dim=1), whole, atol=1e-6)
+    state = None
+    for t in range(24):  # one token at a time takes the written-out step, not the fused kernel
+        step, state = model(tokens[:, t:t + 1], state)
+        torch.testing.assert_close(step[:, 0], whole[:, t], atol=1e-5, rtol=1e-5)
 
 
 def test_embeddings_are_tied_when_sizes_allow() -> None:
@@ -103,3 +107,4 @@ def test_adaptive_softmax_gives_distributions_in_piece_order(bidirectional: bool
         scored, _ = model.target_logprobs(tokens, targets)
     torch.testing.assert_close(logprobs.exp().sum(-1), torch.ones(2, 9))
     torch.testing.assert_close(scored, logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1))
+
