@@ -22,3 +22,7 @@ class ModelDirError(NextwordError):
 
 class TrainingInterrupted(NextwordError):
     """Training was stopped by a signal after saving a checkpoint it can resume from."""
+
+
+class TrainingDiverged(NextwordError):
+    """The loss stopped being a finite number; the last good checkpoint was kept."""

@@ -25,7 +25,7 @@ import torch
 from . import checkpoint, distributed
 from .config import Config
 from .data import CorpusFile, StreamBatches, WindowBatches, check_corpus, encode_corpus, split_validation
-from .errors import ConfigError, CorpusError, TrainingInterrupted
+from .errors import ConfigError, CorpusError, TrainingDiverged, TrainingInterrupted
 from .evaluate import LossTotals, stream_loss
 from .model import AdaptiveOutput, adaptive_cutoffs, build_model, detach_state, parameter_count
 from .ngram import NgramLM, count_ngrams, max_order
@@ -391,7 +391,12 @@ class _Run:
                 raise TrainingInterrupted(
                     f"training stopped at step {self.step}; checkpoint saved. Resume with: "
                     f"nextword train {self.corpus.path} --out {self.out} --resume")
-            loss_sum += self.train_step()
+            loss = self.train_step()
+            # On a CPU reading the loss costs nothing, so every step is checked; on a GPU that would
+            # stall the device each step, so the loss is checked when it is read for a report.
+            if self.device.type == "cpu" and not torch.isfinite(loss):
+                raise self.diverged()
+            loss_sum += loss
             loss_steps += 1
             steps_this_run += 1
             now = time.perf_counter()
@@ -404,7 +409,9 @@ class _Run:
                 # Wall time, not per-step host time: on a GPU the work finishes when the loss is read.
                 train_seconds = now - started_this_run - evaluation_seconds
                 rate = steps_this_run / max(train_seconds, 1e-9)
-                emit(Progress(self.step, self.total_steps(), self.epoch, loss_sum.item() / loss_steps,
+                if not math.isfinite(mean_loss := loss_sum.item() / loss_steps):
+                    raise self.diverged()
+                emit(Progress(self.step, self.total_steps(), self.epoch, mean_loss,
                               self.optimizer.param_groups[0]["lr"], rate * self.tokens_per_step, self.elapsed,
                               self.done(), self.eta(rate)))
                 loss_sum.zero_()
@@ -423,6 +430,8 @@ class _Run:
             return  # rank 0 evaluates and keeps the files; the others carry on to the next step
         totals = stream_loss(self.model, self.tokenizer, self.valid_ids, seq_len=self.config.seq_len,
                              device=self.device, autocast=self.autocast)
+        if not math.isfinite(totals.loss):
+            raise self.diverged()  # before anything is saved: the files keep the last good state
         row = _metrics_row(self.step, self.epoch, self.elapsed, self.optimizer.param_groups[0]["lr"], totals)
         self.metrics.append(row)
         improved = totals.loss < self.best_loss
@@ -435,6 +444,15 @@ class _Run:
         checkpoint.write_metrics(self.out, self.metrics)
         self.save_checkpoint()
         emit(Evaluation(self.step, totals.loss, totals.token_perplexity, totals.word_perplexity, improved))
+
+    def diverged(self) -> TrainingDiverged:
+        saved = checkpoint.load_state(self.out)["step"] if (self.out / checkpoint.STATE).is_file() else None
+        kept = (f"the last good checkpoint (step {saved}) is kept in {self.out}" if saved is not None
+                else "no checkpoint had been saved yet")
+        return TrainingDiverged(
+            f"training diverged at step {self.step}: the loss is no longer a finite number; {kept}. "
+            f"Lower --lr (now {self.config.lr:g}) or clip gradients harder (--clip, now {self.config.clip:g}), "
+            f"then train again with --force")
 
     def save_checkpoint(self, interrupted: bool = False) -> None:
         if not self.world.main:

@@ -145,3 +145,41 @@ def test_a_second_training_into_the_same_directory_refuses(tmp_path: Path, corpu
     assert (tmp_path / "m" / "model.safetensors").read_bytes() == before
     train(config(max_steps=5, seed=9), corpus_file, tmp_path / "m", force=True)  # free again afterwards
     assert (tmp_path / "m" / "model.safetensors").read_bytes() != before
+
+
+def test_a_diverging_run_stops_and_keeps_the_last_good_checkpoint(tmp_path: Path, corpus_file: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from nextword import train as training
+    from nextword.errors import TrainingDiverged
+
+    healthy = training._Run.train_step
+
+    def poisoned(run):  # from step 16 on, the weights turn to NaN, as after a far too large step
+        loss = healthy(run)
+        if run.step > 15:
+            with torch.no_grad():
+                for parameter in run.model.parameters():
+                    parameter.fill_(float("nan"))
+            return loss * float("nan")
+        return loss
+
+    monkeypatch.setattr(training._Run, "train_step", poisoned)
+    with pytest.raises(TrainingDiverged, match=r"diverged at step 16.*last good checkpoint \(step 10\).*Lower --lr"):
+        train(config(max_steps=40, eval_every=10), corpus_file, tmp_path / "m")
+    assert checkpoint.load_state(tmp_path / "m")["step"] == 10
+    assert all(torch.isfinite(w).all() for w in load_file(tmp_path / "m" / "model.safetensors").values())
+    monkeypatch.setattr(training._Run, "train_step", healthy)
+    resumed = train(checkpoint.resume_config(tmp_path / "m", {}), corpus_file, tmp_path / "m", resume=True)
+    assert resumed.steps == 40
+
+
+def test_a_huge_learning_rate_is_caught_with_advice(tmp_path: Path, corpus_file: Path) -> None:
+    from typer.testing import CliRunner
+
+    from nextword.cli import app
+
+    flags = [f"--{k.replace('_', '-')}={v}" for k, v in {**TINY, "lr": 1e37, "clip": 0}.items()]
+    result = CliRunner().invoke(app, ["train", str(corpus_file), *flags, "--out", str(tmp_path / "m")])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "training diverged at step" in result.stderr and "Lower --lr (now 1e+37)" in result.stderr
+    assert not (tmp_path / "m" / "model.safetensors").exists()  # nothing non-finite was saved
