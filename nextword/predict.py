@@ -231,7 +231,9 @@ class Predictor:
         logprobs = logprobs.masked_fill(~self._sampleable, -np.inf)
         if options.temperature == 0:
             return int(logprobs.argmax())
-        logits = logprobs / options.temperature
+        # In float64 and shifted so the likeliest piece is at 0: any positive temperature, however tiny,
+        # then gives finite logits or -inf (greedy at the limit), never NaN.
+        logits = (logprobs.double() - logprobs.max()) / options.temperature
         if options.top_k:
             cutoff = torch.topk(logits, min(options.top_k, logits.numel())).values[-1]
             logits = logits.masked_fill(logits < cutoff, -np.inf)
