@@ -183,3 +183,34 @@ def test_ctrl_c_saves_a_checkpoint_and_says_how_to_resume(tmp_path: Path, corpus
     assert "checkpoint saved" in stderr and f"--out {out} --resume" in stderr and "Traceback" not in stderr
     resumed = run("train", corpus_file, "--out", out, "--resume", "--max-steps=60", "--json")
     assert resumed.exit_code == 0 and json.loads(resumed.stdout)["steps"] >= 50
+
+
+@pytest.mark.parametrize("prompt", ["🙂🚀 ✨", "anna " * 4000, "日本語のテキスト ", "a\x00b "],
+                         ids=["emoji", "very long", "unseen script", "NUL in the prompt"])
+def test_unusual_prompts_still_predict_and_generate(prompt: str, trained_model: Path) -> None:
+    predicted = run("predict", trained_model, prompt, "--json")
+    assert predicted.exit_code == 0, predicted.output
+    assert all(0 < row["prob"] <= 1 for row in json.loads(predicted.stdout)["predictions"])
+    generated = run("generate", trained_model, prompt, "-n", "3", "--seed", "1")
+    assert generated.exit_code == 0, generated.output
+
+
+def test_temperature_zero_is_greedy_and_repeatable(trained_model: Path) -> None:
+    runs = [run("generate", trained_model, "anna has", "-n", "6", "--temperature", "0", "--seed", str(s)).stdout
+            for s in (1, 2)]
+    assert runs[0] == runs[1] and runs[0].strip()
+
+
+def test_one_repeated_word_and_an_unwritable_out(tmp_path: Path) -> None:
+    corpus = tmp_path / "same.txt"
+    corpus.write_text("hello " * 5000 + "\n")
+    flags = [f for f in TINY_FLAGS if not f.startswith("--vocab-size")]
+    trained = run("train", corpus, *flags, "--vocab-size=30", "--out", tmp_path / "m", "-q")
+    assert trained.exit_code == 0, trained.output  # a vocabulary this text can support, with a note
+    assert run("predict", tmp_path / "m", "hello hel", "--json").exit_code == 0
+    blocked = tmp_path / "a-file.txt"  # --out inside a file: no directory can be made there, even by root
+    blocked.write_text("keep me")
+    result = run("train", corpus, *flags, "--vocab-size=30", "--out", blocked / "m")
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.stderr.strip().splitlines()[-1].startswith("error: cannot write to model directory")
+    assert blocked.read_text() == "keep me"
