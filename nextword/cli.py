@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 import inspect
 import json
-import os
 import re
 import sys
 import time
@@ -128,11 +127,12 @@ def train(
     """Train a model on CORPUS and save it as a model directory."""
     from . import config as configuration
     from .checkpoint import resume_config
+    from .distributed import is_main_process
     from .train import train as run_training
 
     settings = configuration.load(config, options)
     out_dir = out_dir or Path("models") / f"{_slug(corpus.stem)}-{settings.cell}"
-    if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 speaks for every rank
+    if not is_main_process():  # under torchrun, rank 0 speaks for every rank
         quiet, as_json = True, False
     if resume:
         from_file = configuration.read_yaml(config) if config else {}
