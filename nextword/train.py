@@ -145,7 +145,9 @@ def train(config: Config, corpus: str | Path, out: str | Path, *, valid_file: st
                           f"{tokenizer.vocab_size} pieces; lower --order or --vocab-size")
     # Made before the output is touched: a corpus too small for one batch must not cost the old model.
     batches = None if config.cell == "ngram" else make_batches(train_ids, config, world)
-    counts = np.bincount(train_ids, minlength=tokenizer.vocab_size)  # orders an adaptive softmax's pieces
+    # Piece frequencies order an adaptive softmax's pieces; only it needs this pass over the corpus.
+    adaptive = config.softmax == "adaptive" and batches is not None
+    counts = np.bincount(train_ids, minlength=tokenizer.vocab_size) if adaptive else None
     try:
         with checkpoint.writing(out) if world.main else contextlib.nullcontext():  # one training per directory
 
@@ -157,7 +159,7 @@ def train(config: Config, corpus: str | Path, out: str | Path, *, valid_file: st
                         "kind": "ngram" if config.cell == "ngram" else "bidirectional" if config.bidirectional
                         else "causal", "vocab_size": tokenizer.vocab_size, "corpus": corpus_file.path.name,
                         "corpus_sha256": corpus_file.sha256, "valid_sha256": held_out.sha256 if held_out else None,
-                        "cutoffs": adaptive_cutoffs(counts) if config.softmax == "adaptive" else None})
+                        "cutoffs": adaptive_cutoffs(counts) if counts is not None else None})
                 return checkpoint.read_manifest(out)
 
             manifest = world.from_main(start)
@@ -282,7 +284,7 @@ class _Run:
 
     def __init__(self, config: Config, tokenizer: Tokenizer, batches: StreamBatches | WindowBatches,
                  valid_ids: np.ndarray, out: Path, device: torch.device, corpus: CorpusFile,
-                 cutoffs: list[int] | None, counts: np.ndarray, world: distributed.World):
+                 cutoffs: list[int] | None, counts: np.ndarray | None, world: distributed.World):
         self.config, self.tokenizer, self.batches, self.valid_ids = config, tokenizer, batches, valid_ids
         self.out, self.device, self.corpus, self.world = out, device, corpus, world
         # Predictions per step, for either kind and all ranks together.
