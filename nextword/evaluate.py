@@ -73,18 +73,13 @@ def stream_loss(model: LanguageModel, tokenizer: Tokenizer, ids: np.ndarray, *, 
         cut = slice(start, start + seq_len)
         x = torch.from_numpy(inputs[:, cut].astype(np.int64)).to(device, non_blocking=True)
         y = torch.from_numpy(targets[:, cut].astype(np.int64)).to(device, non_blocking=True)
+        # Each model scores its targets itself: the n-gram model and an adaptive softmax never build
+        # the full distributions they do not need.
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=autocast):
-            segment_nll, state = _segment_nll(model, x, y, state)
-        nll += segment_nll
+            logprobs, state = model.target_logprobs(x, y, state)
+        nll -= logprobs.double().sum()
     model.train(was_training)
     return LossTotals(nll.item(), used, tokenizer.word_count(targets), tokenizer.char_count(targets))
-
-
-def _segment_nll(model: LanguageModel, x: torch.Tensor, y: torch.Tensor, state) -> tuple[torch.Tensor, object]:
-    """Summed NLL of targets y after inputs x, from each model's own scoring: the n-gram model and
-    an adaptive softmax never compute the distributions they do not need."""
-    logprobs, state = model.target_logprobs(x, y, state)
-    return -logprobs.double().sum(), state
 
 
 @dataclass(frozen=True)
