@@ -972,6 +972,10 @@ class Target:
     word: int  # 0-based index of the whitespace-separated word in that line
     expected: str  # that word exactly as written, punctuation included
     distance: int  # number of words strictly between the cue and the target
+    # What fills the slot: "name", "number", "be-past" (was/were) or "be-present" (is/are). The
+    # targets of one kind share their possible words, so a scorer can ask whether a model ranks
+    # the expected one above the others of its kind: that needs the cue, nothing else does.
+    kind: str
 
 
 # Past-tense actions for the cue's sentence; rendered with the cue as hero.
@@ -1105,8 +1109,11 @@ def _cue_actions(rng: random.Random, hero: Character, max_words: int) -> list[li
     return [action for action in rendered if len(action) <= max_words]
 
 
-# A frame builds one sentence for an exact distance: (words, cue index, target index).
-def _agreement_frame(rng: random.Random, distance: int) -> tuple[list[str], int, int]:
+# A frame builds one sentence for an exact distance: (words, cue index, target index, kind).
+FrameWords = tuple[list[str], int, int, str]
+
+
+def _agreement_frame(rng: random.Random, distance: int) -> FrameWords:
     """'The dogs that the farmer fed near the old mill are hungry.': subject-verb agreement."""
     topic = rng.choice(AGREEMENT_TOPICS)
     is_plural = rng.random() < 0.5
@@ -1126,10 +1133,10 @@ def _agreement_frame(rng: random.Random, distance: int) -> tuple[list[str], int,
     verb = conjugate("be", "past" if past else "present", is_plural)
     target = len(words)
     words += [verb, rng.choice(topic.adjectives) + "."]
-    return words, 1, target
+    return words, 1, target, "be-past" if past else "be-present"
 
 
-def _name_frame(rng: random.Random, distance: int) -> tuple[list[str], int, int]:
+def _name_frame(rng: random.Random, distance: int) -> FrameWords:
     """'Mira picked up the lamp, and after walking past the mill, Mira went home.'"""
     hero = rng.choice(CAST)
     action = rng.choice(_cue_actions(rng, hero, distance - 1))
@@ -1141,10 +1148,10 @@ def _name_frame(rng: random.Random, distance: int) -> tuple[list[str], int, int]
         words[-1] += ","
     target = len(words)
     words += [hero.name, *rng.choice(NAME_ENDINGS).split()]
-    return words, 0, target
+    return words, 0, target, "name"
 
 
-def _who_frame(rng: random.Random, distance: int) -> tuple[list[str], int, int]:
+def _who_frame(rng: random.Random, distance: int) -> FrameWords:
     """'Mira fed the goats after visiting the barn. Who fed the goats? It was Mira.'"""
     hero = rng.choice(CAST)
     action = rng.choice(_cue_actions(rng, hero, (distance - 3) // 2))
@@ -1155,10 +1162,10 @@ def _who_frame(rng: random.Random, distance: int) -> tuple[list[str], int, int]:
     words += ["It", "was"]
     target = len(words)
     words.append(hero.name + ".")
-    return words, 0, target
+    return words, 0, target, "name"
 
 
-def _count_frame(rng: random.Random, distance: int) -> tuple[list[str], int, int]:
+def _count_frame(rng: random.Random, distance: int) -> FrameWords:
     """'Mira packed seven apples, and on the way to the market, she still had seven apples.'"""
     hero = rng.choice(CAST)
     count, things = rng.choice(NUMBERS), rng.choice(COUNTABLES)
@@ -1169,12 +1176,12 @@ def _count_frame(rng: random.Random, distance: int) -> tuple[list[str], int, int
     words += [PRONOUNS[hero.gender]["he"], "still", "had"]
     target = len(words)
     words += [count, things + "."]
-    return words, 2, target
+    return words, 2, target, "number"
 
 
 class Frame(NamedTuple):
     min_distance: int
-    build: Callable[[random.Random, int], tuple[list[str], int, int]]
+    build: Callable[[random.Random, int], FrameWords]
 
 
 FRAMES = (Frame(1, _agreement_frame), Frame(2, _name_frame), Frame(5, _who_frame),
@@ -1190,18 +1197,18 @@ def _filler_sentence(rng: random.Random) -> str:
 
 
 def _longrange_line(rng: random.Random, min_distance: int,
-                    max_distance: int) -> tuple[str, list[tuple[int, str, int]]]:
-    """One line of a few frames, and its targets as (word index, expected word, distance)."""
+                    max_distance: int) -> tuple[str, list[tuple[int, str, int, str]]]:
+    """One line of a few frames, and its targets as (word index, expected word, distance, kind)."""
     words: list[str] = []
-    targets: list[tuple[int, str, int]] = []
+    targets: list[tuple[int, str, int, str]] = []
     for _ in range(rng.randint(*FRAMES_PER_LINE)):
         if rng.random() < FILLER_SHARE:
             words += _filler_sentence(rng).split()
         distance = rng.randint(min_distance, max_distance)
         frame = rng.choice([f for f in FRAMES if f.min_distance <= distance])
-        frame_words, cue, target = frame.build(rng, distance)
+        frame_words, cue, target, kind = frame.build(rng, distance)
         assert target - cue - 1 == distance, frame  # every frame must hit the distance exactly
-        targets.append((len(words) + target, frame_words[target], distance))
+        targets.append((len(words) + target, frame_words[target], distance, kind))
         words += frame_words
     return " ".join(words), targets
 

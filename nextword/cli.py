@@ -221,11 +221,11 @@ def comparison_table(results: list) -> Group:
         table.add_column(title, justify="right", no_wrap=True)
     curves = Table(title="Validation word perplexity by evaluation; gradient norm k = 1 → T (log scales)",
                    title_justify="left")
-    for title in ("variant", "word perplexity", "gradient", "long-range accuracy by distance"):
-        curves.add_column(title, no_wrap=title != "long-range accuracy by distance")
+    for title in ("variant", "word perplexity", "gradient", "long-range recall by distance"):
+        curves.add_column(title, no_wrap=title != "long-range recall by distance")
     for r, cells in zip(results, table_rows(results, lambda text: f"[bold green]{text}[/]")):
         table.add_row(r.name, *cells)
-        far = "  ".join(f"{b}: {v['accuracy']:.0%}" for b, v in r.long_range["by_distance"].items()) \
+        far = "  ".join(f"{b}: {v['recall']:.0%}" for b, v in r.long_range["by_distance"].items()) \
             if r.long_range else "-"
         curves.add_row(r.name, sparkline([row["valid_word_perplexity"] for row in r.curve]),
                        sparkline(r.gradient), far)
@@ -454,8 +454,9 @@ def evaluate(
         rows.append((f"keystroke savings ({suggestions} suggestions)", f"{result['keystroke_savings']:.1%}"))
     if "long_range" in result:
         far = result["long_range"]
-        rows.append((f"long-range accuracy ({far['targets']} words)", f"{far['accuracy']:.1%}"))
-        rows += [(f"  {bucket} words back", f"{v['accuracy']:.1%} of {v['targets']}")
+        rows.append((f"long-range recall, top-1 ({far['targets']} words)",
+                     f"{far['recall']:.1%}, {far['top1']:.1%} (chance {far['chance']:.1%})"))
+        rows += [(f"  {bucket} words back", f"{v['recall']:.1%}, {v['top1']:.1%} of {v['targets']}")
                  for bucket, v in far["by_distance"].items()]
     for name, value in rows:
         table.add_row(name, value)

@@ -173,7 +173,7 @@ COLUMNS: list[tuple[str, Callable[[VariantResult], float], str, str]] = [
     ("top-5", lambda r: r.top5, "{:.1%}", "high"),
     ("grad 1/T", lambda r: r.gradient_ratio, "{:.3g}", "low"),
 ]
-LONG_RANGE_COLUMN = ("long-range", lambda r: r.long_range["accuracy"], "{:.1%}", "high")
+LONG_RANGE_COLUMN = ("long-range", lambda r: r.long_range["recall"], "{:.1%}", "high")
 
 
 def table_columns(results: Sequence[VariantResult]) -> list[tuple[str, Callable, str, str]]:
@@ -211,10 +211,15 @@ def markdown_report(results: Sequence[VariantResult]) -> str:
               f"![learning curves]({CURVES_PNG})", "", f"![gradient flow]({GRADIENTS_PNG})", ""]
     if all(r.long_range for r in results):
         buckets = list(results[0].long_range["by_distance"])
-        lines += ["## Long-range accuracy by distance (words between cue and target)", "",
+        lines += ["## Long-range recall by distance (words between cue and target)", "",
+                  "Recall: the expected word ranked above every other word of its kind (the other names, "
+                  "numbers, or was/were); top-1 in brackets: ranked first of all words.", "",
                   "| variant | " + " | ".join(buckets) + " |", "|---|" + "---:|" * len(buckets)]
         for r in results:
             by = r.long_range["by_distance"]
             lines.append(f"| {r.name} | " + " | ".join(
-                f"{by[b]['accuracy']:.1%} ({by[b]['targets']})" if b in by else "-" for b in buckets) + " |")
+                f"{by[b]['recall']:.1%} ({by[b]['top1']:.1%})" if b in by else "-" for b in buckets) + " |")
+        chance = results[0].long_range
+        lines += ["", "Targets per bucket: " + ", ".join(f"{b}: {v['targets']}" for b, v in chance["by_distance"].items())
+                  + f". Guessing among the words of each kind would recall {chance['chance']:.1%}.", ""]
     return "\n".join(lines) + "\n"

@@ -142,30 +142,33 @@ DISTANCE_BUCKETS = ((1, 5), (6, 10), (11, 20), (21, 30), (31, 60), (61, 10**9))
 
 @dataclass
 class LongRangeAccuracy:
-    """Top-1 accuracy on words that only a cue far back in the line determines, by distance."""
+    """How often a model gets the words that only a cue far back in the line determines, by distance.
 
-    buckets: dict[str, list[int]] = field(default_factory=dict)  # "6-10" -> [hits, total]
+    Two measures per target: `top1`, whether it is the word `predict` ranks first (which also needs
+    the model to know that the slot comes now), and `recall`, whether the model ranks it above every
+    other word of its kind (the other names, numbers, or was/were): that needs the cue alone.
+    `chance` is what guessing among the words of each kind would recall.
+    """
 
-    def add(self, distance: int, hit: bool) -> None:
+    buckets: dict[str, list[float]] = field(default_factory=dict)  # "6-10" -> [top1, recalled, chance, total]
+
+    def add(self, distance: int, top1: bool, recalled: bool, choices: int) -> None:
         low, high = next(b for b in DISTANCE_BUCKETS if b[0] <= distance <= b[1])
         name = f"{low}-{high}" if high < 10**9 else f"{low}+"
-        counts = self.buckets.setdefault(name, [0, 0])
-        counts[0] += hit
-        counts[1] += 1
+        counts = self.buckets.setdefault(name, [0, 0, 0.0, 0])
+        for i, value in enumerate((top1, recalled, 1 / choices, 1)):
+            counts[i] += value
 
-    @property
-    def total(self) -> tuple[int, int]:
-        return sum(c[0] for c in self.buckets.values()), sum(c[1] for c in self.buckets.values())
-
-    def rate(self, bucket: str | None = None) -> float:
-        hits, count = self.buckets[bucket] if bucket else self.total
-        return hits / count if count else math.nan
+    @staticmethod
+    def _rates(counts: list[float]) -> dict[str, float]:
+        top1, recalled, chance, total = counts
+        share = (lambda count: count / total) if total else (lambda count: math.nan)
+        return {"recall": share(recalled), "top1": share(top1), "chance": share(chance), "targets": int(total)}
 
     def to_dict(self) -> dict:
-        hits, count = self.total
         ordered = sorted(self.buckets.items(), key=lambda item: int(item[0].split("-")[0].rstrip("+")))
-        return {"accuracy": self.rate(), "targets": count,
-                "by_distance": {name: {"accuracy": h / n, "targets": n} for name, (h, n) in ordered}}
+        overall = [sum(c[i] for c in self.buckets.values()) for i in range(4)]
+        return {**self._rates(overall), "by_distance": {name: self._rates(counts) for name, counts in ordered}}
 
 
 @dataclass(frozen=True)
@@ -176,6 +179,7 @@ class Target:
     word: int  # 0-based index among the line's whitespace-separated words
     expected: str
     distance: int
+    kind: str  # the targets of one kind share the words that could fill their slot
 
 
 def read_targets(path: str | Path) -> list[Target]:
@@ -187,20 +191,32 @@ def read_targets(path: str | Path) -> list[Target]:
                 try:
                     targets.append(Target(**json.loads(line)))
                 except (json.JSONDecodeError, TypeError):
-                    raise CorpusError(f"{path}, line {number}: not a target "
-                                      f"(want line, word, expected, distance)") from None
+                    raise CorpusError(f"{path}, line {number}: not a target (want line, word, expected, "
+                                      f"distance, kind; regenerate it with corpora/generate.py)") from None
     return targets
 
 
-def long_range_accuracy(predictor: "Predictor", ids: np.ndarray, first_line: int, targets: Iterable[Target],
-                        on_target: Callable[[], None] | None = None) -> LongRangeAccuracy:
-    """Top-1 accuracy on each target word, predicted from all the text before it.
+def long_range_accuracy(predictor: "Predictor", ids: np.ndarray, first_line: int, targets: Sequence[Target],
+                        on_target: Callable[[int, int], None] | None = None) -> LongRangeAccuracy:
+    """Top-1 accuracy and recall (see `LongRangeAccuracy`) on each target inside `ids`, each predicted from
+    all the text before it.
 
     `ids` is the encoded text; `first_line` is the number of the line that starts after its first
     line break (0 when `ids` is a whole file, which starts a line itself). The text is read once,
-    left to right, as in `word_metrics`: the model keeps the state the text before built up.
+    left to right, as in `word_metrics`: the model keeps the state the text before built up. The words
+    of each kind are those of all `targets`, inside `ids` or not. `on_target(done, total)` reports progress.
     """
     tokenizer = predictor.tokenizer
+
+    def word(text: str) -> str:  # as predict returns it: "Mira." -> "Mira"
+        found = tokenizer.words_at(np.asarray(tokenizer.encode_line(text)))
+        return found[0][1] if found else text
+
+    choices: dict[str, list[str]] = {}
+    for target in targets:
+        choices.setdefault(target.kind, []).append(word(target.expected))
+    choices = {kind: sorted(set(words)) for kind, words in choices.items()}
+
     ids = np.asarray(ids)
     breaks = np.flatnonzero(ids == EOS_ID)
     if first_line == 0:
@@ -220,13 +236,15 @@ def long_range_accuracy(predictor: "Predictor", ids: np.ndarray, first_line: int
     order = np.argsort(positions, kind="stable")
     result = LongRangeAccuracy()
     searches = predictor.searches_along(ids, [positions[i] for i in order])
-    for i, search in zip(order, searches):
+    for done, (i, search) in enumerate(zip(order, searches), 1):
         target = kept[i]
+        expected, alternatives = word(target.expected), choices[target.kind]
         best = search("", 1)
-        expected = tokenizer.words_at(np.asarray(tokenizer.encode_line(target.expected)))
-        result.add(target.distance, bool(best) and bool(expected) and best[0][0] == expected[0][1])
+        scores = search.logprobs_of(alternatives)
+        recalled = sum(score >= scores[alternatives.index(expected)] for score in scores) == 1
+        result.add(target.distance, bool(best) and best[0][0] == expected, recalled, len(alternatives))
         if on_target:
-            on_target()
+            on_target(done, len(kept))
     return result
 
 
@@ -273,9 +291,7 @@ def evaluate_file(predictor: "Predictor", path: str | Path, *, max_words: int | 
         "keystroke_savings": words.keystroke_savings if suggestions else None, "suggestions": suggestions,
     }
     if long_range:
-        last_line = int((np.asarray(ids) == EOS_ID).sum())  # lines wholly inside what was scored
-        targets = [t for t in read_targets(sidecar) if t.line < last_line]
-        done = iter(range(1, len(targets) + 1))
         result["long_range"] = long_range_accuracy(
-            predictor, ids, 0, targets, on_target=lambda: report("long-range", next(done), len(targets))).to_dict()
+            predictor, ids, 0, read_targets(sidecar),
+            on_target=lambda done, total: report("long-range", done, total)).to_dict()
     return result

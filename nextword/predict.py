@@ -14,11 +14,10 @@ same however long the text already is.
 from __future__ import annotations
 
 import bisect
-import functools
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -74,6 +73,22 @@ class _PieceIndex:
         return found
 
 
+class WordSearch:
+    """What a model says at one place in a text: `search(partial, k)` gives the k likeliest next words
+    (completions of `partial`), `logprobs_of(words)` the log-probability of given words coming next."""
+
+    def __init__(self, predictor: Predictor, logprobs: torch.Tensor, state: State):
+        self._predictor, self._logprobs, self._state = predictor, logprobs, state
+
+    @torch.inference_mode()
+    def __call__(self, partial: str, k: int) -> list[tuple[str, float]]:
+        return self._predictor._search_words(self._logprobs, self._state, partial, k)
+
+    @torch.inference_mode()
+    def logprobs_of(self, words: list[str]) -> list[float]:
+        return self._predictor._word_logprobs(self._logprobs, self._state, words)
+
+
 class Predictor:
     """A loaded model with word-level prediction and sampling. Every method returns plain values."""
 
@@ -123,9 +138,8 @@ class Predictor:
         return self._search_words(logprobs, state, partial, k)
 
     @torch.inference_mode()
-    def searches_along(self, ids: np.ndarray, positions: list[int]
-                       ) -> Iterator[Callable[[str, int], list[tuple[str, float]]]]:
-        """At each of `positions` in the encoded text `ids`, a word search `search(partial, k)`.
+    def searches_along(self, ids: np.ndarray, positions: list[int]) -> Iterator[WordSearch]:
+        """At each of `positions` in the encoded text `ids`, a `WordSearch` of the words that may come next.
 
         `search("", k)` is what `predict` would say given the text before the position, and
         `search("wo", k)` what it would say had "wo" been typed too; the text is read only once.
@@ -136,7 +150,7 @@ class Predictor:
             tokens = ([EOS_ID] if state is None else []) + [int(i) for i in ids[start:position]]
             logprobs, state = self._run(tokens, state)
             start = position
-            yield torch.inference_mode()(functools.partial(self._search_words, logprobs, state))
+            yield WordSearch(self, logprobs, state)
 
     def _search_words(self, logprobs: torch.Tensor, state: State, partial: str, k: int
                       ) -> list[tuple[str, float]]:
@@ -184,6 +198,21 @@ class Predictor:
                 allowed[row, self._index.agreeing(first, remaining)] = True
         base = torch.tensor([beam.logprob for beam in beams], device=logprobs.device)
         return torch.where(allowed, logprobs + base[:, None], torch.full_like(logprobs, -np.inf))
+
+    def _word_logprobs(self, logprobs: torch.Tensor, state: State, words: list[str]) -> list[float]:
+        """log P(word comes next) for each of `words`, given the distribution `logprobs` (1, vocab) over
+        the next piece and the `state` it came with: the word's own pieces, then a word boundary."""
+        pieces = [self.tokenizer.encode_line(word) for word in words]
+        longest = max(map(len, pieces))
+        rows = torch.tensor([ids + [EOS_ID] * (longest - len(ids)) for ids in pieces], device=self.device)
+        # Every word at once: one row each, all starting from the same state.
+        logits, _ = self.model(rows, self.model.select_state(state, torch.zeros(len(words), dtype=torch.long,
+                                                                                device=self.device)))
+        following = torch.log_softmax(logits.float(), dim=-1)
+        before_each = torch.cat([logprobs.expand(len(words), 1, -1), following], dim=1)  # [:, i]: before piece i
+        ends = torch.logsumexp(before_each[:, :, self._ends], dim=-1)
+        return [float(before_each[row, torch.arange(len(ids)), ids].sum() + ends[row, len(ids)])
+                for row, ids in enumerate(pieces)]
 
     # -- generation --------------------------------------------------------------------------------
     @torch.inference_mode()

@@ -42,7 +42,7 @@ def test_compare_writes_a_row_per_variant_plots_and_a_report(tmp_path: Path, cor
     lines = corpus_file.read_text().splitlines()
     corpus.write_text("\n".join(lines) + "\n")
     (tmp_path / "far.txt.targets.jsonl").write_text("".join(
-        json.dumps({"line": n, "word": 4, "expected": line.split()[4], "distance": 3}) + "\n"
+        json.dumps({"line": n, "word": 4, "expected": line.split()[4], "distance": 3, "kind": "name"}) + "\n"
         for n, line in enumerate(lines)))
     out = tmp_path / "cmp"
     result = CliRunner().invoke(app, ["compare", str(corpus), "--cells", "rnn,gru", "--bidirectional", "--out",

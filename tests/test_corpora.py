@@ -74,10 +74,14 @@ def test_targets_point_at_their_words_at_the_right_distance(low, high):
         assert words[target.word] == target.expected
         assert low <= target.distance <= high
         cue = words[target.word - target.distance - 1]
-        if target.expected in ("is", "are", "was", "were"):
+        if target.kind.startswith("be-"):
+            assert target.expected in {"be-past": ("was", "were"), "be-present": ("is", "are")}[target.kind]
             assert words[target.word - target.distance - 2] == "The"  # "The dogs ... are"
         else:  # a name or a number, repeated from the cue
             assert cue.strip(".,") == target.expected.strip(".,")
+            names = {character.name for character in gen.CAST}
+            assert (target.expected.strip(".,") in names) == (target.kind == "name")
+            assert (target.expected in gen.NUMBERS) == (target.kind == "number")
     assert {t.distance for t in targets} == set(range(low, high + 1))
 
 

@@ -8,6 +8,7 @@ import torch
 
 from nextword import load
 from nextword.errors import CorpusError
+from nextword.tokenizer import EOS_ID
 from nextword.evaluate import _keys_to_type, evaluate_file, stream_loss, word_metrics
 
 
@@ -73,10 +74,12 @@ def test_evaluate_file_and_its_long_range_sidecar(model, tmp_path: Path) -> None
     with pytest.raises(CorpusError, match="--long-range needs far.txt.targets.jsonl"):
         evaluate_file(model, text, long_range=True)
     sidecar = tmp_path / "far.txt.targets.jsonl"
-    sidecar.write_text("".join(json.dumps({"line": n, "word": 6, "expected": "anna", "distance": 5}) + "\n"
-                               for n in range(3)))
+    sidecar.write_text("".join(json.dumps({"line": n, "word": 6, "expected": "anna", "distance": 5,
+                                           "kind": "name"}) + "\n" for n in range(3)))
     result = evaluate_file(model, text, long_range=True, max_words=200)
-    assert result["long_range"]["targets"] == 3 and 0 <= result["long_range"]["accuracy"] <= 1
+    far = result["long_range"]
+    assert far["targets"] == 3 and 0 <= far["recall"] <= 1 and 0 <= far["top1"] <= 1
+    assert far["chance"] == 1  # a kind with one word: nothing to tell apart
     assert set(result["accuracy"]) == {"top1", "top3", "top5"} and 0 <= result["keystroke_savings"] <= 1
     assert result["words"] > 30 and math.isfinite(result["word_perplexity"])
     short = evaluate_file(model, text, max_words=5, suggestions=0)
@@ -97,14 +100,56 @@ def test_long_range_targets_are_found_where_the_sidecar_says(model, monkeypatch)
         return original(ids_, positions)
 
     monkeypatch.setattr(model, "searches_along", spy)
-    targets = [Target(1, 6, "dan", 6), Target(2, 3, "green", 2), Target(0, 1, "has", 1), Target(5, 0, "x", 1)]
+    targets = [Target(1, 6, "dan", 6, "name"), Target(2, 3, "green", 2, "colour"), Target(0, 1, "has", 1, "verb"),
+               Target(5, 0, "x", 1, "name")]
     result = long_range_accuracy(model, ids, 0, targets)
     words = dict(model.tokenizer.words_at(ids))
     assert sorted(words[p] for p in seen) == ["dan", "green", "has"]  # the missing line is skipped
-    assert result.total[1] == 3
+    assert result.to_dict()["targets"] == 3
     # Validation text that starts inside line 0: its first whole line is line 1.
     cut = text.index("red")
     tail = np.array(model.tokenizer.encode(text[cut:]))
     seen.clear()
-    long_range_accuracy(model, tail, 2, [Target(2, 3, "green", 2), Target(1, 0, "anna", 1)])
+    long_range_accuracy(model, tail, 2, [Target(2, 3, "green", 2, "colour"), Target(1, 0, "anna", 1, "name")])
     assert [dict(model.tokenizer.words_at(tail))[p] for p in seen] == ["green"]
+
+
+def test_word_logprobs_agree_with_a_token_by_token_computation(model) -> None:
+    tokenizer = model.tokenizer
+    ids = np.array(tokenizer.encode("anna has the red ball . anna gives the red ball to the cat .\nben has"))
+    position = [p for p, _ in tokenizer.words_at(ids)][-1]  # before "has"
+    words = ["has", "gives", "cat", "anna", "zebra"]
+    search = next(model.searches_along(ids, [position]))
+    ends = torch.from_numpy(tokenizer.ends_word)
+
+    def step(token: int, state):
+        logits, state = model.model(torch.tensor([[token]]), state)
+        return torch.log_softmax(logits[0, -1].float(), dim=-1), state
+
+    with torch.inference_mode():
+        for word, scored in zip(words, search.logprobs_of(words)):
+            state = None
+            for token in [EOS_ID, *(int(i) for i in ids[:position])]:
+                dist, state = step(token, state)
+            logprob = 0.0
+            for piece in tokenizer.encode_line(word):  # each piece of the word, then a word boundary
+                logprob += dist[piece].item()
+                dist, state = step(piece, state)
+            logprob += torch.logsumexp(dist[ends], dim=0).item()
+            assert scored == pytest.approx(logprob, abs=1e-4)
+
+
+def test_recall_asks_whether_the_cue_word_beats_the_others_of_its_kind(model, corpus_file: Path) -> None:
+    from nextword.evaluate import Target, long_range_accuracy
+
+    # "anna has the red ball . anna gives ...": the second name repeats the first, three words apart.
+    lines = corpus_file.read_text().splitlines()[:40]
+    targets = [Target(n, 6, line.split()[0], 5, "name") for n, line in enumerate(lines)]
+    targets += [Target(n, 1, "has", 40, "verb") for n in range(len(lines))]  # one word of its kind: recalled
+    ids = np.array(model.tokenizer.encode("\n".join(lines) + "\n"))
+    result = long_range_accuracy(model, ids, 0, targets).to_dict()
+    names = result["by_distance"]["1-5"]
+    assert names["targets"] == 40 and names["chance"] == pytest.approx(0.25)
+    assert names["top1"] <= names["recall"]  # the first of all words is also the first of its kind
+    verbs = result["by_distance"]["31-60"]
+    assert (verbs["recall"], verbs["chance"], verbs["targets"]) == (1.0, 1.0, 40)
