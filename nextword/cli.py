@@ -469,6 +469,33 @@ def evaluate(
 
 @app.command()
 @_friendly
+def export(
+    model: Path = typer.Argument(..., help="A model directory (rnn, gru or lstm; causal or bidirectional)."),
+    fmt: str = typer.Option(..., "--format", "-f", help="torchscript (torch.jit.load) or onnx (onnxruntime; "
+                                                        "needs pip install 'nextword[export]')."),
+    out_file: Path = typer.Option(..., "--out", "-o", help="The file to write."),
+    as_json: bool = typer.Option(False, "--json", help="Print what the file takes and gives as JSON."),
+) -> None:
+    """Write MODEL's next-token step to one file that runs without nextword: token ids and state in,
+    logits and state out."""
+    from .checkpoint import load
+    from .export import export as export_step
+
+    described = export_step(load(model).model, fmt.strip().lower(), out_file)
+    if as_json:
+        _print_json(described)
+        return
+    out.print(f"Wrote [bold]{out_file}[/] ({described['format']}): {_signature(described['inputs'])} -> "
+              f"{_signature(described['outputs'])}. The tokenizer is {model / 'tokenizer.model'}.", soft_wrap=True)
+
+
+def _signature(tensors: dict[str, list]) -> str:
+    """`tokens (batch x 1), hidden (2 x batch x 256)`: names and shapes of an exported step's tensors."""
+    return ", ".join(f"{name} ({' x '.join(map(str, shape))})" for name, shape in tensors.items())
+
+
+@app.command()
+@_friendly
 def info(
     model: Path = typer.Argument(..., help="A model directory."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
