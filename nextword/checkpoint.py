@@ -29,7 +29,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, load_model, save_model
 
 from . import __version__
-from .config import RESUMABLE_KEYS, Config, dump_yaml, read_yaml, resolve
+from .config import INIT_LR_SCALE, RESUMABLE_KEYS, SHAPE_KEYS, Config, dump_yaml, read_yaml, resolve
 from .errors import ConfigError, ModelDirError
 from .files import atomic_path, write_bytes, write_text
 from .model import LanguageModel, build_model
@@ -194,6 +194,22 @@ def resume_config(out: Path, overrides: Mapping[str, Any]) -> Config:
     if fixed:
         raise ConfigError(f"--resume continues the saved run, so {', '.join(fixed)} cannot change; "
                           f"only {', '.join(RESUMABLE_KEYS)} can")
+    return wanted
+
+
+def init_config(init: Path, overrides: Mapping[str, Any]) -> Config:
+    """The config of a new run that starts from the weights of the model in `init`: its tokenizer and
+    shapes, its other options unless given, and its learning rate times INIT_LR_SCALE unless given,
+    since the weights are already trained and a full-size step would undo much of that."""
+    read_manifest(init)
+    saved = read_config(init)
+    given = {k: v for k, v in overrides.items() if v is not None}
+    wanted = resolve(saved.to_dict(), {"lr": saved.lr * INIT_LR_SCALE}, given,
+                     sources=(str(init / CONFIG), "the lowered learning rate", "the command line"))
+    fixed = [k for k in SHAPE_KEYS if getattr(wanted, k) != getattr(saved, k)]
+    if fixed:
+        raise ConfigError(f"--init starts from the weights of {init}, so {', '.join(fixed)} cannot change "
+                          f"(it has {', '.join(f'{k}={getattr(saved, k)}' for k in fixed)}); drop those options")
     return wanted
 
 

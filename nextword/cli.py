@@ -22,7 +22,7 @@ from rich.table import Table
 
 from . import __version__
 from .config import _TYPES as CONFIG_TYPES
-from .config import FIELDS, Sampling
+from .config import FIELDS, INIT_LR_SCALE, Sampling
 from .errors import NextwordError, TrainingInterrupted
 
 app = typer.Typer(
@@ -120,25 +120,30 @@ def train(
                                          help="Validation text file, instead of holding out the end of CORPUS."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing model directory."),
     resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run saved in --out."),
+    init: Optional[Path] = typer.Option(None, "--init", help="Start from this trained model's weights and "
+                                        f"tokenizer (a personal model); its options are the defaults, its "
+                                        f"learning rate times {INIT_LR_SCALE:g} unless --lr is given."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display (errors only)."),
     as_json: bool = typer.Option(False, "--json", help="Print the training summary as JSON."),
     options: dict = None,
 ) -> None:
     """Train a model on CORPUS and save it as a model directory."""
     from . import config as configuration
-    from .checkpoint import resume_config
+    from .checkpoint import init_config, resume_config
     from .distributed import is_main_process
     from .train import train as run_training
 
     settings = configuration.load(config, options)
+    given = {**(configuration.read_yaml(config) if config else {}), **options}
+    if init:
+        settings = init_config(init, given)
     out_dir = out_dir or Path("models") / f"{_slug(corpus.stem)}-{settings.cell}"
     if not is_main_process():  # under torchrun, rank 0 speaks for every rank
         quiet, as_json = True, False
-    if resume:
-        from_file = configuration.read_yaml(config) if config else {}
-        settings = resume_config(out_dir, {**from_file, **options})
+    if resume and not init:  # with both, training refuses the pair before reading --out
+        settings = resume_config(out_dir, given)
     summary = _with_display(quiet, settings, lambda on_event: run_training(
-        settings, corpus, out_dir, valid_file=valid, force=force, resume=resume, on_event=on_event))
+        settings, corpus, out_dir, valid_file=valid, force=force, resume=resume, init=init, on_event=on_event))
     if as_json:
         _print_json(summary.to_dict())
     elif not quiet:
@@ -465,6 +470,33 @@ def evaluate(
 
 @app.command()
 @_friendly
+def export(
+    model: Path = typer.Argument(..., help="A model directory (rnn, gru or lstm; causal or bidirectional)."),
+    fmt: str = typer.Option(..., "--format", "-f", help="torchscript (torch.jit.load) or onnx (onnxruntime; "
+                                                        "needs pip install 'nextword[export]')."),
+    out_file: Path = typer.Option(..., "--out", "-o", help="The file to write."),
+    as_json: bool = typer.Option(False, "--json", help="Print what the file takes and gives as JSON."),
+) -> None:
+    """Write MODEL's next-token step to one file that runs without nextword: token ids and state in,
+    logits and state out."""
+    from .checkpoint import load
+    from .export import export as export_step
+
+    described = export_step(load(model).model, fmt.strip().lower(), out_file)
+    if as_json:
+        _print_json(described)
+        return
+    out.print(f"Wrote [bold]{out_file}[/] ({described['format']}): {_signature(described['inputs'])} -> "
+              f"{_signature(described['outputs'])}. The tokenizer is {model / 'tokenizer.model'}.", soft_wrap=True)
+
+
+def _signature(tensors: dict[str, list]) -> str:
+    """`tokens (batch x 1), hidden (2 x batch x 256)`: names and shapes of an exported step's tensors."""
+    return ", ".join(f"{name} ({' x '.join(map(str, shape))})" for name, shape in tensors.items())
+
+
+@app.command()
+@_friendly
 def info(
     model: Path = typer.Argument(..., help="A model directory."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
@@ -475,9 +507,9 @@ def info(
 
     loaded = load(model)
     details = {"path": str(model), "format": loaded.manifest.get("format"),
-               "corpus": loaded.manifest.get("corpus"), "parameters": parameter_count(loaded.model),
-               "vocab_size": loaded.tokenizer.vocab_size, "config": loaded.config.to_dict(),
-               "training": loaded.summary}
+               "corpus": loaded.manifest.get("corpus"), "init": loaded.manifest.get("init"),
+               "parameters": parameter_count(loaded.model), "vocab_size": loaded.tokenizer.vocab_size,
+               "config": loaded.config.to_dict(), "training": loaded.summary}
     if as_json:
         _print_json(details)
         return
@@ -488,6 +520,8 @@ def info(
         value = details[name]
         label = "n-grams" if name == "parameters" and loaded.config.cell == "ngram" else name
         overview.add_row(label, f"{value:,}" if isinstance(value, int) else str(value))
+    if details["init"]:
+        overview.add_row("started from", f"{details['init']['path']} (trained on {details['init']['corpus']})")
     settings = loaded.config.to_dict()
     if settings["cell"] == "ngram":
         overview.add_row("model", f"ngram, order {settings['order']}, interpolated modified Kneser-Ney")

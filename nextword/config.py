@@ -29,6 +29,11 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 
 # Options that may change when a run is resumed: how long to keep going, and on what hardware.
 RESUMABLE_KEYS = ("epochs", "max_steps", "time_budget", "patience", "device")
+# Options that fix a model's tokenizer or the shapes of its weights: a run started from another
+# model's weights (--init) takes them from that model.
+SHAPE_KEYS = ("tokenizer", "vocab_size", "cell", "order", "layers", "embed", "hidden", "softmax", "bidirectional",
+              "context", "pool")
+INIT_LR_SCALE = 0.3  # a run from a trained model's weights starts at this fraction of its learning rate
 
 
 def _opt(default: Any, help: str, *, low: float | None = None, high: float | None = None,

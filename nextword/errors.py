@@ -26,3 +26,7 @@ class TrainingInterrupted(NextwordError):
 
 class TrainingDiverged(NextwordError):
     """The loss stopped being a finite number; the last good checkpoint was kept."""
+
+
+class ExportError(NextwordError):
+    """A model cannot be exported in the format asked for."""

@@ -107,15 +107,21 @@ def pick_device(name: str) -> torch.device:
 
 
 def train(config: Config, corpus: str | Path, out: str | Path, *, valid_file: str | Path | None = None,
-          force: bool = False, resume: bool = False, tokenizer: Tokenizer | None = None,
-          on_event: Callable[[Event], None] | None = None) -> TrainSummary:
+          force: bool = False, resume: bool = False, init: str | Path | None = None,
+          tokenizer: Tokenizer | None = None, on_event: Callable[[Event], None] | None = None) -> TrainSummary:
     """Train a model on `corpus` into the model directory `out`, or continue one with `resume`.
 
     With `resume`, `config` must come from `checkpoint.resume_config` (the saved run's config).
+    With `init`, a trained model directory, the new run starts from that model's weights and uses its
+    tokenizer; `config` must come from `checkpoint.init_config`. Its optimiser and step are not
+    carried over: this is a new run, evaluated once before its first step.
     A `tokenizer` given is used as it is (compare trains one for all its variants).
     Raises `TrainingInterrupted` after saving a checkpoint when SIGINT or SIGTERM arrives.
     """
     out = Path(out)
+    if resume and init is not None:
+        raise ConfigError("--resume continues a run in --out and --init starts a new one from another model; "
+                          "give one of them")
     corpus_file = check_corpus(corpus)
     held_out = check_corpus(valid_file) if valid_file is not None else None
     device = pick_device(config.device)
@@ -123,9 +129,15 @@ def train(config: Config, corpus: str | Path, out: str | Path, *, valid_file: st
     if world.size > 1 and device.type == "cuda":
         device = torch.device("cuda", torch.cuda.current_device())
     emit = (on_event if world.main else None) or (lambda event: None)  # rank 0 speaks for all
+    # Loaded before anything is written: a model that is not there or is damaged costs nothing.
+    initial = checkpoint.load(init) if init is not None else None
     if config.cell == "ngram" and (resume or world.size > 1):
         raise ConfigError("an n-gram model is counted in one pass by one process, so there is nothing to "
                           "resume or share; train it again with --force, without torchrun")
+    if config.cell == "ngram" and initial is not None:
+        # Its lower orders hold continuation counts, not text counts: new text cannot simply be added in.
+        raise ConfigError(f"{init} is an n-gram model, which has no weights to start from; count the old "
+                          f"and the new text together instead (nextword train BOTH.txt --cell ngram)")
 
     def prepare() -> bytes:
         """On rank 0: the checks that come before any writing, and the tokenizer to use."""
@@ -133,6 +145,8 @@ def train(config: Config, corpus: str | Path, out: str | Path, *, valid_file: st
             _check_same_data(checkpoint.read_manifest(out), corpus_file, held_out)
             return Tokenizer.load(out / checkpoint.TOKENIZER).proto
         checkpoint.check_output(out, force=force)
+        if initial is not None:
+            return initial.tokenizer.proto
         return (tokenizer or train_tokenizer_for(corpus_file, config, emit)).proto
 
     tokenizer = Tokenizer(world.from_main(prepare))
@@ -145,8 +159,8 @@ def train(config: Config, corpus: str | Path, out: str | Path, *, valid_file: st
                           f"{tokenizer.vocab_size} pieces; lower --order or --vocab-size")
     # Made before the output is touched: a corpus too small for one batch must not cost the old model.
     batches = None if config.cell == "ngram" else make_batches(train_ids, config, world)
-    # Piece frequencies order an adaptive softmax's pieces; only it needs this pass over the corpus.
-    adaptive = config.softmax == "adaptive" and batches is not None
+    # Piece frequencies order an adaptive softmax's pieces; only a new one needs this pass over the corpus.
+    adaptive = config.softmax == "adaptive" and batches is not None and initial is None
     counts = np.bincount(train_ids, minlength=tokenizer.vocab_size) if adaptive else None
     try:
         with checkpoint.writing(out) if world.main else contextlib.nullcontext():  # one training per directory
@@ -159,17 +173,22 @@ def train(config: Config, corpus: str | Path, out: str | Path, *, valid_file: st
                         "kind": "ngram" if config.cell == "ngram" else "bidirectional" if config.bidirectional
                         else "causal", "vocab_size": tokenizer.vocab_size, "corpus": corpus_file.path.name,
                         "corpus_sha256": corpus_file.sha256, "valid_sha256": held_out.sha256 if held_out else None,
-                        "cutoffs": adaptive_cutoffs(counts) if counts is not None else None})
+                        "cutoffs": initial.manifest.get("cutoffs") if initial else
+                        adaptive_cutoffs(counts) if counts is not None else None,
+                        "init": {"path": str(init), "corpus": initial.manifest.get("corpus"),
+                                 "corpus_sha256": initial.manifest.get("corpus_sha256")} if initial else None})
                 return checkpoint.read_manifest(out)
 
             manifest = world.from_main(start)
             if batches is None:
                 return _count(config, tokenizer, train_ids, valid_ids, out, corpus_file, emit)
             run = _Run(config, tokenizer, batches, valid_ids, out, device, corpus_file, manifest.get("cutoffs"),
-                       counts, world)
+                       counts, world, initial.model if initial else None)
             if resume:
                 run.restore(checkpoint.load_state(out))
             emit(Stage("training"))
+            if initial is not None:
+                run.evaluate(emit)  # step 0: the starting model on the new text, the figure training improves on
             with _stop_on_signals() as stop:
                 return run.loop(emit, stop)
     finally:
@@ -284,14 +303,17 @@ class _Run:
 
     def __init__(self, config: Config, tokenizer: Tokenizer, batches: StreamBatches | WindowBatches,
                  valid_ids: np.ndarray, out: Path, device: torch.device, corpus: CorpusFile,
-                 cutoffs: list[int] | None, counts: np.ndarray | None, world: distributed.World):
+                 cutoffs: list[int] | None, counts: np.ndarray | None, world: distributed.World,
+                 start: torch.nn.Module | None = None):
         self.config, self.tokenizer, self.batches, self.valid_ids = config, tokenizer, batches, valid_ids
         self.out, self.device, self.corpus, self.world = out, device, corpus, world
         # Predictions per step, for either kind and all ranks together.
         self.tokens_per_step = config.batch_size * config.seq_len * world.size
         torch.manual_seed(config.seed)
         self.model = build_model(config, tokenizer.vocab_size, cutoffs)
-        if isinstance(self.model.decoder, AdaptiveOutput):
+        if start is not None:
+            self.model.load_state_dict(start.state_dict())  # with an adaptive softmax's order of pieces
+        elif isinstance(self.model.decoder, AdaptiveOutput):
             self.model.decoder.sort_by(counts)
         self.model.to(device)
         # DistributedDataParallel averages gradients in backward, but only for work done in its forward.

@@ -214,3 +214,23 @@ def test_one_repeated_word_and_an_unwritable_out(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert result.stderr.strip().splitlines()[-1].startswith("error: cannot write to model directory")
     assert blocked.read_text() == "keep me"
+
+
+def test_init_trains_a_personal_model_and_info_says_where_it_came_from(tmp_path: Path, trained_model: Path,
+                                                                      trained_ngram: Path, corpus_file: Path) -> None:
+    personal = tmp_path / "personal.txt"
+    personal.write_text("ben reads the old book to the cat .\n" * 200)
+    out = tmp_path / "p"
+    trained = run("train", personal, "--init", trained_model, "--out", out, "--max-steps=10", "--json")
+    assert trained.exit_code == 0, trained.output
+    info = json.loads(run("info", out, "--json").stdout)
+    assert info["init"]["path"] == str(trained_model) and info["config"]["lr"] == pytest.approx(TINY["lr"] * 0.3)
+    shown = run("info", out).stdout
+    assert "started from" in shown and "trained on" in shown
+    for args, message in ((["--hidden=64"], "hidden cannot change"), (["--resume"], "give one of them"),
+                          (["--init", tmp_path], "--init"), ([], "n-gram model")):
+        init = trained_ngram if not args else trained_model
+        result = run("train", personal, "--init", init, "--out", tmp_path / "q", *args)
+        assert result.exit_code == 2 and len(result.stderr.splitlines()) == 1 and "Traceback" not in result.output
+    missing = run("train", personal, "--init", tmp_path / "nothing", "--out", tmp_path / "q")
+    assert missing.exit_code == 2 and "model not found" in missing.stderr and not (tmp_path / "q").exists()

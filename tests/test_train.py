@@ -183,3 +183,52 @@ def test_a_huge_learning_rate_is_caught_with_advice(tmp_path: Path, corpus_file:
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert "training diverged at step" in result.stderr and "Lower --lr (now 1e+37)" in result.stderr
     assert not (tmp_path / "m" / "model.safetensors").exists()  # nothing non-finite was saved
+
+
+def _other_text(path: Path, lines: int, seed: int) -> Path:
+    """Text of the same words in another pattern than the shared corpus: what a personal model adapts to."""
+    import random
+
+    rng = random.Random(seed)
+    names, things = ("anna", "ben", "cora", "dan"), ("the red ball", "a small cup", "the old book", "a green hat")
+    path.write_text("".join(f"the cat finds {rng.choice(things)} and {rng.choice(names)} reads to the cat .\n"
+                            for _ in range(lines)))
+    return path
+
+
+def test_init_starts_from_a_models_weights_and_tokenizer_on_new_text(tmp_path: Path, trained_model: Path) -> None:
+    from nextword.data import check_corpus, encode_corpus
+    from nextword.evaluate import stream_loss
+
+    new, held_out = _other_text(tmp_path / "b.txt", 300, 1), _other_text(tmp_path / "b-valid.txt", 40, 2)
+    settings = checkpoint.init_config(trained_model, {"max_steps": 40})
+    assert settings.lr == pytest.approx(TINY["lr"] * 0.3) and settings.hidden == TINY["hidden"]
+    assert checkpoint.init_config(trained_model, {"lr": 0.02}).lr == 0.02  # an explicit rate wins
+    summary = train(settings, new, tmp_path / "p", valid_file=held_out, init=trained_model)
+
+    assert (tmp_path / "p" / "tokenizer.model").read_bytes() == (trained_model / "tokenizer.model").read_bytes()
+    before = checkpoint.load(trained_model)
+    ids = encode_corpus(check_corpus(held_out), before.tokenizer)
+    loss_of_a = stream_loss(before.model, before.tokenizer, ids, seq_len=TINY["seq_len"], device=torch.device("cpu"))
+    metrics = checkpoint.read_metrics(tmp_path / "p")
+    assert metrics[0]["step"] == 0 and metrics[0]["valid_loss"] == pytest.approx(loss_of_a.loss, rel=1e-6)
+    assert summary.best_valid_loss < 0.9 * loss_of_a.loss and summary.steps == 40
+    manifest = checkpoint.read_manifest(tmp_path / "p")
+    assert manifest["init"]["path"] == str(trained_model) and manifest["init"]["corpus"] == "sentences.txt"
+
+
+def test_init_refuses_shape_changes_resume_ngrams_and_non_models(tmp_path: Path, trained_model: Path,
+                                                                 trained_ngram: Path, corpus_file: Path) -> None:
+    from nextword.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"so hidden, bidirectional cannot change \(it has hidden=32, "
+                                          r"bidirectional=False\)"):
+        checkpoint.init_config(trained_model, {"hidden": 64, "bidirectional": True, "dropout": 0.1})
+    assert checkpoint.init_config(trained_model, {"hidden": 32, "cell": "LSTM"}).cell == "lstm"
+    with pytest.raises(ModelDirError, match="not a nextword model directory"):
+        checkpoint.init_config(tmp_path, {})
+    with pytest.raises(ConfigError, match="give one of them"):
+        train(checkpoint.init_config(trained_model, {}), corpus_file, tmp_path / "m", resume=True, init=trained_model)
+    with pytest.raises(ConfigError, match="is an n-gram model, which has no weights to start from"):
+        train(checkpoint.init_config(trained_ngram, {}), corpus_file, tmp_path / "m", init=trained_ngram)
+    assert not (tmp_path / "m").exists()

@@ -1,0 +1,102 @@
+"""Export a model's next-token step as one self-contained file that runs without nextword.
+
+The step takes token ids (batch, 1) and the state, and gives the next token's logits (batch, vocab)
+and the state after the token; feed a prompt one token at a time, then sample from the logits.
+
+    rnn, gru         step(tokens, hidden) -> (logits, hidden)         hidden: (layers, batch, size), zeros to start
+    lstm             step(tokens, hidden, cell) -> (logits, hidden, cell)   both (layers, batch, size), zeros
+    bidirectional    step(tokens, window) -> (logits, window)         window: (batch, context) token ids, EOS_ID
+
+Token ids and the window are int64, the rest float32. With an adaptive softmax the logits are
+log-probabilities (softmax leaves them as they are). The file holds the weights; the tokenizer
+stays in the model directory (tokenizer.model, a SentencePiece model).
+
+An n-gram model is refused: it answers by numpy searches in its count tables, which neither a
+TorchScript trace nor an ONNX graph can hold.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import io
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .errors import ConfigError, ExportError
+from .files import atomic_path
+from .model import LanguageModel, RecurrentLM, WindowedBiLM
+from .ngram import NgramLM
+from .tokenizer import EOS_ID
+
+FORMATS = ("torchscript", "onnx")
+_ONNX_PACKAGES = ("onnx", "onnxscript")  # what torch.onnx.export needs besides torch
+
+
+class _Step(nn.Module):
+    """The model's own one-token path, with the state as separate tensors: what both formats take."""
+
+    def __init__(self, model: RecurrentLM | WindowedBiLM):
+        super().__init__()
+        self.model = model
+
+    def forward(self, tokens: torch.Tensor, *state: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        logits, after = self.model(tokens, state if len(state) > 1 else state[0], last_only=True)
+        return (logits[:, -1], *(after if isinstance(after, tuple) else (after,)))
+
+
+def state_names(model: RecurrentLM | WindowedBiLM) -> tuple[str, ...]:
+    if isinstance(model, WindowedBiLM):
+        return ("window",)
+    return ("hidden", "cell") if model.rnn.mode == "LSTM" else ("hidden",)
+
+
+def initial_state(model: RecurrentLM | WindowedBiLM, batch: int) -> tuple[torch.Tensor, ...]:
+    """The state before any text, as the exported step takes it."""
+    if isinstance(model, WindowedBiLM):
+        return (torch.full((batch, model.context), EOS_ID, dtype=torch.int64),)
+    # Separate tensors even where equal: an export given one tensor twice may merge the two inputs.
+    return tuple(torch.zeros(model.rnn.num_layers, batch, model.rnn.hidden_size) for _ in state_names(model))
+
+
+def export(model: LanguageModel, fmt: str, out: str | Path) -> dict[str, Any]:
+    """Write `model`'s next-token step to the file `out` (atomically) as TorchScript or ONNX.
+
+    Returns what the file takes and gives: input and output names with their shapes.
+    """
+    if fmt not in FORMATS:
+        raise ConfigError(f"option 'format' must be one of {', '.join(FORMATS)}; got {fmt!r}")
+    if isinstance(model, NgramLM):
+        raise ExportError("an n-gram model looks its answers up in count tables with numpy, which an exported "
+                          "graph cannot hold; export a recurrent model (rnn, gru or lstm)")
+    missing = [name for name in _ONNX_PACKAGES if importlib.util.find_spec(name) is None]
+    if fmt == "onnx" and missing:
+        raise ExportError(f"ONNX export needs the {' and '.join(missing)} package(s): "
+                          f"pip install 'nextword[export]'")
+    step = _Step(model.cpu().eval())
+    names = state_names(model)
+    # Two rows, not one: an example batch of 1 would be taken as a fixed size by torch.export.
+    example = (torch.full((2, 1), EOS_ID, dtype=torch.int64), *initial_state(model, 2))
+    batch_axis = 0 if isinstance(model, WindowedBiLM) else 1
+    # Tracing warns that the one-step branch is fixed, which is the point; the ONNX exporter reports
+    # its stages on stdout. The library prints nothing, so both are kept quiet.
+    with atomic_path(out) as temporary, torch.no_grad(), warnings.catch_warnings(), \
+            contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        if fmt == "torchscript":
+            torch.jit.trace(step, example).save(str(temporary))
+        else:
+            batch = torch.export.Dim("batch")
+            torch.onnx.export(step, example, str(temporary), dynamo=True, external_data=False,
+                              input_names=["tokens", *names], output_names=["logits", *(f"next_{n}" for n in names)],
+                              dynamic_shapes=({0: batch}, tuple({batch_axis: batch} for _ in names)))
+    shapes = {name: list(tensor.shape) for name, tensor in zip(names, example[1:])}
+    for name in names:
+        shapes[name][batch_axis] = "batch"
+    return {"format": fmt, "out": str(out), "inputs": {"tokens": ["batch", 1], **shapes},
+            "outputs": {"logits": ["batch", model.embedding.num_embeddings],
+                        **{f"next_{name}": shape for name, shape in shapes.items()}}}
