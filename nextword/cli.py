@@ -425,7 +425,8 @@ def interactive(
     from .predict import Predictor
 
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
-        raise NextwordError("nextword interactive needs a terminal; in a script, use: nextword predict MODEL TEXT --json")
+        raise NextwordError("nextword interactive needs a terminal; "
+                            "in a script, use: nextword predict MODEL TEXT --json")
     predictor = Predictor.load(model, device=device)
     _type_along(Keyboard(lambda text: [word for word, _ in predictor.predict(text, k=suggestions)],
                          lambda text: predictor.generate(text, max_words=max_words), count=suggestions))

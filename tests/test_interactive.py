@@ -145,7 +145,8 @@ def _screen(output: str) -> list[str]:
 
 
 def test_typing_in_a_terminal(trained_model: Path) -> None:
-    """The real command in a pseudo-terminal: suggestions appear as letters are typed, Tab takes the best."""
+    """The real command in a pseudo-terminal: suggestions appear as letters are typed, Tab takes the best,
+    Ctrl-D quits; every read has a deadline, so a broken prompt fails instead of hanging."""
     main, child = os.openpty()
     process = subprocess.Popen([sys.executable, "-m", "nextword", "interactive", str(trained_model)],
                                stdin=child, stdout=child, stderr=child, env={**os.environ, "NO_COLOR": "1"})
@@ -173,6 +174,7 @@ def test_typing_in_a_terminal(trained_model: Path) -> None:
         os.write(main, b"\t")
         rows = wait_for(rf"^> anna gives the red ball to the {offered[0]} $")  # the best word, then a space
         assert rows[-1].startswith("1 ") and rows[-1] != " ".join(offered)  # the next word offered now
+        assert not re.search(r"\x1b\[[0-9;]*m", shown)  # NO_COLOR: not even bold
         os.write(main, b"\x04")
         assert process.wait(timeout=30) == 0
     finally:
