@@ -17,6 +17,7 @@ CLI reads the terminal in raw mode and writes what `screen` returns. The keys:
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Callable
 
 from .errors import ConfigError
@@ -130,8 +131,10 @@ def screen(keyboard: Keyboard, width: int, color: bool) -> str:
     width = max(width, 20)
     paint = (lambda style, text: f"{_SGR[style]}{text}{_SGR['off']}") if color else (lambda style, text: text)
     shown = PROMPT + keyboard.text
-    if len(shown) >= width:
-        shown = "…" + shown[len(shown) - width + 2:]
+    if _columns(shown) >= width:
+        while _columns(shown) > width - 2:
+            shown = shown[1:]
+        shown = "…" + shown
     rows = [shown]
     if keyboard.suggestions:
         offers = [f"{paint('dim', str(n))} {paint('best', word) if n == 1 else word}"
@@ -147,8 +150,13 @@ def screen(keyboard: Keyboard, width: int, color: bool) -> str:
         flat = re.sub(r"\s+", " ", keyboard.continuation)  # a line break in it would break the layout
         rows.append(paint("dim", ("…" + flat)[: width - 1]))
     up = len(rows) - 1
-    return "\r\x1b[J" + "\r\n".join(rows) + f"\x1b[{up}A\x1b[{len(shown) + 1}G"
+    return "\r\x1b[J" + "\r\n".join(rows) + f"\x1b[{up}A\x1b[{_columns(shown) + 1}G"
 
+
+
+def _columns(text: str) -> int:
+    """How many columns `text` takes in a terminal: two for each wide (CJK, most emoji) character."""
+    return sum(2 if unicodedata.east_asian_width(char) in "WF" else 1 for char in text)
 
 
 def settle(line: str) -> str:

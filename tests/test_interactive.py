@@ -112,6 +112,8 @@ def test_screen_fits_the_width_and_respects_no_color() -> None:
     assert narrow[0].endswith("aaa a") and len(narrow[0]) == len("\r\x1b[J") + 19
     assert narrow[1].startswith("1 anna  2 and") and "apple" not in narrow[1]  # the least likely left out
     assert "\r\n… went home\x1b[2A" in screen(typed("anna", CTRL_G), 80, color=False)  # one row, no break
+    wide = screen(typed("日本 " * 10), 20, color=False).split("\r\n")  # each of 日本 takes two columns
+    assert wide[0] == "\r\x1b[J…本 日本 日本 日本 " and wide[1].endswith("\x1b[1A\x1b[20G")
 
 
 def test_without_a_terminal_it_refuses_in_one_line(trained_model: Path) -> None:
