@@ -415,6 +415,64 @@ def generate(
 
 @app.command()
 @_friendly
+def interactive(
+    model: Path = typer.Argument(..., help="A model directory."),
+    suggestions: int = typer.Option(5, "--suggestions", "-k", help="Words offered at each key (1-9)."),
+    max_words: int = typer.Option(8, "--max-words", "-n", help="Words a Ctrl-G continuation adds."),
+    device: str = typer.Option("cpu", "--device", help="Where to run the model."),
+) -> None:
+    """Type with the likeliest next words offered at each key, like a phone keyboard.
+
+    Tab takes the best word, Alt-1…9 (or Esc then the digit) the one with that number; digits type
+    themselves. Ctrl-G shows a generated continuation, Enter starts a new line, Ctrl-D or Ctrl-C quits.
+    """
+    from .interactive import Keyboard
+    from .predict import Predictor
+
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise NextwordError("nextword interactive needs a terminal; "
+                            "in a script, use: nextword predict MODEL TEXT --json")
+    predictor = Predictor.load(model, device=device)
+    _type_along(Keyboard(lambda text: [word for word, _ in predictor.predict(text, k=suggestions)],
+                         lambda text: predictor.generate(text, max_words=max_words), count=suggestions))
+
+
+def _type_along(keyboard: Any) -> None:
+    """The terminal side of `interactive`: keys read in raw mode, the line redrawn after each read."""
+    import codecs
+    import os
+    import shutil
+    import termios
+    import tty
+
+    from .interactive import KeyReader, screen, settle
+
+    def show(text: str) -> None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+    reader, decoder = KeyReader(), codecs.getincrementaldecoder("utf-8")("replace")
+    saved = termios.tcgetattr(sys.stdin)
+    tty.setraw(sys.stdin)  # every key comes at once, Ctrl-C and Ctrl-D included, and nothing is echoed
+    try:
+        while not keyboard.done:
+            show(screen(keyboard, shutil.get_terminal_size().columns, color=not out.no_color))
+            data = os.read(sys.stdin.fileno(), 1024)  # all the keys that came since: one redraw for them
+            if not data:
+                break  # the terminal went away
+            for key in reader.feed(decoder.decode(data)):
+                line = keyboard.press(key)
+                if line is not None:
+                    show(settle(line))
+                if keyboard.done:
+                    break
+        show(settle(keyboard.text))
+    finally:
+        termios.tcsetattr(sys.stdin, termios.TCSADRAIN, saved)
+
+
+@app.command()
+@_friendly
 def evaluate(
     model: Path = typer.Argument(..., help="A model directory."),
     file: Path = typer.Argument(..., help="Text to evaluate on (UTF-8), ideally not seen in training."),

@@ -1,6 +1,8 @@
 """The command line end to end: each command, its JSON, and every bad input as one line and exit code 2."""
 
 import json
+import os
+import re
 import shutil
 import subprocess
 import sys
@@ -164,7 +166,6 @@ def test_help_does_not_import_torch() -> None:
 
 
 def test_ctrl_c_saves_a_checkpoint_and_says_how_to_resume(tmp_path: Path, corpus_file: Path) -> None:
-    import os
     import signal
     import time
 
@@ -234,3 +235,66 @@ def test_init_trains_a_personal_model_and_info_says_where_it_came_from(tmp_path:
         assert result.exit_code == 2 and len(result.stderr.splitlines()) == 1 and "Traceback" not in result.output
     missing = run("train", personal, "--init", tmp_path / "nothing", "--out", tmp_path / "q")
     assert missing.exit_code == 2 and "model not found" in missing.stderr and not (tmp_path / "q").exists()
+
+
+def test_typos_suggest_the_command_or_option_meant(trained_model: Path) -> None:
+    command = run("predcit", trained_model, "anna ")
+    assert command.exit_code == 2 and "Did you mean 'predict'?" in command.stderr
+    option = run("predict", trained_model, "anna ", "--jsn")
+    assert option.exit_code == 2 and "No such option: --jsn (Possible options: --json)" in option.stderr
+    assert "(Possible options: --help, --hidden)" in run("train", trained_model, "--hiden", "8").stderr
+
+
+def _colours(text: str) -> set[str]:
+    """The foreground and background colour codes among the SGR escapes in `text` (bold or dim are no colour)."""
+    codes = {code for params in re.findall(r"\x1b\[([0-9;]*)m", text) for code in params.split(";")}
+    return {code for code in codes if code[:1] in "349" and len(code) >= 2}
+
+
+@pytest.mark.parametrize("args", [["info", "no-such-model"], ["predict", "--top-k"], ["train", "--help"]],
+                         ids=["error", "usage error", "help"])
+def test_no_color_turns_colour_off_even_where_colour_is_forced(args: list[str]) -> None:
+    def shown(**env: str) -> str:
+        done = subprocess.run([sys.executable, "-m", "nextword", *args], capture_output=True, text=True,
+                              env={**os.environ, "FORCE_COLOR": "1", "COLUMNS": "100", **env})
+        return done.stdout + done.stderr
+
+    assert _colours(shown())  # what a terminal would show is coloured…
+    assert not _colours(shown(NO_COLOR="1"))  # …and no-color.org's NO_COLOR takes every colour away
+
+
+def _variant_flags() -> list[str]:
+    return [flag for flag in TINY_FLAGS if not flag.startswith(("--cell", "--max-steps"))] + ["--max-steps=10"]
+
+
+@pytest.mark.parametrize("command, progress", [
+    (["train", "{corpus}", *_variant_flags(), "--cell=lstm", "--out", "{tmp}/m"], "step 10/10"),
+    (["compare", "{corpus}", "--cells", "rnn", *_variant_flags(), "--accuracy-words", "20", "--out", "{tmp}/c"],
+     "step 10/10"),
+    (["evaluate", "{model}", "{corpus}", "--max-words", "50"], "perplexity"),
+], ids=["train", "compare", "evaluate"])
+def test_json_alone_on_stdout_while_progress_goes_to_stderr(command, progress, tmp_path: Path, corpus_file: Path,
+                                                            trained_model: Path, monkeypatch) -> None:
+    from rich.console import Console
+
+    from nextword import cli
+
+    # The live progress display a terminal would get, so that there is progress to keep off stdout.
+    monkeypatch.setattr(cli, "err", Console(stderr=True, force_terminal=True, highlight=False))
+    names = {"corpus": corpus_file, "model": trained_model, "tmp": tmp_path}
+    result = run(*[part.format(**names) for part in command], "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)
+    assert progress in result.stderr
+
+
+def test_shell_completion_script_completes_commands_and_options(tmp_path: Path) -> None:
+    # bash itself sources what --show-completion prints and asks it, as a Tab press would.
+    asked = "; ".join([f"source <({Path(sys.executable).with_name('nextword')} --show-completion bash)",
+                       "COMP_WORDS=(nextword pre); COMP_CWORD=1; _nextword_completion nextword",
+                       'echo "${COMPREPLY[@]}"',
+                       "COMP_WORDS=(nextword predict m --to); COMP_CWORD=3; _nextword_completion nextword",
+                       'echo "${COMPREPLY[@]}"'])
+    done = subprocess.run(["bash", "-c", asked], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"})
+    assert done.stdout.splitlines() == ["predict", "--top-k"], done.stderr
