@@ -54,8 +54,9 @@ def is_model_dir(path: Path) -> bool:
     return (path / MANIFEST).is_file()
 
 
-def _unfinished(out: Path) -> bool:
-    """Whether `out` holds nothing but what a training that was killed while setting it up leaves."""
+def _only_own_files(out: Path) -> bool:
+    """Whether `out` holds some of nextword's files and nothing else: a model, or what a training killed
+    while setting the directory up leaves (files without a manifest, temporary files)."""
     if not out.is_dir():
         return False
     own = {out / name for name in _OWN_FILES}
@@ -69,7 +70,7 @@ def check_output(out: Path, *, force: bool) -> None:
     if out.exists() and not out.is_dir():
         raise ModelDirError(f"--out {out} is a file; give a directory path")
     if out.is_dir() and any(p.name != LOCK for p in out.iterdir()):
-        if not is_model_dir(out) and not _unfinished(out):
+        if not is_model_dir(out) and not _only_own_files(out):
             raise ModelDirError(f"{out} exists and is not a nextword model directory; "
                                 f"choose another --out (nothing was written)")
         if not force:
@@ -206,7 +207,7 @@ def read_json(path: Path) -> dict[str, Any]:
 def read_manifest(out: Path) -> dict[str, Any]:
     if not out.exists():
         raise ModelDirError(f"model not found: {out}")
-    if _unfinished(out) and not is_model_dir(out):
+    if _only_own_files(out) and not is_model_dir(out):
         raise ModelDirError(f"{out} holds a training that stopped while setting it up (no {MANIFEST}); "
                             f"train it again with --force")
     if not out.is_dir() or not is_model_dir(out):

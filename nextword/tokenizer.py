@@ -198,7 +198,8 @@ def _train_proto(corpus: Path, kind: str, vocab_size: int, sample_lines: int) ->
         unk_id=UNK_ID, eos_id=EOS_ID, bos_id=-1, pad_id=-1,
         character_coverage=1.0,  # a personal corpus is small: keep every character it uses
         input_sentence_size=sample_lines, shuffle_input_sentence=True,
-        max_sentence_length=4 * LINE_PART_CHARS, num_threads=os.cpu_count() or 1, minloglevel=2,
+        max_sentence_length=4 * LINE_PART_CHARS,  # bytes: a UTF-8 character takes up to 4
+        num_threads=os.cpu_count() or 1, minloglevel=2,
     )
     return model.getvalue()
 
