@@ -3,13 +3,20 @@
     nextword.json      manifest: format version, vocabulary size, corpus
     config.yaml        the resolved training config (usable again with --config)
     tokenizer.model    the SentencePiece model
-    model.safetensors  the best weights by validation loss
+    model.safetensors  the best weights by validation loss (their step in the metadata)
     metrics.jsonl      one row per evaluation
     summary.json       the training summary shown by `nextword info`
     state.pt           the last training state, for --resume (tensors only, loaded weights-only)
 
-Every file is written atomically. Loading never runs code from the directory: weights come from
-safetensors, the state through torch's weights-only unpickler, YAML through safe_load.
+Every file is written atomically, and a checkpoint writes its files in an order that a crash
+between any two of them cannot spoil: metrics.jsonl (resume ignores rows past the state's step),
+then state.pt, the record of the checkpoint, then model.safetensors, which resume writes again
+from the state when a crash came before it (`best_weights_missing`), then summary.json.
+nextword.json is written last when a directory is set up and removed first when it is
+overwritten, so a directory without it holds no model; a later training clears what is left.
+
+Loading never runs code from the directory: weights come from safetensors, the state through
+torch's weights-only unpickler, YAML through safe_load.
 """
 
 from __future__ import annotations
@@ -25,13 +32,13 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, load_model, save_model
 
 from . import __version__
 from .config import INIT_LR_SCALE, RESUMABLE_KEYS, SHAPE_KEYS, Config, dump_yaml, read_yaml, resolve
 from .errors import ConfigError, ModelDirError
-from .files import atomic_path, write_bytes, write_text
+from .files import atomic_path, leftover_temporaries, write_bytes, write_text
 from .model import LanguageModel, build_model
 from .ngram import NgramLM
 from .tokenizer import Tokenizer
@@ -47,12 +54,23 @@ def is_model_dir(path: Path) -> bool:
     return (path / MANIFEST).is_file()
 
 
+def _only_own_files(out: Path) -> bool:
+    """Whether `out` holds some of nextword's files and nothing else: a model, or what a training killed
+    while setting the directory up leaves (files without a manifest, temporary files)."""
+    if not out.is_dir():
+        return False
+    own = {out / name for name in _OWN_FILES}
+    own.update(temporary for name in _OWN_FILES for temporary in leftover_temporaries(out / name))
+    found = {path for path in out.iterdir() if path.name != LOCK}
+    return bool(found) and found <= own
+
+
 def check_output(out: Path, *, force: bool) -> None:
     """Refuse to overwrite a model without `force`, and never write into a directory of other data."""
     if out.exists() and not out.is_dir():
         raise ModelDirError(f"--out {out} is a file; give a directory path")
     if out.is_dir() and any(p.name != LOCK for p in out.iterdir()):
-        if not is_model_dir(out):
+        if not is_model_dir(out) and not _only_own_files(out):
             raise ModelDirError(f"{out} exists and is not a nextword model directory; "
                                 f"choose another --out (nothing was written)")
         if not force:
@@ -63,8 +81,8 @@ def check_output(out: Path, *, force: bool) -> None:
 def prepare_output(out: Path, *, force: bool) -> None:
     """Make `out` an empty model directory, after the same checks as `check_output`."""
     check_output(out, force=force)
-    if is_model_dir(out):
-        for name in _OWN_FILES:
+    if out.is_dir():  # empty, a model or an unfinished one: check_output refused anything else
+        for name in _OWN_FILES:  # the manifest first: from then on the directory holds no model
             (out / name).unlink(missing_ok=True)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -77,7 +95,8 @@ def writing(out: Path) -> Iterator[None]:
     """Hold the model directory's lock: a second training into it refuses instead of mixing files.
 
     The lock is an OS file lock, released by the OS when the process ends however it ends, so a
-    crashed run never leaves it stuck.
+    crashed run never leaves it stuck. Holding it, no one else writes here, so the temporary files
+    of a killed run are removed.
     """
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -96,6 +115,9 @@ def writing(out: Path) -> Iterator[None]:
         handle.truncate()
         handle.write(str(os.getpid()))
         handle.flush()
+        for name in _OWN_FILES:
+            for temporary in leftover_temporaries(out / name):
+                temporary.unlink(missing_ok=True)
         try:
             yield
         finally:
@@ -109,9 +131,27 @@ def write_new(out: Path, config: Config, tokenizer: Tokenizer, manifest: Mapping
     write_text(out / MANIFEST, json.dumps({"format": FORMAT, "nextword": __version__, **manifest}, indent=2))
 
 
-def save_weights(out: Path, model: torch.nn.Module) -> None:
+def save_weights(out: Path, model: torch.nn.Module, step: int) -> None:
+    """The weights of `model` at training step `step`, which the file records."""
     with atomic_path(out / WEIGHTS) as temporary:
-        save_model(model, str(temporary))
+        save_model(model, str(temporary), metadata={"step": str(step)})
+
+
+def weights_step(out: Path) -> int | None:
+    """The training step whose weights model.safetensors holds; None if there are none, or no record."""
+    try:
+        with safe_open(str(out / WEIGHTS), framework="pt") as weights:
+            return int((weights.metadata() or {})["step"])
+    except (OSError, SafetensorError, KeyError, ValueError):
+        return None
+
+
+def best_weights_missing(out: Path, state: Mapping[str, Any]) -> bool:
+    """Whether a crash came between writing a checkpoint's state and its new best weights.
+
+    A state whose best step is its own step holds those weights, so they can be written again from it.
+    """
+    return state["best_step"] == state["step"] > 0 and weights_step(out) != state["step"]
 
 
 def save_state(out: Path, state: Mapping[str, Any]) -> None:
@@ -123,7 +163,8 @@ def save_state(out: Path, state: Mapping[str, Any]) -> None:
 def load_state(out: Path) -> dict[str, Any]:
     path = out / STATE
     if not path.is_file():
-        raise ModelDirError(f"{out} has no training state to resume from ({STATE} is missing)")
+        raise ModelDirError(f"{out} has no training state to resume from ({STATE} is missing: training "
+                            f"stopped before its first checkpoint); train it again with --force")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
@@ -166,6 +207,9 @@ def read_json(path: Path) -> dict[str, Any]:
 def read_manifest(out: Path) -> dict[str, Any]:
     if not out.exists():
         raise ModelDirError(f"model not found: {out}")
+    if _only_own_files(out) and not is_model_dir(out):
+        raise ModelDirError(f"{out} holds a training that stopped while setting it up (no {MANIFEST}); "
+                            f"train it again with --force")
     if not out.is_dir() or not is_model_dir(out):
         raise ModelDirError(f"{out} is not a nextword model directory (no {MANIFEST}); "
                             f"train one with: nextword train CORPUS --out {out}")

@@ -98,7 +98,7 @@ def encode_corpus(corpus: CorpusFile, tokenizer: Tokenizer) -> np.ndarray:
         target.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(target) as temporary, open(temporary, "wb") as out:
             for lines in _lines(corpus.path):
-                for ids in tokenizer.sp.encode(lines):
+                for ids in tokenizer.encode_lines(lines):
                     ids.append(EOS_ID)
                     out.write(np.asarray(ids, dtype=dtype).tobytes())
     if target.stat().st_size == 0:

@@ -20,6 +20,10 @@ class ModelDirError(NextwordError):
     """A model directory is missing, incomplete, from a newer version, or unsafe to load."""
 
 
+class WriteError(NextwordError):
+    """A file could not be written (a full disk, no permission); the file it was to replace is unchanged."""
+
+
 class TrainingInterrupted(NextwordError):
     """Training was stopped by a signal after saving a checkpoint it can resume from."""
 

@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import tempfile
 from pathlib import Path
 from typing import Iterator
+
+from .errors import WriteError
+
+_SUFFIX = ".tmp"
 
 
 @contextlib.contextmanager
 def atomic_path(target: str | Path) -> Iterator[Path]:
     """A temporary path beside `target`; on success it is fsynced and renamed over `target`.
 
-    On failure the temporary file is removed and `target`, if it existed, is left as it was.
+    On failure the temporary file is removed and `target`, if it existed, is left as it was; an
+    OSError while writing (a full disk, say) becomes a one-line `WriteError` that names `target`.
     """
     target = Path(target)
-    handle, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    handle, name = tempfile.mkstemp(dir=target.parent, prefix=_prefix(target), suffix=_SUFFIX)
     os.close(handle)
     temporary = Path(name)
     try:
@@ -25,10 +31,25 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
             os.fsync(written.fileno())
         os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes it private; give it a new file's mode
         os.replace(temporary, target)
-    except BaseException:
+    except BaseException as exc:
         temporary.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise WriteError(f"cannot write {target}: {exc.strerror or exc}") from None
         raise
     _fsync_dir(target.parent)
+
+
+def _prefix(target: Path) -> str:
+    return f".{target.name}."
+
+
+def leftover_temporaries(target: str | Path) -> list[Path]:
+    """The temporary files of `target` that a killed process left behind (a SIGKILL skips all cleanup).
+
+    A live writer's temporary matches too: ask only while no other process can be writing `target`.
+    """
+    target = Path(target)
+    return sorted(target.parent.glob(f"{glob.escape(_prefix(target))}*{_SUFFIX}"))
 
 
 def _umask() -> int:

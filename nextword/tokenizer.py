@@ -13,11 +13,13 @@ Conventions that every other module relies on:
 from __future__ import annotations
 
 import io
+import itertools
 import os
 import re
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import sentencepiece as spm
@@ -28,6 +30,12 @@ WORD_MARK = "\u2581"  # "▁", SentencePiece's mark for a preceding space
 UNK_ID, EOS_ID = 0, 1
 
 WORD_PUNCTUATION = "'\u2019-"  # punctuation that may sit inside a word
+
+# SentencePiece leaves out of training any line longer than its max_sentence_length (in bytes), and
+# encodes a line in memory that grows with it (600 MB for a 10 MB line). Longer lines are cut into
+# parts of at most this many characters, before a space: no piece spans a space, so the parts
+# encode to the very pieces of the whole line.
+LINE_PART_CHARS = 1 << 14
 
 _TOO_HIGH = re.compile(r"Please set it to a value <= (\d+)")
 _TOO_LOW = re.compile(r"smaller than required_chars\. (\d+) vs (\d+)")
@@ -86,7 +94,13 @@ class Tokenizer:
 
     def encode_line(self, line: str) -> list[int]:
         """Ids of one line of text, without the line break."""
-        return self.sp.encode(line)
+        return self.encode_lines([line])[0]
+
+    def encode_lines(self, lines: list[str]) -> list[list[int]]:
+        """Ids of each line, without line breaks, encoded together (SentencePiece uses every core for it)."""
+        parts = [line_parts(line) for line in lines]
+        ids = iter(self.sp.encode([part for line in parts for part in line]))
+        return [list(itertools.chain.from_iterable(next(ids) for _ in line)) for line in parts]
 
     def encode(self, text: str) -> list[int]:
         """Ids of a text, its line breaks as `eos`; no trailing `eos` unless the text ends with one."""
@@ -136,6 +150,19 @@ class Tokenizer:
         return words
 
 
+def line_parts(line: str, limit: int = LINE_PART_CHARS) -> list[str]:
+    """`line` cut into parts of at most `limit` characters that join up to it again, each cut just
+    before a space where one is near enough (in text without spaces, after `limit` characters)."""
+    parts = []
+    while len(line) > limit:
+        cut = line.rfind(" ", 1, limit + 1)
+        cut = cut if cut > 0 else limit
+        parts.append(line[:cut])
+        line = line[cut:]
+    parts.append(line)
+    return parts
+
+
 def is_trailing_punctuation(char: str) -> bool:
     """Punctuation that ends a word when it follows one (commas, full stops, closing quotes...)."""
     return unicodedata.category(char).startswith("P") and char not in WORD_PUNCTUATION
@@ -144,7 +171,8 @@ def is_trailing_punctuation(char: str) -> bool:
 def train_tokenizer(corpus: Path, kind: str, vocab_size: int, *, sample_lines: int = 2_000_000) -> TrainedTokenizer:
     """Train a SentencePiece model on a corpus file, lowering the vocabulary if the corpus is too small.
 
-    Only `sample_lines` lines (shuffled) are used on large corpora, so training memory stays bounded.
+    Only `sample_lines` lines (shuffled) are used on large corpora, so training memory stays bounded;
+    a line longer than LINE_PART_CHARS counts as its parts.
     """
     requested = vocab_size
     for _ in range(3):
@@ -166,10 +194,18 @@ def train_tokenizer(corpus: Path, kind: str, vocab_size: int, *, sample_lines: i
 def _train_proto(corpus: Path, kind: str, vocab_size: int, sample_lines: int) -> bytes:
     model = io.BytesIO()
     spm.SentencePieceTrainer.train(
-        input=str(corpus), model_type=kind, vocab_size=vocab_size, model_writer=model,
+        sentence_iterator=_sentences(corpus), model_type=kind, vocab_size=vocab_size, model_writer=model,
         unk_id=UNK_ID, eos_id=EOS_ID, bos_id=-1, pad_id=-1,
         character_coverage=1.0,  # a personal corpus is small: keep every character it uses
         input_sentence_size=sample_lines, shuffle_input_sentence=True,
-        max_sentence_length=1 << 16, num_threads=os.cpu_count() or 1, minloglevel=2,
+        max_sentence_length=4 * LINE_PART_CHARS,  # bytes: a UTF-8 character takes up to 4
+        num_threads=os.cpu_count() or 1, minloglevel=2,
     )
     return model.getvalue()
+
+
+def _sentences(corpus: Path) -> Iterator[str]:
+    """The corpus as SentencePiece trains on it: lines (CR and CRLF ends read as LF), long ones in parts."""
+    with open(corpus, encoding="utf-8", newline=None) as stream:
+        for line in stream:
+            yield from line_parts(line.rstrip("\n"))

@@ -25,7 +25,7 @@ import torch
 from . import checkpoint, distributed
 from .config import Config
 from .data import CorpusFile, StreamBatches, WindowBatches, check_corpus, encode_corpus, split_validation
-from .errors import ConfigError, CorpusError, TrainingDiverged, TrainingInterrupted
+from .errors import ConfigError, CorpusError, TrainingDiverged, TrainingInterrupted, WriteError
 from .evaluate import LossTotals, stream_loss
 from .model import AdaptiveOutput, adaptive_cutoffs, build_model, detach_state, parameter_count
 from .ngram import NgramLM, count_ngrams, max_order
@@ -190,7 +190,11 @@ def train(config: Config, corpus: str | Path, out: str | Path, *, valid_file: st
             if initial is not None:
                 run.evaluate(emit)  # step 0: the starting model on the new text, the figure training improves on
             with _stop_on_signals() as stop:
-                return run.loop(emit, stop)
+                try:
+                    return run.loop(emit, stop)
+                except WriteError as exc:  # a full disk, say: each file is whole, old or new
+                    raise WriteError(f"{exc}; {run.kept()}. Free some space, then "
+                                     f"{run.how_to_continue()}") from None
     finally:
         distributed.leave(world)
 
@@ -202,7 +206,7 @@ def _count(config: Config, tokenizer: Tokenizer, train_ids: np.ndarray, valid_id
     started = time.perf_counter()
     model = NgramLM(tokenizer.vocab_size, config.order, count_ngrams(train_ids, tokenizer.vocab_size, config.order))
     elapsed = time.perf_counter() - started
-    checkpoint.save_weights(out, model)
+    checkpoint.save_weights(out, model, 1)
     totals = stream_loss(model, tokenizer, valid_ids, seq_len=config.seq_len, device=torch.device("cpu"))
     row = _metrics_row(1, 1, elapsed, 0.0, totals)
     checkpoint.write_metrics(out, [row])
@@ -462,35 +466,48 @@ class _Run:
         if improved:
             self.best_loss, self.best_step, self.best = totals.loss, self.step, row
             self.bad_evaluations = 0
-            checkpoint.save_weights(self.out, self.model)
         else:
             self.bad_evaluations += 1
         checkpoint.write_metrics(self.out, self.metrics)
         self.save_checkpoint()
         emit(Evaluation(self.step, totals.loss, totals.token_perplexity, totals.word_perplexity, improved))
 
-    def diverged(self) -> TrainingDiverged:
-        saved = checkpoint.load_state(self.out)["step"] if (self.out / checkpoint.STATE).is_file() else None
-        kept = (f"the last good checkpoint (step {saved}) is kept in {self.out}" if saved is not None
+    def saved_step(self) -> int | None:
+        """The step of the checkpoint on disk, if one was saved."""
+        return checkpoint.load_state(self.out)["step"] if (self.out / checkpoint.STATE).is_file() else None
+
+    def kept(self) -> str:
+        saved = self.saved_step()
+        return (f"the last good checkpoint (step {saved}) is kept in {self.out}" if saved is not None
                 else "no checkpoint had been saved yet")
+
+    def how_to_continue(self) -> str:
+        verb, flag = ("resume", "--resume") if self.saved_step() is not None else ("start again", "--force")
+        return f"{verb} with: nextword train {self.corpus.path} --out {self.out} {flag}"
+
+    def diverged(self) -> TrainingDiverged:
         return TrainingDiverged(
-            f"training diverged at step {self.step}: the loss is no longer a finite number; {kept}. "
+            f"training diverged at step {self.step}: the loss is no longer a finite number; {self.kept()}. "
             f"Lower --lr (now {self.config.lr:g}) or clip gradients harder (--clip, now {self.config.clip:g}), "
             f"then train again with --force")
 
     def save_checkpoint(self, interrupted: bool = False) -> None:
+        """The state first, then the weights and summary: a crash between them loses nothing (see checkpoint)."""
         if not self.world.main:
             return
-        if interrupted and not (self.out / checkpoint.WEIGHTS).exists():
-            checkpoint.save_weights(self.out, self.model)  # so that the model loads before its first evaluation
-        checkpoint.save_state(self.out, {
+        state = {
             "step": self.step, "epoch": self.epoch, "segment": self.segment, "hidden": self.hidden,
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
             "best_loss": self.best_loss, "best_step": self.best_step, "bad_evaluations": self.bad_evaluations,
             "elapsed": self.elapsed,
-        })
+        }
+        checkpoint.save_state(self.out, state)
+        # New best weights; when interrupted before the first evaluation, weights so that the model loads.
+        unloadable = interrupted and not (self.out / checkpoint.WEIGHTS).exists()
+        if checkpoint.best_weights_missing(self.out, state) or unloadable:
+            checkpoint.save_weights(self.out, self.model, self.step)
         checkpoint.write_summary(self.out, self.summary("interrupted" if interrupted else "running", 0.0).to_dict())
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -507,6 +524,8 @@ class _Run:
         except (KeyError, RuntimeError, ValueError, TypeError) as exc:
             raise checkpoint.ModelDirError(f"{self.out / checkpoint.STATE} does not fit this model "
                                            f"({type(exc).__name__}: {exc}); it cannot be resumed") from None
+        if self.world.main and checkpoint.best_weights_missing(self.out, state):
+            checkpoint.save_weights(self.out, self.model, self.step)  # the model now holds the state's weights
         if not self.world.main:
             hidden = None  # the saved state is rank 0's streams; the others start theirs afresh
         self.hidden = (tuple(h.to(self.device) for h in hidden) if isinstance(hidden, (tuple, list))

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from nextword.errors import ConfigError
-from nextword.tokenizer import EOS_ID, train_tokenizer
+from nextword.data import check_corpus, encode_corpus
+from nextword.tokenizer import EOS_ID, LINE_PART_CHARS, line_parts, train_tokenizer
 
 
 @pytest.mark.parametrize("kind", ["unigram", "bpe", "char", "word"])
@@ -38,3 +39,23 @@ def test_punctuation_after_a_word_ends_it_but_apostrophes_do_not(tmp_path: Path)
     for inside in "'-o":
         assert tokenizer.extends_word[piece[inside]] and not tokenizer.ends_word[piece[inside]]
     assert tokenizer.ends_word[piece[" "]] and tokenizer.ends_word[EOS_ID]
+
+
+def test_a_10_mb_line_is_learnt_and_encoded_in_parts(tmp_path: Path) -> None:
+    line = " ".join(["anna has the red ball . ben gives ζeta a small cup ."] * 200_000)[:10_000_000].strip()
+    corpus = tmp_path / "one-line.txt"
+    corpus.write_text(line + "\n", encoding="utf-8")  # longer than SentencePiece trains on, unless cut
+    tokenizer = train_tokenizer(corpus, "bpe", 40).tokenizer  # unigram takes a minute on 10 MB, however cut
+    assert "ζ" in "".join(tokenizer.piece_text)
+    ids = encode_corpus(check_corpus(corpus), tokenizer)
+    assert ids[-1] == EOS_ID and EOS_ID not in ids[:-1]  # still one line
+    assert tokenizer.sp.decode(ids[:-1].tolist()) == line
+    start = line[:3 * LINE_PART_CHARS]
+    parts = line_parts(start)
+    assert len(parts) == 4 and "".join(parts) == start and all(p.startswith(" ") for p in parts[1:])
+    assert tokenizer.encode_line(start) == tokenizer.sp.encode(start)  # the parts encode as the whole line
+
+
+def test_a_line_without_spaces_is_cut_at_the_limit() -> None:
+    assert line_parts("abcdefg", limit=3) == ["abc", "def", "g"]
+    assert line_parts("ab cdef g", limit=4) == ["ab", " cde", "f g"]
