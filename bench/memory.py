@@ -54,7 +54,7 @@ def write_corpus(path: Path, size: int) -> None:
 
 
 def peak_rss(args: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """(peak resident set in MB, wall seconds) of one child process run to completion."""
+    """(peak resident set in MiB, wall seconds) of one child process run to completion."""
     with tempfile.TemporaryFile() as errors:  # a file, not a pipe: nobody reads it while the child runs
         started = time.perf_counter()
         child = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=errors)
@@ -91,15 +91,15 @@ def main() -> None:
                        "--force", "--quiet"]
             console.print(f"training on {corpus.name}…")
             peak, seconds = peak_rss(command, env)
-            results.append({"corpus_mb": megabytes, "peak_rss_mb": round(peak, 1), "seconds": round(seconds, 1)})
-            console.print(f"{corpus.name}: peak RSS {peak:,.0f} MB, {seconds:,.0f} s")
+            results.append({"corpus_mb": megabytes, "peak_rss_mib": round(peak, 1), "seconds": round(seconds, 1)})
+            console.print(f"{corpus.name}: peak RSS {peak:,.0f} MiB, {seconds:,.0f} s")
             rows.append([f"{megabytes} MB", args.config.stem, f"{peak:,.0f}", f"{seconds:,.0f}"])
     finally:
         shutil.rmtree(cache, ignore_errors=True)
         if not args.keep:
             for path in args.work.glob("stories-*mb.txt"):
                 path.unlink()
-    peaks = [r["peak_rss_mb"] for r in results]
+    peaks = [r["peak_rss_mib"] for r in results]
     growth = max(peaks) / min(peaks) - 1
     met = growth <= TARGET
     rows.append(["largest / smallest", "", f"+{growth:.1%}", "", f"target <= +{TARGET:.0%}: {'met' if met else 'not met'}"])
@@ -107,7 +107,7 @@ def main() -> None:
     write_json(args.out, {"machine": info, "config": args.config.name, "steps": args.steps, "runs": results,
                           "growth": round(growth, 4), "target": TARGET, "met": met})
     show(f"Peak memory of `nextword train --max-steps {args.steps}`",
-         ["corpus", "preset", "peak RSS MB", "wall s", ""], [row + [""] * (5 - len(row)) for row in rows], info)
+         ["corpus", "preset", "peak RSS MiB", "wall s", ""], [row + [""] * (5 - len(row)) for row in rows], info)
 
 
 if __name__ == "__main__":
