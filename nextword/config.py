@@ -48,7 +48,8 @@ class Config:
     # Tokenizer and data
     tokenizer: str = _opt("unigram", "SentencePiece model type.", choices=TOKENIZERS)
     vocab_size: int = _opt(8000, "Vocabulary size; lowered automatically when the corpus is too small.", low=8)
-    valid_fraction: float = _opt(0.05, "Fraction of the corpus (its end) held out for validation.",
+    valid_fraction: float = _opt(0.05, "Fraction of the corpus (its end) held out for validation, at most "
+                                 "100,000 tokens.",
                                  low=0.0, high=0.5, low_open=True)
     # Model
     cell: str = _opt("lstm", "Recurrent cell, or ngram for a Kneser-Ney n-gram baseline.", choices=CELLS)

@@ -69,8 +69,12 @@ def stream_loss(model: LanguageModel, tokenizer: Tokenizer, ids: np.ndarray, *, 
     was_training = model.training
     model.eval()
     state, nll = None, torch.zeros((), dtype=torch.float64, device=device)
+    words = chars = 0
     for start in range(0, stream_len, seq_len):
         cut = slice(start, start + seq_len)
+        # Counted a segment at a time, like the scoring: a large validation text is never copied whole.
+        words += tokenizer.word_count(targets[:, cut])
+        chars += tokenizer.char_count(targets[:, cut])
         x = torch.from_numpy(inputs[:, cut].astype(np.int64)).to(device, non_blocking=True)
         y = torch.from_numpy(targets[:, cut].astype(np.int64)).to(device, non_blocking=True)
         # Each model scores its targets itself: the n-gram model and an adaptive softmax never build
@@ -79,7 +83,7 @@ def stream_loss(model: LanguageModel, tokenizer: Tokenizer, ids: np.ndarray, *, 
             logprobs, state = model.target_logprobs(x, y, state)
         nll -= logprobs.double().sum()
     model.train(was_training)
-    return LossTotals(nll.item(), used, tokenizer.word_count(targets), tokenizer.char_count(targets))
+    return LossTotals(nll.item(), used, words, chars)
 
 
 @dataclass(frozen=True)

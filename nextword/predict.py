@@ -100,11 +100,13 @@ class Predictor:
         def mask(array: np.ndarray) -> torch.Tensor:
             return torch.from_numpy(array.copy()).to(self.device)
 
-        self._starts, self._extends, self._ends = mask(tok.starts_word), mask(tok.extends_word), mask(tok.ends_word)
-        self._sampleable = mask(tok.ordinary)
-        self._sampleable[EOS_ID] = True
-        self._word_or_line_start = self._starts.clone()
-        self._word_or_line_start[EOS_ID] = True
+        # The masks are kept negated (pieces to rule out), and the word-ending pieces as ids, so that a
+        # search step or a sampled piece does not recompute them: those run once per piece.
+        self._not_starts, self._not_extends = ~mask(tok.starts_word), ~mask(tok.extends_word)
+        self._ends = torch.from_numpy(np.flatnonzero(tok.ends_word)).to(self.device)
+        sampleable, word_or_line_start = tok.ordinary.copy(), tok.starts_word.copy()
+        sampleable[EOS_ID] = word_or_line_start[EOS_ID] = True
+        self._not_sampleable, self._not_word_or_line_start = ~mask(sampleable), ~mask(word_or_line_start)
         self._index = _PieceIndex(tok)
 
     @classmethod
@@ -160,9 +162,10 @@ class Predictor:
         for depth in range(MAX_WORD_PIECES):
             if depth > 0:
                 self._collect_finished(beams, logprobs, partial, found)
-            kth_best = sorted(found.values(), reverse=True)[k - 1] if len(found) >= k else -np.inf
             scores = self._extension_scores(beams, logprobs, partial, first=depth == 0)
-            scores[scores < kth_best] = -np.inf  # probabilities only shrink as a word grows
+            if len(found) >= k:  # probabilities only shrink as a word grows: below the kth word, none can enter
+                kth_best = sorted(found.values(), reverse=True)[k - 1]
+                scores.masked_fill_(scores < kth_best, -np.inf)
             flat = scores.flatten()
             top = torch.topk(flat, min(width, flat.numel()))
             keep = torch.isfinite(top.values)
@@ -181,7 +184,7 @@ class Predictor:
     def _collect_finished(self, beams: list[_Beam], logprobs: torch.Tensor, partial: str,
                           found: dict[str, float]) -> None:
         """Add each beam that is a whole word (ends here, covers the typed letters) to `found`."""
-        ends = torch.logsumexp(logprobs[:, self._ends], dim=-1).tolist()
+        ends = torch.logsumexp(logprobs.index_select(1, self._ends), dim=-1).tolist()
         for beam, end in zip(beams, ends):
             if beam.text.startswith(partial) and any(char.isalnum() for char in beam.text):
                 # Different segmentations of one word are one word: add their probabilities.
@@ -190,14 +193,16 @@ class Predictor:
     def _extension_scores(self, beams: list[_Beam], logprobs: torch.Tensor, partial: str,
                           first: bool) -> torch.Tensor:
         """Log-probability of each (beam, next piece), -inf where the piece may not extend the beam."""
-        allowed = (self._starts if first else self._extends).expand_as(logprobs).clone()
-        for row, beam in enumerate(beams):
-            remaining = partial[len(beam.text):] if partial.startswith(beam.text) else None
-            if remaining:
-                allowed[row] = False
-                allowed[row, self._index.agreeing(first, remaining)] = True
+        ruled_out = self._not_starts if first else self._not_extends
+        if partial:  # only then do rows differ: each must agree with the letters typed
+            ruled_out = ruled_out.expand_as(logprobs).clone()
+            for row, beam in enumerate(beams):
+                remaining = partial[len(beam.text):] if partial.startswith(beam.text) else None
+                if remaining:
+                    ruled_out[row] = True
+                    ruled_out[row, self._index.agreeing(first, remaining)] = False
         base = torch.tensor([beam.logprob for beam in beams], device=logprobs.device)
-        return torch.where(allowed, logprobs + base[:, None], torch.full_like(logprobs, -np.inf))
+        return (logprobs + base[:, None]).masked_fill_(ruled_out, -np.inf)
 
     def _word_logprobs(self, logprobs: torch.Tensor, state: State, words: list[str]) -> list[float]:
         """log P(word comes next) for each of `words`, given the distribution `logprobs` (1, vocab) over
@@ -237,7 +242,7 @@ class Predictor:
         words = 0
         for _ in range(options.max_words * MAX_WORD_PIECES):  # a bound, should a model never begin a word
             if must_start_word:
-                logprobs = logprobs.masked_fill(~self._word_or_line_start, -np.inf)
+                logprobs = logprobs.masked_fill(self._not_word_or_line_start, -np.inf)
             piece = self._sample(logprobs[0], options, generator)
             text = self.tokenizer.piece_text[piece]
             if in_space and text.startswith(" "):
@@ -257,7 +262,7 @@ class Predictor:
         return "".join(self.stream(prompt, seed=seed, **sampling))
 
     def _sample(self, logprobs: torch.Tensor, options: Sampling, generator: torch.Generator) -> int:
-        logprobs = logprobs.masked_fill(~self._sampleable, -np.inf)
+        logprobs = logprobs.masked_fill(self._not_sampleable, -np.inf)
         if options.temperature == 0:
             return int(logprobs.argmax())
         # In float64 and shifted so the likeliest piece is at 0: any positive temperature, however tiny,
@@ -268,9 +273,9 @@ class Predictor:
             logits = logits.masked_fill(logits < cutoff, -np.inf)
         if options.top_p < 1.0:
             ordered, order = torch.sort(logits, descending=True)
-            cumulative = torch.softmax(ordered, dim=-1).cumsum(dim=-1)
+            probabilities = torch.softmax(ordered, dim=-1)
             # Keep the smallest set of pieces whose probability reaches top_p (the first always stays).
-            drop = cumulative - torch.softmax(ordered, dim=-1) >= options.top_p
+            drop = probabilities.cumsum(dim=-1) - probabilities >= options.top_p
             logits = logits.scatter(0, order[drop], -np.inf)
         return int(torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=generator))
 

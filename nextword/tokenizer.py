@@ -36,6 +36,9 @@ WORD_PUNCTUATION = "'\u2019-"  # punctuation that may sit inside a word
 # parts of at most this many characters, before a space: no piece spans a space, so the parts
 # encode to the very pieces of the whole line.
 LINE_PART_CHARS = 1 << 14
+# Text a tokenizer is trained on at most: plenty for tens of thousands of pieces, and SentencePiece
+# needs several times its size in memory.
+SAMPLE_BYTES = 20_000_000
 
 _TOO_HIGH = re.compile(r"Please set it to a value <= (\d+)")
 _TOO_LOW = re.compile(r"smaller than required_chars\. (\d+) vs (\d+)")
@@ -168,12 +171,15 @@ def is_trailing_punctuation(char: str) -> bool:
     return unicodedata.category(char).startswith("P") and char not in WORD_PUNCTUATION
 
 
-def train_tokenizer(corpus: Path, kind: str, vocab_size: int, *, sample_lines: int = 2_000_000) -> TrainedTokenizer:
+def train_tokenizer(corpus: Path, kind: str, vocab_size: int, *, sample_bytes: int = SAMPLE_BYTES
+                    ) -> TrainedTokenizer:
     """Train a SentencePiece model on a corpus file, lowering the vocabulary if the corpus is too small.
 
-    Only `sample_lines` lines (shuffled) are used on large corpora, so training memory stays bounded;
-    a line longer than LINE_PART_CHARS counts as its parts.
+    A corpus larger than `sample_bytes` is sampled (lines drawn at random) down to about that much
+    text, so training memory and time stay bounded however large the corpus is; a line longer than
+    LINE_PART_CHARS counts as its parts.
     """
+    sample_lines = _lines_in(corpus, sample_bytes)
     requested = vocab_size
     for _ in range(3):
         try:
@@ -189,6 +195,22 @@ def train_tokenizer(corpus: Path, kind: str, vocab_size: int, *, sample_lines: i
                                   f"{too_low.group(2)} pieces to cover its characters") from None
             raise CorpusError(f"could not train a tokenizer on {corpus}: {message.splitlines()[-1]}") from None
     raise CorpusError(f"could not train a tokenizer on {corpus}: it holds too little text")
+
+
+def _lines_in(corpus: Path, size: int) -> int:
+    """How many lines (or parts) of `corpus` make about `size` bytes, at its mean line length (one pass,
+    little memory).
+
+    SentencePiece bounds its sample by a count of lines; a fixed count would let the sample's memory
+    grow with the corpus's line length (two million lines of 200 bytes is 400 MB of text to train on).
+    """
+    lines, total = 0, 0
+    with open(corpus, "rb") as stream:
+        while chunk := stream.read(1 << 20):
+            lines += chunk.count(b"\n")
+            total += len(chunk)
+    sentences = max(lines + 1, total // LINE_PART_CHARS)  # a very long line counts as its parts
+    return max(1, size * sentences // max(total, 1))
 
 
 def _train_proto(corpus: Path, kind: str, vocab_size: int, sample_lines: int) -> bytes:

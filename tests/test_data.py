@@ -3,7 +3,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nextword.data import StreamBatches, WindowBatches, check_corpus, encode_corpus, split_validation
+from nextword.data import MAX_VALID_TOKENS, StreamBatches, WindowBatches, check_corpus, encode_corpus, split_validation
 from nextword.errors import CorpusError
 from nextword.tokenizer import EOS_ID, train_tokenizer
 
@@ -81,6 +81,12 @@ def test_too_small_for_one_batch() -> None:
 def test_validation_split_is_the_end() -> None:
     train, valid = split_validation(np.arange(100), 0.1)
     assert (len(train), len(valid)) == (90, 10) and valid[0] == 90
+
+
+def test_validation_split_is_bounded_on_a_large_corpus() -> None:
+    ids = np.arange(10 * MAX_VALID_TOKENS)
+    train, valid = split_validation(ids, 0.5)
+    assert len(valid) == MAX_VALID_TOKENS and len(train) + len(valid) == len(ids)
 
 
 def test_window_batches_end_before_their_targets_and_repeat_by_seed() -> None:
