@@ -21,6 +21,7 @@ import sys
 import time
 from pathlib import Path
 
+import torch
 from common import ROOT, console, machine, show, write_json
 
 from nextword.config import load
@@ -62,6 +63,8 @@ def main() -> None:
     parser.add_argument("--preset", default="small", help="models/<preset>.yaml (default: %(default)s)")
     parser.add_argument("--steps", type=int, default=300, help="training steps if the model is new")
     parser.add_argument("--prompts", type=int, default=200)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads for the in-process measures (default: torch's own choice)")
     parser.add_argument("--work", type=Path, default=Path("/tmp/nextword-bench"))
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "latency.json")
     args = parser.parse_args()
@@ -69,6 +72,8 @@ def main() -> None:
     if not (model_dir / "model.safetensors").is_file():
         console.print(f"training {model_dir} ({args.steps} steps of models/{args.preset}.yaml)…")
         train(load(ROOT / "models" / f"{args.preset}.yaml", {"max_steps": args.steps}), CORPUS, model_dir, force=True)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     predictor = Predictor.load(model_dir)
     texts = prompts(args.prompts)
     for text in texts[:10]:  # warm up
@@ -90,7 +95,8 @@ def main() -> None:
         "predict command s": fresh_process_seconds([executable, "predict", str(model_dir), "she opened the "], 3),
     }
     info = machine()
-    write_json(args.out, {"machine": info, "preset": args.preset, "model": str(model_dir), "measured": measured,
+    write_json(args.out, {"machine": info, "preset": args.preset, "model": str(model_dir),
+                          "threads": torch.get_num_threads(), "measured": measured,
                           "targets": TARGETS})
     rows = []
     for name, value in measured.items():
@@ -99,7 +105,7 @@ def main() -> None:
         met = "" if target is None else "met" if (value >= target if higher else value <= target) else "not met"
         rows.append([name, args.preset, f"{value:,.2f}", "" if target is None else
                      f"{'>=' if higher else '<='} {target:g}", met])
-    show(f"Latency ({args.preset} preset)", ["measure", "preset", "value", "target", ""], rows, info)
+    show(f"Latency ({args.preset} preset, {torch.get_num_threads()} torch threads)", ["measure", "preset", "value", "target", ""], rows, info)
 
 
 if __name__ == "__main__":
