@@ -389,11 +389,16 @@ def generate(
     as_json: bool = typer.Option(False, "--json", help="Print JSON once done, instead of streaming."),
 ) -> None:
     """Continue PROMPT, streaming the text as it is produced."""
+    import torch
+
     from .errors import ConfigError
     from .predict import Predictor
 
     if samples < 1:
         raise ConfigError(f"option 'samples' must be >= 1; got {samples}")
+    # One piece at a time is a chain of tiny products, where a second thread costs more in waiting than
+    # it gives: on 2 CPU cores, generation runs 1,203 pieces/s on one thread and 953 on two (bench/RESULTS.md).
+    torch.set_num_threads(1)
     predictor = Predictor.load(model, device=device)
     completions = []
     for index in range(samples):
