@@ -20,9 +20,10 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import io
+import logging
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 from torch import nn
@@ -63,6 +64,17 @@ def initial_state(model: RecurrentLM | WindowedBiLM, batch: int) -> tuple[torch.
     return tuple(torch.zeros(model.rnn.num_layers, batch, model.rnn.hidden_size) for _ in state_names(model))
 
 
+@contextlib.contextmanager
+def _quiet_logger(name: str) -> Iterator[None]:
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def export(model: LanguageModel, fmt: str, out: str | Path) -> dict[str, Any]:
     """Write `model`'s next-token step to the file `out` (atomically) as TorchScript or ONNX.
 
@@ -83,9 +95,10 @@ def export(model: LanguageModel, fmt: str, out: str | Path) -> dict[str, Any]:
     example = (torch.full((2, 1), EOS_ID, dtype=torch.int64), *initial_state(model, 2))
     batch_axis = 0 if isinstance(model, WindowedBiLM) else 1
     # Tracing warns that the one-step branch is fixed, which is the point; the ONNX exporter reports
-    # its stages on stdout. The library prints nothing, so both are kept quiet.
+    # its stages on stdout and logs that torchvision's operators are missing. The library prints
+    # nothing, so all of it is kept quiet.
     with atomic_path(out) as temporary, torch.no_grad(), warnings.catch_warnings(), \
-            contextlib.redirect_stdout(io.StringIO()):
+            contextlib.redirect_stdout(io.StringIO()), _quiet_logger("torch.onnx"):
         warnings.simplefilter("ignore")
         if fmt == "torchscript":
             torch.jit.trace(step, example).save(str(temporary))
