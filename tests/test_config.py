@@ -80,3 +80,11 @@ def test_presets_are_valid() -> None:
     assert {p.stem for p in presets} >= {"tiny", "small"}
     for preset in presets:
         load(preset)
+
+
+@pytest.mark.parametrize("preset", sorted((Path(__file__).resolve().parent.parent / "models").glob("*.yaml")),
+                         ids=lambda path: path.stem)
+def test_every_preset_loads_and_says_what_it_is_for(preset: Path) -> None:
+    assert preset.read_text().startswith(f"# {preset.stem}: ")  # the README's presets table relies on these
+    config = load(preset)
+    assert config.layers >= 1 and config.epochs is not None
