@@ -30,10 +30,12 @@ class CorpusFile:
     path: Path
     size: int
     sha256: str
+    lines: int  # line breaks it holds
 
 
 def check_corpus(path: str | Path) -> CorpusFile:
-    """Check that a file is non-empty UTF-8 text, and hash it, in one pass that needs little memory."""
+    """Check that a file is non-empty UTF-8 text, hash it and count its lines, in one pass that needs
+    little memory."""
     path = Path(path)
     if not path.exists():
         raise CorpusError(f"corpus not found: {path}")
@@ -41,10 +43,11 @@ def check_corpus(path: str | Path) -> CorpusFile:
         raise CorpusError(f"{path} is a directory; give a text file")
     digest = hashlib.sha256()
     decoder = codecs.getincrementaldecoder("utf-8")()
-    offset, has_text = 0, False
+    offset, lines, has_text = 0, 0, False
     with open(path, "rb") as stream:
         while chunk := stream.read(_CHUNK):
             digest.update(chunk)
+            lines += chunk.count(b"\n")
             if (nul := chunk.find(b"\0")) >= 0:
                 raise CorpusError(f"{path} looks binary (a NUL byte at offset {offset + nul}); give a UTF-8 text file")
             pending = len(decoder.getstate()[0])  # bytes of a character split across chunks
@@ -61,7 +64,7 @@ def check_corpus(path: str | Path) -> CorpusFile:
             raise CorpusError(f"{path} is not UTF-8 text: it ends inside a character (offset {offset})") from None
     if not has_text:
         raise CorpusError(f"{path} is empty or holds only whitespace")
-    return CorpusFile(path, offset, digest.hexdigest())
+    return CorpusFile(path, offset, digest.hexdigest(), lines)
 
 
 def cache_dir() -> Path:

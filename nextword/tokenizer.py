@@ -171,15 +171,14 @@ def is_trailing_punctuation(char: str) -> bool:
     return unicodedata.category(char).startswith("P") and char not in WORD_PUNCTUATION
 
 
-def train_tokenizer(corpus: Path, kind: str, vocab_size: int, *, sample_bytes: int = SAMPLE_BYTES
+def train_tokenizer(corpus: Path, kind: str, vocab_size: int, *, sample_lines: int = 2_000_000
                     ) -> TrainedTokenizer:
     """Train a SentencePiece model on a corpus file, lowering the vocabulary if the corpus is too small.
 
-    A corpus larger than `sample_bytes` is sampled (lines drawn at random) down to about that much
-    text, so training memory and time stay bounded however large the corpus is; a line longer than
-    LINE_PART_CHARS counts as its parts.
+    At most `sample_lines` lines (drawn at random; a line longer than LINE_PART_CHARS counts as its
+    parts) are trained on: `sample_lines_for` sizes that so training memory and time stay bounded
+    however large the corpus is.
     """
-    sample_lines = _lines_in(corpus, sample_bytes)
     requested = vocab_size
     for _ in range(3):
         try:
@@ -197,20 +196,15 @@ def train_tokenizer(corpus: Path, kind: str, vocab_size: int, *, sample_bytes: i
     raise CorpusError(f"could not train a tokenizer on {corpus}: it holds too little text")
 
 
-def _lines_in(corpus: Path, size: int) -> int:
-    """How many lines (or parts) of `corpus` make about `size` bytes, at its mean line length (one pass,
-    little memory).
+def sample_lines_for(size: int, lines: int, sample_bytes: int = SAMPLE_BYTES) -> int:
+    """How many lines (or parts) of a corpus of `size` bytes and `lines` line breaks make about
+    `sample_bytes` of text, at its mean line length.
 
     SentencePiece bounds its sample by a count of lines; a fixed count would let the sample's memory
     grow with the corpus's line length (two million lines of 200 bytes is 400 MB of text to train on).
     """
-    lines, total = 0, 0
-    with open(corpus, "rb") as stream:
-        while chunk := stream.read(1 << 20):
-            lines += chunk.count(b"\n")
-            total += len(chunk)
-    sentences = max(lines + 1, total // LINE_PART_CHARS)  # a very long line counts as its parts
-    return max(1, size * sentences // max(total, 1))
+    sentences = max(lines + 1, size // LINE_PART_CHARS)  # a very long line counts as its parts
+    return max(1, sample_bytes * sentences // max(size, 1))
 
 
 def _train_proto(corpus: Path, kind: str, vocab_size: int, sample_lines: int) -> bytes:

@@ -29,7 +29,7 @@ from .errors import ConfigError, CorpusError, TrainingDiverged, TrainingInterrup
 from .evaluate import LossTotals, stream_loss
 from .model import AdaptiveOutput, adaptive_cutoffs, build_model, detach_state, parameter_count
 from .ngram import NgramLM, count_ngrams, max_order
-from .tokenizer import Tokenizer, train_tokenizer
+from .tokenizer import Tokenizer, sample_lines_for, train_tokenizer
 
 _REPORT_SECONDS = 0.25  # how often progress is reported (and the loss read back from the device)
 _GO, _STOP, _INTERRUPTED = 0, 1, 2
@@ -240,7 +240,8 @@ def _check_same_data(manifest: dict[str, Any], corpus: CorpusFile, held_out: Cor
 def train_tokenizer_for(corpus: CorpusFile, config: Config, emit: Callable[[Event], None]) -> Tokenizer:
     """Train the config's tokenizer on the corpus, telling `emit` when the vocabulary had to shrink."""
     emit(Stage("tokenizer"))
-    trained = train_tokenizer(corpus.path, config.tokenizer, config.vocab_size)
+    trained = train_tokenizer(corpus.path, config.tokenizer, config.vocab_size,
+                              sample_lines=sample_lines_for(corpus.size, corpus.lines))
     if trained.notice:
         emit(Notice(trained.notice))
     return trained.tokenizer
