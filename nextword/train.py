@@ -193,8 +193,9 @@ def train(config: Config, corpus: str | Path, out: str | Path, *, valid_file: st
                 try:
                     return run.loop(emit, stop)
                 except WriteError as exc:  # a full disk, say: each file is whole, old or new
-                    raise WriteError(f"{exc}; {run.kept()}. Free some space, then "
-                                     f"{run.how_to_continue()}") from None
+                    saved = run.saved_step()  # read from state.pt once: it holds the whole model
+                    raise WriteError(f"{exc}; {run.kept(saved)}. Free some space, then "
+                                     f"{run.how_to_continue(saved)}") from None
     finally:
         distributed.leave(world)
 
@@ -477,18 +478,18 @@ class _Run:
         """The step of the checkpoint on disk, if one was saved."""
         return checkpoint.load_state(self.out)["step"] if (self.out / checkpoint.STATE).is_file() else None
 
-    def kept(self) -> str:
-        saved = self.saved_step()
+    def kept(self, saved: int | None) -> str:
         return (f"the last good checkpoint (step {saved}) is kept in {self.out}" if saved is not None
                 else "no checkpoint had been saved yet")
 
-    def how_to_continue(self) -> str:
-        verb, flag = ("resume", "--resume") if self.saved_step() is not None else ("start again", "--force")
+    def how_to_continue(self, saved: int | None) -> str:
+        verb, flag = ("resume", "--resume") if saved is not None else ("start again", "--force")
         return f"{verb} with: nextword train {self.corpus.path} --out {self.out} {flag}"
 
     def diverged(self) -> TrainingDiverged:
         return TrainingDiverged(
-            f"training diverged at step {self.step}: the loss is no longer a finite number; {self.kept()}. "
+            f"training diverged at step {self.step}: the loss is no longer a finite number; "
+            f"{self.kept(self.saved_step())}. "
             f"Lower --lr (now {self.config.lr:g}) or clip gradients harder (--clip, now {self.config.clip:g}), "
             f"then train again with --force")
 
