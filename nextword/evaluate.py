@@ -212,14 +212,16 @@ def long_range_accuracy(predictor: "Predictor", ids: np.ndarray, first_line: int
     """
     tokenizer = predictor.tokenizer
 
-    def word(text: str) -> str:  # as predict returns it: "Mira." -> "Mira"
+    def as_predicted(text: str) -> str:  # "Mira." -> "Mira", as predict returns it
         found = tokenizer.words_at(np.asarray(tokenizer.encode_line(text)))
         return found[0][1] if found else text
 
-    choices: dict[str, list[str]] = {}
+    # Each written form once: thousands of targets share a few hundred of them.
+    word = {text: as_predicted(text) for text in {target.expected for target in targets}}
+    kinds: dict[str, set[str]] = {}
     for target in targets:
-        choices.setdefault(target.kind, []).append(word(target.expected))
-    choices = {kind: sorted(set(words)) for kind, words in choices.items()}
+        kinds.setdefault(target.kind, set()).add(word[target.expected])
+    choices = {kind: sorted(words) for kind, words in kinds.items()}
 
     ids = np.asarray(ids)
     breaks = np.flatnonzero(ids == EOS_ID)
@@ -242,7 +244,7 @@ def long_range_accuracy(predictor: "Predictor", ids: np.ndarray, first_line: int
     searches = predictor.searches_along(ids, [positions[i] for i in order])
     for done, (i, search) in enumerate(zip(order, searches), 1):
         target = kept[i]
-        expected, alternatives = word(target.expected), choices[target.kind]
+        expected, alternatives = word[target.expected], choices[target.kind]
         best = search("", 1)
         scores = search.logprobs_of(alternatives)
         recalled = sum(score >= scores[alternatives.index(expected)] for score in scores) == 1
