@@ -43,7 +43,7 @@ from .model import LanguageModel, build_model
 from .ngram import NgramLM
 from .tokenizer import Tokenizer
 
-FORMAT = 1
+FORMAT = 2  # 2: embeddings read at √dim their stored size (model.ScaledEmbedding)
 LOCK = ".nextword.lock"
 MANIFEST, CONFIG, TOKENIZER = "nextword.json", "config.yaml", "tokenizer.model"
 WEIGHTS, METRICS, SUMMARY, STATE = "model.safetensors", "metrics.jsonl", "summary.json", "state.pt"
@@ -218,6 +218,10 @@ def read_manifest(out: Path) -> dict[str, Any]:
     if not isinstance(version, int) or version > FORMAT:
         raise ModelDirError(f"{out} was written by a newer nextword (format {version}); "
                             f"upgrade nextword to load it")
+    if version < FORMAT:
+        raise ModelDirError(f"{out} was written by an older nextword (format {version}), whose models read "
+                            f"their embeddings at another scale; train it again with: nextword train CORPUS "
+                            f"--config {out / CONFIG} --out {out} --force")
     return manifest
 
 

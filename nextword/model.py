@@ -15,6 +15,7 @@ Both are causal: the logits at position t depend only on tokens 0..t. Nothing ab
 
 from __future__ import annotations
 
+import math
 from typing import Union
 
 import numpy as np
@@ -52,19 +53,36 @@ class _NeuralLM(nn.Module):
         return target_logprobs(self.decoder, features, targets), state
 
 
+class ScaledEmbedding(nn.Embedding):
+    """Token embeddings that start small and are read at √dim times their size (Vaswani et al. 2017).
+
+    Tied to the output layer, small weights give the first logits a sensible scale; as inputs, the
+    same weights at unit scale move the gates from the first step. Inputs as small as the outputs
+    need leave an LSTM's gates deaf to them: it then took thousands of steps to learn to carry a
+    word across a clause (see the long-range corpus).
+    """
+
+    def __init__(self, vocab_size: int, dim: int):
+        super().__init__(vocab_size, dim)
+        self.scale = math.sqrt(dim)
+        nn.init.normal_(self.weight, std=1 / self.scale)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return super().forward(tokens) * self.scale
+
+
 class RecurrentLM(_NeuralLM):
     """A causal recurrent language model over a carried hidden state."""
 
     def __init__(self, vocab_size: int, cell: str, layers: int, embed: int, hidden: int, dropout: float,
                  cutoffs: list[int] | None = None):
         super().__init__()
-        self.embedding = nn.Embedding(vocab_size, embed)
+        self.embedding = ScaledEmbedding(vocab_size, embed)
         self.dropout = nn.Dropout(dropout)
         self.rnn = _CELLS[cell](embed, hidden, num_layers=layers, batch_first=True,
                                 dropout=dropout if layers > 1 else 0.0)
         # Tied input and output embeddings (Press & Wolf, 2017): fewer parameters, better perplexity.
         self.decoder = output_layer(hidden, vocab_size, cutoffs, tie_to=self.embedding if embed == hidden else None)
-        nn.init.uniform_(self.embedding.weight, -0.1, 0.1)
 
     def features(self, tokens: torch.Tensor, state: State | None = None,
                  last_only: bool = False) -> tuple[torch.Tensor, State]:
@@ -130,7 +148,7 @@ class WindowedBiLM(_NeuralLM):
                  context: int, pool: str, cutoffs: list[int] | None = None):
         super().__init__()
         self.context = context
-        self.embedding = nn.Embedding(vocab_size, embed)
+        self.embedding = ScaledEmbedding(vocab_size, embed)
         self.dropout = nn.Dropout(dropout)
         self.rnn = _CELLS[cell](embed, hidden, num_layers=layers, batch_first=True, bidirectional=True,
                                 dropout=dropout if layers > 1 else 0.0)
@@ -138,7 +156,6 @@ class WindowedBiLM(_NeuralLM):
         self.project = nn.Linear(2 * hidden, embed)
         # The projection makes tying possible at any size.
         self.decoder = output_layer(embed, vocab_size, cutoffs, tie_to=self.embedding)
-        nn.init.uniform_(self.embedding.weight, -0.1, 0.1)
 
     def window_features(self, windows: torch.Tensor) -> torch.Tensor:
         """What the output layer reads (n, embed) after each window of token ids (n, context)."""

@@ -60,6 +60,7 @@ def test_yaml_with_python_tags_is_refused(model_dir: Path, tmp_path: Path) -> No
 
 @pytest.mark.parametrize("damage, message", [
     (lambda d: (d / "nextword.json").write_text(json.dumps({"format": 99})), "newer nextword"),
+    (lambda d: (d / "nextword.json").write_text(json.dumps({"format": 1})), "older nextword .* train it again"),
     (lambda d: (d / "tokenizer.model").unlink(), "tokenizer missing"),
     (lambda d: (d / "tokenizer.model").write_bytes(b"not a sentencepiece model"), "tokenizer file is damaged"),
     (lambda d: (d / "config.yaml").write_text((d / "config.yaml").read_text().replace("hidden: 32", "hidden: 48")),
@@ -68,7 +69,7 @@ def test_yaml_with_python_tags_is_refused(model_dir: Path, tmp_path: Path) -> No
      "damaged or not a safetensors file"),
     (lambda d: (d / "nextword.json").write_text('{"format": 1,'), "nextword.json is damaged"),
     (lambda d: (d / "model.safetensors").unlink(), "no trained weights yet"),
-], ids=["newer format", "missing tokenizer", "damaged tokenizer", "weights of other shapes", "truncated weights",
+], ids=["newer format", "older format", "missing tokenizer", "damaged tokenizer", "weights of other shapes", "truncated weights",
         "truncated manifest", "missing weights"])
 def test_damaged_directories_name_the_problem(model_dir: Path, damage, message: str) -> None:
     damage(model_dir)

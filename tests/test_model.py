@@ -34,6 +34,16 @@ def test_carried_state_equals_one_long_pass(cell: str) -> None:
         torch.testing.assert_close(step[:, 0], whole[:, t], atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("model", [RecurrentLM(2000, "lstm", 1, 64, 64, 0.0),
+                                   WindowedBiLM(2000, "gru", 1, 64, 32, 0.0, context=4, pool="final")])
+def test_embeddings_start_small_and_are_read_at_unit_scale(model) -> None:
+    torch.manual_seed(0)
+    stored = model.embedding.weight
+    assert stored.std().item() == pytest.approx(64 ** -0.5, rel=0.05)  # what the tied output layer reads
+    assert model.embedding(torch.arange(2000)).std().item() == pytest.approx(1.0, rel=0.05)  # what the cell reads
+    assert model.decoder.weight is stored
+
+
 def test_embeddings_are_tied_when_sizes_allow() -> None:
     tied = RecurrentLM(100, "lstm", 1, embed=16, hidden=16, dropout=0.0)
     untied = RecurrentLM(100, "lstm", 1, embed=16, hidden=24, dropout=0.0)
