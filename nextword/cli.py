@@ -165,9 +165,6 @@ def _with_display(quiet: bool, settings: Any, run: Callable[[Any], Any]) -> Any:
     return result
 
 
-COMPARE_STEPS = 1000  # each variant's budget when neither the flags nor --config set one
-
-
 @app.command()
 @_friendly
 @with_training_options(exclude=("cell", "bidirectional"))
@@ -192,16 +189,13 @@ def compare(
 ) -> None:
     """Train each cell type on CORPUS with the same data and budget, and compare them side by side.
 
-    Each variant gets the same steps (--max-steps, default 1000, reproducible) or the same time (--time-budget).
+    Each variant gets the same steps (--max-steps, default 1000, reproducible) or the same time (--time-budget),
+    by default at a constant learning rate and without dropout (--warmup, --final-lr, --dropout change that).
     """
 
-    from . import config as configuration
-    from .compare import compare as run_compare
+    from .compare import compare as run_compare, compare_settings
 
-    from_file = configuration.read_yaml(config) if config else {}
-    if not any(key in {**from_file, **options} for key in ("max_steps", "time_budget")):
-        options = {**options, "max_steps": COMPARE_STEPS}
-    settings = configuration.load(config, options)
+    settings = compare_settings(config, options)
     out_dir = out_dir or Path("models") / f"compare-{_slug(corpus.stem)}"
     chosen = [c.strip().lower() for c in cells.split(",") if c.strip()]
     results = _with_display(quiet, settings, lambda on_event: run_compare(

@@ -18,6 +18,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from . import checkpoint, plots
+from . import config as configuration
 from .config import CELLS, NEURAL_CELLS, Config
 from .data import CorpusFile, check_corpus
 from .errors import ConfigError, ModelDirError
@@ -69,6 +70,26 @@ class VariantResult:
         if not self.gradient:
             return math.nan
         return self.gradient[0] / self.gradient[-1] if self.gradient[-1] > 0 else math.inf
+
+
+# A comparison is a short run of each variant, so by default it trains at a constant rate and
+# without dropout. At ~1000 steps nothing overfits, and a warm-up and decay, or dropout, mostly
+# delay the moment a cell learns to carry a word across a clause: on the long-range corpus they
+# hid that an LSTM learns it at all (see the README). --config and flags override each of these.
+COMPARE_DEFAULTS = {"max_steps": 1000, "dropout": 0.0, "warmup": 0, "final_lr": 1.0}
+
+
+def compare_settings(config_file: Path | None, options: dict[str, Any]) -> Config:
+    """The shared settings of a comparison: COMPARE_DEFAULTS under the YAML file and the flags.
+
+    The default step budget applies only when neither sets a budget of steps or of time.
+    """
+    given = {**(configuration.read_yaml(config_file) if config_file else {}),
+             **{k: v for k, v in options.items() if v is not None}}
+    defaults = dict(COMPARE_DEFAULTS)
+    if "time_budget" in given:
+        del defaults["max_steps"]
+    return configuration.load(config_file, options, defaults=defaults)
 
 
 def plan(base: Config, cells: Sequence[str], bidirectional: bool) -> list[tuple[str, Config]]:

@@ -203,10 +203,11 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return {str(k): v for k, v in data.items()}
 
 
-def load(config_file: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> Config:
-    """Defaults, then the YAML file, then the flags that were given."""
-    layers: list[Mapping[str, Any]] = []
-    sources: list[str] = []
+def load(config_file: str | Path | None = None, overrides: Mapping[str, Any] | None = None,
+         defaults: Mapping[str, Any] | None = None) -> Config:
+    """Config's defaults, then a command's own `defaults`, then the YAML file, then the flags given."""
+    layers: list[Mapping[str, Any]] = [defaults or {}]
+    sources: list[str] = ["the command's defaults"]
     if config_file is not None:
         layers.append(read_yaml(config_file))
         sources.append(str(config_file))

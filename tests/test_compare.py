@@ -7,7 +7,7 @@ import torch
 from typer.testing import CliRunner
 
 from nextword.cli import app
-from nextword.compare import compare, plan
+from nextword.compare import compare, compare_settings, plan
 from nextword.config import resolve
 from nextword.errors import ConfigError, ModelDirError
 from nextword.gradients import gradient_flow
@@ -23,6 +23,17 @@ def test_plan_names_each_variant() -> None:
     assert names == ["rnn", "rnn-bi", "lstm", "lstm-bi"]
     with pytest.raises(ConfigError, match="--cells takes"):
         plan(resolve(TINY), ["rnn", "transformer"], bidirectional=False)
+
+
+def test_compare_defaults_sit_under_the_yaml_and_the_flags(tmp_path: Path) -> None:
+    plain = compare_settings(None, {})
+    assert (plain.max_steps, plain.dropout, plain.warmup, plain.final_lr) == (1000, 0.0, 0, 1.0)
+    yaml = tmp_path / "c.yaml"
+    yaml.write_text("dropout: 0.3\nmax_steps: 50\n")
+    mixed = compare_settings(yaml, {"warmup": 20, "lr": None})
+    assert (mixed.max_steps, mixed.dropout, mixed.warmup, mixed.final_lr) == (50, 0.3, 20, 1.0)
+    timed = compare_settings(None, {"time_budget": "2m"})
+    assert (timed.max_steps, timed.time_budget) == (None, 120.0)  # equal time, not also 1000 steps
 
 
 @pytest.mark.parametrize("model", [RecurrentLM(30, "rnn", 1, 8, 8, 0.0), RecurrentLM(30, "lstm", 2, 8, 8, 0.0),
