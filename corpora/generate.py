@@ -12,7 +12,7 @@ project ships training text it fully owns and can rebuild byte for byte:
 Usage::
 
     python corpora/generate.py stories --seed 0 --size 1000000 --out corpora/stories.txt
-    python corpora/generate.py longrange --seed 0 --size 1000000 --min-distance 2 \\
+    python corpora/generate.py longrange --seed 0 --size 4000000 --min-distance 2 \\
         --max-distance 30 --out corpora/longrange.txt
 
 All randomness comes from one ``random.Random(seed)`` per call, and nothing iterates over
@@ -1267,7 +1267,7 @@ def main(argv: list[str] | None = None) -> None:
     corpora = parser.add_subparsers(dest="corpus", required=True)
     stories = corpora.add_parser("stories", help="short stories for demos and training")
     longrange = corpora.add_parser("longrange", help="long-range dependency test sentences")
-    for sub, default_size in ((stories, 1_000_000), (longrange, 1_000_000)):
+    for sub, default_size in ((stories, 1_000_000), (longrange, 4_000_000)):
         sub.add_argument("--seed", type=int, default=0)
         sub.add_argument("--size", type=int, default=default_size,
                          help="approximate size in bytes (default: %(default)s)")

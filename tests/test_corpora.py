@@ -24,7 +24,7 @@ gen = _load_generator()
 
 # The settings the committed files were generated with (see corpora/README.md).
 STORIES_SIZE = 1_000_000
-LONGRANGE_SIZE = 1_000_000
+LONGRANGE_SIZE = 4_000_000
 LONGRANGE_DISTANCES = (2, 30)
 
 
