@@ -101,6 +101,13 @@ class RecurrentLM(_NeuralLM):
         """The states of batch rows `rows` (used to expand and prune search beams)."""
         return tuple(s[:, rows] for s in state) if isinstance(state, tuple) else state[:, rows]
 
+    @staticmethod
+    def join_states(first: State, second: State) -> State:
+        """The states of `first`'s rows, then `second`'s."""
+        if isinstance(first, tuple):
+            return tuple(torch.cat(pair, dim=1) for pair in zip(first, second))
+        return torch.cat([first, second], dim=1)
+
 
 def one_step(rnn: nn.RNNBase, inputs: torch.Tensor, state: State | None) -> tuple[torch.Tensor, State]:
     """`rnn(inputs, state)` for inputs of one time step (batch, 1, features), in eval mode, written out.
@@ -184,6 +191,10 @@ class WindowedBiLM(_NeuralLM):
     @staticmethod
     def select_state(state: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         return state[rows]
+
+    @staticmethod
+    def join_states(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
+        return torch.cat([first, second])
 
 
 class AdaptiveOutput(nn.Module):

@@ -202,3 +202,7 @@ class NgramLM(nn.Module):
     @staticmethod
     def select_state(state: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         return state[rows]
+
+    @staticmethod
+    def join_states(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
+        return torch.cat([first, second])

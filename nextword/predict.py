@@ -160,26 +160,51 @@ class Predictor:
         beams = [_Beam("", 0.0)]
         found: dict[str, float] = {}
         for depth in range(MAX_WORD_PIECES):
-            if depth > 0:
-                self._collect_finished(beams, logprobs, partial, found)
             scores = self._extension_scores(beams, logprobs, partial, first=depth == 0)
-            if len(found) >= k:  # probabilities only shrink as a word grows: below the kth word, none can enter
-                kth_best = sorted(found.values(), reverse=True)[k - 1]
-                scores.masked_fill_(scores < kth_best, -np.inf)
-            flat = scores.flatten()
-            top = torch.topk(flat, min(width, flat.numel()))
+            self._rule_out_below_kth(scores, found, k)
+            top = torch.topk(scores.flatten(), min(width, scores.numel()))
             keep = torch.isfinite(top.values)
             if not keep.any():
                 break
-            picked = top.indices[keep]
+            picked, new_scores = top.indices[keep], top.values[keep]
             rows, pieces = picked // scores.shape[1], picked % scores.shape[1]
             beams = [_Beam(beams[r].text + self.tokenizer.piece_text[p].lstrip(" "), s)
-                     for r, p, s in zip(rows.tolist(), pieces.tolist(), top.values[keep].tolist())]
-            logprobs, state = self._run(pieces.reshape(-1, 1), self.model.select_state(state, rows))
-        else:  # the longest words searched: they end after the last extension
-            self._collect_finished(beams, logprobs, partial, found)
+                     for r, p, s in zip(rows.tolist(), pieces.tolist(), new_scores.tolist())]
+            beams, logprobs, state = self._advance(beams, pieces, rows, state, partial, found, k)
         ranked = sorted(found.items(), key=lambda item: -item[1])[:k]
         return [(word, float(np.exp(logprob))) for word, logprob in ranked]
+
+    def _advance(self, beams: list[_Beam], pieces: torch.Tensor, rows: torch.Tensor, state: State, partial: str,
+                 found: dict[str, float], k: int) -> tuple[list[_Beam], torch.Tensor, State]:
+        """One step of the model for `beams`, each the beam `rows` of `state` extended by its piece in
+        `pieces`; the words they finish are added to `found`. Returns the beams still worth extending,
+        their next-piece log-probabilities and their states.
+
+        The 2k likeliest go first: the words they finish usually rule out most of the others before
+        those cost a step of the model, the search's main cost.
+        """
+        lead = 2 * k
+        logprobs, after = self._run(pieces[:lead, None], self.model.select_state(state, rows[:lead]))
+        self._collect_finished(beams[:lead], logprobs, partial, found)
+        threshold = self._kth_best(found, k)  # probabilities only shrink as a word grows
+        rest = [i for i in range(lead, len(beams)) if beams[i].logprob >= threshold]
+        if rest:
+            at = torch.tensor(rest, device=self.device)
+            more, more_after = self._run(pieces[at, None], self.model.select_state(state, rows[at]))
+            self._collect_finished([beams[i] for i in rest], more, partial, found)
+            logprobs, after = torch.cat([logprobs, more]), self.model.join_states(after, more_after)
+        return beams[:lead] + [beams[i] for i in rest], logprobs, after
+
+    @staticmethod
+    def _kth_best(found: dict[str, float], k: int) -> float:
+        """The log-probability a word must beat to be among the k best found so far."""
+        return sorted(found.values(), reverse=True)[k - 1] if len(found) >= k else -np.inf
+
+    def _rule_out_below_kth(self, scores: torch.Tensor, found: dict[str, float], k: int) -> None:
+        """-inf for each extension that can no longer finish a word among the k best."""
+        kth_best = self._kth_best(found, k)
+        if kth_best > -np.inf:
+            scores.masked_fill_(scores < kth_best, -np.inf)
 
     def _collect_finished(self, beams: list[_Beam], logprobs: torch.Tensor, partial: str,
                           found: dict[str, float]) -> None:

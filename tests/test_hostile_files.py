@@ -69,8 +69,8 @@ def test_yaml_with_python_tags_is_refused(model_dir: Path, tmp_path: Path) -> No
      "damaged or not a safetensors file"),
     (lambda d: (d / "nextword.json").write_text('{"format": 1,'), "nextword.json is damaged"),
     (lambda d: (d / "model.safetensors").unlink(), "no trained weights yet"),
-], ids=["newer format", "older format", "missing tokenizer", "damaged tokenizer", "weights of other shapes", "truncated weights",
-        "truncated manifest", "missing weights"])
+], ids=["newer format", "older format", "missing tokenizer", "damaged tokenizer", "weights of other shapes",
+        "truncated weights", "truncated manifest", "missing weights"])
 def test_damaged_directories_name_the_problem(model_dir: Path, damage, message: str) -> None:
     damage(model_dir)
     with pytest.raises(ModelDirError, match=message):

@@ -118,3 +118,14 @@ def test_adaptive_softmax_gives_distributions_in_piece_order(bidirectional: bool
     torch.testing.assert_close(logprobs.exp().sum(-1), torch.ones(2, 9))
     torch.testing.assert_close(scored, logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1))
 
+
+
+@pytest.mark.parametrize("model", [RecurrentLM(30, "lstm", 2, 8, 8, 0.0), RecurrentLM(30, "gru", 1, 8, 8, 0.0),
+                                   WindowedBiLM(30, "rnn", 1, 8, 8, 0.0, context=3, pool="final")])
+def test_joined_states_are_the_rows_of_both_in_order(model) -> None:
+    _, state = model.eval()(torch.randint(0, 30, (4, 5)))
+    rows = model.select_state
+    joined = model.join_states(rows(state, torch.tensor([3, 0])), rows(state, torch.tensor([2])))
+    whole = rows(state, torch.tensor([3, 0, 2]))
+    for a, b in zip(*(s if isinstance(s, tuple) else (s,) for s in (joined, whole))):
+        assert torch.equal(a, b)
