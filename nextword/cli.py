@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import os
 import re
 import sys
 import time
@@ -30,7 +31,10 @@ app = typer.Typer(
     help="Train recurrent next-word language models on your own text, then predict and generate.",
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-out = Console(highlight=False)
+# Written to a file or a pipe, rich would fit tables into 80 columns and cut their cells short
+# ("vari…"); there is no screen to fit there, so tables get the width they need (COLUMNS still wins).
+PIPE_WIDTH = 120
+out = Console(highlight=False, width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else PIPE_WIDTH)
 err = Console(stderr=True, highlight=False)
 
 

@@ -63,6 +63,8 @@ def test_compare_writes_a_row_per_variant_plots_and_a_report(tmp_path: Path, cor
                                       "--max-steps", "30"])
     assert result.exit_code == 0, result.output
     assert "Comparison" in result.stdout and "word perplexity" in result.stdout
+    header = next(line for line in result.stdout.splitlines() if "variant" in line)
+    assert "grad 1/T" in header and "long-range" in header and "…" not in header  # not squeezed into 80 columns
     rows = json.loads((out / "compare.json").read_text())["variants"]
     assert [row["name"] for row in rows] == ["rnn", "rnn-bi", "gru", "gru-bi"]
     for row in rows:
