@@ -54,13 +54,18 @@ def is_model_dir(path: Path) -> bool:
     return (path / MANIFEST).is_file()
 
 
+def _leftovers(out: Path) -> list[Path]:
+    """The temporary files that a killed process left behind while writing `out`'s own files."""
+    return [temporary for name in _OWN_FILES for temporary in leftover_temporaries(out / name)]
+
+
 def _only_own_files(out: Path) -> bool:
     """Whether `out` holds some of nextword's files and nothing else: a model, or what a training killed
     while setting the directory up leaves (files without a manifest, temporary files)."""
     if not out.is_dir():
         return False
     own = {out / name for name in _OWN_FILES}
-    own.update(temporary for name in _OWN_FILES for temporary in leftover_temporaries(out / name))
+    own.update(_leftovers(out))
     found = {path for path in out.iterdir() if path.name != LOCK}
     return bool(found) and found <= own
 
@@ -115,9 +120,8 @@ def writing(out: Path) -> Iterator[None]:
         handle.truncate()
         handle.write(str(os.getpid()))
         handle.flush()
-        for name in _OWN_FILES:
-            for temporary in leftover_temporaries(out / name):
-                temporary.unlink(missing_ok=True)
+        for temporary in _leftovers(out):
+            temporary.unlink(missing_ok=True)
         try:
             yield
         finally:
