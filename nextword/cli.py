@@ -443,7 +443,6 @@ def interactive(
 def _type_along(keyboard: Any) -> None:
     """The terminal side of `interactive`: keys read in raw mode, the line redrawn after each read."""
     import codecs
-    import os
     import shutil
     import termios
     import tty
