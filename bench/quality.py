@@ -1,16 +1,27 @@
-"""How good are nextword's models at equal CPU time? RNN, GRU, LSTM and the Kneser-Ney n-gram.
+"""The scoreboard: does nextword predict held-out text better than a 5-gram and the textbook word LSTM?
 
-For each corpus: one tokenizer (nextword's default settings) is trained on the training text and
-shared; each recurrent cell trains with nextword's defaults for the same time budget (its best
-checkpoint by validation loss, on the last 5% of the training text, is kept); the n-gram model is
-counted. All are then measured on the held-out text: word-level perplexity over all of it, and
-top-1/top-5 next-word accuracy and keystroke savings (3 suggestions) over its first --words words.
+For each corpus, `nextword train TRAIN --time-budget T` with the default recipe (nextword/recipe.py)
+makes one model directory: a neural model, a Kneser-Ney 5-gram of the same pieces and the weights
+that mix them with a cache of the document, fitted on the validation split (the training text's
+end). Each component is then scored alone and mixed, on held-out text the recipe was never tuned
+on, beside PyTorch's word-language-model recipe trained for the same time (bench/reference.py):
 
-    python bench/quality.py --budget 10m              # the full run: about 90 minutes on 2 cores
-    python bench/quality.py --budget 3m --corpora shakespeare
-    python bench/quality.py --budget 3m --cells lstm --config models/small.yaml --out bench/quality-small.json
+    KN-5             the n-gram alone
+    neural           the recurrent model alone
+    mixture          the two mixed
+    mixture + cache  the two mixed with a cache of the text read so far (what nextword predicts with)
+    reference        the word LSTM: a held-out word outside its vocabulary is a miss; its
+                     closed-vocabulary perplexity is shown with its out-of-vocabulary rate
 
-Prints a table and writes bench/quality.json.
+Columns: word perplexity and bits per character over the whole held-out text; top-1, top-3 and
+keystrokes saved with 3 suggestions over its first --words words.
+
+    python bench/quality.py --budget 3m                          # both shared corpora
+    python bench/quality.py --budget 10m --corpora shakespeare
+    python bench/quality.py --budget 3m --corpora pride=/tmp/pride-train.txt:/tmp/pride-test.txt
+
+A corpus is a name from ../shared/corpora (shakespeare, wikitext) or NAME=TRAIN:TEST for any other
+text. Prints a table and writes bench/quality.json.
 """
 
 from __future__ import annotations
@@ -19,61 +30,82 @@ import time
 from pathlib import Path
 
 from common import arguments, console, corpus_files, machine, show, write_json
+from reference import run as run_reference
 
-from nextword.config import NEURAL_CELLS, parse_duration, read_yaml, resolve
-from nextword.data import check_corpus, encode_corpus
-from nextword.evaluate import stream_loss, word_metrics
+from nextword.config import parse_duration, resolve
+from nextword.data import check_corpus
+from nextword.evaluate import evaluate_file
 from nextword.predict import Predictor
-from nextword.train import Evaluation, Stage, train, train_tokenizer_for
+from nextword.recipe import choose
+from nextword.train import Evaluation, Notice, Stage, train
+
+COMPONENTS = (("ngram", "KN-5"), ("neural", "neural"), ("mixture", "mixture"), ("mixture+cache", "mixture + cache"))
 
 
 def main() -> None:
     parser = arguments(__doc__, "quality.json")
-    parser.add_argument("--cells", default="ngram," + ",".join(NEURAL_CELLS), help="models to train")
-    parser.add_argument("--words", type=int, default=1000, help="held-out words for accuracy and keystrokes")
-    parser.add_argument("--config", type=Path, help="a preset (models/*.yaml) instead of nextword's defaults")
+    parser.add_argument("--words", type=int, default=2000, help="held-out words for accuracy and keystrokes")
+    parser.add_argument("--no-reference", action="store_true", help="leave out the word-LSTM reference")
     args = parser.parse_args()
     budget = parse_duration(args.budget)
     info = machine()
     results = []
     for corpus in args.corpora.split(","):
-        train_file, test_file = corpus_files(corpus, args.work)
-        preset = read_yaml(args.config) if args.config else {}
-        base = resolve(preset, {"time_budget": budget, "epochs": None})  # bounded by time only
-        tokenizer = train_tokenizer_for(check_corpus(train_file), base, lambda event: None)
-        test_ids = encode_corpus(check_corpus(test_file), tokenizer)
-        for cell in args.cells.split(","):
-            console.print(f"[bold]{corpus} · {cell}[/]: training for up to {args.budget}")
-            summary = train(base.replace(cell=cell), train_file, args.work / corpus / cell, force=True,
-                            tokenizer=tokenizer, on_event=_log)
-            measured = _measure(args.work / corpus / cell, test_ids, args.words)
-            results.append({"corpus": corpus, "model": cell, "preset": str(args.config or "defaults"), **measured,
-                            "training": summary.to_dict()})
+        name, (train_file, test_file) = _files(corpus, args.work)
+        recipe = choose(check_corpus(train_file).size, budget)
+        console.print(f"[bold]{name}[/]: {recipe.reason}")
+        out = args.work / name / "recipe"
+        summary = train(resolve(recipe.settings, {"time_budget": budget}), train_file, out, force=True,
+                        on_event=_log)
+        for component, label in COMPONENTS:
+            started = time.perf_counter()
+            measured = evaluate_file(Predictor.load(out, component=component), test_file,
+                                     predict_words=args.words)
+            results.append({"corpus": name, "model": label, **_scores(measured),
+                            "measure_seconds": round(time.perf_counter() - started, 1),
+                            "training": summary.to_dict(), "recipe": recipe.reason})
+            write_json(args.out, {"machine": info, "budget_seconds": budget, "results": results})
+        if not args.no_reference:
+            console.print(f"[bold]{name} · reference word LSTM[/]: training for {args.budget}")
+            reference = run_reference(train_file, test_file, budget, args.words)
+            results.append({"corpus": name, "model": "reference", **reference,
+                            "bits_per_char": None, "training": None})
             write_json(args.out, {"machine": info, "budget_seconds": budget, "results": results})
     show(f"Held-out quality at equal training time ({args.budget} per model)",
-         ["corpus", "model", "params / n-grams", "steps", "word ppl", "top-1", "top-5", "keystrokes saved"],
-         [[r["corpus"], r["model"], f"{r['training']['parameters']:,}", f"{r['training']['steps']:,}",
-           f"{r['word_perplexity']:.1f}", f"{r['top1']:.1%}", f"{r['top5']:.1%}", f"{r['keystroke_savings']:.1%}"]
+         ["corpus", "model", "word ppl", "top-1", "top-3", "keystrokes saved", "bits/char"],
+         [[r["corpus"], r["model"], _perplexity(r), f"{r['top1']:.1%}", f"{r['top3']:.1%}",
+           f"{r['keystroke_savings']:.1%}", f"{r['bits_per_char']:.3f}" if r["bits_per_char"] else "-"]
           for r in results], info)
+
+
+def _files(corpus: str, work: Path) -> tuple[str, tuple[Path, Path]]:
+    if "=" not in corpus:
+        return corpus, corpus_files(corpus, work)
+    name, paths = corpus.split("=", 1)
+    train_file, test_file = paths.split(":", 1)
+    return name, (Path(train_file), Path(test_file))
+
+
+def _scores(measured: dict) -> dict:
+    return {"word_perplexity": measured["word_perplexity"], "bits_per_char": measured["bits_per_char"],
+            "top1": measured["accuracy"]["top1"], "top3": measured["accuracy"]["top3"],
+            "keystroke_savings": measured["keystroke_savings"], "test_words": measured["words"],
+            "accuracy_words": measured["predicted_words"]}
+
+
+def _perplexity(result: dict) -> str:
+    if result["model"] == "reference":
+        return f"{result['word_perplexity']:,.1f} (closed, {result['oov_rate']:.1%} OOV)"
+    return f"{result['word_perplexity']:,.1f}"
 
 
 def _log(event) -> None:
     if isinstance(event, Stage):
         console.print(f"  {event.name}…")
+    elif isinstance(event, Notice):
+        console.print(f"  note: {event.message}")
     elif isinstance(event, Evaluation):
         console.print(f"  step {event.step}: validation word perplexity {event.valid_word_perplexity:.1f}")
-
-
-def _measure(model_dir: Path, test_ids, words: int) -> dict:
-    started = time.perf_counter()
-    predictor = Predictor.load(model_dir)
-    totals = stream_loss(predictor.model, predictor.tokenizer, test_ids, seq_len=256, device=predictor.device,
-                         streams=1)
-    metrics = word_metrics(predictor, test_ids, ks=(1, 5), suggestions=3, max_words=words)
-    return {"word_perplexity": totals.word_perplexity, "token_perplexity": totals.token_perplexity,
-            "bits_per_char": totals.bits_per_char, "test_words": totals.words, "top1": metrics.accuracy(1),
-            "top5": metrics.accuracy(5), "keystroke_savings": metrics.keystroke_savings,
-            "accuracy_words": metrics.words, "measure_seconds": round(time.perf_counter() - started, 1)}
 
 
 if __name__ == "__main__":

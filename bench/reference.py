@@ -10,6 +10,12 @@ nextword's definition: exp(total NLL, <eos> included / whitespace-separated word
 Held-out words never seen in training become <unk>, which the recipe predicts as one word; that
 makes its perplexity look better than an open-vocabulary model's, so the OOV rate is reported.
 
+Its next-word accuracy and keystroke savings are scored as nextword's are (evaluate.word_metrics):
+the target is each held-out word without the punctuation that follows it ("lord," is "lord"),
+the recipe's words are merged the same way (the probabilities of "lord", "lord," and "lord." add
+up), `<unk>` and `<eos>` are never suggested, and a word outside its vocabulary is a miss that
+costs all its letters.
+
     python bench/reference.py --budget 10m
 
 Prints a table and writes bench/reference.json.
@@ -26,6 +32,7 @@ from common import arguments, console, corpus_files, machine, show, write_json
 from torch import nn
 
 from nextword.config import parse_duration
+from nextword.tokenizer import is_trailing_punctuation
 
 EMBED, LAYERS, DROPOUT, BATCH, BPTT, LR, CLIP, ANNEAL = 200, 2, 0.2, 20, 35, 20.0, 0.25, 4.0
 
@@ -76,7 +83,7 @@ def total_nll(model: WordLSTM, data: torch.Tensor) -> float:
     return nll
 
 
-def run(train_file: Path, test_file: Path, budget: float) -> dict:
+def run(train_file: Path, test_file: Path, budget: float, score_words: int = 1000) -> dict:
     torch.manual_seed(0)
     lines = words_of(train_file)
     cut = int(len(lines) * 0.95)
@@ -117,23 +124,76 @@ def run(train_file: Path, test_file: Path, budget: float) -> dict:
     return {"word_perplexity": math.exp(nll / words), "test_words": words,
             "oov_rate": float((test == vocab["<unk>"]).float().mean()), "vocab": len(vocab),
             "parameters": sum(p.numel() for p in model.parameters()), "epochs": epochs, "steps": steps,
-            "train_seconds": round(trained, 1), "tokens_per_second": round(steps * BPTT * BATCH / trained)}
+            "train_seconds": round(trained, 1), "tokens_per_second": round(steps * BPTT * BATCH / trained),
+            **word_scores(model, vocab, test_lines, score_words)}
+
+
+def word_form(token: str) -> str:
+    """A whitespace-separated token as nextword predicts it: without the punctuation that follows it."""
+    end = len(token)
+    while end and is_trailing_punctuation(token[end - 1]):
+        end -= 1
+    return token[:end]
+
+
+def word_scores(model: WordLSTM, vocab: dict[str, int], lines: list[list[str]], limit: int,
+                suggestions: int = 3) -> dict:
+    """Top-1/top-3 accuracy and keystroke savings over the first `limit` held-out words, scored as
+    nextword scores them (see the module docstring)."""
+    forms = [word_form(w) for w in vocab]
+    # wikitext writes rare words as the word "<unk>": the recipe may suggest it like any other word,
+    # though its probability also holds that of the words it never saw.
+    names = sorted({f for f in forms if any(c.isalnum() for c in f) and f != "<eos>"})
+    column = {f: i for i, f in enumerate(names)}
+    # Each vocabulary word's form, as a column of the forms' table (<eos> has none).
+    merged = torch.tensor([i for i, f in enumerate(forms) if f in column])
+    into = torch.tensor([column[forms[i]] for i in merged.tolist()])
+    flat = [w for line in lines for w in line]
+    targets = [(i, word_form(w)) for i, w in enumerate(flat)
+               if i and w != "<eos>" and any(c.isalnum() for c in word_form(w))]
+    targets = targets[:limit]
+    data = ids_of(lines, vocab)[: targets[-1][0]]  # what is read before the last target
+    model.eval()
+    with torch.inference_mode():
+        output, _ = model(data[:, None], None)
+        words = torch.softmax(output[:, 0], dim=-1)[:, merged]
+        probs = torch.zeros(len(words), len(names)).index_add_(1, into, words)  # [i]: P(form of word i + 1)
+    hits, keys, chars = {1: 0, 3: 0}, 0, 0
+    for position, target in targets:
+        row = probs[position - 1]
+        chars += len(target) + 1
+        if target not in column:  # outside the vocabulary: never suggested
+            keys += len(target) + 1
+            continue
+        better = [names[i] for i in torch.nonzero(row > row[column[target]]).flatten().tolist()]
+        for k in hits:
+            hits[k] += len(better) < k
+        # Typed letter by letter, it is accepted once it is among the `suggestions` likeliest
+        # words that start with the letters typed.
+        typed = next((t for t in range(len(target) + 1)
+                      if sum(w.startswith(target[:t]) for w in better) < suggestions), None)
+        keys += typed + 1 if typed is not None else len(target) + 1
+    scored = len(targets)
+    return {"top1": hits[1] / scored, "top3": hits[3] / scored, "keystroke_savings": 1 - keys / chars,
+            "accuracy_words": scored}
 
 
 def main() -> None:
     parser = arguments(__doc__, "reference.json")
+    parser.add_argument("--words", type=int, default=1000, help="held-out words for accuracy and keystrokes")
     args = parser.parse_args()
     budget = parse_duration(args.budget)
     info = machine()
     results = []
     for corpus in args.corpora.split(","):
         console.print(f"[bold]{corpus} · reference word LSTM[/]: training for {args.budget}")
-        results.append({"corpus": corpus, **run(*corpus_files(corpus, args.work), budget)})
+        results.append({"corpus": corpus, **run(*corpus_files(corpus, args.work), budget, args.words)})
         write_json(args.out, {"machine": info, "budget_seconds": budget, "results": results})
     show(f"Reference word-level LSTM recipe ({args.budget} per corpus)",
-         ["corpus", "model", "params", "epochs", "tok/s", "word ppl", "OOV"],
+         ["corpus", "model", "params", "epochs", "tok/s", "word ppl", "OOV", "top-1", "top-3", "keystrokes saved"],
          [[r["corpus"], "word LSTM", f"{r['parameters']:,}", r["epochs"], f"{r['tokens_per_second']:,}",
-           f"{r['word_perplexity']:.1f}", f"{r['oov_rate']:.1%}"] for r in results], info)
+           f"{r['word_perplexity']:.1f}", f"{r['oov_rate']:.1%}", f"{r['top1']:.1%}", f"{r['top3']:.1%}",
+           f"{r['keystroke_savings']:.1%}"] for r in results], info)
 
 
 if __name__ == "__main__":

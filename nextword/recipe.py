@@ -1,0 +1,87 @@
+"""The default recipe: what to train when the user gives a corpus and, perhaps, a time budget.
+
+`nextword train FILE --time-budget T` without --config trains what `choose` picks from the
+corpus size and T; a YAML file and the flags override any of it. The rules come from the runs
+in bench/RESULTS.md ("The recipe"), at equal time on 2 CPU cores:
+
+- A 2 × 256 recurrent network with 16 × 32 pieces a step is the size that learns most in minutes
+  on a CPU: larger ones make too few steps, smaller ones stop learning early. It grows with the
+  budget only where a budget gives it several passes over a large corpus.
+- The vocabulary grows with the corpus (about the cube root of its size): a small text cannot
+  teach thousands of rare pieces, a large one pays for them.
+- Dropout grows with the passes the budget allows over the text: none for a text read once or
+  twice (the model underfits), more the more often it sees the same words.
+- The learning rate warms up for 100 steps and decays (cosine) to a tenth of its peak by the end
+  of the budget; the budget alone stops the run (no epoch cap).
+
+This module does not import torch: `nextword --help` must stay fast.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+# Pieces a second the 2 × 256 network trains on one CPU core (bench/RESULTS.md: about 7,000 on 2).
+_PIECES_PER_CORE_SECOND = 3_500
+_BYTES_PER_PIECE = 4.0  # English text at a few thousand pieces
+_SMALL = {"cell": "lstm", "layers": 2, "embed": 256, "hidden": 256, "seq_len": 32, "batch_size": 16,
+          "lr": 0.01, "warmup": 100, "final_lr": 0.1}
+_MEDIUM = {**_SMALL, "embed": 512, "hidden": 512, "lr": 0.005}
+
+
+@dataclass(frozen=True)
+class Recipe:
+    settings: dict[str, Any]  # options, under the YAML file and the flags
+    reason: str  # one line: what was chosen and why
+
+
+def vocabulary_for(corpus_bytes: int) -> int:
+    """About 4,000 pieces for a megabyte of text, growing with the cube root of its size."""
+    size = 4000 * (max(corpus_bytes, 1) / 1e6) ** (1 / 3)
+    return int(min(max(round(size / 500) * 500, 1000), 16000))
+
+
+def dropout_for(passes: float) -> float:
+    """More dropout the more often the budget lets the model read the same text."""
+    return 0.0 if passes < 2 else 0.1 if passes < 6 else 0.2 if passes < 15 else 0.3
+
+
+def choose(corpus_bytes: int, time_budget: float | None, cores: int | None = None) -> Recipe:
+    """The settings for a run on `corpus_bytes` of text for `time_budget` seconds (None: by epochs)."""
+    cores = cores or os.cpu_count() or 1
+    pieces = corpus_bytes / _BYTES_PER_PIECE
+    vocabulary = vocabulary_for(corpus_bytes)
+    if time_budget is None:
+        shape, passes = _SMALL, 10.0  # the Config's ten epochs
+        budget = "10 epochs"
+    else:
+        seen = _PIECES_PER_CORE_SECOND * cores * time_budget
+        # A larger network learns more per piece but reads a quarter as many: worth it only when even
+        # then it reads a large corpus several times.
+        shape = _MEDIUM if seen / 4 >= 4 * pieces and pieces >= 5e6 else _SMALL
+        passes = seen / pieces / (4 if shape is _MEDIUM else 1)
+        budget = f"{_duration(time_budget)} (about {passes:.1f} passes over it on {cores} cores)"
+    dropout = dropout_for(passes)
+    settings = {**shape, "vocab_size": vocabulary, "dropout": dropout}
+    if time_budget is not None:
+        settings["epochs"] = None  # the budget stops the run
+    reason = (f"recipe: {settings['layers']} × {settings['hidden']} {settings['cell']}, {vocabulary:,} pieces, "
+              f"dropout {dropout:g}, lr {settings['lr']:g} warmed up over {settings['warmup']} steps and decayed to "
+              f"{settings['final_lr']:g} of it, for {_size(corpus_bytes)} of text and {budget}; "
+              f"--config or flags override any of it")
+    return Recipe(settings, reason)
+
+
+def _size(corpus_bytes: int) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if corpus_bytes >= scale:
+            return f"{corpus_bytes / scale:.1f} {unit}"
+    return f"{corpus_bytes} bytes"
+
+
+def _duration(seconds: float) -> str:
+    minutes, rest = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return (f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{rest:02d}s" if minutes else f"{rest}s")

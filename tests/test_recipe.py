@@ -1,0 +1,48 @@
+"""The default recipe: settings chosen from the corpus size and the time budget, under the YAML file and flags."""
+
+import pytest
+
+from nextword.config import resolve
+from nextword.recipe import choose, dropout_for, vocabulary_for
+
+
+@pytest.mark.parametrize("size", [2_000, 50_000, 1_000_000, 30_000_000, 3_000_000_000])
+@pytest.mark.parametrize("budget", [None, 60.0, 180.0, 600.0, 36_000.0])
+def test_every_choice_is_a_valid_config(size: int, budget: float | None) -> None:
+    recipe = choose(size, budget, cores=2)
+    config = resolve(recipe.settings, {"time_budget": budget} if budget else {})
+    assert config.vocab_size == vocabulary_for(size)
+    assert 0.0 <= config.dropout <= 0.3
+    # A budget alone stops the run: no epoch cap cuts it short.
+    assert (config.epochs is None) == (budget is not None)
+
+
+def test_vocabulary_grows_with_the_corpus_within_bounds() -> None:
+    sizes = [1_000, 100_000, 1_000_000, 8_000_000, 10**10]
+    vocabularies = [vocabulary_for(size) for size in sizes]
+    assert vocabularies == sorted(vocabularies)
+    assert vocabularies[0] == 1000 and vocabularies[2] == 4000 and vocabularies[-1] == 16000
+
+
+def test_dropout_grows_with_the_passes_over_the_text() -> None:
+    assert dropout_for(1) == 0.0
+    assert dropout_for(30) == 0.3
+    assert [dropout_for(p) for p in (1, 3, 8, 20)] == sorted(dropout_for(p) for p in (1, 3, 8, 20))
+
+
+def test_a_longer_budget_on_the_same_text_regularises_more() -> None:
+    short, long = choose(1_000_000, 60.0, cores=2), choose(1_000_000, 3600.0, cores=2)
+    assert long.settings["dropout"] > short.settings["dropout"]
+
+
+def test_the_reason_says_what_was_chosen_and_from_what() -> None:
+    reason = choose(1_000_000, 180.0, cores=2).reason
+    assert "\n" not in reason
+    for part in ("2 × 256 lstm", "4,000 pieces", "1.0 MB", "3m00s", "passes", "--config or flags override"):
+        assert part in reason, part
+
+
+def test_flags_win_over_the_recipe() -> None:
+    recipe = choose(1_000_000, 180.0, cores=2)
+    config = resolve(recipe.settings, {"time_budget": 180.0, "hidden": 64, "dropout": 0.5})
+    assert (config.hidden, config.dropout, config.layers) == (64, 0.5, recipe.settings["layers"])
