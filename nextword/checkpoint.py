@@ -86,9 +86,10 @@ MANIFEST_SCHEMA: dict[str, tuple[Callable[[Any], bool], str]] = {
     "cutoffs": (_cutoffs, "null or a list of increasing positive integers"),
     "init": (lambda v: v is None or isinstance(v, dict), "null or an object"),
 }
-# The dtypes model.safetensors may hold, by the kind of model: a neural model's weights are floats (an
-# int8 or bool tensor would be cast silently), an n-gram model's tables are counts and indices.
-WEIGHT_DTYPES = {"neural": ("F32", "F16", "BF16", "F64"), "ngram": ("I64",)}
+# The dtypes model.safetensors may hold for a tensor the model keeps in each dtype: a float weight may be
+# stored at any float precision; anything else (an int8 or bool tensor where a float goes, which
+# load_state_dict would cast silently) is refused. An n-gram model's tables are all int64.
+WEIGHT_DTYPES = {torch.float32: ("F32", "F16", "BF16", "F64"), torch.int64: ("I64",)}
 
 
 def is_own_file(path: Path) -> bool:
@@ -250,7 +251,7 @@ def read_json(path: Path) -> dict[str, Any]:
 
 
 def read_manifest(out: Path) -> dict[str, Any]:
-    if not existing_directory(out, "model", ModelDirError):
+    if not os.path.isfile(out) and not existing_directory(out, "model", ModelDirError):  # a file: said below
         raise ModelDirError(f"model not found: {out}")
     if _only_own_files(out) and not is_model_dir(out):
         raise ModelDirError(f"{out} holds a training that stopped while setting it up (no {MANIFEST}); "
@@ -339,12 +340,13 @@ def load(out: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
         raise ModelDirError(f"{out} has no trained weights yet ({WEIGHTS} is missing); "
                             f"train or resume it first")
     regular_file(weights, "weights", ModelDirError)
-    _check_dtypes(weights, "ngram" if config.cell == "ngram" else "neural")
     try:
         if config.cell == "ngram":  # its tables' sizes come from the data, so they are read, not built
+            _check_dtypes(weights, None)
             model: LanguageModel = NgramLM(tokenizer.vocab_size, config.order, load_file(str(weights)))
         else:
             model = build_model(config, tokenizer.vocab_size, manifest.get("cutoffs"))
+            _check_dtypes(weights, model)
             load_model(model, str(weights), strict=True)
     except SafetensorError as exc:
         raise ModelDirError(f"{weights} is damaged or not a safetensors file ({exc})") from None
@@ -356,18 +358,22 @@ def load(out: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
     return LoadedModel(out, model.to(device).eval(), tokenizer, config, manifest, summary)
 
 
-def _check_dtypes(weights: Path, kind: str) -> None:
-    """Refuse tensors of another dtype than `WEIGHT_DTYPES[kind]`, read from the header alone."""
+def _check_dtypes(weights: Path, model: torch.nn.Module | None) -> None:
+    """Refuse a tensor whose dtype is not one `WEIGHT_DTYPES` allows for that tensor of `model` (for an
+    n-gram model, None: int64 tables), read from the file's header alone. Names the model lacks are
+    left to the strict load, which names them."""
     try:
         with safe_open(str(weights), framework="pt") as tensors:
             found = {name: tensors.get_slice(name).get_dtype() for name in tensors.keys()}
     except SafetensorError as exc:
         raise ModelDirError(f"{weights} is damaged or not a safetensors file ({exc})") from None
-    allowed = WEIGHT_DTYPES[kind]
+    own = {name: tensor.dtype for name, tensor in model.state_dict().items()} if model is not None else {}
     for name, dtype in found.items():
-        if dtype not in allowed:
-            raise ModelDirError(f"{weights} is damaged: tensor {name!r} is {dtype}, but the weights of a "
-                                f"{kind} model are {' or '.join(allowed)}")
+        kept = own.get(name, torch.int64 if model is None else None)
+        allowed = WEIGHT_DTYPES.get(kept, ())
+        if kept is not None and dtype not in allowed:
+            raise ModelDirError(f"{weights} is damaged: tensor {name!r} is {dtype}, but it must be "
+                                f"{' or '.join(allowed) or kept}")
 
 
 def _check_finite(weights: Path, model: torch.nn.Module) -> None:

@@ -71,7 +71,7 @@ def existing_directory(path: str | Path, what: str, error: type[NextwordError]) 
     cannot be looked at (a loop of links is not 'not found')."""
     try:
         info = os.stat(path)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # under a file: nothing there either
         return False
     except OSError as exc:
         raise error(f"{what} {path} is {_cannot(exc)}") from None
@@ -119,11 +119,15 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     temporary = Path(name)
     try:
         yield temporary
-        fd = os.open(temporary, os.O_RDWR | _NOFOLLOW | _NONBLOCK | _CLOEXEC | _BINARY)
+        replaced = WriteError(f"cannot write {target}: its temporary file {temporary} was replaced by "
+                              f"something else while being written; nothing was changed")
+        try:
+            fd = os.open(temporary, os.O_RDWR | _NOFOLLOW | _NONBLOCK | _CLOEXEC | _BINARY)
+        except OSError as exc:
+            raise replaced if exc.errno == errno.ELOOP else exc from None
         try:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise WriteError(f"cannot write {target}: its temporary file {temporary} was replaced by "
-                                 f"something else while being written; nothing was changed")
+                raise replaced
             os.fsync(fd)
             _give_new_file_mode(fd, temporary)
         finally:

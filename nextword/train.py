@@ -222,6 +222,9 @@ def _metrics_row(step: int, epoch: int, elapsed: float, lr: float, totals: LossT
 def _check_same_data(manifest: dict[str, Any], corpus: CorpusFile, held_out: CorpusFile | None) -> None:
     """A resumed run must read the very text it started on, or it would not continue it exactly."""
     if manifest.get("corpus_sha256") != corpus.sha256:
+        if manifest.get("corpus") == corpus.path.name:  # the same file, edited since: saying so names the cause
+            raise ConfigError(f"the content of {corpus.path} changed since this run started; resume with the "
+                              f"text it started on, or train anew with --force")
         raise ConfigError(f"{corpus.path} is not the corpus this model was trained on "
                           f"({manifest.get('corpus')}); resume with that file, or train anew")
     if manifest.get("valid_sha256") != (held_out.sha256 if held_out else None):
