@@ -16,20 +16,22 @@ nextword.json is written last when a directory is set up and removed first when 
 overwritten, so a directory without it holds no model; a later training clears what is left.
 
 Loading never runs code from the directory: weights come from safetensors, the state through
-torch's weights-only unpickler, YAML through safe_load.
+torch's weights-only unpickler, YAML through safe_load. Every file read must be a regular file (a
+FIFO is refused, not waited on), the manifest must match `MANIFEST_SCHEMA`, and the weights must be
+of the dtypes in `WEIGHT_DTYPES` and finite. Nothing is written through a symbolic link (files.py).
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import io
 import json
 import os
 import pickle
+import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -37,8 +39,10 @@ from safetensors.torch import load_file, load_model, save_model
 
 from . import __version__
 from .config import INIT_LR_SCALE, RESUMABLE_KEYS, SHAPE_KEYS, Config, dump_yaml, read_yaml, resolve
+from .devices import pick_device
 from .errors import ConfigError, ModelDirError
-from .files import atomic_path, leftover_temporaries, write_bytes, write_text
+from .files import (LockHeld, atomic_path, exclusive_lock, existing_directory, leftover_temporaries, read_bytes,
+                    regular_file, write_bytes, write_text)
 from .model import LanguageModel, build_model
 from .ngram import NgramLM
 from .tokenizer import Tokenizer
@@ -48,6 +52,51 @@ LOCK = ".nextword.lock"
 MANIFEST, CONFIG, TOKENIZER = "nextword.json", "config.yaml", "tokenizer.model"
 WEIGHTS, METRICS, SUMMARY, STATE = "model.safetensors", "metrics.jsonl", "summary.json", "state.pt"
 _OWN_FILES = (MANIFEST, CONFIG, TOKENIZER, WEIGHTS, METRICS, SUMMARY, STATE)
+
+KINDS = ("causal", "bidirectional", "ngram")  # the model kinds a manifest may name
+
+
+def _integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _text_or_none(value: Any) -> bool:
+    return value is None or isinstance(value, str)
+
+
+def _sha256_or_none(value: Any) -> bool:
+    return value is None or isinstance(value, str) and re.fullmatch(r"[0-9a-f]{64}", value) is not None
+
+
+def _cutoffs(value: Any) -> bool:
+    return value is None or (isinstance(value, list) and all(_integer(c) and c > 0 for c in value)
+                             and value == sorted(set(value)))
+
+
+# What each field of nextword.json must hold: (test, what it must be). Fields not listed are kept as
+# they are, so a newer nextword may add some; "format" is checked first and on its own (read_manifest).
+MANIFEST_SCHEMA: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "format": (_integer, "an integer"),
+    "nextword": (lambda v: isinstance(v, str), "a version string"),
+    "kind": (lambda v: v in KINDS, f"one of {', '.join(KINDS)}"),
+    "vocab_size": (lambda v: _integer(v) and v >= 2, "an integer >= 2"),
+    "corpus": (_text_or_none, "a file name or null"),
+    "corpus_sha256": (_sha256_or_none, "a SHA-256 in hex, or null"),
+    "valid_sha256": (_sha256_or_none, "a SHA-256 in hex, or null"),
+    "cutoffs": (_cutoffs, "null or a list of increasing positive integers"),
+    "init": (lambda v: v is None or isinstance(v, dict), "null or an object"),
+}
+# The dtypes model.safetensors may hold for a tensor the model keeps in each dtype: a float weight may be
+# stored at any float precision; anything else (an int8 or bool tensor where a float goes, which
+# load_state_dict would cast silently) is refused. An n-gram model's tables are all int64.
+WEIGHT_DTYPES = {torch.float32: ("F32", "F16", "BF16", "F64"), torch.int64: ("I64",)}
+
+
+def is_own_file(path: Path) -> bool:
+    """Whether `path` is one of the files nextword keeps in a model directory (or its lock, or a
+    temporary file of one), which nothing but training may replace."""
+    out = path.parent
+    return is_model_dir(out) and (path.name in (*_OWN_FILES, LOCK) or path in _leftovers(out))
 
 
 def is_model_dir(path: Path) -> bool:
@@ -72,9 +121,9 @@ def _only_own_files(out: Path) -> bool:
 
 def check_output(out: Path, *, force: bool) -> None:
     """Refuse to overwrite a model without `force`, and never write into a directory of other data."""
-    if out.exists() and not out.is_dir():
-        raise ModelDirError(f"--out {out} is a file; give a directory path")
-    if out.is_dir() and any(p.name != LOCK for p in out.iterdir()):
+    if not existing_directory(out, "--out", ModelDirError):
+        return
+    if any(p.name != LOCK for p in out.iterdir()):
         if not is_model_dir(out) and not _only_own_files(out):
             raise ModelDirError(f"{out} exists and is not a nextword model directory; "
                                 f"choose another --out (nothing was written)")
@@ -99,33 +148,23 @@ def prepare_output(out: Path, *, force: bool) -> None:
 def writing(out: Path) -> Iterator[None]:
     """Hold the model directory's lock: a second training into it refuses instead of mixing files.
 
-    The lock is an OS file lock, released by the OS when the process ends however it ends, so a
-    crashed run never leaves it stuck. Holding it, no one else writes here, so the temporary files
-    of a killed run are removed.
+    The lock is an OS file lock (files.exclusive_lock), released by the OS when the process ends however
+    it ends, so a crashed run never leaves it stuck; a lock file that is a link is refused. Holding it,
+    no one else writes here, so the temporary files of a killed run are removed.
     """
     try:
         out.mkdir(parents=True, exist_ok=True)
-        handle = open(out / LOCK, "a+")
     except OSError as exc:
         raise ModelDirError(f"cannot write to model directory {out}: {exc.strerror}") from None
-    with handle:
+    with contextlib.ExitStack() as held:
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "?"
-            raise ModelDirError(f"another nextword training (process {holder}) is writing to {out}; "
+            held.enter_context(exclusive_lock(out / LOCK, ModelDirError))
+        except LockHeld as other:
+            raise ModelDirError(f"another nextword training (process {other.holder}) is writing to {out}; "
                                 f"wait for it to finish or choose another --out") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
         for temporary in _leftovers(out):
             temporary.unlink(missing_ok=True)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+        yield
 
 
 def write_new(out: Path, config: Config, tokenizer: Tokenizer, manifest: Mapping[str, Any]) -> None:
@@ -166,11 +205,12 @@ def save_state(out: Path, state: Mapping[str, Any]) -> None:
 
 def load_state(out: Path) -> dict[str, Any]:
     path = out / STATE
-    if not path.is_file():
+    if not os.path.lexists(path):
         raise ModelDirError(f"{out} has no training state to resume from ({STATE} is missing: training "
                             f"stopped before its first checkpoint); train it again with --force")
+    data = read_bytes(path, "training state", ModelDirError)
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
         raise ModelDirError(f"{path} holds more than tensors and plain values; refusing to load it") from None
     except (RuntimeError, EOFError, ValueError) as exc:
@@ -183,10 +223,11 @@ def write_metrics(out: Path, rows: list[dict[str, Any]]) -> None:
 
 def read_metrics(out: Path) -> list[dict[str, Any]]:
     path = out / METRICS
-    if not path.is_file():
+    if not os.path.lexists(path):
         return []
+    text = read_bytes(path, "metrics file", ModelDirError)
     try:
-        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        rows = [json.loads(line) for line in text.decode("utf-8").splitlines() if line.strip()]
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise ModelDirError(f"{path} is damaged (not JSON Lines)") from None
     if not all(isinstance(row, dict) and isinstance(row.get("step"), int) for row in rows):
@@ -199,9 +240,10 @@ def write_summary(out: Path, summary: Mapping[str, Any]) -> None:
 
 
 def read_json(path: Path) -> dict[str, Any]:
+    text = read_bytes(path, "file", ModelDirError)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        data = json.loads(text.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         raise ModelDirError(f"{path} is damaged (not valid JSON)") from None
     if not isinstance(data, dict):
         raise ModelDirError(f"{path} is damaged (not a JSON object)")
@@ -209,7 +251,7 @@ def read_json(path: Path) -> dict[str, Any]:
 
 
 def read_manifest(out: Path) -> dict[str, Any]:
-    if not out.exists():
+    if not os.path.isfile(out) and not existing_directory(out, "model", ModelDirError):  # a file: said below
         raise ModelDirError(f"model not found: {out}")
     if _only_own_files(out) and not is_model_dir(out):
         raise ModelDirError(f"{out} holds a training that stopped while setting it up (no {MANIFEST}); "
@@ -219,13 +261,20 @@ def read_manifest(out: Path) -> dict[str, Any]:
                             f"train one with: nextword train CORPUS --out {out}")
     manifest = read_json(out / MANIFEST)
     version = manifest.get("format")
-    if not isinstance(version, int) or version > FORMAT:
+    if not _integer(version):
+        raise ModelDirError(f"{out / MANIFEST} is damaged: 'format' must be an integer, "
+                            f"not {json.dumps(version)[:40]}")
+    if version > FORMAT:
         raise ModelDirError(f"{out} was written by a newer nextword (format {version}); "
                             f"upgrade nextword to load it")
     if version < FORMAT:
         raise ModelDirError(f"{out} was written by an older nextword (format {version}), whose models read "
                             f"their embeddings at another scale; train it again with: nextword train CORPUS "
                             f"--config {out / CONFIG} --out {out} --force")
+    for field, (valid, want) in MANIFEST_SCHEMA.items():
+        if field in manifest and not valid(manifest[field]):
+            raise ModelDirError(f"{out / MANIFEST} is damaged: {field!r} must be {want}, "
+                                f"not {json.dumps(manifest[field])[:40]}")
     return manifest
 
 
@@ -276,26 +325,60 @@ class LoadedModel:
 
 
 def load(out: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
-    """A trained model directory, checked piece by piece, ready for inference (eval mode)."""
+    """A trained model directory, checked piece by piece, ready for inference (eval mode) on `device`
+    (a name for `devices.pick_device`, which refuses one that is not there)."""
+    device = pick_device(device)
     out = Path(out)
     manifest = read_manifest(out)
     config = read_config(out)
     tokenizer = Tokenizer.load(out / TOKENIZER)
+    if manifest.get("vocab_size", tokenizer.vocab_size) != tokenizer.vocab_size:
+        raise ModelDirError(f"{out / MANIFEST} is damaged: 'vocab_size' is {manifest['vocab_size']}, but "
+                            f"{TOKENIZER} has {tokenizer.vocab_size} pieces")
     weights = out / WEIGHTS
-    if not weights.is_file():
+    if not os.path.lexists(weights):
         raise ModelDirError(f"{out} has no trained weights yet ({WEIGHTS} is missing); "
                             f"train or resume it first")
+    regular_file(weights, "weights", ModelDirError)
     try:
         if config.cell == "ngram":  # its tables' sizes come from the data, so they are read, not built
+            _check_dtypes(weights, None)
             model: LanguageModel = NgramLM(tokenizer.vocab_size, config.order, load_file(str(weights)))
         else:
             model = build_model(config, tokenizer.vocab_size, manifest.get("cutoffs"))
+            _check_dtypes(weights, model)
             load_model(model, str(weights), strict=True)
     except SafetensorError as exc:
         raise ModelDirError(f"{weights} is damaged or not a safetensors file ({exc})") from None
     except (RuntimeError, ValueError) as exc:
         first = str(exc).strip().splitlines()[-1].strip()
         raise ModelDirError(f"{weights} does not match {CONFIG} ({first})") from None
-    summary = read_json(out / SUMMARY) if (out / SUMMARY).is_file() else {}
+    _check_finite(weights, model)
+    summary = read_json(out / SUMMARY) if os.path.lexists(out / SUMMARY) else {}
     return LoadedModel(out, model.to(device).eval(), tokenizer, config, manifest, summary)
 
+
+def _check_dtypes(weights: Path, model: torch.nn.Module | None) -> None:
+    """Refuse a tensor whose dtype is not one `WEIGHT_DTYPES` allows for that tensor of `model` (for an
+    n-gram model, None: int64 tables), read from the file's header alone. Names the model lacks are
+    left to the strict load, which names them."""
+    try:
+        with safe_open(str(weights), framework="pt") as tensors:
+            found = {name: tensors.get_slice(name).get_dtype() for name in tensors.keys()}
+    except SafetensorError as exc:
+        raise ModelDirError(f"{weights} is damaged or not a safetensors file ({exc})") from None
+    own = {name: tensor.dtype for name, tensor in model.state_dict().items()} if model is not None else {}
+    for name, dtype in found.items():
+        kept = own.get(name, torch.int64 if model is None else None)
+        allowed = WEIGHT_DTYPES.get(kept, ())
+        if kept is not None and dtype not in allowed:
+            raise ModelDirError(f"{weights} is damaged: tensor {name!r} is {dtype}, but it must be "
+                                f"{' or '.join(allowed) or kept}")
+
+
+def _check_finite(weights: Path, model: torch.nn.Module) -> None:
+    """Refuse weights with a NaN or an infinity, which would make every prediction meaningless."""
+    for name, tensor in model.state_dict().items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise ModelDirError(f"the weights are broken: {weights} holds NaN or infinite values (in {name}); "
+                                f"train the model again")

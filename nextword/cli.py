@@ -20,14 +20,36 @@ from typing import Any, Callable, Optional
 import typer
 from rich.console import Console, Group
 from rich.table import Table
+from typer._click.exceptions import ClickException, NoArgsIsHelpError
+from typer.core import TyperGroup
 
 from . import __version__
 from .config import _TYPES as CONFIG_TYPES
 from .config import FIELDS, INIT_LR_SCALE, Sampling
-from .errors import NextwordError, TrainingInterrupted
+from .errors import ConfigError, NextwordError, TrainingInterrupted
+
+
+class _OneLineErrors(TyperGroup):
+    """A wrong argument (a missing one, 'abc' for a number, a value out of range) is one line on stderr
+    and exit code 2, as every other error is, instead of a usage box."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except NoArgsIsHelpError as exc:  # the help, asked for by giving nothing
+            exc.show()
+            sys.exit(exc.exit_code)
+        except ClickException as exc:
+            where = f" (see: {exc.ctx.command_path} --help)" if getattr(exc, "ctx", None) else ""
+            _fail(" ".join(exc.format_message().split()) + where)
+            sys.exit(exc.exit_code)
+        sys.exit(code if isinstance(code, int) else 0)
+
 
 app = typer.Typer(
-    name="nextword", no_args_is_help=True, add_completion=True, pretty_exceptions_enable=False,
+    name="nextword", cls=_OneLineErrors, no_args_is_help=True, add_completion=True, pretty_exceptions_enable=False,
     help="Train recurrent next-word language models on your own text, then predict and generate.",
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -43,11 +65,17 @@ def _fail(message: str) -> None:
 
 
 def _friendly(command: Callable) -> Callable:
-    """Library errors become one line on stderr and exit code 2; nothing reaches the user as a traceback."""
+    """Library errors become one line on stderr and exit code 2; nothing reaches the user as a traceback.
+
+    Text arguments are checked first: bytes that are not UTF-8 come as lone surrogates from the shell,
+    which no tokenizer or terminal can take.
+    """
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
+            for name, value in kwargs.items():
+                _check_text(name, value)
             return command(*args, **kwargs)
         except TrainingInterrupted as exc:
             err.print(f"[yellow]{exc}[/]", soft_wrap=True)
@@ -61,6 +89,27 @@ def _friendly(command: Callable) -> Callable:
             raise typer.Exit(2) from None
 
     return wrapper
+
+
+def _check_text(name: str, value: Any) -> None:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ConfigError(f"argument '{name}' holds bytes that are not UTF-8 text (at character {exc.start}); "
+                              f"give UTF-8 text") from None
+
+
+MAX_SHOWN = 100  # words a prediction shows at most: each costs search width, and a screen holds few
+MAX_WORDS = 10_000  # words a generation adds at most
+MAX_SAMPLES = 100
+MAX_SEED = 2**32 - 1
+DEVICE_HELP = "Where to run: auto (cuda, then mps, then cpu), cpu, cuda or mps."
+
+
+def _device_option() -> Any:
+    """The same --device for every verb: the same default, the same check (devices.pick_device)."""
+    return typer.Option("auto", "--device", help=DEVICE_HELP)
 
 
 def _flag(key: str) -> Any:
@@ -111,11 +160,18 @@ def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") or "corpus"
 
 
+def _corpus_name(corpus: Path) -> str:
+    """What a model of `corpus` is called by default: its file name's stem, or stdin for `-`."""
+    from .data import STDIN
+
+    return "stdin" if str(corpus) == STDIN else _slug(corpus.stem)
+
+
 @app.command()
 @_friendly
 @with_training_options()
 def train(
-    corpus: Path = typer.Argument(..., help="The text file to learn from (UTF-8)."),
+    corpus: Path = typer.Argument(..., help="The text file to learn from (UTF-8); - reads standard input."),
     config: Optional[Path] = typer.Option(None, "--config", "-c",
                                           help="YAML file of options, e.g. models/small.yaml; flags override it."),
     out_dir: Optional[Path] = typer.Option(None, "--out", "-o",
@@ -141,7 +197,7 @@ def train(
     given = {**(configuration.read_yaml(config) if config else {}), **options}
     if init:
         settings = init_config(init, given)
-    out_dir = out_dir or Path("models") / f"{_slug(corpus.stem)}-{settings.cell}"
+    out_dir = out_dir or Path("models") / f"{_corpus_name(corpus)}-{settings.cell}"
     if not is_main_process():  # under torchrun, rank 0 speaks for every rank
         quiet, as_json = True, False
     if resume and not init:  # with both, training refuses the pair before reading --out
@@ -184,7 +240,7 @@ def compare(
                                                 "(default: models/compare-<corpus>)."),
     valid: Optional[Path] = typer.Option(None, "--valid",
                                          help="Validation text file, instead of holding out the end of CORPUS."),
-    accuracy_words: int = typer.Option(2000, "--accuracy-words",
+    accuracy_words: int = typer.Option(2000, "--accuracy-words", min=1,
                                        help="Validation words scored for next-word accuracy."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing comparison."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
@@ -200,7 +256,7 @@ def compare(
     from .compare import compare as run_compare, compare_settings
 
     settings = compare_settings(config, options)
-    out_dir = out_dir or Path("models") / f"compare-{_slug(corpus.stem)}"
+    out_dir = out_dir or Path("models") / f"compare-{_corpus_name(corpus)}"
     chosen = [c.strip().lower() for c in cells.split(",") if c.strip()]
     results = _with_display(quiet, settings, lambda on_event: run_compare(
         corpus, settings, out_dir, cells=chosen, bidirectional=bidirectional, valid_file=valid,
@@ -333,8 +389,8 @@ def predict(
     model: Path = typer.Argument(..., help="A model directory."),
     text: str = typer.Argument(..., help="The text so far. End it with a space for the next word; "
                                          "without one, the last word is completed."),
-    top_k: int = typer.Option(5, "--top-k", "-k", help="How many words to show."),
-    device: str = typer.Option("cpu", "--device", help="Where to run the model."),
+    top_k: int = typer.Option(5, "--top-k", "-k", min=1, max=MAX_SHOWN, help="How many words to show."),
+    device: str = _device_option(),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """The most likely next words after TEXT, with their probabilities."""
@@ -375,25 +431,26 @@ def _tail(text: str, width: int = 40) -> str:
 def generate(
     model: Path = typer.Argument(..., help="A model directory."),
     prompt: str = typer.Argument(..., help="The text to continue."),
-    max_words: int = typer.Option(Sampling.max_words, "--max-words", "-n", help="Words to add."),
+    max_words: int = typer.Option(Sampling.max_words, "--max-words", "-n", min=1, max=MAX_WORDS, help="Words to add."),
     temperature: float = typer.Option(Sampling.temperature, "--temperature", "-t",
                                       help="Sampling temperature; 0 is greedy."),
-    top_k: int = typer.Option(Sampling.top_k, "--top-k", help="Sample from the k likeliest pieces only (0: all)."),
+    top_k: int = typer.Option(Sampling.top_k, "--top-k", min=0,
+                              help="Sample from the k likeliest pieces only (0, or more than there are: all)."),
     top_p: float = typer.Option(Sampling.top_p, "--top-p",
                                 help="Sample from the smallest set of pieces with this much probability."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="The same seed gives the same text."),
-    samples: int = typer.Option(1, "--samples", help="How many completions to write."),
-    device: str = typer.Option("cpu", "--device", help="Where to run the model."),
+    seed: Optional[int] = typer.Option(None, "--seed", min=0, max=MAX_SEED - MAX_SAMPLES,
+                                       help="The same seed gives the same text."),
+    samples: int = typer.Option(1, "--samples", min=1, max=MAX_SAMPLES, help="How many completions to write."),
+    device: str = _device_option(),
     as_json: bool = typer.Option(False, "--json", help="Print JSON once done, instead of streaming."),
 ) -> None:
     """Continue PROMPT, streaming the text as it is produced."""
+    import itertools
+
     import torch
 
-    from .errors import ConfigError
     from .predict import Predictor
 
-    if samples < 1:
-        raise ConfigError(f"option 'samples' must be >= 1; got {samples}")
     # One piece at a time is a chain of tiny products, where a second thread costs more in waiting than
     # it gives: on 2 CPU cores, generation runs 1,203 pieces/s on one thread and 953 on two (bench/RESULTS.md).
     torch.set_num_threads(1)
@@ -405,10 +462,12 @@ def generate(
         if as_json:
             completions.append(predictor.generate(prompt, **options))
             continue
+        pieces = predictor.stream(prompt, **options)
+        first = next(pieces, "")  # an option or prompt the library refuses fails here, before any output
         if samples > 1:
             out.print(f"[dim]── sample {index + 1} ──[/]")
         out.print(prompt, style="bold", end="", markup=False, soft_wrap=True)
-        for piece in predictor.stream(prompt, **options):
+        for piece in itertools.chain([first], pieces):
             sys.stdout.write(piece)
             sys.stdout.flush()
         sys.stdout.write("\n")
@@ -420,9 +479,9 @@ def generate(
 @_friendly
 def interactive(
     model: Path = typer.Argument(..., help="A model directory."),
-    suggestions: int = typer.Option(5, "--suggestions", "-k", help="Words offered at each key (1-9)."),
-    max_words: int = typer.Option(8, "--max-words", "-n", help="Words a Ctrl-G continuation adds."),
-    device: str = typer.Option("cpu", "--device", help="Where to run the model."),
+    suggestions: int = typer.Option(5, "--suggestions", "-k", min=1, max=9, help="Words offered at each key (1-9)."),
+    max_words: int = typer.Option(8, "--max-words", "-n", min=1, max=MAX_WORDS, help="Words a Ctrl-G continuation adds."),
+    device: str = _device_option(),
 ) -> None:
     """Type with the likeliest next words offered at each key, like a phone keyboard.
 
@@ -478,11 +537,13 @@ def _type_along(keyboard: Any) -> None:
 def evaluate(
     model: Path = typer.Argument(..., help="A model directory."),
     file: Path = typer.Argument(..., help="Text to evaluate on (UTF-8), ideally not seen in training."),
-    max_words: Optional[int] = typer.Option(None, "--max-words", help="Stop after this many words: a quick estimate."),
-    suggestions: int = typer.Option(3, "--suggestions", help="Suggestions shown while typing, for keystroke savings."),
+    max_words: Optional[int] = typer.Option(None, "--max-words", min=1,
+                                            help="Stop after this many words: a quick estimate."),
+    suggestions: int = typer.Option(3, "--suggestions", min=0, max=MAX_SHOWN,
+                                    help="Suggestions shown while typing, for keystroke savings (0: not measured)."),
     long_range: bool = typer.Option(False, "--long-range",
                                     help="Also score the far-dependent words listed in FILE.targets.jsonl."),
-    device: str = typer.Option("cpu", "--device", help="Where to run the model."),
+    device: str = _device_option(),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
 ) -> None:
     """How well MODEL predicts FILE: perplexities, next-word accuracy and keystroke savings."""
@@ -535,6 +596,7 @@ def export(
     fmt: str = typer.Option(..., "--format", "-f", help="torchscript (torch.jit.load) or onnx (onnxruntime; "
                                                         "needs pip install 'nextword[export]')."),
     out_file: Path = typer.Option(..., "--out", "-o", help="The file to write."),
+    force: bool = typer.Option(False, "--force", help="Replace --out if it exists (never a model directory's own files)."),
     as_json: bool = typer.Option(False, "--json", help="Print what the file takes and gives as JSON."),
 ) -> None:
     """Write MODEL's next-token step to one file that runs without nextword: token ids and state in,
@@ -542,7 +604,7 @@ def export(
     from .checkpoint import load
     from .export import export as export_step
 
-    described = export_step(load(model).model, fmt.strip().lower(), out_file)
+    described = export_step(load(model).model, fmt.strip().lower(), out_file, force=force)
     if as_json:
         _print_json(described)
         return

@@ -27,7 +27,8 @@ from .files import write_text
 from .gradients import gradient_flow
 from .predict import Predictor
 from .tokenizer import EOS_ID
-from .train import Stage, pick_device, token_splits, train, train_tokenizer_for
+from .devices import pick_device
+from .train import Stage, token_splits, train, train_tokenizer_for
 
 RESULTS, CURVES_PNG, GRADIENTS_PNG, REPORT = "compare.json", "curves.png", "gradients.png", "report.md"
 
@@ -118,7 +119,7 @@ def compare(corpus: str | Path, base: Config, out: str | Path, *, cells: Sequenc
     results = []
     for index, (name, config) in enumerate(variants):
         emit(VariantStarted(index, len(variants), name))
-        summary = train(config, corpus_file.path, out / name, valid_file=valid_file, force=force,
+        summary = train(config, corpus_file.path, out / name, valid_file=held_out and held_out.path, force=force,
                         tokenizer=tokenizer, on_event=emit)
         emit(Stage("measuring"))
         results.append(_measure(name, config, out / name, summary, valid_ids, long_range, accuracy_words))

@@ -47,7 +47,8 @@ def _opt(default: Any, help: str, *, low: float | None = None, high: float | Non
 class Config:
     # Tokenizer and data
     tokenizer: str = _opt("unigram", "SentencePiece model type.", choices=TOKENIZERS)
-    vocab_size: int = _opt(8000, "Vocabulary size; lowered automatically when the corpus is too small.", low=8)
+    vocab_size: int = _opt(8000, "Vocabulary size; lowered automatically when the corpus is too small.", low=8,
+                           high=1 << 20)
     valid_fraction: float = _opt(0.05, "Fraction of the corpus (its end) held out for validation, at most "
                                  "100,000 tokens.",
                                  low=0.0, high=0.5, low_open=True)
@@ -83,7 +84,7 @@ class Config:
     eval_every: int = _opt(200, "Evaluate and checkpoint every this many steps.", low=1)
     patience: int | None = _opt(None, "Stop after this many evaluations without a better validation loss.",
                                 low=1)
-    seed: int = _opt(0, "Random seed; the same seed gives the same model on a CPU.", low=0)
+    seed: int = _opt(0, "Random seed; the same seed gives the same model on a CPU.", low=0, high=2**32 - 1)
     device: str = _opt("auto", "Where to train: auto picks cuda, then mps, then cpu.", choices=DEVICES)
 
     def to_dict(self) -> dict[str, Any]:
@@ -150,7 +151,8 @@ def _coerce(key: str, value: Any) -> Any:
     if low is not None and (number < low or (meta["low_open"] and number == low)):
         raise ConfigError(f"option '{key}' must be {'>' if meta['low_open'] else '>='} {low:g}; got {value!r}")
     if high is not None and number > high:
-        raise ConfigError(f"option '{key}' must be <= {high:g}; got {value!r}")
+        raise ConfigError(f"option '{key}' must be <= {high:,}; got {value!r}" if isinstance(high, int)
+                          else f"option '{key}' must be <= {high:g}; got {value!r}")
     return number
 
 
@@ -180,13 +182,11 @@ def resolve(*layers: Mapping[str, Any], sources: tuple[str, ...] | None = None) 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
     """Options from a YAML file, read with safe_load: a file can never run code."""
+    from .files import read_bytes  # a FIFO or a device is refused, not waited on
+
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"config file not found: {path}") from None
-    except IsADirectoryError:
-        raise ConfigError(f"config path is a directory, not a YAML file: {path}") from None
+        text = read_bytes(path, "config file", ConfigError).decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(f"config file is not UTF-8 text: {path} (byte {exc.start})") from None
     try:

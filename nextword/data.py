@@ -8,21 +8,29 @@ skips encoding. Training batches are consecutive segments of parallel streams (t
 
 from __future__ import annotations
 
+import atexit
 import codecs
 import hashlib
+import io
 import os
+import shutil
+import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Any, BinaryIO, Iterator
 
 import numpy as np
 
 from .errors import CorpusError
-from .files import atomic_path
+from .files import atomic_path, open_new, open_regular
 from .tokenizer import EOS_ID, Tokenizer
 
 _CHUNK = 1 << 20
 _LINES_PER_BATCH = 4096
+
+
+STDIN = "-"  # the corpus path that means standard input
 
 
 @dataclass(frozen=True)
@@ -35,16 +43,15 @@ class CorpusFile:
 
 def check_corpus(path: str | Path) -> CorpusFile:
     """Check that a file is non-empty UTF-8 text, hash it and count its lines, in one pass that needs
-    little memory."""
-    path = Path(path)
-    if not path.exists():
-        raise CorpusError(f"corpus not found: {path}")
-    if path.is_dir():
-        raise CorpusError(f"{path} is a directory; give a text file")
+    little memory. `-` is standard input, spooled to a temporary file first (see `spool_stdin`).
+
+    Anything but a regular file (a directory, a FIFO, a device) is refused without being opened.
+    """
+    path = spool_stdin() if str(path) == STDIN else Path(path)
     digest = hashlib.sha256()
     decoder = codecs.getincrementaldecoder("utf-8")()
     offset, lines, has_text = 0, 0, False
-    with open(path, "rb") as stream:
+    with open_regular(path, "corpus", CorpusError) as stream:
         while chunk := stream.read(_CHUNK):
             digest.update(chunk)
             lines += chunk.count(b"\n")
@@ -67,6 +74,24 @@ def check_corpus(path: str | Path) -> CorpusFile:
     return CorpusFile(path, offset, digest.hexdigest(), lines)
 
 
+def spool_stdin() -> Path:
+    """Standard input copied to a temporary file named `stdin`, removed when the process ends.
+
+    A corpus is read several times (hash, tokenizer, encoding) and a pipe can be read once; as a file,
+    its hash and the encoded cache work as for any other corpus.
+    """
+    if sys.stdin is None or sys.stdin.isatty():
+        raise CorpusError("the corpus '-' is standard input, which is a terminal here; pipe the text in, "
+                          "e.g. cat notes/*.txt | nextword train - --out models/notes")
+    cache_dir().mkdir(parents=True, exist_ok=True)
+    directory = Path(tempfile.mkdtemp(prefix="stdin-", dir=cache_dir()))
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    path = directory / "stdin"
+    with atomic_path(path) as temporary, open_new(temporary) as spool:
+        shutil.copyfileobj(sys.stdin.buffer, spool, _CHUNK)
+    return path
+
+
 def cache_dir() -> Path:
     """Where encoded corpora are kept: $NEXTWORD_CACHE, else the user's cache directory."""
     if env := os.environ.get("NEXTWORD_CACHE"):
@@ -79,9 +104,28 @@ def token_dtype(vocab_size: int) -> np.dtype:
     return np.dtype(np.uint16 if vocab_size <= 1 << 16 else np.uint32)
 
 
-def _lines(path: Path) -> Iterator[list[str]]:
+class _Hashing(io.RawIOBase):
+    """A binary stream that adds every byte read from it to `digest`."""
+
+    def __init__(self, stream: BinaryIO, digest: Any):
+        self.stream, self.digest = stream, digest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        count = self.stream.readinto(buffer)
+        if count:
+            self.digest.update(memoryview(buffer)[:count])
+        return count
+
+
+def _lines(path: Path, digest: Any) -> Iterator[list[str]]:
+    """The lines of `path` in batches, every byte read also added to `digest`."""
     # newline=None turns CRLF and CR line ends into "\n", so Windows files encode like any other.
-    with open(path, encoding="utf-8", newline=None) as stream:
+    with open_regular(path, "corpus", CorpusError) as raw, \
+            io.TextIOWrapper(io.BufferedReader(_Hashing(raw, digest), _CHUNK), encoding="utf-8",
+                             newline=None) as stream:
         batch: list[str] = []
         for line in stream:
             batch.append(line.rstrip("\n"))
@@ -93,17 +137,29 @@ def _lines(path: Path) -> Iterator[list[str]]:
 
 
 def encode_corpus(corpus: CorpusFile, tokenizer: Tokenizer) -> np.ndarray:
-    """The corpus as a read-only memory-mapped array of token ids, a line break (`eos`) after each line."""
+    """The corpus as a read-only memory-mapped array of token ids, a line break (`eos`) after each line.
+
+    The cache is named by the corpus's hash, so the bytes encoded are hashed too and must be the bytes
+    `check_corpus` hashed: a file edited in between is refused, never cached under the old hash.
+    """
     tokenizer_key = hashlib.sha256(tokenizer.proto).hexdigest()[:16]
     dtype = token_dtype(tokenizer.vocab_size)
     target = cache_dir() / f"{corpus.sha256[:32]}-{tokenizer_key}.{dtype.name}"
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(target) as temporary, open(temporary, "wb") as out:
-            for lines in _lines(corpus.path):
-                for ids in tokenizer.encode_lines(lines):
-                    ids.append(EOS_ID)
-                    out.write(np.asarray(ids, dtype=dtype).tobytes())
+        changed = CorpusError(f"{corpus.path} changed while nextword was reading it (its content is not the "
+                              f"one checked when the run started); run again once nothing is writing to it")
+        digest = hashlib.sha256()
+        with atomic_path(target) as temporary, open_new(temporary) as out:
+            try:
+                for lines in _lines(corpus.path, digest):
+                    for ids in tokenizer.encode_lines(lines):
+                        ids.append(EOS_ID)
+                        out.write(np.asarray(ids, dtype=dtype).tobytes())
+            except UnicodeDecodeError:  # checked as UTF-8 at the start
+                raise changed from None
+            if digest.hexdigest() != corpus.sha256:
+                raise changed
     if target.stat().st_size == 0:
         return np.zeros(0, dtype=dtype)
     return np.memmap(target, dtype=dtype, mode="r")

@@ -21,6 +21,7 @@ import contextlib
 import importlib.util
 import io
 import logging
+import os
 import warnings
 from pathlib import Path
 from typing import Any, Iterator
@@ -28,6 +29,7 @@ from typing import Any, Iterator
 import torch
 from torch import nn
 
+from .checkpoint import is_own_file
 from .errors import ConfigError, ExportError
 from .files import atomic_path
 from .model import LanguageModel, RecurrentLM, WindowedBiLM
@@ -75,11 +77,28 @@ def _quiet_logger(name: str) -> Iterator[None]:
         logger.setLevel(level)
 
 
-def export(model: LanguageModel, fmt: str, out: str | Path) -> dict[str, Any]:
-    """Write `model`'s next-token step to the file `out` (atomically) as TorchScript or ONNX.
+def check_target(out: Path, *, force: bool) -> None:
+    """Refuse to replace an existing file unless `force`, and a model directory's own files ever.
+
+    A link at `out` is replaced itself (files.atomic_path), never the file it points to.
+    """
+    if is_own_file(Path(os.path.realpath(out.parent)) / out.name):
+        raise ExportError(f"{out} is a file of the model directory {out.parent}, which export never replaces; "
+                          f"choose another --out")
+    if os.path.isdir(out):
+        raise ExportError(f"--out {out} is a directory; give the path of the file to write")
+    if os.path.lexists(out) and not force:
+        raise ExportError(f"{out} exists; use --force to replace it, or choose another --out (nothing was written)")
+
+
+def export(model: LanguageModel, fmt: str, out: str | Path, *, force: bool = False) -> dict[str, Any]:
+    """Write `model`'s next-token step to the file `out` (atomically) as TorchScript or ONNX; an existing
+    `out` only with `force` (see `check_target`).
 
     Returns what the file takes and gives: input and output names with their shapes.
     """
+    out = Path(out)
+    check_target(out, force=force)
     if fmt not in FORMATS:
         raise ConfigError(f"option 'format' must be one of {', '.join(FORMATS)}; got {fmt!r}")
     if isinstance(model, NgramLM):

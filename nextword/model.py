@@ -16,6 +16,7 @@ Both are causal: the logits at position t depend only on tokens 0..t. Nothing ab
 from __future__ import annotations
 
 import math
+import os
 from typing import Union
 
 import numpy as np
@@ -23,6 +24,7 @@ import torch
 from torch import nn
 
 from .config import Config
+from .errors import ConfigError
 from .ngram import NgramLM
 from .tokenizer import EOS_ID
 
@@ -270,10 +272,40 @@ def build_model(config: Config, vocab_size: int, cutoffs: list[int] | None = Non
     """
     if (config.softmax == "adaptive") != bool(cutoffs):
         raise ValueError("an adaptive softmax needs its cutoffs, and only it takes them")
-    if config.bidirectional:
-        return WindowedBiLM(vocab_size, config.cell, config.layers, config.embed, config.hidden, config.dropout,
-                            config.context, config.pool, cutoffs)
-    return RecurrentLM(vocab_size, config.cell, config.layers, config.embed, config.hidden, config.dropout, cutoffs)
+    size = _weights_bytes(config, vocab_size)
+    too_large = ConfigError(f"the model is too large for memory: {config.cell} with hidden {config.hidden}, "
+                            f"embed {config.embed}, {config.layers} layers and {vocab_size} pieces needs about "
+                            f"{size / 2 ** 30:,.1f} GiB for its weights alone; lower --hidden, --embed, --layers "
+                            f"or --vocab-size")
+    if size > _memory_bytes():
+        raise too_large  # refused before allocating: an allocation close to the memory's size may succeed
+    try:                 # and then be killed by the OS while it is filled
+        if config.bidirectional:
+            return WindowedBiLM(vocab_size, config.cell, config.layers, config.embed, config.hidden,
+                                config.dropout, config.context, config.pool, cutoffs)
+        return RecurrentLM(vocab_size, config.cell, config.layers, config.embed, config.hidden, config.dropout,
+                           cutoffs)
+    except (MemoryError, RuntimeError) as exc:
+        if isinstance(exc, RuntimeError) and "allocate" not in str(exc):
+            raise
+        raise too_large from None
+
+
+def _weights_bytes(config: Config, vocab_size: int) -> int:
+    """About how many bytes a neural model's float32 weights take, counted before any is allocated."""
+    gates = {"rnn": 1, "gru": 3, "lstm": 4}[config.cell]
+    directions = 2 if config.bidirectional else 1
+    width = config.embed + config.hidden * directions
+    recurrent = config.layers * directions * gates * config.hidden * (width + 2)
+    return 4 * (vocab_size * config.embed + recurrent + config.hidden * directions * (vocab_size + 1))
+
+
+def _memory_bytes() -> int:
+    """The machine's physical memory; where it cannot be read, no bound (allocation failures still tell)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return 1 << 62
 
 
 def detach_state(state: State | None) -> State | None:

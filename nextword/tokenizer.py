@@ -25,6 +25,7 @@ import numpy as np
 import sentencepiece as spm
 
 from .errors import ConfigError, CorpusError, ModelDirError
+from .files import open_text, read_bytes
 
 WORD_MARK = "\u2581"  # "▁", SentencePiece's mark for a preceding space
 UNK_ID, EOS_ID = 0, 1
@@ -84,12 +85,20 @@ class Tokenizer:
 
     @classmethod
     def load(cls, path: str | Path) -> Tokenizer:
+        """The tokenizer in the file `path`, checked: a damaged or foreign one is a one-line ModelDirError."""
+        if not os.path.lexists(path):
+            raise ModelDirError(f"tokenizer missing: {path}; the model directory is incomplete")
+        proto = read_bytes(path, "tokenizer", ModelDirError)
+        if not proto:  # SentencePiece takes an empty model and fails later, logging to stderr
+            raise ModelDirError(f"tokenizer file is damaged: {path} is empty")
         try:
-            return cls(Path(path).read_bytes())
-        except FileNotFoundError:
-            raise ModelDirError(f"tokenizer missing: {path}; the model directory is incomplete") from None
+            sp = spm.SentencePieceProcessor(model_proto=proto)
         except RuntimeError:
-            raise ModelDirError(f"tokenizer file is damaged: {path}") from None
+            raise ModelDirError(f"tokenizer file is damaged: {path} is not a SentencePiece model") from None
+        if sp.vocab_size() < 2 or sp.unk_id() != UNK_ID or sp.eos_id() != EOS_ID:
+            raise ModelDirError(f"tokenizer file is damaged: {path} is not a nextword tokenizer (one has at "
+                                f"least 2 pieces, the unknown piece at id {UNK_ID} and the line break at {EOS_ID})")
+        return cls(proto)
 
     @property
     def vocab_size(self) -> int:
@@ -224,6 +233,8 @@ def _train_proto(corpus: Path, kind: str, vocab_size: int, sample_lines: int) ->
 
 def _sentences(corpus: Path) -> Iterator[str]:
     """The corpus as SentencePiece trains on it: lines (CR and CRLF ends read as LF), long ones in parts."""
-    with open(corpus, encoding="utf-8", newline=None) as stream:
+    # A character that is not UTF-8 can only be there if the file changed since it was checked; encoding
+    # it later finds that out (the text must hash as checked), so the sample need not stop on it.
+    with open_text(corpus, "corpus", CorpusError, errors="replace") as stream:
         for line in stream:
             yield from line_parts(line.rstrip("\n"))

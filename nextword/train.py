@@ -25,6 +25,7 @@ import torch
 from . import checkpoint, distributed
 from .config import Config
 from .data import CorpusFile, StreamBatches, WindowBatches, check_corpus, encode_corpus, split_validation
+from .devices import pick_device
 from .errors import ConfigError, CorpusError, TrainingDiverged, TrainingInterrupted, WriteError
 from .evaluate import LossTotals, stream_loss
 from .model import AdaptiveOutput, adaptive_cutoffs, build_model, detach_state, parameter_count
@@ -94,16 +95,6 @@ class TrainSummary:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def pick_device(name: str) -> torch.device:
-    """`auto` is cuda, then mps, then cpu; an explicit device must be present."""
-    cuda, mps = torch.cuda.is_available(), torch.backends.mps.is_available()
-    if name == "auto":
-        return torch.device("cuda" if cuda else "mps" if mps else "cpu")
-    if (name == "cuda" and not cuda) or (name == "mps" and not mps):
-        raise ConfigError(f"option 'device' is {name}, but no {name} device is available; use auto or cpu")
-    return torch.device(name)
 
 
 def train(config: Config, corpus: str | Path, out: str | Path, *, valid_file: str | Path | None = None,
@@ -231,6 +222,9 @@ def _metrics_row(step: int, epoch: int, elapsed: float, lr: float, totals: LossT
 def _check_same_data(manifest: dict[str, Any], corpus: CorpusFile, held_out: CorpusFile | None) -> None:
     """A resumed run must read the very text it started on, or it would not continue it exactly."""
     if manifest.get("corpus_sha256") != corpus.sha256:
+        if manifest.get("corpus") == corpus.path.name:  # the same file, edited since: saying so names the cause
+            raise ConfigError(f"the content of {corpus.path} changed since this run started; resume with the "
+                              f"text it started on, or train anew with --force")
         raise ConfigError(f"{corpus.path} is not the corpus this model was trained on "
                           f"({manifest.get('corpus')}); resume with that file, or train anew")
     if manifest.get("valid_sha256") != (held_out.sha256 if held_out else None):

@@ -131,9 +131,9 @@ def test_model_that_is_not_a_model_directory(command: str, tmp_path: Path, corpu
 @pytest.mark.parametrize("command, args, message", [
     ("predict", ["  "], "the text is empty"),
     ("generate", [""], "the prompt is empty"),
-    ("predict", ["anna", "--top-k", "0"], "'top_k' must be >= 1"),
+    ("predict", ["anna", "--top-k", "0"], "'--top-k' / '-k': Input should be greater than or equal to 1"),
     ("generate", ["anna", "--temperature", "-1"], "'temperature' must be >= 0"),
-    ("generate", ["anna", "--samples", "0"], "'samples' must be >= 1"),
+    ("generate", ["anna", "--samples", "0"], "'--samples': Input should be greater than or equal to 1"),
 ])
 def test_bad_prompts_and_options(command, args, message, trained_model: Path) -> None:
     result = run(command, trained_model, *args)
