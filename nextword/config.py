@@ -78,7 +78,7 @@ class Config:
     # Budget and evaluation
     epochs: int | None = _opt(10, "Stop after this many passes over the training split.", low=1)
     max_steps: int | None = _opt(None, "Stop after this many optimiser steps.", low=1)
-    time_budget: float | None = _opt(None, "Stop after this much training time, e.g. 90s, 10m, 1h.",
+    time_budget: float | None = _opt(None, "Stop after this much training time: 90s, 10m, 1h30m, 1:30:00.",
                                      low=0.0, low_open=True)
     eval_every: int = _opt(200, "Evaluate and checkpoint every this many steps.", low=1)
     patience: int | None = _opt(None, "Stop after this many evaluations without a better validation loss.",
@@ -96,17 +96,29 @@ class Config:
 FIELDS: dict[str, dataclasses.Field] = {f.name: f for f in dataclasses.fields(Config)}
 _TYPES = typing.get_type_hints(Config)
 
-_DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s?)?\s*$")
+# Every number carries its unit, largest first (1h30m, 90s, 1.5h), or the clock is written out
+# (1:30:00 is h:mm:ss, 2:30 is m:ss). A bare number is seconds. `1h30` is refused: minutes or seconds?
+_NUMBER = r"\d+(?:\.\d+)?"
+_UNITS = re.compile(rf"^(?:({_NUMBER})h)?(?:({_NUMBER})m)?(?:({_NUMBER})s)?$")
+_CLOCK = re.compile(r"^(?:(\d+):)?(\d+):(\d{2}(?:\.\d+)?)$")
+DURATION_EXAMPLES = "90, 90s, 3m, 1h30m, 1.5h, 1:30:00 (h:mm:ss) or 2:30 (m:ss)"
 
 
 def parse_duration(value: Any) -> float:
-    """Seconds from `90`, `90s`, `10m`, `1h30m` or `1.5h`."""
+    """Seconds from an unambiguous duration: one of DURATION_EXAMPLES."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
-    match = _DURATION.match(str(value))
-    if not match or not any(match.groups()):
-        raise ValueError(f"{value!r} is not a duration like 90s, 10m or 1h30m")
-    hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
+    text = str(value).strip().lower().replace(" ", "")
+    if re.fullmatch(_NUMBER, text):
+        return float(text)
+    if (clock := _CLOCK.match(text)) and float(clock.group(3)) < 60 and \
+            (clock.group(1) is None or int(clock.group(2)) < 60):
+        hours, minutes, seconds = (float(g) if g else 0.0 for g in clock.groups())
+        return hours * 3600 + minutes * 60 + seconds
+    units = _UNITS.match(text)
+    if not text or not units or not any(units.groups()):
+        raise ValueError(f"{value!r} is not a duration; write it like {DURATION_EXAMPLES}")
+    hours, minutes, seconds = (float(g) if g else 0.0 for g in units.groups())
     return hours * 3600 + minutes * 60 + seconds
 
 
