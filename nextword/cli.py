@@ -6,6 +6,7 @@ Errors from the library (NextwordError) become one red line on stderr and exit c
 
 from __future__ import annotations
 
+import enum
 import functools
 import inspect
 import json
@@ -19,11 +20,12 @@ from typing import Any, Callable, Optional
 
 import typer
 from rich.console import Console, Group
+from rich.markup import escape
 from rich.table import Table
 
 from . import __version__
 from .config import _TYPES as CONFIG_TYPES
-from .config import FIELDS, INIT_LR_SCALE, Sampling
+from .config import COMPARE_DEFAULTS, COMPARE_STEPS, FIELDS, INIT_LR_SCALE, Sampling
 from .errors import NextwordError, TrainingInterrupted
 
 app = typer.Typer(
@@ -39,7 +41,7 @@ err = Console(stderr=True, highlight=False)
 
 
 def _fail(message: str) -> None:
-    err.print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
+    err.print(f"[bold red]error:[/] {escape(message)}", markup=True, soft_wrap=True)
 
 
 def _friendly(command: Callable) -> Callable:
@@ -50,7 +52,7 @@ def _friendly(command: Callable) -> Callable:
         try:
             return command(*args, **kwargs)
         except TrainingInterrupted as exc:
-            err.print(f"[yellow]{exc}[/]", soft_wrap=True)
+            err.print(f"[yellow]{escape(str(exc))}[/]", soft_wrap=True)
             raise typer.Exit(130) from None
         except NextwordError as exc:
             _fail(str(exc))
@@ -63,41 +65,55 @@ def _friendly(command: Callable) -> Callable:
     return wrapper
 
 
-def _flag(key: str) -> Any:
-    """A training option, documented once in config.Config and shown with its default."""
-    field = FIELDS[key]
-    shown = "none" if field.default is None else field.default
+def _flag(key: str, default: Any) -> Any:
+    """A training option, documented once in config.Config; its help shows `default`, the one in effect."""
     flag = f"--{key.replace('_', '-')}"
-    if isinstance(field.default, bool):
+    if isinstance(FIELDS[key].default, bool):
         flag = f"{flag}/--no-{key.replace('_', '-')}"
-    return typer.Option(None, flag, show_default=False, help=f"{field.metadata['help']} (default: {shown})",
-                        rich_help_panel="Training options")
+    value = _choice_type(key)(default) if FIELDS[key].metadata["choices"] and default is not None else default
+    return typer.Option(value, flag, help=FIELDS[key].metadata["help"], show_default=default is not None,
+                        case_sensitive=False, rich_help_panel="Training options")
+
+
+@functools.cache
+def _choice_type(key: str) -> type[enum.Enum]:
+    """The values of a choice option as an Enum, so that help lists them and the shell completes them."""
+    return enum.Enum(key, {value: value for value in FIELDS[key].metadata["choices"]}, type=str)
 
 
 def _option_type(key: str) -> Any:
+    if FIELDS[key].metadata["choices"]:
+        return _choice_type(key)
     declared = [t for t in typing.get_args(CONFIG_TYPES[key]) or (CONFIG_TYPES[key],) if t is not type(None)][0]
     accepted = str if key == "time_budget" else declared  # durations are typed as text: 90s, 10m
     return Optional[accepted]
 
 
-def with_training_options(*, exclude: tuple[str, ...] = ()) -> Callable:
+def with_training_options(*, exclude: tuple[str, ...] = (), defaults: dict[str, Any] | None = None) -> Callable:
     """Give a command every training option (--cell, --layers, ...) without writing each one out.
 
-    The options that were given arrive in the command's `options` argument, a dict.
+    Help shows config.Config's defaults, or the command's own `defaults` where it has them. The options
+    given on the command line (not their defaults: a YAML file fills those) arrive in the command's
+    `options` argument, a dict.
     """
+    shown = {key: field.default for key, field in FIELDS.items()} | (defaults or {})
 
     def decorate(command: Callable) -> Callable:
         keys = [key for key in FIELDS if key not in exclude]
         own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.name != "options"]
-        added = [inspect.Parameter(key, inspect.Parameter.KEYWORD_ONLY, default=_flag(key),
+        added = [inspect.Parameter(key, inspect.Parameter.KEYWORD_ONLY, default=_flag(key, shown[key]),
                                    annotation=_option_type(key)) for key in keys]
+        context = inspect.Parameter("training_context", inspect.Parameter.KEYWORD_ONLY, default=None,
+                                    annotation=typer.Context)
 
         @functools.wraps(command)
-        def wrapper(**kwargs: Any) -> Any:
-            options = {key: kwargs.pop(key) for key in keys}
-            return command(**kwargs, options={k: v for k, v in options.items() if v is not None})
+        def wrapper(training_context: typer.Context, **kwargs: Any) -> Any:
+            given = {key: kwargs.pop(key) for key in keys}
+            options = {key: value.value if isinstance(value, enum.Enum) else value for key, value in given.items()
+                       if training_context.get_parameter_source(key).name != "DEFAULT"}
+            return command(**kwargs, options=options)
 
-        wrapper.__signature__ = inspect.Signature(own + added)
+        wrapper.__signature__ = inspect.Signature([*own, context, *added])
         return wrapper
 
     return decorate
@@ -119,7 +135,7 @@ def train(
     config: Optional[Path] = typer.Option(None, "--config", "-c",
                                           help="YAML file of options, e.g. models/small.yaml; flags override it."),
     out_dir: Optional[Path] = typer.Option(None, "--out", "-o",
-                                           help="Model directory to write (default: models/<corpus>-<cell>)."),
+                                           help="Model directory to write.", show_default="models/<corpus>-<cell>"),
     valid: Optional[Path] = typer.Option(None, "--valid",
                                          help="Validation text file, instead of holding out the end of CORPUS."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing model directory."),
@@ -152,7 +168,7 @@ def train(
         _print_json(summary.to_dict())
     elif not quiet:
         out.print(summary_table(summary.to_dict()))
-        out.print(f"Saved to [bold]{out_dir}[/]. Try: nextword predict {out_dir} \"some words \"")
+        out.print(f"Saved to [bold]{escape(str(out_dir))}[/]. Try: nextword predict {escape(str(out_dir))} \"some words \"")
 
 
 def _with_display(quiet: bool, settings: Any, run: Callable[[Any], Any]) -> Any:
@@ -171,7 +187,7 @@ def _with_display(quiet: bool, settings: Any, run: Callable[[Any], Any]) -> Any:
 
 @app.command()
 @_friendly
-@with_training_options(exclude=("cell", "bidirectional"))
+@with_training_options(exclude=("cell", "bidirectional"), defaults={**COMPARE_DEFAULTS, "max_steps": COMPARE_STEPS})
 def compare(
     corpus: Path = typer.Argument(..., help="The text file to learn from (UTF-8)."),
     cells: str = typer.Option("rnn,gru,lstm", "--cells", help="Comma-separated cells to compare."),
@@ -180,8 +196,8 @@ def compare(
     config: Optional[Path] = typer.Option(None, "--config", "-c",
                                           help="YAML file of options shared by every variant."),
     out_dir: Optional[Path] = typer.Option(None, "--out", "-o",
-                                           help="Where to keep the models, compare.json, plots and report "
-                                                "(default: models/compare-<corpus>)."),
+                                           help="Where to keep the models, compare.json, plots and report.",
+                                           show_default="models/compare-<corpus>"),
     valid: Optional[Path] = typer.Option(None, "--valid",
                                          help="Validation text file, instead of holding out the end of CORPUS."),
     accuracy_words: int = typer.Option(2000, "--accuracy-words",
@@ -193,8 +209,8 @@ def compare(
 ) -> None:
     """Train each cell type on CORPUS with the same data and budget, and compare them side by side.
 
-    Each variant gets the same steps (--max-steps, default 1000, reproducible) or the same time (--time-budget),
-    by default at a constant learning rate and without dropout (--warmup, --final-lr, --dropout change that).
+    Each variant gets the same steps (--max-steps, reproducible) or the same time (--time-budget), by default
+    at a constant learning rate and without dropout (--warmup, --final-lr, --dropout change that).
     """
 
     from .compare import compare as run_compare, compare_settings
@@ -209,7 +225,7 @@ def compare(
         _print_json([r.to_dict() for r in results])
         return
     out.print(comparison_table(results))
-    out.print(f"Wrote {out_dir}/: compare.json, curves.png, gradients.png, report.md and a model per variant.")
+    out.print(f"Wrote {escape(str(out_dir))}/: compare.json, curves.png, gradients.png, report.md and a model per variant.")
 
 
 def comparison_table(results: list) -> Group:
@@ -270,7 +286,7 @@ class TrainDisplay:
             if not self.live:
                 err.print(f"{event.name}…")
         elif isinstance(event, Notice):
-            err.print(f"[yellow]note:[/] {event.message}", soft_wrap=True)
+            err.print(f"[yellow]note:[/] {escape(event.message)}", soft_wrap=True)
         elif isinstance(event, Progress):
             self.last = event
             total = f"/{event.total_steps}" if event.total_steps else ""
@@ -333,26 +349,26 @@ def predict(
     model: Path = typer.Argument(..., help="A model directory."),
     text: str = typer.Argument(..., help="The text so far. End it with a space for the next word; "
                                          "without one, the last word is completed."),
-    top_k: int = typer.Option(5, "--top-k", "-k", help="How many words to show."),
+    suggestions: int = typer.Option(5, "--suggestions", "-k", "--top-k", help="How many words to offer."),
     device: str = typer.Option("cpu", "--device", help="Where to run the model."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """The most likely next words after TEXT, with their probabilities."""
     from .predict import Predictor, split_partial
 
-    predictions = Predictor.load(model, device=device).predict(text, k=top_k)
+    predictions = Predictor.load(model, device=device).predict(text, k=suggestions)
     context, partial = split_partial(text)
     if as_json:
         _print_json({"context": context, "partial": partial,
                      "predictions": [{"word": w, "prob": round(p, 6)} for w, p in predictions]})
         return
     if partial:
-        title = f"Completions of [bold]{partial}[/] after “{_tail(context)}”" if context.strip() \
-            else f"Completions of [bold]{partial}[/]"
+        title = f"Completions of [bold]{escape(partial)}[/] after “{escape(_tail(context))}”" if context.strip() \
+            else f"Completions of [bold]{escape(partial)}[/]"
     else:
-        title = f"Next word after “{_tail(context)}”"
+        title = f"Next word after “{escape(_tail(context))}”"
     if not predictions:
-        err.print(f"[yellow]note:[/] no word the model knows starts with {partial!r}", soft_wrap=True)
+        err.print(f"[yellow]note:[/] no word the model knows starts with {escape(repr(partial))}", soft_wrap=True)
         return
     out.print(title)
     table = Table()
@@ -361,7 +377,7 @@ def predict(
     table.add_column("probability", justify="right")
     table.add_column("")
     for rank, (word, prob) in enumerate(predictions, 1):
-        table.add_row(str(rank), word, f"{prob:.4f}", "█" * max(1, round(prob * 30)))
+        table.add_row(str(rank), escape(word), f"{prob:.4f}", "█" * max(1, round(prob * 30)))
     out.print(table)
 
 
@@ -378,9 +394,10 @@ def generate(
     max_words: int = typer.Option(Sampling.max_words, "--max-words", "-n", help="Words to add."),
     temperature: float = typer.Option(Sampling.temperature, "--temperature", "-t",
                                       help="Sampling temperature; 0 is greedy."),
-    top_k: int = typer.Option(Sampling.top_k, "--top-k", help="Sample from the k likeliest pieces only (0: all)."),
-    top_p: float = typer.Option(Sampling.top_p, "--top-p",
-                                help="Sample from the smallest set of pieces with this much probability."),
+    sample_top_k: int = typer.Option(Sampling.top_k, "--sample-top-k",
+                                     help="Sample from the k likeliest pieces only (0: all)."),
+    sample_top_p: float = typer.Option(Sampling.top_p, "--sample-top-p", "--top-p",
+                                       help="Sample from the smallest set of pieces with this much probability."),
     seed: Optional[int] = typer.Option(None, "--seed", help="The same seed gives the same text."),
     samples: int = typer.Option(1, "--samples", help="How many completions to write."),
     device: str = typer.Option("cpu", "--device", help="Where to run the model."),
@@ -400,7 +417,7 @@ def generate(
     predictor = Predictor.load(model, device=device)
     completions = []
     for index in range(samples):
-        options = dict(max_words=max_words, temperature=temperature, top_k=top_k, top_p=top_p,
+        options = dict(max_words=max_words, temperature=temperature, top_k=sample_top_k, top_p=sample_top_p,
                        seed=None if seed is None else seed + index)
         if as_json:
             completions.append(predictor.generate(prompt, **options))
@@ -478,8 +495,10 @@ def _type_along(keyboard: Any) -> None:
 def evaluate(
     model: Path = typer.Argument(..., help="A model directory."),
     file: Path = typer.Argument(..., help="Text to evaluate on (UTF-8), ideally not seen in training."),
-    max_words: Optional[int] = typer.Option(None, "--max-words", help="Stop after this many words: a quick estimate."),
-    suggestions: int = typer.Option(3, "--suggestions", help="Suggestions shown while typing, for keystroke savings."),
+    score_words: Optional[int] = typer.Option(None, "--score-words",
+                                              help="Score only the first N words of FILE: a quick estimate."),
+    suggestions: int = typer.Option(3, "--suggestions", "-k",
+                                    help="Words offered while typing, for keystroke savings."),
     long_range: bool = typer.Option(False, "--long-range",
                                     help="Also score the far-dependent words listed in FILE.targets.jsonl."),
     device: str = typer.Option("cpu", "--device", help="Where to run the model."),
@@ -502,12 +521,12 @@ def evaluate(
         progress.update(tasks[stage], completed=done)
 
     with progress:
-        result = evaluate_file(predictor, file, max_words=max_words, suggestions=suggestions,
+        result = evaluate_file(predictor, file, max_words=score_words, suggestions=suggestions,
                                long_range=long_range, on_progress=on_progress)
     if as_json:
         _print_json(result)
         return
-    table = Table(title=f"{model} on {file}", show_header=False, title_justify="left")
+    table = Table(title=f"{escape(str(model))} on {escape(str(file))}", show_header=False, title_justify="left")
     table.add_column(style="bold")
     table.add_column(justify="right")
     rows = [("tokens / words scored", f"{result['tokens']:,} / {result['words']:,}"),
@@ -528,12 +547,19 @@ def evaluate(
     out.print(table)
 
 
+class ExportFormat(str, enum.Enum):
+    """export.FORMATS, named here so that --help lists them without importing torch."""
+    torchscript = "torchscript"
+    onnx = "onnx"
+
+
 @app.command()
 @_friendly
 def export(
     model: Path = typer.Argument(..., help="A model directory (rnn, gru or lstm; causal or bidirectional)."),
-    fmt: str = typer.Option(..., "--format", "-f", help="torchscript (torch.jit.load) or onnx (onnxruntime; "
-                                                        "needs pip install 'nextword[export]')."),
+    fmt: ExportFormat = typer.Option(..., "--format", "-f", case_sensitive=False,
+                                     help="torchscript (torch.jit.load) or onnx (onnxruntime; "
+                                          "needs pip install 'nextword\\[export]')."),
     out_file: Path = typer.Option(..., "--out", "-o", help="The file to write."),
     as_json: bool = typer.Option(False, "--json", help="Print what the file takes and gives as JSON."),
 ) -> None:
@@ -542,12 +568,12 @@ def export(
     from .checkpoint import load
     from .export import export as export_step
 
-    described = export_step(load(model).model, fmt.strip().lower(), out_file)
+    described = export_step(load(model).model, fmt.value, out_file)
     if as_json:
         _print_json(described)
         return
-    out.print(f"Wrote [bold]{out_file}[/] ({described['format']}): {_signature(described['inputs'])} -> "
-              f"{_signature(described['outputs'])}. The tokenizer is {model / 'tokenizer.model'}.", soft_wrap=True)
+    out.print(f"Wrote [bold]{escape(str(out_file))}[/] ({described['format']}): {_signature(described['inputs'])} -> "
+              f"{_signature(described['outputs'])}. The tokenizer is {escape(str(model / 'tokenizer.model'))}.", soft_wrap=True)
 
 
 def _signature(tensors: dict[str, list]) -> str:
@@ -573,15 +599,15 @@ def info(
     if as_json:
         _print_json(details)
         return
-    overview = Table(title=f"Model {model}", show_header=False, title_justify="left")
+    overview = Table(title=f"Model {escape(str(model))}", show_header=False, title_justify="left")
     overview.add_column(style="bold")
     overview.add_column()
     for name in ("corpus", "parameters", "vocab_size"):
         value = details[name]
         label = "n-grams" if name == "parameters" and loaded.config.cell == "ngram" else name
-        overview.add_row(label, f"{value:,}" if isinstance(value, int) else str(value))
+        overview.add_row(label, f"{value:,}" if isinstance(value, int) else escape(str(value)))
     if details["init"]:
-        overview.add_row("started from", f"{details['init']['path']} (trained on {details['init']['corpus']})")
+        overview.add_row("started from", escape(f"{details['init']['path']} (trained on {details['init']['corpus']})"))
     settings = loaded.config.to_dict()
     if settings["cell"] == "ngram":
         overview.add_row("model", f"ngram, order {settings['order']}, interpolated modified Kneser-Ney")

@@ -19,7 +19,7 @@ import numpy as np
 
 from . import checkpoint, plots
 from . import config as configuration
-from .config import CELLS, NEURAL_CELLS, Config
+from .config import CELLS, COMPARE_DEFAULTS, COMPARE_STEPS, NEURAL_CELLS, Config
 from .data import CorpusFile, check_corpus
 from .errors import ConfigError, ModelDirError
 from .evaluate import LongRangeAccuracy, long_range_accuracy, read_targets, stream_loss, word_metrics
@@ -70,14 +70,6 @@ class VariantResult:
         if not self.gradient:
             return math.nan
         return self.gradient[0] / self.gradient[-1] if self.gradient[-1] > 0 else math.inf
-
-
-# A comparison is a short run of each variant, so by default it trains at a constant rate and
-# without dropout: in ~1000 steps a warm-up and decay, or dropout, mostly delay the moment a cell
-# learns to carry a word across a clause (on the long-range corpus they hid that an LSTM learns
-# it at all; see the README). --config and flags override each of these.
-COMPARE_DEFAULTS = {"dropout": 0.0, "warmup": 0, "final_lr": 1.0}
-COMPARE_STEPS = 1000  # each variant's budget when neither the YAML file nor the flags set one
 
 
 def compare_settings(config_file: Path | None, options: dict[str, Any]) -> Config:

@@ -35,6 +35,13 @@ SHAPE_KEYS = ("tokenizer", "vocab_size", "cell", "order", "layers", "embed", "hi
               "context", "pool")
 INIT_LR_SCALE = 0.3  # a run from a trained model's weights starts at this fraction of its learning rate
 
+# A comparison is a short run of each variant, so by default it trains at a constant rate and
+# without dropout: in ~1000 steps a warm-up and decay, or dropout, mostly delay the moment a cell
+# learns to carry a word across a clause (on the long-range corpus they hid that an LSTM learns
+# it at all; see the README). --config and flags override each of these.
+COMPARE_DEFAULTS = {"dropout": 0.0, "warmup": 0, "final_lr": 1.0}
+COMPARE_STEPS = 1000  # each variant's budget when neither the YAML file nor the flags set one
+
 
 def _opt(default: Any, help: str, *, low: float | None = None, high: float | None = None,
          choices: tuple[str, ...] | None = None, low_open: bool = False) -> Any:

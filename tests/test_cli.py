@@ -91,8 +91,6 @@ TRAIN_CASES = [
     (["{corpus}", "--dropout=2"], "option 'dropout' must be <= 0.9"),
     (["{corpus}", "--lr=-0.1"], "option 'lr' must be > 0"),
     (["{corpus}", "--time-budget=soon"], "'soon' is not a duration"),
-    (["{corpus}", "--cell=transformer"], "option 'cell' must be one of rnn, gru, lstm"),
-    (["{corpus}", "--tokenizer=morfessor"], "option 'tokenizer' must be one of unigram, bpe, char, word"),
     (["{corpus}", "--config={malformed_yaml}"], "malformed YAML"),
     (["{corpus}", "--config={unknown_yaml}"], "unknown option 'hiden'"),
     (["{corpus}", "--config={missing}"], "config file not found"),
@@ -149,6 +147,17 @@ def test_existing_model_is_not_overwritten_without_force(tmp_path: Path, corpus_
 def test_typer_usage_errors_exit_2_without_traceback(corpus_file: Path) -> None:
     result = run("train", corpus_file, "--layers", "abc")
     assert result.exit_code == 2 and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("option, value, choices", [
+    ("--cell", "transformer", "'rnn', 'gru', 'lstm', 'ngram'"),
+    ("--tokenizer", "morfessor", "'unigram', 'bpe', 'char', 'word'"),
+])
+def test_a_choice_outside_its_values_names_them(option: str, value: str, choices: str, corpus_file: Path) -> None:
+    result = runner.invoke(app, ["train", str(corpus_file), option, value], env={"COLUMNS": "200"})
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert f"'{value}' is not one of {choices}" in result.stderr
+    assert run("train", corpus_file, option, value.upper()).exit_code == 2  # still refused in capitals
 
 
 def test_module_and_console_script_entry_points() -> None:
@@ -272,7 +281,7 @@ def _variant_flags() -> list[str]:
     (["train", "{corpus}", *_variant_flags(), "--cell=lstm", "--out", "{tmp}/m"], "step 10/10"),
     (["compare", "{corpus}", "--cells", "rnn", *_variant_flags(), "--accuracy-words", "20", "--out", "{tmp}/c"],
      "step 10/10"),
-    (["evaluate", "{model}", "{corpus}", "--max-words", "50"], "perplexity"),
+    (["evaluate", "{model}", "{corpus}", "--score-words", "50"], "perplexity"),
 ], ids=["train", "compare", "evaluate"])
 def test_json_alone_on_stdout_while_progress_goes_to_stderr(command, progress, tmp_path: Path, corpus_file: Path,
                                                             trained_model: Path, monkeypatch) -> None:
