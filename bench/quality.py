@@ -8,7 +8,7 @@ top-1/top-5 next-word accuracy and keystroke savings (3 suggestions) over its fi
 
     python bench/quality.py --budget 10m              # the full run: about 90 minutes on 2 cores
     python bench/quality.py --budget 3m --corpora shakespeare
-    python bench/quality.py --budget 3m --cells lstm --config models/small.yaml --out bench/quality-small.json
+    python bench/quality.py --budget 3m --cells lstm --config small --out bench/quality-small.json
 
 Prints a table and writes bench/quality.json.
 """
@@ -20,7 +20,7 @@ from pathlib import Path
 
 from common import arguments, console, corpus_files, machine, show, write_json
 
-from nextword.config import NEURAL_CELLS, parse_duration, read_yaml, resolve
+from nextword.config import NEURAL_CELLS, find_config, parse_duration, read_yaml, resolve
 from nextword.data import check_corpus, encode_corpus
 from nextword.evaluate import stream_loss, word_metrics
 from nextword.predict import Predictor
@@ -31,14 +31,14 @@ def main() -> None:
     parser = arguments(__doc__, "quality.json")
     parser.add_argument("--cells", default="ngram," + ",".join(NEURAL_CELLS), help="models to train")
     parser.add_argument("--words", type=int, default=1000, help="held-out words for accuracy and keystrokes")
-    parser.add_argument("--config", type=Path, help="a preset (models/*.yaml) instead of nextword's defaults")
+    parser.add_argument("--config", type=Path, help="a preset name or YAML file instead of nextword's defaults")
     args = parser.parse_args()
     budget = parse_duration(args.budget)
     info = machine()
     results = []
     for corpus in args.corpora.split(","):
         train_file, test_file = corpus_files(corpus, args.work)
-        preset = read_yaml(args.config) if args.config else {}
+        preset = read_yaml(find_config(args.config)) if args.config else {}
         base = resolve(preset, {"time_budget": budget, "epochs": None})  # bounded by time only
         tokenizer = train_tokenizer_for(check_corpus(train_file), base, lambda event: None)
         test_ids = encode_corpus(check_corpus(test_file), tokenizer)

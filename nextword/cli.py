@@ -24,6 +24,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from . import __version__
+from . import config as configuration
 from .config import _TYPES as CONFIG_TYPES
 from .config import COMPARE_DEFAULTS, COMPARE_STEPS, FIELDS, INIT_LR_SCALE, Sampling
 from .errors import NextwordError, TrainingInterrupted
@@ -132,8 +133,9 @@ def _slug(name: str) -> str:
 @with_training_options()
 def train(
     corpus: Path = typer.Argument(..., help="The text file to learn from (UTF-8)."),
-    config: Optional[Path] = typer.Option(None, "--config", "-c",
-                                          help="YAML file of options, e.g. models/small.yaml; flags override it."),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help=f"YAML file of options, or a preset "
+                                          f"({', '.join(configuration.presets())}; see nextword presets); "
+                                          f"flags override it."),
     out_dir: Optional[Path] = typer.Option(None, "--out", "-o",
                                            help="Model directory to write.", show_default="models/<corpus>-<cell>"),
     valid: Optional[Path] = typer.Option(None, "--valid",
@@ -148,11 +150,11 @@ def train(
     options: dict = None,
 ) -> None:
     """Train a model on CORPUS and save it as a model directory."""
-    from . import config as configuration
     from .checkpoint import init_config, resume_config
     from .distributed import is_main_process
     from .train import train as run_training
 
+    config = configuration.find_config(config) if config else None
     settings = configuration.load(config, options)
     given = {**(configuration.read_yaml(config) if config else {}), **options}
     if init:
@@ -194,7 +196,7 @@ def compare(
     bidirectional: bool = typer.Option(False, "--bidirectional",
                                        help="Also train the bidirectional-encoded variant of each cell."),
     config: Optional[Path] = typer.Option(None, "--config", "-c",
-                                          help="YAML file of options shared by every variant."),
+                                          help="YAML file of options shared by every variant, or a preset."),
     out_dir: Optional[Path] = typer.Option(None, "--out", "-o",
                                            help="Where to keep the models, compare.json, plots and report.",
                                            show_default="models/compare-<corpus>"),
@@ -215,7 +217,7 @@ def compare(
 
     from .compare import compare as run_compare, compare_settings
 
-    settings = compare_settings(config, options)
+    settings = compare_settings(configuration.find_config(config) if config else None, options)
     out_dir = out_dir or Path("models") / f"compare-{_slug(corpus.stem)}"
     chosen = [c.strip().lower() for c in cells.split(",") if c.strip()]
     results = _with_display(quiet, settings, lambda on_event: run_compare(
@@ -622,6 +624,22 @@ def info(
     out.print(overview)
     if loaded.summary:
         out.print(summary_table(loaded.summary))
+
+
+@app.command()
+def presets(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
+    """The built-in presets that --config NAME takes, smallest first."""
+    found = configuration.presets()
+    if as_json:
+        _print_json([{"name": name, "description": about, "path": str(configuration.PRESETS / f"{name}.yaml")}
+                     for name, about in found.items()])
+        return
+    table = Table(title="Presets (nextword train CORPUS --config NAME)", title_justify="left")
+    table.add_column("name", style="bold")
+    table.add_column("description")
+    for name, about in found.items():
+        table.add_row(name, escape(about))
+    out.print(table)
 
 
 @app.callback(invoke_without_command=True)

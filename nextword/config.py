@@ -222,6 +222,33 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return {str(k): v for k, v in data.items()}
 
 
+PRESETS = Path(__file__).with_name("presets")  # shipped inside the package, so found from any directory
+
+
+def presets() -> dict[str, str]:
+    """The built-in presets by name, each with its description: the first comment line of its file."""
+    found = {}
+    for path in PRESETS.glob("*.yaml"):
+        text = path.read_text(encoding="utf-8")
+        first = next((line for line in text.splitlines() if line.startswith("#")), "")
+        size = resolve(yaml.safe_load(text))
+        about = first.lstrip("# ").removeprefix(f"{path.stem}:").strip()
+        found[path.stem] = ((size.layers * size.hidden, size.vocab_size), about)
+    return {name: about for name, (_, about) in sorted(found.items(), key=lambda item: item[1][0])}  # smallest first
+
+
+def find_config(value: str | Path) -> Path:
+    """The YAML file of `--config`: a path, or a built-in preset by name (`small`; `models/small.yaml`, where
+    the presets used to be, still finds it)."""
+    path = Path(value)
+    if path.exists():
+        return path
+    preset = PRESETS / f"{path.stem}.yaml"
+    if path.suffix in ("", ".yaml") and str(path.parent) in (".", "models") and preset.is_file():
+        return preset
+    raise ConfigError(f"config file not found: {value}; give a YAML file or a preset: {', '.join(presets())}")
+
+
 def load(config_file: str | Path | None = None, overrides: Mapping[str, Any] | None = None,
          defaults: Mapping[str, Any] | None = None) -> Config:
     """Config's defaults, then a command's own `defaults`, then the YAML file, then the flags given."""
