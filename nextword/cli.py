@@ -120,8 +120,9 @@ def with_training_options(*, exclude: tuple[str, ...] = (), defaults: dict[str, 
     return decorate
 
 
-def _print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+def _print_json(data: Any, one_line: bool = False) -> None:
+    """JSON on stdout: indented for people, or one line each for a stream of answers (JSON Lines)."""
+    sys.stdout.write(json.dumps(data, indent=None if one_line else 2, ensure_ascii=False) + "\n")
 
 
 def _slug(name: str) -> str:
@@ -350,19 +351,43 @@ def summary_table(summary: dict[str, Any]) -> Table:
 def predict(
     model: Path = typer.Argument(..., help="A model directory."),
     text: str = typer.Argument(..., help="The text so far. End it with a space for the next word; "
-                                         "without one, the last word is completed."),
+                                         "without one, the last word is completed. - reads one text a "
+                                         "line from stdin and answers each in turn (with --json, a line "
+                                         "of JSON each)."),
     suggestions: int = typer.Option(5, "--suggestions", "-k", "--top-k", help="How many words to offer."),
     device: str = typer.Option("cpu", "--device", help="Where to run the model."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """The most likely next words after TEXT, with their probabilities."""
-    from .predict import Predictor, split_partial
+    from .predict import Predictor
 
-    predictions = Predictor.load(model, device=device).predict(text, k=suggestions)
+    predictor = Predictor.load(model, device=device)
+    if text != "-":
+        return _answer(predictor, text, suggestions, as_json)
+    failed = False
+    for line in sys.stdin:  # one process, one model load, for any number of texts
+        try:
+            _answer(predictor, line.rstrip("\r\n"), suggestions, as_json, one_line=True)
+        except NextwordError as exc:  # a bad line is answered as such, and the next ones still are
+            failed = True
+            if as_json:
+                _print_json({"text": line.rstrip("\r\n"), "error": str(exc)}, one_line=True)
+            else:
+                _fail(str(exc))
+        sys.stdout.flush()
+    if failed:
+        raise typer.Exit(2)
+
+
+def _answer(predictor: Any, text: str, suggestions: int, as_json: bool, one_line: bool = False) -> None:
+    """predict's answer for one text: a table, or JSON."""
+    from .predict import split_partial
+
+    predictions = predictor.predict(text, k=suggestions)
     context, partial = split_partial(text)
     if as_json:
         _print_json({"context": context, "partial": partial,
-                     "predictions": [{"word": w, "prob": round(p, 6)} for w, p in predictions]})
+                     "predictions": [{"word": w, "prob": round(p, 6)} for w, p in predictions]}, one_line)
         return
     if partial:
         title = f"Completions of [bold]{escape(partial)}[/] after “{escape(_tail(context))}”" if context.strip() \
