@@ -301,10 +301,12 @@ def test_json_alone_on_stdout_while_progress_goes_to_stderr(command, progress, t
 def test_shell_completion_script_completes_commands_and_options(tmp_path: Path) -> None:
     # bash itself sources what --show-completion prints and asks it, as a Tab press would.
     asked = "; ".join([f"source <({Path(sys.executable).with_name('nextword')} --show-completion bash)",
-                       "COMP_WORDS=(nextword pre); COMP_CWORD=1; _nextword_completion nextword",
+                       "COMP_WORDS=(nextword pred); COMP_CWORD=1; _nextword_completion nextword",
                        'echo "${COMPREPLY[@]}"',
                        "COMP_WORDS=(nextword predict m --to); COMP_CWORD=3; _nextword_completion nextword",
+                       'echo "${COMPREPLY[@]}"',
+                       "COMP_WORDS=(nextword train c --cell ''); COMP_CWORD=4; _nextword_completion nextword",
                        'echo "${COMPREPLY[@]}"'])
     done = subprocess.run(["bash", "-c", asked], capture_output=True, text=True, timeout=60,
                           env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"})
-    assert done.stdout.splitlines() == ["predict", "--top-k"], done.stderr
+    assert done.stdout.splitlines() == ["predict", "--top-k", "rnn gru lstm ngram"], done.stderr
