@@ -608,6 +608,52 @@ def _signature(tensors: dict[str, list]) -> str:
     return ", ".join(f"{name} ({' x '.join(map(str, shape))})" for name, shape in tensors.items())
 
 
+@app.command(name="list")
+@_friendly
+def list_models(
+    folder: Path = typer.Argument(Path("models"), help="A folder of model directories."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """The models in FOLDER (and in the comparisons there): what each is, what it learnt from, how well it did."""
+    from .modelcard import describe, find_models
+
+    models = [describe(path) for path in find_models(folder)]
+    if as_json:
+        _print_json(models)
+        return
+    if not models:
+        err.print(f"[yellow]note:[/] no models in {escape(str(folder))}; train one with: "
+                  f"nextword train CORPUS --out {escape(str(folder / 'NAME'))}", soft_wrap=True)
+        return
+    table = Table(title=f"Models in {escape(str(folder))}", title_justify="left")
+    for title in ("model", "kind", "cell", "params", "size", "corpus", "word ppl", "trained"):
+        table.add_column(title, justify="right" if title in ("params", "size", "word ppl") else "left",
+                         no_wrap=title in ("model", "trained"))
+    for model in models:
+        name = str(Path(model["path"]).relative_to(folder)) if model["path"] != str(folder) else model["path"]
+        table.add_row(escape(name), model["kind"] or "?", model["cell"] or "?", _count(model["parameters"]),
+                      _megabytes(model["bytes"]), escape(model["corpus"] or "?"),
+                      f"{model['word_perplexity']:,.1f}" if model["word_perplexity"] is not None else "-",
+                      (model["date"] or "?").replace("T", " ")[:16])
+    out.print(table)
+
+
+def _count(number: int | None) -> str:
+    """2,080,672 as 2.1M: the size of a model at a glance."""
+    if number is None:
+        return "-"
+    for scale, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if number >= scale:
+            return f"{number / scale:.1f}{unit}"
+    return str(number)
+
+
+def _megabytes(size: int | None) -> str:
+    if size is None:
+        return "-"
+    return f"{size / 1e6:.1f} MB" if size >= 1e5 else f"{size / 1e3:.0f} kB"
+
+
 @app.command()
 @_friendly
 def info(
