@@ -12,6 +12,7 @@ import inspect
 import json
 import os
 import re
+import shlex
 import sys
 import time
 import typing
@@ -20,8 +21,11 @@ from typing import Any, Callable, Optional
 
 import typer
 from rich.console import Console, Group
+from rich.cells import cell_len
 from rich.markup import escape
+from rich.progress import ProgressColumn
 from rich.table import Table
+from rich.text import Text
 
 from . import __version__
 from . import config as configuration
@@ -166,19 +170,27 @@ def train(
     if resume and not init:  # with both, training refuses the pair before reading --out
         settings = resume_config(out_dir, given)
     summary = _with_display(quiet, settings, lambda on_event: run_training(
-        settings, corpus, out_dir, valid_file=valid, force=force, resume=resume, init=init, on_event=on_event))
+        settings, corpus, out_dir, valid_file=valid, force=force, resume=resume, init=init, on_event=on_event),
+        headline=f"{'Resuming' if resume else 'Training'} [bold]{escape(str(out_dir))}[/] on {escape(str(corpus))}")
     if as_json:
         _print_json(summary.to_dict())
     elif not quiet:
         out.print(summary_table(summary.to_dict()))
-        out.print(f"Saved to [bold]{escape(str(out_dir))}[/]. Try: nextword predict {escape(str(out_dir))} \"some words \"")
+        out.print(f"Saved to [bold]{escape(str(out_dir))}[/].")
+        out.print(f"Try: nextword predict {escape(str(out_dir))} \"some words \"", soft_wrap=True)
 
 
-def _with_display(quiet: bool, settings: Any, run: Callable[[Any], Any]) -> Any:
-    """Run `run(on_event)` under a training display (none when quiet)."""
+def _with_display(quiet: bool, settings: Any, run: Callable[[Any], Any], headline: str = "") -> Any:
+    """Run `run(on_event)` under a training display (none when quiet), after saying what it is about."""
+    if not quiet and headline:
+        err.print(headline, soft_wrap=True)
     display = None if quiet else TrainDisplay(settings)
     try:
         result = run(display.handle if display else None)
+    except (TrainingInterrupted, KeyboardInterrupt):
+        if display:
+            display.close(keep=True)  # the last step and loss stay on screen above the message
+        raise
     except BaseException:
         if display:
             display.close(keep=False)  # the error message stands alone
@@ -223,7 +235,9 @@ def compare(
     chosen = [c.strip().lower() for c in cells.split(",") if c.strip()]
     results = _with_display(quiet, settings, lambda on_event: run_compare(
         corpus, settings, out_dir, cells=chosen, bidirectional=bidirectional, valid_file=valid,
-        accuracy_words=accuracy_words, force=force, on_event=on_event))
+        accuracy_words=accuracy_words, force=force, command=shlex.join(["nextword", *sys.argv[1:]]),
+        on_event=on_event), headline=f"Comparing {', '.join(chosen)} on {escape(str(corpus))} in "
+                                     f"[bold]{escape(str(out_dir))}[/]")
     if as_json:
         _print_json([r.to_dict() for r in results])
         return
@@ -237,7 +251,9 @@ def comparison_table(results: list) -> Group:
     from .plots import sparkline
 
     columns = table_columns(results)
-    table = Table(title="Comparison (best in green)", title_justify="left")
+    coloured = out.color_system is not None  # in a pipe or under NO_COLOR, the best is starred instead
+    table = Table(title="Comparison (best in green)" if coloured else "Comparison (best marked *)",
+                  title_justify="left")
     table.add_column("variant", style="bold", no_wrap=True)
     for title, *_ in columns:
         table.add_column(title, justify="right", no_wrap=True)
@@ -245,7 +261,8 @@ def comparison_table(results: list) -> Group:
                    title_justify="left")
     for title in ("variant", "word perplexity", "gradient", "long-range recall by distance"):
         curves.add_column(title, no_wrap=title != "long-range recall by distance")
-    for r, cells in zip(results, table_rows(results, lambda text: f"[bold green]{text}[/]")):
+    for r, cells in zip(results, table_rows(results, (lambda text: f"[bold green]{text}[/]") if coloured
+                                           else (lambda text: f"{text}*"))):
         table.add_row(r.name, *cells)
         far = "  ".join(f"{b}: {v['recall']:.0%}" for b, v in r.long_range["by_distance"].items()) \
             if r.long_range else "-"
@@ -258,20 +275,17 @@ class TrainDisplay:
     """Training events on stderr: a live progress line in a terminal, a line per evaluation in a log."""
 
     def __init__(self, settings: Any):
-        from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+        from rich.progress import Progress, SpinnerColumn, TextColumn
 
         self.name = settings.cell
         self.live = err.is_terminal
         self.last: Any = None  # the latest Progress event, for the log lines
         self.variant: Any = None  # in a comparison: the VariantStarted of the variant training now
         self.started = time.monotonic()
-        self.progress = Progress(
-            SpinnerColumn(), TextColumn("{task.description}"), BarColumn(bar_width=24),
-            TextColumn("step {task.fields[step]}"), TextColumn("loss {task.fields[loss]}"),
-            TextColumn("val ppl {task.fields[ppl]}"), TextColumn("{task.fields[speed]} tok/s"),
-            TimeElapsedColumn(), TextColumn("ETA {task.fields[eta]}"),
-            console=err, transient=False)
-        self.task = self.progress.add_task(self.name, total=1000, step="-", loss="-", ppl="-", speed="-", eta="-")
+        self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), _StatusColumn(),
+                                 console=err, transient=False)
+        self.task = self.progress.add_task(self.name, total=1000, step="-", loss="-", ppl="-", speed="-",
+                                           eta_at=None)
 
     def handle(self, event: Any) -> None:
         from .compare import VariantStarted
@@ -285,22 +299,25 @@ class TrainDisplay:
             if not self.live:
                 err.print(f"variant {self.name}")
         elif isinstance(event, Stage):
-            self.progress.update(self.task, description=f"{self.name} · {event.name}")
+            # Training is what the line is about; the stages before and after it are named.
+            self.progress.update(self.task, description=self.name if event.name == "training"
+                                 else f"{self.name} · {event.name}")
             if not self.live:
                 err.print(f"{event.name}…")
         elif isinstance(event, Notice):
             err.print(f"[yellow]note:[/] {escape(event.message)}", soft_wrap=True)
         elif isinstance(event, Progress):
             self.last = event
-            total = f"/{event.total_steps}" if event.total_steps else ""
+            total = f"/{event.total_steps}" if event.total_steps else ""  # the total the run plans, as told
             done, eta = event.done, event.eta
             if self.variant:  # the bar and ETA cover the whole comparison
                 done = (self.variant.index + event.done) / self.variant.total
                 spent = time.monotonic() - self.started
                 eta = spent * (1 - done) / done if done > 0 else None
+            # A deadline rather than a figure: between events (a comparison measuring) it keeps counting down.
             self.progress.update(self.task, completed=1000 * done, step=f"{event.step}{total}",
                                  loss=f"{event.loss:.3f}", speed=f"{event.tokens_per_second:,.0f}",
-                                 eta=_duration(eta) if eta is not None else "-")
+                                 eta_at=None if eta is None else time.monotonic() + eta)
         elif isinstance(event, Evaluation):
             self.progress.update(self.task, ppl=f"{event.valid_perplexity:.1f}" + ("*" if event.improved else ""))
             if not self.live:
@@ -318,6 +335,28 @@ class TrainDisplay:
         if self.progress.live.is_started:
             self.progress.live.transient = not keep
             self.progress.stop()
+
+
+class _StatusColumn(ProgressColumn):
+    """The bar and figures of the live line, fitted to the terminal: where they do not all fit, tokens/s
+    go first, then the bar; step, loss, elapsed time and ETA stay."""
+
+    def render(self, task: Any) -> Text:
+        fields = task.fields
+        eta = "-" if fields["eta_at"] is None else _duration(max(fields["eta_at"] - time.monotonic(), 0.0))
+        step, loss, ppl = f"step {fields['step']}", f"loss {fields['loss']}", f"val ppl {fields['ppl']}"
+        speed, clock = f"{fields['speed']} tok/s", f"{_duration(task.elapsed or 0.0)} ETA {eta}"
+        room = err.width - cell_len(str(task.description)) - 4  # the spinner and the gaps between columns
+        layouts = ([step, loss, ppl, speed, clock], [step, loss, ppl, clock], [step, loss, clock], [step, clock])
+        # The richest layout that leaves a bar of 8 or more, or else the richest that fits without a bar.
+        bar, figures = next(((bar, "  ".join(shown)) for bar, shown in
+                             [(True, layouts[0]), (True, layouts[1]), *((False, shown) for shown in layouts)]
+                             if cell_len("  ".join(shown)) + (9 if bar else 0) <= room), (False, "  ".join(layouts[-1])))
+        width = min(24, room - cell_len(figures) - 1)
+        if not bar:
+            return Text(figures)
+        filled = round(width * min(task.completed / task.total if task.total else 0.0, 1.0))
+        return Text.assemble(("━" * filled, "bar.complete"), ("━" * (width - filled), "bar.back"), " ", figures)
 
 
 def _duration(seconds: float) -> str:

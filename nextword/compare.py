@@ -95,8 +95,10 @@ def plan(base: Config, cells: Sequence[str], bidirectional: bool) -> list[tuple[
 
 def compare(corpus: str | Path, base: Config, out: str | Path, *, cells: Sequence[str] = NEURAL_CELLS,
             bidirectional: bool = False, valid_file: str | Path | None = None, accuracy_words: int = 2000,
-            force: bool = False, on_event: Callable[[Any], None] | None = None) -> list[VariantResult]:
-    """Train and measure each variant into `out/<variant>`, then write the table, plots and report."""
+            force: bool = False, command: str | None = None,
+            on_event: Callable[[Any], None] | None = None) -> list[VariantResult]:
+    """Train and measure each variant into `out/<variant>`, then write the table, plots and report, which
+    record `command` (the command line that asked for them), the corpus and the shared settings."""
     emit = on_event or (lambda event: None)
     out = Path(out)
     variants = plan(base, cells, bidirectional)
@@ -114,7 +116,10 @@ def compare(corpus: str | Path, base: Config, out: str | Path, *, cells: Sequenc
                         tokenizer=tokenizer, on_event=emit)
         emit(Stage("measuring"))
         results.append(_measure(name, config, out / name, summary, valid_ids, long_range, accuracy_words))
-    _write_outputs(out, results)
+    made = {"command": command, "corpus": str(corpus_file.path), "corpus_sha256": corpus_file.sha256,
+            "valid": str(held_out.path) if held_out else None, "accuracy_words": accuracy_words,
+            "settings": {k: v for k, v in base.to_dict().items() if k not in ("cell", "bidirectional")}}
+    _write_outputs(out, results, made)
     return results
 
 
@@ -162,13 +167,13 @@ def _measure(name: str, config: Config, model_dir: Path, summary, valid_ids: np.
                for row in checkpoint.read_metrics(model_dir)])
 
 
-def _write_outputs(out: Path, results: list[VariantResult]) -> None:
+def _write_outputs(out: Path, results: list[VariantResult], made: dict[str, Any]) -> None:
     rows = [r.to_dict() for r in results]
-    write_text(out / RESULTS, json.dumps({"created": time.strftime("%Y-%m-%dT%H:%M:%S"), "variants": rows},
+    write_text(out / RESULTS, json.dumps({"created": time.strftime("%Y-%m-%dT%H:%M:%S"), **made, "variants": rows},
                                          indent=2))
     plots.learning_curves({r.name: r.curve for r in results}, out / CURVES_PNG)
     plots.gradient_flow({r.name: r.gradient for r in results}, out / GRADIENTS_PNG)
-    write_text(out / REPORT, markdown_report(results))
+    write_text(out / REPORT, markdown_report(results, made))
 
 
 # Columns of the comparison table: (title, value, format, which is best: "low" or "high").
@@ -207,7 +212,7 @@ def table_rows(results: Sequence[VariantResult], mark_best: Callable[[str], str]
     return [[cell(title, value(r), fmt) for title, value, fmt, _ in columns] for r in results]
 
 
-def markdown_report(results: Sequence[VariantResult]) -> str:
+def markdown_report(results: Sequence[VariantResult], made: dict[str, Any] | None = None) -> str:
     columns = table_columns(results)
     lines = ["# nextword comparison", "",
              "| variant | " + " | ".join(title for title, *_ in columns) + " |",
@@ -231,4 +236,9 @@ def markdown_report(results: Sequence[VariantResult]) -> str:
         chance = results[0].long_range
         lines += ["", "Targets per bucket: " + ", ".join(f"{b}: {v['targets']}" for b, v in chance["by_distance"].items())
                   + f". Guessing among the words of each kind would recall {chance['chance']:.1%}.", ""]
+    if made:
+        lines += ["## How this was made", "", *([f"    {made['command']}", ""] if made["command"] else []),
+                  f"Corpus `{made['corpus']}` (sha256 `{made['corpus_sha256']}`), validation "
+                  + (f"`{made['valid']}`" if made["valid"] else "held out from its end") + ". Settings shared by "
+                  "every variant: " + ", ".join(f"{k}={v}" for k, v in made["settings"].items()) + ".", ""]
     return "\n".join(lines) + "\n"
