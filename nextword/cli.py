@@ -181,10 +181,8 @@ def train(
 
 
 def _with_display(quiet: bool, settings: Any, run: Callable[[Any], Any], headline: str = "") -> Any:
-    """Run `run(on_event)` under a training display (none when quiet), after saying what it is about."""
-    if not quiet and headline:
-        err.print(headline, soft_wrap=True)
-    display = None if quiet else TrainDisplay(settings)
+    """Run `run(on_event)` under a training display (none when quiet), which starts by saying `headline`."""
+    display = None if quiet else TrainDisplay(settings, headline)
     try:
         result = run(display.handle if display else None)
     except (TrainingInterrupted, KeyboardInterrupt):
@@ -242,7 +240,8 @@ def compare(
         _print_json([r.to_dict() for r in results])
         return
     out.print(comparison_table(results))
-    out.print(f"Wrote {escape(str(out_dir))}/: compare.json, curves.png, gradients.png, report.md and a model per variant.")
+    out.print(f"Wrote {escape(str(out_dir))}/: compare.json, curves.png, gradients.png, report.md and a model "
+              f"per variant.")
 
 
 def comparison_table(results: list) -> Group:
@@ -274,10 +273,10 @@ def comparison_table(results: list) -> Group:
 class TrainDisplay:
     """Training events on stderr: a live progress line in a terminal, a line per evaluation in a log."""
 
-    def __init__(self, settings: Any):
+    def __init__(self, settings: Any, headline: str = ""):
         from rich.progress import Progress, SpinnerColumn, TextColumn
 
-        self.name = settings.cell
+        self.name, self.headline = settings.cell, headline
         self.live = err.is_terminal
         self.last: Any = None  # the latest Progress event, for the log lines
         self.variant: Any = None  # in a comparison: the VariantStarted of the variant training now
@@ -291,8 +290,11 @@ class TrainDisplay:
         from .compare import VariantStarted
         from .train import Evaluation, Notice, Progress, Stage
 
+        if self.headline:  # at the first event, as the display: input errors found before it stand alone
+            err.print(self.headline, soft_wrap=True)
+            self.headline = ""
         if self.live:
-            self.progress.start()  # at the first event: input errors found before it leave no display behind
+            self.progress.start()
         if isinstance(event, VariantStarted):
             self.variant, self.name = event, f"{event.name} ({event.index + 1}/{event.total})"
             self.progress.update(self.task, description=self.name, step="-", loss="-", ppl="-")
@@ -349,9 +351,11 @@ class _StatusColumn(ProgressColumn):
         room = err.width - cell_len(str(task.description)) - 4  # the spinner and the gaps between columns
         layouts = ([step, loss, ppl, speed, clock], [step, loss, ppl, clock], [step, loss, clock], [step, clock])
         # The richest layout that leaves a bar of 8 or more, or else the richest that fits without a bar.
-        bar, figures = next(((bar, "  ".join(shown)) for bar, shown in
-                             [(True, layouts[0]), (True, layouts[1]), *((False, shown) for shown in layouts)]
-                             if cell_len("  ".join(shown)) + (9 if bar else 0) <= room), (False, "  ".join(layouts[-1])))
+        bar, figures = False, "  ".join(layouts[-1])  # narrower still: the least, cut by the terminal
+        for with_bar, shown in [(True, layouts[0]), (True, layouts[1]), *((False, shown) for shown in layouts)]:
+            if cell_len("  ".join(shown)) + (9 if with_bar else 0) <= room:
+                bar, figures = with_bar, "  ".join(shown)
+                break
         width = min(24, room - cell_len(figures) - 1)
         if not bar:
             return Text(figures)
@@ -629,8 +633,10 @@ def export(
     out_file: Path = typer.Option(..., "--out", "-o", help="The file to write."),
     as_json: bool = typer.Option(False, "--json", help="Print what the file takes and gives as JSON."),
 ) -> None:
-    """Write MODEL's next-token step to one file that runs without nextword: token ids and state in,
-    logits and state out."""
+    """Write MODEL's next-token step to one file that runs without nextword.
+
+    Token ids and state in, logits and state out.
+    """
     from .checkpoint import load
     from .export import export as export_step
 
@@ -639,7 +645,8 @@ def export(
         _print_json(described)
         return
     out.print(f"Wrote [bold]{escape(str(out_file))}[/] ({described['format']}): {_signature(described['inputs'])} -> "
-              f"{_signature(described['outputs'])}. The tokenizer is {escape(str(model / 'tokenizer.model'))}.", soft_wrap=True)
+              f"{_signature(described['outputs'])}. The tokenizer is {escape(str(model / 'tokenizer.model'))}.",
+              soft_wrap=True)
 
 
 def _signature(tensors: dict[str, list]) -> str:

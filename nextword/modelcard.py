@@ -91,7 +91,8 @@ def write_card(out: Path) -> None:
         lines += ["Validation word perplexity by step: " + ", ".join(
             f"{row['step']}: {row['valid_word_perplexity']:.1f}" for row in evaluations[-12:]) + ".", ""]
     lines += ["## Settings", "", f"Reusable with `nextword train CORPUS --config {out / checkpoint.CONFIG}`.", "",
-              "| option | value |", "|---|---|", *(f"| {key} | {'none' if value is None else value} |" for key, value in config.items()), ""]
+              "| option | value |", "|---|---|",
+              *(f"| {key} | {'none' if value is None else value} |" for key, value in config.items()), ""]
     write_text(out / CARD, "\n".join(lines))
 
 

@@ -40,7 +40,8 @@ def test_list_shows_every_model_with_what_it_is_and_how_it_did(folder: Path, tra
     summary = json.loads((trained_model / "summary.json").read_text())
     tiny = models[2]
     assert (tiny["kind"], tiny["cell"], tiny["corpus"]) == ("causal", "lstm", "sentences.txt")
-    assert tiny["word_perplexity"] == summary["best_valid_word_perplexity"] and tiny["parameters"] == summary["parameters"]
+    assert tiny["word_perplexity"] == summary["best_valid_word_perplexity"]
+    assert tiny["parameters"] == summary["parameters"]
     assert tiny["bytes"] == (trained_model / "model.safetensors").stat().st_size and tiny["date"]
     assert models[1]["kind"] == "ngram"
     table = runner.invoke(app, ["list", str(folder)], env={"COLUMNS": "150"}).stdout
@@ -106,7 +107,8 @@ def test_predict_dash_answers_each_line_of_stdin_in_one_process(trained_model: P
     assert [line.get("context") for line in lines] == ["anna has the ", "ben ", None, "cora "]
     assert lines[1]["partial"] == "gi" and all(p["word"].startswith("gi") for p in lines[1]["predictions"])
     assert len(lines[0]["predictions"]) == 2 and "the text is empty" in lines[2]["error"]
-    single = json.loads(runner.invoke(app, ["predict", str(trained_model), "anna has the ", "--json", "-k", "2"]).stdout)
+    single = json.loads(runner.invoke(app, ["predict", str(trained_model), "anna has the ", "--json", "-k", "2"]
+                                      ).stdout)
     assert single == lines[0]  # the same answer as for the text given as an argument
     tables = runner.invoke(app, ["predict", str(trained_model), "-"], input="anna has the \nben gi\n")
     assert tables.exit_code == 0 and tables.stdout.count("probability") == 2
