@@ -19,7 +19,7 @@ test:
 
 # A small model on the bundled corpus, then what it predicts: about two minutes on a 2-core CPU.
 demo:
-	$(BIN)/nextword train corpora/stories.txt --config models/small.yaml --time-budget 90s --out models/demo --force
+	$(BIN)/nextword train corpora/stories.txt --config small --time-budget 90s --out models/demo --force
 	$(BIN)/nextword predict models/demo "once upon a "
 	$(BIN)/nextword predict models/demo "she opened the "
 	$(BIN)/nextword generate models/demo "The next morning" --max-words 40 --seed 1

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 from common import ROOT, console, machine, show, write_json
 
-from nextword.config import load
+from nextword.config import find_config, load
 from nextword.predict import Predictor
 from nextword.train import train
 
@@ -60,7 +60,7 @@ def fresh_process_seconds(args: list[str], runs: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--preset", default="small", help="models/<preset>.yaml (default: %(default)s)")
+    parser.add_argument("--preset", default="small", help="a preset name or YAML file (default: %(default)s)")
     parser.add_argument("--steps", type=int, default=300, help="training steps if the model is new")
     parser.add_argument("--prompts", type=int, default=200)
     parser.add_argument("--threads", type=int, default=None,
@@ -70,8 +70,8 @@ def main() -> None:
     args = parser.parse_args()
     model_dir = args.work / f"latency-{args.preset}"
     if not (model_dir / "model.safetensors").is_file():
-        console.print(f"training {model_dir} ({args.steps} steps of models/{args.preset}.yaml)…")
-        train(load(ROOT / "models" / f"{args.preset}.yaml", {"max_steps": args.steps}), CORPUS, model_dir, force=True)
+        console.print(f"training {model_dir} ({args.steps} steps of the {args.preset} preset)…")
+        train(load(find_config(args.preset), {"max_steps": args.steps}), CORPUS, model_dir, force=True)
     if args.threads:
         torch.set_num_threads(args.threads)
     predictor = Predictor.load(model_dir)

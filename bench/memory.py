@@ -3,7 +3,7 @@
 Each corpus is generated stories (corpora/generate.py): 50 MB written 5 MB at a time with a new seed
 per piece, then repeated up to the size asked for (generating 500 MB afresh takes minutes more and
 makes no difference to memory), so this script never holds more than one piece. Each run is
-a fresh process, `nextword train CORPUS --config models/small.yaml --max-steps 50`, and its peak
+a fresh process, `nextword train CORPUS --config small --max-steps 50`, and its peak
 resident set (tokenizer training, encoding, batching, 50 steps and the closing evaluation) is read
 from the kernel's accounting of that one child (os.wait4). The token-id cache is a temporary folder,
 so both runs encode from scratch. The target is the two peaks within 10% of each other.
@@ -26,6 +26,8 @@ import time
 from pathlib import Path
 
 from common import ROOT, console, machine, show, write_json
+
+from nextword.config import find_config
 
 sys.path.insert(0, str(ROOT / "corpora"))
 from generate import generate_stories  # noqa: E402
@@ -69,7 +71,7 @@ def peak_rss(args: list[str], env: dict[str, str]) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="50,500", help="corpus sizes in MB (default: %(default)s)")
-    parser.add_argument("--config", type=Path, default=ROOT / "models" / "small.yaml")
+    parser.add_argument("--config", type=Path, default=find_config("small"))
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--work", type=Path, default=Path("/tmp/nextword-memory"))
     parser.add_argument("--keep", action="store_true", help="keep the generated corpora for another run")

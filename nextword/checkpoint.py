@@ -4,8 +4,9 @@
     config.yaml        the resolved training config (usable again with --config)
     tokenizer.model    the SentencePiece model
     model.safetensors  the best weights by validation loss (their step in the metadata)
-    metrics.jsonl      one row per evaluation
+    metrics.jsonl      one row per evaluation, and rows of training loss between them
     summary.json       the training summary shown by `nextword info`
+    README.md          the model card written at the end of training (modelcard.py)
     state.pt           the last training state, for --resume (tensors only, loaded weights-only)
 
 Every file is written atomically, and a checkpoint writes its files in an order that a crash
@@ -51,7 +52,8 @@ FORMAT = 2  # 2: embeddings read at √dim their stored size (model.ScaledEmbedd
 LOCK = ".nextword.lock"
 MANIFEST, CONFIG, TOKENIZER = "nextword.json", "config.yaml", "tokenizer.model"
 WEIGHTS, METRICS, SUMMARY, STATE = "model.safetensors", "metrics.jsonl", "summary.json", "state.pt"
-_OWN_FILES = (MANIFEST, CONFIG, TOKENIZER, WEIGHTS, METRICS, SUMMARY, STATE)
+CARD = "README.md"
+_OWN_FILES = (MANIFEST, CONFIG, TOKENIZER, WEIGHTS, METRICS, SUMMARY, STATE, CARD)
 
 KINDS = ("causal", "bidirectional", "ngram")  # the model kinds a manifest may name
 
@@ -116,7 +118,7 @@ def _only_own_files(out: Path) -> bool:
     own = {out / name for name in _OWN_FILES}
     own.update(_leftovers(out))
     found = {path for path in out.iterdir() if path.name != LOCK}
-    return bool(found) and found <= own
+    return bool(found - {out / CARD}) and found <= own  # a README.md alone may well be someone's own
 
 
 def check_output(out: Path, *, force: bool) -> None:
@@ -221,7 +223,8 @@ def write_metrics(out: Path, rows: list[dict[str, Any]]) -> None:
     write_text(out / METRICS, "".join(json.dumps(row) + "\n" for row in rows))
 
 
-def read_metrics(out: Path) -> list[dict[str, Any]]:
+def read_metrics(out: Path, training: bool = False) -> list[dict[str, Any]]:
+    """The evaluation rows of metrics.jsonl; with `training`, every row, training-loss rows too."""
     path = out / METRICS
     if not os.path.lexists(path):
         return []
@@ -232,7 +235,7 @@ def read_metrics(out: Path) -> list[dict[str, Any]]:
         raise ModelDirError(f"{path} is damaged (not JSON Lines)") from None
     if not all(isinstance(row, dict) and isinstance(row.get("step"), int) for row in rows):
         raise ModelDirError(f"{path} is damaged (a row without a step)")
-    return rows
+    return rows if training else [row for row in rows if "train_loss" not in row]
 
 
 def write_summary(out: Path, summary: Mapping[str, Any]) -> None:
@@ -256,6 +259,8 @@ def read_manifest(out: Path) -> dict[str, Any]:
     if _only_own_files(out) and not is_model_dir(out):
         raise ModelDirError(f"{out} holds a training that stopped while setting it up (no {MANIFEST}); "
                             f"train it again with --force")
+    if out.is_dir() and any(is_model_dir(p) for p in out.iterdir() if p.is_dir()):
+        raise ModelDirError(f"{out} is a folder of models, not a model; see them with: nextword list {out}")
     if not out.is_dir() or not is_model_dir(out):
         raise ModelDirError(f"{out} is not a nextword model directory (no {MANIFEST}); "
                             f"train one with: nextword train CORPUS --out {out}")

@@ -6,11 +6,13 @@ Errors from the library (NextwordError) become one red line on stderr and exit c
 
 from __future__ import annotations
 
+import enum
 import functools
 import inspect
 import json
 import os
 import re
+import shlex
 import sys
 import time
 import typing
@@ -19,13 +21,18 @@ from typing import Any, Callable, Optional
 
 import typer
 from rich.console import Console, Group
+from rich.cells import cell_len
+from rich.markup import escape
+from rich.progress import ProgressColumn
 from rich.table import Table
+from rich.text import Text
 from typer._click.exceptions import ClickException, NoArgsIsHelpError
 from typer.core import TyperGroup
 
 from . import __version__
+from . import config as configuration
 from .config import _TYPES as CONFIG_TYPES
-from .config import FIELDS, INIT_LR_SCALE, Sampling
+from .config import COMPARE_DEFAULTS, COMPARE_STEPS, FIELDS, INIT_LR_SCALE, Sampling
 from .errors import ConfigError, NextwordError, TrainingInterrupted
 
 
@@ -61,7 +68,7 @@ err = Console(stderr=True, highlight=False)
 
 
 def _fail(message: str) -> None:
-    err.print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
+    err.print(f"[bold red]error:[/] {escape(message)}", markup=True, soft_wrap=True)
 
 
 def _friendly(command: Callable) -> Callable:
@@ -78,7 +85,7 @@ def _friendly(command: Callable) -> Callable:
                 _check_text(name, value)
             return command(*args, **kwargs)
         except TrainingInterrupted as exc:
-            err.print(f"[yellow]{exc}[/]", soft_wrap=True)
+            err.print(f"[yellow]{escape(str(exc))}[/]", soft_wrap=True)
             raise typer.Exit(130) from None
         except NextwordError as exc:
             _fail(str(exc))
@@ -112,48 +119,63 @@ def _device_option() -> Any:
     return typer.Option("auto", "--device", help=DEVICE_HELP)
 
 
-def _flag(key: str) -> Any:
-    """A training option, documented once in config.Config and shown with its default."""
-    field = FIELDS[key]
-    shown = "none" if field.default is None else field.default
+def _flag(key: str, default: Any) -> Any:
+    """A training option, documented once in config.Config; its help shows `default`, the one in effect."""
     flag = f"--{key.replace('_', '-')}"
-    if isinstance(field.default, bool):
+    if isinstance(FIELDS[key].default, bool):
         flag = f"{flag}/--no-{key.replace('_', '-')}"
-    return typer.Option(None, flag, show_default=False, help=f"{field.metadata['help']} (default: {shown})",
-                        rich_help_panel="Training options")
+    value = _choice_type(key)(default) if FIELDS[key].metadata["choices"] and default is not None else default
+    return typer.Option(value, flag, help=FIELDS[key].metadata["help"], show_default=default is not None,
+                        case_sensitive=False, rich_help_panel="Training options")
+
+
+@functools.cache
+def _choice_type(key: str) -> type[enum.Enum]:
+    """The values of a choice option as an Enum, so that help lists them and the shell completes them."""
+    return enum.Enum(key, {value: value for value in FIELDS[key].metadata["choices"]}, type=str)
 
 
 def _option_type(key: str) -> Any:
+    if FIELDS[key].metadata["choices"]:
+        return _choice_type(key)
     declared = [t for t in typing.get_args(CONFIG_TYPES[key]) or (CONFIG_TYPES[key],) if t is not type(None)][0]
     accepted = str if key == "time_budget" else declared  # durations are typed as text: 90s, 10m
     return Optional[accepted]
 
 
-def with_training_options(*, exclude: tuple[str, ...] = ()) -> Callable:
+def with_training_options(*, exclude: tuple[str, ...] = (), defaults: dict[str, Any] | None = None) -> Callable:
     """Give a command every training option (--cell, --layers, ...) without writing each one out.
 
-    The options that were given arrive in the command's `options` argument, a dict.
+    Help shows config.Config's defaults, or the command's own `defaults` where it has them. The options
+    given on the command line (not their defaults: a YAML file fills those) arrive in the command's
+    `options` argument, a dict.
     """
+    shown = {key: field.default for key, field in FIELDS.items()} | (defaults or {})
 
     def decorate(command: Callable) -> Callable:
         keys = [key for key in FIELDS if key not in exclude]
         own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.name != "options"]
-        added = [inspect.Parameter(key, inspect.Parameter.KEYWORD_ONLY, default=_flag(key),
+        added = [inspect.Parameter(key, inspect.Parameter.KEYWORD_ONLY, default=_flag(key, shown[key]),
                                    annotation=_option_type(key)) for key in keys]
+        context = inspect.Parameter("training_context", inspect.Parameter.KEYWORD_ONLY, default=None,
+                                    annotation=typer.Context)
 
         @functools.wraps(command)
-        def wrapper(**kwargs: Any) -> Any:
-            options = {key: kwargs.pop(key) for key in keys}
-            return command(**kwargs, options={k: v for k, v in options.items() if v is not None})
+        def wrapper(training_context: typer.Context, **kwargs: Any) -> Any:
+            given = {key: kwargs.pop(key) for key in keys}
+            options = {key: value.value if isinstance(value, enum.Enum) else value for key, value in given.items()
+                       if training_context.get_parameter_source(key).name != "DEFAULT"}
+            return command(**kwargs, options=options)
 
-        wrapper.__signature__ = inspect.Signature(own + added)
+        wrapper.__signature__ = inspect.Signature([*own, context, *added])
         return wrapper
 
     return decorate
 
 
-def _print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+def _print_json(data: Any, one_line: bool = False) -> None:
+    """JSON on stdout: indented for people, or one line each for a stream of answers (JSON Lines)."""
+    sys.stdout.write(json.dumps(data, indent=None if one_line else 2, ensure_ascii=False) + "\n")
 
 
 def _slug(name: str) -> str:
@@ -172,10 +194,11 @@ def _corpus_name(corpus: Path) -> str:
 @with_training_options()
 def train(
     corpus: Path = typer.Argument(..., help="The text file to learn from (UTF-8); - reads standard input."),
-    config: Optional[Path] = typer.Option(None, "--config", "-c",
-                                          help="YAML file of options, e.g. models/small.yaml; flags override it."),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help=f"YAML file of options, or a preset "
+                                          f"({', '.join(configuration.presets())}; see nextword presets); "
+                                          f"flags override it."),
     out_dir: Optional[Path] = typer.Option(None, "--out", "-o",
-                                           help="Model directory to write (default: models/<corpus>-<cell>)."),
+                                           help="Model directory to write.", show_default="models/<corpus>-<cell>"),
     valid: Optional[Path] = typer.Option(None, "--valid",
                                          help="Validation text file, instead of holding out the end of CORPUS."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing model directory."),
@@ -188,11 +211,11 @@ def train(
     options: dict = None,
 ) -> None:
     """Train a model on CORPUS and save it as a model directory."""
-    from . import config as configuration
     from .checkpoint import init_config, resume_config
     from .distributed import is_main_process
     from .train import train as run_training
 
+    config = configuration.find_config(config) if config else None
     settings = configuration.load(config, options)
     given = {**(configuration.read_yaml(config) if config else {}), **options}
     if init:
@@ -203,19 +226,25 @@ def train(
     if resume and not init:  # with both, training refuses the pair before reading --out
         settings = resume_config(out_dir, given)
     summary = _with_display(quiet, settings, lambda on_event: run_training(
-        settings, corpus, out_dir, valid_file=valid, force=force, resume=resume, init=init, on_event=on_event))
+        settings, corpus, out_dir, valid_file=valid, force=force, resume=resume, init=init, on_event=on_event),
+        headline=f"{'Resuming' if resume else 'Training'} [bold]{escape(str(out_dir))}[/] on {escape(str(corpus))}")
     if as_json:
         _print_json(summary.to_dict())
     elif not quiet:
         out.print(summary_table(summary.to_dict()))
-        out.print(f"Saved to [bold]{out_dir}[/]. Try: nextword predict {out_dir} \"some words \"")
+        out.print(f"Saved to [bold]{escape(str(out_dir))}[/].")
+        out.print(f"Try: nextword predict {escape(str(out_dir))} \"some words \"", soft_wrap=True)
 
 
-def _with_display(quiet: bool, settings: Any, run: Callable[[Any], Any]) -> Any:
-    """Run `run(on_event)` under a training display (none when quiet)."""
-    display = None if quiet else TrainDisplay(settings)
+def _with_display(quiet: bool, settings: Any, run: Callable[[Any], Any], headline: str = "") -> Any:
+    """Run `run(on_event)` under a training display (none when quiet), which starts by saying `headline`."""
+    display = None if quiet else TrainDisplay(settings, headline)
     try:
         result = run(display.handle if display else None)
+    except (TrainingInterrupted, KeyboardInterrupt):
+        if display:
+            display.close(keep=True)  # the last step and loss stay on screen above the message
+        raise
     except BaseException:
         if display:
             display.close(keep=False)  # the error message stands alone
@@ -227,17 +256,17 @@ def _with_display(quiet: bool, settings: Any, run: Callable[[Any], Any]) -> Any:
 
 @app.command()
 @_friendly
-@with_training_options(exclude=("cell", "bidirectional"))
+@with_training_options(exclude=("cell", "bidirectional"), defaults={**COMPARE_DEFAULTS, "max_steps": COMPARE_STEPS})
 def compare(
     corpus: Path = typer.Argument(..., help="The text file to learn from (UTF-8)."),
     cells: str = typer.Option("rnn,gru,lstm", "--cells", help="Comma-separated cells to compare."),
     bidirectional: bool = typer.Option(False, "--bidirectional",
                                        help="Also train the bidirectional-encoded variant of each cell."),
     config: Optional[Path] = typer.Option(None, "--config", "-c",
-                                          help="YAML file of options shared by every variant."),
+                                          help="YAML file of options shared by every variant, or a preset."),
     out_dir: Optional[Path] = typer.Option(None, "--out", "-o",
-                                           help="Where to keep the models, compare.json, plots and report "
-                                                "(default: models/compare-<corpus>)."),
+                                           help="Where to keep the models, compare.json, plots and report.",
+                                           show_default="models/compare-<corpus>"),
     valid: Optional[Path] = typer.Option(None, "--valid",
                                          help="Validation text file, instead of holding out the end of CORPUS."),
     accuracy_words: int = typer.Option(2000, "--accuracy-words", min=1,
@@ -249,23 +278,26 @@ def compare(
 ) -> None:
     """Train each cell type on CORPUS with the same data and budget, and compare them side by side.
 
-    Each variant gets the same steps (--max-steps, default 1000, reproducible) or the same time (--time-budget),
-    by default at a constant learning rate and without dropout (--warmup, --final-lr, --dropout change that).
+    Each variant gets the same steps (--max-steps, reproducible) or the same time (--time-budget), by default
+    at a constant learning rate and without dropout (--warmup, --final-lr, --dropout change that).
     """
 
     from .compare import compare as run_compare, compare_settings
 
-    settings = compare_settings(config, options)
+    settings = compare_settings(configuration.find_config(config) if config else None, options)
     out_dir = out_dir or Path("models") / f"compare-{_corpus_name(corpus)}"
     chosen = [c.strip().lower() for c in cells.split(",") if c.strip()]
     results = _with_display(quiet, settings, lambda on_event: run_compare(
         corpus, settings, out_dir, cells=chosen, bidirectional=bidirectional, valid_file=valid,
-        accuracy_words=accuracy_words, force=force, on_event=on_event))
+        accuracy_words=accuracy_words, force=force, command=shlex.join(["nextword", *sys.argv[1:]]),
+        on_event=on_event), headline=f"Comparing {', '.join(chosen)} on {escape(str(corpus))} in "
+                                     f"[bold]{escape(str(out_dir))}[/]")
     if as_json:
         _print_json([r.to_dict() for r in results])
         return
     out.print(comparison_table(results))
-    out.print(f"Wrote {out_dir}/: compare.json, curves.png, gradients.png, report.md and a model per variant.")
+    out.print(f"Wrote {escape(str(out_dir))}/: compare.json, curves.png, gradients.png, report.md and a model "
+              f"per variant.")
 
 
 def comparison_table(results: list) -> Group:
@@ -274,7 +306,9 @@ def comparison_table(results: list) -> Group:
     from .plots import sparkline
 
     columns = table_columns(results)
-    table = Table(title="Comparison (best in green)", title_justify="left")
+    coloured = out.color_system is not None  # in a pipe or under NO_COLOR, the best is starred instead
+    table = Table(title="Comparison (best in green)" if coloured else "Comparison (best marked *)",
+                  title_justify="left")
     table.add_column("variant", style="bold", no_wrap=True)
     for title, *_ in columns:
         table.add_column(title, justify="right", no_wrap=True)
@@ -282,7 +316,8 @@ def comparison_table(results: list) -> Group:
                    title_justify="left")
     for title in ("variant", "word perplexity", "gradient", "long-range recall by distance"):
         curves.add_column(title, no_wrap=title != "long-range recall by distance")
-    for r, cells in zip(results, table_rows(results, lambda text: f"[bold green]{text}[/]")):
+    for r, cells in zip(results, table_rows(results, (lambda text: f"[bold green]{text}[/]") if coloured
+                                           else (lambda text: f"{text}*"))):
         table.add_row(r.name, *cells)
         far = "  ".join(f"{b}: {v['recall']:.0%}" for b, v in r.long_range["by_distance"].items()) \
             if r.long_range else "-"
@@ -294,50 +329,53 @@ def comparison_table(results: list) -> Group:
 class TrainDisplay:
     """Training events on stderr: a live progress line in a terminal, a line per evaluation in a log."""
 
-    def __init__(self, settings: Any):
-        from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    def __init__(self, settings: Any, headline: str = ""):
+        from rich.progress import Progress, SpinnerColumn, TextColumn
 
-        self.name = settings.cell
+        self.name, self.headline = settings.cell, headline
         self.live = err.is_terminal
         self.last: Any = None  # the latest Progress event, for the log lines
         self.variant: Any = None  # in a comparison: the VariantStarted of the variant training now
         self.started = time.monotonic()
-        self.progress = Progress(
-            SpinnerColumn(), TextColumn("{task.description}"), BarColumn(bar_width=24),
-            TextColumn("step {task.fields[step]}"), TextColumn("loss {task.fields[loss]}"),
-            TextColumn("val ppl {task.fields[ppl]}"), TextColumn("{task.fields[speed]} tok/s"),
-            TimeElapsedColumn(), TextColumn("ETA {task.fields[eta]}"),
-            console=err, transient=False)
-        self.task = self.progress.add_task(self.name, total=1000, step="-", loss="-", ppl="-", speed="-", eta="-")
+        self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), _StatusColumn(),
+                                 console=err, transient=False)
+        self.task = self.progress.add_task(self.name, total=1000, step="-", loss="-", ppl="-", speed="-",
+                                           eta_at=None)
 
     def handle(self, event: Any) -> None:
         from .compare import VariantStarted
         from .train import Evaluation, Notice, Progress, Stage
 
+        if self.headline:  # at the first event, as the display: input errors found before it stand alone
+            err.print(self.headline, soft_wrap=True)
+            self.headline = ""
         if self.live:
-            self.progress.start()  # at the first event: input errors found before it leave no display behind
+            self.progress.start()
         if isinstance(event, VariantStarted):
             self.variant, self.name = event, f"{event.name} ({event.index + 1}/{event.total})"
             self.progress.update(self.task, description=self.name, step="-", loss="-", ppl="-")
             if not self.live:
                 err.print(f"variant {self.name}")
         elif isinstance(event, Stage):
-            self.progress.update(self.task, description=f"{self.name} · {event.name}")
+            # Training is what the line is about; the stages before and after it are named.
+            self.progress.update(self.task, description=self.name if event.name == "training"
+                                 else f"{self.name} · {event.name}")
             if not self.live:
                 err.print(f"{event.name}…")
         elif isinstance(event, Notice):
-            err.print(f"[yellow]note:[/] {event.message}", soft_wrap=True)
+            err.print(f"[yellow]note:[/] {escape(event.message)}", soft_wrap=True)
         elif isinstance(event, Progress):
             self.last = event
-            total = f"/{event.total_steps}" if event.total_steps else ""
+            total = f"/{event.total_steps}" if event.total_steps else ""  # the total the run plans, as told
             done, eta = event.done, event.eta
             if self.variant:  # the bar and ETA cover the whole comparison
                 done = (self.variant.index + event.done) / self.variant.total
                 spent = time.monotonic() - self.started
                 eta = spent * (1 - done) / done if done > 0 else None
+            # A deadline rather than a figure: between events (a comparison measuring) it keeps counting down.
             self.progress.update(self.task, completed=1000 * done, step=f"{event.step}{total}",
                                  loss=f"{event.loss:.3f}", speed=f"{event.tokens_per_second:,.0f}",
-                                 eta=_duration(eta) if eta is not None else "-")
+                                 eta_at=None if eta is None else time.monotonic() + eta)
         elif isinstance(event, Evaluation):
             self.progress.update(self.task, ppl=f"{event.valid_perplexity:.1f}" + ("*" if event.improved else ""))
             if not self.live:
@@ -355,6 +393,30 @@ class TrainDisplay:
         if self.progress.live.is_started:
             self.progress.live.transient = not keep
             self.progress.stop()
+
+
+class _StatusColumn(ProgressColumn):
+    """The bar and figures of the live line, fitted to the terminal: where they do not all fit, tokens/s
+    go first, then the bar; step, loss, elapsed time and ETA stay."""
+
+    def render(self, task: Any) -> Text:
+        fields = task.fields
+        eta = "-" if fields["eta_at"] is None else _duration(max(fields["eta_at"] - time.monotonic(), 0.0))
+        step, loss, ppl = f"step {fields['step']}", f"loss {fields['loss']}", f"val ppl {fields['ppl']}"
+        speed, clock = f"{fields['speed']} tok/s", f"{_duration(task.elapsed or 0.0)} ETA {eta}"
+        room = err.width - cell_len(str(task.description)) - 4  # the spinner and the gaps between columns
+        layouts = ([step, loss, ppl, speed, clock], [step, loss, ppl, clock], [step, loss, clock], [step, clock])
+        # The richest layout that leaves a bar of 8 or more, or else the richest that fits without a bar.
+        bar, figures = False, "  ".join(layouts[-1])  # narrower still: the least, cut by the terminal
+        for with_bar, shown in [(True, layouts[0]), (True, layouts[1]), *((False, shown) for shown in layouts)]:
+            if cell_len("  ".join(shown)) + (9 if with_bar else 0) <= room:
+                bar, figures = with_bar, "  ".join(shown)
+                break
+        width = min(24, room - cell_len(figures) - 1)
+        if not bar:
+            return Text(figures)
+        filled = round(width * min(task.completed / task.total if task.total else 0.0, 1.0))
+        return Text.assemble(("━" * filled, "bar.complete"), ("━" * (width - filled), "bar.back"), " ", figures)
 
 
 def _duration(seconds: float) -> str:
@@ -388,27 +450,52 @@ def summary_table(summary: dict[str, Any]) -> Table:
 def predict(
     model: Path = typer.Argument(..., help="A model directory."),
     text: str = typer.Argument(..., help="The text so far. End it with a space for the next word; "
-                                         "without one, the last word is completed."),
-    top_k: int = typer.Option(5, "--top-k", "-k", min=1, max=MAX_SHOWN, help="How many words to show."),
+                                         "without one, the last word is completed. - reads one text a "
+                                         "line from stdin and answers each in turn (with --json, a line "
+                                         "of JSON each)."),
+    suggestions: int = typer.Option(5, "--suggestions", "-k", "--top-k", min=1, max=MAX_SHOWN,
+                                     help="How many words to offer."),
     device: str = _device_option(),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """The most likely next words after TEXT, with their probabilities."""
-    from .predict import Predictor, split_partial
+    from .predict import Predictor
 
-    predictions = Predictor.load(model, device=device).predict(text, k=top_k)
+    predictor = Predictor.load(model, device=device)
+    if text != "-":
+        return _answer(predictor, text, suggestions, as_json)
+    failed = False
+    for line in sys.stdin:  # one process, one model load, for any number of texts
+        try:
+            _answer(predictor, line.rstrip("\r\n"), suggestions, as_json, one_line=True)
+        except NextwordError as exc:  # a bad line is answered as such, and the next ones still are
+            failed = True
+            if as_json:
+                _print_json({"text": line.rstrip("\r\n"), "error": str(exc)}, one_line=True)
+            else:
+                _fail(str(exc))
+        sys.stdout.flush()
+    if failed:
+        raise typer.Exit(2)
+
+
+def _answer(predictor: Any, text: str, suggestions: int, as_json: bool, one_line: bool = False) -> None:
+    """predict's answer for one text: a table, or JSON."""
+    from .predict import split_partial
+
+    predictions = predictor.predict(text, k=suggestions)
     context, partial = split_partial(text)
     if as_json:
         _print_json({"context": context, "partial": partial,
-                     "predictions": [{"word": w, "prob": round(p, 6)} for w, p in predictions]})
+                     "predictions": [{"word": w, "prob": round(p, 6)} for w, p in predictions]}, one_line)
         return
     if partial:
-        title = f"Completions of [bold]{partial}[/] after “{_tail(context)}”" if context.strip() \
-            else f"Completions of [bold]{partial}[/]"
+        title = f"Completions of [bold]{escape(partial)}[/] after “{escape(_tail(context))}”" if context.strip() \
+            else f"Completions of [bold]{escape(partial)}[/]"
     else:
-        title = f"Next word after “{_tail(context)}”"
+        title = f"Next word after “{escape(_tail(context))}”"
     if not predictions:
-        err.print(f"[yellow]note:[/] no word the model knows starts with {partial!r}", soft_wrap=True)
+        err.print(f"[yellow]note:[/] no word the model knows starts with {escape(repr(partial))}", soft_wrap=True)
         return
     out.print(title)
     table = Table()
@@ -417,7 +504,7 @@ def predict(
     table.add_column("probability", justify="right")
     table.add_column("")
     for rank, (word, prob) in enumerate(predictions, 1):
-        table.add_row(str(rank), word, f"{prob:.4f}", "█" * max(1, round(prob * 30)))
+        table.add_row(str(rank), escape(word), f"{prob:.4f}", "█" * max(1, round(prob * 30)))
     out.print(table)
 
 
@@ -434,10 +521,10 @@ def generate(
     max_words: int = typer.Option(Sampling.max_words, "--max-words", "-n", min=1, max=MAX_WORDS, help="Words to add."),
     temperature: float = typer.Option(Sampling.temperature, "--temperature", "-t",
                                       help="Sampling temperature; 0 is greedy."),
-    top_k: int = typer.Option(Sampling.top_k, "--top-k", min=0,
-                              help="Sample from the k likeliest pieces only (0, or more than there are: all)."),
-    top_p: float = typer.Option(Sampling.top_p, "--top-p",
-                                help="Sample from the smallest set of pieces with this much probability."),
+    sample_top_k: int = typer.Option(Sampling.top_k, "--sample-top-k", min=0,
+                                     help="Sample from the k likeliest pieces only (0, or more than there are: all)."),
+    sample_top_p: float = typer.Option(Sampling.top_p, "--sample-top-p", "--top-p",
+                                       help="Sample from the smallest set of pieces with this much probability."),
     seed: Optional[int] = typer.Option(None, "--seed", min=0, max=MAX_SEED - MAX_SAMPLES,
                                        help="The same seed gives the same text."),
     samples: int = typer.Option(1, "--samples", min=1, max=MAX_SAMPLES, help="How many completions to write."),
@@ -457,7 +544,7 @@ def generate(
     predictor = Predictor.load(model, device=device)
     completions = []
     for index in range(samples):
-        options = dict(max_words=max_words, temperature=temperature, top_k=top_k, top_p=top_p,
+        options = dict(max_words=max_words, temperature=temperature, top_k=sample_top_k, top_p=sample_top_p,
                        seed=None if seed is None else seed + index)
         if as_json:
             completions.append(predictor.generate(prompt, **options))
@@ -537,10 +624,10 @@ def _type_along(keyboard: Any) -> None:
 def evaluate(
     model: Path = typer.Argument(..., help="A model directory."),
     file: Path = typer.Argument(..., help="Text to evaluate on (UTF-8), ideally not seen in training."),
-    max_words: Optional[int] = typer.Option(None, "--max-words", min=1,
-                                            help="Stop after this many words: a quick estimate."),
-    suggestions: int = typer.Option(3, "--suggestions", min=0, max=MAX_SHOWN,
-                                    help="Suggestions shown while typing, for keystroke savings (0: not measured)."),
+    score_words: Optional[int] = typer.Option(None, "--score-words", min=1,
+                                              help="Score only the first N words of FILE: a quick estimate."),
+    suggestions: int = typer.Option(3, "--suggestions", "-k", min=0, max=MAX_SHOWN,
+                                    help="Words offered while typing, for keystroke savings (0: not measured)."),
     long_range: bool = typer.Option(False, "--long-range",
                                     help="Also score the far-dependent words listed in FILE.targets.jsonl."),
     device: str = _device_option(),
@@ -563,12 +650,12 @@ def evaluate(
         progress.update(tasks[stage], completed=done)
 
     with progress:
-        result = evaluate_file(predictor, file, max_words=max_words, suggestions=suggestions,
+        result = evaluate_file(predictor, file, max_words=score_words, suggestions=suggestions,
                                long_range=long_range, on_progress=on_progress)
     if as_json:
         _print_json(result)
         return
-    table = Table(title=f"{model} on {file}", show_header=False, title_justify="left")
+    table = Table(title=f"{escape(str(model))} on {escape(str(file))}", show_header=False, title_justify="left")
     table.add_column(style="bold")
     table.add_column(justify="right")
     rows = [("tokens / words scored", f"{result['tokens']:,} / {result['words']:,}"),
@@ -589,32 +676,88 @@ def evaluate(
     out.print(table)
 
 
+class ExportFormat(str, enum.Enum):
+    """export.FORMATS, named here so that --help lists them without importing torch."""
+    torchscript = "torchscript"
+    onnx = "onnx"
+
+
 @app.command()
 @_friendly
 def export(
     model: Path = typer.Argument(..., help="A model directory (rnn, gru or lstm; causal or bidirectional)."),
-    fmt: str = typer.Option(..., "--format", "-f", help="torchscript (torch.jit.load) or onnx (onnxruntime; "
-                                                        "needs pip install 'nextword[export]')."),
+    fmt: ExportFormat = typer.Option(..., "--format", "-f", case_sensitive=False,
+                                     help="torchscript (torch.jit.load) or onnx (onnxruntime; "
+                                          "needs pip install 'nextword\\[export]')."),
     out_file: Path = typer.Option(..., "--out", "-o", help="The file to write."),
     force: bool = typer.Option(False, "--force", help="Replace --out if it exists (never a model directory's own files)."),
     as_json: bool = typer.Option(False, "--json", help="Print what the file takes and gives as JSON."),
 ) -> None:
-    """Write MODEL's next-token step to one file that runs without nextword: token ids and state in,
-    logits and state out."""
+    """Write MODEL's next-token step to one file that runs without nextword.
+
+    Token ids and state in, logits and state out.
+    """
     from .checkpoint import load
     from .export import export as export_step
 
-    described = export_step(load(model).model, fmt.strip().lower(), out_file, force=force)
+    described = export_step(load(model).model, fmt.value, out_file, force=force)
     if as_json:
         _print_json(described)
         return
-    out.print(f"Wrote [bold]{out_file}[/] ({described['format']}): {_signature(described['inputs'])} -> "
-              f"{_signature(described['outputs'])}. The tokenizer is {model / 'tokenizer.model'}.", soft_wrap=True)
+    out.print(f"Wrote [bold]{escape(str(out_file))}[/] ({described['format']}): {_signature(described['inputs'])} -> "
+              f"{_signature(described['outputs'])}. The tokenizer is {escape(str(model / 'tokenizer.model'))}.",
+              soft_wrap=True)
 
 
 def _signature(tensors: dict[str, list]) -> str:
     """`tokens (batch x 1), hidden (2 x batch x 256)`: names and shapes of an exported step's tensors."""
     return ", ".join(f"{name} ({' x '.join(map(str, shape))})" for name, shape in tensors.items())
+
+
+@app.command(name="list")
+@_friendly
+def list_models(
+    folder: Path = typer.Argument(Path("models"), help="A folder of model directories."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """The models in FOLDER (and in the comparisons there): what each is, what it learnt from, how well it did."""
+    from .modelcard import describe, find_models
+
+    models = [describe(path) for path in find_models(folder)]
+    if as_json:
+        _print_json(models)
+        return
+    if not models:
+        err.print(f"[yellow]note:[/] no models in {escape(str(folder))}; train one with: "
+                  f"nextword train CORPUS --out {escape(str(folder / 'NAME'))}", soft_wrap=True)
+        return
+    table = Table(title=f"Models in {escape(str(folder))}", title_justify="left")
+    for title in ("model", "kind", "cell", "params", "size", "corpus", "word ppl", "trained"):
+        table.add_column(title, justify="right" if title in ("params", "size", "word ppl") else "left",
+                         no_wrap=title in ("model", "trained"))
+    for model in models:
+        name = str(Path(model["path"]).relative_to(folder)) if model["path"] != str(folder) else model["path"]
+        table.add_row(escape(name), model["kind"] or "?", model["cell"] or "?", _count(model["parameters"]),
+                      _megabytes(model["bytes"]), escape(model["corpus"] or "?"),
+                      f"{model['word_perplexity']:,.1f}" if model["word_perplexity"] is not None else "-",
+                      (model["date"] or "?").replace("T", " ")[:16])
+    out.print(table)
+
+
+def _count(number: int | None) -> str:
+    """2,080,672 as 2.1M: the size of a model at a glance."""
+    if number is None:
+        return "-"
+    for scale, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if number >= scale:
+            return f"{number / scale:.1f}{unit}"
+    return str(number)
+
+
+def _megabytes(size: int | None) -> str:
+    if size is None:
+        return "-"
+    return f"{size / 1e6:.1f} MB" if size >= 1e5 else f"{size / 1e3:.0f} kB"
 
 
 @app.command()
@@ -635,15 +778,15 @@ def info(
     if as_json:
         _print_json(details)
         return
-    overview = Table(title=f"Model {model}", show_header=False, title_justify="left")
+    overview = Table(title=f"Model {escape(str(model))}", show_header=False, title_justify="left")
     overview.add_column(style="bold")
     overview.add_column()
     for name in ("corpus", "parameters", "vocab_size"):
         value = details[name]
         label = "n-grams" if name == "parameters" and loaded.config.cell == "ngram" else name
-        overview.add_row(label, f"{value:,}" if isinstance(value, int) else str(value))
+        overview.add_row(label, f"{value:,}" if isinstance(value, int) else escape(str(value)))
     if details["init"]:
-        overview.add_row("started from", f"{details['init']['path']} (trained on {details['init']['corpus']})")
+        overview.add_row("started from", escape(f"{details['init']['path']} (trained on {details['init']['corpus']})"))
     settings = loaded.config.to_dict()
     if settings["cell"] == "ngram":
         overview.add_row("model", f"ngram, order {settings['order']}, interpolated modified Kneser-Ney")
@@ -658,6 +801,22 @@ def info(
     out.print(overview)
     if loaded.summary:
         out.print(summary_table(loaded.summary))
+
+
+@app.command()
+def presets(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
+    """The built-in presets that --config NAME takes, smallest first."""
+    found = configuration.presets()
+    if as_json:
+        _print_json([{"name": name, "description": about, "path": str(configuration.PRESETS / f"{name}.yaml")}
+                     for name, about in found.items()])
+        return
+    table = Table(title="Presets (nextword train CORPUS --config NAME)", title_justify="left")
+    table.add_column("name", style="bold")
+    table.add_column("description")
+    for name, about in found.items():
+        table.add_row(name, escape(about))
+    out.print(table)
 
 
 @app.callback(invoke_without_command=True)

@@ -19,7 +19,7 @@ import numpy as np
 
 from . import checkpoint, plots
 from . import config as configuration
-from .config import CELLS, NEURAL_CELLS, Config
+from .config import CELLS, COMPARE_DEFAULTS, COMPARE_STEPS, NEURAL_CELLS, Config
 from .data import CorpusFile, check_corpus
 from .errors import ConfigError, ModelDirError
 from .evaluate import LongRangeAccuracy, long_range_accuracy, read_targets, stream_loss, word_metrics
@@ -73,14 +73,6 @@ class VariantResult:
         return self.gradient[0] / self.gradient[-1] if self.gradient[-1] > 0 else math.inf
 
 
-# A comparison is a short run of each variant, so by default it trains at a constant rate and
-# without dropout: in ~1000 steps a warm-up and decay, or dropout, mostly delay the moment a cell
-# learns to carry a word across a clause (on the long-range corpus they hid that an LSTM learns
-# it at all; see the README). --config and flags override each of these.
-COMPARE_DEFAULTS = {"dropout": 0.0, "warmup": 0, "final_lr": 1.0}
-COMPARE_STEPS = 1000  # each variant's budget when neither the YAML file nor the flags set one
-
-
 def compare_settings(config_file: Path | None, options: dict[str, Any]) -> Config:
     """The shared settings of a comparison: COMPARE_DEFAULTS under the YAML file and the flags."""
     settings = configuration.load(config_file, options, defaults=COMPARE_DEFAULTS)
@@ -104,8 +96,10 @@ def plan(base: Config, cells: Sequence[str], bidirectional: bool) -> list[tuple[
 
 def compare(corpus: str | Path, base: Config, out: str | Path, *, cells: Sequence[str] = NEURAL_CELLS,
             bidirectional: bool = False, valid_file: str | Path | None = None, accuracy_words: int = 2000,
-            force: bool = False, on_event: Callable[[Any], None] | None = None) -> list[VariantResult]:
-    """Train and measure each variant into `out/<variant>`, then write the table, plots and report."""
+            force: bool = False, command: str | None = None,
+            on_event: Callable[[Any], None] | None = None) -> list[VariantResult]:
+    """Train and measure each variant into `out/<variant>`, then write the table, plots and report, which
+    record `command` (the command line that asked for them), the corpus and the shared settings."""
     emit = on_event or (lambda event: None)
     out = Path(out)
     variants = plan(base, cells, bidirectional)
@@ -123,7 +117,10 @@ def compare(corpus: str | Path, base: Config, out: str | Path, *, cells: Sequenc
                         tokenizer=tokenizer, on_event=emit)
         emit(Stage("measuring"))
         results.append(_measure(name, config, out / name, summary, valid_ids, long_range, accuracy_words))
-    _write_outputs(out, results)
+    made = {"command": command, "corpus": str(corpus_file.path), "corpus_sha256": corpus_file.sha256,
+            "valid": str(held_out.path) if held_out else None, "accuracy_words": accuracy_words,
+            "settings": {k: v for k, v in base.to_dict().items() if k not in ("cell", "bidirectional")}}
+    _write_outputs(out, results, made)
     return results
 
 
@@ -171,13 +168,13 @@ def _measure(name: str, config: Config, model_dir: Path, summary, valid_ids: np.
                for row in checkpoint.read_metrics(model_dir)])
 
 
-def _write_outputs(out: Path, results: list[VariantResult]) -> None:
+def _write_outputs(out: Path, results: list[VariantResult], made: dict[str, Any]) -> None:
     rows = [r.to_dict() for r in results]
-    write_text(out / RESULTS, json.dumps({"created": time.strftime("%Y-%m-%dT%H:%M:%S"), "variants": rows},
+    write_text(out / RESULTS, json.dumps({"created": time.strftime("%Y-%m-%dT%H:%M:%S"), **made, "variants": rows},
                                          indent=2))
     plots.learning_curves({r.name: r.curve for r in results}, out / CURVES_PNG)
     plots.gradient_flow({r.name: r.gradient for r in results}, out / GRADIENTS_PNG)
-    write_text(out / REPORT, markdown_report(results))
+    write_text(out / REPORT, markdown_report(results, made))
 
 
 # Columns of the comparison table: (title, value, format, which is best: "low" or "high").
@@ -216,7 +213,7 @@ def table_rows(results: Sequence[VariantResult], mark_best: Callable[[str], str]
     return [[cell(title, value(r), fmt) for title, value, fmt, _ in columns] for r in results]
 
 
-def markdown_report(results: Sequence[VariantResult]) -> str:
+def markdown_report(results: Sequence[VariantResult], made: dict[str, Any] | None = None) -> str:
     columns = table_columns(results)
     lines = ["# nextword comparison", "",
              "| variant | " + " | ".join(title for title, *_ in columns) + " |",
@@ -240,4 +237,9 @@ def markdown_report(results: Sequence[VariantResult]) -> str:
         chance = results[0].long_range
         lines += ["", "Targets per bucket: " + ", ".join(f"{b}: {v['targets']}" for b, v in chance["by_distance"].items())
                   + f". Guessing among the words of each kind would recall {chance['chance']:.1%}.", ""]
+    if made:
+        lines += ["## How this was made", "", *([f"    {made['command']}", ""] if made["command"] else []),
+                  f"Corpus `{made['corpus']}` (sha256 `{made['corpus_sha256']}`), validation "
+                  + (f"`{made['valid']}`" if made["valid"] else "held out from its end") + ". Settings shared by "
+                  "every variant: " + ", ".join(f"{k}={v}" for k, v in made["settings"].items()) + ".", ""]
     return "\n".join(lines) + "\n"

@@ -35,6 +35,13 @@ SHAPE_KEYS = ("tokenizer", "vocab_size", "cell", "order", "layers", "embed", "hi
               "context", "pool")
 INIT_LR_SCALE = 0.3  # a run from a trained model's weights starts at this fraction of its learning rate
 
+# A comparison is a short run of each variant, so by default it trains at a constant rate and
+# without dropout: in ~1000 steps a warm-up and decay, or dropout, mostly delay the moment a cell
+# learns to carry a word across a clause (on the long-range corpus they hid that an LSTM learns
+# it at all; see the README). --config and flags override each of these.
+COMPARE_DEFAULTS = {"dropout": 0.0, "warmup": 0, "final_lr": 1.0}
+COMPARE_STEPS = 1000  # each variant's budget when neither the YAML file nor the flags set one
+
 
 def _opt(default: Any, help: str, *, low: float | None = None, high: float | None = None,
          choices: tuple[str, ...] | None = None, low_open: bool = False) -> Any:
@@ -79,7 +86,7 @@ class Config:
     # Budget and evaluation
     epochs: int | None = _opt(10, "Stop after this many passes over the training split.", low=1)
     max_steps: int | None = _opt(None, "Stop after this many optimiser steps.", low=1)
-    time_budget: float | None = _opt(None, "Stop after this much training time, e.g. 90s, 10m, 1h.",
+    time_budget: float | None = _opt(None, "Stop after this much training time: 90s, 10m, 1h30m, 1:30:00.",
                                      low=0.0, low_open=True)
     eval_every: int = _opt(200, "Evaluate and checkpoint every this many steps.", low=1)
     patience: int | None = _opt(None, "Stop after this many evaluations without a better validation loss.",
@@ -97,17 +104,29 @@ class Config:
 FIELDS: dict[str, dataclasses.Field] = {f.name: f for f in dataclasses.fields(Config)}
 _TYPES = typing.get_type_hints(Config)
 
-_DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s?)?\s*$")
+# Every number carries its unit, largest first (1h30m, 90s, 1.5h), or the clock is written out
+# (1:30:00 is h:mm:ss, 2:30 is m:ss). A bare number is seconds. `1h30` is refused: minutes or seconds?
+_NUMBER = r"\d+(?:\.\d+)?"
+_UNITS = re.compile(rf"^(?:({_NUMBER})h)?(?:({_NUMBER})m)?(?:({_NUMBER})s)?$")
+_CLOCK = re.compile(r"^(?:(\d+):)?(\d+):(\d{2}(?:\.\d+)?)$")
+DURATION_EXAMPLES = "90, 90s, 3m, 1h30m, 1.5h, 1:30:00 (h:mm:ss) or 2:30 (m:ss)"
 
 
 def parse_duration(value: Any) -> float:
-    """Seconds from `90`, `90s`, `10m`, `1h30m` or `1.5h`."""
+    """Seconds from an unambiguous duration: one of DURATION_EXAMPLES."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
-    match = _DURATION.match(str(value))
-    if not match or not any(match.groups()):
-        raise ValueError(f"{value!r} is not a duration like 90s, 10m or 1h30m")
-    hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
+    text = str(value).strip().lower().replace(" ", "")
+    if re.fullmatch(_NUMBER, text):
+        return float(text)
+    if (clock := _CLOCK.match(text)) and float(clock.group(3)) < 60 and \
+            (clock.group(1) is None or int(clock.group(2)) < 60):
+        hours, minutes, seconds = (float(g) if g else 0.0 for g in clock.groups())
+        return hours * 3600 + minutes * 60 + seconds
+    units = _UNITS.match(text)
+    if not text or not units or not any(units.groups()):
+        raise ValueError(f"{value!r} is not a duration; write it like {DURATION_EXAMPLES}")
+    hours, minutes, seconds = (float(g) if g else 0.0 for g in units.groups())
     return hours * 3600 + minutes * 60 + seconds
 
 
@@ -201,6 +220,33 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must hold a mapping of option: value, not a {type(data).__name__}")
     return {str(k): v for k, v in data.items()}
+
+
+PRESETS = Path(__file__).with_name("presets")  # shipped inside the package, so found from any directory
+
+
+def presets() -> dict[str, str]:
+    """The built-in presets by name, each with its description: the first comment line of its file."""
+    found = {}
+    for path in PRESETS.glob("*.yaml"):
+        text = path.read_text(encoding="utf-8")
+        first = next((line for line in text.splitlines() if line.startswith("#")), "")
+        size = resolve(yaml.safe_load(text))
+        about = first.lstrip("# ").removeprefix(f"{path.stem}:").strip()
+        found[path.stem] = ((size.layers * size.hidden, size.vocab_size), about)
+    return {name: about for name, (_, about) in sorted(found.items(), key=lambda item: item[1][0])}  # smallest first
+
+
+def find_config(value: str | Path) -> Path:
+    """The YAML file of `--config`: a path, or a built-in preset by name (`small`; `models/small.yaml`, where
+    the presets used to be, still finds it)."""
+    path = Path(value)
+    if path.exists():
+        return path
+    preset = PRESETS / f"{path.stem}.yaml"
+    if path.suffix in ("", ".yaml") and str(path.parent) in (".", "models") and preset.is_file():
+        return preset
+    raise ConfigError(f"config file not found: {value}; give a YAML file or a preset: {', '.join(presets())}")
 
 
 def load(config_file: str | Path | None = None, overrides: Mapping[str, Any] | None = None,

@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterator, Union
 import numpy as np
 import torch
 
-from . import checkpoint, distributed
+from . import checkpoint, distributed, modelcard
 from .config import Config
 from .data import CorpusFile, StreamBatches, WindowBatches, check_corpus, encode_corpus, split_validation
 from .devices import pick_device
@@ -210,6 +210,7 @@ def _count(config: Config, tokenizer: Tokenizer, train_ids: np.ndarray, valid_id
         best_step=1, best_valid_loss=totals.loss, best_valid_perplexity=totals.token_perplexity,
         best_valid_word_perplexity=totals.word_perplexity, stopped_because="counted")
     checkpoint.write_summary(out, summary.to_dict())
+    modelcard.write_card(out)
     return summary
 
 
@@ -217,6 +218,11 @@ def _metrics_row(step: int, epoch: int, elapsed: float, lr: float, totals: LossT
     """One row of metrics.jsonl."""
     return {"step": step, "epoch": epoch, "elapsed": round(elapsed, 3), "lr": lr, "valid_loss": totals.loss,
             "valid_perplexity": totals.token_perplexity, "valid_word_perplexity": totals.word_perplexity}
+
+
+def _training_row(step: int, loss: float, lr: float, elapsed: float) -> dict[str, Any]:
+    """A row of metrics.jsonl between evaluations: the mean training loss since the previous one."""
+    return {"step": step, "train_loss": round(loss, 6), "lr": lr, "elapsed": round(elapsed, 3)}
 
 
 def _check_same_data(manifest: dict[str, Any], corpus: CorpusFile, held_out: CorpusFile | None) -> None:
@@ -438,15 +444,22 @@ class _Run:
                 emit(Progress(self.step, self.total_steps(), self.epoch, mean_loss,
                               self.optimizer.param_groups[0]["lr"], rate * self.tokens_per_step, self.elapsed,
                               self.done(), self.eta(rate)))
+                self.metrics.append(_training_row(self.step, mean_loss, self.optimizer.param_groups[0]["lr"],
+                                                  self.elapsed))
                 loss_sum.zero_()
                 loss_steps, last_report = 0, now
         train_seconds = time.perf_counter() - started_this_run - evaluation_seconds
-        if not self.metrics or self.metrics[-1]["step"] != self.step:
+        if not any(row["step"] == self.step for row in self.evaluations()):
             self.evaluate(emit)
         summary = self.summary(reason, steps_this_run * self.tokens_per_step / max(train_seconds, 1e-9))
         if self.world.main:
+            checkpoint.write_metrics(self.out, self.metrics)  # with the training loss since the last evaluation
             checkpoint.write_summary(self.out, summary.to_dict())
+            modelcard.write_card(self.out)
         return summary
+
+    def evaluations(self) -> list[dict[str, Any]]:
+        return [row for row in self.metrics if "train_loss" not in row]
 
     # -- evaluation and checkpoints ------------------------------------------------------------
     def evaluate(self, emit: Callable[[Event], None]) -> None:
@@ -526,8 +539,8 @@ class _Run:
             hidden = None  # the saved state is rank 0's streams; the others start theirs afresh
         self.hidden = (tuple(h.to(self.device) for h in hidden) if isinstance(hidden, (tuple, list))
                        else hidden.to(self.device) if hidden is not None else None)
-        self.metrics = [row for row in checkpoint.read_metrics(self.out) if row["step"] <= self.step]
-        self.best = next((row for row in self.metrics if row["step"] == self.best_step), None)
+        self.metrics = [row for row in checkpoint.read_metrics(self.out, training=True) if row["step"] <= self.step]
+        self.best = next((row for row in self.evaluations() if row["step"] == self.best_step), None)
 
     def summary(self, stopped_because: str, tokens_per_second: float) -> TrainSummary:
         best = self.best

@@ -91,8 +91,6 @@ TRAIN_CASES = [
     (["{corpus}", "--dropout=2"], "option 'dropout' must be <= 0.9"),
     (["{corpus}", "--lr=-0.1"], "option 'lr' must be > 0"),
     (["{corpus}", "--time-budget=soon"], "'soon' is not a duration"),
-    (["{corpus}", "--cell=transformer"], "option 'cell' must be one of rnn, gru, lstm"),
-    (["{corpus}", "--tokenizer=morfessor"], "option 'tokenizer' must be one of unigram, bpe, char, word"),
     (["{corpus}", "--config={malformed_yaml}"], "malformed YAML"),
     (["{corpus}", "--config={unknown_yaml}"], "unknown option 'hiden'"),
     (["{corpus}", "--config={missing}"], "config file not found"),
@@ -114,7 +112,7 @@ def test_bad_training_input_is_one_line_exit_2_and_loses_nothing(
     result = run("train", *argv, *TINY_FLAGS[1:2], "--out", existing, "--force")
     assert result.exit_code == 2, result.output
     assert message in result.stderr
-    progress = ("tokenizer…", "encoding…", "training…", "note: ")  # what a log shows before the error
+    progress = ("Training ", "tokenizer…", "encoding…", "training…", "note: ")  # a log before the error
     errors = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith(progress)]
     assert len(errors) == 1 and errors[0].startswith("error: ") and "Traceback" not in result.output
     assert {p.name: p.read_bytes() for p in existing.iterdir()} == before
@@ -131,9 +129,9 @@ def test_model_that_is_not_a_model_directory(command: str, tmp_path: Path, corpu
 @pytest.mark.parametrize("command, args, message", [
     ("predict", ["  "], "the text is empty"),
     ("generate", [""], "the prompt is empty"),
-    ("predict", ["anna", "--top-k", "0"], "'--top-k' / '-k': Input should be greater than or equal to 1"),
+    ("predict", ["anna", "--top-k", "0"], "'--suggestions' / '-k' / '--top-k': 0 is not in the range 1<=x<=100"),
     ("generate", ["anna", "--temperature", "-1"], "'temperature' must be >= 0"),
-    ("generate", ["anna", "--samples", "0"], "'--samples': Input should be greater than or equal to 1"),
+    ("generate", ["anna", "--samples", "0"], "'--samples': 0 is not in the range 1<=x<=100"),
 ])
 def test_bad_prompts_and_options(command, args, message, trained_model: Path) -> None:
     result = run(command, trained_model, *args)
@@ -149,6 +147,17 @@ def test_existing_model_is_not_overwritten_without_force(tmp_path: Path, corpus_
 def test_typer_usage_errors_exit_2_without_traceback(corpus_file: Path) -> None:
     result = run("train", corpus_file, "--layers", "abc")
     assert result.exit_code == 2 and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("option, value, choices", [
+    ("--cell", "transformer", "'rnn', 'gru', 'lstm', 'ngram'"),
+    ("--tokenizer", "morfessor", "'unigram', 'bpe', 'char', 'word'"),
+])
+def test_a_choice_outside_its_values_names_them(option: str, value: str, choices: str, corpus_file: Path) -> None:
+    result = runner.invoke(app, ["train", str(corpus_file), option, value], env={"COLUMNS": "200"})
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert f"'{value}' is not one of {choices}" in result.stderr
+    assert run("train", corpus_file, option, value.upper()).exit_code == 2  # still refused in capitals
 
 
 def test_module_and_console_script_entry_points() -> None:
@@ -272,7 +281,7 @@ def _variant_flags() -> list[str]:
     (["train", "{corpus}", *_variant_flags(), "--cell=lstm", "--out", "{tmp}/m"], "step 10/10"),
     (["compare", "{corpus}", "--cells", "rnn", *_variant_flags(), "--accuracy-words", "20", "--out", "{tmp}/c"],
      "step 10/10"),
-    (["evaluate", "{model}", "{corpus}", "--max-words", "50"], "perplexity"),
+    (["evaluate", "{model}", "{corpus}", "--score-words", "50"], "perplexity"),
 ], ids=["train", "compare", "evaluate"])
 def test_json_alone_on_stdout_while_progress_goes_to_stderr(command, progress, tmp_path: Path, corpus_file: Path,
                                                             trained_model: Path, monkeypatch) -> None:
@@ -292,10 +301,12 @@ def test_json_alone_on_stdout_while_progress_goes_to_stderr(command, progress, t
 def test_shell_completion_script_completes_commands_and_options(tmp_path: Path) -> None:
     # bash itself sources what --show-completion prints and asks it, as a Tab press would.
     asked = "; ".join([f"source <({Path(sys.executable).with_name('nextword')} --show-completion bash)",
-                       "COMP_WORDS=(nextword pre); COMP_CWORD=1; _nextword_completion nextword",
+                       "COMP_WORDS=(nextword pred); COMP_CWORD=1; _nextword_completion nextword",
                        'echo "${COMPREPLY[@]}"',
                        "COMP_WORDS=(nextword predict m --to); COMP_CWORD=3; _nextword_completion nextword",
+                       'echo "${COMPREPLY[@]}"',
+                       "COMP_WORDS=(nextword train c --cell ''); COMP_CWORD=4; _nextword_completion nextword",
                        'echo "${COMPREPLY[@]}"'])
     done = subprocess.run(["bash", "-c", asked], capture_output=True, text=True, timeout=60,
                           env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"})
-    assert done.stdout.splitlines() == ["predict", "--top-k"], done.stderr
+    assert done.stdout.splitlines() == ["predict", "--top-k", "rnn gru lstm ngram"], done.stderr

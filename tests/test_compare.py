@@ -1,3 +1,4 @@
+import hashlib
 import json
 from pathlib import Path
 
@@ -65,7 +66,12 @@ def test_compare_writes_a_row_per_variant_plots_and_a_report(tmp_path: Path, cor
     assert "Comparison" in result.stdout and "word perplexity" in result.stdout
     header = next(line for line in result.stdout.splitlines() if "variant" in line)
     assert "grad 1/T" in header and "long-range" in header and "…" not in header  # not squeezed into 80 columns
-    rows = json.loads((out / "compare.json").read_text())["variants"]
+    assert "Comparison (best marked *)" in result.stdout and "green" not in result.stdout  # no colour in a pipe
+    made = json.loads((out / "compare.json").read_text())
+    assert made["command"].startswith("nextword ") and made["corpus"] == str(corpus)
+    assert made["corpus_sha256"] == hashlib.sha256(corpus.read_bytes()).hexdigest() and made["valid"] is None
+    assert made["settings"]["max_steps"] == 30 and made["settings"]["context"] == 4 and "cell" not in made["settings"]
+    rows = made["variants"]
     assert [row["name"] for row in rows] == ["rnn", "rnn-bi", "gru", "gru-bi"]
     for row in rows:
         assert row["steps"] == 30 and row["parameters"] > 0 and 0 <= row["top1"] <= row["top5"] <= 1
@@ -75,6 +81,8 @@ def test_compare_writes_a_row_per_variant_plots_and_a_report(tmp_path: Path, cor
         assert (out / picture).read_bytes().startswith(PNG) and (out / picture).stat().st_size > 5000
     report = (out / "report.md").read_text()
     assert "| rnn-bi |" in report and "long-range" in report.lower()
+    assert "## How this was made" in report and f"    {made['command']}" in report and made["corpus_sha256"] in report
+    assert "max_steps=30" in report and "seq_len=8" in report
     again = CliRunner().invoke(app, ["compare", str(corpus), "--out", str(out)])
     assert again.exit_code == 2 and "use --force" in again.stderr
 

@@ -22,10 +22,17 @@ def test_saved_config_reads_back_identically(tmp_path: Path) -> None:
     assert config.time_budget == 90.0
 
 
-@pytest.mark.parametrize("text, seconds", [("90", 90), ("90s", 90), ("10m", 600), ("1h30m", 5400),
-                                           ("1.5h", 5400), (45, 45)])
+@pytest.mark.parametrize("text, seconds", [("90", 90), ("90s", 90), ("10m", 600), ("3m", 180), ("1h30m", 5400),
+                                           ("1.5h", 5400), ("1h30m15s", 5415), (" 1h 30m ", 5400), ("1:30:00", 5400),
+                                           ("2:30", 150), ("0:00:05", 5), (45, 45)])
 def test_durations(text: object, seconds: float) -> None:
     assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["1h30", "1m30", "30m1h", "1:75", "1:60:00", "1:2", "h", "", "soon", "-5s"])
+def test_ambiguous_or_malformed_durations_are_refused_with_an_example(text: str) -> None:
+    with pytest.raises(ValueError, match=r"is not a duration; write it like 90, 90s, 3m, 1h30m"):
+        parse_duration(text)
 
 
 @pytest.mark.parametrize("options, words", [
