@@ -210,13 +210,24 @@ def train(
     as_json: bool = typer.Option(False, "--json", help="Print the training summary as JSON."),
     options: dict = None,
 ) -> None:
-    """Train a model on CORPUS and save it as a model directory."""
+    """Train a model on CORPUS and save it as a model directory.
+
+    Without --config, the recipe picks the model's size, vocabulary, dropout and schedule for the size of
+    CORPUS and the --time-budget, and says what it chose; flags override any of it.
+    """
     from .checkpoint import init_config, resume_config
+    from .data import STDIN, spool_stdin
     from .distributed import is_main_process
+    from .recipe import choose
     from .train import train as run_training
 
     config = configuration.find_config(config) if config else None
     settings = configuration.load(config, options)
+    recipe = None
+    if config is None and not init and not resume:  # the recipe sizes a new model for its text and budget
+        corpus = spool_stdin() if str(corpus) == STDIN else corpus  # read once, here: the recipe needs its size
+        recipe = choose(corpus.stat().st_size if corpus.is_file() else 0, settings.time_budget)
+        settings = configuration.load(None, options, defaults=recipe.settings)
     given = {**(configuration.read_yaml(config) if config else {}), **options}
     if init:
         settings = init_config(init, given)
@@ -225,6 +236,8 @@ def train(
         quiet, as_json = True, False
     if resume and not init:  # with both, training refuses the pair before reading --out
         settings = resume_config(out_dir, given)
+    if recipe and not quiet:
+        err.print(f"[dim]{escape(recipe.reason)}[/]", soft_wrap=True)
     summary = _with_display(quiet, settings, lambda on_event: run_training(
         settings, corpus, out_dir, valid_file=valid, force=force, resume=resume, init=init, on_event=on_event),
         headline=f"{'Resuming' if resume else 'Training'} [bold]{escape(str(out_dir))}[/] on {escape(str(corpus))}")

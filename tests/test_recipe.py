@@ -46,3 +46,20 @@ def test_flags_win_over_the_recipe() -> None:
     recipe = choose(1_000_000, 180.0, cores=2)
     config = resolve(recipe.settings, {"time_budget": 180.0, "hidden": 64, "dropout": 0.5})
     assert (config.hidden, config.dropout, config.layers) == (64, 0.5, recipe.settings["layers"])
+
+
+def test_train_without_a_config_follows_the_recipe_and_says_so(tmp_path, corpus_file) -> None:
+    import yaml
+    from typer.testing import CliRunner
+
+    from nextword.cli import app
+
+    out = tmp_path / "model"
+    result = CliRunner().invoke(app, ["train", str(corpus_file), "--out", str(out), "--time-budget", "1m",
+                                      "--max-steps", "2", "--eval-every", "1", "--hidden", "32", "--embed", "32"])
+    assert result.exit_code == 0, result.output
+    assert "recipe: 2 × 256 lstm" in result.stderr and "--config or flags override" in result.stderr
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    chosen = choose(corpus_file.stat().st_size, 60.0).settings
+    assert saved["epochs"] is None and saved["vocab_size"] == chosen["vocab_size"]
+    assert (saved["hidden"], saved["layers"], saved["lr"]) == (32, chosen["layers"], chosen["lr"])
