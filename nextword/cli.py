@@ -236,11 +236,10 @@ def train(
         quiet, as_json = True, False
     if resume and not init:  # with both, training refuses the pair before reading --out
         settings = resume_config(out_dir, given)
-    if recipe and not quiet:
-        err.print(f"[dim]{escape(recipe.reason)}[/]", soft_wrap=True)
     summary = _with_display(quiet, settings, lambda on_event: run_training(
         settings, corpus, out_dir, valid_file=valid, force=force, resume=resume, init=init, on_event=on_event),
-        headline=f"{'Resuming' if resume else 'Training'} [bold]{escape(str(out_dir))}[/] on {escape(str(corpus))}")
+        headline=f"{'Resuming' if resume else 'Training'} [bold]{escape(str(out_dir))}[/] on {escape(str(corpus))}"
+                 + (f"\n[dim]{escape(recipe.reason)}[/]" if recipe else ""))
     if as_json:
         _print_json(summary.to_dict())
     elif not quiet:
