@@ -238,8 +238,8 @@ def train(
         settings = resume_config(out_dir, given)
     summary = _with_display(quiet, settings, lambda on_event: run_training(
         settings, corpus, out_dir, valid_file=valid, force=force, resume=resume, init=init, on_event=on_event),
-        headline=f"{'Resuming' if resume else 'Training'} [bold]{escape(str(out_dir))}[/] on {escape(str(corpus))}"
-                 + (f"\n[dim]{escape(recipe.reason)}[/]" if recipe else ""))
+        headline=f"{'Resuming' if resume else 'Training'} [bold]{escape(str(out_dir))}[/] on {escape(str(corpus))}",
+        note=recipe.reason if recipe else "")
     if as_json:
         _print_json(summary.to_dict())
     elif not quiet:
@@ -248,9 +248,10 @@ def train(
         out.print(f"Try: nextword predict {escape(str(out_dir))} \"some words \"", soft_wrap=True)
 
 
-def _with_display(quiet: bool, settings: Any, run: Callable[[Any], Any], headline: str = "") -> Any:
-    """Run `run(on_event)` under a training display (none when quiet), which starts by saying `headline`."""
-    display = None if quiet else TrainDisplay(settings, headline)
+def _with_display(quiet: bool, settings: Any, run: Callable[[Any], Any], headline: str = "", note: str = "") -> Any:
+    """Run `run(on_event)` under a training display (none when quiet), which starts by saying `headline`
+    (one line) and `note` (plain text, wrapped)."""
+    display = None if quiet else TrainDisplay(settings, headline, note)
     try:
         result = run(display.handle if display else None)
     except (TrainingInterrupted, KeyboardInterrupt):
@@ -341,10 +342,10 @@ def comparison_table(results: list) -> Group:
 class TrainDisplay:
     """Training events on stderr: a live progress line in a terminal, a line per evaluation in a log."""
 
-    def __init__(self, settings: Any, headline: str = ""):
+    def __init__(self, settings: Any, headline: str = "", note: str = ""):
         from rich.progress import Progress, SpinnerColumn, TextColumn
 
-        self.name, self.headline = settings.cell, headline
+        self.name, self.headline, self.note = settings.cell, headline, note
         self.live = err.is_terminal
         self.last: Any = None  # the latest Progress event, for the log lines
         self.variant: Any = None  # in a comparison: the VariantStarted of the variant training now
@@ -360,6 +361,8 @@ class TrainDisplay:
 
         if self.headline:  # at the first event, as the display: input errors found before it stand alone
             err.print(self.headline, soft_wrap=True)
+            if self.note:
+                err.print(self.note, style="dim", markup=False, soft_wrap=not self.live)  # a log keeps it one line
             self.headline = ""
         if self.live:
             self.progress.start()

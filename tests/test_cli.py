@@ -112,7 +112,7 @@ def test_bad_training_input_is_one_line_exit_2_and_loses_nothing(
     result = run("train", *argv, *TINY_FLAGS[1:2], "--out", existing, "--force")
     assert result.exit_code == 2, result.output
     assert message in result.stderr
-    progress = ("Training ", "tokenizer…", "encoding…", "training…", "note: ")  # a log before the error
+    progress = ("Training ", "recipe: ", "tokenizer…", "encoding…", "training…", "note: ")  # a log before the error
     errors = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith(progress)]
     assert len(errors) == 1 and errors[0].startswith("error: ") and "Traceback" not in result.output
     assert {p.name: p.read_bytes() for p in existing.iterdir()} == before
