@@ -52,6 +52,9 @@ class _OneLineErrors(TyperGroup):
             where = f" (see: {exc.ctx.command_path} --help)" if getattr(exc, "ctx", None) else ""
             _fail(" ".join(exc.format_message().split()) + where)
             sys.exit(exc.exit_code)
+        except typer.Abort:  # end of input where a prompt waited
+            err.print("Aborted!")
+            sys.exit(1)
         sys.exit(code if isinstance(code, int) else 0)
 
 
@@ -74,8 +77,8 @@ def _fail(message: str) -> None:
 def _friendly(command: Callable) -> Callable:
     """Library errors become one line on stderr and exit code 2; nothing reaches the user as a traceback.
 
-    Text arguments are checked first: bytes that are not UTF-8 come as lone surrogates from the shell,
-    which no tokenizer or terminal can take.
+    Text and path arguments are checked first: bytes that are not UTF-8 come as lone surrogates from the
+    shell, which no tokenizer, terminal or native library (torch, safetensors) can take.
     """
 
     @functools.wraps(command)
@@ -99,12 +102,12 @@ def _friendly(command: Callable) -> Callable:
 
 
 def _check_text(name: str, value: Any) -> None:
-    if isinstance(value, str):
+    if isinstance(value, (str, Path)):
         try:
-            value.encode("utf-8")
+            str(value).encode("utf-8")
         except UnicodeEncodeError as exc:
             raise ConfigError(f"argument '{name}' holds bytes that are not UTF-8 text (at character {exc.start}); "
-                              f"give UTF-8 text") from None
+                              f"give UTF-8 text{' (rename the file)' if isinstance(value, Path) else ''}") from None
 
 
 MAX_SHOWN = 100  # words a prediction shows at most: each costs search width, and a screen holds few
@@ -582,7 +585,8 @@ def generate(
 def interactive(
     model: Path = typer.Argument(..., help="A model directory."),
     suggestions: int = typer.Option(5, "--suggestions", "-k", min=1, max=9, help="Words offered at each key (1-9)."),
-    max_words: int = typer.Option(8, "--max-words", "-n", min=1, max=MAX_WORDS, help="Words a Ctrl-G continuation adds."),
+    max_words: int = typer.Option(8, "--max-words", "-n", min=1, max=MAX_WORDS,
+                                  help="Words a Ctrl-G continuation adds."),
     device: str = _device_option(),
 ) -> None:
     """Type with the likeliest next words offered at each key, like a phone keyboard.
@@ -705,7 +709,8 @@ def export(
                                      help="torchscript (torch.jit.load) or onnx (onnxruntime; "
                                           "needs pip install 'nextword\\[export]')."),
     out_file: Path = typer.Option(..., "--out", "-o", help="The file to write."),
-    force: bool = typer.Option(False, "--force", help="Replace --out if it exists (never a model directory's own files)."),
+    force: bool = typer.Option(False, "--force",
+                               help="Replace --out if it exists (never a model directory's own files)."),
     as_json: bool = typer.Option(False, "--json", help="Print what the file takes and gives as JSON."),
 ) -> None:
     """Write MODEL's next-token step to one file that runs without nextword.

@@ -111,9 +111,10 @@ def compare(corpus: str | Path, base: Config, out: str | Path, *, cells: Sequenc
     long_range = _long_range_targets(corpus_file.path, held_out, train_ids)
     out.mkdir(parents=True, exist_ok=True)
     results = []
+    valid_path = held_out.path if held_out else None  # standard input is read once: its copy is read again
     for index, (name, config) in enumerate(variants):
         emit(VariantStarted(index, len(variants), name))
-        summary = train(config, corpus_file.path, out / name, valid_file=held_out and held_out.path, force=force,
+        summary = train(config, corpus_file.path, out / name, valid_file=valid_path, force=force,
                         tokenizer=tokenizer, on_event=emit)
         emit(Stage("measuring"))
         results.append(_measure(name, config, out / name, summary, valid_ids, long_range, accuracy_words))

@@ -48,6 +48,9 @@ def check_corpus(path: str | Path) -> CorpusFile:
     Anything but a regular file (a directory, a FIFO, a device) is refused without being opened.
     """
     path = spool_stdin() if str(path) == STDIN else Path(path)
+    if path.is_fifo():  # /dev/stdin given for a pipe, say: the spelling that works is -
+        raise CorpusError(f"corpus {path} is a FIFO (named pipe), not a regular file; to read standard input, "
+                          f"give - as the corpus")
     digest = hashlib.sha256()
     decoder = codecs.getincrementaldecoder("utf-8")()
     offset, lines, has_text = 0, 0, False

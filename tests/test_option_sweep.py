@@ -49,7 +49,7 @@ NUMERIC = [(verb, _option(p)) for verb, command in COMMANDS.items() for p in com
            if p.param_type_name == "option" and _base_type(p) in (int, float)]
 PATHS = [(verb, p.name) for verb, command in COMMANDS.items() for p in command.params if _base_type(p) is Path]
 HOSTILE_NUMBERS = {"negative": "-1", "zero": "0", "huge": str(10**30), "nan": "nan", "wrong type": "many"}
-HOSTILE_PATHS = ("missing", "directory", "fifo", "symlink to elsewhere", "unreadable", "empty")
+HOSTILE_PATHS = ("missing", "directory", "fifo", "symlink to elsewhere", "unreadable", "empty", "not UTF-8")
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +95,7 @@ def _assert_clean(result) -> None:
 
 
 def test_the_sweep_covers_the_app() -> None:
-    assert ("predict", "--suggestions") in NUMERIC and ("train", "--hidden") in NUMERIC and ("train", "--time-budget") in NUMERIC
+    assert {("predict", "--suggestions"), ("train", "--hidden"), ("train", "--time-budget")} <= set(NUMERIC)
     assert ("train", "corpus") in PATHS and ("export", "out_file") in PATHS
 
 
@@ -117,6 +117,8 @@ def _hostile_path(kind: str, place: Path, victim: Path) -> None:
         place.chmod(0)
     elif kind == "empty":
         place.write_bytes(b"")
+    elif kind == "not UTF-8":  # a name of bytes that are not UTF-8, as a shell passes it
+        place.write_text("anna has the red ball .\n")
 
 
 def _deny_reading(place: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -152,7 +154,7 @@ def test_every_path_argument_answers_in_one_line(verb: str, name: str, kind: str
     victim = tmp_path / "elsewhere.txt"
     victim.write_bytes(VICTIM)
     line = _command_line(verb, tmp_path, trained_model, small_corpus)
-    place = tmp_path / "hostile"
+    place = tmp_path / ("hostile" if kind != "not UTF-8" else b"hostile\xff".decode("utf-8", "surrogateescape"))
     param = next(p for p in COMMANDS[verb].params if p.name == name)
     words = [str(place)] if param.param_type_name == "argument" else [_option(param), str(place)]
     line[name] = words

@@ -296,9 +296,16 @@ def test_undecodable_bytes_in_a_prompt_are_one_line(trained_model: Path) -> None
     assert_refused(run("generate", trained_model, prompt), "not UTF-8")
 
 
+def test_undecodable_bytes_in_a_path_are_one_line(trained_model: Path, tmp_path: Path) -> None:
+    # torch and safetensors take only UTF-8 paths: refused up front, not a TypeError deep in an export.
+    target = tmp_path / b"\xff.pt".decode("utf-8", "surrogateescape")
+    assert_refused(run("export", trained_model, "--format", "torchscript", "--out", target), "not UTF-8")
+    assert not os.path.lexists(target)
+
+
 def test_undecodable_bytes_from_a_real_shell_are_one_line(trained_model: Path) -> None:
-    result = subprocess.run([sys.executable, "-m", "nextword", "predict", str(trained_model).encode(), b"the \xff king "],
-                            capture_output=True, timeout=120)
+    result = subprocess.run([sys.executable, "-m", "nextword", "predict", str(trained_model).encode(),
+                             b"the \xff king "], capture_output=True, timeout=120)
     assert result.returncode == 2 and result.stderr.decode().count("\n") == 1 and b"not UTF-8" in result.stderr
 
 
@@ -334,14 +341,13 @@ def test_weights_that_are_not_finite_are_broken(model_dir: Path, corpus_file: Pa
         assert_refused(run(*args), "weights are broken")
 
 
-@pytest.mark.parametrize("dtype", [torch.int8, torch.bool])
-def test_weights_of_another_dtype_are_refused(model_dir: Path, dtype: torch.dtype) -> None:
+@pytest.mark.parametrize("dtype, stored", [(torch.int8, "I8"), (torch.bool, "BOOL")])
+def test_weights_of_another_dtype_are_refused(model_dir: Path, dtype: torch.dtype, stored: str) -> None:
     tensors = load_file(str(model_dir / "model.safetensors"))
     name = sorted(tensors)[0]
     tensors[name] = tensors[name].to(dtype)
     save_file(tensors, str(model_dir / "model.safetensors"))
-    assert_refused(run("predict", model_dir, "anna has "), "model.safetensors", name, str(dtype).split(".")[1][:4].upper()
-                   if dtype is torch.bool else "I8")
+    assert_refused(run("predict", model_dir, "anna has "), "model.safetensors", repr(name), f"is {stored}")
 
 
 @pytest.mark.parametrize("field, value", [("vocab_size", "many"), ("format", True), ("kind", "zzz"),
