@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from nextword.config import Config, dump_yaml, load, parse_duration, read_yaml, resolve
+from nextword.config import PRESETS, Config, dump_yaml, load, parse_duration, read_yaml, resolve
 from nextword.errors import ConfigError
 
 
@@ -83,13 +83,13 @@ def test_missing_and_directory_config(tmp_path: Path) -> None:
 
 
 def test_presets_are_valid() -> None:
-    presets = sorted((Path(__file__).parent.parent / "models").glob("*.yaml"))
+    presets = sorted(PRESETS.glob("*.yaml"))
     assert {p.stem for p in presets} >= {"tiny", "small"}
     for preset in presets:
         load(preset)
 
 
-@pytest.mark.parametrize("preset", sorted((Path(__file__).resolve().parent.parent / "models").glob("*.yaml")),
+@pytest.mark.parametrize("preset", sorted(PRESETS.glob("*.yaml")),
                          ids=lambda path: path.stem)
 def test_every_preset_loads_and_says_what_it_is_for(preset: Path) -> None:
     assert preset.read_text().startswith(f"# {preset.stem}: ")  # the README's presets table relies on these
