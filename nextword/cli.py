@@ -476,8 +476,8 @@ def serve(
     """Answer next-word requests, JSON lines on stdin, with one JSON line each on stdout (see the README).
 
     A request: {"text": "...", "k": 5}, optionally "id" (a session: send the whole buffer each time, only
-    the change costs) and "generate": {"max_words": 8}. A reply: {"predictions": [[word, probability], ...]},
-    or {"error": "..."}. It stops when stdin ends.
+    the change costs) and "generate": {"max_words": 8}. A reply: {"predictions": ...}, a list of word and
+    probability pairs, or {"error": "..."}. It stops when stdin ends.
     """
     from .predict import Predictor
     from .serve import serve as answer_lines
@@ -511,7 +511,8 @@ def _raw_terminal() -> Iterator[None]:
     try:
         yield
     finally:
-        termios.tcsetattr(sys.stdin, termios.TCSADRAIN, saved)
+        with contextlib.suppress(termios.error):  # the terminal may be gone (a hang-up)
+            termios.tcsetattr(sys.stdin, termios.TCSADRAIN, saved)
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
 

@@ -96,6 +96,8 @@ def parse(line: bytes) -> dict[str, Any]:
         raise RequestError("the request is not UTF-8 text") from None
     except json.JSONDecodeError as exc:
         raise RequestError(f"the request is not JSON: {exc.msg} at character {exc.pos}") from None
+    except (ValueError, RecursionError) as exc:  # an integer of thousands of digits; arrays nested too deep
+        raise RequestError(f"the request is not JSON this server reads: {str(exc)[:80]}") from None
     if not isinstance(request, dict):
         raise RequestError('a request is a JSON object, such as {"text": "once upon a ", "k": 5}')
     _check_fields(request, FIELDS, "")
