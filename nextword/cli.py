@@ -6,6 +6,7 @@ Errors from the library (NextwordError) become one red line on stderr and exit c
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import functools
 import inspect
@@ -17,7 +18,7 @@ import sys
 import time
 import typing
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import typer
 from rich.console import Console, Group
@@ -587,55 +588,120 @@ def interactive(
     suggestions: int = typer.Option(5, "--suggestions", "-k", min=1, max=9, help="Words offered at each key (1-9)."),
     max_words: int = typer.Option(8, "--max-words", "-n", min=1, max=MAX_WORDS,
                                   help="Words a Ctrl-G continuation adds."),
+    from_file: Optional[Path] = typer.Option(None, "--from", help="Start with this text file as the document: "
+                                             "its words are the context, its unfinished last line is typed on."),
+    save: Optional[Path] = typer.Option(None, "--save", help="On quitting (Ctrl-D, Ctrl-C), write the whole "
+                                        "document here: the --from text, then what was typed."),
+    force: bool = typer.Option(False, "--force", help="Let --save replace an existing file other than --from."),
     device: str = _device_option(),
 ) -> None:
     """Type with the likeliest next words offered at each key, like a phone keyboard.
 
     Tab takes the best word, Alt-1…9 (or Esc then the digit) the one with that number; digits type
-    themselves. Ctrl-G shows a generated continuation, Enter starts a new line, Ctrl-D or Ctrl-C quits.
+    themselves. Ctrl-G shows a generated continuation, Enter starts a new line (the document goes on:
+    every line so far is context), Ctrl-D or Ctrl-C quits.
     """
-    from .interactive import Keyboard
+    from .files import write_text
+    from .interactive import Keyboard, check_save_target, note, read_document
     from .predict import Predictor
 
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise NextwordError("nextword interactive needs a terminal; "
                             "in a script, use: nextword predict MODEL TEXT --json")
+    document = read_document(from_file) if from_file else ""
+    if save:
+        check_save_target(save, from_file, force)
+    with _raw_terminal():  # before the model loads: keys typed meanwhile wait, unechoed, to be read
+        session = Predictor.load(model, device=device).session()
+
+        def suggest(text: str) -> list[str]:
+            session.set_text(text)
+            return [word for word, _ in session.predict(k=suggestions)]
+
+        def continue_(text: str) -> str:
+            session.set_text(text)
+            return session.generate(max_words=max_words)
+
+        keyboard = Keyboard(suggest, continue_, count=suggestions, document=document)
+        try:
+            if from_file:
+                _show(note(f"{len(document.split()):,} words from {from_file}", color=not out.no_color))
+            _type_along(keyboard)
+        finally:
+            if save:  # whatever ended the typing: Ctrl-D, Ctrl-C, the terminal closing, an error
+                write_text(save, keyboard.document)
+
+
+@app.command()
+@_friendly
+def serve(
+    model: Path = typer.Argument(..., help="A model directory."),
+    device: str = typer.Option("cpu", "--device", help="Where to run the model."),
+) -> None:
+    """Answer next-word requests, JSON lines on stdin, with one JSON line each on stdout (see the README).
+
+    A request: {"text": "...", "k": 5}, optionally "id" (a session: send the whole buffer each time, only
+    the change costs) and "generate": {"max_words": 8}. A reply: {"predictions": ...}, a list of word and
+    probability pairs, or {"error": "..."}. It stops when stdin ends.
+    """
+    from .predict import Predictor
+    from .serve import serve as answer_lines
+
     predictor = Predictor.load(model, device=device)
-    _type_along(Keyboard(lambda text: [word for word, _ in predictor.predict(text, k=suggestions)],
-                         lambda text: predictor.generate(text, max_words=max_words), count=suggestions))
+    try:
+        answer_lines(predictor, sys.stdin.buffer, sys.stdout.buffer)
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+
+
+def _show(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+@contextlib.contextmanager
+def _raw_terminal() -> Iterator[None]:
+    """The terminal in raw mode (every key at once, Ctrl-C and Ctrl-D included, nothing echoed) while
+    inside, and as it was after; keys typed before are kept (no flush), and read as typed then."""
+    import signal
+    import termios
+    import tty
+
+    def hang_up(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)  # unwinds through the caller's finally: --save still writes
+
+    saved = termios.tcgetattr(sys.stdin)
+    handlers = {sig: signal.signal(sig, hang_up) for sig in (signal.SIGHUP, signal.SIGTERM)}
+    tty.setraw(sys.stdin, termios.TCSANOW)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(termios.error):  # the terminal may be gone (a hang-up)
+            termios.tcsetattr(sys.stdin, termios.TCSADRAIN, saved)
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
 
 
 def _type_along(keyboard: Any) -> None:
     """The terminal side of `interactive`: keys read in raw mode, the line redrawn after each read."""
     import codecs
     import shutil
-    import termios
-    import tty
 
     from .interactive import KeyReader, screen, settle
 
-    def show(text: str) -> None:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-
     reader, decoder = KeyReader(), codecs.getincrementaldecoder("utf-8")("replace")
-    saved = termios.tcgetattr(sys.stdin)
-    tty.setraw(sys.stdin)  # every key comes at once, Ctrl-C and Ctrl-D included, and nothing is echoed
-    try:
-        while not keyboard.done:
-            show(screen(keyboard, shutil.get_terminal_size().columns, color=not out.no_color))
-            data = os.read(sys.stdin.fileno(), 1024)  # all the keys that came since: one redraw for them
-            if not data:
-                break  # the terminal went away
-            for key in reader.feed(decoder.decode(data)):
-                line = keyboard.press(key)
-                if line is not None:
-                    show(settle(line))
-                if keyboard.done:
-                    break
-        show(settle(keyboard.text))
-    finally:
-        termios.tcsetattr(sys.stdin, termios.TCSADRAIN, saved)
+    while not keyboard.done:
+        _show(screen(keyboard, shutil.get_terminal_size().columns, color=not out.no_color))
+        data = os.read(sys.stdin.fileno(), 1024)  # all the keys that came since: one redraw for them
+        if not data:
+            break  # the terminal went away
+        for key in reader.feed(decoder.decode(data)):
+            line = keyboard.press(key)
+            if line is not None:
+                _show(settle(line))
+            if keyboard.done:
+                break
+    _show(settle(keyboard.text))
 
 
 @app.command()

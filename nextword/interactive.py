@@ -1,27 +1,31 @@
 """Typing with next-word suggestions, like a phone keyboard: the editing state and what the screen shows.
 
 Nothing here touches a terminal. `KeyReader` turns the characters a terminal sends into keys,
-`Keyboard` applies keys to the line being typed, and `screen` is the text that redraws it; the
-CLI reads the terminal in raw mode and writes what `screen` returns. The keys:
+`Keyboard` applies keys to the line being typed at the end of a document, and `screen` is the text
+that redraws it; the CLI reads the terminal in raw mode and writes what `screen` returns. The whole
+document is the context of every suggestion, the lines finished before as much as the one typed.
+The keys:
 
     a letter, a digit, …  typed as is (digits too: picking a suggestion never takes a plain key)
     Tab                   put in the best suggestion, then a space
     Alt-1 … Alt-9         put in suggestion 1 … 9 (Esc then the digit does the same, for terminals
                           where Alt is not Meta)
     Backspace, Ctrl-W, Ctrl-U   delete a character, a word, the line
-    Enter                 end the line (it stays on the screen; the next line starts empty)
+    Enter                 end the line (it stays on the screen and in the document; the next starts empty)
     Ctrl-G                show a short generated continuation of the line
     Ctrl-D, Ctrl-C        quit
 """
 
 from __future__ import annotations
 
+import os
 import re
 import unicodedata
+from pathlib import Path
 from typing import Callable
 
-from .errors import ConfigError
-from .predict import split_partial
+from .errors import ConfigError, CorpusError, WriteError
+from .search import split_partial
 
 TAB, ENTER, BACKSPACE, ESC = "\t", "\r", "\x7f", "\x1b"
 CTRL_W, CTRL_U, CTRL_G, CTRL_D, CTRL_C = "\x17", "\x15", "\x07", "\x04", "\x03"
@@ -71,28 +75,36 @@ class KeyReader:
 
 
 class Keyboard:
-    """The line being typed and the words offered for it.
+    """The document: finished lines (`settled`) and the line being typed (`text`), and the words offered.
 
-    `suggest(text)` gives the likeliest next words (or completions of a partial last word), best first;
-    `continue_(text)` a generated continuation. Suggestions are asked for only when they are shown or
-    picked, so keys that arrive together cost one search.
+    `suggest(document)` gives the likeliest next words (or completions of a partial last word), best
+    first; `continue_(document)` a generated continuation. Suggestions are asked for only when they are
+    shown or picked, so keys that arrive together cost one search. A `document` given to start with
+    is context; its unfinished last line is the line being typed.
     """
 
-    def __init__(self, suggest: Callable[[str], list[str]], continue_: Callable[[str], str], count: int = 5):
+    def __init__(self, suggest: Callable[[str], list[str]], continue_: Callable[[str], str], count: int = 5,
+                 document: str = ""):
         if not 1 <= count <= MAX_SUGGESTIONS:
             raise ConfigError(f"option 'suggestions' must be between 1 and {MAX_SUGGESTIONS}; got {count}")
         self._suggest, self._continue, self.count = suggest, continue_, count
-        self.text = ""
+        self.settled = document[: document.rfind("\n") + 1]
+        self.text = document[len(self.settled):]
         self.continuation = ""  # shown under the line after Ctrl-G, until the next key
         self.done = False
         self._offered: tuple[str, list[str]] | None = None  # (text, its suggestions)
 
     @property
+    def document(self) -> str:
+        return self.settled + self.text
+
+    @property
     def suggestions(self) -> list[str]:
-        if not self.text.strip():
+        document = self.document
+        if not document.strip():
             return []  # nothing typed: nothing to go on
-        if self._offered is None or self._offered[0] != self.text:
-            self._offered = (self.text, self._suggest(self.text)[: self.count])
+        if self._offered is None or self._offered[0] != document:
+            self._offered = (document, self._suggest(document)[: self.count])
         return self._offered[1]
 
     def press(self, key: str) -> str | None:
@@ -102,6 +114,7 @@ class Keyboard:
             self.done = True
         elif key == ENTER:
             line, self.text = self.text, ""
+            self.settled += line + "\n"
             return line
         elif key == TAB or key.startswith("alt-"):
             rank = 0 if key == TAB else int(key[4:]) - 1
@@ -114,8 +127,8 @@ class Keyboard:
         elif key == CTRL_U:
             self.text = ""
         elif key == CTRL_G:
-            if self.text.strip():
-                self.continuation = self._continue(self.text)
+            if self.document.strip():
+                self.continuation = self._continue(self.document)
         elif key.isprintable():
             self.text += key
         return None
@@ -162,3 +175,29 @@ def _columns(text: str) -> int:
 def settle(line: str) -> str:
     """What leaves `line` on the screen as typed, without the rows under it, and moves to a fresh row."""
     return f"\r\x1b[J{PROMPT}{line}\r\n"
+
+
+def note(text: str, color: bool) -> str:
+    """A dim row of its own, above the line being typed."""
+    return f"\r{_SGR['dim']}{text}{_SGR['off']}\r\n" if color else f"\r{text}\r\n"
+
+
+def read_document(path: Path) -> str:
+    """The text of a `--from` file, its line ends as "\\n"."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise CorpusError(f"{path} is not UTF-8 text (byte {exc.start}); save it as UTF-8 and try again") from None
+
+
+def check_save_target(save: Path, loaded: Path | None, force: bool) -> None:
+    """Refuse, before anything is typed, a `--save` file that could not be written or should not be
+    replaced: an existing file other than the `--from` one (a symlink counts as other), unless `force`."""
+    if save.is_dir():
+        raise WriteError(f"cannot save to {save}: it is a folder; name a file")
+    if not save.parent.is_dir():
+        raise WriteError(f"cannot save to {save}: the folder {save.parent} does not exist")
+    if not os.path.lexists(save) or force:
+        return
+    if save.is_symlink() or loaded is None or not save.exists() or not os.path.samefile(save, loaded):
+        raise WriteError(f"{save} already exists; use --force to replace it, or --save a new file")

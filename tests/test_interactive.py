@@ -1,5 +1,6 @@
 """`nextword interactive`: the key decoder and editing state without a terminal, then the real command in a pty."""
 
+import contextlib
 import os
 import re
 import select
@@ -12,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from nextword.cli import app
-from nextword.errors import ConfigError
+from nextword.errors import ConfigError, WriteError
 from nextword.interactive import (BACKSPACE, CTRL_C, CTRL_D, CTRL_G, CTRL_U, CTRL_W, ENTER, TAB, Keyboard,
                                   KeyReader, screen)
 
@@ -21,7 +22,7 @@ WORDS = ["anna", "and", "apple", "ball", "the", "to"]
 
 def suggest(text: str) -> list[str]:
     """A stand-in model: the known words that start with the partial last word, in a fixed order."""
-    partial = "" if text.endswith(" ") else text.split()[-1]
+    partial = re.search(r"\S*$", text).group()
     return [word for word in WORDS if word.startswith(partial)]
 
 
@@ -62,10 +63,29 @@ def test_deleting_a_word_or_the_line() -> None:
     assert typed(BACKSPACE).text == ""
 
 
-def test_enter_gives_the_line_and_starts_a_new_one() -> None:
+def test_enter_gives_the_line_and_starts_a_new_one_in_the_same_document() -> None:
     keyboard = typed("an", TAB)
-    assert keyboard.press(ENTER) == "anna " and keyboard.text == "" and keyboard.suggestions == []
-    assert not keyboard.done
+    assert keyboard.press(ENTER) == "anna " and keyboard.text == "" and not keyboard.done
+    assert keyboard.document == "anna \n" and keyboard.suggestions == WORDS[:5]  # a new line's first word
+    asked: list[str] = []
+    keyboard = typed("anna has", ENTER, "the b", CTRL_G, asked=asked)
+    assert keyboard.document == "anna has\nthe b" and asked == ["anna has\nthe b"]
+    calls: list[str] = []
+    keyboard = Keyboard(lambda text: calls.append(text) or ["x"], lambda text: "")
+    for char in "one\ntw":
+        keyboard.press(ENTER if char == "\n" else char)
+    assert keyboard.suggestions == ["x"] and calls == ["one\ntw"]  # every line so far is the context
+    keyboard.press(CTRL_U)
+    assert keyboard.document == "one\n"  # deleting stays on the line being typed
+
+
+def test_a_document_to_start_with_is_context_and_its_last_line_is_typed_on() -> None:
+    keyboard = Keyboard(suggest, lambda text: "", document="first line\nsecond a")
+    assert keyboard.settled == "first line\n" and keyboard.text == "second a"
+    assert keyboard.suggestions == ["anna", "and", "apple"]
+    keyboard.press(TAB)
+    assert keyboard.document == "first line\nsecond anna "
+    assert Keyboard(suggest, lambda text: "", document="done\n").text == ""
 
 
 @pytest.mark.parametrize("key", [CTRL_D, CTRL_C])
@@ -146,39 +166,124 @@ def _screen(output: str) -> list[str]:
     return rows
 
 
+class Terminal:
+    """`nextword interactive ARGS` in a pseudo-terminal; every read has a deadline, so a broken prompt fails
+    instead of hanging."""
+
+    def __init__(self, *args: str):
+        self.main, child = os.openpty()
+        self.process = subprocess.Popen([sys.executable, "-m", "nextword", "interactive", *map(str, args)],
+                                        stdin=child, stdout=child, stderr=child,
+                                        env={**os.environ, "NO_COLOR": "1"})
+        os.close(child)
+        self.shown = ""
+
+    def type(self, keys: str | bytes) -> None:
+        os.write(self.main, keys.encode() if isinstance(keys, str) else keys)
+
+    def wait_for(self, pattern: str, seconds: float = 60) -> list[str]:
+        """Read what the command writes until its screen matches `pattern`; never longer than `seconds`."""
+        deadline = time.monotonic() + seconds
+        while not re.search(pattern, "\n".join(_screen(self.shown)), re.MULTILINE):
+            left = deadline - time.monotonic()
+            assert left > 0, f"no {pattern!r} on the screen:\n" + "\n".join(_screen(self.shown))
+            if select.select([self.main], [], [], min(left, 0.5))[0]:
+                self.shown += os.read(self.main, 4096).decode()
+        return _screen(self.shown)
+
+    def quit(self, key: bytes = CTRL_D.encode()) -> int:
+        self.type(key)
+        deadline = time.monotonic() + 30
+        while self.process.poll() is None and time.monotonic() < deadline:  # keep reading: a full pty blocks
+            if select.select([self.main], [], [], 0.2)[0]:
+                with contextlib.suppress(OSError):
+                    self.shown += os.read(self.main, 4096).decode()
+        return self.process.wait(timeout=1)
+
+    def close(self) -> None:
+        self.process.kill()
+        os.close(self.main)
+
+
 def test_typing_in_a_terminal(trained_model: Path) -> None:
     """The real command in a pseudo-terminal: suggestions appear as letters are typed, Tab takes the best,
-    Ctrl-D quits; every read has a deadline, so a broken prompt fails instead of hanging."""
-    main, child = os.openpty()
-    process = subprocess.Popen([sys.executable, "-m", "nextword", "interactive", str(trained_model)],
-                               stdin=child, stdout=child, stderr=child, env={**os.environ, "NO_COLOR": "1"})
-    os.close(child)
-    shown = ""
-
-    def wait_for(pattern: str, seconds: float = 60) -> list[str]:
-        """Read what the command writes until its screen matches `pattern`; never longer than `seconds`."""
-        nonlocal shown
-        deadline = time.monotonic() + seconds
-        while not re.search(pattern, "\n".join(_screen(shown)), re.MULTILINE):
-            left = deadline - time.monotonic()
-            assert left > 0, f"no {pattern!r} on the screen:\n" + "\n".join(_screen(shown))
-            if select.select([main], [], [], min(left, 0.5))[0]:
-                shown += os.read(main, 4096).decode()
-        return _screen(shown)
-
+    Ctrl-D quits."""
+    terminal = Terminal(trained_model)
     try:
-        wait_for(r"^Tab: best word")  # loaded, waiting for keys
-        os.write(main, b"anna gives the red ball to the c")
-        rows = wait_for(r"^1 c")  # the partial word "c" completed
+        terminal.wait_for(r"^Tab: best word")  # loaded, waiting for keys
+        terminal.type("anna gives the red ball to the c")
+        rows = terminal.wait_for(r"^1 c")  # the partial word "c" completed
         assert rows[-2] == "> anna gives the red ball to the c"
         offered = rows[-1].split()[1::2]
         assert offered and all(word.startswith("c") for word in offered)
-        os.write(main, b"\t")
-        rows = wait_for(rf"^> anna gives the red ball to the {offered[0]} $")  # the best word, then a space
+        terminal.type("\t")
+        rows = terminal.wait_for(rf"^> anna gives the red ball to the {offered[0]} $")  # the best word, a space
         assert rows[-1].startswith("1 ") and rows[-1] != " ".join(offered)  # the next word offered now
-        assert not re.search(r"\x1b\[[0-9;]*m", shown)  # NO_COLOR: not even bold
-        os.write(main, b"\x04")
-        assert process.wait(timeout=30) == 0
+        assert not re.search(r"\x1b\[[0-9;]*m", terminal.shown)  # NO_COLOR: not even bold
+        assert terminal.quit() == 0
     finally:
-        process.kill()
-        os.close(main)
+        terminal.close()
+
+
+def _offered(rows: list[str]) -> list[str]:
+    return rows[-1].split()[1::2]
+
+
+@pytest.mark.parametrize("quit_key", [CTRL_D, CTRL_C])
+def test_the_document_goes_on_across_lines_and_is_saved_on_quitting(trained_model: Path, tmp_path: Path,
+                                                                     quit_key: str) -> None:
+    """Keys typed before the first screen are kept, every line typed is context for the next, and
+    --save writes the whole document when Ctrl-D or Ctrl-C quits."""
+    from nextword import load
+
+    predictor, saved = load(str(trained_model)), tmp_path / "typed.txt"
+    terminal = Terminal(trained_model, "--save", saved)
+    try:
+        terminal.type("anna has the red ball .\r")  # at once: the model is still loading
+        terminal.wait_for(r"^> anna has the red ball \.$")
+        terminal.type("ben gives the ")
+        rows = terminal.wait_for(r"^> ben gives the $")
+        rows = terminal.wait_for(r"^1 ")
+        document = "anna has the red ball .\nben gives the "
+        assert _offered(rows) == [word for word, _ in predictor.predict(document, k=5)][: len(_offered(rows))]
+        assert terminal.quit(quit_key.encode()) == 0
+    finally:
+        terminal.close()
+    assert saved.read_text(encoding="utf-8") == document
+
+
+def test_from_starts_with_a_document_and_save_may_write_it_back(trained_model: Path, tmp_path: Path) -> None:
+    from nextword import load
+
+    predictor, notes = load(str(trained_model)), tmp_path / "notes.txt"
+    notes.write_text("cora has a green hat .\ncora gives the green ", encoding="utf-8")
+    terminal = Terminal(trained_model, "--from", notes, "--save", notes)
+    try:
+        rows = terminal.wait_for(r"^> cora gives the green $")  # the unfinished last line, to type on
+        assert f"10 words from {notes}" in rows  # a row of its own above the line
+        rows = terminal.wait_for(r"^1 ")
+        expected = [word for word, _ in predictor.predict(notes.read_text(encoding="utf-8"), k=5)]
+        assert _offered(rows) == expected[: len(_offered(rows))]
+        terminal.type("\t")
+        terminal.wait_for(rf"^> cora gives the green {expected[0]} $")
+        assert terminal.quit() == 0
+    finally:
+        terminal.close()
+    assert notes.read_text(encoding="utf-8") == f"cora has a green hat .\ncora gives the green {expected[0]} "
+
+
+def test_save_refuses_to_replace_another_file_without_force(trained_model: Path, tmp_path: Path) -> None:
+    from nextword.interactive import check_save_target
+
+    other = tmp_path / "other.txt"
+    other.write_text("keep me", encoding="utf-8")
+    with pytest.raises(WriteError, match="already exists; use --force"):
+        check_save_target(other, None, force=False)
+    with pytest.raises(WriteError, match="it is a folder"):
+        check_save_target(tmp_path, None, force=True)
+    with pytest.raises(WriteError, match="does not exist"):
+        check_save_target(tmp_path / "no" / "such.txt", None, force=True)
+    check_save_target(other, other, force=False)  # the --from file itself: it is the document's start
+    check_save_target(other, None, force=True)
+    check_save_target(tmp_path / "new.txt", None, force=False)
+    assert other.read_text(encoding="utf-8") == "keep me"

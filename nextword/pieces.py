@@ -1,0 +1,49 @@
+"""A loaded model as word search, sampling and sessions read it: text in as pieces, the next piece out.
+
+`PieceModel` holds the model, its tokenizer and device, and the per-piece masks those three need
+on that device, built once per model: they are consulted once per piece searched or sampled.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .checkpoint import LoadedModel
+from .model import State, model_device
+from .tokenizer import EOS_ID
+
+
+class PieceModel:
+    """One model over pieces: `run` steps it, `context_ids` is the text as it reads it."""
+
+    def __init__(self, loaded: LoadedModel):
+        self.loaded = loaded
+        self.model, self.tokenizer = loaded.model, loaded.tokenizer
+        self.device = model_device(self.model)
+        tok = self.tokenizer
+
+        def mask(array: np.ndarray) -> torch.Tensor:
+            return torch.from_numpy(array.copy()).to(self.device)
+
+        # Kept negated (pieces to rule out), and the word-ending pieces as ids, so that a search step
+        # or a sampled piece does not recompute them.
+        self.not_starts, self.not_extends = ~mask(tok.starts_word), ~mask(tok.extends_word)
+        self.ends = torch.from_numpy(np.flatnonzero(tok.ends_word)).to(self.device)
+        sampleable, word_or_line_start = tok.ordinary.copy(), tok.starts_word.copy()
+        sampleable[EOS_ID] = word_or_line_start[EOS_ID] = True
+        self.not_sampleable, self.not_word_or_line_start = ~mask(sampleable), ~mask(word_or_line_start)
+
+    def context_ids(self, context: str) -> list[int]:
+        """The ids the model reads for `context`. A leading line break: text given without history
+        reads like the start of a line."""
+        return [EOS_ID] + self.tokenizer.encode(context)
+
+    def run(self, tokens: torch.Tensor | list[int], state: State | None = None) -> tuple[torch.Tensor, State]:
+        """Log-probabilities of the next token after each row's last token, and the state after it.
+
+        `tokens` is (rows, time), or a list of ids for a single row.
+        """
+        tokens = torch.as_tensor(tokens, device=self.device)
+        logits, state = self.model(tokens.reshape(1, -1) if tokens.dim() == 1 else tokens, state, last_only=True)
+        return torch.log_softmax(logits[:, -1].float(), dim=-1), state

@@ -1,0 +1,140 @@
+"""Sessions: one growing document, asked after every key, at a cost that does not grow with it.
+
+A session keeps what the model has read at *settled* places of its text, the positions right after
+a space or a line break. There the ids of the text so far are a prefix of the ids of any longer
+text: SentencePiece begins every word at the space before it, strips a line's trailing spaces and
+collapses runs of them, and a line break is the end-of-line id between lines encoded apart. So the
+text after a settled place encodes on its own to the rest of the whole text's ids, and the model
+reads on from the state saved there: a key costs the pieces typed since the last settled place,
+whatever the document's length (a bidirectional-encoded model's state is its window: it costs that).
+
+Editing back (`set_text`) keeps the saved readings inside the prefix the old and new texts share,
+the newest densely (every settled place) and older ones ever more sparsely, so memory stays
+bounded and an edit near the end costs little.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from dataclasses import dataclass
+from typing import Iterator
+
+import torch
+
+from . import sampling
+from .config import Sampling
+from .model import State
+from .pieces import PieceModel
+from .search import WordSearcher, check_query, split_partial
+
+_SETTLED = re.compile(r"[ \n]")  # a settled place is just after one of these
+RECENT = 32  # the newest settled places are all kept
+OLD = 32  # at most this many (twice, just before a thinning) kept before them
+
+
+@dataclass(frozen=True)
+class _Reading:
+    """What the model has read after the text's first `position` characters."""
+
+    position: int
+    logprobs: torch.Tensor  # the next piece (1, vocab)
+    state: State
+
+
+class Session:
+    """One document and what the model has read of it: `predict` answers what `Predictor.predict`
+    answers for `text`, `generate` what `Predictor.generate` does, at the cost of what changed."""
+
+    def __init__(self, pieces: PieceModel, searcher: WordSearcher):
+        self._pieces, self._searcher = pieces, searcher
+        self._text = ""
+        self._saved: list[_Reading] = []  # at settled places, by position; the first at 0
+        self._latest: _Reading | None = None  # the last reading asked for, settled or not
+
+    @property
+    def text(self) -> str:
+        return self._text
+
+    def append(self, text: str) -> None:
+        self._text += text  # every saved reading stays a reading of this text
+
+    def set_text(self, text: str) -> None:
+        """Make the document `text`; what was read of the prefix it shares with the old one is kept."""
+        shared = common_prefix_length(self._text, text)
+        self._text = text
+        del self._saved[bisect.bisect_right([r.position for r in self._saved], shared):]
+        if self._latest is not None and self._latest.position > shared:
+            self._latest = None
+
+    def reset(self) -> None:
+        self.set_text("")
+
+    def predict(self, k: int = 5) -> list[tuple[str, float]]:
+        """The k most likely next words (or completions of a partial last word), with probabilities."""
+        check_query(self._text, k)
+        context, partial = split_partial(self._text)
+        reading = self._read(len(context))
+        return self._searcher.words(reading.logprobs, reading.state, partial, k)
+
+    def stream(self, *, seed: int | None = None, **options: float) -> Iterator[str]:
+        """The continuation of the text, piece by piece (see `Predictor.stream`); the text stays as it is."""
+        chosen = Sampling(**options)
+        sampling.check_prompt(self._text)
+        reading = self._read(len(self._text))
+        yield from sampling.stream(self._pieces, reading.logprobs, reading.state, self._text[-1].isspace(),
+                                   chosen, seed)
+
+    def generate(self, *, seed: int | None = None, **options: float) -> str:
+        return "".join(self.stream(seed=seed, **options))
+
+    @torch.inference_mode()
+    def _read(self, end: int) -> _Reading:
+        """The reading after the first `end` characters, from the last one saved before them."""
+        if self._latest is not None and self._latest.position == end:
+            return self._latest
+        if not self._saved:
+            self._saved.append(_Reading(0, *self._pieces.run(self._pieces.context_ids(""))))
+        at = bisect.bisect_right([r.position for r in self._saved], end)
+        reading, read = self._saved[at - 1], []
+        for stop in _spread([m.end() for m in _SETTLED.finditer(self._text, self._saved[at - 1].position, end)]):
+            reading = self._read_on(reading, stop)
+            read.append(reading)
+        self._saved[at:at] = read
+        self._thin()
+        self._latest = self._read_on(reading, end)
+        return self._latest
+
+    def _read_on(self, reading: _Reading, stop: int) -> _Reading:
+        ids = self._pieces.tokenizer.encode(self._text[reading.position:stop])
+        if not ids:  # spaces only: nothing new to read
+            return _Reading(stop, reading.logprobs, reading.state)
+        return _Reading(stop, *self._pieces.run(ids, reading.state))
+
+    def _thin(self) -> None:
+        """Keep the first reading, the RECENT newest, and every second one between once they are too many."""
+        older = self._saved[1:-RECENT]
+        if len(older) > OLD:
+            self._saved[1:-RECENT] = older[1::2]
+
+
+def _spread(settled: list[int]) -> list[int]:
+    """Where to save readings among the settled places of a stretch read at once (a paste, a loaded
+    document): the RECENT last, and at most OLD evenly spaced before them."""
+    older = settled[:-RECENT]
+    step = -(-len(older) // OLD) or 1
+    return older[::step] + settled[-RECENT:]
+
+
+def common_prefix_length(a: str, b: str) -> int:
+    """How many characters `a` and `b` share at their start, in a few whole-slice comparisons."""
+    if b.startswith(a):
+        return len(a)
+    low, high = 0, min(len(a), len(b))  # a[:low] == b[:low]; they differ somewhere before `high`
+    while low < high:
+        middle = (low + high + 1) // 2
+        if a[low:middle] == b[low:middle]:
+            low = middle
+        else:
+            high = middle - 1
+    return low
