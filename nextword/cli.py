@@ -636,7 +636,7 @@ def interactive(
 @_friendly
 def serve(
     model: Path = typer.Argument(..., help="A model directory."),
-    device: str = typer.Option("cpu", "--device", help="Where to run the model."),
+    device: str = _device_option(),
 ) -> None:
     """Answer next-word requests, JSON lines on stdin, with one JSON line each on stdout (see the README).
 

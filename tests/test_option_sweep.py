@@ -75,6 +75,7 @@ def _command_line(verb: str, root: Path, model: Path, corpus: Path) -> dict[str,
         "info": {"model": [str(model)]},
         "list": {"folder": [str(model.parent)]},
         "presets": {},
+        "serve": {"model": [str(model)]},  # no request: it answers none and ends at the end of its input
     }
     if verb not in lines:
         pytest.fail(f"the sweep has no valid command line for the new verb {verb!r}: add one to _command_line")
