@@ -3,7 +3,8 @@
     nextword.json      manifest: format version, vocabulary size, corpus
     config.yaml        the resolved training config (usable again with --config)
     tokenizer.model    the SentencePiece model
-    model.safetensors  the best weights by validation loss (their step in the metadata)
+    model.safetensors  the best weights by validation loss (their step in the metadata); an n-gram's tables
+    ngram.safetensors  a mixture's n-gram tables, and mixture.safetensors its weights (kinds.py)
     metrics.jsonl      one row per evaluation
     summary.json       the training summary shown by `nextword info`
     state.pt           the last training state, for --resume (tensors only, loaded weights-only)
@@ -33,21 +34,23 @@ from typing import Any, Iterator, Mapping
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, load_model, save_model
+from safetensors.torch import save_model
 
 from . import __version__
 from .config import INIT_LR_SCALE, RESUMABLE_KEYS, SHAPE_KEYS, Config, dump_yaml, read_yaml, resolve
 from .errors import ConfigError, ModelDirError
 from .files import atomic_path, leftover_temporaries, write_bytes, write_text
-from .model import LanguageModel, build_model
-from .ngram import NgramLM
+from . import kinds
+from .model import LanguageModel
 from .tokenizer import Tokenizer
 
-FORMAT = 2  # 2: embeddings read at √dim their stored size (model.ScaledEmbedding)
+# 2: embeddings read at √dim their stored size (model.ScaledEmbedding);
+# 3: the manifest's kind names the model's kind (neural, ngram, mixture); format 2 is migrated on read.
+FORMAT = 3
 LOCK = ".nextword.lock"
 MANIFEST, CONFIG, TOKENIZER = "nextword.json", "config.yaml", "tokenizer.model"
-WEIGHTS, METRICS, SUMMARY, STATE = "model.safetensors", "metrics.jsonl", "summary.json", "state.pt"
-_OWN_FILES = (MANIFEST, CONFIG, TOKENIZER, WEIGHTS, METRICS, SUMMARY, STATE)
+WEIGHTS, METRICS, SUMMARY, STATE = kinds.WEIGHTS, "metrics.jsonl", "summary.json", "state.pt"
+_OWN_FILES = (MANIFEST, CONFIG, TOKENIZER, WEIGHTS, METRICS, SUMMARY, STATE, *kinds.FILES)
 
 
 def is_model_dir(path: Path) -> bool:
@@ -222,11 +225,19 @@ def read_manifest(out: Path) -> dict[str, Any]:
     if not isinstance(version, int) or version > FORMAT:
         raise ModelDirError(f"{out} was written by a newer nextword (format {version}); "
                             f"upgrade nextword to load it")
-    if version < FORMAT:
+    if version < 2:
         raise ModelDirError(f"{out} was written by an older nextword (format {version}), whose models read "
                             f"their embeddings at another scale; train it again with: nextword train CORPUS "
                             f"--config {out / CONFIG} --out {out} --force")
+    if version == 2:  # the same files; only the kind is named differently
+        manifest = {**manifest, "format": FORMAT, "kind": kinds.FORMAT_2_KINDS.get(manifest.get("kind"))}
     return manifest
+
+
+def set_kind(out: Path, kind: str, **fields: Any) -> None:
+    """Record in the manifest that `out` now holds a model of `kind`, with that kind's `fields`."""
+    manifest = read_manifest(out)
+    write_text(out / MANIFEST, json.dumps({**manifest, "kind": kind, **fields}, indent=2))
 
 
 def read_config(out: Path) -> Config:
@@ -274,6 +285,29 @@ class LoadedModel:
     manifest: dict[str, Any]
     summary: dict[str, Any]
 
+    @property
+    def kind(self) -> kinds.Neural | kinds.Ngram | kinds.Mixture:
+        return kinds.of(self.manifest, self.path)
+
+    def components(self) -> dict[str, torch.nn.Module]:
+        """The models the loaded one is made of, by name ("neural", "ngram", "mixture", "mixture+cache"),
+        itself among them; `model` is the last."""
+        return self.kind.components(self.model)
+
+    @property
+    def default_component(self) -> str:
+        """The name of the component that is the model itself, the one predict uses."""
+        return next(name for name, model in self.components().items() if model is self.model)
+
+    def component(self, name: str | None) -> torch.nn.Module:
+        """The loaded model itself (None), or its component `name`."""
+        if name is None:
+            return self.model
+        components = self.components()
+        if name not in components:
+            raise ConfigError(f"{self.path} has no component {name!r}; it has {', '.join(components)}")
+        return components[name]
+
 
 def load(out: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
     """A trained model directory, checked piece by piece, ready for inference (eval mode)."""
@@ -285,17 +319,7 @@ def load(out: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
     if not weights.is_file():
         raise ModelDirError(f"{out} has no trained weights yet ({WEIGHTS} is missing); "
                             f"train or resume it first")
-    try:
-        if config.cell == "ngram":  # its tables' sizes come from the data, so they are read, not built
-            model: LanguageModel = NgramLM(tokenizer.vocab_size, config.order, load_file(str(weights)))
-        else:
-            model = build_model(config, tokenizer.vocab_size, manifest.get("cutoffs"))
-            load_model(model, str(weights), strict=True)
-    except SafetensorError as exc:
-        raise ModelDirError(f"{weights} is damaged or not a safetensors file ({exc})") from None
-    except (RuntimeError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[-1].strip()
-        raise ModelDirError(f"{weights} does not match {CONFIG} ({first})") from None
+    model = kinds.of(manifest, out).load(out, config, tokenizer.vocab_size, manifest)
     summary = read_json(out / SUMMARY) if (out / SUMMARY).is_file() else {}
     return LoadedModel(out, model.to(device).eval(), tokenizer, config, manifest, summary)
 

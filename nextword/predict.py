@@ -92,9 +92,10 @@ class WordSearch:
 class Predictor:
     """A loaded model with word-level prediction and sampling. Every method returns plain values."""
 
-    def __init__(self, loaded: LoadedModel):
+    def __init__(self, loaded: LoadedModel, component: str | None = None):
+        """Predict with the loaded model, or with one of its `components()` named by `component`."""
         self.loaded = loaded
-        self.model, self.tokenizer = loaded.model, loaded.tokenizer
+        self.model, self.tokenizer = loaded.component(component), loaded.tokenizer
         self.device = model_device(self.model)
         tok = self.tokenizer
         def mask(array: np.ndarray) -> torch.Tensor:
@@ -110,8 +111,8 @@ class Predictor:
         self._index = _PieceIndex(tok)
 
     @classmethod
-    def load(cls, path: str | Path, device: str = "cpu") -> Predictor:
-        return cls(load(path, device=device))
+    def load(cls, path: str | Path, device: str = "cpu", component: str | None = None) -> Predictor:
+        return cls(load(path, device=device), component)
 
     # -- shared ----------------------------------------------------------------------------------
     def _context_ids(self, context: str) -> list[int]:
