@@ -39,7 +39,7 @@ MIN_BUCKET_PIECES = 200
 
 class UnigramCache:
     """The decaying counts of the pieces read so far; the counts are the state, `counts` (batch, vocab)
-    float64, and are never changed in place."""
+    float32, and are never changed in place. Within a segment they are reckoned in float64."""
 
     def __init__(self, half_life: float):
         self.half_life = float(half_life)
@@ -57,13 +57,13 @@ class UnigramCache:
     @staticmethod
     def _start(counts: torch.Tensor | None, tokens: torch.Tensor, vocab_size: int) -> torch.Tensor:
         if counts is None:
-            return torch.zeros(tokens.shape[0], vocab_size, dtype=torch.float64, device=tokens.device)
+            return torch.zeros(tokens.shape[0], vocab_size, dtype=torch.float32, device=tokens.device)
         return counts
 
     def _after(self, counts: torch.Tensor, tokens: torch.Tensor, last: torch.Tensor, carry: torch.Tensor
                ) -> torch.Tensor:
         """The counts after all of `tokens`, from the weights of the last position."""
-        return (counts * carry).scatter_add(1, tokens.long(), last.expand(tokens.shape).contiguous())
+        return (counts * carry).scatter_add(1, tokens.long(), last.to(counts.dtype).expand(tokens.shape).contiguous())
 
     def distributions(self, counts: torch.Tensor | None, tokens: torch.Tensor, vocab_size: int, last_only: bool
                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -76,9 +76,9 @@ class UnigramCache:
         if last_only:  # the counts after the last token are the new state: no need to build the others
             return after[:, None], after.sum(1)[:, None], after
         seen = nn.functional.one_hot(tokens.long(), vocab_size).to(torch.float64)
-        at = carry[None, :, None] * counts[:, None, :] + torch.einsum("ts,bsv->btv", weights, seen)
-        total = carry[None, :] * counts.sum(1, keepdim=True) + weights.sum(1)[None, :]
-        return at, total, after
+        at = carry[None, :, None] * counts[:, None, :].double() + torch.einsum("ts,bsv->btv", weights, seen)
+        total = carry[None, :] * counts.double().sum(1, keepdim=True) + weights.sum(1)[None, :]
+        return at.float(), total, after
 
     def target_probabilities(self, counts: torch.Tensor | None, tokens: torch.Tensor, targets: torch.Tensor,
                              vocab_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -88,18 +88,24 @@ class UnigramCache:
         length = tokens.shape[1]
         weights, carry = self._decays(length, length, tokens.device)
         same = (tokens[:, None, :] == targets[:, :, None]).to(torch.float64)  # [b, t, s]: piece s is target t
-        before = counts.gather(1, targets.long())
+        before = counts.gather(1, targets.long()).double()
         found = carry[None, :] * before + (weights[None] * same).sum(-1)
-        total = carry[None, :] * counts.sum(1, keepdim=True) + weights.sum(1)[None, :]
+        total = carry[None, :] * counts.double().sum(1, keepdim=True) + weights.sum(1)[None, :]
         return found / total.clamp_min(1e-300), total, self._after(counts, tokens, weights[-1], carry[-1])
 
 
+def renormalised(weights: torch.Tensor, cache_total: torch.Tensor) -> torch.Tensor:
+    """`weights` (..., components), where the cache (the last component) is empty (`cache_total` 0):
+    its weight shared out among the others in proportion to theirs."""
+    weights = torch.cat([weights[..., :-1], weights[..., -1:] * (cache_total[..., None] > 0)], dim=-1)
+    return weights / weights.sum(-1, keepdim=True)
+
+
 def mix(weights: torch.Tensor, parts: list[torch.Tensor], cache_total: torch.Tensor | None) -> torch.Tensor:
-    """Σ_c weights[..., c] parts[c]; where the cache (the last component) is empty (`cache_total` 0)
-    its weight is shared out among the others in proportion to theirs."""
+    """Σ_c weights[..., c] parts[c], the cache (the last part, if `cache_total` is given) renormalised away
+    where it is empty."""
     if cache_total is not None:
-        weights = torch.cat([weights[..., :-1], weights[..., -1:] * (cache_total[..., None] > 0)], dim=-1)
-        weights = weights / weights.sum(-1, keepdim=True)
+        weights = renormalised(weights, cache_total)
     return sum(weights[..., c] * part for c, part in enumerate(parts))
 
 
@@ -159,18 +165,24 @@ class MixtureLM(nn.Module):
         windows, steps, ngram_state = self.ngram.histories(tokens, ngram_state, last_only)
         found = self.ngram.contexts_found(windows)
         shape = (tokens.shape[0], steps)
-        ngram_p = torch.from_numpy(self.ngram.distributions(windows, found)).to(tokens.device, torch.float32)
+        ngram_p = torch.from_numpy(self.ngram.distributions(windows, found, dtype=np.float32)).to(tokens.device)
         buckets = torch.from_numpy(self.ngram.context_buckets(found, len(windows))).to(tokens.device)
-        parts = [torch.softmax(logits.float(), dim=-1), ngram_p.reshape(*shape, -1)]
-        total = None
+        weights = self._weights(buckets.reshape(shape))  # (batch, steps, components)
+        parts = [ngram_p.reshape(*shape, -1)]
         if self.use_cache:
-            at, total, counts = self.cache.distributions(counts, tokens, self.vocab_size, last_only)
-            parts.append((at / total.clamp_min(1e-300)[..., None]).float())
-            total = total[..., None]
+            counted, total, counts = self.cache.distributions(counts, tokens, self.vocab_size, last_only)
+            weights = renormalised(weights, total)
+            # The cache's weight per count, so that its counts need not be divided into a distribution.
+            weights = torch.cat([weights[..., :2], weights[..., 2:] / total.clamp_min(1e-300)[..., None]], -1)
+            parts.append(counted)
         else:
-            counts = tokens.new_zeros(tokens.shape[0], 0, dtype=torch.float64)
-        weights = self._weights(buckets.reshape(shape))[:, :, None, :].float()  # (batch, steps, 1, components)
-        return torch.log(mix(weights, parts, total)), (neural_state, ngram_state, counts)
+            counts = tokens.new_zeros(tokens.shape[0], 0, dtype=torch.float32)
+        # In place on fresh tensors, a pass over (batch, steps, vocab) each: prediction does this at every step.
+        weights = weights.float()[..., None]
+        mixed = torch.softmax(logits.float(), dim=-1).mul_(weights[:, :, 0])
+        for c, part in enumerate(parts, 1):
+            mixed.addcmul_(part, weights[:, :, c])
+        return mixed.log_(), (neural_state, ngram_state, counts)
 
     def target_logprobs(self, tokens: torch.Tensor, targets: torch.Tensor, state: tuple | None = None
                         ) -> tuple[torch.Tensor, tuple]:
@@ -183,7 +195,7 @@ class MixtureLM(nn.Module):
             cache_p, total, counts = self.cache.target_probabilities(counts, tokens, targets, self.vocab_size)
             parts.append(cache_p)
         else:
-            counts = tokens.new_zeros(tokens.shape[0], 0, dtype=torch.float64)
+            counts = tokens.new_zeros(tokens.shape[0], 0, dtype=torch.float32)
         mixed = mix(self._weights(buckets), parts, total)
         return torch.log(mixed).float(), (neural_state, ngram_state, counts)
 

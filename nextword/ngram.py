@@ -160,20 +160,33 @@ class NgramLM(nn.Module):
     def buckets(self) -> int:
         return self.order * len(COUNT_CLASSES)
 
-    def distributions(self, history: np.ndarray, found: list[np.ndarray] | None = None) -> np.ndarray:
+    def distributions(self, history: np.ndarray, found: list[np.ndarray] | None = None,
+                      dtype: type = np.float64) -> np.ndarray:
         """P(next piece) (rows, vocab) after each row of `history` (rows, order - 1) token ids;
-        `found` is `contexts_found(history)` when the caller has it already."""
-        p = np.repeat(self.unigram, len(history), axis=0)
-        for m, at in enumerate(self.contexts_found(history) if found is None else found, 1):
-            seen = np.flatnonzero(at >= 0)  # a context that contains an unseen one is unseen too
+        `found` is `contexts_found(history)` when the caller has it already.
+
+        The recursion unrolled, P = (Π_m γ_m) P_unigram + Σ_m (Π_{k>m} γ_k) own_m, so that the dense
+        array is written once and each order adds only its followers: prediction asks for this at
+        every step of its search.
+        """
+        found = self.contexts_found(history) if found is None else found
+        above = np.ones(len(history))  # each row's product of the back-off weights of the longer contexts
+        additions = []
+        for m in range(len(found), 0, -1):
+            seen = np.flatnonzero(found[m - 1] >= 0)
             if not len(seen):
-                break
-            if len(seen) == len(p):  # every row: in place, without the copies
-                self._interpolate(p, m, at)
                 continue
-            part = p[seen]
-            self._interpolate(part, m, at[seen])
-            p[seen] = part
+            _, offsets, words, discounted, totals, backoff, _ = self._levels[m]
+            at = found[m - 1][seen]
+            starts, lengths = offsets[at], offsets[at + 1] - offsets[at]
+            # Every (row, follower) pair at once: follower i of row r sits at starts[r] + i.
+            rows = np.repeat(seen, lengths)
+            span = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths - starts, lengths)
+            additions.append((rows, words[span], discounted[span] / np.repeat(totals[at], lengths) * above[rows]))
+            above[seen] *= backoff[at]
+        p = np.multiply(above[:, None], self.unigram, dtype=dtype)
+        for rows, words, values in additions:
+            p[rows, words] += values
         return p
 
     def probabilities(self, history: np.ndarray, words: np.ndarray, found: list[np.ndarray] | None = None

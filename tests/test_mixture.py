@@ -181,8 +181,8 @@ def test_init_refits_the_ngram_and_the_weights_on_the_new_text(tmp_path: Path, t
     assert after.model.ngram.entries != before.model.ngram.entries
     ids = np.asarray(after.tokenizer.encode("dan gives the old book to anna ."))
     history = np.stack([np.concatenate([[0] * 4, ids])[i:i + after.model.ngram.order - 1] for i in range(len(ids))])
-    # Counted on the new text alone, which repeats one line: the n-gram knows each of its pieces.
-    assert after.model.ngram.probabilities(history[1:], ids[1:]).min() > 0.5
+    # Counted on the new text alone, which repeats one line: after its first pieces, the n-gram knows the rest.
+    assert after.model.ngram.probabilities(history[4:], ids[4:]).min() > 0.9
     assert not torch.equal(after.model.cache_weights, before.model.cache_weights)
 
 

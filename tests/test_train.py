@@ -30,7 +30,7 @@ def test_training_learns_and_writes_a_model_directory(tmp_path: Path, corpus_fil
     assert summary.steps == 80 and summary.stopped_because == "max_steps"
     assert summary.best_valid_loss == min(row["valid_loss"] for row in metrics)
     assert 1 < summary.best_valid_perplexity < summary.best_valid_word_perplexity
-    assert [e.name for e in events if isinstance(e, Stage)] == ["tokenizer", "encoding", "training"]
+    assert [e.name for e in events if isinstance(e, Stage)] == ["tokenizer", "encoding", "training", "mixture"]
     assert not any(isinstance(e, Notice) for e in events)
     assert [e.step for e in events if isinstance(e, Evaluation)] == [20, 40, 60, 80]
     assert [e.step for e in events if isinstance(e, Progress)][-1] == 80
