@@ -234,10 +234,11 @@ def read_manifest(out: Path) -> dict[str, Any]:
     return manifest
 
 
-def set_kind(out: Path, kind: str, **fields: Any) -> None:
-    """Record in the manifest that `out` now holds a model of `kind`, with that kind's `fields`."""
+def set_kind(out: Path, kind: str, mixture: Mapping[str, Any] | None = None) -> None:
+    """Record in the manifest that `out` now holds a model of `kind`, with what fitting its mixture found
+    (none but for a mixture)."""
     manifest = read_manifest(out)
-    write_text(out / MANIFEST, json.dumps({**manifest, "kind": kind, **fields}, indent=2))
+    write_text(out / MANIFEST, json.dumps({**manifest, "kind": kind, "mixture": mixture}, indent=2))
 
 
 def read_config(out: Path) -> Config:

@@ -140,7 +140,7 @@ class Mixture:
 
     def load(self, out: Path, config: Config, vocab_size: int, manifest: Mapping[str, Any]) -> nn.Module:
         neural = NEURAL.load(out, config, vocab_size, manifest)
-        ngram = _ngram_from(out / NGRAM_FILE, vocab_size, int(manifest.get("mixture", {}).get("order", config.order)))
+        ngram = _ngram_from(out / NGRAM_FILE, vocab_size, int((manifest.get("mixture") or {}).get("order", config.order)))
         tensors = _tensors(out / MIXTURE_FILE)
         try:
             weights, cache_weights = tensors["weights"], tensors["cache_weights"]

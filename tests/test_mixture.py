@@ -219,3 +219,13 @@ def test_an_ngram_of_order_5_still_trains_and_predicts(tmp_path: Path, corpus_fi
     loaded = checkpoint.load(out)
     assert loaded.manifest["kind"] == "ngram" and list(loaded.components()) == ["ngram"]
     assert loaded.model.order == 5 and Predictor(loaded).predict("anna has the ", k=2)
+
+
+def test_a_resumed_run_refits_the_mixture_to_its_new_weights(tmp_path: Path, corpus_file: Path) -> None:
+    out = tmp_path / "m"
+    train(resolve(TINY, {"max_steps": 20}), corpus_file, out)
+    first = checkpoint.load(out)
+    train(checkpoint.resume_config(out, {"max_steps": 40}), corpus_file, out, resume=True)
+    again = checkpoint.load(out)
+    assert again.manifest["kind"] == "mixture" and again.summary["steps"] == 40
+    assert again.manifest["mixture"]["valid_loss"]["neural"] < first.manifest["mixture"]["valid_loss"]["neural"]
