@@ -3,7 +3,8 @@
     nextword.json      manifest: format version, vocabulary size, corpus
     config.yaml        the resolved training config (usable again with --config)
     tokenizer.model    the SentencePiece model
-    model.safetensors  the best weights by validation loss (their step in the metadata)
+    model.safetensors  the best weights by validation loss (their step in the metadata); an n-gram's tables
+    ngram.safetensors  a mixture's n-gram tables, and mixture.safetensors its weights (kinds.py)
     metrics.jsonl      one row per evaluation, and rows of training loss between them
     summary.json       the training summary shown by `nextword info`
     README.md          the model card written at the end of training (modelcard.py)
@@ -19,7 +20,7 @@ overwritten, so a directory without it holds no model; a later training clears w
 Loading never runs code from the directory: weights come from safetensors, the state through
 torch's weights-only unpickler, YAML through safe_load. Every file read must be a regular file (a
 FIFO is refused, not waited on), the manifest must match `MANIFEST_SCHEMA`, and the weights must be
-of the dtypes in `WEIGHT_DTYPES` and finite. Nothing is written through a symbolic link (files.py).
+of the dtypes in `kinds.WEIGHT_DTYPES` and finite. Nothing is written through a symbolic link (files.py).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from typing import Any, Callable, Iterator, Mapping
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, load_model, save_model
+from safetensors.torch import save_model
 
 from . import __version__
 from .config import INIT_LR_SCALE, RESUMABLE_KEYS, SHAPE_KEYS, Config, dump_yaml, read_yaml, resolve
@@ -44,18 +45,21 @@ from .devices import pick_device
 from .errors import ConfigError, ModelDirError
 from .files import (LockHeld, atomic_path, exclusive_lock, existing_directory, leftover_temporaries, read_bytes,
                     regular_file, write_bytes, write_text)
-from .model import LanguageModel, build_model
-from .ngram import NgramLM
+from . import kinds
+from .model import LanguageModel
 from .tokenizer import Tokenizer
 
-FORMAT = 2  # 2: embeddings read at √dim their stored size (model.ScaledEmbedding)
+# 2: embeddings read at √dim their stored size (model.ScaledEmbedding);
+# 3: the manifest's kind names the model's kind (neural, ngram, mixture); format 2 is migrated on read.
+FORMAT = 3
 LOCK = ".nextword.lock"
 MANIFEST, CONFIG, TOKENIZER = "nextword.json", "config.yaml", "tokenizer.model"
-WEIGHTS, METRICS, SUMMARY, STATE = "model.safetensors", "metrics.jsonl", "summary.json", "state.pt"
+WEIGHTS, METRICS, SUMMARY, STATE = kinds.WEIGHTS, "metrics.jsonl", "summary.json", "state.pt"
 CARD = "README.md"
-_OWN_FILES = (MANIFEST, CONFIG, TOKENIZER, WEIGHTS, METRICS, SUMMARY, STATE, CARD)
+_OWN_FILES = (MANIFEST, CONFIG, TOKENIZER, WEIGHTS, METRICS, SUMMARY, STATE, CARD, *kinds.FILES)
 
-KINDS = ("causal", "bidirectional", "ngram")  # the model kinds a manifest may name
+# The model kinds a manifest may name: format 3's, and format 2's, which read_manifest migrates.
+KINDS = (*kinds.KINDS, *kinds.FORMAT_2_KINDS)
 
 
 def _integer(value: Any) -> bool:
@@ -87,13 +91,8 @@ MANIFEST_SCHEMA: dict[str, tuple[Callable[[Any], bool], str]] = {
     "valid_sha256": (_sha256_or_none, "a SHA-256 in hex, or null"),
     "cutoffs": (_cutoffs, "null or a list of increasing positive integers"),
     "init": (lambda v: v is None or isinstance(v, dict), "null or an object"),
+    "mixture": (lambda v: v is None or isinstance(v, dict), "null or an object"),
 }
-# The dtypes model.safetensors may hold for a tensor the model keeps in each dtype: a float weight may be
-# stored at any float precision; anything else (an int8 or bool tensor where a float goes, which
-# load_state_dict would cast silently) is refused. An n-gram model's tables are all int64.
-WEIGHT_DTYPES = {torch.float32: ("F32", "F16", "BF16", "F64"), torch.int64: ("I64",)}
-
-
 def is_own_file(path: Path) -> bool:
     """Whether `path` is one of the files nextword keeps in a model directory (or its lock, or a
     temporary file of one), which nothing but training may replace."""
@@ -272,7 +271,7 @@ def read_manifest(out: Path) -> dict[str, Any]:
     if version > FORMAT:
         raise ModelDirError(f"{out} was written by a newer nextword (format {version}); "
                             f"upgrade nextword to load it")
-    if version < FORMAT:
+    if version < 2:
         raise ModelDirError(f"{out} was written by an older nextword (format {version}), whose models read "
                             f"their embeddings at another scale; train it again with: nextword train CORPUS "
                             f"--config {out / CONFIG} --out {out} --force")
@@ -280,7 +279,16 @@ def read_manifest(out: Path) -> dict[str, Any]:
         if field in manifest and not valid(manifest[field]):
             raise ModelDirError(f"{out / MANIFEST} is damaged: {field!r} must be {want}, "
                                 f"not {json.dumps(manifest[field])[:40]}")
+    if version == 2:  # the same files; only the kind is named differently
+        manifest = {**manifest, "format": FORMAT, "kind": kinds.FORMAT_2_KINDS.get(manifest.get("kind"))}
     return manifest
+
+
+def set_kind(out: Path, kind: str, mixture: Mapping[str, Any] | None = None) -> None:
+    """Record in the manifest that `out` now holds a model of `kind`, with what fitting its mixture found
+    (none but for a mixture)."""
+    manifest = read_manifest(out)
+    write_text(out / MANIFEST, json.dumps({**manifest, "kind": kind, "mixture": mixture}, indent=2))
 
 
 def read_config(out: Path) -> Config:
@@ -328,6 +336,29 @@ class LoadedModel:
     manifest: dict[str, Any]
     summary: dict[str, Any]
 
+    @property
+    def kind(self) -> kinds.Neural | kinds.Ngram | kinds.Mixture:
+        return kinds.of(self.manifest, self.path)
+
+    def components(self) -> dict[str, torch.nn.Module]:
+        """The models the loaded one is made of, by name ("neural", "ngram", "mixture", "mixture+cache"),
+        itself among them; `model` is the last."""
+        return self.kind.components(self.model)
+
+    @property
+    def default_component(self) -> str:
+        """The name of the component that is the model itself, the one predict uses."""
+        return next(name for name, model in self.components().items() if model is self.model)
+
+    def component(self, name: str | None) -> torch.nn.Module:
+        """The loaded model itself (None), or its component `name`."""
+        if name is None:
+            return self.model
+        components = self.components()
+        if name not in components:
+            raise ConfigError(f"{self.path} has no component {name!r}; it has {', '.join(components)}")
+        return components[name]
+
 
 def load(out: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
     """A trained model directory, checked piece by piece, ready for inference (eval mode) on `device`
@@ -344,46 +375,6 @@ def load(out: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
     if not os.path.lexists(weights):
         raise ModelDirError(f"{out} has no trained weights yet ({WEIGHTS} is missing); "
                             f"train or resume it first")
-    regular_file(weights, "weights", ModelDirError)
-    try:
-        if config.cell == "ngram":  # its tables' sizes come from the data, so they are read, not built
-            _check_dtypes(weights, None)
-            model: LanguageModel = NgramLM(tokenizer.vocab_size, config.order, load_file(str(weights)))
-        else:
-            model = build_model(config, tokenizer.vocab_size, manifest.get("cutoffs"))
-            _check_dtypes(weights, model)
-            load_model(model, str(weights), strict=True)
-    except SafetensorError as exc:
-        raise ModelDirError(f"{weights} is damaged or not a safetensors file ({exc})") from None
-    except (RuntimeError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[-1].strip()
-        raise ModelDirError(f"{weights} does not match {CONFIG} ({first})") from None
-    _check_finite(weights, model)
+    model = kinds.of(manifest, out).load(out, config, tokenizer.vocab_size, manifest)
     summary = read_json(out / SUMMARY) if os.path.lexists(out / SUMMARY) else {}
     return LoadedModel(out, model.to(device).eval(), tokenizer, config, manifest, summary)
-
-
-def _check_dtypes(weights: Path, model: torch.nn.Module | None) -> None:
-    """Refuse a tensor whose dtype is not one `WEIGHT_DTYPES` allows for that tensor of `model` (for an
-    n-gram model, None: int64 tables), read from the file's header alone. Names the model lacks are
-    left to the strict load, which names them."""
-    try:
-        with safe_open(str(weights), framework="pt") as tensors:
-            found = {name: tensors.get_slice(name).get_dtype() for name in tensors.keys()}
-    except SafetensorError as exc:
-        raise ModelDirError(f"{weights} is damaged or not a safetensors file ({exc})") from None
-    own = {name: tensor.dtype for name, tensor in model.state_dict().items()} if model is not None else {}
-    for name, dtype in found.items():
-        kept = own.get(name, torch.int64 if model is None else None)
-        allowed = WEIGHT_DTYPES.get(kept, ())
-        if kept is not None and dtype not in allowed:
-            raise ModelDirError(f"{weights} is damaged: tensor {name!r} is {dtype}, but it must be "
-                                f"{' or '.join(allowed) or kept}")
-
-
-def _check_finite(weights: Path, model: torch.nn.Module) -> None:
-    """Refuse weights with a NaN or an infinity, which would make every prediction meaningless."""
-    for name, tensor in model.state_dict().items():
-        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-            raise ModelDirError(f"the weights are broken: {weights} holds NaN or infinite values (in {name}); "
-                                f"train the model again")

@@ -447,7 +447,7 @@ def summary_table(summary: dict[str, Any]) -> Table:
     table = Table(title="Training summary", show_header=False, title_justify="left")
     table.add_column(style="bold")
     table.add_column(justify="right")
-    counted = summary["cell"] == "ngram"  # counted in one pass: no steps
+    counted = summary["stopped_because"] == "counted"  # an n-gram, counted in one pass: no steps
     rows = [
         ("cell", summary["cell"]), ("n-grams" if counted else "parameters", f"{summary['parameters']:,}"),
         ("vocabulary", f"{summary['vocab_size']:,}"), ("device", summary["device"]),
@@ -459,6 +459,11 @@ def summary_table(summary: dict[str, Any]) -> Table:
         ("valid perplexity (word)", f"{summary['best_valid_word_perplexity']:.2f}"),
         ("stopped by", summary["stopped_because"]),
     ]
+    if summary.get("mixture"):  # fitted at the end: each component's validation word perplexity
+        fitted = summary["mixture"]
+        rows += [(f"valid perplexity (word), {name}", f"{ppl:.2f}")
+                 for name, ppl in fitted["valid_word_perplexity"].items()]
+        rows.append(("cache half-life", f"{fitted['half_life']:,} pieces"))
     for name, value in rows:
         table.add_row(name, str(value))
     return table
@@ -715,16 +720,23 @@ def evaluate(
                                     help="Words offered while typing, for keystroke savings (0: not measured)."),
     long_range: bool = typer.Option(False, "--long-range",
                                     help="Also score the far-dependent words listed in FILE.targets.jsonl."),
+    component: Optional[str] = typer.Option(None, "--component",
+                                            help="Evaluate one component of a mixture (neural, ngram, mixture, "
+                                                 "mixture+cache), or all of them side by side (default: the "
+                                                 "model as predict uses it)."),
     device: str = _device_option(),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
 ) -> None:
     """How well MODEL predicts FILE: perplexities, next-word accuracy and keystroke savings."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from .checkpoint import load
     from .evaluate import evaluate_file
     from .predict import Predictor
 
-    predictor = Predictor.load(model, device=device)
+    loaded = load(model, device=device)
+    names = list(loaded.components()) if component == "all" else [component or loaded.default_component]
+    predictors = [Predictor(loaded, name) for name in names]  # an unknown name fails before any work
     progress = Progress(TextColumn("{task.description:<11}"), BarColumn(), MofNCompleteColumn(),
                         TimeRemainingColumn(), console=err, transient=True, disable=not err.is_terminal)
     tasks: dict[str, Any] = {}
@@ -735,14 +747,26 @@ def evaluate(
         progress.update(tasks[stage], completed=done)
 
     with progress:
-        result = evaluate_file(predictor, file, max_words=score_words, suggestions=suggestions,
-                               long_range=long_range, on_progress=on_progress)
+        results = {name: evaluate_file(predictor, file, max_words=score_words, suggestions=suggestions,
+                                       long_range=long_range, on_progress=on_progress)
+                   for name, predictor in zip(names, predictors)}
     if as_json:
-        _print_json(result)
+        _print_json({"file": str(file), "components": results} if component == "all" else
+                    {**results[names[0]], "component": names[0]})
         return
-    table = Table(title=f"{escape(str(model))} on {escape(str(file))}", show_header=False, title_justify="left")
+    table = Table(title=f"{escape(str(model))} on {escape(str(file))}", show_header=component == "all",
+                  title_justify="left")
     table.add_column(style="bold")
-    table.add_column(justify="right")
+    for name in results:
+        table.add_column(name, justify="right")
+    rows = [_evaluation_rows(result, suggestions) for result in results.values()]
+    for i, (label, _) in enumerate(rows[0]):
+        table.add_row(label, *(column[i][1] for column in rows))
+    out.print(table)
+
+
+def _evaluation_rows(result: dict[str, Any], suggestions: int) -> list[tuple[str, str]]:
+    """(label, value) of each measure in one result of `evaluate_file`."""
     rows = [("tokens / words scored", f"{result['tokens']:,} / {result['words']:,}"),
             ("token perplexity", f"{result['token_perplexity']:.2f}"),
             ("word perplexity", f"{result['word_perplexity']:.2f}"),
@@ -756,9 +780,7 @@ def evaluate(
                      f"{far['recall']:.1%}, {far['top1']:.1%} (chance {far['chance']:.1%})"))
         rows += [(f"  {bucket} words back", f"{v['recall']:.1%}, {v['top1']:.1%} of {v['targets']}")
                  for bucket, v in far["by_distance"].items()]
-    for name, value in rows:
-        table.add_row(name, value)
-    out.print(table)
+    return rows
 
 
 class ExportFormat(str, enum.Enum):
@@ -786,10 +808,14 @@ def export(
     from .checkpoint import load
     from .export import export as export_step
 
-    described = export_step(load(model).model, fmt.value, out_file, force=force)
+    loaded = load(model)
+    part, note = loaded.kind.exportable(loaded.model)
+    described = {**export_step(part, fmt.value, out_file, force=force), "note": note}
     if as_json:
         _print_json(described)
         return
+    if note:
+        out.print(f"note: {escape(note)}", soft_wrap=True)
     out.print(f"Wrote [bold]{escape(str(out_file))}[/] ({described['format']}): {_signature(described['inputs'])} -> "
               f"{_signature(described['outputs'])}. The tokenizer is {escape(str(model / 'tokenizer.model'))}.",
               soft_wrap=True)
@@ -854,32 +880,33 @@ def info(
 ) -> None:
     """What a model is: its config, size, tokenizer and how its training went."""
     from .checkpoint import load
-    from .model import parameter_count
 
     loaded = load(model)
-    details = {"path": str(model), "format": loaded.manifest.get("format"),
-               "corpus": loaded.manifest.get("corpus"), "init": loaded.manifest.get("init"),
-               "parameters": parameter_count(loaded.model), "vocab_size": loaded.tokenizer.vocab_size,
-               "config": loaded.config.to_dict(), "training": loaded.summary}
+    kind = loaded.kind
+    size_label, size = kind.size(loaded.model)
+    details = {"path": str(model), "format": loaded.manifest.get("format"), "kind": kind.name,
+               "components": list(loaded.components()), "corpus": loaded.manifest.get("corpus"),
+               "init": loaded.manifest.get("init"), "parameters": size, "vocab_size": loaded.tokenizer.vocab_size,
+               "config": loaded.config.to_dict(), "mixture": loaded.manifest.get("mixture"),
+               "training": loaded.summary}
     if as_json:
         _print_json(details)
         return
     overview = Table(title=f"Model {escape(str(model))}", show_header=False, title_justify="left")
     overview.add_column(style="bold")
     overview.add_column()
+    overview.add_row("kind", f"{kind.name} ({', '.join(details['components'])})")
     for name in ("corpus", "parameters", "vocab_size"):
         value = details[name]
-        label = "n-grams" if name == "parameters" and loaded.config.cell == "ngram" else name
-        overview.add_row(label, f"{value:,}" if isinstance(value, int) else escape(str(value)))
+        overview.add_row(size_label if name == "parameters" else name,
+                         f"{value:,}" if isinstance(value, int) else escape(str(value)))
     if details["init"]:
         overview.add_row("started from", escape(f"{details['init']['path']} (trained on {details['init']['corpus']})"))
     settings = loaded.config.to_dict()
-    if settings["cell"] == "ngram":
-        overview.add_row("model", f"ngram, order {settings['order']}, interpolated modified Kneser-Ney")
+    overview.add_row("model", kind.describe(loaded.model, loaded.config))
+    if kind.counted:
         shown = ("vocab_size", "valid_fraction")  # the rest steer gradient training, which it has none of
     else:
-        overview.add_row("model", f"{settings['cell']}, {settings['layers']} layers, embed {settings['embed']}, "
-                                  f"hidden {settings['hidden']}, dropout {settings['dropout']}")
         shown = tuple(k for k in settings if k not in ("cell", "order", "layers", "embed", "hidden", "dropout",
                                                        "tokenizer"))
     overview.add_row("tokenizer", f"{settings['tokenizer']}, {loaded.tokenizer.vocab_size:,} pieces")

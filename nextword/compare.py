@@ -25,6 +25,7 @@ from .errors import ConfigError, ModelDirError
 from .evaluate import LongRangeAccuracy, long_range_accuracy, read_targets, stream_loss, word_metrics
 from .files import write_text
 from .gradients import gradient_flow
+from .kinds import trained_kind
 from .predict import Predictor
 from .tokenizer import EOS_ID
 from .devices import pick_device
@@ -88,8 +89,9 @@ def plan(base: Config, cells: Sequence[str], bidirectional: bool) -> list[tuple[
         raise ConfigError(f"--cells takes a comma-separated list of {', '.join(CELLS)}; got {','.join(cells)!r}")
     variants = []
     for cell in dict.fromkeys(cells):
-        variants.append((cell, base.replace(cell=cell, bidirectional=False)))
-        if bidirectional and cell != "ngram":
+        variant = base.replace(cell=cell, bidirectional=False)
+        variants.append((cell, variant))
+        if bidirectional and not trained_kind(variant).counted:  # an n-gram reads no window
             variants.append((f"{cell}-bi", base.replace(cell=cell, bidirectional=True)))
     return variants
 
@@ -154,8 +156,8 @@ def _measure(name: str, config: Config, model_dir: Path, summary, valid_ids: np.
                          device=predictor.device)
     accuracy = word_metrics(predictor, valid_ids, ks=(1, 5), max_words=accuracy_words)
     # An n-gram model has no gradient: its curve is empty and its ratio undefined.
-    flow = [] if config.cell == "ngram" else gradient_flow(predictor.model, valid_ids, config.seq_len,
-                                                           device=predictor.device)
+    neural = predictor.loaded.components().get("neural")
+    flow = [] if neural is None else gradient_flow(neural, valid_ids, config.seq_len, device=predictor.device)
     far: LongRangeAccuracy | None = long_range_accuracy(predictor, valid_ids, *long_range) if long_range else None
     return VariantResult(
         name=name, cell=config.cell, bidirectional=config.bidirectional, model=str(model_dir),

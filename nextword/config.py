@@ -28,7 +28,7 @@ TOKENIZERS = ("unigram", "bpe", "char", "word")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 # Options that may change when a run is resumed: how long to keep going, and on what hardware.
-RESUMABLE_KEYS = ("epochs", "max_steps", "time_budget", "patience", "device")
+RESUMABLE_KEYS = ("epochs", "max_steps", "time_budget", "patience", "device", "mixture")
 # Options that fix a model's tokenizer or the shapes of its weights: a run started from another
 # model's weights (--init) takes them from that model.
 SHAPE_KEYS = ("tokenizer", "vocab_size", "cell", "order", "layers", "embed", "hidden", "softmax", "bidirectional",
@@ -39,7 +39,8 @@ INIT_LR_SCALE = 0.3  # a run from a trained model's weights starts at this fract
 # without dropout: in ~1000 steps a warm-up and decay, or dropout, mostly delay the moment a cell
 # learns to carry a word across a clause (on the long-range corpus they hid that an LSTM learns
 # it at all; see the README). --config and flags override each of these.
-COMPARE_DEFAULTS = {"dropout": 0.0, "warmup": 0, "final_lr": 1.0}
+# Nor does it fit a mixture at the end of each run: the table compares the cells themselves.
+COMPARE_DEFAULTS = {"dropout": 0.0, "warmup": 0, "final_lr": 1.0, "mixture": False}
 COMPARE_STEPS = 1000  # each variant's budget when neither the YAML file nor the flags set one
 
 
@@ -74,6 +75,9 @@ class Config:
     context: int = _opt(32, "Tokens the bidirectional encoder reads before each prediction.", low=1)
     pool: str = _opt("final", "How the bidirectional encoder sums up its window: the final states of both "
                               "directions, or attention over every position.", choices=POOLS)
+    mixture: bool = _opt(True, "At the end of training, mix the recurrent model with a Kneser-Ney n-gram of "
+                               "order --order over the same pieces and a cache of the text being read, weighted "
+                               "on the validation text.")
     # Optimisation
     seq_len: int = _opt(64, "Tokens per truncated-BPTT segment.", low=1)
     batch_size: int = _opt(32, "Parallel token streams per batch.", low=1)

@@ -9,6 +9,8 @@ evaluation, prediction and generation treat them alike:
   predicts from both directions' summaries; its state is the last `context` tokens.
 - `NgramLM` (ngram.py), the Kneser-Ney baseline, counts instead of learning; its state is the last
   `order - 1` tokens.
+- `MixtureLM` (mixture.py) mixes a neural model, an n-gram and a cache of the text read; its state
+  is theirs together. kinds.py says which of these a model directory holds.
 
 Both are causal: the logits at position t depend only on tokens 0..t. Nothing about training here.
 """

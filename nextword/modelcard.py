@@ -36,9 +36,15 @@ def describe(out: Path) -> dict[str, Any]:
         "path": str(out), "kind": manifest.get("kind"), "cell": config.get("cell"),
         "parameters": summary.get("parameters"), "bytes": weights.stat().st_size if weights.is_file() else None,
         "corpus": manifest.get("corpus"), "steps": summary.get("steps"),
-        "word_perplexity": summary.get("best_valid_word_perplexity"), "stopped_because": summary.get("stopped_because"),
+        "word_perplexity": _word_perplexity(summary), "stopped_because": summary.get("stopped_because"),
         "date": datetime.datetime.fromtimestamp(dated.stat().st_mtime).isoformat(timespec="seconds") if dated else None,
     }
+
+
+def _word_perplexity(summary: dict[str, Any]) -> float | None:
+    """The validation word perplexity of what predict uses: the mixture with its cache, when fitted."""
+    fitted = (summary.get("mixture") or {}).get("valid_word_perplexity") or {}
+    return fitted.get("mixture+cache", summary.get("best_valid_word_perplexity"))
 
 
 def find_models(folder: Path) -> list[Path]:

@@ -23,6 +23,8 @@ from torch import nn
 from .tokenizer import EOS_ID
 
 MAX_ORDER = 6
+# Lower bounds of the classes of a context's count that `NgramLM.context_buckets` tells apart.
+COUNT_CLASSES = np.array([1, 2, 4, 16, 256])
 
 
 def max_order(vocab_size: int) -> int:
@@ -132,7 +134,7 @@ class NgramLM(nn.Module):
         """Stored n-grams: what counts as this model's parameters."""
         return sum(len(level[2]) for level in self._levels)
 
-    def _contexts_found(self, history: np.ndarray) -> list[np.ndarray]:
+    def contexts_found(self, history: np.ndarray) -> list[np.ndarray]:
         """For each context length m >= 1, the number of each row's last m tokens as a context, -1 if unseen."""
         found = []
         for m in range(1, self.order):
@@ -143,22 +145,55 @@ class NgramLM(nn.Module):
             found.append(np.where(hit, at, -1))
         return found
 
-    def distributions(self, history: np.ndarray) -> np.ndarray:
-        """P(next piece) (rows, vocab) after each row of `history` (rows, order - 1) token ids."""
-        p = np.repeat(self.unigram, len(history), axis=0)
-        for m, at in enumerate(self._contexts_found(history), 1):
-            seen = np.flatnonzero(at >= 0)  # a context that contains an unseen one is unseen too
+    def context_buckets(self, found: list[np.ndarray], rows: int) -> np.ndarray:
+        """For each row, a bucket of how much the model knows of its context (see `contexts_found`): the
+        longest context length it has seen (0 .. order - 1) and that context's count, in COUNT_CLASSES,
+        as one number below `buckets`."""
+        length, total = np.zeros(rows, dtype=np.int64), np.full(rows, np.iinfo(np.int64).max)
+        for m, at in enumerate(found, 1):
+            seen = at >= 0  # a longer context seen means every shorter one was seen too
+            length = np.where(seen, m, length)
+            total = np.where(seen, self._levels[m][4][np.maximum(at, 0)], total)
+        return length * len(COUNT_CLASSES) + np.searchsorted(COUNT_CLASSES, total, side="right") - 1
+
+    @property
+    def buckets(self) -> int:
+        return self.order * len(COUNT_CLASSES)
+
+    def distributions(self, history: np.ndarray, found: list[np.ndarray] | None = None,
+                      dtype: type = np.float64) -> np.ndarray:
+        """P(next piece) (rows, vocab) after each row of `history` (rows, order - 1) token ids;
+        `found` is `contexts_found(history)` when the caller has it already.
+
+        The recursion unrolled, P = (Π_m γ_m) P_unigram + Σ_m (Π_{k>m} γ_k) own_m, so that the dense
+        array is written once and each order adds only its followers: prediction asks for this at
+        every step of its search.
+        """
+        found = self.contexts_found(history) if found is None else found
+        above = np.ones(len(history))  # each row's product of the back-off weights of the longer contexts
+        additions = []
+        for m in range(len(found), 0, -1):
+            seen = np.flatnonzero(found[m - 1] >= 0)
             if not len(seen):
-                break
-            part = p[seen]
-            self._interpolate(part, m, at[seen])
-            p[seen] = part
+                continue
+            _, offsets, words, discounted, totals, backoff, _ = self._levels[m]
+            at = found[m - 1][seen]
+            starts, lengths = offsets[at], offsets[at + 1] - offsets[at]
+            # Every (row, follower) pair at once: follower i of row r sits at starts[r] + i.
+            rows = np.repeat(seen, lengths)
+            span = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths - starts, lengths)
+            additions.append((rows, words[span], discounted[span] / np.repeat(totals[at], lengths) * above[rows]))
+            above[seen] *= backoff[at]
+        p = np.multiply(above[:, None], self.unigram, dtype=dtype)
+        for rows, words, values in additions:
+            p[rows, words] += values
         return p
 
-    def probabilities(self, history: np.ndarray, words: np.ndarray) -> np.ndarray:
+    def probabilities(self, history: np.ndarray, words: np.ndarray, found: list[np.ndarray] | None = None
+                      ) -> np.ndarray:
         """P(words[row] | history[row]) for each row: the same recursion, for one word only."""
         p = self.unigram[0, words]
-        for m, at in enumerate(self._contexts_found(history), 1):
+        for m, at in enumerate(self.contexts_found(history) if found is None else found, 1):
             _, _, _, discounted, totals, backoff, pairs = self._levels[m]
             seen = at >= 0
             keys = np.where(seen, at, 0) * self.vocab_size + words
@@ -168,7 +203,7 @@ class NgramLM(nn.Module):
             p = np.where(seen, own + backoff[np.maximum(at, 0)] * p, p)
         return p
 
-    def _histories(self, tokens: torch.Tensor, state: torch.Tensor | None, last_only: bool
+    def histories(self, tokens: torch.Tensor, state: torch.Tensor | None, last_only: bool
                    ) -> tuple[np.ndarray, int, torch.Tensor]:
         """The order - 1 tokens before each prediction, one row per prediction (row-major over batch and
         time), the number of predictions per batch row (time, or 1), and the new state."""
@@ -187,7 +222,7 @@ class NgramLM(nn.Module):
                 last_only: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """Log-probabilities (batch, time or 1, vocab) of the piece after each of `tokens` (batch, time);
         the state is the last order - 1 tokens."""
-        windows, steps, state = self._histories(tokens, state, last_only)
+        windows, steps, state = self.histories(tokens, state, last_only)
         logprobs = torch.from_numpy(np.log(self.distributions(windows))).float()
         return logprobs.reshape(tokens.shape[0], steps, -1).to(tokens.device), state
 
@@ -195,7 +230,7 @@ class NgramLM(nn.Module):
                         ) -> tuple[torch.Tensor, torch.Tensor]:
         """log P(targets[b, t] | tokens up to [b, t]) (batch, time) without the full distributions:
         what evaluation needs, at a fraction of the cost."""
-        windows, _, state = self._histories(tokens, state, last_only=False)
+        windows, _, state = self.histories(tokens, state, last_only=False)
         p = self.probabilities(windows, targets.cpu().numpy().reshape(-1))
         return torch.from_numpy(np.log(p)).reshape(targets.shape).to(tokens.device), state
 

@@ -17,9 +17,10 @@ from .tokenizer import EOS_ID
 class PieceModel:
     """One model over pieces: `run` steps it, `context_ids` is the text as it reads it."""
 
-    def __init__(self, loaded: LoadedModel):
+    def __init__(self, loaded: LoadedModel, model: torch.nn.Module | None = None):
+        """Over `model`, one of the loaded model's components; the loaded model itself by default."""
         self.loaded = loaded
-        self.model, self.tokenizer = loaded.model, loaded.tokenizer
+        self.model, self.tokenizer = loaded.model if model is None else model, loaded.tokenizer
         self.device = model_device(self.model)
         tok = self.tokenizer
 

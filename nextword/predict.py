@@ -29,16 +29,17 @@ __all__ = ["MAX_WORD_PIECES", "Predictor", "Session", "WordSearch", "split_parti
 class Predictor:
     """A loaded model with word-level prediction and sampling. Every method returns plain values."""
 
-    def __init__(self, loaded: LoadedModel):
+    def __init__(self, loaded: LoadedModel, component: str | None = None):
+        """Predict with the loaded model, or with one of its `components()` named by `component`."""
         self.loaded = loaded
-        self.model, self.tokenizer = loaded.model, loaded.tokenizer
-        self.pieces = PieceModel(loaded)
+        self.model, self.tokenizer = loaded.component(component), loaded.tokenizer
+        self.pieces = PieceModel(loaded, self.model)
         self.device = self.pieces.device
         self.searcher = WordSearcher(self.pieces)
 
     @classmethod
-    def load(cls, path: str | Path, device: str = "cpu") -> Predictor:
-        return cls(load(path, device=device))
+    def load(cls, path: str | Path, device: str = "cpu", component: str | None = None) -> Predictor:
+        return cls(load(path, device=device), component)
 
     def session(self) -> Session:
         """A document to grow and edit, answered at the cost of what changed (see session.py)."""

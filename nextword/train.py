@@ -15,21 +15,20 @@ import math
 import signal
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator, Union
 
 import numpy as np
 import torch
 
-from . import checkpoint, distributed, modelcard
+from . import checkpoint, distributed, kinds, mixture, modelcard
 from .config import Config
 from .data import CorpusFile, StreamBatches, WindowBatches, check_corpus, encode_corpus, split_validation
 from .devices import pick_device
 from .errors import ConfigError, CorpusError, TrainingDiverged, TrainingInterrupted, WriteError
 from .evaluate import LossTotals, stream_loss
 from .model import AdaptiveOutput, adaptive_cutoffs, build_model, detach_state, parameter_count
-from .ngram import NgramLM, count_ngrams, max_order
 from .tokenizer import Tokenizer, sample_lines_for, train_tokenizer
 
 _REPORT_SECONDS = 0.25  # how often progress is reported (and the loss read back from the device)
@@ -92,6 +91,7 @@ class TrainSummary:
     best_valid_perplexity: float
     best_valid_word_perplexity: float
     stopped_because: str
+    mixture: dict[str, Any] | None = None  # what fitting the mixture found (mixture.fit), once it is fitted
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -122,10 +122,11 @@ def train(config: Config, corpus: str | Path, out: str | Path, *, valid_file: st
     emit = (on_event if world.main else None) or (lambda event: None)  # rank 0 speaks for all
     # Loaded before anything is written: a model that is not there or is damaged costs nothing.
     initial = checkpoint.load(init) if init is not None else None
-    if config.cell == "ngram" and (resume or world.size > 1):
+    kind = kinds.trained_kind(config)
+    if kind.counted and (resume or world.size > 1):
         raise ConfigError("an n-gram model is counted in one pass by one process, so there is nothing to "
                           "resume or share; train it again with --force, without torchrun")
-    if config.cell == "ngram" and initial is not None:
+    if initial is not None and "neural" not in initial.components():
         # Its lower orders hold continuation counts, not text counts: new text cannot simply be added in.
         raise ConfigError(f"{init} is an n-gram model, which has no weights to start from; count the old "
                           f"and the new text together instead (nextword train BOTH.txt --cell ngram)")
@@ -145,11 +146,9 @@ def train(config: Config, corpus: str | Path, out: str | Path, *, valid_file: st
     # Rank 0 encodes into the cache first; the other ranks then map the same file.
     train_ids, valid_ids = world.from_main(lambda: token_splits(corpus_file, held_out, tokenizer, config),
                                            share=False)
-    if config.cell == "ngram" and config.order > max_order(tokenizer.vocab_size):
-        raise ConfigError(f"option 'order' must be <= {max_order(tokenizer.vocab_size)} with "
-                          f"{tokenizer.vocab_size} pieces; lower --order or --vocab-size")
+    kind.check(config, tokenizer.vocab_size)
     # Made before the output is touched: a corpus too small for one batch must not cost the old model.
-    batches = None if config.cell == "ngram" else make_batches(train_ids, config, world)
+    batches = None if kind.counted else make_batches(train_ids, config, world)
     # Piece frequencies order an adaptive softmax's pieces; only a new one needs this pass over the corpus.
     adaptive = config.softmax == "adaptive" and batches is not None and initial is None
     counts = np.bincount(train_ids, minlength=tokenizer.vocab_size) if adaptive else None
@@ -158,11 +157,12 @@ def train(config: Config, corpus: str | Path, out: str | Path, *, valid_file: st
 
             def start() -> dict[str, Any]:
                 """On rank 0: a new model directory (unless resuming), and its manifest."""
-                if not resume:
+                if resume:  # the neural weights will change: a mixture fitted to the old ones no longer fits
+                    checkpoint.set_kind(out, kind.name)
+                else:
                     checkpoint.prepare_output(out, force=force)
                     checkpoint.write_new(out, config, tokenizer, {
-                        "kind": "ngram" if config.cell == "ngram" else "bidirectional" if config.bidirectional
-                        else "causal", "vocab_size": tokenizer.vocab_size, "corpus": corpus_file.path.name,
+                        "kind": kind.name, "vocab_size": tokenizer.vocab_size, "corpus": corpus_file.path.name,
                         "corpus_sha256": corpus_file.sha256, "valid_sha256": held_out.sha256 if held_out else None,
                         "cutoffs": initial.manifest.get("cutoffs") if initial else
                         adaptive_cutoffs(counts) if counts is not None else None,
@@ -172,9 +172,9 @@ def train(config: Config, corpus: str | Path, out: str | Path, *, valid_file: st
 
             manifest = world.from_main(start)
             if batches is None:
-                return _count(config, tokenizer, train_ids, valid_ids, out, corpus_file, emit)
+                return _count(kind, config, tokenizer, train_ids, valid_ids, out, corpus_file, emit)
             run = _Run(config, tokenizer, batches, valid_ids, out, device, corpus_file, manifest.get("cutoffs"),
-                       counts, world, initial.model if initial else None)
+                       counts, world, initial.components()["neural"] if initial else None)
             if resume:
                 run.restore(checkpoint.load_state(out))
             emit(Stage("training"))
@@ -182,7 +182,10 @@ def train(config: Config, corpus: str | Path, out: str | Path, *, valid_file: st
                 run.evaluate(emit)  # step 0: the starting model on the new text, the figure training improves on
             with _stop_on_signals() as stop:
                 try:
-                    return run.loop(emit, stop)
+                    summary = run.loop(emit, stop)
+                    if config.mixture and world.main:
+                        summary = _fit_mixture(summary, config, tokenizer, train_ids, valid_ids, out, device, emit)
+                    return summary
                 except WriteError as exc:  # a full disk, say: each file is whole, old or new
                     saved = run.saved_step()  # read from state.pt once: it holds the whole model
                     raise WriteError(f"{exc}; {run.kept(saved)}. Free some space, then "
@@ -191,12 +194,28 @@ def train(config: Config, corpus: str | Path, out: str | Path, *, valid_file: st
         distributed.leave(world)
 
 
-def _count(config: Config, tokenizer: Tokenizer, train_ids: np.ndarray, valid_ids: np.ndarray, out: Path,
-           corpus: CorpusFile, emit: Callable[[Event], None]) -> TrainSummary:
+def _fit_mixture(summary: TrainSummary, config: Config, tokenizer: Tokenizer, train_ids: np.ndarray,
+                 valid_ids: np.ndarray, out: Path, device: torch.device, emit: Callable[[Event], None]) -> TrainSummary:
+    """After a finished run: an n-gram of the training pieces, mixed with the best neural weights and a
+    cache, the weights fitted on validation; the directory then holds a mixture (kinds.py)."""
+    emit(Stage("mixture"))
+    neural = checkpoint.load(out, device).model  # the best weights, which the run saved
+    ngram = kinds.fit_ngram(train_ids, tokenizer.vocab_size, config.order)
+    model, report = mixture.fit(neural, ngram, tokenizer, valid_ids, seq_len=config.seq_len, device=device)
+    kinds.MIXTURE_KIND.save(out, model)
+    checkpoint.set_kind(out, kinds.MIXTURE_KIND.name, mixture=report)  # last: until then it is a neural model
+    summary = replace(summary, mixture=report)
+    checkpoint.write_summary(out, summary.to_dict())
+    modelcard.write_card(out)  # again: it now describes a mixture
+    return summary
+
+
+def _count(kind: kinds.Ngram, config: Config, tokenizer: Tokenizer, train_ids: np.ndarray, valid_ids: np.ndarray,
+           out: Path, corpus: CorpusFile, emit: Callable[[Event], None]) -> TrainSummary:
     """An n-gram model is trained by counting: one pass, then one evaluation."""
     emit(Stage("counting"))
     started = time.perf_counter()
-    model = NgramLM(tokenizer.vocab_size, config.order, count_ngrams(train_ids, tokenizer.vocab_size, config.order))
+    model = kind.fit(train_ids, tokenizer.vocab_size, config)
     elapsed = time.perf_counter() - started
     checkpoint.save_weights(out, model, 1)
     totals = stream_loss(model, tokenizer, valid_ids, seq_len=config.seq_len, device=torch.device("cpu"))

@@ -82,7 +82,7 @@ def test_cli_exports_a_trained_lstm_in_one_file(fmt: str, suffix: str, tmp_path:
     described = json.loads(result.stdout)
     assert described["inputs"] == {"tokens": ["batch", 1], "hidden": [1, "batch", 32], "cell": [1, "batch", 32]}
     assert [p.name for p in tmp_path.iterdir()] == [out.name]  # one file, no temporary or weights beside it
-    _assert_same_steps(load(trained_model).model, out, fmt)
+    _assert_same_steps(load(trained_model).components()["neural"], out, fmt)  # a mixture exports its neural part
 
 
 def test_ngram_models_and_unknown_formats_are_refused(tmp_path: Path, trained_ngram: Path,

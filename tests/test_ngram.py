@@ -130,9 +130,9 @@ def test_train_predict_generate_evaluate_info_and_resume(tmp_path: Path, corpus_
 
 def test_an_order_too_high_for_the_vocabulary_is_refused_before_writing(tmp_path: Path, corpus_file: Path,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    import nextword.train as training
+    import nextword.kinds as kinds
 
-    monkeypatch.setattr(training, "max_order", lambda vocab_size: 2)  # as for a vocabulary of 2**32 pieces
+    monkeypatch.setattr(kinds, "max_order", lambda vocab_size: 2)  # as for a vocabulary of 2**32 pieces
     result = CliRunner().invoke(app, ["train", str(corpus_file), "--cell", "ngram", "--order", "3",
                                       "--out", str(tmp_path / "m")])
     assert result.exit_code == 2 and "option 'order' must be <= 2 with" in result.stderr

@@ -23,14 +23,15 @@ def test_training_learns_and_writes_a_model_directory(tmp_path: Path, corpus_fil
     summary = train(config(max_steps=80), corpus_file, tmp_path / "m", on_event=events.append)
     files = {p.name for p in (tmp_path / "m").iterdir()}
     assert files == {"nextword.json", "config.yaml", "tokenizer.model", "model.safetensors", "metrics.jsonl",
-                     "summary.json", "state.pt", "README.md", ".nextword.lock"}
+                     "summary.json", "state.pt", "README.md", ".nextword.lock", "ngram.safetensors",
+                     "mixture.safetensors"}
     metrics = checkpoint.read_metrics(tmp_path / "m")
     assert [row["step"] for row in metrics] == [20, 40, 60, 80]
     assert metrics[-1]["valid_loss"] < metrics[0]["valid_loss"] < 5.0
     assert summary.steps == 80 and summary.stopped_because == "max_steps"
     assert summary.best_valid_loss == min(row["valid_loss"] for row in metrics)
     assert 1 < summary.best_valid_perplexity < summary.best_valid_word_perplexity
-    assert [e.name for e in events if isinstance(e, Stage)] == ["tokenizer", "encoding", "training"]
+    assert [e.name for e in events if isinstance(e, Stage)] == ["tokenizer", "encoding", "training", "mixture"]
     assert not any(isinstance(e, Notice) for e in events)
     assert [e.step for e in events if isinstance(e, Evaluation)] == [20, 40, 60, 80]
     assert [e.step for e in events if isinstance(e, Progress)][-1] == 80
@@ -209,7 +210,8 @@ def test_init_starts_from_a_models_weights_and_tokenizer_on_new_text(tmp_path: P
     assert (tmp_path / "p" / "tokenizer.model").read_bytes() == (trained_model / "tokenizer.model").read_bytes()
     before = checkpoint.load(trained_model)
     ids = encode_corpus(check_corpus(held_out), before.tokenizer)
-    loss_of_a = stream_loss(before.model, before.tokenizer, ids, seq_len=TINY["seq_len"], device=torch.device("cpu"))
+    loss_of_a = stream_loss(before.components()["neural"], before.tokenizer, ids, seq_len=TINY["seq_len"],
+                            device=torch.device("cpu"))  # step 0 scores the neural part, which training changes
     metrics = checkpoint.read_metrics(tmp_path / "p")
     assert metrics[0]["step"] == 0 and metrics[0]["valid_loss"] == pytest.approx(loss_of_a.loss, rel=1e-6)
     assert summary.best_valid_loss < 0.9 * loss_of_a.loss and summary.steps == 40

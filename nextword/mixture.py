@@ -1,0 +1,295 @@
+"""The mixture: a neural model, a Kneser-Ney n-gram and a cache of the document so far, interpolated
+piece by piece (linear interpolation, Jelinek & Mercer 1980; the cache after Kuhn & De Mori 1990):
+
+    P(piece | h) = λ_neural(b) p_neural(piece | h) + λ_ngram(b) p_ngram(piece | h) + λ_cache(b) p_cache(piece)
+
+The weights depend on a bucket b of what the n-gram knows of the context (the longest context it
+has seen, and how often: `NgramLM.context_buckets`): where it has seen the context many times it
+is worth more than where it backs off to a guess. In each bucket the weights lie in [0, 1] and sum
+to 1, a softmax of logits fitted by minimising the NLL of the validation text (`fit`); a bucket
+with fewer than MIN_BUCKET_PIECES validation pieces keeps the weights fitted over all of them.
+
+The cache adapts the mixture to the text being read: a decaying count of the pieces read so far,
+`counts <- decay * counts + onehot(piece)` after each piece, and p_cache = counts / counts.sum().
+It holds only the text already read, never what follows. Its decay is chosen on validation among
+half-lives of HALF_LIVES pieces. Where the cache is empty its weight goes to the other components.
+
+It has the interface of every model (see model.py): `forward` gives the log of the mixed
+distribution, and the state is (neural state, n-gram state, cache counts (batch, vocab)), which
+nothing changes in place.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .evaluate import stream_loss
+from .ngram import NgramLM
+from .tokenizer import Tokenizer
+
+NAMES = ("neural", "ngram", "cache")  # the components, in the order of the weights' columns
+HALF_LIVES = (30, 100, 300, 1000, 3000)  # the cache's half-lives, in pieces, that `fit` chooses from
+MIN_BUCKET_PIECES = 200
+
+
+class UnigramCache:
+    """The decaying counts of the pieces read so far; the counts are the state, `counts` (batch, vocab)
+    float32, and are never changed in place. Within a segment they are reckoned in float64."""
+
+    def __init__(self, half_life: float):
+        self.half_life = float(half_life)
+        self.log_decay = math.log(0.5) / self.half_life
+
+    def _decays(self, length: int, predicted: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """How much piece s of `length` new pieces counts at each of the last `predicted` positions t,
+        decay^(t - s) for s <= t and 0 after t, (predicted, length); and how much the counts from before
+        count there, decay^(t + 1), (predicted,)."""
+        t = torch.arange(length - predicted, length, device=device, dtype=torch.float64)
+        lag = t[:, None] - torch.arange(length, device=device, dtype=torch.float64)[None, :]
+        weights = torch.where(lag >= 0, torch.exp(lag.clamp_min(0) * self.log_decay), 0.0)
+        return weights, torch.exp((t + 1) * self.log_decay)
+
+    @staticmethod
+    def _start(counts: torch.Tensor | None, tokens: torch.Tensor, vocab_size: int) -> torch.Tensor:
+        if counts is None:
+            return torch.zeros(tokens.shape[0], vocab_size, dtype=torch.float32, device=tokens.device)
+        return counts
+
+    def _after(self, counts: torch.Tensor, tokens: torch.Tensor, last: torch.Tensor, carry: torch.Tensor
+               ) -> torch.Tensor:
+        """The counts after all of `tokens`, from the weights of the last position."""
+        return (counts * carry).scatter_add(1, tokens.long(), last.to(counts.dtype).expand(tokens.shape).contiguous())
+
+    def distributions(self, counts: torch.Tensor | None, tokens: torch.Tensor, vocab_size: int, last_only: bool
+                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The counts after each of `tokens` (batch, time), or only the last: (batch, time or 1, vocab),
+        their totals (batch, time or 1), and the counts after the tokens (the new state)."""
+        counts = self._start(counts, tokens, vocab_size)
+        length = tokens.shape[1]
+        weights, carry = self._decays(length, 1 if last_only else length, tokens.device)
+        after = self._after(counts, tokens, weights[-1], carry[-1])
+        if last_only:  # the counts after the last token are the new state: no need to build the others
+            return after[:, None], after.sum(1)[:, None], after
+        seen = nn.functional.one_hot(tokens.long(), vocab_size).to(torch.float64)
+        at = carry[None, :, None] * counts[:, None, :].double() + torch.einsum("ts,bsv->btv", weights, seen)
+        total = carry[None, :] * counts.double().sum(1, keepdim=True) + weights.sum(1)[None, :]
+        return at.float(), total, after
+
+    def target_probabilities(self, counts: torch.Tensor | None, tokens: torch.Tensor, targets: torch.Tensor,
+                             vocab_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """p_cache(targets[b, t]) after tokens up to [b, t] (batch, time) without the full distributions,
+        the totals of the counts there (batch, time), and the counts after the tokens."""
+        counts = self._start(counts, tokens, vocab_size)
+        length = tokens.shape[1]
+        weights, carry = self._decays(length, length, tokens.device)
+        same = (tokens[:, None, :] == targets[:, :, None]).to(torch.float64)  # [b, t, s]: piece s is target t
+        before = counts.gather(1, targets.long()).double()
+        found = carry[None, :] * before + (weights[None] * same).sum(-1)
+        total = carry[None, :] * counts.double().sum(1, keepdim=True) + weights.sum(1)[None, :]
+        return found / total.clamp_min(1e-300), total, self._after(counts, tokens, weights[-1], carry[-1])
+
+
+def renormalised(weights: torch.Tensor, cache_total: torch.Tensor) -> torch.Tensor:
+    """`weights` (..., components), where the cache (the last component) is empty (`cache_total` 0):
+    its weight shared out among the others in proportion to theirs."""
+    weights = torch.cat([weights[..., :-1], weights[..., -1:] * (cache_total[..., None] > 0)], dim=-1)
+    return weights / weights.sum(-1, keepdim=True)
+
+
+def mix(weights: torch.Tensor, parts: list[torch.Tensor], cache_total: torch.Tensor | None) -> torch.Tensor:
+    """Σ_c weights[..., c] parts[c], the cache (the last part, if `cache_total` is given) renormalised away
+    where it is empty."""
+    if cache_total is not None:
+        weights = renormalised(weights, cache_total)
+    return sum(weights[..., c] * part for c, part in enumerate(parts))
+
+
+def neural_and_ngram_targets(neural: nn.Module, ngram: NgramLM, tokens: torch.Tensor, targets: torch.Tensor,
+                             neural_state: Any, ngram_state: Any
+                             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, Any, Any]:
+    """p_neural and p_ngram of the targets (batch, time) float64, the n-gram's bucket of each
+    position (batch, time), and both models' states after the tokens."""
+    logprobs, neural_state = neural.target_logprobs(tokens, targets, neural_state)
+    windows, _, ngram_state = ngram.histories(tokens, ngram_state, last_only=False)
+    found = ngram.contexts_found(windows)
+    ngram_p = ngram.probabilities(windows, targets.cpu().numpy().reshape(-1), found)
+    buckets = ngram.context_buckets(found, len(windows))
+
+    def shaped(array: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(array).reshape(targets.shape).to(tokens.device)
+
+    return logprobs.double().exp(), shaped(ngram_p), shaped(buckets), neural_state, ngram_state
+
+
+class MixtureLM(nn.Module):
+    """The neural model, the n-gram and (with `use_cache`) the cache, mixed; see the module docstring.
+
+    `weights` (buckets, 2) mix the neural model and the n-gram alone; `cache_weights` (buckets, 3)
+    mix all three.
+    """
+
+    def __init__(self, neural: nn.Module, ngram: NgramLM, weights: torch.Tensor, cache_weights: torch.Tensor,
+                 half_life: float, use_cache: bool = True):
+        super().__init__()
+        if weights.shape != (ngram.buckets, 2) or cache_weights.shape != (ngram.buckets, 3):
+            raise ValueError(f"the mixture's weights must be ({ngram.buckets}, 2) and ({ngram.buckets}, 3); "
+                             f"got {tuple(weights.shape)} and {tuple(cache_weights.shape)}")
+        self.neural, self.ngram = neural, ngram
+        self.register_buffer("weights", weights.to(torch.float64))
+        self.register_buffer("cache_weights", cache_weights.to(torch.float64))
+        self.cache = UnigramCache(half_life)
+        self.use_cache = use_cache
+
+    def without_cache(self) -> MixtureLM:
+        """The same neural model and n-gram, mixed with their own weights and no cache."""
+        return MixtureLM(self.neural, self.ngram, self.weights, self.cache_weights, self.cache.half_life,
+                         use_cache=False)
+
+    @property
+    def vocab_size(self) -> int:
+        return self.ngram.vocab_size
+
+    def _weights(self, buckets: torch.Tensor) -> torch.Tensor:
+        return (self.cache_weights if self.use_cache else self.weights)[buckets]
+
+    def forward(self, tokens: torch.Tensor, state: tuple | None = None,
+                last_only: bool = False) -> tuple[torch.Tensor, tuple]:
+        """log P(next piece) (batch, time or 1, vocab) after each of `tokens` (batch, time), and the state."""
+        neural_state, ngram_state, counts = state if state is not None else (None, None, None)
+        logits, neural_state = self.neural(tokens, neural_state, last_only)
+        windows, steps, ngram_state = self.ngram.histories(tokens, ngram_state, last_only)
+        found = self.ngram.contexts_found(windows)
+        shape = (tokens.shape[0], steps)
+        ngram_p = torch.from_numpy(self.ngram.distributions(windows, found, dtype=np.float32)).to(tokens.device)
+        buckets = torch.from_numpy(self.ngram.context_buckets(found, len(windows))).to(tokens.device)
+        weights = self._weights(buckets.reshape(shape))  # (batch, steps, components)
+        parts = [ngram_p.reshape(*shape, -1)]
+        if self.use_cache:
+            counted, total, counts = self.cache.distributions(counts, tokens, self.vocab_size, last_only)
+            weights = renormalised(weights, total)
+            # The cache's weight per count, so that its counts need not be divided into a distribution.
+            weights = torch.cat([weights[..., :2], weights[..., 2:] / total.clamp_min(1e-300)[..., None]], -1)
+            parts.append(counted)
+        else:
+            counts = tokens.new_zeros(tokens.shape[0], 0, dtype=torch.float32)
+        # In place on fresh tensors, a pass over (batch, steps, vocab) each: prediction does this at every step.
+        weights = weights.float()[..., None]
+        mixed = torch.softmax(logits.float(), dim=-1).mul_(weights[:, :, 0])
+        for c, part in enumerate(parts, 1):
+            mixed.addcmul_(part, weights[:, :, c])
+        return mixed.log_(), (neural_state, ngram_state, counts)
+
+    def target_logprobs(self, tokens: torch.Tensor, targets: torch.Tensor, state: tuple | None = None
+                        ) -> tuple[torch.Tensor, tuple]:
+        """log P(targets[b, t] | tokens up to [b, t]) (batch, time) without the full distributions."""
+        neural_state, ngram_state, counts = state if state is not None else (None, None, None)
+        neural_p, ngram_p, buckets, neural_state, ngram_state = neural_and_ngram_targets(
+            self.neural, self.ngram, tokens, targets, neural_state, ngram_state)
+        parts, total = [neural_p, ngram_p], None
+        if self.use_cache:
+            cache_p, total, counts = self.cache.target_probabilities(counts, tokens, targets, self.vocab_size)
+            parts.append(cache_p)
+        else:
+            counts = tokens.new_zeros(tokens.shape[0], 0, dtype=torch.float32)
+        mixed = mix(self._weights(buckets), parts, total)
+        return torch.log(mixed).float(), (neural_state, ngram_state, counts)
+
+    def select_state(self, state: tuple, rows: torch.Tensor) -> tuple:
+        neural_state, ngram_state, counts = state
+        return (self.neural.select_state(neural_state, rows), self.ngram.select_state(ngram_state, rows),
+                counts[rows])
+
+    def join_states(self, first: tuple, second: tuple) -> tuple:
+        return (self.neural.join_states(first[0], second[0]), self.ngram.join_states(first[1], second[1]),
+                torch.cat([first[2], second[2]]))
+
+    def summary(self) -> dict[str, Any]:
+        """The cache's half-life and each component's weight, averaged over the buckets."""
+        return {"half_life": self.cache.half_life,
+                "mixture": dict(zip(NAMES, self.weights.mean(0).tolist())),
+                "mixture+cache": dict(zip(NAMES, self.cache_weights.mean(0).tolist()))}
+
+
+class _Recorder(nn.Module):
+    """A model for `stream_loss` that scores nothing and keeps each component's probability of each
+    validation piece (one cache per half-life), the n-gram's bucket and the caches' totals."""
+
+    def __init__(self, neural: nn.Module, ngram: NgramLM, caches: list[UnigramCache]):
+        super().__init__()
+        self.neural, self.ngram, self.caches = neural, ngram, caches
+        self.rows: list[tuple[torch.Tensor, ...]] = []
+
+    def target_logprobs(self, tokens: torch.Tensor, targets: torch.Tensor, state: tuple | None = None
+                        ) -> tuple[torch.Tensor, tuple]:
+        neural_state, ngram_state, counts = state if state is not None else (None, None, (None,) * len(self.caches))
+        neural_p, ngram_p, buckets, neural_state, ngram_state = neural_and_ngram_targets(
+            self.neural, self.ngram, tokens, targets, neural_state, ngram_state)
+        cache_p, totals, after = zip(*(cache.target_probabilities(c, tokens, targets, self.ngram.vocab_size)
+                                       for cache, c in zip(self.caches, counts)))
+        self.rows.append(tuple(t.reshape(-1).cpu() for t in (neural_p, ngram_p, buckets, *cache_p, *totals)))
+        return torch.zeros(targets.shape, device=tokens.device), (neural_state, ngram_state, after)
+
+    def columns(self) -> list[torch.Tensor]:
+        return [torch.cat(column) for column in zip(*self.rows)]
+
+
+def _nll(logits: torch.Tensor, probabilities: torch.Tensor, buckets: torch.Tensor,
+         cache_total: torch.Tensor | None) -> torch.Tensor:
+    return -torch.log(mix(torch.softmax(logits, -1)[buckets], list(probabilities.T), cache_total)).mean()
+
+
+def fit_weights(probabilities: torch.Tensor, buckets: torch.Tensor, count: int,
+                cache_total: torch.Tensor | None = None) -> tuple[torch.Tensor, float]:
+    """The weights (count, components) that minimise the mean NLL of pieces whose components gave
+    them `probabilities` (pieces, components) in `buckets` (pieces,): first one set shared by all
+    buckets, then each bucket's own from there; a bucket with fewer than MIN_BUCKET_PIECES pieces
+    keeps the shared set. Returns them and the mean NLL they reach."""
+    components = probabilities.shape[1]
+
+    def minimise(logits: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        logits = logits.clone().requires_grad_(True)
+        optimiser = torch.optim.LBFGS([logits], lr=1, max_iter=100, tolerance_grad=1e-9,
+                                      tolerance_change=1e-12, line_search_fn="strong_wolfe")
+
+        def closure() -> torch.Tensor:
+            optimiser.zero_grad()
+            loss = _nll(logits, probabilities, rows, cache_total)
+            loss.backward()
+            return loss
+
+        optimiser.step(closure)
+        return logits.detach()
+
+    shared = minimise(torch.zeros(1, components, dtype=torch.float64), torch.zeros_like(buckets))
+    own = minimise(shared.expand(count, components), buckets)
+    rare = torch.bincount(buckets, minlength=count) < MIN_BUCKET_PIECES
+    logits = torch.where(rare[:, None], shared, own)
+    return torch.softmax(logits, -1), _nll(logits, probabilities, buckets, cache_total).item()
+
+
+def fit(neural: nn.Module, ngram: NgramLM, tokenizer: Tokenizer, valid_ids: np.ndarray, *, seq_len: int,
+        device: torch.device) -> tuple[MixtureLM, dict[str, Any]]:
+    """The mixture of `neural` and `ngram`, its weights and cache fitted on `valid_ids`, and a report:
+    the n-gram's order, the half-life chosen, and each component's and mixture's validation loss per
+    piece and word perplexity."""
+    caches = [UnigramCache(half_life) for half_life in HALF_LIVES]
+    recorder = _Recorder(neural, ngram, caches).eval()  # stream_loss leaves a model in the mode it found
+    scored = stream_loss(recorder, tokenizer, valid_ids, seq_len=seq_len, device=device)
+    neural_p, ngram_p, buckets, *rest = recorder.columns()
+    cache_p, totals = rest[:len(caches)], rest[len(caches):]
+    weights, mixture_loss = fit_weights(torch.stack([neural_p, ngram_p], 1), buckets, ngram.buckets)
+    fits = [fit_weights(torch.stack([neural_p, ngram_p, p], 1), buckets, ngram.buckets, total)
+            for p, total in zip(cache_p, totals)]
+    best = min(range(len(fits)), key=lambda i: fits[i][1])
+    cache_weights, cache_loss = fits[best]
+    model = MixtureLM(neural, ngram, weights, cache_weights, HALF_LIVES[best])
+    losses = {"neural": -neural_p.log().mean().item(), "ngram": -ngram_p.log().mean().item(),
+              "mixture": mixture_loss, "mixture+cache": cache_loss}
+    per_word = scored.tokens / max(scored.words, 1)
+    return model, {"order": ngram.order, "half_life": HALF_LIVES[best], "valid_loss": losses,
+                   "valid_word_perplexity": {name: math.exp(loss * per_word) for name, loss in losses.items()}}

@@ -1,0 +1,231 @@
+"""Model kinds as peers, the neural + n-gram mixture and its cache of the document (kinds.py, mixture.py)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from conftest import TINY, sentence_corpus
+from nextword import checkpoint, kinds
+from nextword.cli import app
+from nextword.config import resolve
+from nextword.evaluate import stream_loss
+from nextword.mixture import HALF_LIVES, MixtureLM, UnigramCache, fit, fit_weights
+from nextword.predict import Predictor
+from nextword.train import train
+
+
+@pytest.fixture(scope="module")
+def loaded(trained_model: Path) -> checkpoint.LoadedModel:
+    return checkpoint.load(trained_model)
+
+
+def _ids(loaded: checkpoint.LoadedModel, rows: int = 2, length: int = 24, seed: int = 0) -> torch.Tensor:
+    return torch.randint(0, loaded.tokenizer.vocab_size, (rows, length), generator=torch.Generator().manual_seed(seed))
+
+
+def test_training_fits_a_mixture_by_default_and_the_manifest_names_it(loaded: checkpoint.LoadedModel) -> None:
+    assert loaded.manifest["kind"] == "mixture" and loaded.manifest["format"] == checkpoint.FORMAT == 3
+    assert isinstance(loaded.model, MixtureLM) and loaded.model.use_cache
+    assert list(loaded.components()) == ["neural", "ngram", "mixture", "mixture+cache"]
+    assert loaded.default_component == "mixture+cache"
+    report = loaded.manifest["mixture"]
+    assert report["half_life"] in HALF_LIVES and report["order"] == loaded.config.order
+    # Fitted on validation, each mixture is at least as good there as the components it mixes.
+    losses = report["valid_loss"]
+    assert losses["mixture"] <= min(losses["neural"], losses["ngram"]) + 1e-6
+    assert losses["mixture+cache"] <= losses["mixture"] + 1e-6
+    assert loaded.summary["mixture"] == report
+
+
+def test_every_component_gives_distributions_that_sum_to_one_in_every_state(loaded: checkpoint.LoadedModel) -> None:
+    for name, model in loaded.components().items():
+        state = None
+        for segment in _ids(loaded, length=30).split(10, dim=1):
+            with torch.inference_mode():
+                logprobs, state = model(segment, state)
+            sums = torch.log_softmax(logprobs.float(), -1).exp().sum(-1) if name == "neural" else logprobs.exp().sum(-1)
+            assert logprobs.shape == (2, 10, loaded.tokenizer.vocab_size)
+            assert torch.allclose(sums, torch.ones_like(sums), atol=1e-4), name
+
+
+@pytest.mark.parametrize("name", ["mixture", "mixture+cache"])
+def test_target_logprobs_carried_over_segments_equal_the_full_distributions(loaded: checkpoint.LoadedModel,
+                                                                             name: str) -> None:
+    model = loaded.components()[name]
+    ids = _ids(loaded, length=41)
+    with torch.inference_mode():
+        full, _ = model(ids[:, :-1])
+        expected = full.gather(-1, ids[:, 1:, None]).squeeze(-1)
+        state, pieces = None, []
+        for start in range(0, 40, 16):  # segments of 16, 16 and 8, the state carried as evaluation carries it
+            end = min(start + 16, 40)
+            logprobs, state = model.target_logprobs(ids[:, start:end], ids[:, start + 1:end + 1], state)
+            pieces.append(logprobs)
+        also, _ = model(ids[:, :20])  # the full distributions carried over two segments too
+        then, _ = model(ids[:, 20:40], model(ids[:, :20])[1])
+    assert torch.allclose(torch.cat(pieces, 1), expected, atol=1e-5)
+    assert torch.allclose(torch.cat([also, then], 1), full, atol=1e-5)
+
+
+def test_stream_loss_of_the_mixture_is_the_sum_of_its_full_distributions(loaded: checkpoint.LoadedModel) -> None:
+    ids = _ids(loaded, rows=1, length=60)[0].numpy()
+    totals = stream_loss(loaded.model, loaded.tokenizer, ids, seq_len=16, device=torch.device("cpu"), streams=1)
+    with torch.inference_mode():
+        full, _ = loaded.model(torch.from_numpy(ids[None, :-1]))
+    nll = -full.gather(-1, torch.from_numpy(ids[None, 1:, None])).sum().item()
+    assert totals.tokens == len(ids) - 1 and totals.nll == pytest.approx(nll, rel=1e-5)
+
+
+def test_the_cache_never_looks_ahead(loaded: checkpoint.LoadedModel) -> None:
+    ids = _ids(loaded, rows=1, length=30)
+    changed = ids.clone()
+    changed[0, 15:] = (changed[0, 15:] + 1) % loaded.tokenizer.vocab_size
+    with torch.inference_mode():
+        before, _ = loaded.model(ids)
+        after, _ = loaded.model(changed)
+        targets, _ = loaded.model.target_logprobs(ids, changed)  # the targets differ from position 14 on
+    assert torch.allclose(before[:, :15], after[:, :15], atol=1e-6, rtol=0)
+    assert not torch.allclose(before[:, 15:], after[:, 15:])
+    # The cache's counts at each position are those of the pieces read so far, decayed.
+    cache = UnigramCache(2.0)
+    at, total, counts = cache.distributions(None, ids, loaded.tokenizer.vocab_size, last_only=False)
+    expected = torch.zeros(loaded.tokenizer.vocab_size, dtype=torch.float64)
+    for t in range(ids.shape[1]):
+        expected = expected * 0.5 ** 0.5
+        expected[ids[0, t]] += 1
+        assert torch.allclose(at[0, t].double(), expected) and total[0, t].item() == pytest.approx(expected.sum().item())
+    assert torch.allclose(counts[0].double(), expected) and torch.isfinite(targets).all()
+
+
+def test_the_weights_are_distributions_and_round_trip_through_the_directory(trained_model: Path,
+                                                                             tmp_path: Path) -> None:
+    out = tmp_path / "copy"
+    shutil.copytree(trained_model, out)
+    model = checkpoint.load(out).model
+    for table in (model.weights, model.cache_weights):
+        assert torch.all((table >= 0) & (table <= 1)) and torch.allclose(table.sum(1), torch.ones(len(table)).double())
+    changed = MixtureLM(model.neural, model.ngram, model.weights.flip(1), model.cache_weights.roll(1, 1), 300.0)
+    kinds.MIXTURE_KIND.save(out, changed)
+    again = checkpoint.load(out).model
+    assert torch.equal(again.weights, changed.weights) and torch.equal(again.cache_weights, changed.cache_weights)
+    assert again.cache.half_life == 300.0
+    save = {"weights": -model.weights, "cache_weights": model.cache_weights, "half_life": torch.ones(1).double()}
+    from safetensors.torch import save_file
+    save_file(save, str(out / kinds.MIXTURE_FILE))
+    with pytest.raises(checkpoint.ModelDirError, match="mixture.safetensors does not match"):
+        checkpoint.load(out)
+
+
+def test_fit_weights_finds_the_component_that_predicts_and_keeps_rare_buckets_shared() -> None:
+    rows = 3000
+    probabilities = torch.stack([torch.full((rows,), 0.9), torch.full((rows,), 0.01)], 1).double()
+    buckets = torch.zeros(rows, dtype=torch.long)
+    buckets[:10] = 1  # too few pieces for a bucket of its own
+    weights, nll = fit_weights(probabilities, buckets, 3)
+    assert weights[0, 0] > 0.99 and torch.equal(weights[1], weights[0]) and torch.equal(weights[2], weights[0])
+    assert nll == pytest.approx(-np.log(0.9), abs=1e-3)
+    # Where each is right half the time, the best mixture is half and half.
+    probabilities[::2] = torch.tensor([0.9, 0.1]).double()
+    probabilities[1::2] = torch.tensor([0.1, 0.9]).double()
+    weights, _ = fit_weights(probabilities, buckets, 3)
+    assert torch.allclose(weights[0], torch.tensor([0.5, 0.5]).double(), atol=1e-3)
+
+
+def test_a_format_2_directory_loads_and_predicts(trained_model: Path, tmp_path: Path) -> None:
+    out = tmp_path / "old"
+    shutil.copytree(trained_model, out)
+    for name in kinds.FILES:
+        (out / name).unlink()
+    manifest = json.loads((out / checkpoint.MANIFEST).read_text())
+    manifest.update(format=2, kind="causal")
+    del manifest["mixture"]
+    (out / checkpoint.MANIFEST).write_text(json.dumps(manifest))
+    loaded = checkpoint.load(out)
+    assert loaded.manifest["kind"] == "neural" and list(loaded.components()) == ["neural"]
+    words = Predictor(loaded).predict("anna has the red ", k=3)
+    assert len(words) == 3 and all(0 < p <= 1 for _, p in words)
+
+
+def test_components_predict_and_unknown_ones_are_refused(trained_model: Path) -> None:
+    loaded = checkpoint.load(trained_model)
+    for name in loaded.components():
+        predictor = Predictor(loaded, component=name)
+        assert predictor.model is loaded.components()[name] or name == "mixture"
+        assert predictor.predict("anna has the red ", k=2)
+    with pytest.raises(checkpoint.ConfigError, match="no component 'cache'.*neural, ngram, mixture"):
+        Predictor.load(trained_model, component="cache")
+
+
+def test_no_mixture_leaves_a_neural_model(tmp_path: Path, corpus_file: Path) -> None:
+    out = tmp_path / "plain"
+    summary = train(resolve(TINY, {"mixture": False, "max_steps": 20}), corpus_file, out)
+    loaded = checkpoint.load(out)
+    assert summary.mixture is None and loaded.manifest["kind"] == "neural" and list(loaded.components()) == ["neural"]
+    assert not any((out / name).exists() for name in kinds.FILES)
+
+
+def test_init_refits_the_ngram_and_the_weights_on_the_new_text(tmp_path: Path, trained_model: Path) -> None:
+    new_text = tmp_path / "new.txt"
+    new_text.write_text("dan gives the old book to anna .\n" * 300, encoding="utf-8")
+    out = tmp_path / "personal"
+    train(checkpoint.init_config(trained_model, {"max_steps": 10}), new_text, out, init=trained_model)
+    before, after = checkpoint.load(trained_model), checkpoint.load(out)
+    assert after.manifest["kind"] == "mixture"
+    assert after.model.ngram.entries != before.model.ngram.entries
+    ids = np.asarray(after.tokenizer.encode("dan gives the old book to anna ."))
+    history = np.stack([np.concatenate([[0] * 4, ids])[i:i + after.model.ngram.order - 1] for i in range(len(ids))])
+    # Counted on the new text alone, which repeats one line: after its first pieces, the n-gram knows the rest.
+    assert after.model.ngram.probabilities(history[4:], ids[4:]).min() > 0.9
+    assert not torch.equal(after.model.cache_weights, before.model.cache_weights)
+
+
+def test_evaluate_info_and_export_name_the_components(trained_model: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    text = tmp_path / "held_out.txt"
+    text.write_text(sentence_corpus(20, seed=5), encoding="utf-8")
+    result = runner.invoke(app, ["evaluate", str(trained_model), str(text), "--component", "all", "--max-words", "40",
+                                 "--json"])
+    assert result.exit_code == 0, result.output
+    scores = json.loads(result.stdout)["components"]
+    assert list(scores) == ["neural", "ngram", "mixture", "mixture+cache"]
+    assert scores["mixture"]["word_perplexity"] < scores["neural"]["word_perplexity"]
+    table = runner.invoke(app, ["evaluate", str(trained_model), str(text), "--component", "all", "--max-words", "40"])
+    assert table.exit_code == 0 and "mixture+cache" in table.stdout and "word perplexity" in table.stdout
+    one = runner.invoke(app, ["evaluate", str(trained_model), str(text), "--component", "ngram", "--max-words", "40",
+                              "--json"])
+    assert json.loads(one.stdout)["component"] == "ngram"
+    assert json.loads(one.stdout)["word_perplexity"] == pytest.approx(scores["ngram"]["word_perplexity"])
+    info = runner.invoke(app, ["info", str(trained_model), "--json"])
+    details = json.loads(info.stdout)
+    assert details["kind"] == "mixture" and details["components"][-1] == "mixture+cache"
+    assert "mixture of lstm" in runner.invoke(app, ["info", str(trained_model)]).stdout
+    exported = runner.invoke(app, ["export", str(trained_model), "--format", "torchscript", "--out",
+                                   str(tmp_path / "step.pt")])
+    assert exported.exit_code == 0 and exported.stdout.startswith("note: exported the neural part only")
+
+
+def test_an_ngram_of_order_5_still_trains_and_predicts(tmp_path: Path, corpus_file: Path) -> None:
+    out = tmp_path / "kn5"
+    result = CliRunner().invoke(app, ["train", str(corpus_file), "--cell", "ngram", "--order", "5", "--vocab-size",
+                                      "30", "--out", str(out), "-q"])
+    assert result.exit_code == 0, result.output
+    loaded = checkpoint.load(out)
+    assert loaded.manifest["kind"] == "ngram" and list(loaded.components()) == ["ngram"]
+    assert loaded.model.order == 5 and Predictor(loaded).predict("anna has the ", k=2)
+
+
+def test_a_resumed_run_refits_the_mixture_to_its_new_weights(tmp_path: Path, corpus_file: Path) -> None:
+    out = tmp_path / "m"
+    train(resolve(TINY, {"max_steps": 20}), corpus_file, out)
+    first = checkpoint.load(out)
+    train(checkpoint.resume_config(out, {"max_steps": 40}), corpus_file, out, resume=True)
+    again = checkpoint.load(out)
+    assert again.manifest["kind"] == "mixture" and again.summary["steps"] == 40
+    assert again.manifest["mixture"]["valid_loss"]["neural"] < first.manifest["mixture"]["valid_loss"]["neural"]
