@@ -478,14 +478,20 @@ def _type_along(keyboard: Any) -> None:
 def evaluate(
     model: Path = typer.Argument(..., help="A model directory."),
     file: Path = typer.Argument(..., help="Text to evaluate on (UTF-8), ideally not seen in training."),
-    max_words: Optional[int] = typer.Option(None, "--max-words", help="Stop after this many words: a quick estimate."),
+    perplexity_lines: Optional[int] = typer.Option(
+        None, "--perplexity-lines", help="Score perplexity and bits per character on the first lines only."),
+    predict_words: Optional[int] = typer.Option(
+        None, "--predict-words", help="Predict only the first words (accuracy, keystroke savings): quicker."),
     suggestions: int = typer.Option(3, "--suggestions", help="Suggestions shown while typing, for keystroke savings."),
     long_range: bool = typer.Option(False, "--long-range",
                                     help="Also score the far-dependent words listed in FILE.targets.jsonl."),
     device: str = typer.Option("cpu", "--device", help="Where to run the model."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
 ) -> None:
-    """How well MODEL predicts FILE: perplexities, next-word accuracy and keystroke savings."""
+    """How well MODEL predicts FILE: perplexities, next-word accuracy and keystroke savings.
+
+    Every token of FILE is scored, the first too. Bits per character are per character of FILE as
+    read: CR and CRLF line ends count as one line break, a last line without one as if it had it."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from .evaluate import evaluate_file
@@ -502,7 +508,8 @@ def evaluate(
         progress.update(tasks[stage], completed=done)
 
     with progress:
-        result = evaluate_file(predictor, file, max_words=max_words, suggestions=suggestions,
+        result = evaluate_file(predictor, file, perplexity_lines=perplexity_lines, predict_words=predict_words,
+                               suggestions=suggestions,
                                long_range=long_range, on_progress=on_progress)
     if as_json:
         _print_json(result)
