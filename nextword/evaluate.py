@@ -336,7 +336,7 @@ def _search_batch(predictor: "Predictor", logprobs: torch.Tensor, state: Any, qu
     the target's floor is followed (nothing it finishes could outrank the target), and a search
     stops once k words beat everything the target could still reach.
     """
-    from .predict import MAX_WORD_PIECES, _Beam
+    from .predict import MAX_WORD_PIECES, Predictor, _Beam
 
     model, texts = predictor.model, predictor.tokenizer.piece_text
     vocab, width, lead = logprobs.shape[1], max(4 * k, 16), 2 * k
@@ -362,10 +362,22 @@ def _search_batch(predictor: "Predictor", logprobs: torch.Tensor, state: Any, qu
                     scores[row] = -np.inf
                     scores[row, allowed] = raw[row, allowed]
                 row += 1
-        floors = torch.tensor([_threshold(queries[q], found[q], k) for q in live], device=scores.device)
         owner = torch.repeat_interleave(torch.arange(len(live), device=scores.device),
                                         torch.tensor(counts, device=scores.device))
-        scores.masked_fill_(scores < floors[owner, None], -np.inf)
+        kth = torch.tensor([Predictor._kth_best(found[q], k) for q in live], device=scores.device)
+        floors = torch.tensor([queries[q].floor - _FLOOR_MARGIN for q in live], device=scores.device)
+        ruled_out = (scores < kth[owner, None]) | (scores < floors[owner, None])
+        # Below the floor, only what can still become the target goes on: the search adds up the
+        # target's segmentations, and the floor is the probability of one of them.
+        row = 0
+        for q in live:
+            target = queries[q].target
+            for beam in beams[q]:
+                if len(target) > len(beam.text) and target.startswith(beam.text):
+                    agreeing = predictor._index.agreeing(first, target[len(beam.text):])
+                    ruled_out[row, agreeing] = scores[row, agreeing] < kth[owner[row]]
+                row += 1
+        scores.masked_fill_(ruled_out, -np.inf)
         # Each query's (beam, piece) scores side by side, padded, for one top-k over all of them.
         starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
         offsets = torch.arange(len(flat), device=scores.device) - torch.from_numpy(starts).to(scores.device)[owner]
@@ -398,7 +410,7 @@ def _search_batch(predictor: "Predictor", logprobs: torch.Tensor, state: Any, qu
         for low, high in ((0, k), (k, lead), (lead, None)):
             stage = [(q, b, i) for q, b, i in candidates if q not in settled and b >= low and (high is None or b < high)]
             if high is None:
-                stage = [(q, b, i) for q, b, i in stage if new_beams[q][b].logprob >= _threshold(queries[q], found[q], k)]
+                stage = [(q, b, i) for q, b, i in stage if new_beams[q][b].logprob >= Predictor._kth_best(found[q], k)]
             if not stage:
                 continue
             outputs.append(_step_and_collect(predictor, stage, new_beams, queries, found, sources, pieces, state))
@@ -443,13 +455,6 @@ def _step_and_collect(predictor: "Predictor", stage: list[tuple[int, int, int]],
 # Log-probabilities from the reading and from the search's steps differ in the last float32 bits:
 # the floor sits this far below the target's own, so the search never cuts the target itself.
 _FLOOR_MARGIN = 1e-3
-
-
-def _threshold(query: _Query, found: dict[str, float], k: int) -> float:
-    """What a beam must reach to be followed: the k-th best word found, and never below the floor."""
-    from .predict import Predictor
-
-    return max(query.floor - _FLOOR_MARGIN, Predictor._kth_best(found, k))
 
 
 def _settled(query: _Query, found: dict[str, float], beams: list, k: int) -> bool:
