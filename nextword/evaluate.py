@@ -127,8 +127,8 @@ def read_text(predictor: "Predictor", ids: np.ndarray, *, scored: int, ks: Seque
     one reading of the text: the word searches start from the states that reading passes through.
 
     Every token is scored, the first one too, given a leading line break. Each word's own
-    probability comes with the reading; the searches, batched over many words, follow only what
-    could outrank it (see `_search_batch`), so they cost about as much as the reading itself.
+    probability comes with the reading; the searches, batched over many words (one model step per
+    search depth for all of them), follow only what could outrank it (see `_search_batch`).
     """
     if max_words is not None and max_words < 1:
         raise ConfigError(f"option 'max_words' must be >= 1; got {max_words}")
