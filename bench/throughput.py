@@ -14,11 +14,22 @@ perplexity. The target is at least 2x the tokens/s for at most 3% higher perplex
     python bench/throughput.py --steps 150 --softmax-steps 300
 
 Prints a table and writes bench/throughput.json.
+
+With --intervals, instead: one long run per cell (the small preset, --budget seconds of training,
+validation every eval_every steps), and the tokens/s of each interval between two validations,
+from the trainer's own progress events (validation time left out). Each interval also gets the
+process's CPU time per step: on a shared machine a fall in tokens/s with flat CPU time per step is
+other processes taking the cores, a rise in CPU time per step is the run itself getting slower.
+
+    python bench/throughput.py --intervals --budget 180
+
+Prints a table and writes bench/throughput-intervals.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 import time
 from pathlib import Path
 
@@ -27,9 +38,9 @@ import torch
 from common import ROOT, SHARED, console, machine, show, write_json
 from torch import nn
 
-from nextword.config import NEURAL_CELLS, Config, resolve
+from nextword.config import NEURAL_CELLS, Config, read_yaml, resolve
 from nextword.data import check_corpus, encode_corpus
-from nextword.train import Progress, train, train_tokenizer_for
+from nextword.train import Evaluation, Progress, train, train_tokenizer_for
 
 
 class BareLM(nn.Module):
@@ -85,6 +96,82 @@ def trainer_rate(corpus: Path, config: Config, tokenizer, work: Path, steps: int
     return (last[0] - first[0]) * config.batch_size * config.seq_len / (last[1] - first[1])
 
 
+def _usage() -> np.ndarray:
+    """This process's CPU seconds so far (user, system; all threads) and minor page faults."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return np.array([usage.ru_utime, usage.ru_stime, usage.ru_minflt])
+
+
+def interval_rates(corpus: Path, config: Config, tokenizer, work: Path) -> list[dict]:
+    """Train `config` once and measure each interval between validations: training steps, their wall
+    and CPU seconds (from one progress event to the next, never across a validation), the tokens/s
+    that gives, and the tokens/s the trainer itself reported at the interval's end."""
+    intervals: list[dict] = []
+    last: tuple[int, float, np.ndarray] | None = None  # (step, wall, usage) at the last progress event
+    steps, wall, used, reported = 0, 0.0, np.zeros(3), None  # sums over the current interval
+    started = time.perf_counter()
+
+    def on_event(event) -> None:
+        nonlocal last, steps, wall, used, reported
+        now, usage = time.perf_counter(), _usage()
+        if isinstance(event, Progress):
+            if last is not None:
+                steps, wall, used = steps + event.step - last[0], wall + now - last[1], used + usage - last[2]
+            last, reported = (event.step, now, usage), event.tokens_per_second
+        elif isinstance(event, Evaluation):
+            last = None  # the next progress event comes after the validation: not training time
+            if steps:
+                user, system, faults = used
+                intervals.append({
+                    "step": event.step, "elapsed": round(now - started, 1), "steps": steps,
+                    "tokens_per_second": steps * config.batch_size * config.seq_len / wall,
+                    "cpu_ms_per_step": 1000 * (user + system) / steps, "sys_ms_per_step": 1000 * system / steps,
+                    "cpu_share": (user + system) / wall, "minor_faults_per_step": faults / steps,
+                    "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                    "reported_tokens_per_second": reported})
+                steps, wall, used = 0, 0.0, np.zeros(3)
+
+    train(config, corpus, work, force=True, tokenizer=tokenizer, on_event=on_event)
+    return intervals
+
+
+def interval_main(args: argparse.Namespace) -> None:
+    preset = read_yaml(ROOT / "models" / "small.yaml")
+    base = resolve(preset, {"epochs": None, "time_budget": args.budget, "device": "cpu",
+                            "eval_every": args.eval_every or preset["eval_every"]})
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    tokenizer = train_tokenizer_for(check_corpus(args.corpus), base, lambda event: None)
+    runs = []
+    variants = [(cell, True) for cell in args.cells.split(",")]
+    if args.lstm_without_onednn:
+        variants.append(("lstm", False))
+    for cell, onednn in variants:
+        name = cell if onednn else f"{cell} (oneDNN off)"
+        console.print(f"{name}: {args.budget:g} s of training…")
+        with torch.backends.mkldnn.flags(enabled=onednn):
+            intervals = interval_rates(args.corpus, base.replace(cell=cell), tokenizer,
+                                       args.work / f"intervals-{cell}-{onednn}")
+        rates = [i["tokens_per_second"] for i in intervals]
+        runs.append({"cell": name, "intervals": intervals,
+                     "last_over_first": rates[-1] / rates[0] if rates else None})
+    info = machine()
+    out = args.out.with_name("throughput-intervals.json")
+    write_json(out, {"machine": info, "vocab_size": tokenizer.vocab_size, "config": base.to_dict(), "runs": runs})
+    show(f"Training tokens/s per validation interval, small preset, {args.budget:g} s per cell "
+         f"(validation every {base.eval_every} steps; CPU ms/step and CPU share of wall time beside)",
+         ["cell", "", *[f"#{n + 1}" for n in range(max(len(r["intervals"]) for r in runs))], "last / first"],
+         [[r["cell"], "tok/s", *[f"{i['tokens_per_second']:,.0f}" for i in r["intervals"]],
+           f"{r['last_over_first']:.2f}"] for r in runs]
+         + [[r["cell"], "cpu ms/step", *[f"{i['cpu_ms_per_step']:.1f}" for i in r["intervals"]], ""] for r in runs]
+         + [[r["cell"], "sys ms/step", *[f"{i['sys_ms_per_step']:.1f}" for i in r["intervals"]], ""] for r in runs]
+         + [[r["cell"], "faults/step", *[f"{i['minor_faults_per_step']:,.0f}" for i in r["intervals"]], ""]
+            for r in runs]
+         + [[r["cell"], "cpu share", *[f"{i['cpu_share']:.2f}" for i in r["intervals"]], ""] for r in runs]
+         + [[r["cell"], "reported", *[f"{i['reported_tokens_per_second']:,.0f}" for i in r["intervals"]], ""]
+            for r in runs], info)
+
+
 def large_vocabulary_corpus(work: Path) -> Path:
     """wikitext-2 valid and test and Tiny Shakespeare in one file (3.5 MB): enough text for 16k pieces."""
     path = work / "softmax-corpus.txt"
@@ -123,7 +210,17 @@ def main() -> None:
     parser.add_argument("--softmax-steps", type=int, default=300)
     parser.add_argument("--work", type=Path, default=Path("/tmp/nextword-bench"))
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "throughput.json")
+    parser.add_argument("--intervals", action="store_true", help="one long run per cell, tokens/s per interval")
+    parser.add_argument("--budget", type=float, default=180, help="seconds of training per cell (--intervals)")
+    parser.add_argument("--eval-every", type=int, default=0, help="steps between validations (--intervals; "
+                        "default: the preset's)")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (--intervals; default: torch's)")
+    parser.add_argument("--lstm-without-onednn", action="store_true",
+                        help="with --intervals, also an LSTM run with oneDNN (mkldnn) off")
     args = parser.parse_args()
+    if args.intervals:
+        interval_main(args)
+        return
     base = resolve({"epochs": None, "max_steps": args.steps, "device": "cpu"})
     tokenizer = train_tokenizer_for(check_corpus(args.corpus), base, lambda event: None)
     ids = encode_corpus(check_corpus(args.corpus), tokenizer)

@@ -714,8 +714,10 @@ def _type_along(keyboard: Any) -> None:
 def evaluate(
     model: Path = typer.Argument(..., help="A model directory."),
     file: Path = typer.Argument(..., help="Text to evaluate on (UTF-8), ideally not seen in training."),
-    score_words: Optional[int] = typer.Option(None, "--score-words", min=1,
-                                              help="Score only the first N words of FILE: a quick estimate."),
+    perplexity_lines: Optional[int] = typer.Option(
+        None, "--perplexity-lines", min=1, help="Score perplexity and bits per character on the first lines only."),
+    predict_words: Optional[int] = typer.Option(
+        None, "--predict-words", min=1, help="Predict only the first words (accuracy, keystroke savings): quicker."),
     suggestions: int = typer.Option(3, "--suggestions", "-k", min=0, max=MAX_SHOWN,
                                     help="Words offered while typing, for keystroke savings (0: not measured)."),
     long_range: bool = typer.Option(False, "--long-range",
@@ -727,7 +729,10 @@ def evaluate(
     device: str = _device_option(),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
 ) -> None:
-    """How well MODEL predicts FILE: perplexities, next-word accuracy and keystroke savings."""
+    """How well MODEL predicts FILE: perplexities, next-word accuracy and keystroke savings.
+
+    Every token of FILE is scored, the first too. Bits per character are per character of FILE as
+    read: CR and CRLF line ends count as one line break, a last line without one as if it had it."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from .checkpoint import load
@@ -747,7 +752,8 @@ def evaluate(
         progress.update(tasks[stage], completed=done)
 
     with progress:
-        results = {name: evaluate_file(predictor, file, max_words=score_words, suggestions=suggestions,
+        results = {name: evaluate_file(predictor, file, perplexity_lines=perplexity_lines,
+                                       predict_words=predict_words, suggestions=suggestions,
                                        long_range=long_range, on_progress=on_progress)
                    for name, predictor in zip(names, predictors)}
     if as_json:

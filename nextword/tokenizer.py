@@ -142,9 +142,11 @@ class Tokenizer:
         """Whitespace-separated words in encoded text: each starts with exactly one word-start piece."""
         return int(self.starts_word[np.asarray(ids)].sum())
 
-    def char_count(self, ids: np.ndarray) -> int:
-        """Characters of encoded text (a line break is one; each line's leading space counts too)."""
-        return int(self.piece_chars[np.asarray(ids)].sum())
+    def char_count(self, ids: np.ndarray, after: np.ndarray) -> int:
+        """Characters of encoded text `ids`, each piece following the token in `after` (same shape): a
+        line break is one; the word mark of a line's first piece stands for no space, so it is none."""
+        ids, after = np.asarray(ids), np.asarray(after)
+        return int(self.piece_chars[ids].sum() - (self.starts_word[ids] & (after == EOS_ID)).sum())
 
     def words_at(self, ids: np.ndarray, limit: int | None = None) -> list[tuple[int, str]]:
         """Each word of encoded text as `Predictor.predict` returns words: (position of its first piece,

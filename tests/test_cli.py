@@ -281,7 +281,7 @@ def _variant_flags() -> list[str]:
     (["train", "{corpus}", *_variant_flags(), "--cell=lstm", "--out", "{tmp}/m"], "step 10/10"),
     (["compare", "{corpus}", "--cells", "rnn", *_variant_flags(), "--accuracy-words", "20", "--out", "{tmp}/c"],
      "step 10/10"),
-    (["evaluate", "{model}", "{corpus}", "--score-words", "50"], "perplexity"),
+    (["evaluate", "{model}", "{corpus}", "--predict-words", "50"], "reading"),
 ], ids=["train", "compare", "evaluate"])
 def test_json_alone_on_stdout_while_progress_goes_to_stderr(command, progress, tmp_path: Path, corpus_file: Path,
                                                             trained_model: Path, monkeypatch) -> None:

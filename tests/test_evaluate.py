@@ -9,7 +9,7 @@ import torch
 from nextword import load
 from nextword.errors import CorpusError
 from nextword.tokenizer import EOS_ID
-from nextword.evaluate import _keys_to_type, evaluate_file, stream_loss, word_metrics
+from nextword.evaluate import WordMetrics, evaluate_file, stream_loss, word_metrics
 
 
 @pytest.fixture(scope="module", params=["trained_model", "trained_bidirectional", "trained_adaptive",
@@ -32,24 +32,79 @@ def test_perplexity_agrees_with_a_token_by_token_computation(model, corpus_file:
     assert totals.nll == pytest.approx(nll, rel=1e-5)
     assert totals.words == model.tokenizer.word_count(ids[1:])
     assert totals.word_perplexity == pytest.approx(math.exp(nll / totals.words), rel=1e-5)
-    assert totals.bits_per_char == pytest.approx(nll / math.log(2) / model.tokenizer.char_count(ids[1:]))
+    assert totals.bits_per_char == pytest.approx(nll / math.log(2) / model.tokenizer.char_count(ids[1:], ids[:-1]))
 
 
-def _fixed_search(offers: dict[str, list[str]]):
-    return lambda typed, k: [(word, 0.1) for word in offers.get(typed, [])[:k]]
+# A file with CRLF line ends, an empty line, leading spaces and no line break at its end: its
+# characters as read are 24 + 35 + 1 + 25 + 8 (the last line's missing line break counts one).
+_LINES = b"anna has the red ball .\r\nben gives a small cup to the cat .\n\n  cora has a green hat .\ndan has"
+_CHARACTERS = 93
 
 
-@pytest.mark.parametrize("offers, keys", [
-    ({"": ["cat", "dog", "cow"]}, 1),  # offered at once: one key to accept
-    ({"": ["dog", "cow", "pig"], "c": ["cow", "cat"]}, 2),  # "c", then accept
-    ({"": ["dog"], "c": ["cow"], "ca": ["car", "cab", "can"], "cat": ["cat"]}, 4),  # all letters, then accept
-    ({}, 4),  # never offered: three letters and a space
-    ({"": ["dog", "cow", "pig", "cat"]}, 4),  # fourth is beyond three suggestions
-])
-def test_keystrokes_match_hand_worked_examples(offers: dict, keys: int) -> None:
-    search = _fixed_search(offers)
-    offered = [w for w, _ in search("", 3)]
-    assert _keys_to_type("cat", search, offered, 3) == keys
+@pytest.fixture(scope="module", params=["unigram", "bpe", "char"])
+def tokenizer_model(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, corpus_file: Path):
+    """A barely trained model of each tokenizer kind: the arithmetic of the measure is what is tested."""
+    from conftest import TINY
+
+    from nextword.config import resolve
+    from nextword.train import train
+
+    out = tmp_path_factory.mktemp("kinds") / request.param
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("NEXTWORD_CACHE", str(tmp_path_factory.mktemp("cache")))
+        train(resolve(TINY, {"tokenizer": request.param, "max_steps": 5, "eval_every": 5}), corpus_file, out)
+    return load(str(out))
+
+
+def test_bits_per_char_is_the_total_nll_over_the_characters_of_the_file(tokenizer_model, tmp_path: Path) -> None:
+    path = tmp_path / "lines.txt"
+    path.write_bytes(_LINES)
+    result = evaluate_file(tokenizer_model, path, suggestions=0)
+    # Independently: each line's pieces and a line break, read one token at a time after a line break.
+    tokenizer, tokens = tokenizer_model.tokenizer, [EOS_ID]
+    for line in _LINES.decode().replace("\r\n", "\n").split("\n"):
+        tokens += tokenizer.encode_line(line) + [EOS_ID]
+    nll, state = 0.0, None
+    with torch.inference_mode():
+        for current, following in zip(tokens[:-1], tokens[1:]):
+            logits, state = tokenizer_model.model(torch.tensor([[current]]), state)
+            nll -= torch.log_softmax(logits[0, -1].double(), dim=-1)[following].item()
+    assert (result["characters"], result["tokens"]) == (_CHARACTERS, len(tokens) - 1)
+    assert result["bits_per_char"] == pytest.approx(nll / _CHARACTERS / math.log(2), abs=5e-5)
+    assert result["word_perplexity"] == pytest.approx(math.exp(nll / 23), rel=1e-4)  # 23 words, "." among them
+    # The first two lines alone: their tokens and characters only.
+    first = evaluate_file(tokenizer_model, path, perplexity_lines=2, suggestions=0)
+    assert first["characters"] == 24 + 35
+    assert first["tokens"] == 2 + len(tokenizer.encode_line("anna has the red ball .")) + len(
+        tokenizer.encode_line("ben gives a small cup to the cat ."))
+
+
+def _slow_word_metrics(predictor, ids: np.ndarray, ks=(1, 3, 5), suggestions: int = 3,
+                       max_words: int | None = None) -> WordMetrics:
+    """The word metrics by their definition: at each word, `predict`'s search, then one search for each
+    letter typed until the word is offered."""
+    targets = predictor.tokenizer.words_at(ids, limit=max_words)
+    hits, keys, chars = {k: 0 for k in ks}, 0, 0
+    for (_, word), search in zip(targets, predictor.searches_along(ids, [position for position, _ in targets])):
+        predicted = [w for w, _ in search("", max(*ks, suggestions))]
+        for k in ks:
+            hits[k] += word in predicted[:k]
+        chars += len(word) + 1
+        typed = next((typed for typed in range(len(word) + 1)
+                      if word in (predicted if typed == 0 else [w for w, _ in search(word[:typed], suggestions)]
+                                  )[:suggestions]), len(word))
+        keys += typed + 1
+    return WordMetrics(len(targets), hits, keys, chars)
+
+
+def test_word_metrics_equal_their_slow_definition(model, corpus_file: Path) -> None:
+    text = corpus_file.read_text()[:900]
+    ids = np.array(model.tokenizer.encode(text))
+    fast = word_metrics(model, ids, ks=(1, 3, 5), suggestions=3)
+    assert fast == _slow_word_metrics(model, ids)
+    assert fast.words == len(model.tokenizer.words_at(ids))
+    # A model that knows little misses often: both kinds of search outcome are compared.
+    assert 0 < fast.hits[1] < fast.words and fast.keys > fast.words
 
 
 def test_word_metrics_on_a_learnable_text(model, corpus_file: Path) -> None:
@@ -76,13 +131,13 @@ def test_evaluate_file_and_its_long_range_sidecar(model, tmp_path: Path) -> None
     sidecar = tmp_path / "far.txt.targets.jsonl"
     sidecar.write_text("".join(json.dumps({"line": n, "word": 6, "expected": "anna", "distance": 5,
                                            "kind": "name"}) + "\n" for n in range(3)))
-    result = evaluate_file(model, text, long_range=True, max_words=200)
+    result = evaluate_file(model, text, long_range=True, predict_words=200)
     far = result["long_range"]
     assert far["targets"] == 3 and 0 <= far["recall"] <= 1 and 0 <= far["top1"] <= 1
     assert far["chance"] == 1  # a kind with one word: nothing to tell apart
     assert set(result["accuracy"]) == {"top1", "top3", "top5"} and 0 <= result["keystroke_savings"] <= 1
     assert result["words"] > 30 and math.isfinite(result["word_perplexity"])
-    short = evaluate_file(model, text, max_words=5, suggestions=0)
+    short = evaluate_file(model, text, predict_words=5, suggestions=0)
     assert short["predicted_words"] == 5 and short["keystroke_savings"] is None
 
 

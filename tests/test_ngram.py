@@ -116,7 +116,7 @@ def test_train_predict_generate_evaluate_info_and_resume(tmp_path: Path, corpus_
     assert isinstance(loaded.model, NgramLM) and loaded.model.order == 3
     assert loaded.predict("anna has the red ", k=1)[0][0] == "ball"
     assert loaded.generate("anna gives", seed=1, max_words=5)
-    evaluated = runner.invoke(app, ["evaluate", str(out), str(corpus_file), "--score-words", "50", "--json"])
+    evaluated = runner.invoke(app, ["evaluate", str(out), str(corpus_file), "--predict-words", "50", "--json"])
     assert evaluated.exit_code == 0, evaluated.output
     assert json.loads(evaluated.stdout)["accuracy"]["top5"] > 0.5
     info = runner.invoke(app, ["info", str(out)])
