@@ -163,6 +163,11 @@ def read_text(predictor: "Predictor", ids: np.ndarray, *, scored: int, ks: Seque
     return reading.nll(scored), tally.metrics()
 
 
+def _kth_best(found: dict[str, float], k: int) -> float:
+    """The log-probability a word must beat to be among the k best in `found`."""
+    return sorted(found.values(), reverse=True)[k - 1] if len(found) >= k else -np.inf
+
+
 _SCORES_PER_GROUP = 8_000_000  # floats in one search step's score matrix (beams × vocabulary), about 32 MB
 
 
@@ -331,12 +336,12 @@ def _search_batch(predictor: "Predictor", logprobs: torch.Tensor, state: Any, qu
     finds above its `floor` (with their log-probabilities): all queries at once, one model step per
     search depth and stage for all their beams together.
 
-    It is `Predictor._search_words` step for step (the same beams, widths, pruning and two-stage
+    It is `search._Search.run` step for step (the same beams, widths, pruning and two-stage
     advance), plus two cuts that leave the target's place among the k best unchanged: no beam below
     the target's floor is followed (nothing it finishes could outrank the target), and a search
     stops once k words beat everything the target could still reach.
     """
-    from .predict import MAX_WORD_PIECES, Predictor, _Beam
+    from .search import MAX_WORD_PIECES, _Beam
 
     model, texts = predictor.model, predictor.tokenizer.piece_text
     vocab, width, lead = logprobs.shape[1], max(4 * k, 16), 2 * k
@@ -350,21 +355,21 @@ def _search_batch(predictor: "Predictor", logprobs: torch.Tensor, state: Any, qu
         counts = [len(beams[q]) for q in live]
         flat = [beam for q in live for beam in beams[q]]
         raw = logprobs + torch.tensor([beam.logprob for beam in flat], device=logprobs.device)[:, None]
-        scores = raw.masked_fill(predictor._not_starts if first else predictor._not_extends, -np.inf)
+        scores = raw.masked_fill(predictor.pieces.not_starts if first else predictor.pieces.not_extends, -np.inf)
         row = 0
         for q in live:
             partial = queries[q].partial
             for beam in beams[q]:
                 remaining = partial[len(beam.text):] if partial.startswith(beam.text) else None
                 if remaining:  # only pieces that agree with the letters still to match
-                    allowed = torch.tensor(predictor._index.agreeing(first, remaining), dtype=torch.long,
+                    allowed = torch.tensor(predictor.searcher.index.agreeing(first, remaining), dtype=torch.long,
                                            device=scores.device)
                     scores[row] = -np.inf
                     scores[row, allowed] = raw[row, allowed]
                 row += 1
         owner = torch.repeat_interleave(torch.arange(len(live), device=scores.device),
                                         torch.tensor(counts, device=scores.device))
-        kth = torch.tensor([Predictor._kth_best(found[q], k) for q in live], device=scores.device)
+        kth = torch.tensor([_kth_best(found[q], k) for q in live], device=scores.device)
         floors = torch.tensor([queries[q].floor - _FLOOR_MARGIN for q in live], device=scores.device)
         ruled_out = (scores < kth[owner, None]) | (scores < floors[owner, None])
         # Below the floor, only what can still become the target goes on: the search adds up the
@@ -374,7 +379,7 @@ def _search_batch(predictor: "Predictor", logprobs: torch.Tensor, state: Any, qu
             target = queries[q].target
             for beam in beams[q]:
                 if len(target) > len(beam.text) and target.startswith(beam.text):
-                    agreeing = predictor._index.agreeing(first, target[len(beam.text):])
+                    agreeing = predictor.searcher.index.agreeing(first, target[len(beam.text):])
                     ruled_out[row, agreeing] = scores[row, agreeing] < kth[owner[row]]
                 row += 1
         scores.masked_fill_(ruled_out, -np.inf)
@@ -400,7 +405,7 @@ def _search_batch(predictor: "Predictor", logprobs: torch.Tensor, state: Any, qu
             break
         # The 2k likeliest beams of every query first, and of those the k likeliest before the others:
         # the words they finish prune the rest, or settle the query, before those cost a step of the
-        # model (as in Predictor._advance, which steps the 2k together: the same beams are stepped unless
+        # model (as in search._Search._advance, which steps the 2k together: the same beams are stepped unless
         # the outcome is already known).
         candidates = []  # (query, its beam, index into sources and pieces)
         for q in live:
@@ -410,7 +415,7 @@ def _search_batch(predictor: "Predictor", logprobs: torch.Tensor, state: Any, qu
         for low, high in ((0, k), (k, lead), (lead, None)):
             stage = [(q, b, i) for q, b, i in candidates if q not in settled and b >= low and (high is None or b < high)]
             if high is None:
-                stage = [(q, b, i) for q, b, i in stage if new_beams[q][b].logprob >= Predictor._kth_best(found[q], k)]
+                stage = [(q, b, i) for q, b, i in stage if new_beams[q][b].logprob >= _kth_best(found[q], k)]
             if not stage:
                 continue
             outputs.append(_step_and_collect(predictor, stage, new_beams, queries, found, sources, pieces, state))
@@ -439,12 +444,12 @@ def _step_and_collect(predictor: "Predictor", stage: list[tuple[int, int, int]],
                       state: Any) -> tuple[torch.Tensor, Any]:
     """One model step for the beams of `stage` (query, beam, index into `sources` and `pieces`), each the
     row of `state` in `sources` extended by its piece; the whole words they make are added to `found`,
-    as `Predictor._collect_finished` adds them. Returns their next-piece log-probabilities and states."""
+    as `search._Search._collect_finished` adds them. Returns their next-piece log-probabilities and states."""
     at = torch.tensor([i for _, _, i in stage], device=predictor.device)
     rows = torch.tensor(sources, device=predictor.device)[at]
     tokens = torch.tensor(pieces, device=predictor.device)[at]
-    logprobs, after = predictor._run(tokens[:, None], predictor.model.select_state(state, rows))
-    ends = torch.logsumexp(logprobs.index_select(1, predictor._ends), dim=-1).tolist()
+    logprobs, after = predictor.pieces.run(tokens[:, None], predictor.model.select_state(state, rows))
+    ends = torch.logsumexp(logprobs.index_select(1, predictor.pieces.ends), dim=-1).tolist()
     for (q, b, _), end in zip(stage, ends):
         text = beams[q][b].text
         if text.startswith(queries[q].partial) and any(char.isalnum() for char in text):
