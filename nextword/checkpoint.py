@@ -7,6 +7,7 @@
     metrics.jsonl      one row per evaluation
     summary.json       the training summary shown by `nextword info`
     state.pt           the last training state, for --resume (tensors only, loaded weights-only)
+    lexicon.tsv        the words of the training text with their counts (see lexicon.py)
 
 Every file is written atomically, and a checkpoint writes its files in an order that a crash
 between any two of them cannot spoil: metrics.jsonl (resume ignores rows past the state's step),
@@ -39,6 +40,7 @@ from . import __version__
 from .config import INIT_LR_SCALE, RESUMABLE_KEYS, SHAPE_KEYS, Config, dump_yaml, read_yaml, resolve
 from .errors import ConfigError, ModelDirError
 from .files import atomic_path, leftover_temporaries, write_bytes, write_text
+from .lexicon import Lexicon, read_lexicon
 from .model import LanguageModel, build_model
 from .ngram import NgramLM
 from .tokenizer import Tokenizer
@@ -47,7 +49,8 @@ FORMAT = 2  # 2: embeddings read at √dim their stored size (model.ScaledEmbedd
 LOCK = ".nextword.lock"
 MANIFEST, CONFIG, TOKENIZER = "nextword.json", "config.yaml", "tokenizer.model"
 WEIGHTS, METRICS, SUMMARY, STATE = "model.safetensors", "metrics.jsonl", "summary.json", "state.pt"
-_OWN_FILES = (MANIFEST, CONFIG, TOKENIZER, WEIGHTS, METRICS, SUMMARY, STATE)
+LEXICON = "lexicon.tsv"
+_OWN_FILES = (MANIFEST, CONFIG, TOKENIZER, WEIGHTS, METRICS, SUMMARY, STATE, LEXICON)
 
 
 def is_model_dir(path: Path) -> bool:
@@ -273,6 +276,7 @@ class LoadedModel:
     config: Config
     manifest: dict[str, Any]
     summary: dict[str, Any]
+    lexicon: Lexicon | None = None  # None in a directory from before lexicons: no filter
 
 
 def load(out: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
@@ -297,5 +301,6 @@ def load(out: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
         first = str(exc).strip().splitlines()[-1].strip()
         raise ModelDirError(f"{weights} does not match {CONFIG} ({first})") from None
     summary = read_json(out / SUMMARY) if (out / SUMMARY).is_file() else {}
-    return LoadedModel(out, model.to(device).eval(), tokenizer, config, manifest, summary)
+    return LoadedModel(out, model.to(device).eval(), tokenizer, config, manifest, summary,
+                       read_lexicon(out / LEXICON))
 

@@ -103,6 +103,10 @@ def with_training_options(*, exclude: tuple[str, ...] = ()) -> Callable:
     return decorate
 
 
+ANY_WORD_HELP = ("Suggest any string the model spells, not only the words of its training text "
+                 "(and new words it is very sure of).")
+
+
 def _print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
@@ -335,16 +339,18 @@ def predict(
                                          "without one, the last word is completed."),
     top_k: int = typer.Option(5, "--top-k", "-k", help="How many words to show."),
     device: str = typer.Option("cpu", "--device", help="Where to run the model."),
+    any_word: bool = typer.Option(False, "--any-word", help=ANY_WORD_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """The most likely next words after TEXT, with their probabilities."""
     from .predict import Predictor, split_partial
 
-    predictions = Predictor.load(model, device=device).predict(text, k=top_k)
+    predictor = Predictor.load(model, device=device, any_word=any_word)
+    predictions = predictor.predict(text, k=top_k)
     context, partial = split_partial(text)
     if as_json:
         _print_json({"context": context, "partial": partial,
-                     "predictions": [{"word": w, "prob": round(p, 6)} for w, p in predictions]})
+                     "predictions": [{"word": w, "prob": p} for w, p in predictions]})
         return
     if partial:
         title = f"Completions of [bold]{partial}[/] after “{_tail(context)}”" if context.strip() \
@@ -352,7 +358,9 @@ def predict(
     else:
         title = f"Next word after “{_tail(context)}”"
     if not predictions:
-        err.print(f"[yellow]note:[/] no word the model knows starts with {partial!r}", soft_wrap=True)
+        unknown = predictor.lexicon is not None and not predictor.lexicon.has_word_starting(partial)
+        source = "in the model's lexicon" if unknown else "the model knows"
+        err.print(f"[yellow]note:[/] no word {source} starts with {partial!r}", soft_wrap=True)
         return
     out.print(title)
     table = Table()
@@ -361,8 +369,13 @@ def predict(
     table.add_column("probability", justify="right")
     table.add_column("")
     for rank, (word, prob) in enumerate(predictions, 1):
-        table.add_row(str(rank), word, f"{prob:.4f}", "█" * max(1, round(prob * 30)))
+        table.add_row(str(rank), word, probability(prob), "█" * round(prob * 30) or "▏")
     out.print(table)
+
+
+def probability(p: float) -> str:
+    """Three significant digits, enough to tell suggestions apart: 0.992, 0.0183, 0.00183, then 1.83e-04."""
+    return f"{p:.3g}" if p >= 1e-3 else f"{p:.2e}"
 
 
 def _tail(text: str, width: int = 40) -> str:
@@ -423,6 +436,7 @@ def interactive(
     suggestions: int = typer.Option(5, "--suggestions", "-k", help="Words offered at each key (1-9)."),
     max_words: int = typer.Option(8, "--max-words", "-n", help="Words a Ctrl-G continuation adds."),
     device: str = typer.Option("cpu", "--device", help="Where to run the model."),
+    any_word: bool = typer.Option(False, "--any-word", help=ANY_WORD_HELP),
 ) -> None:
     """Type with the likeliest next words offered at each key, like a phone keyboard.
 
@@ -435,7 +449,7 @@ def interactive(
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise NextwordError("nextword interactive needs a terminal; "
                             "in a script, use: nextword predict MODEL TEXT --json")
-    predictor = Predictor.load(model, device=device)
+    predictor = Predictor.load(model, device=device, any_word=any_word)
     _type_along(Keyboard(lambda text: [word for word, _ in predictor.predict(text, k=suggestions)],
                          lambda text: predictor.generate(text, max_words=max_words), count=suggestions))
 
@@ -483,6 +497,7 @@ def evaluate(
     long_range: bool = typer.Option(False, "--long-range",
                                     help="Also score the far-dependent words listed in FILE.targets.jsonl."),
     device: str = typer.Option("cpu", "--device", help="Where to run the model."),
+    any_word: bool = typer.Option(False, "--any-word", help=ANY_WORD_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
 ) -> None:
     """How well MODEL predicts FILE: perplexities, next-word accuracy and keystroke savings."""
@@ -491,7 +506,7 @@ def evaluate(
     from .evaluate import evaluate_file
     from .predict import Predictor
 
-    predictor = Predictor.load(model, device=device)
+    predictor = Predictor.load(model, device=device, any_word=any_word)
     progress = Progress(TextColumn("{task.description:<11}"), BarColumn(), MofNCompleteColumn(),
                         TimeRemainingColumn(), console=err, transient=True, disable=not err.is_terminal)
     tasks: dict[str, Any] = {}

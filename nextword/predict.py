@@ -30,6 +30,7 @@ from .tokenizer import EOS_ID, Tokenizer
 
 _TRAILING_WORD = re.compile(r"(\S*)$")
 MAX_WORD_PIECES = 24  # longest word searched, in pieces (a character tokenizer needs the most)
+_LEXICON_POOL = 16  # with a lexicon, the search looks at this many extensions for each beam it keeps
 
 
 def split_partial(text: str) -> tuple[str, str]:
@@ -92,9 +93,12 @@ class WordSearch:
 class Predictor:
     """A loaded model with word-level prediction and sampling. Every method returns plain values."""
 
-    def __init__(self, loaded: LoadedModel):
+    def __init__(self, loaded: LoadedModel, any_word: bool = False):
         self.loaded = loaded
         self.model, self.tokenizer = loaded.model, loaded.tokenizer
+        #: what the word search keeps to (see `_keep_to_lexicon`); None, with `any_word` or for a model
+        #: directory from before lexicons, suggests any word the pieces spell
+        self.lexicon = None if any_word else loaded.lexicon
         self.device = model_device(self.model)
         tok = self.tokenizer
         def mask(array: np.ndarray) -> torch.Tensor:
@@ -110,8 +114,8 @@ class Predictor:
         self._index = _PieceIndex(tok)
 
     @classmethod
-    def load(cls, path: str | Path, device: str = "cpu") -> Predictor:
-        return cls(load(path, device=device))
+    def load(cls, path: str | Path, device: str = "cpu", any_word: bool = False) -> Predictor:
+        return cls(load(path, device=device), any_word=any_word)
 
     # -- shared ----------------------------------------------------------------------------------
     def _context_ids(self, context: str) -> list[int]:
@@ -157,22 +161,35 @@ class Predictor:
     def _search_words(self, logprobs: torch.Tensor, state: State, partial: str, k: int
                       ) -> list[tuple[str, float]]:
         width = max(4 * k, 16)
+        # With a lexicon, more extensions are looked at than kept: those that spell no word's beginning go.
+        pool = width if self.lexicon is None else width * _LEXICON_POOL
         beams = [_Beam("", 0.0)]
         found: dict[str, float] = {}
         for depth in range(MAX_WORD_PIECES):
             scores = self._extension_scores(beams, logprobs, partial, first=depth == 0)
             self._rule_out_below_kth(scores, found, k)
-            top = torch.topk(scores.flatten(), min(width, scores.numel()))
+            top = torch.topk(scores.flatten(), min(pool, scores.numel()))
             keep = torch.isfinite(top.values)
-            if not keep.any():
-                break
             picked, new_scores = top.indices[keep], top.values[keep]
             rows, pieces = picked // scores.shape[1], picked % scores.shape[1]
             beams = [_Beam(beams[r].text + self.tokenizer.piece_text[p].lstrip(" "), s)
                      for r, p, s in zip(rows.tolist(), pieces.tolist(), new_scores.tolist())]
+            if self.lexicon is not None:
+                beams, rows, pieces = self._keep_to_lexicon(beams, rows, pieces, width)
+            if not beams:
+                break
             beams, logprobs, state = self._advance(beams, pieces, rows, state, partial, found, k)
         ranked = sorted(found.items(), key=lambda item: -item[1])[:k]
         return [(word, float(np.exp(logprob))) for word, logprob in ranked]
+
+    def _keep_to_lexicon(self, beams: list[_Beam], rows: torch.Tensor, pieces: torch.Tensor, width: int
+                         ) -> tuple[list[_Beam], torch.Tensor, torch.Tensor]:
+        """The search's one filter: the (at most `width`) likeliest beams that can still become a word
+        the lexicon accepts, a lexicon word or one likely enough to be a new word. The words the others
+        spell never count among the k best, and the beam's places go to words instead."""
+        kept = [i for i, beam in enumerate(beams) if self.lexicon.leads_to_word(beam.text, beam.logprob)][:width]
+        at = torch.tensor(kept, dtype=torch.long, device=rows.device)
+        return [beams[i] for i in kept], rows[at], pieces[at]
 
     def _advance(self, beams: list[_Beam], pieces: torch.Tensor, rows: torch.Tensor, state: State, partial: str,
                  found: dict[str, float], k: int) -> tuple[list[_Beam], torch.Tensor, State]:
@@ -208,12 +225,15 @@ class Predictor:
 
     def _collect_finished(self, beams: list[_Beam], logprobs: torch.Tensor, partial: str,
                           found: dict[str, float]) -> None:
-        """Add each beam that is a whole word (ends here, covers the typed letters) to `found`."""
+        """Add each beam that is a whole word (ends here, covers the typed letters) to `found`; with a
+        lexicon, only the words it accepts: the others do not count among the k best."""
         ends = torch.logsumexp(logprobs.index_select(1, self._ends), dim=-1).tolist()
         for beam, end in zip(beams, ends):
-            if beam.text.startswith(partial) and any(char.isalnum() for char in beam.text):
+            word, logprob = beam.text, beam.logprob + end
+            if word.startswith(partial) and any(char.isalnum() for char in word) and (
+                    self.lexicon is None or word in found or self.lexicon.accepts(word, logprob)):
                 # Different segmentations of one word are one word: add their probabilities.
-                found[beam.text] = np.logaddexp(found.get(beam.text, -np.inf), beam.logprob + end)
+                found[word] = np.logaddexp(found.get(word, -np.inf), logprob)
 
     def _extension_scores(self, beams: list[_Beam], logprobs: torch.Tensor, partial: str,
                           first: bool) -> torch.Tensor:

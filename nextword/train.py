@@ -27,6 +27,7 @@ from .config import Config
 from .data import CorpusFile, StreamBatches, WindowBatches, check_corpus, encode_corpus, split_validation
 from .errors import ConfigError, CorpusError, TrainingDiverged, TrainingInterrupted, WriteError
 from .evaluate import LossTotals, stream_loss
+from .lexicon import Lexicon, count_words, write_lexicon
 from .model import AdaptiveOutput, adaptive_cutoffs, build_model, detach_state, parameter_count
 from .ngram import NgramLM, count_ngrams, max_order
 from .tokenizer import Tokenizer, sample_lines_for, train_tokenizer
@@ -177,6 +178,8 @@ def train(config: Config, corpus: str | Path, out: str | Path, *, valid_file: st
                         adaptive_cutoffs(counts) if counts is not None else None,
                         "init": {"path": str(init), "corpus": initial.manifest.get("corpus"),
                                  "corpus_sha256": initial.manifest.get("corpus_sha256")} if initial else None})
+                if not (out / checkpoint.LEXICON).is_file():  # resuming: already there, unless from before lexicons
+                    save_lexicon(out, tokenizer, train_ids, initial.lexicon if initial else None)
                 return checkpoint.read_manifest(out)
 
             manifest = world.from_main(start)
@@ -198,6 +201,19 @@ def train(config: Config, corpus: str | Path, out: str | Path, *, valid_file: st
                                      f"{run.how_to_continue(saved)}") from None
     finally:
         distributed.leave(world)
+
+
+def save_lexicon(out: Path, tokenizer: Tokenizer, train_ids: np.ndarray, initial: Lexicon | None) -> None:
+    """The words of the training text with their counts, which suggestions keep to (see lexicon.py).
+
+    Written when the directory is set up, not at the end: it depends on the text alone, and an
+    interrupted run's model then suggests words only as well. A run from another model's weights
+    (--init) keeps that model's words too, its counts added to the new text's: the model still knows them.
+    """
+    counts = count_words(tokenizer, train_ids)
+    if initial is not None:
+        counts.update(initial.counts)
+    write_lexicon(out / checkpoint.LEXICON, counts)
 
 
 def _count(config: Config, tokenizer: Tokenizer, train_ids: np.ndarray, valid_ids: np.ndarray, out: Path,
