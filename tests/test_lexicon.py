@@ -127,7 +127,7 @@ def test_predict_command_says_when_no_lexicon_word_fits_and_prints_telling_proba
     unknown = runner.invoke(app, ["predict", str(raw), "anna zzq"])
     assert unknown.exit_code == 0 and "no word in the model's lexicon starts with 'zzq'" in unknown.stderr
     table = runner.invoke(app, ["predict", str(raw), "anna has ", "-k", "5"]).stdout
-    shown = [line.split("│")[3].strip() for line in table.splitlines() if line.count("│") >= 4][1:]
+    shown = [line.split("│")[3].strip() for line in table.splitlines() if line.count("│") >= 4]
     assert len(shown) == 5 and len(set(shown)) == 5 and "0.0000" not in shown  # told apart, none rounded to 0
     full = json.loads(runner.invoke(app, ["predict", str(raw), "anna has ", "--json", "-k", "5"]).stdout)
     exact = [p for _, p in Predictor.load(raw).predict("anna has ", k=5)]

@@ -23,7 +23,7 @@ def test_training_learns_and_writes_a_model_directory(tmp_path: Path, corpus_fil
     summary = train(config(max_steps=80), corpus_file, tmp_path / "m", on_event=events.append)
     files = {p.name for p in (tmp_path / "m").iterdir()}
     assert files == {"nextword.json", "config.yaml", "tokenizer.model", "model.safetensors", "metrics.jsonl",
-                     "summary.json", "state.pt", ".nextword.lock"}
+                     "summary.json", "state.pt", "lexicon.tsv", ".nextword.lock"}
     metrics = checkpoint.read_metrics(tmp_path / "m")
     assert [row["step"] for row in metrics] == [20, 40, 60, 80]
     assert metrics[-1]["valid_loss"] < metrics[0]["valid_loss"] < 5.0
