@@ -398,13 +398,15 @@ class _Run:
                      "measured_seconds": round(measured_seconds, 4), "seconds_per_step": per_step,
                      "estimated_evaluation_seconds": round(evaluation, 4)}
 
-    def must_plan(self, measured_steps: int, measured_seconds: float) -> bool:
-        """Whether to plan now: measured long enough, or the next step's learning rate needs the total."""
+    def must_plan(self, measured_steps: int, measured_seconds: float, warmed_up: bool) -> bool:
+        """Whether to plan now: timed long enough after the first, slow steps (`warmed_up`), or the next
+        step's learning rate needs the total (then from what was timed, slow steps and all)."""
         config = self.config
         if not config.time_budget or self.plan is not None or measured_steps < 1:
             return False
         deadline = self.step >= config.warmup and config.final_lr < 1
-        return deadline or measured_seconds >= min(_PLAN_SECONDS, _PLAN_FRACTION * config.time_budget)
+        long_enough = measured_seconds >= min(_PLAN_SECONDS, _PLAN_FRACTION * config.time_budget)
+        return deadline or (warmed_up and long_enough)
 
     def stop_reason(self) -> str | None:
         config = self.config
@@ -492,9 +494,10 @@ class _Run:
             self.elapsed = now - started
             if planning:
                 trained = now - started_this_run - evaluation_seconds
-                if steps_this_run == _PLAN_SKIP_STEPS and not self.must_plan(1, 0.0):
+                if steps_this_run == _PLAN_SKIP_STEPS and not self.must_plan(1, 0.0, False):
                     timed_from = (self.step, trained)
-                if self.must_plan(self.step - timed_from[0], trained - timed_from[1]):
+                if self.must_plan(self.step - timed_from[0], trained - timed_from[1],
+                                  steps_this_run > _PLAN_SKIP_STEPS):
                     self.plan_budget(self.step - timed_from[0], trained - timed_from[1])
             if self.step % self.config.eval_every == 0:
                 self.evaluate(emit)
