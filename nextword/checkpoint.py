@@ -9,6 +9,7 @@
     summary.json       the training summary shown by `nextword info`
     README.md          the model card written at the end of training (modelcard.py)
     state.pt           the last training state, for --resume (tensors only, loaded weights-only)
+    lexicon.tsv        the words of the training text with their counts (see lexicon.py)
 
 Every file is written atomically, and a checkpoint writes its files in an order that a crash
 between any two of them cannot spoil: metrics.jsonl (resume ignores rows past the state's step),
@@ -47,6 +48,7 @@ from .files import (LockHeld, atomic_path, exclusive_lock, existing_directory, l
                     regular_file, write_bytes, write_text)
 from . import kinds
 from .model import LanguageModel
+from .lexicon import Lexicon, read_lexicon
 from .tokenizer import Tokenizer
 
 # 2: embeddings read at √dim their stored size (model.ScaledEmbedding);
@@ -55,8 +57,8 @@ FORMAT = 3
 LOCK = ".nextword.lock"
 MANIFEST, CONFIG, TOKENIZER = "nextword.json", "config.yaml", "tokenizer.model"
 WEIGHTS, METRICS, SUMMARY, STATE = kinds.WEIGHTS, "metrics.jsonl", "summary.json", "state.pt"
-CARD = "README.md"
-_OWN_FILES = (MANIFEST, CONFIG, TOKENIZER, WEIGHTS, METRICS, SUMMARY, STATE, CARD, *kinds.FILES)
+CARD, LEXICON = "README.md", "lexicon.tsv"
+_OWN_FILES = (MANIFEST, CONFIG, TOKENIZER, WEIGHTS, METRICS, SUMMARY, STATE, CARD, LEXICON, *kinds.FILES)
 
 # The model kinds a manifest may name: format 3's, and format 2's, which read_manifest migrates.
 KINDS = (*kinds.KINDS, *kinds.FORMAT_2_KINDS)
@@ -335,6 +337,7 @@ class LoadedModel:
     config: Config
     manifest: dict[str, Any]
     summary: dict[str, Any]
+    lexicon: Lexicon | None = None  # None in a directory from before lexicons: no filter
 
     @property
     def kind(self) -> kinds.Neural | kinds.Ngram | kinds.Mixture:
@@ -377,4 +380,5 @@ def load(out: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
                             f"train or resume it first")
     model = kinds.of(manifest, out).load(out, config, tokenizer.vocab_size, manifest)
     summary = read_json(out / SUMMARY) if os.path.lexists(out / SUMMARY) else {}
-    return LoadedModel(out, model.to(device).eval(), tokenizer, config, manifest, summary)
+    return LoadedModel(out, model.to(device).eval(), tokenizer, config, manifest, summary,
+                       read_lexicon(out / LEXICON))

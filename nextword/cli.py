@@ -177,6 +177,10 @@ def with_training_options(*, exclude: tuple[str, ...] = (), defaults: dict[str, 
     return decorate
 
 
+ANY_WORD_HELP = ("Suggest any string the model spells, not only the words of its training text "
+                 "(and new words it is very sure of).")
+
+
 def _print_json(data: Any, one_line: bool = False) -> None:
     """JSON on stdout: indented for people, or one line each for a stream of answers (JSON Lines)."""
     sys.stdout.write(json.dumps(data, indent=None if one_line else 2, ensure_ascii=False) + "\n")
@@ -480,12 +484,13 @@ def predict(
     suggestions: int = typer.Option(5, "--suggestions", "-k", "--top-k", min=1, max=MAX_SHOWN,
                                      help="How many words to offer."),
     device: str = _device_option(),
+    any_word: bool = typer.Option(False, "--any-word", help=ANY_WORD_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """The most likely next words after TEXT, with their probabilities."""
     from .predict import Predictor
 
-    predictor = Predictor.load(model, device=device)
+    predictor = Predictor.load(model, device=device, any_word=any_word)
     if text != "-":
         return _answer(predictor, text, suggestions, as_json)
     failed = False
@@ -511,7 +516,7 @@ def _answer(predictor: Any, text: str, suggestions: int, as_json: bool, one_line
     context, partial = split_partial(text)
     if as_json:
         _print_json({"context": context, "partial": partial,
-                     "predictions": [{"word": w, "prob": round(p, 6)} for w, p in predictions]}, one_line)
+                     "predictions": [{"word": w, "prob": p} for w, p in predictions]}, one_line)
         return
     if partial:
         title = f"Completions of [bold]{escape(partial)}[/] after “{escape(_tail(context))}”" if context.strip() \
@@ -519,7 +524,9 @@ def _answer(predictor: Any, text: str, suggestions: int, as_json: bool, one_line
     else:
         title = f"Next word after “{escape(_tail(context))}”"
     if not predictions:
-        err.print(f"[yellow]note:[/] no word the model knows starts with {escape(repr(partial))}", soft_wrap=True)
+        unknown = predictor.lexicon is not None and not predictor.lexicon.has_word_starting(partial)
+        source = "in the model's lexicon" if unknown else "the model knows"
+        err.print(f"[yellow]note:[/] no word {source} starts with {escape(repr(partial))}", soft_wrap=True)
         return
     out.print(title)
     table = Table()
@@ -528,8 +535,13 @@ def _answer(predictor: Any, text: str, suggestions: int, as_json: bool, one_line
     table.add_column("probability", justify="right")
     table.add_column("")
     for rank, (word, prob) in enumerate(predictions, 1):
-        table.add_row(str(rank), escape(word), f"{prob:.4f}", "█" * max(1, round(prob * 30)))
+        table.add_row(str(rank), escape(word), probability(prob), "█" * round(prob * 30) or "▏")
     out.print(table)
+
+
+def probability(p: float) -> str:
+    """Three significant digits, enough to tell suggestions apart: 0.992, 0.0183, 0.00183, then 1.83e-04."""
+    return f"{p:.3g}" if p >= 1e-3 else f"{p:.2e}"
 
 
 def _tail(text: str, width: int = 40) -> str:
@@ -599,6 +611,7 @@ def interactive(
                                         "document here: the --from text, then what was typed."),
     force: bool = typer.Option(False, "--force", help="Let --save replace an existing file other than --from."),
     device: str = _device_option(),
+    any_word: bool = typer.Option(False, "--any-word", help=ANY_WORD_HELP),
 ) -> None:
     """Type with the likeliest next words offered at each key, like a phone keyboard.
 
@@ -617,7 +630,7 @@ def interactive(
     if save:
         check_save_target(save, from_file, force)
     with _raw_terminal():  # before the model loads: keys typed meanwhile wait, unechoed, to be read
-        session = Predictor.load(model, device=device).session()
+        session = Predictor.load(model, device=device, any_word=any_word).session()
 
         def suggest(text: str) -> list[str]:
             session.set_text(text)
@@ -727,6 +740,7 @@ def evaluate(
                                                  "mixture+cache), or all of them side by side (default: the "
                                                  "model as predict uses it)."),
     device: str = _device_option(),
+    any_word: bool = typer.Option(False, "--any-word", help=ANY_WORD_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
 ) -> None:
     """How well MODEL predicts FILE: perplexities, next-word accuracy and keystroke savings.
@@ -741,7 +755,7 @@ def evaluate(
 
     loaded = load(model, device=device)
     names = list(loaded.components()) if component == "all" else [component or loaded.default_component]
-    predictors = [Predictor(loaded, name) for name in names]  # an unknown name fails before any work
+    predictors = [Predictor(loaded, name, any_word=any_word) for name in names]  # an unknown name fails before any work
     progress = Progress(TextColumn("{task.description:<11}"), BarColumn(), MofNCompleteColumn(),
                         TimeRemainingColumn(), console=err, transient=True, disable=not err.is_terminal)
     tasks: dict[str, Any] = {}

@@ -88,7 +88,8 @@ class Config:
                            low=0.0, high=1.0)
     clip: float = _opt(1.0, "Gradient-norm clipping threshold (0 disables).", low=0.0)
     # Budget and evaluation
-    epochs: int | None = _opt(10, "Stop after this many passes over the training split.", low=1)
+    epochs: int | None = _opt(10, "Stop after this many passes over the training split (the default 10 only "
+                              "when neither max_steps nor time_budget is given).", low=1)
     max_steps: int | None = _opt(None, "Stop after this many optimiser steps.", low=1)
     time_budget: float | None = _opt(None, "Stop after this much training time: 90s, 10m, 1h30m, 1:30:00.",
                                      low=0.0, low_open=True)
@@ -194,6 +195,8 @@ def resolve(*layers: Mapping[str, Any], sources: tuple[str, ...] | None = None) 
         _check_keys(layer, sources[index] if sources else "the options")
         merged.update(layer)
     values = {key: _coerce(key, merged[key]) for key in merged}
+    if "epochs" not in merged and (values.get("max_steps") or values.get("time_budget")):
+        values["epochs"] = None  # the default epoch cap is for runs given no other bound, not a hidden limit
     config = Config(**values)
     if config.epochs is None and config.max_steps is None and config.time_budget is None:
         raise ConfigError("no stopping rule: set at least one of epochs, max_steps or time_budget")

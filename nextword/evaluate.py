@@ -341,10 +341,11 @@ def _search_batch(predictor: "Predictor", logprobs: torch.Tensor, state: Any, qu
     the target's floor is followed (nothing it finishes could outrank the target), and a search
     stops once k words beat everything the target could still reach.
     """
-    from .search import MAX_WORD_PIECES, _Beam
+    from .search import _LEXICON_POOL, MAX_WORD_PIECES, _Beam
 
-    model, texts = predictor.model, predictor.tokenizer.piece_text
+    model, texts, lexicon = predictor.model, predictor.tokenizer.piece_text, predictor.searcher.lexicon
     vocab, width, lead = logprobs.shape[1], max(4 * k, 16), 2 * k
+    pool = width if lexicon is None else width * _LEXICON_POOL  # as search._Search.run looks further
     found: list[dict[str, float]] = [{} for _ in queries]
     beams = [[_Beam("", 0.0)] for _ in queries]
     rows = torch.tensor([query.row for query in queries], device=predictor.device)
@@ -388,17 +389,20 @@ def _search_batch(predictor: "Predictor", logprobs: torch.Tensor, state: Any, qu
         offsets = torch.arange(len(flat), device=scores.device) - torch.from_numpy(starts).to(scores.device)[owner]
         padded = scores.new_full((len(live), max(counts), vocab), -np.inf)
         padded[owner, offsets] = scores
-        top = torch.topk(padded.reshape(len(live), -1), min(width, max(counts) * vocab))
+        top = torch.topk(padded.reshape(len(live), -1), min(pool, max(counts) * vocab))
         values, picked = top.values.tolist(), top.indices.tolist()
         new_beams: dict[int, list[_Beam]] = {}
         sources, pieces = [], []
         for i, q in enumerate(live):
             kept = new_beams.setdefault(q, [])
             for value, index in zip(values[i], picked[i]):
-                if value == -np.inf:
+                if value == -np.inf or len(kept) == width:
                     break
                 beam, piece = divmod(index, vocab)
-                kept.append(_Beam(beams[q][beam].text + texts[piece].lstrip(" "), value))
+                text = beams[q][beam].text + texts[piece].lstrip(" ")
+                if lexicon is not None and not lexicon.leads_to_word(text, value):
+                    continue  # as search._Search._keep_to_lexicon: its place goes to a word
+                kept.append(_Beam(text, value))
                 sources.append(int(starts[i]) + beam)
                 pieces.append(piece)
         if not sources:
@@ -451,9 +455,9 @@ def _step_and_collect(predictor: "Predictor", stage: list[tuple[int, int, int]],
     logprobs, after = predictor.pieces.run(tokens[:, None], predictor.model.select_state(state, rows))
     ends = torch.logsumexp(logprobs.index_select(1, predictor.pieces.ends), dim=-1).tolist()
     for (q, b, _), end in zip(stage, ends):
-        text = beams[q][b].text
-        if text.startswith(queries[q].partial) and any(char.isalnum() for char in text):
-            found[q][text] = np.logaddexp(found[q].get(text, -np.inf), beams[q][b].logprob + end)
+        text, logprob = beams[q][b].text, beams[q][b].logprob + end
+        if text.startswith(queries[q].partial) and predictor.searcher.accepts(text, logprob, found[q]):
+            found[q][text] = np.logaddexp(found[q].get(text, -np.inf), logprob)
     return logprobs, after
 
 

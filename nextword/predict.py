@@ -29,17 +29,22 @@ __all__ = ["MAX_WORD_PIECES", "Predictor", "Session", "WordSearch", "split_parti
 class Predictor:
     """A loaded model with word-level prediction and sampling. Every method returns plain values."""
 
-    def __init__(self, loaded: LoadedModel, component: str | None = None):
-        """Predict with the loaded model, or with one of its `components()` named by `component`."""
+    def __init__(self, loaded: LoadedModel, component: str | None = None, any_word: bool = False):
+        """Predict with the loaded model, or with one of its `components()` named by `component`; with
+        `any_word`, suggest any word the pieces spell, not only the words of the training text."""
         self.loaded = loaded
         self.model, self.tokenizer = loaded.component(component), loaded.tokenizer
+        #: what the word search keeps to (see search.py); None, with `any_word` or for a model directory
+        #: from before lexicons, suggests any word the pieces spell
+        self.lexicon = None if any_word else loaded.lexicon
         self.pieces = PieceModel(loaded, self.model)
         self.device = self.pieces.device
-        self.searcher = WordSearcher(self.pieces)
+        self.searcher = WordSearcher(self.pieces, self.lexicon)
 
     @classmethod
-    def load(cls, path: str | Path, device: str = "cpu", component: str | None = None) -> Predictor:
-        return cls(load(path, device=device), component)
+    def load(cls, path: str | Path, device: str = "cpu", component: str | None = None,
+             any_word: bool = False) -> Predictor:
+        return cls(load(path, device=device), component, any_word)
 
     def session(self) -> Session:
         """A document to grow and edit, answered at the cost of what changed (see session.py)."""

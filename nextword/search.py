@@ -18,11 +18,13 @@ import numpy as np
 import torch
 
 from .errors import ConfigError, NextwordError
+from .lexicon import Lexicon
 from .model import State
 from .pieces import PieceModel
 from .tokenizer import EOS_ID, Tokenizer
 
 MAX_WORD_PIECES = 24  # longest word searched, in pieces (a character tokenizer needs the most)
+_LEXICON_POOL = 16  # with a lexicon, the search looks at this many extensions for each beam it keeps
 
 
 def split_partial(text: str) -> tuple[str, str]:
@@ -82,9 +84,17 @@ class WordSearcher:
     """Word search over one model, built once: `words` and `logprobs_of` take the model's next-piece
     log-probabilities (1, vocab) at a place in a text and the state it came with."""
 
-    def __init__(self, pieces: PieceModel):
-        self.pieces = pieces
+    def __init__(self, pieces: PieceModel, lexicon: Lexicon | None = None):
+        """`lexicon`: the words a search may return (and new words it is very sure of); None: any."""
+        self.pieces, self.lexicon = pieces, lexicon
         self.index = _PieceIndex(pieces.tokenizer)
+
+    def accepts(self, word: str, logprob: float, found: dict[str, float]) -> bool:
+        """Whether a finished beam's `word` counts as a suggestion: it holds a letter or digit and, with
+        a lexicon, is one of its words (or likely enough to be a new one; once one segmentation made it
+        count, the others add to it)."""
+        return any(char.isalnum() for char in word) and (
+            self.lexicon is None or word in found or self.lexicon.accepts(word, logprob))
 
     @torch.inference_mode()
     def words(self, logprobs: torch.Tensor, state: State, partial: str, k: int) -> list[tuple[str, float]]:
@@ -132,22 +142,26 @@ class _Search:
     found: dict[str, float] = field(default_factory=dict)  # word -> log-probability, all segmentations
 
     def run(self, logprobs: torch.Tensor, state: State) -> list[tuple[str, float]]:
-        tokenizer = self.searcher.pieces.tokenizer
+        tokenizer, lexicon = self.searcher.pieces.tokenizer, self.searcher.lexicon
         width = max(4 * self.k, 16)
+        # With a lexicon, more extensions are looked at than kept: those that spell no word's beginning go.
+        pool = width if lexicon is None else width * _LEXICON_POOL
         beams = [_Beam("", 0.0)]
         for depth in range(MAX_WORD_PIECES):
             scores = self._extension_scores(beams, logprobs, first=depth == 0)
             kth_best = self._kth_best()
             if kth_best > -np.inf:  # extensions that can no longer finish a word among the k best
                 scores.masked_fill_(scores < kth_best, -np.inf)
-            top = torch.topk(scores.flatten(), min(width, scores.numel()))
+            top = torch.topk(scores.flatten(), min(pool, scores.numel()))
             keep = torch.isfinite(top.values)
-            if not keep.any():
-                break
             picked, new_scores = top.indices[keep], top.values[keep]
             rows, pieces = picked // scores.shape[1], picked % scores.shape[1]
             beams = [_Beam(beams[r].text + tokenizer.piece_text[p].lstrip(" "), s)
                      for r, p, s in zip(rows.tolist(), pieces.tolist(), new_scores.tolist())]
+            if lexicon is not None:
+                beams, rows, pieces = self._keep_to_lexicon(beams, rows, pieces, width)
+            if not beams:
+                break
             beams, logprobs, state = self._advance(beams, pieces, rows, state)
         ranked = sorted(self.found.items(), key=lambda item: -item[1])[: self.k]
         return [(word, float(np.exp(logprob))) for word, logprob in ranked]
@@ -174,6 +188,15 @@ class _Search:
             logprobs, after = torch.cat([logprobs, more]), model.join_states(after, more_after)
         return beams[:lead] + [beams[i] for i in rest], logprobs, after
 
+    def _keep_to_lexicon(self, beams: list[_Beam], rows: torch.Tensor, pieces: torch.Tensor, width: int
+                         ) -> tuple[list[_Beam], torch.Tensor, torch.Tensor]:
+        """The (at most `width`) likeliest beams that can still become a word the lexicon accepts, a
+        lexicon word or one likely enough to be a new word: the places of the others go to words."""
+        lexicon = self.searcher.lexicon
+        kept = [i for i, beam in enumerate(beams) if lexicon.leads_to_word(beam.text, beam.logprob)][:width]
+        at = torch.tensor(kept, dtype=torch.long, device=rows.device)
+        return [beams[i] for i in kept], rows[at], pieces[at]
+
     def _kth_best(self) -> float:
         """The log-probability a word must beat to be among the k best found so far."""
         return sorted(self.found.values(), reverse=True)[self.k - 1] if len(self.found) >= self.k else -np.inf
@@ -183,9 +206,10 @@ class _Search:
         where a word is found."""
         ends = torch.logsumexp(logprobs.index_select(1, self.searcher.pieces.ends), dim=-1).tolist()
         for beam, end in zip(beams, ends):
-            if beam.text.startswith(self.partial) and any(char.isalnum() for char in beam.text):
+            word, logprob = beam.text, beam.logprob + end
+            if word.startswith(self.partial) and self.searcher.accepts(word, logprob, self.found):
                 # Different segmentations of one word are one word: add their probabilities.
-                self.found[beam.text] = np.logaddexp(self.found.get(beam.text, -np.inf), beam.logprob + end)
+                self.found[word] = np.logaddexp(self.found.get(word, -np.inf), logprob)
 
     def _extension_scores(self, beams: list[_Beam], logprobs: torch.Tensor, first: bool) -> torch.Tensor:
         """Log-probability of each (beam, next piece), -inf where the piece may not extend the beam."""

@@ -28,10 +28,16 @@ from .data import CorpusFile, StreamBatches, WindowBatches, check_corpus, encode
 from .devices import pick_device
 from .errors import ConfigError, CorpusError, TrainingDiverged, TrainingInterrupted, WriteError
 from .evaluate import LossTotals, stream_loss
+from .lexicon import Lexicon, count_words, write_lexicon
 from .model import AdaptiveOutput, adaptive_cutoffs, build_model, detach_state, parameter_count
 from .tokenizer import Tokenizer, sample_lines_for, train_tokenizer
 
 _REPORT_SECONDS = 0.25  # how often progress is reported (and the loss read back from the device)
+# A time budget is turned into a number of steps (see `_Run.plan_budget`), timed over the steps after
+# the first few (which allocate and warm caches), for this long at most: within the warmup, whose
+# learning rate does not depend on the total, so that `--max-steps` with the planned steps repeats the run.
+_PLAN_SKIP_STEPS, _PLAN_SECONDS, _PLAN_FRACTION = 3, 5.0, 0.05
+_EVALUATION_COST = 1 / 3  # a validation token costs about a third of a training token: forward only
 _GO, _STOP, _INTERRUPTED = 0, 1, 2
 
 
@@ -92,6 +98,7 @@ class TrainSummary:
     best_valid_word_perplexity: float
     stopped_because: str
     mixture: dict[str, Any] | None = None  # what fitting the mixture found (mixture.fit), once it is fitted
+    plan: dict[str, Any] | None = None  # a time-budgeted run's planned steps (see _Run.plan_budget)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -168,6 +175,8 @@ def train(config: Config, corpus: str | Path, out: str | Path, *, valid_file: st
                         adaptive_cutoffs(counts) if counts is not None else None,
                         "init": {"path": str(init), "corpus": initial.manifest.get("corpus"),
                                  "corpus_sha256": initial.manifest.get("corpus_sha256")} if initial else None})
+                if not (out / checkpoint.LEXICON).is_file():  # resuming: already there, unless from before lexicons
+                    save_lexicon(out, tokenizer, train_ids, initial.lexicon if initial else None)
                 return checkpoint.read_manifest(out)
 
             manifest = world.from_main(start)
@@ -208,6 +217,19 @@ def _fit_mixture(summary: TrainSummary, config: Config, tokenizer: Tokenizer, tr
     checkpoint.write_summary(out, summary.to_dict())
     modelcard.write_card(out)  # again: it now describes a mixture
     return summary
+
+
+def save_lexicon(out: Path, tokenizer: Tokenizer, train_ids: np.ndarray, initial: Lexicon | None) -> None:
+    """The words of the training text with their counts, which suggestions keep to (see lexicon.py).
+
+    Written when the directory is set up, not at the end: it depends on the text alone, and an
+    interrupted run's model then suggests words only as well. A run from another model's weights
+    (--init) keeps that model's words too, its counts added to the new text's: the model still knows them.
+    """
+    counts = count_words(tokenizer, train_ids)
+    if initial is not None:
+        counts.update(initial.counts)
+    write_lexicon(out / checkpoint.LEXICON, counts)
 
 
 def _count(kind: kinds.Ngram, config: Config, tokenizer: Tokenizer, train_ids: np.ndarray, valid_ids: np.ndarray,
@@ -354,24 +376,56 @@ class _Run:
         self.bad_evaluations = 0
         self.elapsed = 0.0
         self.metrics: list[dict[str, Any]] = []
+        # A time-budgeted run's planned total steps, and how they were measured (in state.pt and summary.json).
+        self.plan: dict[str, Any] | None = None
 
     # -- budget and schedule -------------------------------------------------------------------
-    def total_steps(self) -> int | None:
+    def step_limit(self) -> int | None:
+        """The steps that max_steps and epochs allow."""
         limits = [self.config.max_steps, self.config.epochs and self.config.epochs * len(self.batches)]
         return min((x for x in limits if x), default=None)
 
+    def total_steps(self) -> int | None:
+        """The steps the schedule follows: the step limit, or under a time budget the planned steps
+        (None until they are planned)."""
+        if self.config.time_budget:
+            return self.plan["steps"] if self.plan else None
+        return self.step_limit()
+
     def learning_rate(self) -> float:
-        """Linear warmup, then cosine decay to `final_lr` over whichever budget is nearest to its end."""
+        """Linear warmup, then cosine decay to `final_lr` by the total steps: a function of the step alone,
+        so a run repeats exactly whatever the clock did."""
         config = self.config
         if self.step < config.warmup:
             return config.lr * (self.step + 1) / config.warmup
-        fractions = []
-        if total := self.total_steps():
-            fractions.append((self.step - config.warmup) / max(total - config.warmup, 1))
-        if config.time_budget:
-            fractions.append(self.elapsed / config.time_budget)
-        done = min(max(fractions, default=0.0), 1.0)
+        total = self.total_steps() or self.step + 1  # unknown only at a constant rate (final_lr 1)
+        done = min((self.step - config.warmup) / max(total - config.warmup, 1), 1.0)
         return config.lr * (config.final_lr + (1 - config.final_lr) * 0.5 * (1 + math.cos(math.pi * done)))
+
+    def plan_budget(self, measured_steps: int, measured_seconds: float) -> None:
+        """Plan a time-budgeted run's total steps from the seconds its last `measured_steps` steps took
+        (evaluations left out): the steps that, with an evaluation every eval_every steps, fit in what
+        is left of the budget. The time budget still stops the run should the machine slow down."""
+        config = self.config
+        per_step = measured_seconds / max(measured_steps, 1)
+        evaluation = len(self.valid_ids) / self.tokens_per_step * per_step * _EVALUATION_COST
+        left = config.time_budget - self.elapsed
+        fitting = self.step + max(int(left / (per_step + evaluation / config.eval_every)), 0)
+        steps = min(fitting, self.step_limit() or fitting)
+        self.plan = {"steps": self.world.from_main(lambda: steps), "time_budget": config.time_budget,
+                     "planned_at_step": self.step, "measured_steps": measured_steps,
+                     "measured_seconds": round(measured_seconds, 4), "seconds_per_step": per_step,
+                     "estimated_evaluation_seconds": round(evaluation, 4)}
+
+    def must_plan(self, measured_steps: int, measured_seconds: float, warmed_up: bool) -> bool:
+        """Whether to plan now: timed long enough after the first, slow steps (`warmed_up`), or the next
+        step's learning rate needs the total (then from what was timed, slow steps and all)."""
+        config = self.config
+        if not config.time_budget or self.plan is not None or measured_steps < 1:
+            return False
+        deadline = self.step >= config.warmup and config.final_lr < 1
+        long_enough = measured_seconds >= min(_PLAN_SECONDS, _PLAN_FRACTION * config.time_budget)
+        return deadline or (warmed_up and long_enough)
 
     def stop_reason(self) -> str | None:
         config = self.config
@@ -379,8 +433,11 @@ class _Run:
             return "max_steps"
         if config.epochs and self.epoch >= config.epochs:
             return "epochs"
+        if self.plan and self.step >= self.plan["steps"]:
+            return "planned_steps"
         if config.time_budget and self.elapsed >= config.time_budget:
-            return "time_budget"
+            return (f"time_budget (at step {self.step} of the {self.plan['steps']} planned: slower than measured)"
+                    if self.plan else "time_budget")
         if config.patience and self.bad_evaluations >= config.patience:
             return "patience"
         return None
@@ -428,6 +485,7 @@ class _Run:
         started = time.perf_counter() - self.elapsed
         started_this_run, evaluation_seconds, steps_this_run = time.perf_counter(), 0.0, 0
         loss_sum, loss_steps, last_report = torch.zeros((), device=self.device), 0, 0.0
+        timed_from = (self.step, 0.0)  # (step, training seconds) where the timing for a plan starts
         while True:
             reason = self.stop_reason()
             # Rank 0 decides for every rank (only it evaluates and keeps time): go on, stop, or interrupted.
@@ -448,8 +506,18 @@ class _Run:
             loss_sum += loss
             loss_steps += 1
             steps_this_run += 1
+            planning = self.config.time_budget and self.plan is None
+            if planning:
+                loss.item()  # wait for the device: the step's time must be its real time
             now = time.perf_counter()
             self.elapsed = now - started
+            if planning:
+                trained = now - started_this_run - evaluation_seconds
+                if steps_this_run == _PLAN_SKIP_STEPS and not self.must_plan(1, 0.0, False):
+                    timed_from = (self.step, trained)
+                if self.must_plan(self.step - timed_from[0], trained - timed_from[1],
+                                  steps_this_run > _PLAN_SKIP_STEPS):
+                    self.plan_budget(self.step - timed_from[0], trained - timed_from[1])
             if self.step % self.config.eval_every == 0:
                 self.evaluate(emit)
                 evaluation_seconds += time.perf_counter() - now
@@ -529,7 +597,7 @@ class _Run:
             "rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
             "best_loss": self.best_loss, "best_step": self.best_step, "bad_evaluations": self.bad_evaluations,
-            "elapsed": self.elapsed,
+            "elapsed": self.elapsed, "plan": self.plan,
         }
         checkpoint.save_state(self.out, state)
         # New best weights; when interrupted before the first evaluation, weights so that the model loads.
@@ -545,6 +613,7 @@ class _Run:
             self.step, self.epoch, self.segment = state["step"], state["epoch"], state["segment"]
             self.best_loss, self.best_step = state["best_loss"], state["best_step"]
             self.bad_evaluations, self.elapsed = state["bad_evaluations"], state["elapsed"]
+            self.plan = state.get("plan")  # resume continues the same plan (a state from before plans has none)
             hidden = state["hidden"]
             torch.set_rng_state(state["rng"])
             if state["cuda_rng"] and self.device.type == "cuda":
@@ -573,5 +642,5 @@ class _Run:
             best_valid_loss=best["valid_loss"] if best else math.nan,
             best_valid_perplexity=best["valid_perplexity"] if best else math.nan,
             best_valid_word_perplexity=best["valid_word_perplexity"] if best else math.nan,
-            stopped_because=stopped_because)
+            stopped_because=stopped_because, plan=self.plan)
 

@@ -190,15 +190,15 @@ def test_evaluate_info_and_export_name_the_components(trained_model: Path, tmp_p
     runner = CliRunner()
     text = tmp_path / "held_out.txt"
     text.write_text(sentence_corpus(20, seed=5), encoding="utf-8")
-    result = runner.invoke(app, ["evaluate", str(trained_model), str(text), "--component", "all", "--max-words", "40",
+    result = runner.invoke(app, ["evaluate", str(trained_model), str(text), "--component", "all", "--predict-words", "40",
                                  "--json"])
     assert result.exit_code == 0, result.output
     scores = json.loads(result.stdout)["components"]
     assert list(scores) == ["neural", "ngram", "mixture", "mixture+cache"]
     assert scores["mixture"]["word_perplexity"] < scores["neural"]["word_perplexity"]
-    table = runner.invoke(app, ["evaluate", str(trained_model), str(text), "--component", "all", "--max-words", "40"])
+    table = runner.invoke(app, ["evaluate", str(trained_model), str(text), "--component", "all", "--predict-words", "40"])
     assert table.exit_code == 0 and "mixture+cache" in table.stdout and "word perplexity" in table.stdout
-    one = runner.invoke(app, ["evaluate", str(trained_model), str(text), "--component", "ngram", "--max-words", "40",
+    one = runner.invoke(app, ["evaluate", str(trained_model), str(text), "--component", "ngram", "--predict-words", "40",
                               "--json"])
     assert json.loads(one.stdout)["component"] == "ngram"
     assert json.loads(one.stdout)["word_perplexity"] == pytest.approx(scores["ngram"]["word_perplexity"])

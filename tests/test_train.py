@@ -23,8 +23,8 @@ def test_training_learns_and_writes_a_model_directory(tmp_path: Path, corpus_fil
     summary = train(config(max_steps=80), corpus_file, tmp_path / "m", on_event=events.append)
     files = {p.name for p in (tmp_path / "m").iterdir()}
     assert files == {"nextword.json", "config.yaml", "tokenizer.model", "model.safetensors", "metrics.jsonl",
-                     "summary.json", "state.pt", "README.md", ".nextword.lock", "ngram.safetensors",
-                     "mixture.safetensors"}
+                     "summary.json", "state.pt", "README.md", "lexicon.tsv", ".nextword.lock",
+                     "ngram.safetensors", "mixture.safetensors"}
     metrics = checkpoint.read_metrics(tmp_path / "m")
     assert [row["step"] for row in metrics] == [20, 40, 60, 80]
     assert metrics[-1]["valid_loss"] < metrics[0]["valid_loss"] < 5.0
@@ -85,8 +85,9 @@ def test_resume_may_extend_the_budget_but_not_change_the_model(tmp_path: Path, c
 
 
 def test_stopping_rules(tmp_path: Path, corpus_file: Path) -> None:
-    assert train(config(max_steps=None, time_budget=0.3, eval_every=1000), corpus_file,
-                 tmp_path / "t").stopped_because == "time_budget"
+    budgeted = train(config(max_steps=None, time_budget=0.3, eval_every=1000), corpus_file, tmp_path / "t")
+    assert budgeted.stopped_because == "planned_steps" or budgeted.stopped_because.startswith("time_budget")
+    assert budgeted.elapsed < 0.3 + 5  # on a loaded machine the planned steps may take longer than measured
     one_epoch = train(config(max_steps=None, epochs=1, eval_every=1000), corpus_file, tmp_path / "e")
     assert one_epoch.stopped_because == "epochs" and one_epoch.epochs == 1.0
     # A learning rate far too high: validation stops improving, and patience ends the run early.
@@ -234,3 +235,23 @@ def test_init_refuses_shape_changes_resume_ngrams_and_non_models(tmp_path: Path,
     with pytest.raises(ConfigError, match="is an n-gram model, which has no weights to start from"):
         train(checkpoint.init_config(trained_ngram, {}), corpus_file, tmp_path / "m", init=trained_ngram)
     assert not (tmp_path / "m").exists()
+
+
+def test_a_budgeted_run_plans_its_steps_and_max_steps_repeats_it_bit_for_bit(tmp_path: Path, corpus_file: Path,
+                                                                              monkeypatch) -> None:
+    from nextword import train as training
+
+    ticks = iter(range(10**9))
+    monkeypatch.setattr(training.time, "perf_counter", lambda: next(ticks) * 0.002)  # a steady machine
+    events = []
+    budgeted = train(config(max_steps=None, time_budget=1.5, warmup=10), corpus_file, tmp_path / "b",
+                     on_event=events.append)
+    monkeypatch.undo()
+    plan = budgeted.plan
+    assert budgeted.stopped_because == "planned_steps" and budgeted.steps == plan["steps"] > 20
+    assert plan["planned_at_step"] <= 10 and plan["measured_steps"] >= 1
+    assert checkpoint.read_config(tmp_path / "b").epochs is None  # no hidden epoch cap under a budget
+    assert {e.total_steps for e in events if isinstance(e, Progress) and e.step > 10} == {plan["steps"]}
+    train(config(max_steps=plan["steps"], warmup=10), corpus_file, tmp_path / "s")
+    a, b = (load_file(tmp_path / d / "model.safetensors") for d in ("b", "s"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
