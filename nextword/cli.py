@@ -737,8 +737,8 @@ def evaluate(
                                     help="Also score the far-dependent words listed in FILE.targets.jsonl."),
     component: Optional[str] = typer.Option(None, "--component",
                                             help="Evaluate one component of a mixture (neural, ngram, mixture, "
-                                                 "mixture+cache), or all of them side by side (default: the "
-                                                 "model as predict uses it)."),
+                                                 "mixture+cache), or all of them side by side; without it, the "
+                                                 "model as predict uses it."),
     device: str = _device_option(),
     any_word: bool = typer.Option(False, "--any-word", help=ANY_WORD_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),

@@ -39,13 +39,14 @@ def test_list_shows_every_model_with_what_it_is_and_how_it_did(folder: Path, tra
     assert [Path(m["path"]).relative_to(folder).as_posix() for m in models] == ["compare-x/lstm", "counted", "tiny"]
     summary = json.loads((trained_model / "summary.json").read_text())
     tiny = models[2]
-    assert (tiny["kind"], tiny["cell"], tiny["corpus"]) == ("causal", "lstm", "sentences.txt")
-    assert tiny["word_perplexity"] == summary["best_valid_word_perplexity"]
+    assert (tiny["kind"], tiny["cell"], tiny["corpus"]) == ("mixture", "lstm", "sentences.txt")
+    shown = summary["mixture"]["valid_word_perplexity"]["mixture+cache"]  # what predict uses
+    assert tiny["word_perplexity"] == shown
     assert tiny["parameters"] == summary["parameters"]
     assert tiny["bytes"] == (trained_model / "model.safetensors").stat().st_size and tiny["date"]
     assert models[1]["kind"] == "ngram"
     table = runner.invoke(app, ["list", str(folder)], env={"COLUMNS": "150"}).stdout
-    assert "compare-x/lstm" in table and "counted" in table and f"{summary['best_valid_word_perplexity']:,.1f}" in table
+    assert "compare-x/lstm" in table and "counted" in table and f"{shown:,.1f}" in table
 
 
 def test_list_of_an_empty_or_missing_folder_says_what_to_do(tmp_path: Path, monkeypatch) -> None:
