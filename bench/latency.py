@@ -8,7 +8,8 @@ ending in the same five words, and measures:
   `nextword serve` (a subprocess sent the whole buffer at every key, as an editor would), each
   length as a ratio to the 5-word figure; target: at most 1.2x at 2,000 words. `predict` on the
   whole text, the way without a session, is timed at each length for comparison;
-- warm `predict` p50 and p95 over 5-word prompts (half next word, half completion), and as a ratio
+- warm `predict` p50 and p95 over 5-word prompts (half next word, half completion), as a ratio to
+  `predict` through the neural component alone (target: the mixture and its cache at most 1.3x) and
   to one bare forward step of the model over the same prompt's pieces;
 - generation: pieces per second for `generate`;
 - cold start: `nextword --help` and `nextword predict`, medians of fresh processes.
@@ -39,7 +40,7 @@ from nextword.train import train
 LENGTHS = (5, 50, 500, 2000, 10000)
 TAIL_WORDS = 5
 TARGETS = {"session keystroke, 2000 words / 5 words": 1.2, "serve keystroke, 2000 words / 5 words": 1.2,
-           "--help s": 0.3}
+           "predict p50, mixture and cache / neural alone": 1.3, "--help s": 0.3}
 
 
 def documents(text: str, keys: int) -> tuple[dict[int, str], str]:
@@ -130,23 +131,29 @@ def without_session(predictor: Predictor, docs: dict[int, str], typed: str, keys
     return out
 
 
-def predict_and_forward(predictor: Predictor, texts: list[str]) -> tuple[list[float], list[float]]:
-    """Milliseconds of `predict` and of one bare forward step over the same pieces, for each prompt."""
+def predict_and_forward(predictor: Predictor, neural: Predictor, texts: list[str]
+                        ) -> tuple[list[float], list[float], list[float]]:
+    """Milliseconds of `predict` (the model's default: the mixture with its cache), of `predict` through the
+    neural component alone, and of one bare forward step over the same pieces, for each prompt."""
     from nextword.search import split_partial
 
     for text in texts[:10]:  # warm up
         predictor.predict(text, 5)
-    predict_ms, forward_ms = [], []
+        neural.predict(text, 5)
+    predict_ms, neural_ms, forward_ms = [], [], []
     for text in texts:
         ids = torch.tensor([predictor.pieces.context_ids(split_partial(text)[0])])
         started = time.perf_counter()
         predictor.predict(text, 5)
         predict_ms.append((time.perf_counter() - started) * 1000)
+        started = time.perf_counter()
+        neural.predict(text, 5)
+        neural_ms.append((time.perf_counter() - started) * 1000)
         with torch.inference_mode():
             started = time.perf_counter()
             predictor.model(ids, None, last_only=True)
             forward_ms.append((time.perf_counter() - started) * 1000)
-    return predict_ms, forward_ms
+    return predict_ms, neural_ms, forward_ms
 
 
 def fresh_process_seconds(args: list[str], runs: int) -> float:
@@ -183,7 +190,8 @@ def main() -> None:
     docs, typed = documents(test_text, args.keys)
     session_ms, serve_ms = keystrokes(predictor, docs, typed, args.rounds, model_dir)
     baseline_ms = without_session(predictor, docs, typed, args.baseline_keys)
-    predict_ms, forward_ms = predict_and_forward(predictor, prompts(test_text, args.prompts))
+    neural = Predictor.load(model_dir, component="neural")
+    predict_ms, neural_ms, forward_ms = predict_and_forward(predictor, neural, prompts(test_text, args.prompts))
     pieces, started = 0, time.perf_counter()
     for seed in range(5):
         pieces += sum(1 for _ in predictor.stream("The game was", seed=seed, max_words=200))
@@ -201,6 +209,8 @@ def main() -> None:
         measured[f"predict whole text ms, {length} words"] = baseline_ms[length]
     measured |= {
         "predict p50 ms": percentile(predict_ms, 0.5), "predict p95 ms": percentile(predict_ms, 0.95),
+        "predict p50 ms, neural component alone": percentile(neural_ms, 0.5),
+        "predict p50, mixture and cache / neural alone": percentile(predict_ms, 0.5) / percentile(neural_ms, 0.5),
         "forward step p50 ms": percentile(forward_ms, 0.5),
         "predict p50 / forward step p50": percentile(predict_ms, 0.5) / percentile(forward_ms, 0.5),
         "generate pieces/s": generate_rate,
