@@ -38,7 +38,7 @@ import torch
 from common import ROOT, SHARED, console, machine, show, write_json
 from torch import nn
 
-from nextword.config import NEURAL_CELLS, Config, read_yaml, resolve
+from nextword.config import NEURAL_CELLS, Config, find_config, read_yaml, resolve
 from nextword.data import check_corpus, encode_corpus
 from nextword.train import Evaluation, Progress, train, train_tokenizer_for
 
@@ -136,7 +136,7 @@ def interval_rates(corpus: Path, config: Config, tokenizer, work: Path) -> list[
 
 
 def interval_main(args: argparse.Namespace) -> None:
-    preset = read_yaml(ROOT / "models" / "small.yaml")
+    preset = read_yaml(find_config("small"))
     base = resolve(preset, {"epochs": None, "time_budget": args.budget, "device": "cpu",
                             "eval_every": args.eval_every or preset["eval_every"]})
     if args.threads:

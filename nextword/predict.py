@@ -83,7 +83,7 @@ class Predictor:
         chosen = Sampling(**options)
         sampling.check_prompt(prompt)
         logprobs, state = self.pieces.run(self.pieces.context_ids(prompt))
-        yield from sampling.stream(self.pieces, logprobs, state, prompt[-1].isspace(), chosen, seed)
+        yield from sampling.stream(self.pieces, logprobs, state, prompt, chosen, seed, self.lexicon)
 
     def generate(self, prompt: str, *, seed: int | None = None, **options: float) -> str:
         """The continuation of `prompt` as one string (see `stream` for the options)."""

@@ -82,8 +82,8 @@ class Session:
         chosen = Sampling(**options)
         sampling.check_prompt(self._text)
         reading = self._read(len(self._text))
-        yield from sampling.stream(self._pieces, reading.logprobs, reading.state, self._text[-1].isspace(),
-                                   chosen, seed)
+        yield from sampling.stream(self._pieces, reading.logprobs, reading.state, self._text, chosen, seed,
+                                   self._searcher.lexicon)
 
     def generate(self, *, seed: int | None = None, **options: float) -> str:
         return "".join(self.stream(seed=seed, **options))

@@ -80,6 +80,27 @@ def test_every_suggestion_is_a_lexicon_word_unless_any_word(raw: Path) -> None:
     assert strays  # the barely trained model does spell non-words, which --any-word lets through
 
 
+def test_generated_words_are_lexicon_words_unless_any_word(raw: Path) -> None:
+    """Sampling keeps to the lexicon (a prompt's half-typed word is finished into one), in a session
+    too; --any-word lets the barely trained model's non-words through."""
+    words, anything = Predictor.load(raw), Predictor.load(raw, any_word=True)
+    lexicon = words.lexicon
+
+    def written(predictor: Predictor, prompt: str, seed: int) -> list[str]:
+        # Hot sampling, so that the barely trained model's pieces spell non-words often.
+        text = prompt + predictor.generate(prompt, seed=seed, max_words=30, temperature=2.0)
+        return [word.rstrip(".,") for word in text.split()]
+
+    for seed, prompt in enumerate(("anna has ", "the c", "ben gi")):
+        made = written(words, prompt, seed)
+        assert [word for word in made if any(c.isalnum() for c in word) and word not in lexicon] == [], made
+        session = words.session()
+        session.append(prompt)
+        assert session.generate(seed=seed, max_words=30) == words.generate(prompt, seed=seed, max_words=30)
+    assert any(word not in lexicon for seed in range(3) for word in written(anything, "anna has ", seed)
+               if any(c.isalnum() for c in word))
+
+
 def test_evaluate_ranks_lexicon_words_only(raw: Path, corpus_file: Path) -> None:
     predictor = Predictor.load(raw)
     lexicon = predictor.loaded.lexicon
