@@ -102,6 +102,12 @@ def test_the_cache_never_looks_ahead(loaded: checkpoint.LoadedModel) -> None:
         expected[ids[0, t]] += 1
         assert torch.allclose(at[0, t].double(), expected) and total[0, t].item() == pytest.approx(expected.sum().item())
     assert torch.allclose(counts[0].double(), expected) and torch.isfinite(targets).all()
+    # Prediction's shortcut (the last position only) gives the same, from empty counts and from counts carried.
+    for start in (None, counts):
+        full, full_total, full_after = cache.distributions(start, ids, loaded.tokenizer.vocab_size, last_only=False)
+        last, last_total, last_after = cache.distributions(start, ids, loaded.tokenizer.vocab_size, last_only=True)
+        assert torch.allclose(last[:, 0], full[:, -1]) and torch.allclose(last_after, full_after)
+        assert last_total[:, 0].double() == pytest.approx(full_total[:, -1].double())
 
 
 def test_the_weights_are_distributions_and_round_trip_through_the_directory(trained_model: Path,
