@@ -177,8 +177,8 @@ def with_training_options(*, exclude: tuple[str, ...] = (), defaults: dict[str, 
     return decorate
 
 
-ANY_WORD_HELP = ("Suggest any string the model spells, not only the words of its training text "
-                 "(and new words it is very sure of).")
+ANY_WORD_HELP = ("Suggest (and, generating, write) any string the model spells, not only the words of "
+                 "its training text (and new words it is very sure of).")
 
 
 def _print_json(data: Any, one_line: bool = False) -> None:
@@ -564,6 +564,7 @@ def generate(
     seed: Optional[int] = typer.Option(None, "--seed", min=0, max=MAX_SEED - MAX_SAMPLES,
                                        help="The same seed gives the same text."),
     samples: int = typer.Option(1, "--samples", min=1, max=MAX_SAMPLES, help="How many completions to write."),
+    any_word: bool = typer.Option(False, "--any-word", help=ANY_WORD_HELP),
     device: str = _device_option(),
     as_json: bool = typer.Option(False, "--json", help="Print JSON once done, instead of streaming."),
 ) -> None:
@@ -577,7 +578,7 @@ def generate(
     # One piece at a time is a chain of tiny products, where a second thread costs more in waiting than
     # it gives: on 2 CPU cores, generation runs 1,203 pieces/s on one thread and 953 on two (bench/RESULTS.md).
     torch.set_num_threads(1)
-    predictor = Predictor.load(model, device=device)
+    predictor = Predictor.load(model, device=device, any_word=any_word)
     completions = []
     for index in range(samples):
         options = dict(max_words=max_words, temperature=temperature, top_k=sample_top_k, top_p=sample_top_p,
@@ -654,6 +655,7 @@ def interactive(
 @_friendly
 def serve(
     model: Path = typer.Argument(..., help="A model directory."),
+    any_word: bool = typer.Option(False, "--any-word", help=ANY_WORD_HELP),
     device: str = _device_option(),
 ) -> None:
     """Answer next-word requests, JSON lines on stdin, with one JSON line each on stdout (see the README).
@@ -665,7 +667,7 @@ def serve(
     from .predict import Predictor
     from .serve import serve as answer_lines
 
-    predictor = Predictor.load(model, device=device)
+    predictor = Predictor.load(model, device=device, any_word=any_word)
     try:
         answer_lines(predictor, sys.stdin.buffer, sys.stdout.buffer)
     except KeyboardInterrupt:

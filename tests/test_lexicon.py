@@ -99,6 +99,15 @@ def test_generated_words_are_lexicon_words_unless_any_word(raw: Path) -> None:
         assert session.generate(seed=seed, max_words=30) == words.generate(prompt, seed=seed, max_words=30)
     assert any(word not in lexicon for seed in range(3) for word in written(anything, "anna has ", seed)
                if any(c.isalnum() for c in word))
+    # The command takes the same choice, shown on a seed where the two differ.
+    hot = {"temperature": 2.0, "max_words": 30}
+    seed = next(seed for seed in range(3)
+                if words.generate("anna has ", seed=seed, **hot) != anything.generate("anna has ", seed=seed, **hot))
+    for flag, predictor in (([], words), (["--any-word"], anything)):
+        shown = CliRunner().invoke(app, ["generate", str(raw), "anna has ", "--seed", str(seed), "-t", "2", "-n", "30",
+                                         *flag])
+        assert shown.exit_code == 0, shown.output
+        assert shown.stdout.rstrip("\n") == "anna has " + predictor.generate("anna has ", seed=seed, **hot).rstrip("\n")
 
 
 def test_evaluate_ranks_lexicon_words_only(raw: Path, corpus_file: Path) -> None:
