@@ -60,7 +60,7 @@ class UnigramCache:
             return torch.zeros(tokens.shape[0], vocab_size, dtype=torch.float32, device=tokens.device)
         return counts
 
-    def _after(self, counts: torch.Tensor, tokens: torch.Tensor, last: torch.Tensor, carry: torch.Tensor | float
+    def _after(self, counts: torch.Tensor, tokens: torch.Tensor, last: torch.Tensor, carry: torch.Tensor
                ) -> torch.Tensor:
         """The counts after all of `tokens`, from the weights of the last position."""
         return (counts * carry).scatter_add(1, tokens.long(), last.to(counts.dtype).expand(tokens.shape).contiguous())
@@ -71,14 +71,10 @@ class UnigramCache:
         their totals (batch, time or 1), and the counts after the tokens (the new state)."""
         counts = self._start(counts, tokens, vocab_size)
         length = tokens.shape[1]
-        if last_only:  # the counts after the last token are the new state: no need to build the others
-            # decay^(length - 1 - s) for each new token s, and decay^length for the counts before, as
-            # `_decays` gives them, without its (time, time) tables: a search asks this at every step.
-            last = torch.arange(length - 1, -1, -1, device=tokens.device, dtype=torch.float64)
-            after = self._after(counts, tokens, torch.exp(last * self.log_decay), math.exp(length * self.log_decay))
-            return after[:, None], after.sum(1)[:, None], after
-        weights, carry = self._decays(length, length, tokens.device)
+        weights, carry = self._decays(length, 1 if last_only else length, tokens.device)
         after = self._after(counts, tokens, weights[-1], carry[-1])
+        if last_only:  # the counts after the last token are the new state: no need to build the others
+            return after[:, None], after.sum(1)[:, None], after
         seen = nn.functional.one_hot(tokens.long(), vocab_size).to(torch.float64)
         at = carry[None, :, None] * counts[:, None, :].double() + torch.einsum("ts,bsv->btv", weights, seen)
         total = carry[None, :] * counts.double().sum(1, keepdim=True) + weights.sum(1)[None, :]
