@@ -21,7 +21,7 @@ import numpy as np
 
 from .errors import ModelDirError
 from .files import write_text
-from .tokenizer import Tokenizer
+from .tokenizer import Tokenizer, is_word
 
 NOVEL_WORD_PROBABILITY = 0.5  # a word outside the lexicon is suggested only when the model gives it this much
 _HEADER = "word\tcount"
@@ -74,7 +74,7 @@ def count_words(tokenizer: Tokenizer, ids: np.ndarray) -> Counter[str]:
         distinct, times = np.unique(spans, axis=0, return_counts=True)
         for pieces, count in zip(distinct.tolist(), times.tolist()):
             text = "".join(tokenizer.piece_text[i] for i in pieces).lstrip(" ")
-            if any(char.isalnum() for char in text):
+            if is_word(text):
                 counts[text] += count  # other segmentations of the same word add up
     return counts
 

@@ -22,7 +22,7 @@ from .lexicon import Lexicon
 from .model import State
 from .pieces import PieceModel
 from .search import MAX_WORD_PIECES, split_partial
-from .tokenizer import EOS_ID, Tokenizer, is_trailing_punctuation
+from .tokenizer import EOS_ID, Tokenizer, is_trailing_punctuation, is_word
 
 _REDRAWS = 8  # pieces the lexicon rules out one at a time before it is asked of every piece
 
@@ -43,13 +43,13 @@ class _LexiconWords:
         self.word = partial if partial and not any(map(is_trailing_punctuation, partial)) else None
 
     def _reachable(self, prefix: str) -> bool:
-        return not any(c.isalnum() for c in prefix) or self.lexicon.has_word_starting(prefix)
+        return not is_word(prefix) or self.lexicon.has_word_starting(prefix)
 
     def allows(self, piece: int) -> bool:
         tok, text = self.tokenizer, self.tokenizer.piece_text[piece]
         if tok.extends_word[piece]:
             return self.word is None or self._reachable(self.word + text)
-        if self.word is not None and any(c.isalnum() for c in self.word) and self.word not in self.lexicon:
+        if self.word is not None and is_word(self.word) and self.word not in self.lexicon:
             return False  # this piece would end a word that is none
         return not tok.starts_word[piece] or self._reachable(text.lstrip(" "))
 
@@ -57,16 +57,16 @@ class _LexiconWords:
         tok, text = self.tokenizer, self.tokenizer.piece_text[piece]
         if tok.starts_word[piece]:
             self.word = text.lstrip(" ")
-        elif tok.extends_word[piece] and self.word is not None:
-            self.word += text
-        elif not tok.extends_word[piece]:
+        elif not tok.extends_word[piece]:  # a line break or punctuation ends the word
             self.word = None
+        elif self.word is not None:
+            self.word += text
 
 
 @torch.inference_mode()
-def stream(pieces: PieceModel, logprobs: torch.Tensor, state: State, text: str, options: Sampling,
+def stream(pieces: PieceModel, logprobs: torch.Tensor, state: State, prompt: str, options: Sampling,
            seed: int | None, lexicon: Lexicon | None = None) -> Iterator[str]:
-    """The continuation, piece by piece, of `text`, which the model has read (`logprobs` (1, vocab) and
+    """The continuation, piece by piece, of `prompt`, which the model has read (`logprobs` (1, vocab) and
     `state` after it), until `options.max_words` more words have begun; with a `lexicon`, in its words
     (see the module docstring). The same seed gives the same text.
     """
@@ -76,8 +76,8 @@ def stream(pieces: PieceModel, logprobs: torch.Tensor, state: State, text: str, 
     else:
         generator.manual_seed(seed)
     # After a typed space or a line break, a new word must begin (as every line does in training).
-    must_start_word = in_space = text[-1].isspace()
-    words, written = 0, None if lexicon is None else _LexiconWords(pieces.tokenizer, lexicon, text)
+    must_start_word = in_space = prompt[-1].isspace()
+    words, written = 0, None if lexicon is None else _LexiconWords(pieces.tokenizer, lexicon, prompt)
     for _ in range(options.max_words * MAX_WORD_PIECES):  # a bound, should a model never begin a word
         if must_start_word:
             logprobs = logprobs.masked_fill(pieces.not_word_or_line_start, -np.inf)

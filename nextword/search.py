@@ -21,7 +21,7 @@ from .errors import ConfigError, NextwordError
 from .lexicon import Lexicon
 from .model import State
 from .pieces import PieceModel
-from .tokenizer import EOS_ID, Tokenizer
+from .tokenizer import EOS_ID, Tokenizer, is_word
 
 MAX_WORD_PIECES = 24  # longest word searched, in pieces (a character tokenizer needs the most)
 _LEXICON_POOL = 16  # with a lexicon, the search looks at this many extensions for each beam it keeps
@@ -93,7 +93,7 @@ class WordSearcher:
         """Whether a finished beam's `word` counts as a suggestion: it holds a letter or digit and, with
         a lexicon, is one of its words (or likely enough to be a new one; once one segmentation made it
         count, the others add to it)."""
-        return any(char.isalnum() for char in word) and (
+        return is_word(word) and (
             self.lexicon is None or word in found or self.lexicon.accepts(word, logprob))
 
     @torch.inference_mode()

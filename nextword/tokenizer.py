@@ -159,7 +159,7 @@ class Tokenizer:
             while end < len(ids) and self.extends_word[ids[end]]:
                 end += 1
             text = "".join(self.piece_text[i] for i in ids[position:end]).lstrip(" ")
-            if any(char.isalnum() for char in text):
+            if is_word(text):
                 words.append((int(position), text))
                 if len(words) == limit:
                     break
@@ -177,6 +177,11 @@ def line_parts(line: str, limit: int = LINE_PART_CHARS) -> list[str]:
         line = line[cut:]
     parts.append(line)
     return parts
+
+
+def is_word(text: str) -> bool:
+    """Whether `text` counts as a word: it holds a letter or digit (punctuation alone is no word)."""
+    return any(char.isalnum() for char in text)
 
 
 def is_trailing_punctuation(char: str) -> bool:
