@@ -19,6 +19,7 @@ keystrokes saved with 3 suggestions over its first --words words.
     python bench/quality.py --budget 3m                          # both shared corpora
     python bench/quality.py --budget 10m --corpora shakespeare
     python bench/quality.py --budget 3m --corpora pride=/tmp/pride-train.txt:/tmp/pride-test.txt
+    python bench/quality.py --budget 3m --any-word-too     # also: suggestions not kept to the lexicon
 
 A corpus is a name from ../shared/corpora (shakespeare, wikitext) or NAME=TRAIN:TEST for any other
 text. Prints a table and writes bench/quality.json.
@@ -46,6 +47,8 @@ def main() -> None:
     parser = arguments(__doc__, "quality.json")
     parser.add_argument("--words", type=int, default=2000, help="held-out words for accuracy and keystrokes")
     parser.add_argument("--no-reference", action="store_true", help="leave out the word-LSTM reference")
+    parser.add_argument("--any-word-too", action="store_true",
+                        help="also score mixture + cache with --any-word (suggestions as before the lexicon)")
     args = parser.parse_args()
     budget = parse_duration(args.budget)
     info = machine()
@@ -57,10 +60,11 @@ def main() -> None:
         out = args.work / name / "recipe"
         summary = train(resolve(recipe.settings, {"time_budget": budget}), train_file, out, force=True,
                         on_event=_log)
-        for component, label in COMPONENTS:
+        extra = [("mixture+cache", "mixture + cache, any word")] if args.any_word_too else []
+        for component, label in COMPONENTS + tuple(extra):
             started = time.perf_counter()
-            measured = evaluate_file(Predictor.load(out, component=component), test_file,
-                                     predict_words=args.words)
+            predictor = Predictor.load(out, component=component, any_word=label.endswith("any word"))
+            measured = evaluate_file(predictor, test_file, predict_words=args.words)
             results.append({"corpus": name, "model": label, **_scores(measured),
                             "measure_seconds": round(time.perf_counter() - started, 1),
                             "training": summary.to_dict(), "recipe": recipe.reason})

@@ -178,7 +178,7 @@ def with_training_options(*, exclude: tuple[str, ...] = (), defaults: dict[str, 
 
 
 ANY_WORD_HELP = ("Suggest (and, generating, write) any string the model spells, not only the words of "
-                 "its training text (and new words it is very sure of).")
+                 "its training text, those the text has used, and new words it is very sure of.")
 
 
 def _print_json(data: Any, one_line: bool = False) -> None:

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from .errors import ConfigError, CorpusError
+from .lexicon import Words
 from .model import LanguageModel
 from .tokenizer import EOS_ID, Tokenizer
 
@@ -141,13 +142,17 @@ def read_text(predictor: "Predictor", ids: np.ndarray, *, scored: int, ks: Seque
     reading = _Reading(predictor, ids, [position for position, _ in targets],
                        max(scored, ends[-1] + 1 if ends else 0), full_until=ends[-1] + 1 if ends else 0)
     tally = _Tally(ks, suggestions)
+    document = predictor.searcher.document()  # the words read so far count as lexicon words, as in predict
+    if document is not None:
+        document.add_words(targets)
     group = max(16, min(1024, _SCORES_PER_GROUP // (max(4 * max(*ks, suggestions), 16) * tokenizer.vocab_size)))
     waiting: list[tuple[int, torch.Tensor, Any]] = []
 
     def score(places: list[tuple[int, torch.Tensor, Any]]) -> None:
         words = [targets[j][1] for j, _, _ in places]
         floors = [reading.word_logprob(targets[j][0], ends[j]) for j, _, _ in places]
-        tally.add(predictor, words, floors, torch.stack([lp for _, lp, _ in places]),
+        allowed = [predictor.searcher.allowed(document, before=targets[j][0]) for j, _, _ in places]
+        tally.add(predictor, words, floors, allowed, torch.stack([lp for _, lp, _ in places]),
                   _join_all(predictor.model, [state for _, _, state in places]))
         if on_word:
             on_word(tally.words, len(targets))
@@ -277,13 +282,14 @@ class _Tally:
         self.ks, self.suggestions = tuple(ks), suggestions
         self.words, self.hits, self.keys, self.chars = 0, {k: 0 for k in ks}, 0, 0
 
-    def add(self, predictor: "Predictor", words: list[str], floors: list[float], logprobs: torch.Tensor,
-            state: Any) -> None:
-        """Score `words`, each predicted from its row of `logprobs` (rows, vocab) and `state`."""
+    def add(self, predictor: "Predictor", words: list[str], floors: list[float], allowed: list[Words | None],
+            logprobs: torch.Tensor, state: Any) -> None:
+        """Score `words`, each predicted from its row of `logprobs` (rows, vocab) and `state`, among the
+        words `allowed` there."""
         suggestions = self.suggestions
         # The word's place among `predict`'s words; beyond the longest list asked for is as good as absent.
         shown = max(*self.ks, suggestions)
-        found = _search_batch(predictor, logprobs, state, [_Query(row, "", word, floor) for row, (word, floor)
+        found = _search_batch(predictor, logprobs, state, [_Query(row, "", word, floor, allowed[row]) for row, (word, floor)
                                                            in enumerate(zip(words, floors))], shown)
         ranks = [_rank(result, word) for result, word in zip(found, words)]
         for k in self.ks:
@@ -297,7 +303,7 @@ class _Tally:
         # Letter by letter, all words still being typed together; typing the whole word costs the same
         # (its letters and a key) whether it is then offered or not, so the last letter needs no search.
         while typing := [row for row in typing if typed < len(words[row])]:
-            queries = [_Query(row, words[row][:typed], words[row], floors[row]) for row in typing]
+            queries = [_Query(row, words[row][:typed], words[row], floors[row], allowed[row]) for row in typing]
             found = _search_batch(predictor, logprobs, state, queries, suggestions)
             offered = {query.row for query, result in zip(queries, found) if _rank(result, query.target) < suggestions}
             for row in offered:
@@ -321,13 +327,14 @@ def _rank(found: dict[str, float], word: str) -> float:
 
 @dataclass(frozen=True)
 class _Query:
-    """One word search of a batch: the completions of `partial` after row `row`, for `target`, whose own
-    pieces give it the log-probability `floor`."""
+    """One word search of a batch: the completions of `partial` after row `row` that are `allowed` (see
+    `WordSearcher.allowed`), for `target`, whose own pieces give it the log-probability `floor`."""
 
     row: int
     partial: str
     target: str
     floor: float
+    allowed: Words | None
 
 
 def _search_batch(predictor: "Predictor", logprobs: torch.Tensor, state: Any, queries: list[_Query],
@@ -343,9 +350,9 @@ def _search_batch(predictor: "Predictor", logprobs: torch.Tensor, state: Any, qu
     """
     from .search import _LEXICON_POOL, MAX_WORD_PIECES, _Beam
 
-    model, texts, lexicon = predictor.model, predictor.tokenizer.piece_text, predictor.searcher.lexicon
+    model, texts = predictor.model, predictor.tokenizer.piece_text
     vocab, width, lead = logprobs.shape[1], max(4 * k, 16), 2 * k
-    pool = width if lexicon is None else width * _LEXICON_POOL  # as search._Search.run looks further
+    pool = width if predictor.searcher.lexicon is None else width * _LEXICON_POOL  # as search._Search.run looks further
     found: list[dict[str, float]] = [{} for _ in queries]
     beams = [[_Beam("", 0.0)] for _ in queries]
     rows = torch.tensor([query.row for query in queries], device=predictor.device)
@@ -394,13 +401,13 @@ def _search_batch(predictor: "Predictor", logprobs: torch.Tensor, state: Any, qu
         new_beams: dict[int, list[_Beam]] = {}
         sources, pieces = [], []
         for i, q in enumerate(live):
-            kept = new_beams.setdefault(q, [])
+            kept, allowed = new_beams.setdefault(q, []), queries[q].allowed
             for value, index in zip(values[i], picked[i]):
                 if value == -np.inf or len(kept) == width:
                     break
                 beam, piece = divmod(index, vocab)
                 text = beams[q][beam].text + texts[piece].lstrip(" ")
-                if lexicon is not None and not lexicon.leads_to_word(text, value):
+                if allowed is not None and not allowed.leads_to_word(text, value):
                     continue  # as search._Search._keep_to_lexicon: its place goes to a word
                 kept.append(_Beam(text, value))
                 sources.append(int(starts[i]) + beam)
@@ -456,7 +463,7 @@ def _step_and_collect(predictor: "Predictor", stage: list[tuple[int, int, int]],
     ends = torch.logsumexp(logprobs.index_select(1, predictor.pieces.ends), dim=-1).tolist()
     for (q, b, _), end in zip(stage, ends):
         text, logprob = beams[q][b].text, beams[q][b].logprob + end
-        if text.startswith(queries[q].partial) and predictor.searcher.accepts(text, logprob, found[q]):
+        if text.startswith(queries[q].partial) and predictor.searcher.accepts(text, logprob, found[q], queries[q].allowed):
             found[q][text] = np.logaddexp(found[q].get(text, -np.inf), logprob)
     return logprobs, after
 

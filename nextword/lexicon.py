@@ -3,7 +3,8 @@
 A model predicts pieces, so its word search can spell strings that are no word at all ("timet",
 "zzqxty"). The lexicon keeps to words the training text holds, as `Tokenizer.words_at` cuts them
 (and so as `Predictor.predict` returns them): a suggestion is a lexicon word, or a word the model is
-very sure of (`NOVEL_WORD_PROBABILITY`), such as a name it has learnt to copy.
+very sure of (`NOVEL_WORD_PROBABILITY`), such as a name it has learnt to copy, or a word the document
+being read has already used (`DocumentWords`: a play's names, a user's own terms), from then on.
 
 Stored as `lexicon.tsv` in the model directory: a header line, then `word<TAB>count` per line, the
 most frequent first. A model directory from before lexicons has none; its suggestions are not filtered.
@@ -15,7 +16,7 @@ import bisect
 import math
 from collections import Counter
 from pathlib import Path
-from typing import Mapping
+from typing import Iterator, Mapping
 
 import numpy as np
 
@@ -27,13 +28,35 @@ NOVEL_WORD_PROBABILITY = 0.5  # a word outside the lexicon is suggested only whe
 _HEADER = "word\tcount"
 
 
-class Lexicon:
-    """Word counts, and the questions the word search and the CLI ask of them."""
+_NOVEL_LOGPROB = math.log(NOVEL_WORD_PROBABILITY)
+
+
+class Words:
+    """The questions the word search, generation and the CLI ask of the words suggestions keep to;
+    a subclass says which words those are (`__contains__`) and which prefixes lead to one."""
+
+    def __contains__(self, word: str) -> bool:
+        raise NotImplementedError
+
+    def has_word_starting(self, prefix: str) -> bool:
+        raise NotImplementedError
+
+    def accepts(self, word: str, logprob: float) -> bool:
+        """Whether `word`, found with log-probability `logprob`, may be suggested."""
+        return word in self or logprob >= _NOVEL_LOGPROB
+
+    def leads_to_word(self, prefix: str, logprob: float) -> bool:
+        """Whether a word search that has spelt `prefix` with log-probability `logprob` can still reach a
+        word `accepts`: one of the words starts with it, or it is likely enough (probabilities only shrink)."""
+        return logprob >= _NOVEL_LOGPROB or self.has_word_starting(prefix)
+
+
+class Lexicon(Words):
+    """The training text's words with their counts."""
 
     def __init__(self, counts: Mapping[str, int]):
         self.counts = dict(counts)
         self._sorted = sorted(self.counts)
-        self._novel_logprob = math.log(NOVEL_WORD_PROBABILITY)
 
     def __contains__(self, word: str) -> bool:
         return word in self.counts
@@ -41,18 +64,58 @@ class Lexicon:
     def __len__(self) -> int:
         return len(self.counts)
 
-    def accepts(self, word: str, logprob: float) -> bool:
-        """Whether `word`, found with log-probability `logprob`, may be suggested."""
-        return word in self.counts or logprob >= self._novel_logprob
-
-    def leads_to_word(self, prefix: str, logprob: float) -> bool:
-        """Whether a word search that has spelt `prefix` with log-probability `logprob` can still reach a
-        word `accepts`: a lexicon word starts with it, or it is likely enough (probabilities only shrink)."""
-        return logprob >= self._novel_logprob or self.has_word_starting(prefix)
-
     def has_word_starting(self, prefix: str) -> bool:
         at = bisect.bisect_left(self._sorted, prefix)
         return at < len(self._sorted) and self._sorted[at].startswith(prefix)
+
+
+class DocumentWords:
+    """The words a document has used that `lexicon` lacks, each with the place of its first use (a
+    number that grows along the document: a word's index, a character offset)."""
+
+    def __init__(self, lexicon: Lexicon):
+        self.lexicon = lexicon
+        self.first: dict[str, int] = {}
+        self._sorted: list[str] = []
+
+    def add(self, place: int, word: str) -> None:
+        if word not in self.first and word not in self.lexicon and is_word(word):
+            self.first[word] = place
+            bisect.insort(self._sorted, word)
+
+    def add_words(self, words: list[tuple[int, str]], last_complete: bool = True, place: int | None = None) -> None:
+        """Add `words` (as `Tokenizer.words_at` gives them), each at its position, or all at `place`; the
+        last only if it is `last_complete` (a text that does not end in whitespace may go on with it)."""
+        for position, word in words if last_complete else words[:-1]:
+            self.add(position if place is None else place, word)
+
+    def forget_after(self, place: int) -> None:
+        """Forget the words first used after `place` (the document was edited there)."""
+        self.first = {word: first for word, first in self.first.items() if first <= place}
+        self._sorted = sorted(self.first)
+
+    def before(self, place: float = math.inf) -> Words:
+        """The lexicon's words and this document's before `place`: what a suggestion there may be."""
+        return _LexiconAndDocument(self, place)
+
+    def starting(self, prefix: str) -> Iterator[str]:
+        at = bisect.bisect_left(self._sorted, prefix)
+        while at < len(self._sorted) and self._sorted[at].startswith(prefix):
+            yield self._sorted[at]
+            at += 1
+
+
+class _LexiconAndDocument(Words):
+    def __init__(self, document: DocumentWords, before: float):
+        self.document, self.before = document, before
+
+    def __contains__(self, word: str) -> bool:
+        return word in self.document.lexicon or self.document.first.get(word, math.inf) < self.before
+
+    def has_word_starting(self, prefix: str) -> bool:
+        document = self.document
+        return document.lexicon.has_word_starting(prefix) or any(
+            document.first[word] < self.before for word in document.starting(prefix))
 
 
 def count_words(tokenizer: Tokenizer, ids: np.ndarray) -> Counter[str]:

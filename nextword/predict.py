@@ -55,8 +55,9 @@ class Predictor:
         """The k most likely next words (or completions of a partial last word), with probabilities."""
         check_query(text, k)
         context, partial = split_partial(text)
-        logprobs, state = self.pieces.run(self.pieces.context_ids(context))
-        return self.searcher.words(logprobs, state, partial, k)
+        ids = self.pieces.context_ids(context)
+        logprobs, state = self.pieces.run(ids)
+        return self.searcher.words(logprobs, state, partial, k, self.searcher.document(ids))
 
     @torch.inference_mode()
     def searches_along(self, ids: np.ndarray, positions: list[int]) -> Iterator[WordSearch]:
@@ -65,13 +66,13 @@ class Predictor:
         `search("", k)` is what `predict` would say given the text before the position, and
         `search("wo", k)` what it would say had "wo" been typed too; the text is read only once.
         """
-        state, start = None, 0
+        state, start, document = None, 0, self.searcher.document(ids)
         for position in positions:
             # Only the tokens since the last position: `state` has read everything before them.
             tokens = ([EOS_ID] if state is None else []) + [int(i) for i in ids[start:position]]
             logprobs, state = self.pieces.run(tokens, state)
             start = position
-            yield WordSearch(self.searcher, logprobs, state)
+            yield WordSearch(self.searcher, logprobs, state, document, before=position)
 
     @torch.inference_mode()
     def stream(self, prompt: str, *, seed: int | None = None, **options: float) -> Iterator[str]:
@@ -82,8 +83,10 @@ class Predictor:
         """
         chosen = Sampling(**options)
         sampling.check_prompt(prompt)
-        logprobs, state = self.pieces.run(self.pieces.context_ids(prompt))
-        yield from sampling.stream(self.pieces, logprobs, state, prompt, chosen, seed, self.lexicon)
+        ids = self.pieces.context_ids(prompt)
+        logprobs, state = self.pieces.run(ids)
+        yield from sampling.stream(self.pieces, logprobs, state, prompt, chosen, seed,
+                                   self.searcher.allowed(self.searcher.document(ids, prompt)))
 
     def generate(self, prompt: str, *, seed: int | None = None, **options: float) -> str:
         """The continuation of `prompt` as one string (see `stream` for the options)."""

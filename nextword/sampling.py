@@ -18,7 +18,7 @@ import torch
 
 from .config import Sampling
 from .errors import NextwordError
-from .lexicon import Lexicon
+from .lexicon import Words
 from .model import State
 from .pieces import PieceModel
 from .search import MAX_WORD_PIECES, split_partial
@@ -36,7 +36,7 @@ class _LexiconWords:
     """The word being written, as `Tokenizer.words_at` cuts words (a word-start piece and the pieces
     that carry it on), and whether a piece keeps the text to the lexicon's words."""
 
-    def __init__(self, tokenizer: Tokenizer, lexicon: Lexicon, text: str):
+    def __init__(self, tokenizer: Tokenizer, lexicon: Words, text: str):
         self.tokenizer, self.lexicon = tokenizer, lexicon
         partial = split_partial(text)[1]
         # A prompt's last word is carried on only when it is plain (no punctuation has ended it).
@@ -65,7 +65,7 @@ class _LexiconWords:
 
 @torch.inference_mode()
 def stream(pieces: PieceModel, logprobs: torch.Tensor, state: State, prompt: str, options: Sampling,
-           seed: int | None, lexicon: Lexicon | None = None) -> Iterator[str]:
+           seed: int | None, lexicon: Words | None = None) -> Iterator[str]:
     """The continuation, piece by piece, of `prompt`, which the model has read (`logprobs` (1, vocab) and
     `state` after it), until `options.max_words` more words have begun; with a `lexicon`, in its words
     (see the module docstring). The same seed gives the same text.

@@ -6,19 +6,22 @@ A model predicts subword pieces; a word's probability is
 
 summed over the segmentations the search finds. A beam search over pieces, up to the next word
 boundary, finds the likeliest words. When the text ends inside a word, only pieces that agree with
-the typed letters are followed, so the result is the completions of that partial word.
+the typed letters are followed, so the result is the completions of that partial word. With a
+lexicon, the words found are its words and those the text before has used (see lexicon.py).
 """
 
 from __future__ import annotations
 
 import bisect
+import math
 from dataclasses import dataclass, field
+from typing import Sequence
 
 import numpy as np
 import torch
 
 from .errors import ConfigError, NextwordError
-from .lexicon import Lexicon
+from .lexicon import DocumentWords, Lexicon, Words
 from .model import State
 from .pieces import PieceModel
 from .tokenizer import EOS_ID, Tokenizer, is_word
@@ -89,17 +92,32 @@ class WordSearcher:
         self.pieces, self.lexicon = pieces, lexicon
         self.index = _PieceIndex(pieces.tokenizer)
 
-    def accepts(self, word: str, logprob: float, found: dict[str, float]) -> bool:
-        """Whether a finished beam's `word` counts as a suggestion: it holds a letter or digit and, with
-        a lexicon, is one of its words (or likely enough to be a new one; once one segmentation made it
-        count, the others add to it)."""
-        return is_word(word) and (
-            self.lexicon is None or word in found or self.lexicon.accepts(word, logprob))
+    def document(self, ids: Sequence[int] = (), text: str = " ") -> DocumentWords | None:
+        """The words of `text`, encoded as `ids`, by piece position: what a search after them may suggest
+        besides the lexicon's (see `DocumentWords.add_words`). None when the search keeps to no lexicon."""
+        if self.lexicon is None:
+            return None
+        document = DocumentWords(self.lexicon)
+        document.add_words(self.pieces.tokenizer.words_at(ids), last_complete=text[-1:].isspace())
+        return document
+
+    def allowed(self, document: DocumentWords | None, before: float = math.inf) -> Words | None:
+        """What a search may suggest: the lexicon's words and `document`'s before `before`; None: any word."""
+        return self.lexicon if document is None else document.before(before)
+
+    @staticmethod
+    def accepts(word: str, logprob: float, found: dict[str, float], allowed: Words | None) -> bool:
+        """Whether a finished beam's `word` counts as a suggestion: it holds a letter or digit and is one
+        of the `allowed` words, if any are given (or likely enough to be a new one; once one
+        segmentation made it count, the others add to it)."""
+        return is_word(word) and (allowed is None or word in found or allowed.accepts(word, logprob))
 
     @torch.inference_mode()
-    def words(self, logprobs: torch.Tensor, state: State, partial: str, k: int) -> list[tuple[str, float]]:
-        """The k likeliest next words that start with `partial`, best first, with their probabilities."""
-        return _Search(self, partial, k).run(logprobs, state)
+    def words(self, logprobs: torch.Tensor, state: State, partial: str, k: int,
+              document: DocumentWords | None = None, before: float = math.inf) -> list[tuple[str, float]]:
+        """The k likeliest next words that start with `partial`, best first, with their probabilities;
+        words of `document` used before `before` count as lexicon words."""
+        return _Search(self, partial, k, self.allowed(document, before)).run(logprobs, state)
 
     @torch.inference_mode()
     def logprobs_of(self, logprobs: torch.Tensor, state: State, words: list[str]) -> list[float]:
@@ -122,11 +140,13 @@ class WordSearch:
     """What a model says at one place in a text: `search(partial, k)` gives the k likeliest next words
     (completions of `partial`), `logprobs_of(words)` the log-probability of given words coming next."""
 
-    def __init__(self, searcher: WordSearcher, logprobs: torch.Tensor, state: State):
+    def __init__(self, searcher: WordSearcher, logprobs: torch.Tensor, state: State,
+                 document: DocumentWords | None = None, before: float = math.inf):
         self._searcher, self._logprobs, self._state = searcher, logprobs, state
+        self._document, self._before = document, before
 
     def __call__(self, partial: str, k: int) -> list[tuple[str, float]]:
-        return self._searcher.words(self._logprobs, self._state, partial, k)
+        return self._searcher.words(self._logprobs, self._state, partial, k, self._document, self._before)
 
     def logprobs_of(self, words: list[str]) -> list[float]:
         return self._searcher.logprobs_of(self._logprobs, self._state, words)
@@ -139,13 +159,14 @@ class _Search:
     searcher: WordSearcher
     partial: str
     k: int
+    allowed: Words | None  # what may be suggested (see WordSearcher.allowed); None: any word
     found: dict[str, float] = field(default_factory=dict)  # word -> log-probability, all segmentations
 
     def run(self, logprobs: torch.Tensor, state: State) -> list[tuple[str, float]]:
-        tokenizer, lexicon = self.searcher.pieces.tokenizer, self.searcher.lexicon
+        tokenizer, allowed = self.searcher.pieces.tokenizer, self.allowed
         width = max(4 * self.k, 16)
         # With a lexicon, more extensions are looked at than kept: those that spell no word's beginning go.
-        pool = width if lexicon is None else width * _LEXICON_POOL
+        pool = width if allowed is None else width * _LEXICON_POOL
         beams = [_Beam("", 0.0)]
         for depth in range(MAX_WORD_PIECES):
             scores = self._extension_scores(beams, logprobs, first=depth == 0)
@@ -158,7 +179,7 @@ class _Search:
             rows, pieces = picked // scores.shape[1], picked % scores.shape[1]
             beams = [_Beam(beams[r].text + tokenizer.piece_text[p].lstrip(" "), s)
                      for r, p, s in zip(rows.tolist(), pieces.tolist(), new_scores.tolist())]
-            if lexicon is not None:
+            if allowed is not None:
                 beams, rows, pieces = self._keep_to_lexicon(beams, rows, pieces, width)
             if not beams:
                 break
@@ -192,8 +213,7 @@ class _Search:
                          ) -> tuple[list[_Beam], torch.Tensor, torch.Tensor]:
         """The (at most `width`) likeliest beams that can still become a word the lexicon accepts, a
         lexicon word or one likely enough to be a new word: the places of the others go to words."""
-        lexicon = self.searcher.lexicon
-        kept = [i for i, beam in enumerate(beams) if lexicon.leads_to_word(beam.text, beam.logprob)][:width]
+        kept = [i for i, beam in enumerate(beams) if self.allowed.leads_to_word(beam.text, beam.logprob)][:width]
         at = torch.tensor(kept, dtype=torch.long, device=rows.device)
         return [beams[i] for i in kept], rows[at], pieces[at]
 
@@ -207,7 +227,7 @@ class _Search:
         ends = torch.logsumexp(logprobs.index_select(1, self.searcher.pieces.ends), dim=-1).tolist()
         for beam, end in zip(beams, ends):
             word, logprob = beam.text, beam.logprob + end
-            if word.startswith(self.partial) and self.searcher.accepts(word, logprob, self.found):
+            if word.startswith(self.partial) and self.searcher.accepts(word, logprob, self.found, self.allowed):
                 # Different segmentations of one word are one word: add their probabilities.
                 self.found[word] = np.logaddexp(self.found.get(word, -np.inf), logprob)
 

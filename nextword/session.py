@@ -11,6 +11,10 @@ whatever the document's length (a bidirectional-encoded model's state is its win
 Editing back (`set_text`) keeps the saved readings inside the prefix the old and new texts share,
 the newest densely (every settled place) and older ones ever more sparsely, so memory stays
 bounded and an edit near the end costs little.
+
+The words the document has used, which suggestions may be besides the lexicon's (see lexicon.py),
+are gathered from the pieces as they are read, each keyed by where the stretch that held it ends,
+so that an edit forgets those after it.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ class Session:
         self._text = ""
         self._saved: list[_Reading] = []  # at settled places, by position; the first at 0
         self._latest: _Reading | None = None  # the last reading asked for, settled or not
+        self._document = searcher.document()  # its words, by the end of the stretch read that held them
 
     @property
     def text(self) -> str:
@@ -66,6 +71,8 @@ class Session:
         del self._saved[bisect.bisect_right([r.position for r in self._saved], shared):]
         if self._latest is not None and self._latest.position > shared:
             self._latest = None
+        if self._document is not None:
+            self._document.forget_after(shared)
 
     def reset(self) -> None:
         self.set_text("")
@@ -75,7 +82,7 @@ class Session:
         check_query(self._text, k)
         context, partial = split_partial(self._text)
         reading = self._read(len(context))
-        return self._searcher.words(reading.logprobs, reading.state, partial, k)
+        return self._searcher.words(reading.logprobs, reading.state, partial, k, self._document)
 
     def stream(self, *, seed: int | None = None, **options: float) -> Iterator[str]:
         """The continuation of the text, piece by piece (see `Predictor.stream`); the text stays as it is."""
@@ -83,7 +90,7 @@ class Session:
         sampling.check_prompt(self._text)
         reading = self._read(len(self._text))
         yield from sampling.stream(self._pieces, reading.logprobs, reading.state, self._text, chosen, seed,
-                                   self._searcher.lexicon)
+                                   self._searcher.allowed(self._document))
 
     def generate(self, *, seed: int | None = None, **options: float) -> str:
         return "".join(self.stream(seed=seed, **options))
@@ -106,7 +113,10 @@ class Session:
         return self._latest
 
     def _read_on(self, reading: _Reading, stop: int) -> _Reading:
-        ids = self._pieces.tokenizer.encode(self._text[reading.position:stop])
+        text = self._text[reading.position:stop]
+        ids = self._pieces.tokenizer.encode(text)
+        if self._document is not None:
+            self._document.add_words(self._pieces.tokenizer.words_at(ids), text[-1:].isspace(), place=stop)
         if not ids:  # spaces only: nothing new to read
             return _Reading(stop, reading.logprobs, reading.state)
         return _Reading(stop, *self._pieces.run(ids, reading.state))

@@ -152,7 +152,7 @@ class Tokenizer:
         """Each word of encoded text as `Predictor.predict` returns words: (position of its first piece,
         its text up to the next space, line break or trailing punctuation). Punctuation-only words are left
         out; `limit` stops after that many words."""
-        ids = np.asarray(ids)
+        ids = np.asarray(ids, dtype=np.int64)
         words = []
         for position in np.flatnonzero(self.starts_word[ids]):
             end = position + 1

@@ -14,11 +14,13 @@ from nextword import checkpoint, load
 from nextword.cli import app
 from nextword.config import resolve
 from nextword.errors import ModelDirError
-from nextword.lexicon import Lexicon, count_words, read_lexicon, write_lexicon
+from nextword.evaluate import word_metrics
+from nextword.lexicon import DocumentWords, Lexicon, count_words, read_lexicon, write_lexicon
 from nextword.predict import Predictor
 from nextword.train import train
 
 from conftest import TINY
+from test_evaluate import _slow_word_metrics
 
 TEXTS = ("anna has ", "the c", "ben gi", "cora gives the ", "a", "dan has the old ")
 
@@ -63,6 +65,46 @@ def test_lexicon_questions() -> None:
     assert lexicon.accepts("cat", -9.0) and not lexicon.accepts("ca", -1.0) and lexicon.accepts("ca", -0.5)
     assert lexicon.leads_to_word("cu", -9.0) and not lexicon.leads_to_word("co", -1.0)
     assert lexicon.has_word_starting("") and not lexicon.has_word_starting("d")
+
+
+def test_document_words_count_from_their_first_use_until_an_edit_forgets_them() -> None:
+    document = DocumentWords(Lexicon({"cat": 2, "cup": 1}))
+    document.add_words([(0, "the"), (3, "Petruchio"), (5, "cat"), (8, "Petra"), (9, "Pe")], last_complete=False)
+    assert document.first == {"the": 0, "Petruchio": 3, "Petra": 8}  # no lexicon word; "Pe" may go on
+    early, late = document.before(4), document.before()
+    assert "Petruchio" in early and "Petra" not in early and "Petra" in late and "cat" in early
+    assert early.has_word_starting("Petr") and not early.has_word_starting("Petra") and late.has_word_starting("Petra")
+    assert early.has_word_starting("c") and not late.has_word_starting("d")
+    assert early.accepts("Petruchio", -9.0) and not early.accepts("Petra", -9.0) and early.accepts("Petra", -0.5)
+    document.forget_after(3)
+    assert document.first == {"the": 0, "Petruchio": 3} and not document.before().has_word_starting("Petra")
+
+
+def test_words_the_document_used_are_suggested_after_it(raw: Path, corpus_file: Path, monkeypatch) -> None:
+    """A word the training text lacks ("bert", spelt with its letters) is offered once the text has
+    used it: by predict, a session (until an edit takes it out), generation and evaluate, which ranks
+    the words predict shows."""
+    predictor = Predictor.load(raw)
+    assert not predictor.lexicon.has_word_starting("ber")
+    assert predictor.predict("anna has ber", k=5) == []
+    used = "bert has the red ball . ben gives bert the cup . the ber"
+    assert [word for word, _ in predictor.predict(used, k=5)] == ["bert"]
+    session = predictor.session()
+    session.append(used)
+    assert session.predict(5) == predictor.predict(used, k=5)
+    session.set_text("anna has ber")  # the edit takes out every use
+    assert session.predict(5) == []
+    session.set_text("anna has bert ber")
+    assert [word for word, _ in session.predict(5)] == ["bert"]
+    # Unless the prompt has finished it, a word being typed is no document word for generation.
+    assert "bert" not in " ".join(predictor.generate("anna has ber", seed=seed, max_words=12) for seed in range(3))
+    text = corpus_file.read_text()[:300] + " bert has the ball . " * 4
+    ids = np.array(predictor.tokenizer.encode(text))
+    assert "bert" not in predictor.lexicon and "bert" in {word for _, word in predictor.tokenizer.words_at(ids)}
+    metrics = word_metrics(predictor, ids, ks=(1, 3), suggestions=3)
+    assert metrics == _slow_word_metrics(predictor, ids, ks=(1, 3))
+    monkeypatch.setattr(DocumentWords, "add_words", lambda *args, **kwargs: None)
+    assert word_metrics(predictor, ids, ks=(1, 3), suggestions=3).keys > metrics.keys  # "be" offers bert
 
 
 def test_every_suggestion_is_a_lexicon_word_unless_any_word(raw: Path) -> None:

@@ -19,7 +19,7 @@ GAPS = [" ", " ", " ", "  ", "\n", " \n", "\n\n", "\t", "\u00a0", " \u3000"]
 
 fragment = st.lists(st.tuples(st.sampled_from(WORDS), st.sampled_from(GAPS)), max_size=6).map(
     lambda pairs: "".join(word + gap for word, gap in pairs))
-partial = st.sampled_from(["", "", "a", "gi", "c", "th", "zq", "日", "bal"])
+partial = st.sampled_from(["", "", "a", "gi", "c", "th", "zq", "日", "bal", "xy"])  # xyzzy: no lexicon word
 edit = st.one_of(
     st.tuples(st.just("append"), fragment.map(lambda text: text), partial),
     st.tuples(st.just("backspace"), st.integers(1, 12), st.just("")),
