@@ -7,9 +7,11 @@ Errors from the library (NextwordError) become one red line on stderr and exit c
 from __future__ import annotations
 
 import contextlib
+import csv
 import enum
 import functools
 import inspect
+import io
 import json
 import os
 import re
@@ -936,6 +938,44 @@ def info(
     out.print(overview)
     if loaded.summary:
         out.print(summary_table(loaded.summary))
+
+
+METRIC_COLUMNS = ("step", "epoch", "elapsed", "lr", "train_loss", "valid_loss", "valid_perplexity",
+                  "valid_word_perplexity")
+
+
+@app.command()
+@_friendly
+def metrics(
+    model: Path = typer.Argument(..., help="A model directory (one still training too)."),
+    as_csv: bool = typer.Option(False, "--csv", help="Print every row, training loss too, as CSV (for plotting)."),
+    as_json: bool = typer.Option(False, "--json", help="Print every row as JSON instead of a table."),
+) -> None:
+    """How a run went, from its metrics.jsonl: the validation scores at each evaluation; --csv and --json
+    give the training-loss rows between them too."""
+    from .checkpoint import read_manifest, read_metrics
+
+    read_manifest(model)  # a model directory, or a message that says what it is instead
+    rows = read_metrics(model, training=as_csv or as_json)
+    if as_json:
+        _print_json(rows)
+    elif as_csv:
+        sheet = io.StringIO()
+        writer = csv.DictWriter(sheet, METRIC_COLUMNS, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        sys.stdout.write(sheet.getvalue())
+    elif not rows:
+        err.print(f"[yellow]note:[/] {escape(str(model))} has no evaluation yet", soft_wrap=True)
+    else:
+        table = Table(title=f"Evaluations of {escape(str(model))}", title_justify="left")
+        for title in ("step", "epoch", "elapsed", "lr", "valid loss", "token ppl", "word ppl"):
+            table.add_column(title, justify="right")
+        for row in rows:
+            table.add_row(f"{row['step']:,}", str(row.get("epoch", "")), f"{row.get('elapsed', 0):,.1f} s",
+                          f"{row.get('lr', 0):.3g}", f"{row['valid_loss']:.4f}", f"{row['valid_perplexity']:,.1f}",
+                          f"{row['valid_word_perplexity']:,.1f}")
+        out.print(table)
 
 
 @app.command()

@@ -114,3 +114,26 @@ def test_predict_dash_answers_each_line_of_stdin_in_one_process(trained_model: P
     tables = runner.invoke(app, ["predict", str(trained_model), "-"], input="anna has the \nben gi\n")
     assert tables.exit_code == 0 and tables.stdout.count("probability") == 2
     assert "Next word after “anna has the”" in tables.stdout and "Completions of gi" in tables.stdout
+
+
+def test_metrics_shows_the_evaluations_and_gives_every_row_as_csv_or_json(trained_model: Path, tmp_path: Path) -> None:
+    import csv
+
+    rows = checkpoint.read_metrics(trained_model, training=True)
+    evaluations = [row for row in rows if "train_loss" not in row]
+    assert len(evaluations) >= 2 and len(rows) > len(evaluations)
+    shown = runner.invoke(app, ["metrics", str(trained_model)])
+    assert shown.exit_code == 0, shown.output
+    assert "word ppl" in shown.stdout and f"{evaluations[-1]['valid_word_perplexity']:,.1f}" in shown.stdout
+    sheet = runner.invoke(app, ["metrics", str(trained_model), "--csv"])
+    assert sheet.exit_code == 0, sheet.output
+    read = list(csv.DictReader(sheet.stdout.splitlines()))
+    assert [int(row["step"]) for row in read] == [row["step"] for row in rows]
+    assert [float(row["train_loss"]) for row in read if row["train_loss"]] == [
+        row["train_loss"] for row in rows if "train_loss" in row]
+    assert [float(row["valid_loss"]) for row in read if row["valid_loss"]] == [row["valid_loss"] for row in evaluations]
+    as_json = runner.invoke(app, ["metrics", str(trained_model), "--json"])
+    assert json.loads(as_json.stdout) == rows
+    missing = runner.invoke(app, ["metrics", str(tmp_path)])
+    assert missing.exit_code == 2 and "is not a nextword model directory" in missing.output
+    assert len(missing.output.strip().splitlines()) == 1
