@@ -86,7 +86,7 @@ class Predictor:
         ids = self.pieces.context_ids(prompt)
         logprobs, state = self.pieces.run(ids)
         yield from sampling.stream(self.pieces, logprobs, state, prompt, chosen, seed,
-                                   self.searcher.allowed(self.searcher.document(ids, prompt)))
+                                   self.searcher.allowed(self.searcher.document(ids, last_complete=prompt[-1].isspace())))
 
     def generate(self, prompt: str, *, seed: int | None = None, **options: float) -> str:
         """The continuation of `prompt` as one string (see `stream` for the options)."""

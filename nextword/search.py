@@ -92,13 +92,13 @@ class WordSearcher:
         self.pieces, self.lexicon = pieces, lexicon
         self.index = _PieceIndex(pieces.tokenizer)
 
-    def document(self, ids: Sequence[int] = (), text: str = " ") -> DocumentWords | None:
-        """The words of `text`, encoded as `ids`, by piece position: what a search after them may suggest
-        besides the lexicon's (see `DocumentWords.add_words`). None when the search keeps to no lexicon."""
+    def document(self, ids: Sequence[int] = (), last_complete: bool = True) -> DocumentWords | None:
+        """The words of the encoded text `ids` by piece position (the last one only if it is complete):
+        what a search after them may suggest besides the lexicon's. None when it keeps to no lexicon."""
         if self.lexicon is None:
             return None
         document = DocumentWords(self.lexicon)
-        document.add_words(self.pieces.tokenizer.words_at(ids), last_complete=text[-1:].isspace())
+        document.add_words(self.pieces.tokenizer.words_at(ids), last_complete)
         return document
 
     def allowed(self, document: DocumentWords | None, before: float = math.inf) -> Words | None:
