@@ -289,8 +289,8 @@ class _Tally:
         suggestions = self.suggestions
         # The word's place among `predict`'s words; beyond the longest list asked for is as good as absent.
         shown = max(*self.ks, suggestions)
-        found = _search_batch(predictor, logprobs, state, [_Query(row, "", word, floor, allowed[row]) for row, (word, floor)
-                                                           in enumerate(zip(words, floors))], shown)
+        queries = [_Query(row, "", word, floor, allowed[row]) for row, (word, floor) in enumerate(zip(words, floors))]
+        found = _search_batch(predictor, logprobs, state, queries, shown)
         ranks = [_rank(result, word) for result, word in zip(found, words)]
         for k in self.ks:
             self.hits[k] += sum(int(rank < k) for rank in ranks)
@@ -352,7 +352,7 @@ def _search_batch(predictor: "Predictor", logprobs: torch.Tensor, state: Any, qu
 
     model, texts = predictor.model, predictor.tokenizer.piece_text
     vocab, width, lead = logprobs.shape[1], max(4 * k, 16), 2 * k
-    pool = width if predictor.searcher.lexicon is None else width * _LEXICON_POOL  # as search._Search.run looks further
+    pool = width if predictor.searcher.lexicon is None else width * _LEXICON_POOL  # as search._Search.run
     found: list[dict[str, float]] = [{} for _ in queries]
     beams = [[_Beam("", 0.0)] for _ in queries]
     rows = torch.tensor([query.row for query in queries], device=predictor.device)
@@ -463,7 +463,8 @@ def _step_and_collect(predictor: "Predictor", stage: list[tuple[int, int, int]],
     ends = torch.logsumexp(logprobs.index_select(1, predictor.pieces.ends), dim=-1).tolist()
     for (q, b, _), end in zip(stage, ends):
         text, logprob = beams[q][b].text, beams[q][b].logprob + end
-        if text.startswith(queries[q].partial) and predictor.searcher.accepts(text, logprob, found[q], queries[q].allowed):
+        query = queries[q]
+        if text.startswith(query.partial) and predictor.searcher.accepts(text, logprob, found[q], query.allowed):
             found[q][text] = np.logaddexp(found[q].get(text, -np.inf), logprob)
     return logprobs, after
 

@@ -85,8 +85,8 @@ class Predictor:
         sampling.check_prompt(prompt)
         ids = self.pieces.context_ids(prompt)
         logprobs, state = self.pieces.run(ids)
-        yield from sampling.stream(self.pieces, logprobs, state, prompt, chosen, seed,
-                                   self.searcher.allowed(self.searcher.document(ids, last_complete=prompt[-1].isspace())))
+        document = self.searcher.document(ids, last_complete=prompt[-1].isspace())
+        yield from sampling.stream(self.pieces, logprobs, state, prompt, chosen, seed, self.searcher.allowed(document))
 
     def generate(self, prompt: str, *, seed: int | None = None, **options: float) -> str:
         """The continuation of `prompt` as one string (see `stream` for the options)."""
