@@ -74,6 +74,7 @@ def _command_line(verb: str, root: Path, model: Path, corpus: Path) -> dict[str,
                    "rest": ["--format", "torchscript"]},
         "info": {"model": [str(model)]},
         "list": {"folder": [str(model.parent)]},
+        "metrics": {"model": [str(model)], "rest": ["--csv"]},
         "presets": {},
         "serve": {"model": [str(model)]},  # no request: it answers none and ends at the end of its input
     }
