@@ -85,6 +85,12 @@ def wrap(module: torch.nn.Module, world: World, device: torch.device) -> Any:
     return DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None)
 
 
-def leave(world: World) -> None:
+def leave(world: World, *, together: bool) -> None:
+    """Leave the process group. After a run that went well on every rank (`together`), once all are
+    here: a rank that destroys its group while another still uses it can abort that one (gloo:
+    "terminate called without an active exception"). After a failure a rank leaves at once, so that
+    the others' next collective fails instead of waiting for it."""
     if world.size > 1 and dist.is_initialized():
+        if together:
+            dist.barrier()
         dist.destroy_process_group()

@@ -159,6 +159,7 @@ def train(config: Config, corpus: str | Path, out: str | Path, *, valid_file: st
     # Piece frequencies order an adaptive softmax's pieces; only a new one needs this pass over the corpus.
     adaptive = config.softmax == "adaptive" and batches is not None and initial is None
     counts = np.bincount(train_ids, minlength=tokenizer.vocab_size) if adaptive else None
+    summary = None
     try:
         with checkpoint.writing(out) if world.main else contextlib.nullcontext():  # one training per directory
 
@@ -192,15 +193,16 @@ def train(config: Config, corpus: str | Path, out: str | Path, *, valid_file: st
             with _stop_on_signals() as stop:
                 try:
                     summary = run.loop(emit, stop)
-                    if config.mixture and world.main:
-                        summary = _fit_mixture(summary, config, tokenizer, train_ids, valid_ids, out, device, emit)
+                    if config.mixture:  # on rank 0; the others wait for it, not leave the group under it
+                        summary = world.from_main(lambda: _fit_mixture(summary, config, tokenizer, train_ids,
+                                                                       valid_ids, out, device, emit))
                     return summary
                 except WriteError as exc:  # a full disk, say: each file is whole, old or new
                     saved = run.saved_step()  # read from state.pt once: it holds the whole model
                     raise WriteError(f"{exc}; {run.kept(saved)}. Free some space, then "
                                      f"{run.how_to_continue(saved)}") from None
     finally:
-        distributed.leave(world)
+        distributed.leave(world, together=summary is not None)
 
 
 def _fit_mixture(summary: TrainSummary, config: Config, tokenizer: Tokenizer, train_ids: np.ndarray,
