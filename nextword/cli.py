@@ -117,12 +117,13 @@ MAX_SHOWN = 100  # words a prediction shows at most: each costs search width, an
 MAX_WORDS = 10_000  # words a generation adds at most
 MAX_SAMPLES = 100
 MAX_SEED = 2**32 - 1
-DEVICE_HELP = "Where to run: auto (cuda, then mps, then cpu), cpu, cuda or mps."
+DEVICE_HELP = "Where to run: auto picks cuda, then mps, then cpu."
 
 
 def _device_option() -> Any:
-    """The same --device for every verb: the same default, the same check (devices.pick_device)."""
-    return typer.Option("auto", "--device", help=DEVICE_HELP)
+    """The same --device for every verb: the same default, the same values (config.DEVICES), which help
+    lists and the shell completes, as train's."""
+    return typer.Option(_choice_type("device")("auto"), "--device", help=DEVICE_HELP, case_sensitive=False)
 
 
 def _flag(key: str, default: Any) -> Any:
@@ -139,6 +140,9 @@ def _flag(key: str, default: Any) -> Any:
 def _choice_type(key: str) -> type[enum.Enum]:
     """The values of a choice option as an Enum, so that help lists them and the shell completes them."""
     return enum.Enum(key, {value: value for value in FIELDS[key].metadata["choices"]}, type=str)
+
+
+Device = _choice_type("device")
 
 
 def _option_type(key: str) -> Any:
@@ -485,14 +489,14 @@ def predict(
                                          "of JSON each)."),
     suggestions: int = typer.Option(5, "--suggestions", "-k", "--top-k", min=1, max=MAX_SHOWN,
                                      help="How many words to offer."),
-    device: str = _device_option(),
+    device: Device = _device_option(),
     any_word: bool = typer.Option(False, "--any-word", help=ANY_WORD_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """The most likely next words after TEXT, with their probabilities."""
     from .predict import Predictor
 
-    predictor = Predictor.load(model, device=device, any_word=any_word)
+    predictor = Predictor.load(model, device=device.value, any_word=any_word)
     if text != "-":
         return _answer(predictor, text, suggestions, as_json)
     failed = False
@@ -567,7 +571,7 @@ def generate(
                                        help="The same seed gives the same text."),
     samples: int = typer.Option(1, "--samples", min=1, max=MAX_SAMPLES, help="How many completions to write."),
     any_word: bool = typer.Option(False, "--any-word", help=ANY_WORD_HELP),
-    device: str = _device_option(),
+    device: Device = _device_option(),
     as_json: bool = typer.Option(False, "--json", help="Print JSON once done, instead of streaming."),
 ) -> None:
     """Continue PROMPT, streaming the text as it is produced."""
@@ -580,7 +584,7 @@ def generate(
     # One piece at a time is a chain of tiny products, where a second thread costs more in waiting than
     # it gives: on 2 CPU cores, generation runs 1,203 pieces/s on one thread and 953 on two (bench/RESULTS.md).
     torch.set_num_threads(1)
-    predictor = Predictor.load(model, device=device, any_word=any_word)
+    predictor = Predictor.load(model, device=device.value, any_word=any_word)
     completions = []
     for index in range(samples):
         options = dict(max_words=max_words, temperature=temperature, top_k=sample_top_k, top_p=sample_top_p,
@@ -613,7 +617,7 @@ def interactive(
     save: Optional[Path] = typer.Option(None, "--save", help="On quitting (Ctrl-D, Ctrl-C), write the whole "
                                         "document here: the --from text, then what was typed."),
     force: bool = typer.Option(False, "--force", help="Let --save replace an existing file other than --from."),
-    device: str = _device_option(),
+    device: Device = _device_option(),
     any_word: bool = typer.Option(False, "--any-word", help=ANY_WORD_HELP),
 ) -> None:
     """Type with the likeliest next words offered at each key, like a phone keyboard.
@@ -633,7 +637,7 @@ def interactive(
     if save:
         check_save_target(save, from_file, force)
     with _raw_terminal():  # before the model loads: keys typed meanwhile wait, unechoed, to be read
-        session = Predictor.load(model, device=device, any_word=any_word).session()
+        session = Predictor.load(model, device=device.value, any_word=any_word).session()
 
         def suggest(text: str) -> list[str]:
             session.set_text(text)
@@ -658,7 +662,7 @@ def interactive(
 def serve(
     model: Path = typer.Argument(..., help="A model directory."),
     any_word: bool = typer.Option(False, "--any-word", help=ANY_WORD_HELP),
-    device: str = _device_option(),
+    device: Device = _device_option(),
 ) -> None:
     """Answer next-word requests, JSON lines on stdin, with one JSON line each on stdout (see the README).
 
@@ -669,7 +673,7 @@ def serve(
     from .predict import Predictor
     from .serve import serve as answer_lines
 
-    predictor = Predictor.load(model, device=device, any_word=any_word)
+    predictor = Predictor.load(model, device=device.value, any_word=any_word)
     try:
         answer_lines(predictor, sys.stdin.buffer, sys.stdout.buffer)
     except KeyboardInterrupt:
@@ -743,7 +747,7 @@ def evaluate(
                                             help="Evaluate one component of a mixture (neural, ngram, mixture, "
                                                  "mixture+cache), or all of them side by side; without it, the "
                                                  "model as predict uses it."),
-    device: str = _device_option(),
+    device: Device = _device_option(),
     any_word: bool = typer.Option(False, "--any-word", help=ANY_WORD_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
 ) -> None:
@@ -757,7 +761,7 @@ def evaluate(
     from .evaluate import evaluate_file
     from .predict import Predictor
 
-    loaded = load(model, device=device)
+    loaded = load(model, device=device.value)
     names = list(loaded.components()) if component == "all" else [component or loaded.default_component]
     predictors = [Predictor(loaded, name, any_word=any_word) for name in names]  # an unknown name fails before any work
     progress = Progress(TextColumn("{task.description:<11}"), BarColumn(), MofNCompleteColumn(),

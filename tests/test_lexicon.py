@@ -178,8 +178,8 @@ def test_interactive_suggests_lexicon_words_unless_any_word(raw: Path, monkeypat
     monkeypatch.setattr(cli.sys, "stdin", _Terminal())
     monkeypatch.setattr(cli.sys, "stdout", _Terminal())
     monkeypatch.setattr(cli, "_raw_terminal", contextlib.nullcontext)
-    cli.interactive(model=raw, suggestions=5, max_words=4, from_file=None, save=None, force=False, device="cpu",
-                    any_word=any_word)
+    cli.interactive(model=raw, suggestions=5, max_words=4, from_file=None, save=None, force=False,
+                    device=cli.Device("cpu"), any_word=any_word)
     keyboard, lexicon = keyboards[0], read_lexicon(raw / checkpoint.LEXICON)
     offered = set()
     for key in "the c":
