@@ -93,6 +93,9 @@ def _friendly(command: Callable) -> Callable:
         except TrainingInterrupted as exc:
             err.print(f"[yellow]{escape(str(exc))}[/]", soft_wrap=True)
             raise typer.Exit(130) from None
+        except KeyboardInterrupt:  # outside training's loop, which says what it saved and how to go on
+            err.print("[yellow]interrupted[/]")
+            raise typer.Exit(130) from None
         except NextwordError as exc:
             _fail(str(exc))
             raise typer.Exit(2) from None

@@ -310,3 +310,15 @@ def test_shell_completion_script_completes_commands_and_options(tmp_path: Path) 
     done = subprocess.run(["bash", "-c", asked], capture_output=True, text=True, timeout=60,
                           env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"})
     assert done.stdout.splitlines() == ["predict", "--top-k", "rnn gru lstm ngram"], done.stderr
+
+
+def test_ctrl_c_before_training_begins_says_so_and_exits_130(tmp_path: Path, corpus_file: Path, monkeypatch) -> None:
+    """Outside the training loop (which saves and says how to resume), Ctrl-C is one line, not silence."""
+    import nextword.train
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(nextword.train, "train_tokenizer_for", interrupted)
+    result = CliRunner().invoke(app, ["train", str(corpus_file), "--out", str(tmp_path / "m"), "--quiet"])
+    assert result.exit_code == 130 and result.stderr.strip() == "interrupted"
