@@ -126,7 +126,7 @@ DEVICE_HELP = "Where to run: auto picks cuda, then mps, then cpu."
 def _device_option() -> Any:
     """The same --device for every verb: the same default, the same values (config.DEVICES), which help
     lists and the shell completes, as train's."""
-    return typer.Option(_choice_type("device")("auto"), "--device", help=DEVICE_HELP, case_sensitive=False)
+    return typer.Option(Device("auto"), "--device", help=DEVICE_HELP, case_sensitive=False)
 
 
 def _flag(key: str, default: Any) -> Any:

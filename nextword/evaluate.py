@@ -352,7 +352,8 @@ def _search_batch(predictor: "Predictor", logprobs: torch.Tensor, state: Any, qu
 
     model, texts = predictor.model, predictor.tokenizer.piece_text
     vocab, width, lead = logprobs.shape[1], max(4 * k, 16), 2 * k
-    pool = width if predictor.searcher.lexicon is None else width * _LEXICON_POOL  # as search._Search.run
+    # As search._Search.run: with a lexicon, more extensions are looked at than kept.
+    pool = width if predictor.searcher.lexicon is None else width * _LEXICON_POOL
     found: list[dict[str, float]] = [{} for _ in queries]
     beams = [[_Beam("", 0.0)] for _ in queries]
     rows = torch.tensor([query.row for query in queries], device=predictor.device)
