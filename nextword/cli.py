@@ -477,6 +477,8 @@ def summary_table(summary: dict[str, Any]) -> Table:
         rows += [(f"valid perplexity (word), {name}", f"{ppl:.2f}")
                  for name, ppl in fitted["valid_word_perplexity"].items()]
         rows.append(("cache half-life", f"{fitted['half_life']:,} pieces"))
+        if fitted.get("theta") is not None:  # absent in a model from before the neural cache
+            rows.append(("neural cache θ", f"{fitted['theta']:g}"))
     for name, value in rows:
         table.add_row(name, str(value))
     return table

@@ -121,6 +121,7 @@ def word_metrics(predictor: "Predictor", ids: np.ndarray, *, ks: Sequence[int] =
                      on_word=on_word)[1]
 
 
+@torch.inference_mode()  # the searches too: no autograd graph, and the neural cache's memory is made in it
 def read_text(predictor: "Predictor", ids: np.ndarray, *, scored: int, ks: Sequence[int] = (1, 5),
               suggestions: int = 0, max_words: int | None = None,
               on_word: Callable[[int, int], None] | None = None) -> tuple[float, WordMetrics]:

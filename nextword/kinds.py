@@ -28,6 +28,7 @@ from .config import Config
 from .errors import ConfigError, ModelDirError
 from .files import atomic_path, regular_file
 from .mixture import MixtureLM
+from .neural_cache import NeuralCache
 from .model import build_model
 from .ngram import NgramLM, count_ngrams, max_order
 
@@ -168,6 +169,23 @@ class Ngram:
         return model, None  # which export refuses, with its reason
 
 
+def _neural_cache_tensors(cache: NeuralCache | None) -> dict[str, torch.Tensor]:
+    if cache is None:
+        return {}
+    return {"theta": torch.tensor([cache.theta], dtype=torch.float64),
+            "window": torch.tensor([cache.window], dtype=torch.int64)}
+
+
+def _neural_cache_from(tensors: Mapping[str, torch.Tensor]) -> NeuralCache | None:
+    """The neural cache a mixture file names; None in one from before the neural cache (no θ)."""
+    if "theta" not in tensors:
+        return None
+    theta, window = float(tensors["theta"][0]), int(tensors["window"][0])
+    if not (theta > 0 and window > 0):
+        raise ValueError(f"its neural cache's theta {theta} and window {window} must both be positive")
+    return NeuralCache(theta, window)
+
+
 class Mixture:
     name = "mixture"
     counted = False  # its neural part trains as a neural model does; the rest is fitted at the end
@@ -178,7 +196,8 @@ class Mixture:
             save_model(model.ngram, str(temporary))
         with atomic_path(out / MIXTURE_FILE) as temporary:
             save_file({"weights": model.weights, "cache_weights": model.cache_weights,
-                       "half_life": torch.tensor([model.cache.half_life], dtype=torch.float64)}, str(temporary))
+                       "half_life": torch.tensor([model.cache.half_life], dtype=torch.float64),
+                       **_neural_cache_tensors(model.neural_cache)}, str(temporary))
 
     def load(self, out: Path, config: Config, vocab_size: int, manifest: Mapping[str, Any]) -> nn.Module:
         neural = NEURAL.load(out, config, vocab_size, manifest)
@@ -193,7 +212,8 @@ class Mixture:
                 sums = table.sum(1)
                 if not (torch.all((table >= 0) & (table <= 1)) and torch.allclose(sums, torch.ones_like(sums))):
                     raise ValueError("its weights are not distributions over the components")
-            return MixtureLM(neural, ngram, weights, cache_weights, float(tensors["half_life"][0]))
+            return MixtureLM(neural, ngram, weights, cache_weights, float(tensors["half_life"][0]),
+                             _neural_cache_from(tensors))
         except (KeyError, IndexError, ValueError, RuntimeError) as exc:
             raise _failed(out / MIXTURE_FILE, exc) from None
 
@@ -207,12 +227,17 @@ class Mixture:
     def describe(self, model: MixtureLM, config: Config) -> str:
         shares = ", ".join(f"{name} {share:.2f}" for name, share in model.summary()["mixture+cache"].items())
         return (f"mixture of {NEURAL.describe(model.neural, config)}; {NGRAM_KIND.describe(model.ngram, config)} "
-                f"({model.ngram.entries:,} n-grams); a cache of half-life {model.cache.half_life:g} pieces; "
+                f"({model.ngram.entries:,} n-grams); a cache of half-life {model.cache.half_life:g} pieces"
+                f"{_neural_cache_words(model.neural_cache)}; "
                 f"mean weights {shares}")
 
     def exportable(self, model: MixtureLM) -> tuple[nn.Module, str | None]:
         return model.neural, ("exported the neural part only: the n-gram and the cache of the mixture "
                               "look their answers up with numpy, which an exported graph cannot hold")
+
+
+def _neural_cache_words(cache: NeuralCache | None) -> str:
+    return "" if cache is None else f"; a neural cache of the last {cache.window:,} pieces (θ {cache.theta:g})"
 
 
 NEURAL, NGRAM_KIND, MIXTURE_KIND = Neural(), Ngram(), Mixture()

@@ -9,14 +9,22 @@ is worth more than where it backs off to a guess. In each bucket the weights lie
 to 1, a softmax of logits fitted by minimising the NLL of the validation text (`fit`); a bucket
 with fewer than MIN_BUCKET_PIECES validation pieces keeps the weights fitted over all of them.
 
-The cache adapts the mixture to the text being read: a decaying count of the pieces read so far,
-`counts <- decay * counts + onehot(piece)` after each piece, and p_cache = counts / counts.sum().
-It holds only the text already read, never what follows. Its decay is chosen on validation among
-half-lives of HALF_LIVES pieces. Where the cache is empty its weight goes to the other components.
+Two caches adapt the mixture to the text being read; both hold only the text already read, never
+what follows, and where one is empty its weight goes to the other components:
+
+- the unigram cache, a decaying count of the pieces read so far, `counts <- decay * counts +
+  onehot(piece)` after each piece, and p_cache = counts / counts.sum(); its decay chosen on
+  validation among half-lives of HALF_LIVES pieces;
+- the neural cache (neural_cache.py): the pieces that followed the places most like this one, by
+  the neural model's features; its sharpness chosen on validation among neural_cache.THETAS.
+
+    P(piece | h) = ... + λ_cache(b) p_cache(piece) + λ_neural_cache(b) p_neural_cache(piece | h)
+
+A model directory from before the neural cache has three weights per bucket and no neural cache.
 
 It has the interface of every model (see model.py): `forward` gives the log of the mixed
-distribution, and the state is (neural state, n-gram state, cache counts (batch, vocab)), which
-nothing changes in place.
+distribution, and the state is (neural state, n-gram state, cache counts (batch, vocab), neural
+cache memory or None), which nothing changes.
 """
 
 from __future__ import annotations
@@ -29,10 +37,12 @@ import torch
 from torch import nn
 
 from .evaluate import stream_loss
+from .model import target_logprobs
+from .neural_cache import THETAS, NeuralCache
 from .ngram import NgramLM
 from .tokenizer import Tokenizer
 
-NAMES = ("neural", "ngram", "cache")  # the components, in the order of the weights' columns
+NAMES = ("neural", "ngram", "cache", "neural cache")  # the components, in the order of the weights' columns
 HALF_LIVES = (30, 100, 300, 1000, 3000)  # the cache's half-lives, in pieces, that `fit` chooses from
 MIN_BUCKET_PIECES = 200
 
@@ -94,27 +104,31 @@ class UnigramCache:
         return found / total.clamp_min(1e-300), total, self._after(counts, tokens, weights[-1], carry[-1])
 
 
-def renormalised(weights: torch.Tensor, cache_total: torch.Tensor) -> torch.Tensor:
-    """`weights` (..., components), where the cache (the last component) is empty (`cache_total` 0):
-    its weight shared out among the others in proportion to theirs."""
-    weights = torch.cat([weights[..., :-1], weights[..., -1:] * (cache_total[..., None] > 0)], dim=-1)
+def renormalised(weights: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+    """`weights` (..., components) where the caches (the last `present.shape[-1]` components) hold
+    something (`present` (..., caches) true): an empty one's weight shared out among the others in
+    proportion to theirs."""
+    caches = present.shape[-1]
+    weights = torch.cat([weights[..., :-caches], weights[..., -caches:] * present], dim=-1)
     return weights / weights.sum(-1, keepdim=True)
 
 
-def mix(weights: torch.Tensor, parts: list[torch.Tensor], cache_total: torch.Tensor | None) -> torch.Tensor:
-    """Σ_c weights[..., c] parts[c], the cache (the last part, if `cache_total` is given) renormalised away
-    where it is empty."""
-    if cache_total is not None:
-        weights = renormalised(weights, cache_total)
+def mix(weights: torch.Tensor, parts: list[torch.Tensor], present: torch.Tensor | None) -> torch.Tensor:
+    """Σ_c weights[..., c] parts[c], the caches (the last parts, if `present` is given: see
+    `renormalised`) left out where they are empty."""
+    if present is not None:
+        weights = renormalised(weights, present)
     return sum(weights[..., c] * part for c, part in enumerate(parts))
 
 
 def neural_and_ngram_targets(neural: nn.Module, ngram: NgramLM, tokens: torch.Tensor, targets: torch.Tensor,
                              neural_state: Any, ngram_state: Any
-                             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, Any, Any]:
+                             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, Any, Any]:
     """p_neural and p_ngram of the targets (batch, time) float64, the n-gram's bucket of each
-    position (batch, time), and both models' states after the tokens."""
-    logprobs, neural_state = neural.target_logprobs(tokens, targets, neural_state)
+    position (batch, time), the neural model's features (batch, time, dim), and both models' states
+    after the tokens."""
+    features, neural_state = neural.features(tokens, neural_state, False)
+    logprobs = target_logprobs(neural.decoder, features, targets)
     windows, _, ngram_state = ngram.histories(tokens, ngram_state, last_only=False)
     found = ngram.contexts_found(windows)
     ngram_p = ngram.probabilities(windows, targets.cpu().numpy().reshape(-1), found)
@@ -123,45 +137,62 @@ def neural_and_ngram_targets(neural: nn.Module, ngram: NgramLM, tokens: torch.Te
     def shaped(array: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(array).reshape(targets.shape).to(tokens.device)
 
-    return logprobs.double().exp(), shaped(ngram_p), shaped(buckets), neural_state, ngram_state
+    return logprobs.double().exp(), shaped(ngram_p), shaped(buckets), features, neural_state, ngram_state
 
 
 class MixtureLM(nn.Module):
-    """The neural model, the n-gram and (with `use_cache`) the cache, mixed; see the module docstring.
+    """The neural model, the n-gram and (with `use_cache`) the caches, mixed; see the module docstring.
 
-    `weights` (buckets, 2) mix the neural model and the n-gram alone; `cache_weights` (buckets, 3)
-    mix all three.
+    `weights` (buckets, 2) mix the neural model and the n-gram alone; `cache_weights` (buckets, 4)
+    mix them with both caches, or (buckets, 3) with the unigram cache alone where `neural_cache` is
+    None (a model directory from before the neural cache).
     """
 
     def __init__(self, neural: nn.Module, ngram: NgramLM, weights: torch.Tensor, cache_weights: torch.Tensor,
-                 half_life: float, use_cache: bool = True):
+                 half_life: float, neural_cache: NeuralCache | None = None, use_cache: bool = True):
         super().__init__()
-        if weights.shape != (ngram.buckets, 2) or cache_weights.shape != (ngram.buckets, 3):
-            raise ValueError(f"the mixture's weights must be ({ngram.buckets}, 2) and ({ngram.buckets}, 3); "
+        components = 3 if neural_cache is None else 4
+        if weights.shape != (ngram.buckets, 2) or cache_weights.shape != (ngram.buckets, components):
+            raise ValueError(f"the mixture's weights must be ({ngram.buckets}, 2) and ({ngram.buckets}, {components}); "
                              f"got {tuple(weights.shape)} and {tuple(cache_weights.shape)}")
         self.neural, self.ngram = neural, ngram
         self.register_buffer("weights", weights.to(torch.float64))
         self.register_buffer("cache_weights", cache_weights.to(torch.float64))
         self.cache = UnigramCache(half_life)
+        self.neural_cache = neural_cache
         self.use_cache = use_cache
 
     def without_cache(self) -> MixtureLM:
         """The same neural model and n-gram, mixed with their own weights and no cache."""
         return MixtureLM(self.neural, self.ngram, self.weights, self.cache_weights, self.cache.half_life,
-                         use_cache=False)
+                         self.neural_cache, use_cache=False)
 
     @property
     def vocab_size(self) -> int:
         return self.ngram.vocab_size
 
+    @property
+    def _remembers(self) -> bool:
+        """Whether the neural cache is used: the state then holds its memory."""
+        return self.use_cache and self.neural_cache is not None
+
     def _weights(self, buckets: torch.Tensor) -> torch.Tensor:
         return (self.cache_weights if self.use_cache else self.weights)[buckets]
+
+    def _neural(self, tokens: torch.Tensor, state: Any, last_only: bool) -> tuple[torch.Tensor, torch.Tensor | None, Any]:
+        """The neural model's logits after each of `tokens` (or the last), its features after each
+        where the neural cache needs them (else None), and its state."""
+        if not self._remembers:
+            logits, state = self.neural(tokens, state, last_only)
+            return logits, None, state
+        features, state = self.neural.features(tokens, state, False)
+        return self.neural.decoder(features[:, -1:] if last_only else features), features, state
 
     def forward(self, tokens: torch.Tensor, state: tuple | None = None,
                 last_only: bool = False) -> tuple[torch.Tensor, tuple]:
         """log P(next piece) (batch, time or 1, vocab) after each of `tokens` (batch, time), and the state."""
-        neural_state, ngram_state, counts = state if state is not None else (None, None, None)
-        logits, neural_state = self.neural(tokens, neural_state, last_only)
+        neural_state, ngram_state, counts, memory = state if state is not None else (None,) * 4
+        logits, features, neural_state = self._neural(tokens, neural_state, last_only)
         windows, steps, ngram_state = self.ngram.histories(tokens, ngram_state, last_only)
         found = self.ngram.contexts_found(windows)
         shape = (tokens.shape[0], steps)
@@ -171,10 +202,15 @@ class MixtureLM(nn.Module):
         parts = [ngram_p.reshape(*shape, -1)]
         if self.use_cache:
             counted, total, counts = self.cache.distributions(counts, tokens, self.vocab_size, last_only)
-            weights = renormalised(weights, total)
+            present, parts = [total > 0], parts + [counted]
+            if features is not None:
+                remembered, sees, memory = self.neural_cache.distributions(memory, features, tokens, self.vocab_size,
+                                                                           last_only)
+                present, parts = present + [sees], parts + [remembered]
+            weights = renormalised(weights, torch.stack(present, -1))
             # The cache's weight per count, so that its counts need not be divided into a distribution.
-            weights = torch.cat([weights[..., :2], weights[..., 2:] / total.clamp_min(1e-300)[..., None]], -1)
-            parts.append(counted)
+            per_count = weights[..., 2:3] / total.clamp_min(1e-300)[..., None]
+            weights = torch.cat([weights[..., :2], per_count, weights[..., 3:]], -1)
         else:
             counts = tokens.new_zeros(tokens.shape[0], 0, dtype=torch.float32)
         # In place on fresh tensors, a pass over (batch, steps, vocab) each: prediction does this at every step.
@@ -182,73 +218,85 @@ class MixtureLM(nn.Module):
         mixed = torch.softmax(logits.float(), dim=-1).mul_(weights[:, :, 0])
         for c, part in enumerate(parts, 1):
             mixed.addcmul_(part, weights[:, :, c])
-        return mixed.log_(), (neural_state, ngram_state, counts)
+        return mixed.log_(), (neural_state, ngram_state, counts, memory)
 
     def target_logprobs(self, tokens: torch.Tensor, targets: torch.Tensor, state: tuple | None = None
                         ) -> tuple[torch.Tensor, tuple]:
         """log P(targets[b, t] | tokens up to [b, t]) (batch, time) without the full distributions."""
-        neural_state, ngram_state, counts = state if state is not None else (None, None, None)
-        neural_p, ngram_p, buckets, neural_state, ngram_state = neural_and_ngram_targets(
+        neural_state, ngram_state, counts, memory = state if state is not None else (None,) * 4
+        neural_p, ngram_p, buckets, features, neural_state, ngram_state = neural_and_ngram_targets(
             self.neural, self.ngram, tokens, targets, neural_state, ngram_state)
-        parts, total = [neural_p, ngram_p], None
+        parts, present = [neural_p, ngram_p], None
         if self.use_cache:
             cache_p, total, counts = self.cache.target_probabilities(counts, tokens, targets, self.vocab_size)
-            parts.append(cache_p)
+            parts, present = parts + [cache_p], [total > 0]
+            if self._remembers:
+                remembered, sees, memory = self.neural_cache.target_probabilities(memory, features, tokens, targets)
+                parts, present = parts + [remembered[0]], present + [sees]
+            present = torch.stack(present, -1)
         else:
             counts = tokens.new_zeros(tokens.shape[0], 0, dtype=torch.float32)
-        mixed = mix(self._weights(buckets), parts, total)
-        return torch.log(mixed).float(), (neural_state, ngram_state, counts)
+        mixed = mix(self._weights(buckets), parts, present)
+        return torch.log(mixed).float(), (neural_state, ngram_state, counts, memory)
 
     def select_state(self, state: tuple, rows: torch.Tensor) -> tuple:
-        neural_state, ngram_state, counts = state
+        neural_state, ngram_state, counts, memory = state
         return (self.neural.select_state(neural_state, rows), self.ngram.select_state(ngram_state, rows),
-                counts[rows])
+                counts[rows], None if memory is None else memory.select(rows))
 
     def join_states(self, first: tuple, second: tuple) -> tuple:
         return (self.neural.join_states(first[0], second[0]), self.ngram.join_states(first[1], second[1]),
-                torch.cat([first[2], second[2]]))
+                torch.cat([first[2], second[2]]), None if first[3] is None else first[3].join(second[3]))
 
     def summary(self) -> dict[str, Any]:
-        """The cache's half-life and each component's weight, averaged over the buckets."""
+        """The caches' half-life and sharpness and each component's weight, averaged over the buckets."""
         return {"half_life": self.cache.half_life,
+                "theta": None if self.neural_cache is None else self.neural_cache.theta,
                 "mixture": dict(zip(NAMES, self.weights.mean(0).tolist())),
                 "mixture+cache": dict(zip(NAMES, self.cache_weights.mean(0).tolist()))}
 
 
 class _Recorder(nn.Module):
-    """A model for `stream_loss` that scores nothing and keeps each component's probability of each
-    validation piece (one cache per half-life), the n-gram's bucket and the caches' totals."""
+    """A model for `stream_loss` that scores nothing and keeps, for each validation piece, each
+    component's probability of it (a unigram cache per half-life, a neural cache per θ), the
+    n-gram's bucket, and whether each cache held anything there."""
 
-    def __init__(self, neural: nn.Module, ngram: NgramLM, caches: list[UnigramCache]):
+    def __init__(self, neural: nn.Module, ngram: NgramLM, caches: list[UnigramCache], neural_cache: NeuralCache,
+                 thetas: tuple[float, ...]):
         super().__init__()
         self.neural, self.ngram, self.caches = neural, ngram, caches
+        self.neural_cache, self.thetas = neural_cache, thetas
         self.rows: list[tuple[torch.Tensor, ...]] = []
 
     def target_logprobs(self, tokens: torch.Tensor, targets: torch.Tensor, state: tuple | None = None
                         ) -> tuple[torch.Tensor, tuple]:
-        neural_state, ngram_state, counts = state if state is not None else (None, None, (None,) * len(self.caches))
-        neural_p, ngram_p, buckets, neural_state, ngram_state = neural_and_ngram_targets(
+        neural_state, ngram_state, counts, memory = state or (None, None, (None,) * len(self.caches), None)
+        neural_p, ngram_p, buckets, features, neural_state, ngram_state = neural_and_ngram_targets(
             self.neural, self.ngram, tokens, targets, neural_state, ngram_state)
         cache_p, totals, after = zip(*(cache.target_probabilities(c, tokens, targets, self.ngram.vocab_size)
                                        for cache, c in zip(self.caches, counts)))
-        self.rows.append(tuple(t.reshape(-1).cpu() for t in (neural_p, ngram_p, buckets, *cache_p, *totals)))
-        return torch.zeros(targets.shape, device=tokens.device), (neural_state, ngram_state, after)
+        remembered, sees, memory = self.neural_cache.target_probabilities(memory, features, tokens, targets,
+                                                                          self.thetas)
+        self.rows.append(tuple(t.reshape(-1).cpu() for t in (neural_p, ngram_p, buckets, sees, *cache_p,
+                                                             *(total > 0 for total in totals), *remembered)))
+        return torch.zeros(targets.shape, device=tokens.device), (neural_state, ngram_state, after, memory)
 
     def columns(self) -> list[torch.Tensor]:
         return [torch.cat(column) for column in zip(*self.rows)]
 
 
 def _nll(logits: torch.Tensor, probabilities: torch.Tensor, buckets: torch.Tensor,
-         cache_total: torch.Tensor | None) -> torch.Tensor:
-    return -torch.log(mix(torch.softmax(logits, -1)[buckets], list(probabilities.T), cache_total)).mean()
+         present: torch.Tensor | None) -> torch.Tensor:
+    return -torch.log(mix(torch.softmax(logits, -1)[buckets], list(probabilities.T), present)).mean()
 
 
 def fit_weights(probabilities: torch.Tensor, buckets: torch.Tensor, count: int,
-                cache_total: torch.Tensor | None = None) -> tuple[torch.Tensor, float]:
+                present: torch.Tensor | None = None) -> tuple[torch.Tensor, float]:
     """The weights (count, components) that minimise the mean NLL of pieces whose components gave
-    them `probabilities` (pieces, components) in `buckets` (pieces,): first one set shared by all
-    buckets, then each bucket's own from there; a bucket with fewer than MIN_BUCKET_PIECES pieces
-    keeps the shared set. Returns them and the mean NLL they reach."""
+    them `probabilities` (pieces, components) in `buckets` (pieces,), the caches left out where they
+    are not `present` (pieces, caches) (see `renormalised`): first one set shared by all buckets,
+    then each bucket's own from there; a bucket with fewer than MIN_BUCKET_PIECES pieces keeps the
+    shared set. Returns them and the mean NLL they reach."""
     components = probabilities.shape[1]
 
     def minimise(logits: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
@@ -258,7 +306,7 @@ def fit_weights(probabilities: torch.Tensor, buckets: torch.Tensor, count: int,
 
         def closure() -> torch.Tensor:
             optimiser.zero_grad()
-            loss = _nll(logits, probabilities, rows, cache_total)
+            loss = _nll(logits, probabilities, rows, present)
             loss.backward()
             return loss
 
@@ -269,27 +317,35 @@ def fit_weights(probabilities: torch.Tensor, buckets: torch.Tensor, count: int,
     own = minimise(shared.expand(count, components), buckets)
     rare = torch.bincount(buckets, minlength=count) < MIN_BUCKET_PIECES
     logits = torch.where(rare[:, None], shared, own)
-    return torch.softmax(logits, -1), _nll(logits, probabilities, buckets, cache_total).item()
+    return torch.softmax(logits, -1), _nll(logits, probabilities, buckets, present).item()
 
 
 def fit(neural: nn.Module, ngram: NgramLM, tokenizer: Tokenizer, valid_ids: np.ndarray, *, seq_len: int,
         device: torch.device) -> tuple[MixtureLM, dict[str, Any]]:
-    """The mixture of `neural` and `ngram`, its weights and cache fitted on `valid_ids`, and a report:
-    the n-gram's order, the half-life chosen, and each component's and mixture's validation loss per
-    piece and word perplexity."""
+    """The mixture of `neural` and `ngram`, its weights and caches fitted on `valid_ids`, and a report:
+    the n-gram's order, the half-life and θ chosen, and each component's and mixture's validation
+    loss per piece and word perplexity. The half-life is chosen first (with the unigram cache
+    alone), then θ with both caches."""
     caches = [UnigramCache(half_life) for half_life in HALF_LIVES]
-    recorder = _Recorder(neural, ngram, caches).eval()  # stream_loss leaves a model in the mode it found
-    scored = stream_loss(recorder, tokenizer, valid_ids, seq_len=seq_len, device=device)
-    neural_p, ngram_p, buckets, *rest = recorder.columns()
-    cache_p, totals = rest[:len(caches)], rest[len(caches):]
+    recorder = _Recorder(neural, ngram, caches, NeuralCache(THETAS[0]), THETAS).eval()
+    scored = stream_loss(recorder, tokenizer, valid_ids, seq_len=seq_len, device=device)  # leaves the mode it found
+    neural_p, ngram_p, buckets, sees, *rest = recorder.columns()
+    cache_p, cache_present = rest[:len(caches)], rest[len(caches):2 * len(caches)]
+    remembered = rest[2 * len(caches):]
     weights, mixture_loss = fit_weights(torch.stack([neural_p, ngram_p], 1), buckets, ngram.buckets)
-    fits = [fit_weights(torch.stack([neural_p, ngram_p, p], 1), buckets, ngram.buckets, total)
-            for p, total in zip(cache_p, totals)]
+    fits = [fit_weights(torch.stack([neural_p, ngram_p, p], 1), buckets, ngram.buckets, present[:, None])
+            for p, present in zip(cache_p, cache_present)]
     best = min(range(len(fits)), key=lambda i: fits[i][1])
-    cache_weights, cache_loss = fits[best]
-    model = MixtureLM(neural, ngram, weights, cache_weights, HALF_LIVES[best])
+    unigram_loss = fits[best][1]
+    both_present = torch.stack([cache_present[best], sees], 1)
+    fits = [fit_weights(torch.stack([neural_p, ngram_p, cache_p[best], p], 1), buckets, ngram.buckets, both_present)
+            for p in remembered]
+    sharpest = min(range(len(fits)), key=lambda i: fits[i][1])
+    cache_weights, cache_loss = fits[sharpest]
+    model = MixtureLM(neural, ngram, weights, cache_weights, HALF_LIVES[best], NeuralCache(THETAS[sharpest]))
     losses = {"neural": -neural_p.log().mean().item(), "ngram": -ngram_p.log().mean().item(),
-              "mixture": mixture_loss, "mixture+cache": cache_loss}
+              "mixture": mixture_loss, "mixture+unigram cache": unigram_loss, "mixture+cache": cache_loss}
     per_word = scored.tokens / max(scored.words, 1)
-    return model, {"order": ngram.order, "half_life": HALF_LIVES[best], "valid_loss": losses,
+    return model, {"order": ngram.order, "half_life": HALF_LIVES[best], "theta": THETAS[sharpest],
+                   "valid_loss": losses,
                    "valid_word_perplexity": {name: math.exp(loss * per_word) for name, loss in losses.items()}}

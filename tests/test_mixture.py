@@ -17,6 +17,7 @@ from nextword.cli import app
 from nextword.config import resolve
 from nextword.evaluate import stream_loss
 from nextword.mixture import HALF_LIVES, MixtureLM, UnigramCache, fit, fit_weights
+from nextword.neural_cache import THETAS, NeuralCache
 from nextword.predict import Predictor
 from nextword.train import train
 
@@ -117,16 +118,35 @@ def test_the_weights_are_distributions_and_round_trip_through_the_directory(trai
     model = checkpoint.load(out).model
     for table in (model.weights, model.cache_weights):
         assert torch.all((table >= 0) & (table <= 1)) and torch.allclose(table.sum(1), torch.ones(len(table)).double())
-    changed = MixtureLM(model.neural, model.ngram, model.weights.flip(1), model.cache_weights.roll(1, 1), 300.0)
+    assert model.cache_weights.shape[1] == 4 and model.neural_cache.theta in THETAS
+    changed = MixtureLM(model.neural, model.ngram, model.weights.flip(1), model.cache_weights.roll(1, 1), 300.0,
+                        NeuralCache(12.5, window=700))
     kinds.MIXTURE_KIND.save(out, changed)
     again = checkpoint.load(out).model
     assert torch.equal(again.weights, changed.weights) and torch.equal(again.cache_weights, changed.cache_weights)
     assert again.cache.half_life == 300.0
+    assert (again.neural_cache.theta, again.neural_cache.window) == (12.5, 700)
     save = {"weights": -model.weights, "cache_weights": model.cache_weights, "half_life": torch.ones(1).double()}
     from safetensors.torch import save_file
     save_file(save, str(out / kinds.MIXTURE_FILE))
     with pytest.raises(checkpoint.ModelDirError, match="mixture.safetensors does not match"):
         checkpoint.load(out)
+
+
+def test_a_mixture_from_before_the_neural_cache_loads_and_predicts_with_its_unigram_cache(trained_model: Path,
+                                                                                       tmp_path: Path) -> None:
+    out = tmp_path / "before"
+    shutil.copytree(trained_model, out)
+    model = checkpoint.load(out).model
+    three = model.cache_weights[:, :3] / model.cache_weights[:, :3].sum(1, keepdim=True)
+    from safetensors.torch import save_file
+    save_file({"weights": model.weights, "cache_weights": three, "half_life": torch.tensor([100.0]).double()},
+              str(out / kinds.MIXTURE_FILE))  # as written before: no theta, three weights per bucket
+    loaded = checkpoint.load(out)
+    assert loaded.model.neural_cache is None and torch.equal(loaded.model.cache_weights, three)
+    words = Predictor(loaded).predict("anna has the red ", k=3)
+    assert len(words) == 3 and all(0 < p <= 1 for _, p in words)
+    assert "neural cache" not in loaded.kind.describe(loaded.model, loaded.config)
 
 
 def test_fit_weights_finds_the_component_that_predicts_and_keeps_rare_buckets_shared() -> None:
