@@ -50,10 +50,10 @@ def main() -> None:
         ids = np.concatenate([[EOS_ID], encode_corpus(check_corpus(test), predictor.tokenizer)])
         for repeat in range(args.repeats):
             console.print(f"{model}: loss pass, run {repeat + 1}…")
-            _, loss_wall, loss_cpu = timed(lambda: stream_loss(predictor.model, predictor.tokenizer, ids, seq_len=256,
-                                                               device=predictor.device, streams=1))
+            _, loss_wall, loss_cpu = timed(lambda p=predictor, i=ids: stream_loss(p.model, p.tokenizer, i, seq_len=256,
+                                                                              device=p.device, streams=1))
             console.print(f"{model}: evaluate, run {repeat + 1}…")
-            result, wall, cpu = timed(lambda: evaluate_file(predictor, test))
+            result, wall, cpu = timed(lambda p=predictor: evaluate_file(p, test))
             rows.append({"model": str(model), "run": repeat + 1, "tokens": result["tokens"],
                          "characters": result["characters"], "words": result["predicted_words"],
                          "loss_seconds": loss_wall, "loss_cpu_seconds": loss_cpu,

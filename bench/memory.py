@@ -104,7 +104,8 @@ def main() -> None:
     peaks = [r["peak_rss_mib"] for r in results]
     growth = max(peaks) / min(peaks) - 1
     met = growth <= TARGET
-    rows.append(["largest / smallest", "", f"+{growth:.1%}", "", f"target <= +{TARGET:.0%}: {'met' if met else 'not met'}"])
+    verdict = f"target <= +{TARGET:.0%}: {'met' if met else 'not met'}"
+    rows.append(["largest / smallest", "", f"+{growth:.1%}", "", verdict])
     info = machine()
     write_json(args.out, {"machine": info, "config": args.config.name, "steps": args.steps, "runs": results,
                           "growth": round(growth, 4), "target": TARGET, "met": met})

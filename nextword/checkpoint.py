@@ -45,7 +45,7 @@ from .config import INIT_LR_SCALE, RESUMABLE_KEYS, SHAPE_KEYS, Config, dump_yaml
 from .devices import pick_device
 from .errors import ConfigError, ModelDirError
 from .files import (LockHeld, atomic_path, exclusive_lock, existing_directory, leftover_temporaries, read_bytes,
-                    regular_file, write_bytes, write_text)
+                    write_bytes, write_text)
 from . import kinds
 from .model import LanguageModel
 from .lexicon import Lexicon, read_lexicon

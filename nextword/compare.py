@@ -238,7 +238,8 @@ def markdown_report(results: Sequence[VariantResult], made: dict[str, Any] | Non
             lines.append(f"| {r.name} | " + " | ".join(
                 f"{by[b]['recall']:.1%} ({by[b]['top1']:.1%})" if b in by else "-" for b in buckets) + " |")
         chance = results[0].long_range
-        lines += ["", "Targets per bucket: " + ", ".join(f"{b}: {v['targets']}" for b, v in chance["by_distance"].items())
+        lines += ["", "Targets per bucket: "
+                  + ", ".join(f"{b}: {v['targets']}" for b, v in chance["by_distance"].items())
                   + f". Guessing among the words of each kind would recall {chance['chance']:.1%}.", ""]
     if made:
         lines += ["## How this was made", "", *([f"    {made['command']}", ""] if made["command"] else []),

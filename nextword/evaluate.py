@@ -426,7 +426,8 @@ def _search_batch(predictor: "Predictor", logprobs: torch.Tensor, state: Any, qu
         settled: set[int] = set()
         stages, outputs = [], []
         for low, high in ((0, k), (k, lead), (lead, None)):
-            stage = [(q, b, i) for q, b, i in candidates if q not in settled and b >= low and (high is None or b < high)]
+            stage = [(q, b, i) for q, b, i in candidates
+                     if q not in settled and b >= low and (high is None or b < high)]
             if high is None:
                 stage = [(q, b, i) for q, b, i in stage if new_beams[q][b].logprob >= _kth_best(found[q], k)]
             if not stage:
@@ -436,7 +437,7 @@ def _search_batch(predictor: "Predictor", logprobs: torch.Tensor, state: Any, qu
             settled |= {q for q in {q for q, _, _ in stage} if _settled(queries[q], found[q], new_beams[q], k)}
         # Back to one block of rows per query, its beams in order; the queries that are done leave.
         rows_of: dict[int, list[int]] = {q: [] for q in live}
-        for i, (q, b, _) in sorted(enumerate(stages), key=lambda item: item[1][1]):
+        for i, (q, _, _) in sorted(enumerate(stages), key=lambda item: item[1][1]):
             rows_of[q].append(i)
         for q in live:
             beams[q] = [new_beams[q][stages[i][1]] for i in rows_of[q]]
@@ -647,7 +648,8 @@ def evaluate_file(predictor: "Predictor", path: str | Path, *, perplexity_lines:
     report("reading", 0, 1)
     nll, words = read_text(predictor, ids, scored=scored, ks=(1, 3, 5), suggestions=suggestions,
                            max_words=predict_words, on_word=lambda done, total: report("reading", done, total))
-    totals = LossTotals(nll, scored, tokenizer.word_count(ids[:scored]), count_characters(corpus.path, perplexity_lines))
+    characters = count_characters(corpus.path, perplexity_lines)
+    totals = LossTotals(nll, scored, tokenizer.word_count(ids[:scored]), characters)
     result = {
         "file": str(corpus.path), "tokens": totals.tokens, "words": totals.words, "characters": totals.chars,
         "loss": totals.loss, "token_perplexity": totals.token_perplexity, "word_perplexity": totals.word_perplexity,

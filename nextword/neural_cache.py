@@ -220,7 +220,8 @@ def _after(memory: Memory, new_keys: torch.Tensor, tokens: torch.Tensor, new_val
     order = torch.argsort((~valid).to(torch.int8), dim=1, stable=True)
     width = int(valid.sum(1).max()) if len(counts) else 0
     order = order[:, :width]
-    kept = Memory(tuple(logs), tuple(log_of), tuple(ends), keys.gather(1, order[..., None].expand(-1, -1, keys.shape[2])),
+    kept = Memory(tuple(logs), tuple(log_of), tuple(ends),
+                  keys.gather(1, order[..., None].expand(-1, -1, keys.shape[2])),
                   pieces.gather(1, order), valid.gather(1, order), last_features,
                   torch.ones_like(memory.pending_valid))
     return kept.select(torch.arange(len(counts), device=keys.device)) if len(logs) > len(set(log_of)) else kept

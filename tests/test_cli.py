@@ -238,10 +238,11 @@ def test_init_trains_a_personal_model_and_info_says_where_it_came_from(tmp_path:
     shown = run("info", out).stdout
     assert "started from" in shown and "trained on" in shown
     for args, message in ((["--hidden=64"], "hidden cannot change"), (["--resume"], "give one of them"),
-                          (["--init", tmp_path], "--init"), ([], "n-gram model")):
+                          (["--init", tmp_path], "not a model"), ([], "n-gram model")):
         init = trained_ngram if not args else trained_model
         result = run("train", personal, "--init", init, "--out", tmp_path / "q", *args)
         assert result.exit_code == 2 and len(result.stderr.splitlines()) == 1 and "Traceback" not in result.output
+        assert message in result.stderr, (args, result.stderr)
     missing = run("train", personal, "--init", tmp_path / "nothing", "--out", tmp_path / "q")
     assert missing.exit_code == 2 and "model not found" in missing.stderr and not (tmp_path / "q").exists()
 

@@ -11,7 +11,7 @@ from nextword.checkpoint import load
 from nextword.cli import app
 from nextword.config import resolve
 from nextword.errors import ExportError
-from nextword.export import export, initial_state, state_names
+from nextword.export import export, initial_state
 from nextword.model import build_model
 
 from conftest import TINY

@@ -16,7 +16,7 @@ from nextword import checkpoint, kinds
 from nextword.cli import app
 from nextword.config import resolve
 from nextword.evaluate import stream_loss
-from nextword.mixture import HALF_LIVES, MixtureLM, UnigramCache, fit, fit_weights
+from nextword.mixture import HALF_LIVES, MixtureLM, UnigramCache, fit_weights
 from nextword.neural_cache import THETAS, NeuralCache
 from nextword.predict import Predictor
 from nextword.train import train
@@ -101,7 +101,8 @@ def test_the_cache_never_looks_ahead(loaded: checkpoint.LoadedModel) -> None:
     for t in range(ids.shape[1]):
         expected = expected * 0.5 ** 0.5
         expected[ids[0, t]] += 1
-        assert torch.allclose(at[0, t].double(), expected) and total[0, t].item() == pytest.approx(expected.sum().item())
+        assert torch.allclose(at[0, t].double(), expected)
+        assert total[0, t].item() == pytest.approx(expected.sum().item())
     assert torch.allclose(counts[0].double(), expected) and torch.isfinite(targets).all()
     # Prediction's shortcut (the last position only) gives the same, from empty counts and from counts carried.
     for start in (None, counts):
@@ -216,16 +217,15 @@ def test_evaluate_info_and_export_name_the_components(trained_model: Path, tmp_p
     runner = CliRunner()
     text = tmp_path / "held_out.txt"
     text.write_text(sentence_corpus(20, seed=5), encoding="utf-8")
-    result = runner.invoke(app, ["evaluate", str(trained_model), str(text), "--component", "all", "--predict-words", "40",
-                                 "--json"])
+    evaluate = ["evaluate", str(trained_model), str(text), "--predict-words", "40"]
+    result = runner.invoke(app, [*evaluate, "--component", "all", "--json"])
     assert result.exit_code == 0, result.output
     scores = json.loads(result.stdout)["components"]
     assert list(scores) == ["neural", "ngram", "mixture", "mixture+cache"]
     assert scores["mixture"]["word_perplexity"] < scores["neural"]["word_perplexity"]
-    table = runner.invoke(app, ["evaluate", str(trained_model), str(text), "--component", "all", "--predict-words", "40"])
+    table = runner.invoke(app, [*evaluate, "--component", "all"])
     assert table.exit_code == 0 and "mixture+cache" in table.stdout and "word perplexity" in table.stdout
-    one = runner.invoke(app, ["evaluate", str(trained_model), str(text), "--component", "ngram", "--predict-words", "40",
-                              "--json"])
+    one = runner.invoke(app, [*evaluate, "--component", "ngram", "--json"])
     assert json.loads(one.stdout)["component"] == "ngram"
     assert json.loads(one.stdout)["word_perplexity"] == pytest.approx(scores["ngram"]["word_perplexity"])
     info = runner.invoke(app, ["info", str(trained_model), "--json"])

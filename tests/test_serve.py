@@ -106,7 +106,8 @@ def test_sessions_are_bounded_by_forgetting_the_least_recently_used(predictor) -
     server = Server(predictor)
     for i in range(MAX_SESSIONS + 5):
         assert "predictions" in server.answer(json.dumps({"text": "anna ", "id": str(i)}).encode())
-    assert len(server.sessions) == MAX_SESSIONS and "0" not in server.sessions and str(MAX_SESSIONS + 4) in server.sessions
+    assert len(server.sessions) == MAX_SESSIONS
+    assert "0" not in server.sessions and str(MAX_SESSIONS + 4) in server.sessions
 
 
 def test_the_command_answers_each_line_at_once_and_exits_0_at_the_end(trained_model: Path) -> None:
