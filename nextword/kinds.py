@@ -104,6 +104,15 @@ def fit_ngram(ids: np.ndarray, vocab_size: int, order: int) -> NgramLM:
     return NgramLM(vocab_size, order, count_ngrams(ids, vocab_size, order))
 
 
+def _tying(model: nn.Module) -> str:
+    """Whether the output layer shares the input embedding's weights, and why not where it does not."""
+    if not isinstance(model.decoder, nn.Linear):
+        return "embeddings not tied (adaptive softmax)"
+    if model.decoder.weight is model.embedding.weight:
+        return "embeddings tied"
+    return "embeddings not tied (embed differs from hidden)"
+
+
 class Neural:
     name = "neural"
     counted = False  # trained step by step, resumable
@@ -131,7 +140,7 @@ class Neural:
     def describe(self, model: nn.Module, config: Config) -> str:
         encoder = f", bidirectional over {config.context} pieces ({config.pool})" if config.bidirectional else ""
         return (f"{config.cell}, {config.layers} layers, embed {config.embed}, hidden {config.hidden}, "
-                f"dropout {config.dropout}{encoder}")
+                f"dropout {config.dropout}{encoder}, {_tying(model)}")
 
     def exportable(self, model: nn.Module) -> tuple[nn.Module, str | None]:
         """What export writes of the model, and a note when that is not all of it."""
@@ -201,7 +210,8 @@ class Mixture:
 
     def load(self, out: Path, config: Config, vocab_size: int, manifest: Mapping[str, Any]) -> nn.Module:
         neural = NEURAL.load(out, config, vocab_size, manifest)
-        ngram = _ngram_from(out / NGRAM_FILE, vocab_size, int((manifest.get("mixture") or {}).get("order", config.order)))
+        order = int((manifest.get("mixture") or {}).get("order", config.order))
+        ngram = _ngram_from(out / NGRAM_FILE, vocab_size, order)
         tensors = _tensors(out / MIXTURE_FILE)
         try:
             weights, cache_weights = tensors["weights"], tensors["cache_weights"]

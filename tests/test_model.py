@@ -129,3 +129,16 @@ def test_joined_states_are_the_rows_of_both_in_order(model) -> None:
     whole = rows(state, torch.tensor([3, 0, 2]))
     for a, b in zip(*(s if isinstance(s, tuple) else (s,) for s in (joined, whole))):
         assert torch.equal(a, b)
+
+
+def test_info_says_whether_the_embeddings_are_tied() -> None:
+    from nextword import kinds
+    from nextword.config import resolve
+
+    from conftest import TINY
+
+    for sizes, said in (({"embed": 32, "hidden": 32}, "embeddings tied"),
+                        ({"embed": 16, "hidden": 32}, "embeddings not tied (embed differs from hidden)")):
+        config = resolve(TINY, sizes)
+        description = kinds.NEURAL.describe(kinds.build_model(config, 30), config)
+        assert description.endswith(said), description
