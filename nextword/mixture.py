@@ -1,7 +1,9 @@
-"""The mixture: a neural model, a Kneser-Ney n-gram and a cache of the document so far, interpolated
-piece by piece (linear interpolation, Jelinek & Mercer 1980; the cache after Kuhn & De Mori 1990):
+"""The mixture: a neural model, a Kneser-Ney n-gram and two caches of the document so far, interpolated
+piece by piece (linear interpolation, Jelinek & Mercer 1980; the unigram cache after Kuhn & De Mori
+1990, the neural cache after Grave et al. 2017):
 
-    P(piece | h) = λ_neural(b) p_neural(piece | h) + λ_ngram(b) p_ngram(piece | h) + λ_cache(b) p_cache(piece)
+    P(piece | h) = λ_neural(b) p_neural(piece | h) + λ_ngram(b) p_ngram(piece | h)
+                   + λ_cache(b) p_cache(piece) + λ_neural_cache(b) p_neural_cache(piece | h)
 
 The weights depend on a bucket b of what the n-gram knows of the context (the longest context it
 has seen, and how often: `NgramLM.context_buckets`): where it has seen the context many times it
@@ -17,8 +19,6 @@ what follows, and where one is empty its weight goes to the other components:
   validation among half-lives of HALF_LIVES pieces;
 - the neural cache (neural_cache.py): the pieces that followed the places most like this one, by
   the neural model's features; its sharpness chosen on validation among neural_cache.THETAS.
-
-    P(piece | h) = ... + λ_cache(b) p_cache(piece) + λ_neural_cache(b) p_neural_cache(piece | h)
 
 A model directory from before the neural cache has three weights per bucket and no neural cache.
 
@@ -179,7 +179,8 @@ class MixtureLM(nn.Module):
     def _weights(self, buckets: torch.Tensor) -> torch.Tensor:
         return (self.cache_weights if self.use_cache else self.weights)[buckets]
 
-    def _neural(self, tokens: torch.Tensor, state: Any, last_only: bool) -> tuple[torch.Tensor, torch.Tensor | None, Any]:
+    def _neural(self, tokens: torch.Tensor, state: Any, last_only: bool
+                ) -> tuple[torch.Tensor, torch.Tensor | None, Any]:
         """The neural model's logits after each of `tokens` (or the last), its features after each
         where the neural cache needs them (else None), and its state."""
         if not self._remembers:
