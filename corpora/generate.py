@@ -22,13 +22,17 @@ sets, so the output depends on the seed alone.
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import re
+import sys
 from collections import ChainMap
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, NamedTuple
+
+# The targets' one definition and sidecar naming are nextword's (nextword/targets.py, no torch in it):
+# found from the checkout this script is in, installed or not.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from nextword.targets import Target, targets_path, write_targets  # noqa: E402
 
 # --------------------------------------------------------------------------------------
 # Vocabulary. Every category is single words unless noted, so word counts stay exact.
@@ -964,20 +968,6 @@ def generate_stories(seed: int, size: int) -> str:
 # Long-range dependencies
 # --------------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class Target:
-    """A word that can only be predicted by remembering a cue word earlier in its line."""
-
-    line: int  # 0-based line number
-    word: int  # 0-based index of the whitespace-separated word in that line
-    expected: str  # that word exactly as written, punctuation included
-    distance: int  # number of words strictly between the cue and the target
-    # What fills the slot: "name", "number", "be-past" (was/were) or "be-present" (is/are). The
-    # targets of one kind share their possible words, so a scorer can ask whether a model ranks
-    # the expected one above the others of its kind: that needs the cue, nothing else does.
-    kind: str
-
-
 # Past-tense actions for the cue's sentence; rendered with the cue as hero.
 CUE_ACTIONS = (
     "{v:idle}", "{v:open} the {openable}", "{v:handle} the {object}",
@@ -1233,23 +1223,6 @@ def generate_longrange(seed: int, size: int, min_distance: int,
         lines.append(line)
         length += len(line) + 1
     return "".join(line + "\n" for line in lines), targets
-
-
-def targets_path(text_path: str | Path) -> Path:
-    """The sidecar next to a longrange text: corpus.txt -> corpus.txt.targets.jsonl."""
-    return Path(f"{text_path}.targets.jsonl")
-
-
-def write_targets(path: str | Path, targets: list[Target]) -> None:
-    """Write targets as JSON Lines, one object per target."""
-    with open(path, "w", encoding="utf-8", newline="\n") as f:
-        for target in targets:
-            f.write(json.dumps(asdict(target)) + "\n")
-
-
-def read_targets(path: str | Path) -> list[Target]:
-    with open(path, encoding="utf-8") as f:
-        return [Target(**json.loads(line)) for line in f if line.strip()]
 
 
 # --------------------------------------------------------------------------------------

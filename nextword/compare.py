@@ -22,7 +22,8 @@ from . import config as configuration
 from .config import CELLS, COMPARE_DEFAULTS, COMPARE_STEPS, NEURAL_CELLS, Config
 from .data import CorpusFile, check_corpus
 from .errors import ConfigError, ModelDirError
-from .evaluate import LongRangeAccuracy, long_range_accuracy, read_targets, stream_loss, word_metrics
+from .evaluate import LongRangeAccuracy, long_range_accuracy, stream_loss, word_metrics
+from .targets import read_targets, targets_path
 from .files import write_text
 from .gradients import gradient_flow
 from .kinds import trained_kind
@@ -141,7 +142,7 @@ def _long_range_targets(corpus: Path, held_out: CorpusFile | None, train_ids: np
                         ) -> tuple[int, list] | None:
     """The long-range targets, with the number of the validation text's first whole line."""
     source = held_out.path if held_out else corpus
-    sidecar = source.with_name(source.name + ".targets.jsonl")
+    sidecar = targets_path(source)
     if not sidecar.is_file():
         return None
     # Validation held out from the corpus starts inside the line after the training split's last break.

@@ -7,7 +7,6 @@ validation and `nextword evaluate` share this one implementation.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ import torch
 from .errors import ConfigError, CorpusError
 from .lexicon import Words
 from .model import LanguageModel
+from .targets import Target, read_targets, targets_path
 from .tokenizer import EOS_ID, Tokenizer
 
 if TYPE_CHECKING:
@@ -519,31 +519,6 @@ class LongRangeAccuracy:
         return {**self._rates(overall), "by_distance": {name: self._rates(counts) for name, counts in ordered}}
 
 
-@dataclass(frozen=True)
-class Target:
-    """A word that only a cue `distance` words back determines (see corpora/generate.py)."""
-
-    line: int  # 0-based line of the text
-    word: int  # 0-based index among the line's whitespace-separated words
-    expected: str
-    distance: int
-    kind: str  # the targets of one kind share the words that could fill their slot
-
-
-def read_targets(path: str | Path) -> list[Target]:
-    """The long-range targets of a text, from its `<text>.targets.jsonl` sidecar."""
-    targets = []
-    with open(path, encoding="utf-8") as stream:
-        for number, line in enumerate(stream, 1):
-            if line.strip():
-                try:
-                    targets.append(Target(**json.loads(line)))
-                except (json.JSONDecodeError, TypeError):
-                    raise CorpusError(f"{path}, line {number}: not a target (want line, word, expected, "
-                                      f"distance, kind; regenerate it with corpora/generate.py)") from None
-    return targets
-
-
 def long_range_accuracy(predictor: "Predictor", ids: np.ndarray, first_line: int, targets: Sequence[Target],
                         on_target: Callable[[int, int], None] | None = None) -> LongRangeAccuracy:
     """Top-1 accuracy and recall (see `LongRangeAccuracy`) on each target inside `ids`, each predicted from
@@ -632,7 +607,7 @@ def evaluate_file(predictor: "Predictor", path: str | Path, *, perplexity_lines:
         if value is not None and value < 1:
             raise ConfigError(f"option '{name}' must be >= 1; got {value}")
     corpus = check_corpus(path)
-    sidecar = corpus.path.with_name(corpus.path.name + ".targets.jsonl")
+    sidecar = targets_path(corpus.path)
     if long_range and not sidecar.is_file():
         raise CorpusError(f"--long-range needs {sidecar.name} beside {corpus.path.name} "
                           f"(written by corpora/generate.py longrange)")

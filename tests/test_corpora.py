@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from nextword.targets import read_targets
+
 CORPORA = Path(__file__).resolve().parent.parent / "corpora"
 GENERATOR = CORPORA / "generate.py"
 
@@ -97,7 +99,7 @@ def test_targets_round_trip_through_the_sidecar(tmp_path):
     path = gen.targets_path(tmp_path / "corpus.txt")
     assert path.name == "corpus.txt.targets.jsonl"
     gen.write_targets(path, targets)
-    assert gen.read_targets(path) == targets
+    assert read_targets(path) == targets
 
 
 def test_command_line_writes_text_and_sidecar(tmp_path):
@@ -106,7 +108,7 @@ def test_command_line_writes_text_and_sidecar(tmp_path):
                     "--min-distance", "3", "--max-distance", "9", "--out", str(out)], check=True)
     text, targets = gen.generate_longrange(7, 3000, 3, 9)
     assert out.read_text() == text
-    assert gen.read_targets(gen.targets_path(out)) == targets
+    assert read_targets(gen.targets_path(out)) == targets
 
 
 def test_committed_stories_match_the_generator():
@@ -120,4 +122,4 @@ def test_committed_longrange_matches_the_generator():
     path = CORPORA / "longrange.txt"
     assert path.read_text(encoding="ascii") == text, (
         "corpora/longrange.txt is out of date: regenerate it with the command in corpora/README.md")
-    assert gen.read_targets(gen.targets_path(path)) == targets
+    assert read_targets(gen.targets_path(path)) == targets

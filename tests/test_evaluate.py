@@ -142,7 +142,8 @@ def test_evaluate_file_and_its_long_range_sidecar(model, tmp_path: Path) -> None
 
 
 def test_long_range_targets_are_found_where_the_sidecar_says(model, monkeypatch) -> None:
-    from nextword.evaluate import Target, long_range_accuracy
+    from nextword.evaluate import long_range_accuracy
+    from nextword.targets import Target
 
     text = ("ben has a small cup .\nanna has the red ball . dan gives the red ball to the cat .\n"
             "cora has a green hat .\n")
@@ -195,7 +196,8 @@ def test_word_logprobs_agree_with_a_token_by_token_computation(model) -> None:
 
 
 def test_recall_asks_whether_the_cue_word_beats_the_others_of_its_kind(model, corpus_file: Path) -> None:
-    from nextword.evaluate import Target, long_range_accuracy
+    from nextword.evaluate import long_range_accuracy
+    from nextword.targets import Target
 
     # "anna has the red ball . anna gives ...": the second name repeats the first, three words apart.
     lines = corpus_file.read_text().splitlines()[:40]
