@@ -15,7 +15,8 @@ and the many places of one reading that evaluate searches from, share their docu
 instead of copying them. A row whose log another row has already carried on past its place keeps
 its new entries as its own `tail`; a tail longer than TAIL_LIMIT moves to a log of its own
 (the last WINDOW entries copied). Appending to a log at an end no state has passed adds only what
-no existing state can see, so no state ever changes.
+no existing state can see, so no state ever changes. A log keeps all its document's entries,
+4 × dim bytes a piece (1 KB for the small preset): a state may go back to any place in it.
 """
 
 from __future__ import annotations
