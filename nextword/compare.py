@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -79,7 +79,7 @@ def compare_settings(config_file: Path | None, options: dict[str, Any]) -> Confi
     """The shared settings of a comparison: COMPARE_DEFAULTS under the YAML file and the flags."""
     settings = configuration.load(config_file, options, defaults=COMPARE_DEFAULTS)
     if settings.max_steps is None and settings.time_budget is None:
-        settings = replace(settings, max_steps=COMPARE_STEPS)
+        settings = settings.replace(max_steps=COMPARE_STEPS)
     return settings
 
 
