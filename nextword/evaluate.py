@@ -203,8 +203,7 @@ class _Reading:
         self.end_mask = torch.from_numpy(predictor.tokenizer.ends_word.astype(np.float32)).to(predictor.device)
         self.word_ends = np.zeros(length)  # log P(a word ends), before each piece (until full_until)
 
-    @torch.inference_mode()
-    def __iter__(self) -> Iterator[tuple[int, torch.Tensor, Any]]:
+    def __iter__(self) -> Iterator[tuple[int, torch.Tensor, Any]]:  # in read_text's inference mode
         model = self.predictor.model
         inputs = np.concatenate([[EOS_ID], self.ids]).astype(np.int64)
         cuts = [position + 1 for position in self.positions]  # a word's first piece is predicted last

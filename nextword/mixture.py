@@ -204,7 +204,7 @@ class MixtureLM(nn.Module):
         if self.use_cache:
             counted, total, counts = self.cache.distributions(counts, tokens, self.vocab_size, last_only)
             present, parts = [total > 0], parts + [counted]
-            if features is not None:
+            if self._remembers:
                 remembered, sees, memory = self.neural_cache.distributions(memory, features, tokens, self.vocab_size,
                                                                            last_only)
                 present, parts = present + [sees], parts + [remembered]
@@ -262,11 +262,11 @@ class _Recorder(nn.Module):
     component's probability of it (a unigram cache per half-life, a neural cache per θ), the
     n-gram's bucket, and whether each cache held anything there."""
 
-    def __init__(self, neural: nn.Module, ngram: NgramLM, caches: list[UnigramCache], neural_cache: NeuralCache,
-                 thetas: tuple[float, ...]):
+    def __init__(self, neural: nn.Module, ngram: NgramLM, caches: list[UnigramCache], thetas: tuple[float, ...]):
         super().__init__()
         self.neural, self.ngram, self.caches = neural, ngram, caches
-        self.neural_cache, self.thetas = neural_cache, thetas
+        # One memory, every θ of `thetas` scored from it at once (the cache's own θ is not used).
+        self.neural_cache, self.thetas = NeuralCache(thetas[0]), thetas
         self.rows: list[tuple[torch.Tensor, ...]] = []
 
     def target_logprobs(self, tokens: torch.Tensor, targets: torch.Tensor, state: tuple | None = None
@@ -328,7 +328,7 @@ def fit(neural: nn.Module, ngram: NgramLM, tokenizer: Tokenizer, valid_ids: np.n
     loss per piece and word perplexity. The half-life is chosen first (with the unigram cache
     alone), then θ with both caches."""
     caches = [UnigramCache(half_life) for half_life in HALF_LIVES]
-    recorder = _Recorder(neural, ngram, caches, NeuralCache(THETAS[0]), THETAS).eval()
+    recorder = _Recorder(neural, ngram, caches, THETAS).eval()
     scored = stream_loss(recorder, tokenizer, valid_ids, seq_len=seq_len, device=device)  # leaves the mode it found
     neural_p, ngram_p, buckets, sees, *rest = recorder.columns()
     cache_p, cache_present = rest[:len(caches)], rest[len(caches):2 * len(caches)]

@@ -74,10 +74,8 @@ class Memory:
     def select(self, rows: torch.Tensor) -> Memory:
         """The state of `rows`, in that order; only the logs they use are kept."""
         picked = rows.tolist()
-        used = sorted({self.log_of[r] for r in picked})
-        renumber = {old: new for new, old in enumerate(used)}
-        return Memory(tuple(self.logs[i] for i in used), tuple(renumber[self.log_of[r]] for r in picked),
-                      tuple(self.ends[r] for r in picked), self.tail_keys[rows], self.tail_pieces[rows],
+        logs, log_of = _used_logs(self.logs, [self.log_of[r] for r in picked])
+        return Memory(logs, log_of, tuple(self.ends[r] for r in picked), self.tail_keys[rows], self.tail_pieces[rows],
                       self.tail_valid[rows], self.pending[rows], self.pending_valid[rows])
 
     def join(self, other: Memory) -> Memory:
@@ -95,6 +93,14 @@ class Memory:
         return Memory(tuple(logs), tuple(log_of), self.ends + other.ends,
                       *(torch.cat([a, b]) for a, b in zip(first, second)),
                       torch.cat([self.pending, other.pending]), torch.cat([self.pending_valid, other.pending_valid]))
+
+
+def _used_logs(logs: tuple[_Log, ...] | list[_Log], log_of: list[int]) -> tuple[tuple[_Log, ...], tuple[int, ...]]:
+    """Only the logs that `log_of` names, in their order, and `log_of` numbered into them: a state
+    holds no log that none of its rows reads."""
+    used = sorted(set(log_of))
+    renumber = {old: new for new, old in enumerate(used)}
+    return tuple(logs[i] for i in used), tuple(renumber[i] for i in log_of)
 
 
 def _padded_tail(memory: Memory, width: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -221,8 +227,7 @@ def _after(memory: Memory, new_keys: torch.Tensor, tokens: torch.Tensor, new_val
     order = torch.argsort((~valid).to(torch.int8), dim=1, stable=True)
     width = int(valid.sum(1).max()) if len(counts) else 0
     order = order[:, :width]
-    kept = Memory(tuple(logs), tuple(log_of), tuple(ends),
+    return Memory(*_used_logs(logs, log_of), tuple(ends),
                   keys.gather(1, order[..., None].expand(-1, -1, keys.shape[2])),
                   pieces.gather(1, order), valid.gather(1, order), last_features,
                   torch.ones_like(memory.pending_valid))
-    return kept.select(torch.arange(len(counts), device=keys.device)) if len(logs) > len(set(log_of)) else kept
