@@ -479,6 +479,8 @@ def summary_table(summary: dict[str, Any]) -> Table:
         rows.append(("cache half-life", f"{fitted['half_life']:,} pieces"))
         if fitted.get("theta") is not None:  # absent in a model from before the neural cache
             rows.append(("neural cache θ", f"{fitted['theta']:g}"))
+        if fitted.get("cache_buckets") is not None:  # absent in a model from before the confidence buckets
+            rows.append(("cache weights by", f"the {fitted['cache_buckets']} bucket"))
     for name, value in rows:
         table.add_row(name, str(value))
     return table

@@ -178,11 +178,14 @@ class Ngram:
         return model, None  # which export refuses, with its reason
 
 
-def _neural_cache_tensors(cache: NeuralCache | None) -> dict[str, torch.Tensor]:
-    if cache is None:
-        return {}
-    return {"theta": torch.tensor([cache.theta], dtype=torch.float64),
-            "window": torch.tensor([cache.window], dtype=torch.int64)}
+def _neural_cache_tensors(model: MixtureLM) -> dict[str, torch.Tensor]:
+    cache, tensors = model.neural_cache, {}
+    if cache is not None:
+        tensors = {"theta": torch.tensor([cache.theta], dtype=torch.float64),
+                   "window": torch.tensor([cache.window], dtype=torch.int64)}
+    if model.confidence is not None:
+        tensors["confidence_edges"] = model.confidence
+    return tensors
 
 
 def _neural_cache_from(tensors: Mapping[str, torch.Tensor]) -> NeuralCache | None:
@@ -206,7 +209,7 @@ class Mixture:
         with atomic_path(out / MIXTURE_FILE) as temporary:
             save_file({"weights": model.weights, "cache_weights": model.cache_weights,
                        "half_life": torch.tensor([model.cache.half_life], dtype=torch.float64),
-                       **_neural_cache_tensors(model.neural_cache)}, str(temporary))
+                       **_neural_cache_tensors(model)}, str(temporary))
 
     def load(self, out: Path, config: Config, vocab_size: int, manifest: Mapping[str, Any]) -> nn.Module:
         neural = NEURAL.load(out, config, vocab_size, manifest)
@@ -222,8 +225,9 @@ class Mixture:
                 sums = table.sum(1)
                 if not (torch.all((table >= 0) & (table <= 1)) and torch.allclose(sums, torch.ones_like(sums))):
                     raise ValueError("its weights are not distributions over the components")
+            # A mixture from before the confidence buckets has no edges: its weights are by n-gram bucket.
             return MixtureLM(neural, ngram, weights, cache_weights, float(tensors["half_life"][0]),
-                             _neural_cache_from(tensors))
+                             _neural_cache_from(tensors), tensors.get("confidence_edges"))
         except (KeyError, IndexError, ValueError, RuntimeError) as exc:
             raise _failed(out / MIXTURE_FILE, exc) from None
 
@@ -238,7 +242,7 @@ class Mixture:
         shares = ", ".join(f"{name} {share:.2f}" for name, share in model.summary()["mixture+cache"].items())
         return (f"mixture of {NEURAL.describe(model.neural, config)}; {NGRAM_KIND.describe(model.ngram, config)} "
                 f"({model.ngram.entries:,} n-grams); a cache of half-life {model.cache.half_life:g} pieces"
-                f"{_neural_cache_words(model.neural_cache)}; "
+                f"{_neural_cache_words(model)}; "
                 f"mean weights {shares}")
 
     def exportable(self, model: MixtureLM) -> tuple[nn.Module, str | None]:
@@ -246,8 +250,12 @@ class Mixture:
                               "look their answers up with numpy, which an exported graph cannot hold")
 
 
-def _neural_cache_words(cache: NeuralCache | None) -> str:
-    return "" if cache is None else f"; a neural cache of the last {cache.window:,} pieces (θ {cache.theta:g})"
+def _neural_cache_words(model: MixtureLM) -> str:
+    cache = model.neural_cache
+    if cache is None:
+        return ""
+    by = "its confidence" if model.confidence is not None else "the n-gram's context"
+    return f"; a neural cache of the last {cache.window:,} pieces (θ {cache.theta:g}), weights by {by}"
 
 
 NEURAL, NGRAM_KIND, MIXTURE_KIND = Neural(), Ngram(), Mixture()

@@ -5,11 +5,16 @@ piece by piece (linear interpolation, Jelinek & Mercer 1980; the unigram cache a
     P(piece | h) = λ_neural(b) p_neural(piece | h) + λ_ngram(b) p_ngram(piece | h)
                    + λ_cache(b) p_cache(piece) + λ_neural_cache(b) p_neural_cache(piece | h)
 
-The weights depend on a bucket b of what the n-gram knows of the context (the longest context it
-has seen, and how often: `NgramLM.context_buckets`): where it has seen the context many times it
-is worth more than where it backs off to a guess. In each bucket the weights lie in [0, 1] and sum
-to 1, a softmax of logits fitted by minimising the NLL of the validation text (`fit`); a bucket
-with fewer than MIN_BUCKET_PIECES validation pieces keeps the weights fitted over all of them.
+The weights depend on a bucket b of the place. Without the caches it is what the n-gram knows of
+the context (the longest context it has seen, and how often: `NgramLM.context_buckets`): where it
+has seen the context many times it is worth more than where it backs off to a guess. With them it
+is how sure the neural cache is, its peak (the largest probability it gives any piece) cut at
+CONFIDENCE_EDGES: where the cache is sure (a name or a phrase the document has used just so
+before) its weight may carry a piece, where it is vague it counts for little. On validation that
+bucketing fits better than the n-gram's on every corpus tried, and their product worse than
+either (too few pieces per bucket; bench/RESULTS.md). In each bucket the weights lie in [0, 1] and
+sum to 1, a softmax of logits fitted by minimising the NLL of the validation text (`fit`); a
+bucket with fewer than MIN_BUCKET_PIECES validation pieces keeps the weights fitted over all of them.
 
 Two caches adapt the mixture to the text being read; both hold only the text already read, never
 what follows, and where one is empty its weight goes to the other components:
@@ -20,7 +25,8 @@ what follows, and where one is empty its weight goes to the other components:
 - the neural cache (neural_cache.py): the pieces that followed the places most like this one, by
   the neural model's features; its sharpness chosen on validation among neural_cache.THETAS.
 
-A model directory from before the neural cache has three weights per bucket and no neural cache.
+A model directory from before the neural cache has three weights per n-gram bucket and no neural
+cache; one from before the confidence buckets has four weights per n-gram bucket.
 
 It has the interface of every model (see model.py): `forward` gives the log of the mixed
 distribution, and the state is (neural state, n-gram state, cache counts (batch, vocab), neural
@@ -45,6 +51,7 @@ from .tokenizer import Tokenizer
 NAMES = ("neural", "ngram", "cache", "neural cache")  # the components, in the order of the weights' columns
 HALF_LIVES = (30, 100, 300, 1000, 3000)  # the cache's half-lives, in pieces, that `fit` chooses from
 MIN_BUCKET_PIECES = 200
+CONFIDENCE_EDGES = (0.2, 0.5, 0.8)  # where the neural cache's peak moves a place to the next bucket
 
 
 class UnigramCache:
@@ -143,21 +150,30 @@ def neural_and_ngram_targets(neural: nn.Module, ngram: NgramLM, tokens: torch.Te
 class MixtureLM(nn.Module):
     """The neural model, the n-gram and (with `use_cache`) the caches, mixed; see the module docstring.
 
-    `weights` (buckets, 2) mix the neural model and the n-gram alone; `cache_weights` (buckets, 4)
-    mix them with both caches, or (buckets, 3) with the unigram cache alone where `neural_cache` is
-    None (a model directory from before the neural cache).
+    `weights` (n-gram buckets, 2) mix the neural model and the n-gram alone; `cache_weights`
+    (confidence buckets, 4) mix them with both caches, by the neural cache's peak cut at
+    `confidence` (increasing, in (0, 1)). A model directory from before the confidence buckets has
+    no `confidence` and `cache_weights` (n-gram buckets, 4), and one from before the neural cache
+    no `neural_cache` either and (n-gram buckets, 3), the unigram cache alone.
     """
 
     def __init__(self, neural: nn.Module, ngram: NgramLM, weights: torch.Tensor, cache_weights: torch.Tensor,
-                 half_life: float, neural_cache: NeuralCache | None = None, use_cache: bool = True):
+                 half_life: float, neural_cache: NeuralCache | None = None, confidence: torch.Tensor | None = None,
+                 use_cache: bool = True):
         super().__init__()
+        if confidence is not None and (neural_cache is None or confidence.dim() != 1
+                                       or not torch.all((confidence > 0) & (confidence < 1))
+                                       or not torch.all(confidence[1:] > confidence[:-1])):
+            raise ValueError("the confidence edges must increase within (0, 1), and need a neural cache")
+        buckets = ngram.buckets if confidence is None else len(confidence) + 1
         components = 3 if neural_cache is None else 4
-        if weights.shape != (ngram.buckets, 2) or cache_weights.shape != (ngram.buckets, components):
-            raise ValueError(f"the mixture's weights must be ({ngram.buckets}, 2) and ({ngram.buckets}, {components}); "
+        if weights.shape != (ngram.buckets, 2) or cache_weights.shape != (buckets, components):
+            raise ValueError(f"the mixture's weights must be ({ngram.buckets}, 2) and ({buckets}, {components}); "
                              f"got {tuple(weights.shape)} and {tuple(cache_weights.shape)}")
         self.neural, self.ngram = neural, ngram
         self.register_buffer("weights", weights.to(torch.float64))
         self.register_buffer("cache_weights", cache_weights.to(torch.float64))
+        self.register_buffer("confidence", None if confidence is None else confidence.float())
         self.cache = UnigramCache(half_life)
         self.neural_cache = neural_cache
         self.use_cache = use_cache
@@ -165,7 +181,7 @@ class MixtureLM(nn.Module):
     def without_cache(self) -> MixtureLM:
         """The same neural model and n-gram, mixed with their own weights and no cache."""
         return MixtureLM(self.neural, self.ngram, self.weights, self.cache_weights, self.cache.half_life,
-                         self.neural_cache, use_cache=False)
+                         self.neural_cache, self.confidence, use_cache=False)
 
     @property
     def vocab_size(self) -> int:
@@ -176,8 +192,11 @@ class MixtureLM(nn.Module):
         """Whether the neural cache is used: the state then holds its memory."""
         return self.use_cache and self.neural_cache is not None
 
-    def _weights(self, buckets: torch.Tensor) -> torch.Tensor:
-        return (self.cache_weights if self.use_cache else self.weights)[buckets]
+    def _cache_weights(self, buckets: torch.Tensor, peaks: torch.Tensor | None) -> torch.Tensor:
+        """The weights with the caches at places in n-gram `buckets` where the neural cache's peak is `peaks`."""
+        if self.confidence is None:
+            return self.cache_weights[buckets]
+        return self.cache_weights[torch.bucketize(peaks, self.confidence, right=True)]
 
     def _neural(self, tokens: torch.Tensor, state: Any, last_only: bool
                 ) -> tuple[torch.Tensor, torch.Tensor | None, Any]:
@@ -198,21 +217,21 @@ class MixtureLM(nn.Module):
         found = self.ngram.contexts_found(windows)
         shape = (tokens.shape[0], steps)
         ngram_p = torch.from_numpy(self.ngram.distributions(windows, found, dtype=np.float32)).to(tokens.device)
-        buckets = torch.from_numpy(self.ngram.context_buckets(found, len(windows))).to(tokens.device)
-        weights = self._weights(buckets.reshape(shape))  # (batch, steps, components)
+        buckets = torch.from_numpy(self.ngram.context_buckets(found, len(windows))).to(tokens.device).reshape(shape)
         parts = [ngram_p.reshape(*shape, -1)]
         if self.use_cache:
             counted, total, counts = self.cache.distributions(counts, tokens, self.vocab_size, last_only)
-            present, parts = [total > 0], parts + [counted]
+            present, parts, peaks = [total > 0], parts + [counted], None
             if self._remembers:
-                remembered, sees, memory = self.neural_cache.distributions(memory, features, tokens, self.vocab_size,
-                                                                           last_only)
-                present, parts = present + [sees], parts + [remembered]
-            weights = renormalised(weights, torch.stack(present, -1))
+                remembered, peaks, memory = self.neural_cache.distributions(memory, features, tokens, self.vocab_size,
+                                                                            last_only)
+                present, parts = present + [peaks > 0], parts + [remembered]
+            weights = renormalised(self._cache_weights(buckets, peaks), torch.stack(present, -1))
             # The cache's weight per count, so that its counts need not be divided into a distribution.
             per_count = weights[..., 2:3] / total.clamp_min(1e-300)[..., None]
             weights = torch.cat([weights[..., :2], per_count, weights[..., 3:]], -1)
         else:
+            weights = self.weights[buckets]
             counts = tokens.new_zeros(tokens.shape[0], 0, dtype=torch.float32)
         # In place on fresh tensors, a pass over (batch, steps, vocab) each: prediction does this at every step.
         weights = weights.float()[..., None]
@@ -227,17 +246,17 @@ class MixtureLM(nn.Module):
         neural_state, ngram_state, counts, memory = state if state is not None else (None,) * 4
         neural_p, ngram_p, buckets, features, neural_state, ngram_state = neural_and_ngram_targets(
             self.neural, self.ngram, tokens, targets, neural_state, ngram_state)
-        parts, present = [neural_p, ngram_p], None
+        parts, weights, present = [neural_p, ngram_p], self.weights[buckets], None
         if self.use_cache:
             cache_p, total, counts = self.cache.target_probabilities(counts, tokens, targets, self.vocab_size)
-            parts, present = parts + [cache_p], [total > 0]
+            parts, present, peaks = parts + [cache_p], [total > 0], None
             if self._remembers:
-                remembered, sees, memory = self.neural_cache.target_probabilities(memory, features, tokens, targets)
-                parts, present = parts + [remembered[0]], present + [sees]
-            present = torch.stack(present, -1)
+                remembered, peaks, memory = self.neural_cache.target_probabilities(memory, features, tokens, targets)
+                parts, present, peaks = parts + [remembered[0]], present + [peaks[0] > 0], peaks[0]
+            weights, present = self._cache_weights(buckets, peaks), torch.stack(present, -1)
         else:
             counts = tokens.new_zeros(tokens.shape[0], 0, dtype=torch.float32)
-        mixed = mix(self._weights(buckets), parts, present)
+        mixed = mix(weights, parts, present)
         return torch.log(mixed).float(), (neural_state, ngram_state, counts, memory)
 
     def select_state(self, state: tuple, rows: torch.Tensor) -> tuple:
@@ -250,7 +269,8 @@ class MixtureLM(nn.Module):
                 torch.cat([first[2], second[2]]), None if first[3] is None else first[3].join(second[3]))
 
     def summary(self) -> dict[str, Any]:
-        """The caches' half-life and sharpness and each component's weight, averaged over the buckets."""
+        """The caches' half-life and sharpness and each component's weight, averaged over the buckets
+        (each bucket counting once, however many places fall in it)."""
         return {"half_life": self.cache.half_life,
                 "theta": None if self.neural_cache is None else self.neural_cache.theta,
                 "mixture": dict(zip(NAMES, self.weights.mean(0).tolist())),
@@ -260,7 +280,7 @@ class MixtureLM(nn.Module):
 class _Recorder(nn.Module):
     """A model for `stream_loss` that scores nothing and keeps, for each validation piece, each
     component's probability of it (a unigram cache per half-life, a neural cache per θ), the
-    n-gram's bucket, and whether each cache held anything there."""
+    n-gram's bucket, whether each unigram cache held anything there, and each neural cache's peak."""
 
     def __init__(self, neural: nn.Module, ngram: NgramLM, caches: list[UnigramCache], thetas: tuple[float, ...]):
         super().__init__()
@@ -276,10 +296,10 @@ class _Recorder(nn.Module):
             self.neural, self.ngram, tokens, targets, neural_state, ngram_state)
         cache_p, totals, after = zip(*(cache.target_probabilities(c, tokens, targets, self.ngram.vocab_size)
                                        for cache, c in zip(self.caches, counts)))
-        remembered, sees, memory = self.neural_cache.target_probabilities(memory, features, tokens, targets,
-                                                                          self.thetas)
-        self.rows.append(tuple(t.reshape(-1).cpu() for t in (neural_p, ngram_p, buckets, sees, *cache_p,
-                                                             *(total > 0 for total in totals), *remembered)))
+        remembered, peaks, memory = self.neural_cache.target_probabilities(memory, features, tokens, targets,
+                                                                           self.thetas)
+        self.rows.append(tuple(t.reshape(-1).cpu() for t in (neural_p, ngram_p, buckets, *cache_p,
+                                                             *(total > 0 for total in totals), *remembered, *peaks)))
         return torch.zeros(targets.shape, device=tokens.device), (neural_state, ngram_state, after, memory)
 
     def columns(self) -> list[torch.Tensor]:
@@ -321,32 +341,58 @@ def fit_weights(probabilities: torch.Tensor, buckets: torch.Tensor, count: int,
     return torch.softmax(logits, -1), _nll(logits, probabilities, buckets, present).item()
 
 
+def held_out_nll(probabilities: torch.Tensor, buckets: torch.Tensor, count: int,
+                 present: torch.Tensor | None = None) -> float:
+    """The mean NLL of weights fitted as `fit_weights` does, each half of the pieces scored by the
+    weights fitted on the other: a fair comparison of bucketings with different numbers of buckets,
+    which the NLL of the pieces fitted on is not (more buckets always fit those better)."""
+    half = len(buckets) // 2
+    folds = (slice(0, half), slice(half, None))
+    total = 0.0
+    for fitted, scored in (folds, folds[::-1]):
+        weights, _ = fit_weights(probabilities[fitted], buckets[fitted], count,
+                                 None if present is None else present[fitted])
+        rows = probabilities[scored]
+        nll = -torch.log(mix(weights[buckets[scored]], list(rows.T), None if present is None else present[scored]))
+        total += nll.sum().item()
+    return total / len(buckets)
+
+
 def fit(neural: nn.Module, ngram: NgramLM, tokenizer: Tokenizer, valid_ids: np.ndarray, *, seq_len: int,
         device: torch.device) -> tuple[MixtureLM, dict[str, Any]]:
     """The mixture of `neural` and `ngram`, its weights and caches fitted on `valid_ids`, and a report:
     the n-gram's order, the half-life and θ chosen, and each component's and mixture's validation
     loss per piece and word perplexity. The half-life is chosen first (with the unigram cache
-    alone), then θ with both caches."""
+    alone), then θ and the bucketing of the weights with both caches (the neural cache's confidence
+    or the n-gram's buckets), by `held_out_nll`."""
     caches = [UnigramCache(half_life) for half_life in HALF_LIVES]
     recorder = _Recorder(neural, ngram, caches, THETAS).eval()
-    scored = stream_loss(recorder, tokenizer, valid_ids, seq_len=seq_len, device=device)  # leaves the mode it found
-    neural_p, ngram_p, buckets, sees, *rest = recorder.columns()
+    # One stream, as evaluate and a session read a document: the caches see all the text before each
+    # piece, not a sixteenth of it from a cold start, so their weights are fitted for what they will see.
+    scored = stream_loss(recorder, tokenizer, valid_ids, seq_len=seq_len, device=device, streams=1)
+    neural_p, ngram_p, buckets, *rest = recorder.columns()
     cache_p, cache_present = rest[:len(caches)], rest[len(caches):2 * len(caches)]
-    remembered = rest[2 * len(caches):]
+    remembered, peaks = rest[2 * len(caches):2 * len(caches) + len(THETAS)], rest[2 * len(caches) + len(THETAS):]
     weights, mixture_loss = fit_weights(torch.stack([neural_p, ngram_p], 1), buckets, ngram.buckets)
     fits = [fit_weights(torch.stack([neural_p, ngram_p, p], 1), buckets, ngram.buckets, present[:, None])
             for p, present in zip(cache_p, cache_present)]
     best = min(range(len(fits)), key=lambda i: fits[i][1])
     unigram_loss = fits[best][1]
-    both_present = torch.stack([cache_present[best], sees], 1)
-    fits = [fit_weights(torch.stack([neural_p, ngram_p, cache_p[best], p], 1), buckets, ngram.buckets, both_present)
-            for p in remembered]
-    sharpest = min(range(len(fits)), key=lambda i: fits[i][1])
-    cache_weights, cache_loss = fits[sharpest]
-    model = MixtureLM(neural, ngram, weights, cache_weights, HALF_LIVES[best], NeuralCache(THETAS[sharpest]))
+    edges = torch.tensor(CONFIDENCE_EDGES)
+    candidates = []  # (θ's index, the confidence edges or None for the n-gram's buckets, fit_weights's arguments)
+    for i, (p, peak) in enumerate(zip(remembered, peaks)):
+        probabilities = torch.stack([neural_p, ngram_p, cache_p[best], p], 1)
+        present = torch.stack([cache_present[best], peak > 0], 1)
+        candidates += [(i, edges, (probabilities, torch.bucketize(peak, edges, right=True), len(edges) + 1, present)),
+                       (i, None, (probabilities, buckets, ngram.buckets, present))]
+    sharpest, confidence, arguments = min(candidates, key=lambda candidate: held_out_nll(*candidate[2]))
+    cache_weights, cache_loss = fit_weights(*arguments)
+    model = MixtureLM(neural, ngram, weights, cache_weights, HALF_LIVES[best], NeuralCache(THETAS[sharpest]),
+                      confidence)
     losses = {"neural": -neural_p.log().mean().item(), "ngram": -ngram_p.log().mean().item(),
               "mixture": mixture_loss, "mixture+unigram cache": unigram_loss, "mixture+cache": cache_loss}
     per_word = scored.tokens / max(scored.words, 1)
     return model, {"order": ngram.order, "half_life": HALF_LIVES[best], "theta": THETAS[sharpest],
+                   "cache_buckets": "n-gram" if confidence is None else "confidence",
                    "valid_loss": losses,
                    "valid_word_perplexity": {name: math.exp(loss * per_word) for name, loss in losses.items()}}

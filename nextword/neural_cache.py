@@ -124,9 +124,8 @@ class NeuralCache:
              ) -> tuple[list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], torch.Tensor, Memory]:
         """Read `tokens` (rows, time) whose features are `features` (rows, time, dim): for each group of
         rows that share a log, (their row indices, the weights (thetas, rows, time or 1, entries) of
-        the entries each place (or the last) sees, the entries' pieces (rows, entries)); whether each
-        of those places sees any entry (rows, time or 1); and the state after the tokens. `thetas`
-        default to this cache's θ."""
+        the entries each place (or the last) sees, all zero where it sees none, and the entries'
+        pieces (rows, entries)); and the state after the tokens. `thetas` default to this cache's θ."""
         rows, time, dim = features.shape
         if memory is None:
             memory = Memory.empty(rows, dim, features.device)
@@ -135,20 +134,18 @@ class NeuralCache:
         new_keys = torch.cat([memory.pending[:, None], keys[:, :-1]], 1)
         new_valid = torch.cat([memory.pending_valid[:, None], new_keys.new_ones(rows, time - 1, dtype=torch.bool)], 1)
         thetas_t = torch.tensor(thetas or (self.theta,), device=features.device)[:, None, None, None]
-        groups, sees = [], torch.zeros(rows, 1 if last_only else time, dtype=torch.bool, device=features.device)
+        groups = []
         for log_index in sorted(set(memory.log_of)):
             at = [b for b, i in enumerate(memory.log_of) if i == log_index]
-            weights, pieces, seen = self._group(memory, memory.logs[log_index], at, keys, new_keys, new_valid,
-                                                tokens, thetas_t, last_only)
-            index = torch.tensor(at, device=features.device)
-            groups.append((index, weights, pieces))
-            sees[index] = seen
-        return groups, sees, _after(memory, new_keys, tokens, new_valid, keys[:, -1], self.window)
+            weights, pieces = self._group(memory, memory.logs[log_index], at, keys, new_keys, new_valid, tokens,
+                                          thetas_t, last_only)
+            groups.append((torch.tensor(at, device=features.device), weights, pieces))
+        return groups, _after(memory, new_keys, tokens, new_valid, keys[:, -1], self.window)
 
     def _group(self, memory: Memory, log: _Log, at: list[int], keys: torch.Tensor, new_keys: torch.Tensor,
                new_valid: torch.Tensor, tokens: torch.Tensor, thetas: torch.Tensor, last_only: bool
-               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The weights, pieces and `sees` of `read` for the rows `at`, which share `log`."""
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The weights and pieces of `read` for the rows `at`, which share `log`."""
         device = keys.device
         index = torch.tensor(at, device=device)
         ends = torch.tensor([memory.ends[b] for b in at], device=device)
@@ -172,31 +169,37 @@ class NeuralCache:
         scores = (thetas * scores[None]).masked_fill(~visible[None], -torch.inf)
         weights = torch.softmax(scores, -1).nan_to_num(0.0)  # a place that sees nothing: all zero
         pieces = torch.cat([log.pieces[low:high].expand(len(at), -1), memory.tail_pieces[index], tokens[index]], 1)
-        return weights, pieces, visible.any(-1)
+        return weights, pieces
 
     def distributions(self, memory: Memory | None, features: torch.Tensor, tokens: torch.Tensor, vocab_size: int,
                       last_only: bool = False) -> tuple[torch.Tensor, torch.Tensor, Memory]:
-        """p_cache after each of `tokens` (or only the last) (rows, time or 1, vocab), whether it holds
-        anything there (rows, time or 1), and the state after the tokens."""
-        groups, sees, after = self.read(memory, features, tokens, last_only=last_only)
-        out = features.new_zeros(*sees.shape, vocab_size, dtype=torch.float32)
+        """p_cache after each of `tokens` (or only the last) (rows, time or 1, vocab), its peak there
+        (rows, time or 1: see `target_probabilities`), and the state after the tokens."""
+        groups, after = self.read(memory, features, tokens, last_only=last_only)
+        time = 1 if last_only else tokens.shape[1]
+        out = features.new_zeros(tokens.shape[0], time, vocab_size, dtype=torch.float32)
         for index, weights, pieces in groups:
-            found = out.new_zeros(len(index), sees.shape[1], vocab_size)
-            out[index] = found.scatter_add_(2, pieces[:, None].expand(-1, sees.shape[1], -1), weights[0].float())
-        return out, sees, after
+            found = out.new_zeros(len(index), time, vocab_size)
+            out[index] = found.scatter_add_(2, pieces[:, None].expand(-1, time, -1), weights[0].float())
+        return out, out.amax(-1), after
 
     def target_probabilities(self, memory: Memory | None, features: torch.Tensor, tokens: torch.Tensor,
                              targets: torch.Tensor, thetas: tuple[float, ...] | None = None
                              ) -> tuple[torch.Tensor, torch.Tensor, Memory]:
-        """p_cache(targets[b, t]) after tokens up to [b, t], (thetas, rows, time) float64, whether the
-        cache holds anything there (rows, time), and the state after the tokens."""
-        groups, sees, after = self.read(memory, features, tokens, thetas)
+        """p_cache(targets[b, t]) after tokens up to [b, t], (thetas, rows, time) float64; the cache's
+        peak there, the largest probability it gives any piece, (thetas, rows, time) float32, which is
+        0 where it holds nothing and says how sure it is; and the state after the tokens."""
+        groups, after = self.read(memory, features, tokens, thetas)
         out = torch.zeros(len(thetas or (self.theta,)), *tokens.shape, dtype=torch.float64, device=tokens.device)
+        peaks = torch.zeros(out.shape, device=tokens.device)
         for index, weights, pieces in groups:
             same = pieces[:, None, :] == targets[index][:, :, None]  # (rows, time, entries)
             out[:, index] = (weights.double() * same[None]).sum(-1)
-        return out, sees, after
-
+            # Each piece's probability, summed over the distinct pieces the rows see rather than the vocabulary.
+            distinct, numbered = torch.unique(pieces, return_inverse=True)
+            summed = weights.new_zeros(*weights.shape[:-1], len(distinct))
+            peaks[:, index] = summed.scatter_add_(-1, numbered[None, :, None].expand_as(weights), weights).amax(-1)
+        return out, peaks, after
 
 def _after(memory: Memory, new_keys: torch.Tensor, tokens: torch.Tensor, new_valid: torch.Tensor,
            last_features: torch.Tensor, window: int) -> Memory:

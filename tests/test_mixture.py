@@ -16,7 +16,7 @@ from nextword import checkpoint, kinds
 from nextword.cli import app
 from nextword.config import resolve
 from nextword.evaluate import stream_loss
-from nextword.mixture import HALF_LIVES, MixtureLM, UnigramCache, fit_weights
+from nextword.mixture import CONFIDENCE_EDGES, HALF_LIVES, MixtureLM, UnigramCache, fit_weights, held_out_nll
 from nextword.neural_cache import THETAS, NeuralCache
 from nextword.predict import Predictor
 from nextword.train import train
@@ -38,6 +38,7 @@ def test_training_fits_a_mixture_by_default_and_the_manifest_names_it(loaded: ch
     assert loaded.default_component == "mixture+cache"
     report = loaded.manifest["mixture"]
     assert report["half_life"] in HALF_LIVES and report["order"] == loaded.config.order
+    assert report["cache_buckets"] == ("n-gram" if loaded.model.confidence is None else "confidence")
     # Fitted on validation, each mixture is at least as good there as the components it mixes.
     losses = report["valid_loss"]
     assert losses["mixture"] <= min(losses["neural"], losses["ngram"]) + 1e-6
@@ -56,10 +57,20 @@ def test_every_component_gives_distributions_that_sum_to_one_in_every_state(load
             assert torch.allclose(sums, torch.ones_like(sums), atol=1e-4), name
 
 
-@pytest.mark.parametrize("name", ["mixture", "mixture+cache"])
+def _bucketed_by(model: MixtureLM, bucketing: str) -> MixtureLM:
+    """`model` with other weights for the caches, one set per confidence bucket or per n-gram bucket."""
+    edges = torch.tensor(CONFIDENCE_EDGES) if bucketing == "confidence" else None
+    rows = len(CONFIDENCE_EDGES) + 1 if bucketing == "confidence" else model.ngram.buckets
+    weights = torch.softmax(torch.randn(rows, 4, generator=torch.Generator().manual_seed(0)).double(), 1)
+    return MixtureLM(model.neural, model.ngram, model.weights, weights, model.cache.half_life, model.neural_cache,
+                     edges)
+
+
+@pytest.mark.parametrize("name", ["mixture", "mixture+cache", "by confidence", "by n-gram"])
 def test_target_logprobs_carried_over_segments_equal_the_full_distributions(loaded: checkpoint.LoadedModel,
                                                                              name: str) -> None:
-    model = loaded.components()[name]
+    model = (_bucketed_by(loaded.model, name.removeprefix("by ")) if name.startswith("by ")
+             else loaded.components()[name])
     ids = _ids(loaded, length=41)
     with torch.inference_mode():
         full, _ = model(ids[:, :-1])
@@ -120,13 +131,20 @@ def test_the_weights_are_distributions_and_round_trip_through_the_directory(trai
     for table in (model.weights, model.cache_weights):
         assert torch.all((table >= 0) & (table <= 1)) and torch.allclose(table.sum(1), torch.ones(len(table)).double())
     assert model.cache_weights.shape[1] == 4 and model.neural_cache.theta in THETAS
-    changed = MixtureLM(model.neural, model.ngram, model.weights.flip(1), model.cache_weights.roll(1, 1), 300.0,
-                        NeuralCache(12.5, window=700))
-    kinds.MIXTURE_KIND.save(out, changed)
-    again = checkpoint.load(out).model
-    assert torch.equal(again.weights, changed.weights) and torch.equal(again.cache_weights, changed.cache_weights)
-    assert again.cache.half_life == 300.0
-    assert (again.neural_cache.theta, again.neural_cache.window) == (12.5, 700)
+    for confidence in (torch.tensor([0.3, 0.6, 0.9]), None):
+        rows = model.ngram.buckets if confidence is None else 4
+        changed = MixtureLM(model.neural, model.ngram, model.weights.flip(1), torch.full((rows, 4), 0.25).double(),
+                            300.0, NeuralCache(12.5, window=700), confidence)
+        kinds.MIXTURE_KIND.save(out, changed)
+        again = checkpoint.load(out).model
+        assert torch.equal(again.weights, changed.weights) and torch.equal(again.cache_weights, changed.cache_weights)
+        assert again.cache.half_life == 300.0
+        assert (again.neural_cache.theta, again.neural_cache.window) == (12.5, 700)
+        assert (again.confidence is None) == (confidence is None)
+        assert confidence is None or torch.equal(again.confidence, confidence)
+    with pytest.raises(ValueError, match="confidence edges must increase"):
+        MixtureLM(model.neural, model.ngram, model.weights, torch.full((3, 4), 0.25).double(), 300.0,
+                  NeuralCache(12.5), torch.tensor([0.5, 0.2]))
     save = {"weights": -model.weights, "cache_weights": model.cache_weights, "half_life": torch.ones(1).double()}
     from safetensors.torch import save_file
     save_file(save, str(out / kinds.MIXTURE_FILE))
@@ -139,7 +157,7 @@ def test_a_mixture_from_before_the_neural_cache_loads_and_predicts_with_its_unig
     out = tmp_path / "before"
     shutil.copytree(trained_model, out)
     model = checkpoint.load(out).model
-    three = model.cache_weights[:, :3] / model.cache_weights[:, :3].sum(1, keepdim=True)
+    three = torch.softmax(torch.randn(model.ngram.buckets, 3, generator=torch.Generator().manual_seed(0)).double(), 1)
     from safetensors.torch import save_file
     save_file({"weights": model.weights, "cache_weights": three, "half_life": torch.tensor([100.0]).double()},
               str(out / kinds.MIXTURE_FILE))  # as written before: no theta, three weights per bucket
@@ -148,6 +166,34 @@ def test_a_mixture_from_before_the_neural_cache_loads_and_predicts_with_its_unig
     words = Predictor(loaded).predict("anna has the red ", k=3)
     assert len(words) == 3 and all(0 < p <= 1 for _, p in words)
     assert "neural cache" not in loaded.kind.describe(loaded.model, loaded.config)
+
+
+def test_a_mixture_from_before_the_confidence_buckets_loads_and_predicts(trained_model: Path, tmp_path: Path) -> None:
+    out = tmp_path / "before"
+    shutil.copytree(trained_model, out)
+    model = checkpoint.load(out).model
+    from safetensors.torch import save_file
+    four = torch.full((model.ngram.buckets, 4), 0.25).double()
+    save_file({"weights": model.weights, "cache_weights": four, "half_life": torch.tensor([100.0]).double(),
+               "theta": torch.tensor([10.0]).double(), "window": torch.tensor([2000])},
+              str(out / kinds.MIXTURE_FILE))  # as written before: θ, but four weights per n-gram bucket, no edges
+    loaded = checkpoint.load(out)
+    assert loaded.model.confidence is None and loaded.model.neural_cache.theta == 10.0
+    words = Predictor(loaded).predict("anna has the red ", k=3)
+    assert len(words) == 3 and all(0 < p <= 1 for _, p in words)
+    assert "weights by the n-gram's context" in loaded.kind.describe(loaded.model, loaded.config)
+
+
+def test_held_out_nll_prefers_buckets_that_mean_something_to_more_buckets_that_do_not() -> None:
+    generator = torch.Generator().manual_seed(0)
+    pieces = 4000
+    probabilities = (0.05 + 0.9 * torch.rand(pieces, 2, generator=generator)).double()
+    one = torch.zeros(pieces, dtype=torch.long)
+    noise = torch.randint(0, 8, (pieces,), generator=generator)
+    assert fit_weights(probabilities, noise, 8)[1] < fit_weights(probabilities, one, 1)[1]  # fitted on: noise wins
+    assert held_out_nll(probabilities, noise, 8) > held_out_nll(probabilities, one, 1)  # held out: it loses
+    meaning = (probabilities[:, 1] > probabilities[:, 0]).long()  # which component is right, a bucket apart
+    assert held_out_nll(probabilities, meaning, 2) < held_out_nll(probabilities, one, 1) - 0.05
 
 
 def test_fit_weights_finds_the_component_that_predicts_and_keeps_rare_buckets_shared() -> None:

@@ -33,9 +33,10 @@ def test_the_cache_is_its_definition_read_whole_in_stretches_or_piece_by_piece()
     features, tokens = _text()
     expected = _by_definition(features, tokens)
     cache = NeuralCache(THETA, window=WINDOW)
-    whole, sees, _ = cache.distributions(None, features, tokens, VOCAB)
+    whole, peaks, _ = cache.distributions(None, features, tokens, VOCAB)
     assert torch.allclose(whole[0], expected, atol=1e-5)
-    assert not sees[0, 0] and sees[0, 1:].all()  # nothing to see after the first piece alone
+    assert torch.allclose(peaks[0], expected.amax(-1), atol=1e-5)
+    assert peaks[0, 0] == 0 and (peaks[0, 1:] > 0).all()  # nothing to see after the first piece alone
     state, parts, at = None, [], 0
     for length in (1, 7, 1, 1, 40, 3, 2 * TAIL_LIMIT, 1, 1, 1, LENGTH - 56 - 2 * TAIL_LIMIT):
         part, _, state = cache.distributions(state, features[:, at:at + length], tokens[:, at:at + length], VOCAB)
@@ -43,8 +44,9 @@ def test_the_cache_is_its_definition_read_whole_in_stretches_or_piece_by_piece()
         at += length
     assert at == LENGTH and torch.allclose(torch.cat(parts), expected, atol=1e-5)
     targets = torch.roll(tokens, -1, 1)
-    found, _, _ = cache.target_probabilities(None, features, tokens, targets)
+    found, found_peaks, _ = cache.target_probabilities(None, features, tokens, targets)
     assert torch.allclose(found[0, 0, :-1].float(), expected[torch.arange(LENGTH - 1), tokens[0, 1:]], atol=1e-5)
+    assert torch.equal(found_peaks[0], peaks)  # the same peaks without the full distributions, bit for bit
 
 
 @torch.inference_mode()
@@ -74,7 +76,8 @@ def test_states_that_share_a_document_never_change_one_another() -> None:
 def test_several_thetas_at_once_are_each_their_own_cache() -> None:
     features, tokens = _text(2)
     targets = torch.roll(tokens, -1, 1)
-    both, _, _ = NeuralCache(THETA).target_probabilities(None, features, tokens, targets, thetas=(5.0, 40.0))
+    both, both_peaks, _ = NeuralCache(THETA).target_probabilities(None, features, tokens, targets, thetas=(5.0, 40.0))
     for row, theta in enumerate((5.0, 40.0)):
-        alone, _, _ = NeuralCache(theta).target_probabilities(None, features, tokens, targets)
-        assert torch.allclose(both[row], alone[0])
+        alone, peaks, _ = NeuralCache(theta).target_probabilities(None, features, tokens, targets)
+        assert torch.allclose(both[row], alone[0]) and torch.allclose(both_peaks[row], peaks[0])
+    assert (both_peaks[1, :, 1:] > both_peaks[0, :, 1:]).float().mean() > 0.9  # a sharper cache is surer
