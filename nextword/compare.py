@@ -20,7 +20,6 @@ import numpy as np
 from . import checkpoint, plots
 from . import config as configuration
 from .config import CELLS, COMPARE_DEFAULTS, COMPARE_STEPS, NEURAL_CELLS, Settings
-from .data import CorpusFile
 from .errors import ConfigError, ModelDirError
 from .evaluate import LongRangeAccuracy, long_range_accuracy, stream_loss, word_metrics
 from .targets import read_targets, targets_path
@@ -30,7 +29,7 @@ from .kinds import trained_kind
 from .predict import Predictor
 from .tokenizer import EOS_ID
 from .devices import pick_device
-from .train import Stage, TrainSummary, prepare, train
+from .train import Prepared, Stage, TrainSummary, prepare, train
 
 RESULTS, CURVES_PNG, GRADIENTS_PNG, REPORT = "compare.json", "curves.png", "gradients.png", "report.md"
 
@@ -84,7 +83,7 @@ def compare_settings(config_file: Path | None, flags: dict[str, Any]) -> Setting
 
 
 def plan(base: Settings, cells: Sequence[str], bidirectional: bool) -> list[tuple[str, Settings]]:
-    """(name, config) of each variant: one per cell, and its bidirectional twin when asked."""
+    """(name, settings) of each variant: one per cell, and its bidirectional twin when asked."""
     unknown = [c for c in cells if c not in CELLS]
     if unknown or not cells:
         raise ConfigError(f"--cells takes a comma-separated list of {', '.join(CELLS)}; got {','.join(cells)!r}")
@@ -108,7 +107,7 @@ def compare(corpus: str | Path, base: Settings, out: str | Path, *, cells: Seque
     variants = plan(base, cells, bidirectional)
     _check_output(out, force)
     data = prepare(corpus, base, valid_file=valid_file, on_event=emit)
-    long_range = _long_range_targets(data.corpus.path, data.held_out, data.train_ids)
+    long_range = _long_range_targets(data)
     out.mkdir(parents=True, exist_ok=True)
     results = []
     for index, (name, settings) in enumerate(variants):
@@ -133,15 +132,13 @@ def _check_output(out: Path, force: bool) -> None:
         raise ModelDirError(f"--out {out} is a file; give a directory path")
 
 
-def _long_range_targets(corpus: Path, held_out: CorpusFile | None, train_ids: np.ndarray
-                        ) -> tuple[int, list] | None:
+def _long_range_targets(data: Prepared) -> tuple[int, list] | None:
     """The long-range targets, with the number of the validation text's first whole line."""
-    source = held_out.path if held_out else corpus
-    sidecar = targets_path(source)
+    sidecar = targets_path(data.held_out.path if data.held_out else data.corpus.path)
     if not sidecar.is_file():
         return None
     # Validation held out from the corpus starts inside the line after the training split's last break.
-    first_line = 0 if held_out else int((np.asarray(train_ids) == EOS_ID).sum()) + 1
+    first_line = 0 if data.held_out else int((np.asarray(data.train_ids) == EOS_ID).sum()) + 1
     return first_line, read_targets(sidecar)
 
 

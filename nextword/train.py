@@ -245,8 +245,7 @@ def _set_up(out: Path, settings: Settings, data: Prepared, kind: kinds.Neural | 
     return checkpoint.read_manifest(out)
 
 
-def _count(kind: kinds.Ngram, settings: Settings, data: Prepared, out: Path,
-           emit: Emit) -> TrainSummary:
+def _count(kind: kinds.Ngram, settings: Settings, data: Prepared, out: Path, emit: Emit) -> TrainSummary:
     """An n-gram model is trained by counting: one pass, then one evaluation."""
     emit(Stage("counting"))
     started = time.perf_counter()
@@ -547,11 +546,10 @@ def _stop_reason(run: _Run, state: TrainState) -> str | None:
 
 def _plan_when_due(run: _Run, state: TrainState, measured_steps: int, measured_seconds: float,
                    warmed_up: bool) -> None:
-    """Plan a time-budgeted run's total steps once they are timed long enough after the first, slow steps
-    (`warmed_up`), or as soon as the schedule needs the total (then from what was timed, slow steps and all):
-    the steps that, at the seconds the last `measured_steps` took (evaluations left out) and with an
-    evaluation every eval_every steps, fit in what is left of the budget. The time budget still stops the run
-    should the machine slow down."""
+    """Once timed long enough after the first, slow steps (`warmed_up`), or as soon as the schedule needs it
+    (then from what was timed, slow steps and all), a time-budgeted run's total: the steps that fit in what is
+    left of the budget at the pace of the last `measured_steps` (evaluations left out), with an evaluation every
+    eval_every steps. The time budget still stops the run should the machine slow down."""
     args = run.settings.train
     long_enough = measured_seconds >= min(_PLAN_SECONDS, _PLAN_FRACTION * args.time_budget)
     if measured_steps < 1 or not (_needs_total(args, state.step) or warmed_up and long_enough):
