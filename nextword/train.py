@@ -344,7 +344,6 @@ class _Scorer(torch.nn.Module):
         return self.model.target_logprobs(x, y, state, last_only=last_only)
 
 
-
 @dataclass
 class _Run:
     """What stays the same through a run, whose progress is a TrainState: its settings and data, the model
