@@ -199,9 +199,7 @@ def _prepare_run(settings: Settings, corpus: str | Path, valid_file: str | Path 
             _check_same_data(checkpoint.read_manifest(out), corpus_file, held_out)
             return Tokenizer.load(out / checkpoint.TOKENIZER).proto
         checkpoint.check_output(out, force=force)
-        if initial is not None:
-            return initial.tokenizer.proto
-        return train_tokenizer_for(corpus_file, settings.model, emit).proto
+        return (initial.tokenizer if initial else train_tokenizer_for(corpus_file, settings.model, emit)).proto
 
     chosen = Tokenizer(world.from_main(tokenizer))
     # Rank 0 encodes into the cache first; the other ranks then map the same file.
