@@ -10,7 +10,6 @@ import contextlib
 import csv
 import enum
 import functools
-import io
 import json
 import os
 import re
@@ -183,15 +182,11 @@ def _print_json(data: Any, one_line: bool = False) -> None:
     sys.stdout.write(json.dumps(data, indent=None if one_line else 2, ensure_ascii=False) + "\n")
 
 
-def _slug(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") or "corpus"
-
-
 def _corpus_name(corpus: Path) -> str:
     """What a model of `corpus` is called by default: its file name's stem, or stdin for `-`."""
     from .data import STDIN
 
-    return "stdin" if str(corpus) == STDIN else _slug(corpus.stem)
+    return "stdin" if str(corpus) == STDIN else re.sub(r"[^A-Za-z0-9_.-]+", "-", corpus.stem).strip("-") or "corpus"
 
 
 @app.command(cls=_training_command())
@@ -251,20 +246,18 @@ def train(
 def _with_display(quiet: bool, settings: Any, run: Callable[[Any], Any], headline: str = "", note: str = "") -> Any:
     """Run `run(on_event)` under a training display (none when quiet), which starts by saying `headline`
     (one line) and `note` (plain text, wrapped)."""
-    display = None if quiet else TrainDisplay(settings, headline, note)
+    if quiet:
+        return run(None)
+    display = TrainDisplay(settings, headline, note)
+    keep = True
     try:
-        result = run(display.handle if display else None)
-    except (TrainingInterrupted, KeyboardInterrupt):
-        if display:
-            display.close(keep=True)  # the last step and loss stay on screen above the message
+        return run(display.handle)
+    except BaseException as exc:
+        # Interrupted, the last step and loss stay on screen above the message; an error message stands alone.
+        keep = isinstance(exc, (TrainingInterrupted, KeyboardInterrupt))
         raise
-    except BaseException:
-        if display:
-            display.close(keep=False)  # the error message stands alone
-        raise
-    if display:
-        display.close(keep=True)
-    return result
+    finally:
+        display.close(keep)
 
 
 @app.command(cls=_training_command(exclude=("cell", "bidirectional"),
@@ -514,11 +507,8 @@ def _answer(predictor: Any, text: str, suggestions: int, as_json: bool, one_line
         _print_json({"context": context, "partial": partial,
                      "predictions": [{"word": w, "prob": p} for w, p in predictions]}, one_line)
         return
-    if partial:
-        title = f"Completions of [bold]{escape(partial)}[/] after “{escape(_tail(context))}”" if context.strip() \
-            else f"Completions of [bold]{escape(partial)}[/]"
-    else:
-        title = f"Next word after “{escape(_tail(context))}”"
+    after = f" after “{escape(_tail(context))}”" if context.strip() else ""
+    title = f"Completions of [bold]{escape(partial)}[/]{after}" if partial else f"Next word{after}"
     if not predictions:
         unknown = predictor.lexicon is not None and not predictor.lexicon.has_word_starting(partial)
         source = "in the model's lexicon" if unknown else "the model knows"
@@ -954,11 +944,9 @@ def metrics(
     if as_json:
         _print_json(rows)
     elif as_csv:
-        sheet = io.StringIO()
-        writer = csv.DictWriter(sheet, METRIC_COLUMNS, extrasaction="ignore", lineterminator="\n")
+        writer = csv.DictWriter(sys.stdout, METRIC_COLUMNS, extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
-        sys.stdout.write(sheet.getvalue())
     elif not rows:
         err.print(f"[yellow]note:[/] {escape(str(model))} has no evaluation yet", soft_wrap=True)
     else:
