@@ -144,7 +144,9 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
 
 def _give_new_file_mode(fd: int, temporary: Path) -> None:
     # mkstemp makes the file private; give it the mode any new file gets (umask applied).
-    mode = 0o666 & ~_umask()
+    umask = os.umask(0)  # the only way to read it is to set it
+    os.umask(umask)
+    mode = 0o666 & ~umask
     if hasattr(os, "fchmod"):
         os.fchmod(fd, mode)
     else:  # Windows: only the read-only bit exists, and there are no links to follow
@@ -162,12 +164,6 @@ def leftover_temporaries(target: str | Path) -> list[Path]:
     """
     target = Path(target)
     return sorted(target.parent.glob(f"{glob.escape(_prefix(target))}*{_SUFFIX}"))
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def write_bytes(target: str | Path, data: bytes) -> None:
@@ -200,14 +196,14 @@ def exclusive_lock(path: Path, error: type[NextwordError]) -> Iterator[None]:
     Raises `LockHeld` if another process holds it, and `error` if `path` is a link, not a regular
     file, or has other hard links: its id is written into it, and that must land nowhere else.
     """
+    link = error(f"{path} is a symbolic link; nextword never writes through one: remove it and try again")
     if os.path.islink(path):
-        raise error(f"{path} is a symbolic link; nextword never writes through one: remove it and try again")
+        raise link
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | _NOFOLLOW | _NONBLOCK | _CLOEXEC | _BINARY, 0o644)
     except OSError as exc:
         if exc.errno == errno.ELOOP:  # O_NOFOLLOW met a link made since the check above
-            raise error(f"{path} is a symbolic link; nextword never writes through one: "
-                        f"remove it and try again") from None
+            raise link from None
         raise error(f"cannot write the lock file {path}: {exc.strerror or exc}") from None
     try:
         info = os.fstat(fd)
@@ -223,26 +219,15 @@ def exclusive_lock(path: Path, error: type[NextwordError]) -> Iterator[None]:
             os.write(fd, str(os.getpid()).encode())
             yield
         finally:
-            _unlock(fd)
+            _flock(fd, take=False)
     finally:
         os.close(fd)
 
 
 def _lock(fd: int) -> None:
-    """Take the lock without waiting; `LockHeld` naming the holder if another process has it.
-
-    fcntl exists on POSIX only and msvcrt on Windows only, so each is imported where it is used.
-    """
+    """Take the lock without waiting; `LockHeld` naming the holder if another process has it."""
     try:
-        if os.name == "nt":
-            import msvcrt
-
-            os.lseek(fd, 0, os.SEEK_SET)
-            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
-        else:
-            import fcntl
-
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        _flock(fd, take=True)
     except OSError as exc:
         if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK, errno.EDEADLK):
             raise
@@ -253,16 +238,20 @@ def _lock(fd: int) -> None:
         raise LockHeld(holder) from None
 
 
-def _unlock(fd: int) -> None:
+def _flock(fd: int, *, take: bool) -> None:
+    """Take the lock without waiting, or release it.
+
+    fcntl exists on POSIX only and msvcrt on Windows only, so each is imported where it is used.
+    """
     if os.name == "nt":
         import msvcrt
 
         os.lseek(fd, 0, os.SEEK_SET)
-        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+        msvcrt.locking(fd, msvcrt.LK_NBLCK if take else msvcrt.LK_UNLCK, 1)
     else:
         import fcntl
 
-        fcntl.flock(fd, fcntl.LOCK_UN)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB if take else fcntl.LOCK_UN)
 
 
 def _fsync_dir(directory: Path) -> None:
