@@ -28,8 +28,6 @@ from .tokenizer import EOS_ID, Tokenizer
 
 _CHUNK = 1 << 20
 _LINES_PER_BATCH = 4096
-
-
 STDIN = "-"  # the corpus path that means standard input
 
 
@@ -103,10 +101,6 @@ def cache_dir() -> Path:
     return Path(base) / "nextword"
 
 
-def token_dtype(vocab_size: int) -> np.dtype:
-    return np.dtype(np.uint16 if vocab_size <= 1 << 16 else np.uint32)
-
-
 class _Hashing(io.RawIOBase):
     """A binary stream that adds every byte read from it to `digest`."""
 
@@ -146,7 +140,7 @@ def encode_corpus(corpus: CorpusFile, tokenizer: Tokenizer) -> np.ndarray:
     `check_corpus` hashed: a file edited in between is refused, never cached under the old hash.
     """
     tokenizer_key = hashlib.sha256(tokenizer.proto).hexdigest()[:16]
-    dtype = token_dtype(tokenizer.vocab_size)
+    dtype = np.dtype(np.uint16 if tokenizer.vocab_size <= 1 << 16 else np.uint32)
     target = cache_dir() / f"{corpus.sha256[:32]}-{tokenizer_key}.{dtype.name}"
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)

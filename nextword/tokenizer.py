@@ -118,25 +118,20 @@ class Tokenizer:
 
     def encode(self, text: str) -> list[int]:
         """Ids of a text, its line breaks as `eos`; no trailing `eos` unless the text ends with one."""
-        lines = text.split("\n")
         ids: list[int] = []
-        for index, line in enumerate(lines):
-            ids.extend(self.encode_line(line))
-            if index < len(lines) - 1:
-                ids.append(EOS_ID)
-        return ids
+        for line in text.split("\n"):
+            ids += [*self.encode_line(line), EOS_ID]
+        return ids[:-1]
 
     def decode(self, ids: list[int] | np.ndarray) -> str:
         """Text of ids, `eos` as a line break."""
-        lines, current = [], []
-        for i in ids:
-            if int(i) == EOS_ID:
-                lines.append(self.sp.decode(current))
-                current = []
+        lines: list[list[int]] = [[]]
+        for i in map(int, ids):
+            if i == EOS_ID:
+                lines.append([])
             else:
-                current.append(int(i))
-        lines.append(self.sp.decode(current))
-        return "\n".join(lines)
+                lines[-1].append(i)
+        return "\n".join(self.sp.decode(line) for line in lines)
 
     def word_count(self, ids: np.ndarray) -> int:
         """Whitespace-separated words in encoded text: each starts with exactly one word-start piece."""
