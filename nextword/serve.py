@@ -112,8 +112,10 @@ def parse(line: bytes) -> dict[str, Any]:
     if not generate.get("max_words", 1) <= MAX_GENERATED_WORDS:
         raise RequestError(f'"generate.max_words" must be at most {MAX_GENERATED_WORDS}')
     for name in ("text", "id"):
-        if name in request and not _is_unicode(request[name]):
-            raise RequestError(f'"{name}" holds an unpaired surrogate (\\ud800-\\udfff): it is not text')
+        try:
+            request.get(name, "").encode("utf-8")
+        except UnicodeEncodeError:
+            raise RequestError(f'"{name}" holds an unpaired surrogate (\\ud800-\\udfff): it is not text') from None
     return request
 
 
@@ -125,11 +127,3 @@ def _check_fields(given: dict[str, Any], known: dict[str, tuple[type, ...]], pre
             kind = {str: "a string", int: "an integer", dict: "an object"}[known[name][0]]
             raise RequestError(f'"{prefix}{name}" must be {"a number" if known[name] is _NUMBER else kind}; '
                                f"got {json.dumps(value)[:40]}")
-
-
-def _is_unicode(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
