@@ -71,17 +71,8 @@ def _integer(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _text_or_none(value: Any) -> bool:
-    return value is None or isinstance(value, str)
-
-
 def _sha256_or_none(value: Any) -> bool:
     return value is None or isinstance(value, str) and re.fullmatch(r"[0-9a-f]{64}", value) is not None
-
-
-def _cutoffs(value: Any) -> bool:
-    return value is None or (isinstance(value, list) and all(_integer(c) and c > 0 for c in value)
-                             and value == sorted(set(value)))
 
 
 # What each field of nextword.json must hold: (test, what it must be). Fields not listed are kept as
@@ -91,10 +82,11 @@ MANIFEST_SCHEMA: dict[str, tuple[Callable[[Any], bool], str]] = {
     "nextword": (lambda v: isinstance(v, str), "a version string"),
     "kind": (lambda v: v in KINDS, f"one of {', '.join(KINDS)}"),
     "vocab_size": (lambda v: _integer(v) and v >= 2, "an integer >= 2"),
-    "corpus": (_text_or_none, "a file name or null"),
+    "corpus": (lambda v: v is None or isinstance(v, str), "a file name or null"),
     "corpus_sha256": (_sha256_or_none, "a SHA-256 in hex, or null"),
     "valid_sha256": (_sha256_or_none, "a SHA-256 in hex, or null"),
-    "cutoffs": (_cutoffs, "null or a list of increasing positive integers"),
+    "cutoffs": (lambda v: v is None or isinstance(v, list) and all(_integer(c) and c > 0 for c in v)
+                and v == sorted(set(v)), "null or a list of increasing positive integers"),
     "init": (lambda v: v is None or isinstance(v, dict), "null or an object"),
     "mixture": (lambda v: v is None or isinstance(v, dict), "null or an object"),
 }
