@@ -142,14 +142,14 @@ def parse_duration(value: Any) -> float:
     text = str(value).strip().lower().replace(" ", "")
     if re.fullmatch(_NUMBER, text):
         return float(text)
-    if (clock := _CLOCK.match(text)) and float(clock.group(3)) < 60 and \
-            (clock.group(1) is None or int(clock.group(2)) < 60):
-        hours, minutes, seconds = (float(g) if g else 0.0 for g in clock.groups())
-        return hours * 3600 + minutes * 60 + seconds
-    units = _UNITS.match(text)
-    if not text or not units or not any(units.groups()):
+    clock, units = _CLOCK.match(text), _UNITS.match(text)
+    if clock and float(clock.group(3)) < 60 and (clock.group(1) is None or int(clock.group(2)) < 60):
+        parts = clock
+    elif text and units and any(units.groups()):
+        parts = units
+    else:
         raise ValueError(f"{value!r} is not a duration; write it like {DURATION_EXAMPLES}")
-    hours, minutes, seconds = (float(g) if g else 0.0 for g in units.groups())
+    hours, minutes, seconds = (float(g) if g else 0.0 for g in parts.groups())
     return hours * 3600 + minutes * 60 + seconds
 
 
