@@ -166,7 +166,6 @@ def screen(keyboard: Keyboard, width: int, color: bool) -> str:
     return "\r\x1b[J" + "\r\n".join(rows) + f"\x1b[{up}A\x1b[{_columns(shown) + 1}G"
 
 
-
 def _columns(text: str) -> int:
     """How many columns `text` takes in a terminal: two for each wide (CJK, most emoji) character."""
     return sum(2 if unicodedata.east_asian_width(char) in "WF" else 1 for char in text)

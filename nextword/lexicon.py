@@ -26,8 +26,6 @@ from .tokenizer import Tokenizer, is_word
 
 NOVEL_WORD_PROBABILITY = 0.5  # a word outside the lexicon is suggested only when the model gives it this much
 _HEADER = "word\tcount"
-
-
 _NOVEL_LOGPROB = math.log(NOVEL_WORD_PROBABILITY)
 
 
