@@ -12,6 +12,7 @@ import atexit
 import codecs
 import hashlib
 import io
+import itertools
 import os
 import shutil
 import sys
@@ -123,13 +124,7 @@ def _lines(path: Path, digest: Any) -> Iterator[list[str]]:
     with open_regular(path, "corpus", CorpusError) as raw, \
             io.TextIOWrapper(io.BufferedReader(_Hashing(raw, digest), _CHUNK), encoding="utf-8",
                              newline=None) as stream:
-        batch: list[str] = []
-        for line in stream:
-            batch.append(line.rstrip("\n"))
-            if len(batch) == _LINES_PER_BATCH:
-                yield batch
-                batch = []
-        if batch:
+        while batch := [line.rstrip("\n") for line in itertools.islice(stream, _LINES_PER_BATCH)]:
             yield batch
 
 
