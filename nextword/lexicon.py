@@ -59,9 +59,6 @@ class Lexicon(Words):
     def __contains__(self, word: str) -> bool:
         return word in self.counts
 
-    def __len__(self) -> int:
-        return len(self.counts)
-
     def has_word_starting(self, prefix: str) -> bool:
         at = bisect.bisect_left(self._sorted, prefix)
         return at < len(self._sorted) and self._sorted[at].startswith(prefix)
