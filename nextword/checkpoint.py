@@ -218,8 +218,7 @@ def best_weights_missing(out: Path, state: TrainState) -> bool:
 
 def save_state(out: Path, state: TrainState) -> None:
     buffer = io.BytesIO()
-    torch.save({"format": STATE_FORMAT, **{f.name: getattr(state, f.name) for f in dataclasses.fields(state)}},
-               buffer)
+    torch.save({"format": STATE_FORMAT, **{f.name: getattr(state, f.name) for f in dataclasses.fields(state)}}, buffer)
     write_bytes(out / STATE, buffer.getvalue())
 
 
@@ -298,8 +297,7 @@ def read_manifest(out: Path) -> dict[str, Any]:
         raise ModelDirError(f"{out / MANIFEST} is damaged: 'format' must be an integer, "
                             f"not {json.dumps(version)[:40]}")
     if version > FORMAT:
-        raise ModelDirError(f"{out} was written by a newer nextword (format {version}); "
-                            f"upgrade nextword to load it")
+        raise ModelDirError(f"{out} was written by a newer nextword (format {version}); upgrade nextword to load it")
     if version < 2:
         raise ModelDirError(f"{out} was written by an older nextword (format {version}), whose models read "
                             f"their embeddings at another scale; train it again with: nextword train CORPUS "
@@ -316,8 +314,7 @@ def read_manifest(out: Path) -> dict[str, Any]:
 def set_kind(out: Path, kind: str, mixture: Mapping[str, Any] | None = None) -> None:
     """Record in the manifest that `out` now holds a model of `kind`, with what fitting its mixture found
     (none but for a mixture)."""
-    manifest = read_manifest(out)
-    write_text(out / MANIFEST, json.dumps({**manifest, "kind": kind, "mixture": mixture}, indent=2))
+    write_text(out / MANIFEST, json.dumps({**read_manifest(out), "kind": kind, "mixture": mixture}, indent=2))
 
 
 def read_settings(out: Path) -> Settings:
@@ -373,11 +370,8 @@ def load(out: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
     if manifest.get("vocab_size", tokenizer.vocab_size) != tokenizer.vocab_size:
         raise ModelDirError(f"{out / MANIFEST} is damaged: 'vocab_size' is {manifest['vocab_size']}, but "
                             f"{TOKENIZER} has {tokenizer.vocab_size} pieces")
-    weights = out / WEIGHTS
-    if not os.path.lexists(weights):
-        raise ModelDirError(f"{out} has no trained weights yet ({WEIGHTS} is missing); "
-                            f"train or resume it first")
+    if not os.path.lexists(out / WEIGHTS):
+        raise ModelDirError(f"{out} has no trained weights yet ({WEIGHTS} is missing); train or resume it first")
     model = kinds.of(manifest, out).load(out, config, tokenizer.vocab_size, manifest)
     summary = read_json(out / SUMMARY) if os.path.lexists(out / SUMMARY) else {}
-    return LoadedModel(out, model.to(device).eval(), tokenizer, config, manifest, summary,
-                       read_lexicon(out / LEXICON))
+    return LoadedModel(out, model.to(device).eval(), tokenizer, config, manifest, summary, read_lexicon(out / LEXICON))

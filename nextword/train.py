@@ -252,8 +252,7 @@ def _count(kind: kinds.Ngram, settings: Settings, data: Prepared, out: Path, emi
     checkpoint.save_weights(out, model, 1)
     totals = stream_loss(model, data.tokenizer, data.valid_ids, seq_len=settings.train.seq_len,
                          device=torch.device("cpu"))
-    row = _metrics_row(1, 1, elapsed, 0.0, totals)
-    checkpoint.write_metrics(out, [row])
+    checkpoint.write_metrics(out, [_metrics_row(1, 1, elapsed, 0.0, totals)])
     emit(Evaluation(1, totals.loss, totals.token_perplexity, totals.word_perplexity, improved=True))
     summary = TrainSummary(
         out=str(out), corpus=data.corpus.path.name, cell="ngram", parameters=model.entries,
@@ -541,8 +540,7 @@ def _stop_reason(run: _Run, state: TrainState) -> str | None:
     return None
 
 
-def _plan_when_due(run: _Run, state: TrainState, measured_steps: int, measured_seconds: float,
-                   warmed_up: bool) -> None:
+def _plan_when_due(run: _Run, state: TrainState, measured_steps: int, measured_seconds: float, warmed_up: bool) -> None:
     """Once timed long enough after the first, slow steps (`warmed_up`), or as soon as the schedule needs it
     (then from what was timed, slow steps and all), a time-budgeted run's total: the steps that fit in what is
     left of the budget at the pace of the last `measured_steps` (evaluations left out), with an evaluation every
