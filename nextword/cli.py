@@ -327,8 +327,7 @@ def comparison_table(results: list) -> Group:
         table.add_row(r.name, *cells)
         far = "  ".join(f"{b}: {v['recall']:.0%}" for b, v in r.long_range["by_distance"].items()) \
             if r.long_range else "-"
-        curves.add_row(r.name, sparkline([row["valid_word_perplexity"] for row in r.curve]),
-                       sparkline(r.gradient), far)
+        curves.add_row(r.name, sparkline([row["valid_word_perplexity"] for row in r.curve]), sparkline(r.gradient), far)
     return Group(table, curves)
 
 
@@ -345,8 +344,7 @@ class TrainDisplay:
         self.started = time.monotonic()
         self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), _StatusColumn(),
                                  console=err, transient=False)
-        self.task = self.progress.add_task(self.name, total=1000, step="-", loss="-", ppl="-", speed="-",
-                                           eta_at=None)
+        self.task = self.progress.add_task(self.name, total=1000, step="-", loss="-", ppl="-", speed="-", eta_at=None)
 
     def handle(self, event: Any) -> None:
         from .compare import VariantStarted
@@ -577,10 +575,8 @@ def generate(
         if samples > 1:
             out.print(f"[dim]── sample {index + 1} ──[/]")
         out.print(prompt, style="bold", end="", markup=False, soft_wrap=True)
-        for piece in itertools.chain([first], pieces):
-            sys.stdout.write(piece)
-            sys.stdout.flush()
-        sys.stdout.write("\n")
+        for piece in itertools.chain([first], pieces, ["\n"]):
+            _show(piece)
     if as_json:
         _print_json({"prompt": prompt, "completions": completions})
 
@@ -791,10 +787,8 @@ def _evaluation_rows(result: dict[str, Any], suggestions: int) -> list[tuple[str
     return rows
 
 
-class ExportFormat(str, enum.Enum):
-    """export.FORMATS, named here so that --help lists them without importing torch."""
-    torchscript = "torchscript"
-    onnx = "onnx"
+# export.FORMATS, named here so that --help lists them without importing torch.
+ExportFormat = enum.Enum("ExportFormat", {name: name for name in ("torchscript", "onnx")}, type=str)
 
 
 @app.command()
