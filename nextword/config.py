@@ -98,8 +98,7 @@ class TrainArgs:
     time_budget: float | None = _opt(None, "Stop after this much training time: 90s, 10m, 1h30m, 1:30:00.",
                                      low=0.0, low_open=True)
     eval_every: int = _opt(200, "Evaluate and checkpoint every this many steps.", low=1)
-    patience: int | None = _opt(None, "Stop after this many evaluations without a better validation loss.",
-                                low=1)
+    patience: int | None = _opt(None, "Stop after this many evaluations without a better validation loss.", low=1)
     seed: int = _opt(0, "Random seed; the same seed gives the same model on a CPU.", low=0, high=2**32 - 1)
     device: str = _opt("auto", "Where to train: auto picks cuda, then mps, then cpu.", choices=DEVICES)
 

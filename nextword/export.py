@@ -106,8 +106,7 @@ def export(model: LanguageModel, fmt: str, out: str | Path, *, force: bool = Fal
                           "graph cannot hold; export a recurrent model (rnn, gru or lstm)")
     missing = [name for name in _ONNX_PACKAGES if importlib.util.find_spec(name) is None]
     if fmt == "onnx" and missing:
-        raise ExportError(f"ONNX export needs the {' and '.join(missing)} package(s): "
-                          f"pip install 'nextword[export]'")
+        raise ExportError(f"ONNX export needs the {' and '.join(missing)} package(s): pip install 'nextword[export]'")
     step = _Step(model.cpu().eval())
     names = state_names(model)
     # Two rows, not one: an example batch of 1 would be taken as a fixed size by torch.export.

@@ -30,8 +30,7 @@ from .search import split_partial
 TAB, ENTER, BACKSPACE, ESC = "\t", "\r", "\x7f", "\x1b"
 CTRL_W, CTRL_U, CTRL_G, CTRL_D, CTRL_C = "\x17", "\x15", "\x07", "\x04", "\x03"
 PROMPT = "> "
-HELP = ("Tab: best word · Alt-1…{last} (or Esc, digit): that word · Ctrl-G: continue · Enter: new line"
-        " · Ctrl-D: quit")
+HELP = "Tab: best word · Alt-1…{last} (or Esc, digit): that word · Ctrl-G: continue · Enter: new line · Ctrl-D: quit"
 MAX_SUGGESTIONS = 9  # one digit each
 
 # An escape sequence the keyboard has no use for (arrows, function keys): CSI or SS3, read to its end.

@@ -81,8 +81,7 @@ def stream(pieces: PieceModel, logprobs: torch.Tensor, state: State, prompt: str
     for _ in range(options.max_words * MAX_WORD_PIECES):  # a bound, should a model never begin a word
         if must_start_word:
             logprobs = logprobs.masked_fill(pieces.not_word_or_line_start, -np.inf)
-        piece = _sample_allowed(logprobs[0].masked_fill(pieces.not_sampleable, -np.inf), options, generator,
-                                written)
+        piece = _sample_allowed(logprobs[0].masked_fill(pieces.not_sampleable, -np.inf), options, generator, written)
         if written is not None:
             written.take(piece)
         text = pieces.tokenizer.piece_text[piece]

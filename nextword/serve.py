@@ -29,8 +29,7 @@ MAX_SESSIONS = 64  # beyond it, the session used least recently is forgotten (it
 MAX_ID_CHARS = 200
 _INTEGER, _NUMBER = (int,), (int, float)
 FIELDS = {"text": (str,), "k": _INTEGER, "id": (str,), "generate": (dict,)}
-GENERATE_FIELDS = {"max_words": _INTEGER, "temperature": _NUMBER, "top_k": _INTEGER, "top_p": _NUMBER,
-                   "seed": _INTEGER}
+GENERATE_FIELDS = {"max_words": _INTEGER, "temperature": _NUMBER, "top_k": _INTEGER, "top_p": _NUMBER, "seed": _INTEGER}
 
 
 class RequestError(NextwordError):

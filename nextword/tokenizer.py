@@ -184,8 +184,7 @@ def is_trailing_punctuation(char: str) -> bool:
     return unicodedata.category(char).startswith("P") and char not in WORD_PUNCTUATION
 
 
-def train_tokenizer(corpus: Path, kind: str, vocab_size: int, *, sample_lines: int = 2_000_000
-                    ) -> TrainedTokenizer:
+def train_tokenizer(corpus: Path, kind: str, vocab_size: int, *, sample_lines: int = 2_000_000) -> TrainedTokenizer:
     """Train a SentencePiece model on a corpus file, lowering the vocabulary if the corpus is too small.
 
     At most `sample_lines` lines (drawn at random; a line longer than LINE_PART_CHARS counts as its
@@ -195,8 +194,7 @@ def train_tokenizer(corpus: Path, kind: str, vocab_size: int, *, sample_lines: i
     requested = vocab_size
     for _ in range(3):
         try:
-            return TrainedTokenizer(Tokenizer(_train_proto(corpus, kind, vocab_size, sample_lines)),
-                                    requested)
+            return TrainedTokenizer(Tokenizer(_train_proto(corpus, kind, vocab_size, sample_lines)), requested)
         except RuntimeError as exc:
             message = str(exc)
             if too_high := _TOO_HIGH.search(message):
