@@ -111,8 +111,7 @@ def _only_own_files(out: Path) -> bool:
     while setting the directory up leaves (files without a manifest, temporary files)."""
     if not out.is_dir():
         return False
-    own = {out / name for name in _OWN_FILES}
-    own.update(_leftovers(out))
+    own = {out / name for name in _OWN_FILES} | set(_leftovers(out))
     found = {path for path in out.iterdir() if path.name != LOCK}
     return bool(found - {out / CARD}) and found <= own  # a README.md alone may well be someone's own
 
@@ -131,15 +130,11 @@ def check_output(out: Path, *, force: bool) -> None:
 
 
 def prepare_output(out: Path, *, force: bool) -> None:
-    """Make `out` an empty model directory, after the same checks as `check_output`."""
+    """Empty the model directory `out`, which `writing` made, after the same checks as `check_output`: it
+    holds a model, an unfinished one or nothing, as check_output refused anything else."""
     check_output(out, force=force)
-    if out.is_dir():  # empty, a model or an unfinished one: check_output refused anything else
-        for name in _OWN_FILES:  # the manifest first: from then on the directory holds no model
-            (out / name).unlink(missing_ok=True)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ModelDirError(f"cannot create model directory {out}: {exc.strerror}") from None
+    for name in _OWN_FILES:  # the manifest first: from then on the directory holds no model
+        (out / name).unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
