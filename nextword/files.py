@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import glob
-import io
 import os
 import stat
 import tempfile
@@ -51,8 +50,8 @@ def _kind(mode: int) -> str:
     return "not a regular file"
 
 
-def regular_file(path: str | Path, what: str, error: type[NextwordError]) -> os.stat_result:
-    """The stat of `path` if it is a regular file (links followed), else `error` saying what it is instead.
+def regular_file(path: str | Path, what: str, error: type[NextwordError]) -> None:
+    """Refuse `path` unless it is a regular file (links followed), with `error` saying what it is instead.
 
     Nothing is opened: a FIFO is refused without blocking on it.
     """
@@ -63,7 +62,6 @@ def regular_file(path: str | Path, what: str, error: type[NextwordError]) -> os.
                     else f"{what} not found: {path}") from None
     if not stat.S_ISREG(info.st_mode):
         raise error(f"{what} {path} is {_kind(info.st_mode)}, not a regular file; give a file")
-    return info
 
 
 def existing_directory(path: str | Path, what: str, error: type[NextwordError]) -> bool:
@@ -262,12 +260,3 @@ def _fsync_dir(directory: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
-
-
-@contextlib.contextmanager
-def open_text(path: str | Path, what: str, error: type[NextwordError], *, errors: str = "strict"
-              ) -> Iterator[io.TextIOWrapper]:
-    """`path` opened as `open_regular` does, read as UTF-8 text with CR and CRLF line ends as LF."""
-    with open_regular(path, what, error) as raw, \
-            io.TextIOWrapper(raw, encoding="utf-8", errors=errors, newline=None) as text:
-        yield text

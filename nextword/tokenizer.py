@@ -25,7 +25,7 @@ import numpy as np
 import sentencepiece as spm
 
 from .errors import ConfigError, CorpusError, ModelDirError
-from .files import open_text, read_bytes
+from .files import open_regular, read_bytes
 
 WORD_MARK = "\u2581"  # "▁", SentencePiece's mark for a preceding space
 UNK_ID, EOS_ID = 0, 1
@@ -235,6 +235,7 @@ def _sentences(corpus: Path) -> Iterator[str]:
     """The corpus as SentencePiece trains on it: lines (CR and CRLF ends read as LF), long ones in parts."""
     # A character that is not UTF-8 can only be there if the file changed since it was checked; encoding
     # it later finds that out (the text must hash as checked), so the sample need not stop on it.
-    with open_text(corpus, "corpus", CorpusError, errors="replace") as stream:
+    with open_regular(corpus, "corpus", CorpusError) as raw, \
+            io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline=None) as stream:
         for line in stream:
             yield from line_parts(line.rstrip("\n"))
