@@ -73,16 +73,13 @@ class DocumentWords:
         self.first: dict[str, int] = {}
         self._sorted: list[str] = []
 
-    def add(self, place: int, word: str) -> None:
-        if word not in self.first and word not in self.lexicon and is_word(word):
-            self.first[word] = place
-            bisect.insort(self._sorted, word)
-
     def add_words(self, words: list[tuple[int, str]], last_complete: bool = True, place: int | None = None) -> None:
         """Add `words` (as `Tokenizer.words_at` gives them), each at its position, or all at `place`; the
         last only if it is `last_complete` (a text that does not end in whitespace may go on with it)."""
         for position, word in words if last_complete else words[:-1]:
-            self.add(position if place is None else place, word)
+            if word not in self.first and word not in self.lexicon and is_word(word):
+                self.first[word] = position if place is None else place
+                bisect.insort(self._sorted, word)
 
     def forget_after(self, place: int) -> None:
         """Forget the words first used after `place` (the document was edited there)."""
