@@ -155,10 +155,9 @@ def parse_duration(value: Any) -> float:
 def _coerce(key: str, value: Any) -> Any:
     """Check one value's type and bounds, returning it in the field's type."""
     declared = _TYPES[key]
-    optional = type(None) in typing.get_args(declared)
     base = next(t for t in (typing.get_args(declared) or (declared,)) if t is not type(None))
     if value is None:
-        if optional:
+        if type(None) in typing.get_args(declared):  # an optional option
             return None
         raise ConfigError(f"option '{key}' needs a value")
     if key == "time_budget":

@@ -618,16 +618,15 @@ def _restore(run: _Run, saved: TrainState) -> TrainState:
 
 
 def _summary(run: _Run, state: TrainState, stopped_because: str, tokens_per_second: float) -> TrainSummary:
-    best = next((row for row in run.metrics if row["step"] == state.best_step and "valid_loss" in row), None)
+    best = next((row for row in run.metrics if row["step"] == state.best_step and "valid_loss" in row), {})
     return TrainSummary(
         out=str(run.out), corpus=run.data.corpus.path.name, cell=run.settings.model.cell,
         parameters=parameter_count(run.model), vocab_size=run.data.tokenizer.vocab_size,
         train_tokens=len(run.batches) * run.tokens_per_step, valid_tokens=len(run.data.valid_ids),
         device=run.device.type, steps=state.step, epochs=round(state.step / len(run.batches), 3),
         elapsed=round(state.elapsed, 3), tokens_per_second=round(tokens_per_second, 1), best_step=state.best_step,
-        best_valid_loss=best["valid_loss"] if best else math.nan,
-        best_valid_perplexity=best["valid_perplexity"] if best else math.nan,
-        best_valid_word_perplexity=best["valid_word_perplexity"] if best else math.nan,
+        best_valid_loss=best.get("valid_loss", math.nan), best_valid_perplexity=best.get("valid_perplexity", math.nan),
+        best_valid_word_perplexity=best.get("valid_word_perplexity", math.nan),
         stopped_because=stopped_because, plan=state.plan)
 
 
