@@ -21,8 +21,7 @@ overwritten, so a directory without it holds no model; a later training clears w
 Loading never runs code from the directory: weights come from safetensors, the state through
 torch's weights-only unpickler, YAML through safe_load. Every file read must be a regular file (a
 FIFO is refused, not waited on), the manifest must match `MANIFEST_SCHEMA`, and the weights must be
-of the dtypes in `kinds.WEIGHT_DTYPES` and finite. Nothing is written through a symbolic link (files.py).
-"""
+of the dtypes in `kinds.WEIGHT_DTYPES` and finite. Nothing is written through a symbolic link (files.py)."""
 
 from __future__ import annotations
 
@@ -143,8 +142,7 @@ def writing(out: Path) -> Iterator[None]:
 
     The lock is an OS file lock (files.exclusive_lock), released by the OS when the process ends however
     it ends, so a crashed run never leaves it stuck; a lock file that is a link is refused. Holding it,
-    no one else writes here, so the temporary files of a killed run are removed.
-    """
+    no one else writes here, so the temporary files of a killed run are removed."""
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -206,8 +204,7 @@ class TrainState:
 def best_weights_missing(out: Path, state: TrainState) -> bool:
     """Whether a crash came between writing a checkpoint's state and its new best weights.
 
-    A state whose best step is its own step holds those weights, so they can be written again from it.
-    """
+    A state whose best step is its own step holds those weights, so they can be written again from it."""
     return state.best_step == state.step > 0 and weights_step(out) != state.step
 
 

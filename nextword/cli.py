@@ -1,8 +1,7 @@
 """The `nextword` command: parse, call the library, render. Nothing else lives here.
 
 torch is imported inside the commands that need it, so `--help` answers at once.
-Errors from the library (NextwordError) become one red line on stderr and exit code 2.
-"""
+Errors from the library (NextwordError) become one red line on stderr and exit code 2."""
 
 from __future__ import annotations
 
@@ -81,8 +80,7 @@ def _friendly(command: Callable) -> Callable:
     """Library errors become one line on stderr and exit code 2; nothing reaches the user as a traceback.
 
     Text and path arguments are checked first: bytes that are not UTF-8 come as lone surrogates from the
-    shell, which no tokenizer, terminal or native library (torch, safetensors) can take.
-    """
+    shell, which no tokenizer, terminal or native library (torch, safetensors) can take."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -155,8 +153,7 @@ def _training_command(*, exclude: tuple[str, ...] = (), defaults: dict[str, Any]
     the fields of config.ModelConfig and config.TrainArgs, and hands those given on the command line (not
     their defaults: a YAML file fills those) to the command as `ctx.obj`, a dict.
 
-    Help shows the fields' defaults, or the command's own `defaults` where it has them.
-    """
+    Help shows the fields' defaults, or the command's own `defaults` where it has them."""
     shown = {key: field.default for key, field in FIELDS.items()} | (defaults or {})
     keys = [key for key in FIELDS if key not in exclude]
 
@@ -212,8 +209,7 @@ def train(
     """Train a model on CORPUS and save it as a model directory.
 
     Without --config, the recipe picks the model's size, vocabulary, dropout and schedule for the size of
-    CORPUS and the --time-budget, and says what it chose; flags override any of it.
-    """
+    CORPUS and the --time-budget, and says what it chose; flags override any of it."""
     from .data import STDIN, spool_stdin
     from .distributed import is_main_process
     from .recipe import choose
@@ -285,8 +281,7 @@ def compare(
     """Train each cell type on CORPUS with the same data and budget, and compare them side by side.
 
     Each variant gets the same steps (--max-steps, reproducible) or the same time (--time-budget), by default
-    at a constant learning rate and without dropout (--warmup, --final-lr, --dropout change that).
-    """
+    at a constant learning rate and without dropout (--warmup, --final-lr, --dropout change that)."""
 
     from .compare import compare as run_compare, compare_settings
 
@@ -600,8 +595,7 @@ def interactive(
 
     Tab takes the best word, Alt-1…9 (or Esc then the digit) the one with that number; digits type
     themselves. Ctrl-G shows a generated continuation, Enter starts a new line (the document goes on:
-    every line so far is context), Ctrl-D or Ctrl-C quits.
-    """
+    every line so far is context), Ctrl-D or Ctrl-C quits."""
     from .files import write_text
     from .interactive import Keyboard, check_save_target, note, read_document
     from .predict import Predictor
@@ -644,8 +638,7 @@ def serve(
 
     A request: {"text": "...", "k": 5}, optionally "id" (a session: send the whole buffer each time, only
     the change costs) and "generate": {"max_words": 8}. A reply: {"predictions": ...}, a list of word and
-    probability pairs, or {"error": "..."}. It stops when stdin ends.
-    """
+    probability pairs, or {"error": "..."}. It stops when stdin ends."""
     from .predict import Predictor
     from .serve import serve as answer_lines
 
@@ -805,8 +798,7 @@ def export(
 ) -> None:
     """Write MODEL's next-token step to one file that runs without nextword.
 
-    Token ids and state in, logits and state out.
-    """
+    Token ids and state in, logits and state out."""
     from .checkpoint import load
     from .export import export as export_step
 

@@ -3,8 +3,7 @@
 Every variant trains on the same prepared data (one tokenizer, one split), with the same seed and
 budget, so the differences in the table come from the cells alone. Each is then measured on the validation
 split: loss and perplexities, next-word accuracy, the gradient-flow curve and, on a corpus with
-a long-range sidecar (corpora/generate.py), accuracy on the far-dependent words.
-"""
+a long-range sidecar (corpora/generate.py), accuracy on the far-dependent words."""
 
 from __future__ import annotations
 

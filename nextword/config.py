@@ -3,8 +3,7 @@
 Both share one flat set of options, which a YAML file (a preset, or a model directory's config.yaml,
 holding both), the flags and the settings saved in a model directory fill. `load` layers them for
 every command and the API, and `resolve` checks every value in one place, so errors name the key.
-This module does not import torch: `nextword --help` must stay fast.
-"""
+This module does not import torch: `nextword --help` must stay fast."""
 
 from __future__ import annotations
 

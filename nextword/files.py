@@ -9,8 +9,7 @@ file opened in place, is opened with O_NOFOLLOW and refused unless it is a regul
 
 Reading: a path is checked with os.stat before it is opened, so a FIFO, a device or a directory is
 refused without being opened (opening a FIFO for reading blocks until someone writes to it), and
-it is then opened with O_NONBLOCK in case it was swapped for one in between.
-"""
+it is then opened with O_NONBLOCK in case it was swapped for one in between."""
 
 from __future__ import annotations
 
@@ -53,8 +52,7 @@ def _kind(mode: int) -> str:
 def regular_file(path: str | Path, what: str, error: type[NextwordError]) -> None:
     """Refuse `path` unless it is a regular file (links followed), with `error` saying what it is instead.
 
-    Nothing is opened: a FIFO is refused without blocking on it.
-    """
+    Nothing is opened: a FIFO is refused without blocking on it."""
     try:
         info = os.stat(path)
     except OSError as exc:
@@ -106,8 +104,7 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     The temporary file is new (O_EXCL) and never a link (O_NOFOLLOW), as tempfile.mkstemp makes it,
     and it is opened again without following links to be fsynced. On failure the temporary file is
     removed and `target`, if it existed, is left as it was; an OSError while writing (a full disk, say)
-    becomes a one-line `WriteError` that names `target`.
-    """
+    becomes a one-line `WriteError` that names `target`."""
     target = Path(target)
     try:
         fd, name = tempfile.mkstemp(dir=target.parent, prefix=_prefix(target), suffix=_SUFFIX)
@@ -158,8 +155,7 @@ def _prefix(target: Path) -> str:
 def leftover_temporaries(target: str | Path) -> list[Path]:
     """The temporary files of `target` that a killed process left behind (a SIGKILL skips all cleanup).
 
-    A live writer's temporary matches too: ask only while no other process can be writing `target`.
-    """
+    A live writer's temporary matches too: ask only while no other process can be writing `target`."""
     target = Path(target)
     return sorted(target.parent.glob(f"{glob.escape(_prefix(target))}*{_SUFFIX}"))
 
@@ -192,8 +188,7 @@ def exclusive_lock(path: Path, error: type[NextwordError]) -> Iterator[None]:
 
     The OS releases it when the process ends however it ends, so a crashed run never leaves it stuck.
     Raises `LockHeld` if another process holds it, and `error` if `path` is a link, not a regular
-    file, or has other hard links: its id is written into it, and that must land nowhere else.
-    """
+    file, or has other hard links: its id is written into it, and that must land nowhere else."""
     link = error(f"{path} is a symbolic link; nextword never writes through one: remove it and try again")
     if os.path.islink(path):
         raise link
@@ -239,8 +234,7 @@ def _lock(fd: int) -> None:
 def _flock(fd: int, *, take: bool) -> None:
     """Take the lock without waiting, or release it.
 
-    fcntl exists on POSIX only and msvcrt on Windows only, so each is imported where it is used.
-    """
+    fcntl exists on POSIX only and msvcrt on Windows only, so each is imported where it is used."""
     if os.name == "nt":
         import msvcrt
 

@@ -9,8 +9,7 @@
 
 Everything that differs between them lives here: how a kind is made from the token ids or read
 from its files, which components it has, how it describes itself and what export can write of it.
-The rest of nextword calls a kind's methods, and every model has the interface in model.py.
-"""
+The rest of nextword calls a kind's methods, and every model has the interface in model.py."""
 
 from __future__ import annotations
 

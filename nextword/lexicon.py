@@ -7,8 +7,7 @@ very sure of (`NOVEL_WORD_PROBABILITY`), such as a name it has learnt to copy, o
 being read has already used (`DocumentWords`: a play's names, a user's own terms), from then on.
 
 Stored as `lexicon.tsv` in the model directory: a header line, then `word<TAB>count` per line, the
-most frequent first. A model directory from before lexicons has none; its suggestions are not filtered.
-"""
+most frequent first. A model directory from before lexicons has none; its suggestions are not filtered."""
 
 from __future__ import annotations
 
@@ -115,8 +114,7 @@ def count_words(tokenizer: Tokenizer, ids: np.ndarray) -> Counter[str]:
     in one vectorised pass, so that a corpus of millions of words costs seconds.
 
     A word is a word-start piece and the pieces that carry it on; spans of equal pieces are counted
-    together with numpy, and only the distinct spans are turned into text.
-    """
+    together with numpy, and only the distinct spans are turned into text."""
     ids = np.asarray(ids)
     starts = np.flatnonzero(tokenizer.starts_word[ids])
     breaks = np.append(np.flatnonzero(~tokenizer.extends_word[ids]), len(ids))

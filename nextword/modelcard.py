@@ -1,8 +1,7 @@
 """A model directory in brief: the facts `nextword list` shows, and the model card (README.md) that
 training writes into the directory, so that a model passed around says what it is and how to use it.
 
-Both are read from the directory's own files (manifest, config, summary, metrics), never from its weights.
-"""
+Both are read from the directory's own files (manifest, config, summary, metrics), never from its weights."""
 
 from __future__ import annotations
 

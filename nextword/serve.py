@@ -9,8 +9,7 @@ Only "text" is required. "id" names a session (requests without one share a sess
 each session keeps what the model read of its last text, so a client may send its whole buffer at
 every key and pays only for what changed since (`Session.set_text`). A request that cannot be
 answered gets `{"error": "..."}` (with its "id" when it had one) and the server goes on; it stops,
-with exit code 0, when its input ends.
-"""
+with exit code 0, when its input ends."""
 
 from __future__ import annotations
 

@@ -7,8 +7,7 @@ Conventions that every other module relies on:
   whitespace and marks it so); a word is one such piece followed by pieces that do not.
 - For prediction, a word is what a person types between spaces without the punctuation that
   follows it ("lord," is the word "lord" then ","), so a word also ends where a piece starting
-  with such punctuation comes next. Apostrophes and hyphens stay inside words (don't, well-known).
-"""
+  with such punctuation comes next. Apostrophes and hyphens stay inside words (don't, well-known)."""
 
 from __future__ import annotations
 
@@ -189,8 +188,7 @@ def train_tokenizer(corpus: Path, kind: str, vocab_size: int, *, sample_lines: i
 
     At most `sample_lines` lines (drawn at random; a line longer than LINE_PART_CHARS counts as its
     parts) are trained on: `sample_lines_for` sizes that so training memory and time stay bounded
-    however large the corpus is.
-    """
+    however large the corpus is."""
     requested = vocab_size
     for _ in range(3):
         try:
@@ -212,8 +210,7 @@ def sample_lines_for(size: int, lines: int, sample_bytes: int = SAMPLE_BYTES) ->
     `sample_bytes` of text, at its mean line length.
 
     SentencePiece bounds its sample by a count of lines; a fixed count would let the sample's memory
-    grow with the corpus's line length (two million lines of 200 bytes is 400 MB of text to train on).
-    """
+    grow with the corpus's line length (two million lines of 200 bytes is 400 MB of text to train on)."""
     sentences = max(lines + 1, size // LINE_PART_CHARS)  # a very long line counts as its parts
     return max(1, sample_bytes * sentences // max(size, 1))
 

@@ -7,8 +7,7 @@ across consecutive segments, periodic validation that keeps the best weights, ea
 a checkpoint at each evaluation from which `resume` continues exactly (same weights, bit for bit,
 on a CPU).
 
-The library never prints: progress goes to the `on_event` callback as small event objects.
-"""
+The library never prints: progress goes to the `on_event` callback as small event objects."""
 
 from __future__ import annotations
 
@@ -139,8 +138,7 @@ def train(settings: Settings, corpus: str | Path | Prepared, out: str | Path, *,
     come from `config.load(..., resume=out)`; with `init`, a trained model directory, from
     `config.load(..., init=init)`: the new run starts from that model's weights and uses its tokenizer.
     Its optimiser and step are not carried over: this is a new run, evaluated once before its first step.
-    Raises `TrainingInterrupted` after saving a checkpoint when SIGINT or SIGTERM arrives.
-    """
+    Raises `TrainingInterrupted` after saving a checkpoint when SIGINT or SIGTERM arrives."""
     out = Path(out)
     if resume and init is not None:
         raise ConfigError("--resume continues a run in --out and --init starts a new one from another model; "
@@ -310,8 +308,7 @@ def _stop_on_signals() -> Iterator[threading.Event]:
     """Turn the first Ctrl-C or SIGTERM into a request to stop at the next step boundary.
 
     Stopping between steps means the checkpoint never holds a half-applied optimiser step.
-    A second Ctrl-C stops at once.
-    """
+    A second Ctrl-C stops at once."""
     requested = threading.Event()
     if threading.current_thread() is not threading.main_thread():
         yield requested
