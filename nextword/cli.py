@@ -105,6 +105,11 @@ def _friendly(command: Callable) -> Callable:
     return wrapper
 
 
+def _command(**options: Any) -> Callable[[Callable], Callable]:
+    """Register a command as `app.command(**options)` does, its errors made one line each (`_friendly`)."""
+    return lambda command: app.command(**options)(_friendly(command))
+
+
 def _check_text(name: str, value: Any) -> None:
     if isinstance(value, (str, Path)):
         try:
@@ -186,8 +191,7 @@ def _corpus_name(corpus: Path) -> str:
     return "stdin" if str(corpus) == STDIN else re.sub(r"[^A-Za-z0-9_.-]+", "-", corpus.stem).strip("-") or "corpus"
 
 
-@app.command(cls=_training_command())
-@_friendly
+@_command(cls=_training_command())
 def train(
     ctx: typer.Context,
     corpus: Path = typer.Argument(..., help="The text file to learn from (UTF-8); - reads standard input."),
@@ -256,9 +260,8 @@ def _with_display(quiet: bool, settings: Any, run: Callable[[Any], Any], headlin
         display.close(keep)
 
 
-@app.command(cls=_training_command(exclude=("cell", "bidirectional"),
-                                   defaults={**COMPARE_DEFAULTS, "max_steps": COMPARE_STEPS}))
-@_friendly
+@_command(cls=_training_command(exclude=("cell", "bidirectional"),
+                                defaults={**COMPARE_DEFAULTS, "max_steps": COMPARE_STEPS}))
 def compare(
     ctx: typer.Context,
     corpus: Path = typer.Argument(..., help="The text file to learn from (UTF-8)."),
@@ -455,8 +458,7 @@ def summary_table(summary: dict[str, Any]) -> Table:
     return table
 
 
-@app.command()
-@_friendly
+@_command()
 def predict(
     model: Path = typer.Argument(..., help="A model directory."),
     text: str = typer.Argument(..., help="The text so far. End it with a space for the next word; "
@@ -528,8 +530,7 @@ def _tail(text: str, width: int = 40) -> str:
     return flat if len(flat) <= width else "…" + flat[-width:]
 
 
-@app.command()
-@_friendly
+@_command()
 def generate(
     model: Path = typer.Argument(..., help="A model directory."),
     prompt: str = typer.Argument(..., help="The text to continue."),
@@ -576,8 +577,7 @@ def generate(
         _print_json({"prompt": prompt, "completions": completions})
 
 
-@app.command()
-@_friendly
+@_command()
 def interactive(
     model: Path = typer.Argument(..., help="A model directory."),
     suggestions: int = typer.Option(5, "--suggestions", "-k", min=1, max=9, help="Words offered at each key (1-9)."),
@@ -627,8 +627,7 @@ def interactive(
                 write_text(save, keyboard.document)
 
 
-@app.command()
-@_friendly
+@_command()
 def serve(
     model: Path = typer.Argument(..., help="A model directory."),
     any_word: bool = typer.Option(False, "--any-word", help=ANY_WORD_HELP),
@@ -699,8 +698,7 @@ def _type_along(keyboard: Any) -> None:
     _show(settle(keyboard.text))
 
 
-@app.command()
-@_friendly
+@_command()
 def evaluate(
     model: Path = typer.Argument(..., help="A model directory."),
     file: Path = typer.Argument(..., help="Text to evaluate on (UTF-8), ideally not seen in training."),
@@ -784,8 +782,7 @@ def _evaluation_rows(result: dict[str, Any], suggestions: int) -> list[tuple[str
 ExportFormat = enum.Enum("ExportFormat", {name: name for name in ("torchscript", "onnx")}, type=str)
 
 
-@app.command()
-@_friendly
+@_command()
 def export(
     model: Path = typer.Argument(..., help="A model directory (rnn, gru or lstm; causal or bidirectional)."),
     fmt: ExportFormat = typer.Option(..., "--format", "-f", case_sensitive=False,
@@ -820,8 +817,7 @@ def _signature(tensors: dict[str, list]) -> str:
     return ", ".join(f"{name} ({' x '.join(map(str, shape))})" for name, shape in tensors.items())
 
 
-@app.command(name="list")
-@_friendly
+@_command(name="list")
 def list_models(
     folder: Path = typer.Argument(Path("models"), help="A folder of model directories."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
@@ -866,8 +862,7 @@ def _megabytes(size: int | None) -> str:
     return f"{size / 1e6:.1f} MB" if size >= 1e5 else f"{size / 1e3:.0f} kB"
 
 
-@app.command()
-@_friendly
+@_command()
 def info(
     model: Path = typer.Argument(..., help="A model directory."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
@@ -914,8 +909,7 @@ METRIC_COLUMNS = ("step", "epoch", "elapsed", "lr", "train_loss", "valid_loss", 
                   "valid_word_perplexity")
 
 
-@app.command()
-@_friendly
+@_command()
 def metrics(
     model: Path = typer.Argument(..., help="A model directory (one still training too)."),
     as_csv: bool = typer.Option(False, "--csv", help="Print every row, training loss too, as CSV (for plotting)."),
