@@ -139,7 +139,7 @@ def neural_and_ngram_targets(neural: nn.Module, ngram: NgramLM, tokens: torch.Te
     windows, _, ngram_state = ngram.histories(tokens, ngram_state, last_only=False)
     found = ngram.contexts_found(windows)
     ngram_p = ngram.probabilities(windows, targets.cpu().numpy().reshape(-1), found)
-    buckets = ngram.context_buckets(found, len(windows))
+    buckets = ngram.context_buckets(found)
 
     def shaped(array: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(array).reshape(targets.shape).to(tokens.device)
@@ -217,7 +217,7 @@ class MixtureLM(nn.Module):
         found = self.ngram.contexts_found(windows)
         shape = (tokens.shape[0], steps)
         ngram_p = torch.from_numpy(self.ngram.distributions(windows, found, dtype=np.float32)).to(tokens.device)
-        buckets = torch.from_numpy(self.ngram.context_buckets(found, len(windows))).to(tokens.device).reshape(shape)
+        buckets = torch.from_numpy(self.ngram.context_buckets(found)).to(tokens.device).reshape(shape)
         parts = [ngram_p.reshape(*shape, -1)]
         if self.use_cache:
             counted, total, counts = self.cache.distributions(counts, tokens, self.vocab_size, last_only)
