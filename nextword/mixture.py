@@ -62,14 +62,21 @@ class UnigramCache:
         self.half_life = float(half_life)
         self.log_decay = math.log(0.5) / self.half_life
 
-    def _decays(self, length: int, predicted: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        """How much piece s of `length` new pieces counts at each of the last `predicted` positions t,
-        decay^(t - s) for s <= t and 0 after t, (predicted, length); and how much the counts from before
-        count there, decay^(t + 1), (predicted,)."""
-        t = torch.arange(length - predicted, length, device=device, dtype=torch.float64)
-        lag = t[:, None] - torch.arange(length, device=device, dtype=torch.float64)[None, :]
-        weights = torch.where(lag >= 0, torch.exp(lag.clamp_min(0) * self.log_decay), 0.0)
-        return weights, torch.exp((t + 1) * self.log_decay)
+    def _power(self, lag: torch.Tensor) -> torch.Tensor:
+        """decay^lag, for lags (float64) in pieces."""
+        return torch.exp(lag * self.log_decay)
+
+    def _decays(self, length: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """How much piece s of `length` new pieces counts at each position t, decay^(t - s) for s <= t
+        and 0 after t, (length, length); and how much the counts from before count there, decay^(t + 1)."""
+        t = torch.arange(length, device=device, dtype=torch.float64)
+        lag = t[:, None] - t[None, :]
+        return torch.where(lag >= 0, self._power(lag.clamp_min(0)), 0.0), self._power(t + 1)
+
+    def _last_decays(self, length: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """`_decays` at the last position alone: all prediction needs."""
+        powers = self._power(torch.arange(length, -1, -1, device=device, dtype=torch.float64))
+        return powers[1:], powers[0]
 
     @staticmethod
     def _start(counts: torch.Tensor | None, tokens: torch.Tensor, vocab_size: int) -> torch.Tensor:
@@ -77,10 +84,10 @@ class UnigramCache:
             return torch.zeros(tokens.shape[0], vocab_size, dtype=torch.float32, device=tokens.device)
         return counts
 
-    def _after(self, counts: torch.Tensor, tokens: torch.Tensor, last: torch.Tensor, carry: torch.Tensor
-               ) -> torch.Tensor:
+    @staticmethod
+    def _after(counts: torch.Tensor, tokens: torch.Tensor, last: torch.Tensor, carry: torch.Tensor) -> torch.Tensor:
         """The counts after all of `tokens`, from the weights of the last position."""
-        return (counts * carry).scatter_add(1, tokens.long(), last.to(counts.dtype).expand(tokens.shape).contiguous())
+        return (counts * carry).scatter_add_(1, tokens.long(), last.to(counts.dtype).expand(tokens.shape))
 
     def distributions(self, counts: torch.Tensor | None, tokens: torch.Tensor, vocab_size: int, last_only: bool
                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -88,10 +95,11 @@ class UnigramCache:
         their totals (batch, time or 1), and the counts after the tokens (the new state)."""
         counts = self._start(counts, tokens, vocab_size)
         length = tokens.shape[1]
-        weights, carry = self._decays(length, 1 if last_only else length, tokens.device)
-        after = self._after(counts, tokens, weights[-1], carry[-1])
         if last_only:  # the counts after the last token are the new state: no need to build the others
+            after = self._after(counts, tokens, *self._last_decays(length, tokens.device))
             return after[:, None], after.sum(1)[:, None], after
+        weights, carry = self._decays(length, tokens.device)
+        after = self._after(counts, tokens, weights[-1], carry[-1])
         seen = nn.functional.one_hot(tokens.long(), vocab_size).to(torch.float64)
         at = carry[None, :, None] * counts[:, None, :].double() + torch.einsum("ts,bsv->btv", weights, seen)
         total = carry[None, :] * counts.double().sum(1, keepdim=True) + weights.sum(1)[None, :]
@@ -103,7 +111,7 @@ class UnigramCache:
         the totals of the counts there (batch, time), and the counts after the tokens."""
         counts = self._start(counts, tokens, vocab_size)
         length = tokens.shape[1]
-        weights, carry = self._decays(length, length, tokens.device)
+        weights, carry = self._decays(length, tokens.device)
         same = (tokens[:, None, :] == targets[:, :, None]).to(torch.float64)  # [b, t, s]: piece s is target t
         before = counts.gather(1, targets.long()).double()
         found = carry[None, :] * before + (weights[None] * same).sum(-1)
@@ -192,7 +200,7 @@ class MixtureLM(nn.Module):
         """Whether the neural cache is used: the state then holds its memory."""
         return self.use_cache and self.neural_cache is not None
 
-    def _cache_weights(self, buckets: torch.Tensor, peaks: torch.Tensor | None) -> torch.Tensor:
+    def _cache_weights(self, buckets: torch.Tensor | None, peaks: torch.Tensor | None) -> torch.Tensor:
         """The weights with the caches at places in n-gram `buckets` where the neural cache's peak is `peaks`."""
         if self.confidence is None:
             return self.cache_weights[buckets]
@@ -216,9 +224,11 @@ class MixtureLM(nn.Module):
         windows, steps, ngram_state = self.ngram.histories(tokens, ngram_state, last_only)
         found = self.ngram.contexts_found(windows)
         shape = (tokens.shape[0], steps)
-        ngram_p = torch.from_numpy(self.ngram.distributions(windows, found, dtype=np.float32)).to(tokens.device)
-        buckets = torch.from_numpy(self.ngram.context_buckets(found)).to(tokens.device).reshape(shape)
-        parts = [ngram_p.reshape(*shape, -1)]
+        ngram_p = torch.from_numpy(self.ngram.distributions(windows, found, dtype=np.float32))
+        parts = [ngram_p.to(tokens.device).reshape(*shape, -1)]
+        buckets = None  # the n-gram's, which the weights with the neural cache's confidence buckets do not need
+        if not (self.use_cache and self.confidence is not None):
+            buckets = torch.from_numpy(self.ngram.context_buckets(found)).to(tokens.device).reshape(shape)
         if self.use_cache:
             counted, total, counts = self.cache.distributions(counts, tokens, self.vocab_size, last_only)
             present, parts, peaks = [total > 0], parts + [counted], None
@@ -226,15 +236,14 @@ class MixtureLM(nn.Module):
                 remembered, peaks, memory = self.neural_cache.distributions(memory, features, tokens, self.vocab_size,
                                                                             last_only)
                 present, parts = present + [peaks > 0], parts + [remembered]
-            weights = renormalised(self._cache_weights(buckets, peaks), torch.stack(present, -1))
+            weights = renormalised(self._cache_weights(buckets, peaks), torch.stack(present, -1)).float()
             # The cache's weight per count, so that its counts need not be divided into a distribution.
-            per_count = weights[..., 2:3] / total.clamp_min(1e-300)[..., None]
-            weights = torch.cat([weights[..., :2], per_count, weights[..., 3:]], -1)
+            weights[..., 2] /= total.clamp_min(torch.finfo(torch.float32).tiny)
         else:
-            weights = self.weights[buckets]
+            weights = self.weights[buckets].float()
             counts = tokens.new_zeros(tokens.shape[0], 0, dtype=torch.float32)
         # In place on fresh tensors, a pass over (batch, steps, vocab) each: prediction does this at every step.
-        weights = weights.float()[..., None]
+        weights = weights[..., None]
         mixed = torch.softmax(logits.float(), dim=-1).mul_(weights[:, :, 0])
         for c, part in enumerate(parts, 1):
             mixed.addcmul_(part, weights[:, :, c])
