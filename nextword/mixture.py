@@ -165,6 +165,8 @@ class MixtureLM(nn.Module):
     no `neural_cache` either and (n-gram buckets, 3), the unigram cache alone.
     """
 
+    gives_logprobs = True  # `forward` gives log P itself, not logits still to be normalised
+
     def __init__(self, neural: nn.Module, ngram: NgramLM, weights: torch.Tensor, cache_weights: torch.Tensor,
                  half_life: float, neural_cache: NeuralCache | None = None, confidence: torch.Tensor | None = None,
                  use_cache: bool = True):

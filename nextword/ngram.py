@@ -147,6 +147,8 @@ class _Joined:
 class NgramLM(nn.Module):
     """Interpolated modified Kneser-Ney over pieces; see the module docstring."""
 
+    gives_logprobs = True  # `forward` gives log P itself, not logits still to be normalised
+
     def __init__(self, vocab_size: int, order: int, tables: Mapping[str, torch.Tensor]):
         super().__init__()
         self.vocab_size, self.order = vocab_size, order
