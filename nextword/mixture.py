@@ -273,7 +273,7 @@ class MixtureLM(nn.Module):
     def select_state(self, state: tuple, rows: torch.Tensor) -> tuple:
         neural_state, ngram_state, counts, memory = state
         return (self.neural.select_state(neural_state, rows), self.ngram.select_state(ngram_state, rows),
-                counts[rows], None if memory is None else memory.select(rows))
+                counts.index_select(0, rows), None if memory is None else memory.select(rows))
 
     def join_states(self, first: tuple, second: tuple) -> tuple:
         return (self.neural.join_states(first[0], second[0]), self.ngram.join_states(first[1], second[1]),

@@ -157,26 +157,32 @@ class NeuralCache:
         groups = []
         for log_index in sorted(set(memory.log_of)):
             at = [b for b, i in enumerate(memory.log_of) if i == log_index]
-            index = slice(None) if len(at) == rows else torch.tensor(at, device=keys.device)
-            weights, pieces = self._group(memory.logs[log_index], [memory.ends[b] for b in at], queries[index],
-                                          latest[index], own, index, theta)
-            groups.append((index, weights, pieces))
+            index, rows_of = slice(None), (queries, latest[:, :, None], own.keys, own.places, own.pieces)
+            if len(at) < rows:  # some of the rows: theirs alone
+                index = torch.tensor(at, device=keys.device)
+                rows_of = tuple(tensor.index_select(0, index) for tensor in rows_of)
+            ends = [memory.ends[b] for b in at]
+            groups.append((index, *self._group(memory.logs[log_index], ends, *rows_of, theta)))
         return groups, _after(memory, own, keys[:, -1], self.window)
 
-    def _group(self, log: _Log, ends: list[int], queries: torch.Tensor, latest: torch.Tensor, own: _Own,
-               index: slice | torch.Tensor, theta: float | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The weights and pieces of `read` for the rows `index`, which share `log` up to their `ends`,
-        whose `queries` (rows, time or 1, dim) see up to the places `latest` (rows, time or 1)."""
+    def _group(self, log: _Log, ends: list[int], queries: torch.Tensor, latest: torch.Tensor, keys: torch.Tensor,
+               places: torch.Tensor, pieces: torch.Tensor, theta: float | torch.Tensor
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The weights and pieces of `read` for rows that share `log` up to their `ends`, whose `queries`
+        (rows, time or 1, dim) see up to the places `latest` (rows, time or 1, 1), and whose own
+        entries are `keys`, `places` and `pieces` (see `_Own`)."""
         low, high = max(0, min(ends) - self.window), max(ends)
-        end = ends[0] if ends.count(ends[0]) == len(ends) else torch.tensor(ends, device=queries.device)[:, None]
-        log_place = torch.arange(low, high, device=queries.device) - end  # (1 or rows, entries) from each row's end
-        log_place = torch.where(log_place < 0, log_place, _UNSEEN)  # past a row's end: not its text
-        places = torch.cat([log_place.expand(len(queries), -1), own.places[index]], 1)[:, None]
-        visible = (places <= latest[:, :, None]) & (places > latest[:, :, None] - self.window)
-        scores = torch.cat([queries @ log.keys[low:high].T, queries @ own.keys[index].transpose(1, 2)], 2)
-        scores = torch.where(visible, theta * scores[None], -torch.inf)
+        if ends.count(high) == len(ends):  # one end for all: the log up to it is every row's text
+            log_places = torch.arange(low - high, 0, device=queries.device).expand(len(queries), -1)
+        else:  # from each row's end; past it, not that row's text
+            device = queries.device
+            log_places = torch.arange(low, high, device=device) - torch.tensor(ends, device=device)[:, None]
+            log_places = torch.where(log_places < 0, log_places, _UNSEEN)
+        age = latest - torch.cat([log_places, places], 1)[:, None]  # how many places before the query
+        scores = torch.cat([queries @ log.keys[low:high].T, queries @ keys.transpose(1, 2)], 2)
+        scores = torch.where((age >= 0) & (age < self.window), theta * scores[None], -torch.inf)
         weights = torch.softmax(scores, -1).nan_to_num(0.0)  # a place that sees nothing: all zero
-        return weights, torch.cat([log.pieces[low:high].expand(len(queries), -1), own.pieces[index]], 1)
+        return weights, torch.cat([log.pieces[low:high].expand(len(queries), -1), pieces], 1)
 
     def distributions(self, memory: Memory | None, features: torch.Tensor, tokens: torch.Tensor, vocab_size: int,
                       last_only: bool = False) -> tuple[torch.Tensor, torch.Tensor, Memory]:

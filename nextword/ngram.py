@@ -214,12 +214,10 @@ class NgramLM(nn.Module):
         if state is None:  # before the text starts: line breaks, as training text begins after one
             state = torch.full((rows, width), EOS_ID, dtype=torch.int64, device=tokens.device)
         history = torch.cat([state.to(torch.int64), tokens.to(torch.int64)], dim=1)
-        new_state = history[:, history.shape[1] - width:]
         steps = 1 if last_only else tokens.shape[1]
-        history = history[:, history.shape[1] - width - steps:].cpu().numpy()
         # The window ending at each token: `width` columns, shifted one step per prediction.
-        windows = np.stack([history[:, i:i + width] for i in range(1, steps + 1)], axis=1)
-        return windows.reshape(rows * steps, width), steps, new_state
+        windows = history[:, history.shape[1] - width - steps:].unfold(1, width, 1)[:, 1:]
+        return windows.reshape(rows * steps, width).cpu().numpy(), steps, history[:, history.shape[1] - width:]
 
     def forward(self, tokens: torch.Tensor, state: torch.Tensor | None = None,
                 last_only: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
@@ -239,7 +237,7 @@ class NgramLM(nn.Module):
 
     @staticmethod
     def select_state(state: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-        return state[rows]
+        return state.index_select(0, rows)
 
     @staticmethod
     def join_states(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
