@@ -184,6 +184,7 @@ class MixtureLM(nn.Module):
         self.register_buffer("weights", weights.to(torch.float64))
         self.register_buffer("cache_weights", cache_weights.to(torch.float64))
         self.register_buffer("confidence", None if confidence is None else confidence.float())
+        self.register_buffer("_unigram", torch.from_numpy(ngram.unigram).float(), persistent=False)
         self.cache = UnigramCache(half_life)
         self.neural_cache = neural_cache
         self.use_cache = use_cache
@@ -224,32 +225,41 @@ class MixtureLM(nn.Module):
         neural_state, ngram_state, counts, memory = state if state is not None else (None,) * 4
         logits, features, neural_state = self._neural(tokens, neural_state, last_only)
         windows, steps, ngram_state = self.ngram.histories(tokens, ngram_state, last_only)
-        found = self.ngram.contexts_found(windows)
-        shape = (tokens.shape[0], steps)
-        ngram_p = torch.from_numpy(self.ngram.distributions(windows, found, dtype=np.float32))
-        parts = [ngram_p.to(tokens.device).reshape(*shape, -1)]
-        buckets = None  # the n-gram's, which the weights with the neural cache's confidence buckets do not need
+        found, shape = self.ngram.contexts_found(windows), (tokens.shape[0], steps)
+        buckets = None  # the n-gram's, which the weights by the neural cache's confidence do not need
         if not (self.use_cache and self.confidence is not None):
             buckets = torch.from_numpy(self.ngram.context_buckets(found)).to(tokens.device).reshape(shape)
+        caches = []  # each cache's distribution, or the unigram cache's counts (batch, steps, vocab)
         if self.use_cache:
             counted, total, counts = self.cache.distributions(counts, tokens, self.vocab_size, last_only)
-            present, parts, peaks = [total > 0], parts + [counted], None
+            present, caches, peaks = [total > 0], [counted], None
             if self._remembers:
                 remembered, peaks, memory = self.neural_cache.distributions(memory, features, tokens, self.vocab_size,
                                                                             last_only)
-                present, parts = present + [peaks > 0], parts + [remembered]
+                present, caches = present + [peaks > 0], caches + [remembered]
             weights = renormalised(self._cache_weights(buckets, peaks), torch.stack(present, -1)).float()
             # The cache's weight per count, so that its counts need not be divided into a distribution.
             weights[..., 2] /= total.clamp_min(torch.finfo(torch.float32).tiny)
         else:
             weights = self.weights[buckets].float()
             counts = tokens.new_zeros(tokens.shape[0], 0, dtype=torch.float32)
-        # In place on fresh tensors, a pass over (batch, steps, vocab) each: prediction does this at every step.
-        weights = weights[..., None]
-        mixed = torch.softmax(logits.float(), dim=-1).mul_(weights[:, :, 0])
-        for c, part in enumerate(parts, 1):
-            mixed.addcmul_(part, weights[:, :, c])
+        mixed = self._mixed(logits, self.ngram.followers(windows, found), caches, weights[..., None])
         return mixed.log_(), (neural_state, ngram_state, counts, memory)
+
+    def _mixed(self, logits: torch.Tensor, followers: tuple[np.ndarray, ...], caches: list[torch.Tensor],
+               weights: torch.Tensor) -> torch.Tensor:
+        """Σ_c weights[..., c] p_c (batch, steps, vocab), `weights` (batch, steps, components, 1) float32:
+        in place on fresh tensors, one pass over (batch, steps, vocab) each, as prediction does at every
+        step; the n-gram's part without its dense distributions, its unigram scaled (one pass) and then
+        the `followers` its orders add (see `NgramLM.followers`)."""
+        mixed = torch.softmax(logits.float(), dim=-1).mul_(weights[:, :, 0])
+        scale, index, values = (torch.from_numpy(part).to(logits.device) for part in followers)
+        ngram, scale, values = weights[:, :, 1], scale.float(), values.float()
+        mixed.addcmul_(self._unigram, ngram * scale.reshape(ngram.shape))
+        mixed.view(-1).index_add_(0, index, values * ngram.view(-1).index_select(0, index // self.vocab_size))
+        for c, part in enumerate(caches, 2):
+            mixed.addcmul_(part, weights[:, :, c])
+        return mixed
 
     def target_logprobs(self, tokens: torch.Tensor, targets: torch.Tensor, state: tuple | None = None
                         ) -> tuple[torch.Tensor, tuple]:

@@ -126,10 +126,11 @@ class _Joined:
         at = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
         return np.where(self.keys[at] == keys, at, -1)
 
-    def distributions(self, found: np.ndarray) -> np.ndarray:
-        """P(next piece) (rows, vocab) float64 at rows whose contexts are `found`: the recursion unrolled,
-        P = (Π_m γ_m) P_unigram + Σ_m (Π_{k>m} γ_k) own_m, each order adding only its followers."""
-        rows, seen = found.shape[1], found >= 0
+    def followers(self, found: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """P(next piece) at rows whose contexts are `found`, the recursion unrolled, P = (Π_m γ_m) P_unigram
+        + Σ_m (Π_{k>m} γ_k) own_m: the scale of P_unigram (rows,), and where each order's followers add to
+        it, as flat indices (row × vocab + piece) and the values added there."""
+        seen = found >= 0
         gammas = np.where(seen, self.backoffs[found], 1.0)
         above = np.ones_like(gammas)  # [m]: the product of the back-off weights of the longer contexts
         above[:-1] = np.cumprod(gammas[:0:-1], axis=0)[::-1]
@@ -138,10 +139,9 @@ class _Joined:
         starts, lengths = self.offsets[context], self.offsets[context + 1] - self.offsets[context]
         # Every (row, follower) pair at once: follower i of a context sits at its start + i.
         span = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths - starts, lengths)
-        p = np.bincount(np.repeat(row * self.vocab_size, lengths) + self.words[span],
-                        self.shares[span] * np.repeat(above[level, row], lengths), rows * self.vocab_size)
-        scale = above[0] * gammas[0] if len(found) else np.ones(rows)
-        return p.reshape(rows, self.vocab_size) + scale[:, None] * self.unigram
+        scale = above[0] * gammas[0] if len(found) else np.ones(found.shape[1])
+        return (scale, np.repeat(row * self.vocab_size, lengths) + self.words[span],
+                self.shares[span] * np.repeat(above[level, row], lengths))
 
 
 class NgramLM(nn.Module):
@@ -187,12 +187,24 @@ class NgramLM(nn.Module):
     def buckets(self) -> int:
         return self.order * len(COUNT_CLASSES)
 
-    def distributions(self, history: np.ndarray, found: np.ndarray | None = None, dtype: type = np.float64
-                      ) -> np.ndarray:
-        """P(next piece) (rows, vocab) after each row of `history` (rows, order - 1) token ids;
+    def followers(self, history: np.ndarray, found: np.ndarray | None = None
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """P(next piece) after each row of `history` (rows, order - 1) token ids in parts, so that a
+        mixture adds them without a dense array: the scale of `unigram` in each row (rows,), and the
+        values that the followers of each row's contexts add at flat indices row × vocab + piece.
         `found` is `contexts_found(history)` when the caller has it already."""
-        found = self.contexts_found(history) if found is None else found
-        return self._joined.distributions(found).astype(dtype, copy=False)
+        return self._joined.followers(self.contexts_found(history) if found is None else found)
+
+    def distributions(self, history: np.ndarray) -> np.ndarray:
+        """P(next piece) (rows, vocab) float64 after each row of `history`: `followers` added up."""
+        scale, index, values = self.followers(history)
+        p = np.bincount(index, values, len(history) * self.vocab_size).reshape(len(history), self.vocab_size)
+        return p + scale[:, None] * self.unigram
+
+    @property
+    def unigram(self) -> np.ndarray:
+        """P(next piece) with no context (vocab,), which every longer context backs off to."""
+        return self._joined.unigram
 
     def probabilities(self, history: np.ndarray, words: np.ndarray, found: np.ndarray | None = None) -> np.ndarray:
         """P(words[row] | history[row]) for each row: the same recursion, for one word only."""
