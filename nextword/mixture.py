@@ -97,7 +97,7 @@ class UnigramCache:
         length = tokens.shape[1]
         if last_only:  # the counts after the last token are the new state: no need to build the others
             after = self._after(counts, tokens, *self._last_decays(length, tokens.device))
-            return after[:, None], after.sum(1)[:, None], after
+            return after[:, None], after.sum(1, keepdim=True), after
         weights, carry = self._decays(length, tokens.device)
         after = self._after(counts, tokens, weights[-1], carry[-1])
         seen = nn.functional.one_hot(tokens.long(), vocab_size).to(torch.float64)
@@ -185,6 +185,11 @@ class MixtureLM(nn.Module):
         self.register_buffer("cache_weights", cache_weights.to(torch.float64))
         self.register_buffer("confidence", None if confidence is None else confidence.float())
         self.register_buffer("_unigram", torch.from_numpy(ngram.unigram).float(), persistent=False)
+        # The weights with the caches where the neural cache holds nothing (even rows) and where it holds
+        # something (odd rows); the unigram cache never is empty where it is read (it holds the piece just read).
+        self.register_buffer("_cache_weights_by_presence", None if neural_cache is None else renormalised(
+            self.cache_weights.repeat_interleave(2, 0), torch.tensor([[False], [True]]).repeat(len(cache_weights), 1)),
+            persistent=False)
         self.cache = UnigramCache(half_life)
         self.neural_cache = neural_cache
         self.use_cache = use_cache
@@ -204,10 +209,12 @@ class MixtureLM(nn.Module):
         return self.use_cache and self.neural_cache is not None
 
     def _cache_weights(self, buckets: torch.Tensor | None, peaks: torch.Tensor | None) -> torch.Tensor:
-        """The weights with the caches at places in n-gram `buckets` where the neural cache's peak is `peaks`."""
-        if self.confidence is None:
+        """The weights with the caches at places in n-gram `buckets` where the neural cache's peak is
+        `peaks`, its weight shared out among the others where it holds nothing (see `renormalised`)."""
+        if self.neural_cache is None:
             return self.cache_weights[buckets]
-        return self.cache_weights[torch.bucketize(peaks, self.confidence, right=True)]
+        index = buckets if self.confidence is None else torch.bucketize(peaks, self.confidence, right=True)
+        return self._cache_weights_by_presence[2 * index + (peaks > 0)]
 
     def _neural(self, tokens: torch.Tensor, state: Any, last_only: bool
                 ) -> tuple[torch.Tensor, torch.Tensor | None, Any]:
@@ -232,14 +239,15 @@ class MixtureLM(nn.Module):
         caches = []  # each cache's distribution, or the unigram cache's counts (batch, steps, vocab)
         if self.use_cache:
             counted, total, counts = self.cache.distributions(counts, tokens, self.vocab_size, last_only)
-            present, caches, peaks = [total > 0], [counted], None
+            caches, peaks = [counted], None
             if self._remembers:
                 remembered, peaks, memory = self.neural_cache.distributions(memory, features, tokens, self.vocab_size,
                                                                             last_only)
-                present, caches = present + [peaks > 0], caches + [remembered]
-            weights = renormalised(self._cache_weights(buckets, peaks), torch.stack(present, -1)).float()
-            # The cache's weight per count, so that its counts need not be divided into a distribution.
-            weights[..., 2] /= total.clamp_min(torch.finfo(torch.float32).tiny)
+                caches.append(remembered)
+            weights = self._cache_weights(buckets, peaks).float()
+            # The cache's weight per count, so that its counts need not be divided into a distribution (their
+            # total is at least 1: the piece just read).
+            weights[..., 2] /= total
         else:
             weights = self.weights[buckets].float()
             counts = tokens.new_zeros(tokens.shape[0], 0, dtype=torch.float32)
@@ -253,8 +261,8 @@ class MixtureLM(nn.Module):
         step; the n-gram's part without its dense distributions, its unigram scaled (one pass) and then
         the `followers` its orders add (see `NgramLM.followers`)."""
         mixed = torch.softmax(logits.float(), dim=-1).mul_(weights[:, :, 0])
-        scale, index, values = (torch.from_numpy(part).to(logits.device) for part in followers)
-        ngram, scale, values = weights[:, :, 1], scale.float(), values.float()
+        scale, values = (torch.as_tensor(part, dtype=torch.float32, device=logits.device) for part in followers[::2])
+        ngram, index = weights[:, :, 1], torch.as_tensor(followers[1], device=logits.device)
         mixed.addcmul_(self._unigram, ngram * scale.reshape(ngram.shape))
         mixed.view(-1).index_add_(0, index, values * ngram.view(-1).index_select(0, index // self.vocab_size))
         for c, part in enumerate(caches, 2):
@@ -267,17 +275,17 @@ class MixtureLM(nn.Module):
         neural_state, ngram_state, counts, memory = state if state is not None else (None,) * 4
         neural_p, ngram_p, buckets, features, neural_state, ngram_state = neural_and_ngram_targets(
             self.neural, self.ngram, tokens, targets, neural_state, ngram_state)
-        parts, weights, present = [neural_p, ngram_p], self.weights[buckets], None
+        parts, weights = [neural_p, ngram_p], self.weights[buckets]
         if self.use_cache:
-            cache_p, total, counts = self.cache.target_probabilities(counts, tokens, targets, self.vocab_size)
-            parts, present, peaks = parts + [cache_p], [total > 0], None
+            cache_p, _, counts = self.cache.target_probabilities(counts, tokens, targets, self.vocab_size)
+            parts, peaks = parts + [cache_p], None
             if self._remembers:
                 remembered, peaks, memory = self.neural_cache.target_probabilities(memory, features, tokens, targets)
-                parts, present, peaks = parts + [remembered[0]], present + [peaks[0] > 0], peaks[0]
-            weights, present = self._cache_weights(buckets, peaks), torch.stack(present, -1)
+                parts, peaks = parts + [remembered[0]], peaks[0]
+            weights = self._cache_weights(buckets, peaks)
         else:
             counts = tokens.new_zeros(tokens.shape[0], 0, dtype=torch.float32)
-        mixed = mix(weights, parts, present)
+        mixed = mix(weights, parts, None)
         return torch.log(mixed).float(), (neural_state, ngram_state, counts, memory)
 
     def select_state(self, state: tuple, rows: torch.Tensor) -> tuple:

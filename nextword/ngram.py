@@ -226,10 +226,12 @@ class NgramLM(nn.Module):
         if state is None:  # before the text starts: line breaks, as training text begins after one
             state = torch.full((rows, width), EOS_ID, dtype=torch.int64, device=tokens.device)
         history = torch.cat([state.to(torch.int64), tokens.to(torch.int64)], dim=1)
-        steps = 1 if last_only else tokens.shape[1]
-        # The window ending at each token: `width` columns, shifted one step per prediction.
-        windows = history[:, history.shape[1] - width - steps:].unfold(1, width, 1)[:, 1:]
-        return windows.reshape(rows * steps, width).cpu().numpy(), steps, history[:, history.shape[1] - width:]
+        steps, new_state = 1 if last_only else tokens.shape[1], history[:, history.shape[1] - width:]
+        windows = new_state  # the last window; before each token, `width` columns shifted one step per token
+        if not last_only:
+            windows = history[:, history.shape[1] - width - steps:].unfold(1, width, 1)[:, 1:]
+            windows = windows.reshape(rows * steps, width)
+        return windows.cpu().numpy(), steps, new_state
 
     def forward(self, tokens: torch.Tensor, state: torch.Tensor | None = None,
                 last_only: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
