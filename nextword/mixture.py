@@ -180,28 +180,38 @@ class MixtureLM(nn.Module):
         if weights.shape != (ngram.buckets, 2) or cache_weights.shape != (buckets, components):
             raise ValueError(f"the mixture's weights must be ({ngram.buckets}, 2) and ({buckets}, {components}); "
                              f"got {tuple(weights.shape)} and {tuple(cache_weights.shape)}")
-        self.neural, self.ngram = neural, ngram
+        self.neural, self.ngram, self.vocab_size = neural, ngram, ngram.vocab_size
         self.register_buffer("weights", weights.to(torch.float64))
         self.register_buffer("cache_weights", cache_weights.to(torch.float64))
         self.register_buffer("confidence", None if confidence is None else confidence.float())
         self.register_buffer("_unigram", torch.from_numpy(ngram.unigram).float(), persistent=False)
-        # The weights with the caches where the neural cache holds nothing (even rows) and where it holds
-        # something (odd rows); the unigram cache never is empty where it is read (it holds the piece just read).
-        self.register_buffer("_cache_weights_by_presence", None if neural_cache is None else renormalised(
-            self.cache_weights.repeat_interleave(2, 0), torch.tensor([[False], [True]]).repeat(len(cache_weights), 1)),
-            persistent=False)
+        self._tables_by_peak(neural_cache, confidence)
         self.cache = UnigramCache(half_life)
         self.neural_cache = neural_cache
         self.use_cache = use_cache
+
+    def _tables_by_peak(self, neural_cache: NeuralCache | None, confidence: torch.Tensor | None) -> None:
+        """The weights with the caches renormalised once for each way the neural cache may hold nothing (see
+        `renormalised`; the unigram cache never is empty where it is read: it holds the piece just read), so
+        that a step looks them up: by n-gram bucket, where it holds nothing and where it holds something,
+        or with confidence edges, where it holds nothing (its peak is 0) and then by confidence bucket, all
+        by one bucketize against the edges with the smallest positive float in front."""
+        table, present, edges = None, None, None
+        if neural_cache is not None and confidence is None:
+            table = self.cache_weights.repeat_interleave(2, 0)
+            present = torch.tensor([False, True]).repeat(len(self.cache_weights))
+        elif neural_cache is not None:
+            table = torch.cat([self.cache_weights[:1], self.cache_weights])
+            present = torch.arange(len(table)) > 0
+            edges = torch.cat([torch.tensor([torch.finfo(torch.float32).tiny]), self.confidence])
+        self.register_buffer("_cache_table", None if table is None else renormalised(table, present[:, None]),
+                             persistent=False)
+        self.register_buffer("_peak_edges", edges, persistent=False)
 
     def without_cache(self) -> MixtureLM:
         """The same neural model and n-gram, mixed with their own weights and no cache."""
         return MixtureLM(self.neural, self.ngram, self.weights, self.cache_weights, self.cache.half_life,
                          self.neural_cache, self.confidence, use_cache=False)
-
-    @property
-    def vocab_size(self) -> int:
-        return self.ngram.vocab_size
 
     @property
     def _remembers(self) -> bool:
@@ -213,8 +223,9 @@ class MixtureLM(nn.Module):
         `peaks`, its weight shared out among the others where it holds nothing (see `renormalised`)."""
         if self.neural_cache is None:
             return self.cache_weights[buckets]
-        index = buckets if self.confidence is None else torch.bucketize(peaks, self.confidence, right=True)
-        return self._cache_weights_by_presence[2 * index + (peaks > 0)]
+        if self.confidence is None:
+            return self._cache_table[2 * buckets + (peaks > 0)]
+        return self._cache_table[torch.bucketize(peaks, self._peak_edges, right=True)]
 
     def _neural(self, tokens: torch.Tensor, state: Any, last_only: bool
                 ) -> tuple[torch.Tensor, torch.Tensor | None, Any]:

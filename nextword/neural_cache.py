@@ -150,7 +150,7 @@ class NeuralCache:
         if memory is None:
             memory = Memory.empty(rows, dim, features.device)
         keys = features.float()
-        keys = keys / keys.norm(dim=-1, keepdim=True).clamp_min(1e-12)  # torch's normalize, without its overhead
+        keys = keys / torch.linalg.vector_norm(keys, dim=-1, keepdim=True).clamp_min(1e-12)  # as normalize does
         own = _Own(memory, keys, tokens)
         queries, latest = (keys[:, -1:], own.counted[:, -1:]) if last_only else (keys, own.counted[:, -time:])
         theta = self.theta if thetas is None else torch.tensor(thetas, device=keys.device)[:, None, None, None]
