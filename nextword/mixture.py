@@ -52,6 +52,7 @@ NAMES = ("neural", "ngram", "cache", "neural cache")  # the components, in the o
 HALF_LIVES = (30, 100, 300, 1000, 3000)  # the cache's half-lives, in pieces, that `fit` chooses from
 MIN_BUCKET_PIECES = 200
 CONFIDENCE_EDGES = (0.2, 0.5, 0.8)  # where the neural cache's peak moves a place to the next bucket
+_KEPT_LENGTHS = 64  # the unigram cache keeps the decays of reads up to this long
 
 
 class UnigramCache:
@@ -61,6 +62,7 @@ class UnigramCache:
     def __init__(self, half_life: float):
         self.half_life = float(half_life)
         self.log_decay = math.log(0.5) / self.half_life
+        self._last: dict[tuple[int, torch.device], tuple[torch.Tensor, float]] = {}  # see `_last_decays`
 
     def _power(self, lag: torch.Tensor) -> torch.Tensor:
         """decay^lag, for lags (float64) in pieces."""
@@ -73,10 +75,16 @@ class UnigramCache:
         lag = t[:, None] - t[None, :]
         return torch.where(lag >= 0, self._power(lag.clamp_min(0)), 0.0), self._power(t + 1)
 
-    def _last_decays(self, length: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        """`_decays` at the last position alone: all prediction needs."""
+    def _last_decays(self, length: int, device: torch.device) -> tuple[torch.Tensor, float]:
+        """`_decays` at the last position alone, all prediction needs; those of short reads are kept once
+        made (a search reads one piece at a time), and never changed."""
+        if (length, device) in self._last:
+            return self._last[length, device]
         powers = self._power(torch.arange(length, -1, -1, device=device, dtype=torch.float64))
-        return powers[1:], powers[0]
+        decays = powers[1:].float(), powers[0].item()
+        if length <= _KEPT_LENGTHS:
+            self._last[length, device] = decays
+        return decays
 
     @staticmethod
     def _start(counts: torch.Tensor | None, tokens: torch.Tensor, vocab_size: int) -> torch.Tensor:
@@ -85,7 +93,8 @@ class UnigramCache:
         return counts
 
     @staticmethod
-    def _after(counts: torch.Tensor, tokens: torch.Tensor, last: torch.Tensor, carry: torch.Tensor) -> torch.Tensor:
+    def _after(counts: torch.Tensor, tokens: torch.Tensor, last: torch.Tensor, carry: torch.Tensor | float
+               ) -> torch.Tensor:
         """The counts after all of `tokens`, from the weights of the last position."""
         return (counts * carry).scatter_add_(1, tokens.long(), last.to(counts.dtype).expand(tokens.shape))
 
@@ -223,9 +232,9 @@ class MixtureLM(nn.Module):
         `peaks`, its weight shared out among the others where it holds nothing (see `renormalised`)."""
         if self.neural_cache is None:
             return self.cache_weights[buckets]
-        if self.confidence is None:
-            return self._cache_table[2 * buckets + (peaks > 0)]
-        return self._cache_table[torch.bucketize(peaks, self._peak_edges, right=True)]
+        index = (2 * buckets + (peaks > 0) if self.confidence is None
+                 else torch.bucketize(peaks, self._peak_edges, right=True))
+        return self._cache_table.index_select(0, index.view(-1)).view(*index.shape, -1)
 
     def _neural(self, tokens: torch.Tensor, state: Any, last_only: bool
                 ) -> tuple[torch.Tensor, torch.Tensor | None, Any]:
@@ -272,8 +281,9 @@ class MixtureLM(nn.Module):
         step; the n-gram's part without its dense distributions, its unigram scaled (one pass) and then
         the `followers` its orders add (see `NgramLM.followers`)."""
         mixed = torch.softmax(logits.float(), dim=-1).mul_(weights[:, :, 0])
-        scale, values = (torch.as_tensor(part, dtype=torch.float32, device=logits.device) for part in followers[::2])
-        ngram, index = weights[:, :, 1], torch.as_tensor(followers[1], device=logits.device)
+        scale, index, values = (torch.from_numpy(part.astype(np.float32) if part.dtype == np.float64 else part)
+                                .to(logits.device) for part in followers)
+        ngram = weights[:, :, 1]
         mixed.addcmul_(self._unigram, ngram * scale.reshape(ngram.shape))
         mixed.view(-1).index_add_(0, index, values * ngram.view(-1).index_select(0, index // self.vocab_size))
         for c, part in enumerate(caches, 2):

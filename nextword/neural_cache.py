@@ -119,8 +119,7 @@ def _padded_tail(memory: Memory, width: int) -> tuple[torch.Tensor, torch.Tensor
 class _Own:
     """Each row's entries past its log's end: its tail, then the new ones (entry m: the features before
     token m, the pending ones for m = 0, and token m itself). A row's valid entries are always its
-    last ones. `counted`: each entry's place after its row's end, counting the valid ones before it;
-    `places`: the same where valid, _UNSEEN elsewhere."""
+    last ones."""
 
     def __init__(self, memory: Memory, keys: torch.Tensor, tokens: torch.Tensor):
         rows, time = tokens.shape
@@ -128,8 +127,12 @@ class _Own:
         self.pieces = torch.cat([memory.tail_pieces, tokens.long()], 1)
         self.valid = torch.cat([memory.tail_valid, memory.pending_valid[:, None],
                                 memory.pending_valid.new_ones(rows, time - 1)], 1)
-        self.counted = self.valid.cumsum(1) - 1
-        self.places = torch.where(self.valid, self.counted, _UNSEEN)
+
+    def places(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each entry's place after its row's end, counting the valid ones before it; and the same where
+        valid, _UNSEEN elsewhere."""
+        counted = self.valid.cumsum(1) - 1
+        return counted, torch.where(self.valid, counted, _UNSEEN)
 
 
 class NeuralCache:
@@ -152,37 +155,41 @@ class NeuralCache:
         keys = features.float()
         keys = keys / torch.linalg.vector_norm(keys, dim=-1, keepdim=True).clamp_min(1e-12)  # as normalize does
         own = _Own(memory, keys, tokens)
-        queries, latest = (keys[:, -1:], own.counted[:, -1:]) if last_only else (keys, own.counted[:, -time:])
         theta = self.theta if thetas is None else torch.tensor(thetas, device=keys.device)[:, None, None, None]
         groups = []
         for log_index in sorted(set(memory.log_of)):
             at = [b for b, i in enumerate(memory.log_of) if i == log_index]
-            index, rows_of = slice(None), (queries, latest[:, :, None], own.keys, own.places, own.pieces)
-            if len(at) < rows:  # some of the rows: theirs alone
-                index = torch.tensor(at, device=keys.device)
-                rows_of = tuple(tensor.index_select(0, index) for tensor in rows_of)
+            index = slice(None) if len(at) == rows else torch.tensor(at, device=keys.device)
             ends = [memory.ends[b] for b in at]
-            groups.append((index, *self._group(memory.logs[log_index], ends, *rows_of, theta)))
+            groups.append((index, *self._group(memory.logs[log_index], ends, keys[:, -1:] if last_only else keys,
+                                               own, index, theta)))
         return groups, _after(memory, own, keys[:, -1], self.window)
 
-    def _group(self, log: _Log, ends: list[int], queries: torch.Tensor, latest: torch.Tensor, keys: torch.Tensor,
-               places: torch.Tensor, pieces: torch.Tensor, theta: float | torch.Tensor
-               ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The weights and pieces of `read` for rows that share `log` up to their `ends`, whose `queries`
-        (rows, time or 1, dim) see up to the places `latest` (rows, time or 1, 1), and whose own
-        entries are `keys`, `places` and `pieces` (see `_Own`)."""
+    def _group(self, log: _Log, ends: list[int], queries: torch.Tensor, own: _Own, index: slice | torch.Tensor,
+               theta: float | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The weights and pieces of `read` for the rows `index` (all of them as a slice), which share
+        `log` up to their `ends`, whose `queries` (rows, time or 1, dim) are at their new places (or
+        their last) and whose own entries are `own`'s."""
+        def rows(tensor: torch.Tensor) -> torch.Tensor:
+            return tensor if isinstance(index, slice) else tensor.index_select(0, index)
+
+        queries, keys, valid, count = rows(queries), rows(own.keys), rows(own.valid), queries.shape[1]
         low, high = max(0, min(ends) - self.window), max(ends)
-        if ends.count(high) == len(ends):  # one end for all: the log up to it is every row's text
-            log_places = torch.arange(low - high, 0, device=queries.device).expand(len(queries), -1)
-        else:  # from each row's end; past it, not that row's text
-            device = queries.device
-            log_places = torch.arange(low, high, device=device) - torch.tensor(ends, device=device)[:, None]
-            log_places = torch.where(log_places < 0, log_places, _UNSEEN)
-        age = latest - torch.cat([log_places, places], 1)[:, None]  # how many places before the query
-        scores = torch.cat([queries @ log.keys[low:high].T, queries @ keys.transpose(1, 2)], 2)
-        scores = torch.where((age >= 0) & (age < self.window), theta * scores[None], -torch.inf)
+        scores = theta * torch.cat([queries @ log.keys[low:high].T, queries @ keys.transpose(1, 2)], 2)[None]
+        if count == 1 and ends.count(high) == len(ends) and high - low + valid.shape[1] <= self.window:
+            # At the newest place, one end for all and everything within the window: it sees what is valid.
+            scores[..., high - low:].masked_fill_(~valid[:, None], -torch.inf)
+        else:
+            (counted, places), device = (rows(tensor) for tensor in own.places()), keys.device
+            if ends.count(high) == len(ends):  # one end for all: the log up to it is every row's text
+                log_places = torch.arange(low - high, 0, device=device).expand(len(keys), -1)
+            else:  # from each row's end; past it, not that row's text
+                log_places = torch.arange(low, high, device=device) - torch.tensor(ends, device=device)[:, None]
+                log_places = torch.where(log_places < 0, log_places, _UNSEEN)
+            age = counted[:, -count:, None] - torch.cat([log_places, places], 1)[:, None]  # places before the query
+            scores = torch.where((age >= 0) & (age < self.window), scores, -torch.inf)
         weights = torch.softmax(scores, -1).nan_to_num(0.0)  # a place that sees nothing: all zero
-        return weights, torch.cat([log.pieces[low:high].expand(len(queries), -1), pieces], 1)
+        return weights, torch.cat([log.pieces[low:high].expand(len(keys), -1), rows(own.pieces)], 1)
 
     def distributions(self, memory: Memory | None, features: torch.Tensor, tokens: torch.Tensor, vocab_size: int,
                       last_only: bool = False) -> tuple[torch.Tensor, torch.Tensor, Memory]:
