@@ -149,8 +149,8 @@ def neural_and_ngram_targets(neural: nn.Module, ngram: NgramLM, tokens: torch.Te
                              neural_state: Any, ngram_state: Any
                              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, Any, Any]:
     """p_neural and p_ngram of the targets (batch, time) float64, the n-gram's bucket of each
-    position (batch, time), the neural model's features (batch, time, dim), and both models' states
-    after the tokens."""
+    position (batch, time) in numpy, the neural model's features (batch, time, dim), and both
+    models' states after the tokens."""
     features, neural_state = neural.features(tokens, neural_state, False)
     logprobs = target_logprobs(neural.decoder, features, targets)
     windows, _, ngram_state = ngram.histories(tokens, ngram_state, last_only=False)
@@ -161,7 +161,26 @@ def neural_and_ngram_targets(neural: nn.Module, ngram: NgramLM, tokens: torch.Te
     def shaped(array: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(array).reshape(targets.shape).to(tokens.device)
 
-    return logprobs.double().exp(), shaped(ngram_p), shaped(buckets), features, neural_state, ngram_state
+    return logprobs.double().exp(), shaped(ngram_p), buckets.reshape(targets.shape), features, neural_state, ngram_state
+
+
+def _tables_by_peak(cache_weights: torch.Tensor, neural_cache: NeuralCache | None, confidence: torch.Tensor | None
+                    ) -> tuple[np.ndarray, np.ndarray | None]:
+    """The weights with the caches renormalised once for each way the neural cache may hold nothing (see
+    `renormalised`; the unigram cache never is empty where it is read: it holds the piece just read), so
+    that a step looks them up: by n-gram bucket, where it holds nothing and where it holds something;
+    or with confidence edges, where it holds nothing (its peak is 0) and then by confidence bucket, all
+    by one search of the peak among the edges with the smallest positive float in front (those edges)."""
+    if neural_cache is None:
+        return cache_weights.cpu().numpy(), None
+    if confidence is None:
+        table, present = cache_weights.repeat_interleave(2, 0), torch.tensor([False, True]).repeat(len(cache_weights))
+        edges = None
+    else:
+        table = torch.cat([cache_weights[:1], cache_weights])
+        present = torch.arange(len(table)) > 0
+        edges = np.append(np.float32(np.finfo(np.float32).tiny), confidence.cpu().numpy())
+    return renormalised(table, present[:, None].to(table.device)).cpu().numpy(), edges
 
 
 class MixtureLM(nn.Module):
@@ -194,28 +213,12 @@ class MixtureLM(nn.Module):
         self.register_buffer("cache_weights", cache_weights.to(torch.float64))
         self.register_buffer("confidence", None if confidence is None else confidence.float())
         self.register_buffer("_unigram", torch.from_numpy(ngram.unigram).float(), persistent=False)
-        self._tables_by_peak(neural_cache, confidence)
+        # The weights are looked up in numpy (where the n-gram's buckets are), a few numbers per place.
+        self._plain_weights = self.weights.cpu().numpy()
+        self._cache_table, self._peak_edges = _tables_by_peak(self.cache_weights, neural_cache, self.confidence)
         self.cache = UnigramCache(half_life)
         self.neural_cache = neural_cache
         self.use_cache = use_cache
-
-    def _tables_by_peak(self, neural_cache: NeuralCache | None, confidence: torch.Tensor | None) -> None:
-        """The weights with the caches renormalised once for each way the neural cache may hold nothing (see
-        `renormalised`; the unigram cache never is empty where it is read: it holds the piece just read), so
-        that a step looks them up: by n-gram bucket, where it holds nothing and where it holds something,
-        or with confidence edges, where it holds nothing (its peak is 0) and then by confidence bucket, all
-        by one bucketize against the edges with the smallest positive float in front."""
-        table, present, edges = None, None, None
-        if neural_cache is not None and confidence is None:
-            table = self.cache_weights.repeat_interleave(2, 0)
-            present = torch.tensor([False, True]).repeat(len(self.cache_weights))
-        elif neural_cache is not None:
-            table = torch.cat([self.cache_weights[:1], self.cache_weights])
-            present = torch.arange(len(table)) > 0
-            edges = torch.cat([torch.tensor([torch.finfo(torch.float32).tiny]), self.confidence])
-        self.register_buffer("_cache_table", None if table is None else renormalised(table, present[:, None]),
-                             persistent=False)
-        self.register_buffer("_peak_edges", edges, persistent=False)
 
     def without_cache(self) -> MixtureLM:
         """The same neural model and n-gram, mixed with their own weights and no cache."""
@@ -227,14 +230,14 @@ class MixtureLM(nn.Module):
         """Whether the neural cache is used: the state then holds its memory."""
         return self.use_cache and self.neural_cache is not None
 
-    def _cache_weights(self, buckets: torch.Tensor | None, peaks: torch.Tensor | None) -> torch.Tensor:
-        """The weights with the caches at places in n-gram `buckets` where the neural cache's peak is
-        `peaks`, its weight shared out among the others where it holds nothing (see `renormalised`)."""
+    def _cache_weights(self, buckets: np.ndarray | None, peaks: np.ndarray | None) -> np.ndarray:
+        """The weights with the caches (float64, a new array) at places in n-gram `buckets` where the
+        neural cache's peak is `peaks`, its weight shared out among the others where it holds nothing."""
         if self.neural_cache is None:
-            return self.cache_weights[buckets]
-        index = (2 * buckets + (peaks > 0) if self.confidence is None
-                 else torch.bucketize(peaks, self._peak_edges, right=True))
-        return self._cache_table.index_select(0, index.view(-1)).view(*index.shape, -1)
+            return self._cache_table[buckets]
+        index = (2 * buckets + (peaks > 0) if self._peak_edges is None
+                 else np.searchsorted(self._peak_edges, peaks, side="right"))
+        return self._cache_table[index]
 
     def _neural(self, tokens: torch.Tensor, state: Any, last_only: bool
                 ) -> tuple[torch.Tensor, torch.Tensor | None, Any]:
@@ -255,7 +258,7 @@ class MixtureLM(nn.Module):
         found, shape = self.ngram.contexts_found(windows), (tokens.shape[0], steps)
         buckets = None  # the n-gram's, which the weights by the neural cache's confidence do not need
         if not (self.use_cache and self.confidence is not None):
-            buckets = torch.from_numpy(self.ngram.context_buckets(found)).to(tokens.device).reshape(shape)
+            buckets = self.ngram.context_buckets(found).reshape(shape)
         caches = []  # each cache's distribution, or the unigram cache's counts (batch, steps, vocab)
         if self.use_cache:
             counted, total, counts = self.cache.distributions(counts, tokens, self.vocab_size, last_only)
@@ -263,29 +266,31 @@ class MixtureLM(nn.Module):
             if self._remembers:
                 remembered, peaks, memory = self.neural_cache.distributions(memory, features, tokens, self.vocab_size,
                                                                             last_only)
-                caches.append(remembered)
-            weights = self._cache_weights(buckets, peaks).float()
+                caches, peaks = caches + [remembered], peaks.cpu().numpy()
+            weights = self._cache_weights(buckets, peaks)
             # The cache's weight per count, so that its counts need not be divided into a distribution (their
             # total is at least 1: the piece just read).
-            weights[..., 2] /= total
+            weights[..., 2] /= total.cpu().numpy()
         else:
-            weights = self.weights[buckets].float()
+            weights = self._plain_weights[buckets]
             counts = tokens.new_zeros(tokens.shape[0], 0, dtype=torch.float32)
-        mixed = self._mixed(logits, self.ngram.followers(windows, found), caches, weights[..., None])
+        mixed = self._mixed(logits, self.ngram.followers(windows, found), caches, weights)
         return mixed.log_(), (neural_state, ngram_state, counts, memory)
 
     def _mixed(self, logits: torch.Tensor, followers: tuple[np.ndarray, ...], caches: list[torch.Tensor],
-               weights: torch.Tensor) -> torch.Tensor:
-        """Σ_c weights[..., c] p_c (batch, steps, vocab), `weights` (batch, steps, components, 1) float32:
-        in place on fresh tensors, one pass over (batch, steps, vocab) each, as prediction does at every
-        step; the n-gram's part without its dense distributions, its unigram scaled (one pass) and then
-        the `followers` its orders add (see `NgramLM.followers`)."""
+               weights: np.ndarray) -> torch.Tensor:
+        """Σ_c weights[..., c] p_c (batch, steps, vocab) for `weights` (batch, steps, components): in place
+        on fresh tensors, one pass over (batch, steps, vocab) each, as prediction does at every step;
+        the n-gram's part without its dense distributions, its unigram scaled (one pass) and then the
+        `followers` its orders add (see `NgramLM.followers`), weighted in numpy before they are tensors."""
+        scale, rows, pieces, values = followers
+        ngram = weights[..., 1]
+        weights, scale, values, index = (torch.from_numpy(part).to(logits.device) for part in (
+            weights.astype(np.float32)[..., None], (ngram * scale.reshape(ngram.shape)).astype(np.float32)[..., None],
+            (values * ngram.reshape(-1)[rows]).astype(np.float32), rows * self.vocab_size + pieces))
         mixed = torch.softmax(logits.float(), dim=-1).mul_(weights[:, :, 0])
-        scale, index, values = (torch.from_numpy(part.astype(np.float32) if part.dtype == np.float64 else part)
-                                .to(logits.device) for part in followers)
-        ngram = weights[:, :, 1]
-        mixed.addcmul_(self._unigram, ngram * scale.reshape(ngram.shape))
-        mixed.view(-1).index_add_(0, index, values * ngram.view(-1).index_select(0, index // self.vocab_size))
+        mixed.addcmul_(self._unigram, scale)
+        mixed.view(-1).index_add_(0, index, values)
         for c, part in enumerate(caches, 2):
             mixed.addcmul_(part, weights[:, :, c])
         return mixed
@@ -296,17 +301,17 @@ class MixtureLM(nn.Module):
         neural_state, ngram_state, counts, memory = state if state is not None else (None,) * 4
         neural_p, ngram_p, buckets, features, neural_state, ngram_state = neural_and_ngram_targets(
             self.neural, self.ngram, tokens, targets, neural_state, ngram_state)
-        parts, weights = [neural_p, ngram_p], self.weights[buckets]
+        parts, weights = [neural_p, ngram_p], self._plain_weights[buckets]
         if self.use_cache:
             cache_p, _, counts = self.cache.target_probabilities(counts, tokens, targets, self.vocab_size)
             parts, peaks = parts + [cache_p], None
             if self._remembers:
                 remembered, peaks, memory = self.neural_cache.target_probabilities(memory, features, tokens, targets)
-                parts, peaks = parts + [remembered[0]], peaks[0]
+                parts, peaks = parts + [remembered[0]], peaks[0].cpu().numpy()
             weights = self._cache_weights(buckets, peaks)
         else:
             counts = tokens.new_zeros(tokens.shape[0], 0, dtype=torch.float32)
-        mixed = mix(weights, parts, None)
+        mixed = mix(torch.from_numpy(weights).to(tokens.device), parts, None)
         return torch.log(mixed).float(), (neural_state, ngram_state, counts, memory)
 
     def select_state(self, state: tuple, rows: torch.Tensor) -> tuple:
@@ -348,7 +353,7 @@ class _Recorder(nn.Module):
                                        for cache, c in zip(self.caches, counts)))
         remembered, peaks, memory = self.neural_cache.target_probabilities(memory, features, tokens, targets,
                                                                            self.thetas)
-        self.rows.append(tuple(t.reshape(-1).cpu() for t in (neural_p, ngram_p, buckets, *cache_p,
+        self.rows.append(tuple(t.reshape(-1).cpu() for t in (neural_p, ngram_p, torch.from_numpy(buckets), *cache_p,
                                                              *(total > 0 for total in totals), *remembered, *peaks)))
         return torch.zeros(targets.shape, device=tokens.device), (neural_state, ngram_state, after, memory)
 

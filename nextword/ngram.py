@@ -128,8 +128,8 @@ class _Joined:
 
     def followers(self, found: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """P(next piece) at rows whose contexts are `found`, the recursion unrolled, P = (Π_m γ_m) P_unigram
-        + Σ_m (Π_{k>m} γ_k) own_m: the scale of P_unigram (rows,), and where each order's followers add to
-        it, as flat indices (row × vocab + piece) and the values added there."""
+        + Σ_m (Π_{k>m} γ_k) own_m: the scale of P_unigram (rows,), and what each order's followers add to
+        it, as their rows, pieces and values."""
         seen = found >= 0
         gammas = np.where(seen, self.backoffs[found], 1.0)
         above = np.ones_like(gammas)  # [m]: the product of the back-off weights of the longer contexts
@@ -140,8 +140,8 @@ class _Joined:
         # Every (row, follower) pair at once: follower i of a context sits at its start + i.
         span = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths - starts, lengths)
         scale = above[0] * gammas[0] if len(found) else np.ones(found.shape[1])
-        return (scale, np.repeat(row * self.vocab_size, lengths) + self.words[span],
-                self.shares[span] * np.repeat(above[level, row], lengths))
+        values = self.shares[span] * np.repeat(above[level, row], lengths)
+        return scale, np.repeat(row, lengths), self.words[span], values
 
 
 class NgramLM(nn.Module):
@@ -191,14 +191,15 @@ class NgramLM(nn.Module):
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """P(next piece) after each row of `history` (rows, order - 1) token ids in parts, so that a
         mixture adds them without a dense array: the scale of `unigram` in each row (rows,), and the
-        values that the followers of each row's contexts add at flat indices row × vocab + piece.
+        followers of each row's contexts as their rows, pieces and the values they add there.
         `found` is `contexts_found(history)` when the caller has it already."""
         return self._joined.followers(self.contexts_found(history) if found is None else found)
 
     def distributions(self, history: np.ndarray) -> np.ndarray:
         """P(next piece) (rows, vocab) float64 after each row of `history`: `followers` added up."""
-        scale, index, values = self.followers(history)
-        p = np.bincount(index, values, len(history) * self.vocab_size).reshape(len(history), self.vocab_size)
+        scale, rows, pieces, values = self.followers(history)
+        p = np.bincount(rows * self.vocab_size + pieces, values, len(history) * self.vocab_size)
+        p = p.reshape(len(history), self.vocab_size)
         return p + scale[:, None] * self.unigram
 
     @property
