@@ -219,31 +219,32 @@ class NgramLM(nn.Module):
             p = np.where(seen, own + joined.backoffs[at] * p, p)
         return p
 
-    def histories(self, tokens: torch.Tensor, state: torch.Tensor | None, last_only: bool
-                   ) -> tuple[np.ndarray, int, torch.Tensor]:
+    def histories(self, tokens: torch.Tensor, state: np.ndarray | None, last_only: bool
+                  ) -> tuple[np.ndarray, int, np.ndarray]:
         """The order - 1 tokens before each prediction, one row per prediction (row-major over batch and
-        time), the number of predictions per batch row (time, or 1), and the new state."""
+        time), the number of predictions per batch row (time, or 1), and the new state. The state is
+        numpy, as the tables are: a step's lookups then start without a torch call."""
         rows, width = tokens.shape[0], self.order - 1
         if state is None:  # before the text starts: line breaks, as training text begins after one
-            state = torch.full((rows, width), EOS_ID, dtype=torch.int64, device=tokens.device)
-        history = torch.cat([state.to(torch.int64), tokens.to(torch.int64)], dim=1)
+            state = np.full((rows, width), EOS_ID, dtype=np.int64)
+        history = np.concatenate([state, tokens.cpu().numpy()], axis=1, dtype=np.int64)
         steps, new_state = 1 if last_only else tokens.shape[1], history[:, history.shape[1] - width:]
         windows = new_state  # the last window; before each token, `width` columns shifted one step per token
         if not last_only:
-            windows = history[:, history.shape[1] - width - steps:].unfold(1, width, 1)[:, 1:]
-            windows = windows.reshape(rows * steps, width)
-        return windows.cpu().numpy(), steps, new_state
+            windows = np.lib.stride_tricks.sliding_window_view(history[:, history.shape[1] - width - steps:], width,
+                                                               axis=1)[:, 1:].reshape(rows * steps, width)
+        return windows, steps, new_state
 
-    def forward(self, tokens: torch.Tensor, state: torch.Tensor | None = None,
-                last_only: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, tokens: torch.Tensor, state: np.ndarray | None = None,
+                last_only: bool = False) -> tuple[torch.Tensor, np.ndarray]:
         """Log-probabilities (batch, time or 1, vocab) of the piece after each of `tokens` (batch, time);
         the state is the last order - 1 tokens."""
         windows, steps, state = self.histories(tokens, state, last_only)
         logprobs = torch.from_numpy(np.log(self.distributions(windows))).float()
         return logprobs.reshape(tokens.shape[0], steps, -1).to(tokens.device), state
 
-    def target_logprobs(self, tokens: torch.Tensor, targets: torch.Tensor, state: torch.Tensor | None = None
-                        ) -> tuple[torch.Tensor, torch.Tensor]:
+    def target_logprobs(self, tokens: torch.Tensor, targets: torch.Tensor, state: np.ndarray | None = None
+                        ) -> tuple[torch.Tensor, np.ndarray]:
         """log P(targets[b, t] | tokens up to [b, t]) (batch, time) without the full distributions:
         what evaluation needs, at a fraction of the cost."""
         windows, _, state = self.histories(tokens, state, last_only=False)
@@ -251,9 +252,9 @@ class NgramLM(nn.Module):
         return torch.from_numpy(np.log(p)).reshape(targets.shape).to(tokens.device), state
 
     @staticmethod
-    def select_state(state: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-        return state.index_select(0, rows)
+    def select_state(state: np.ndarray, rows: torch.Tensor) -> np.ndarray:
+        return state[rows.cpu().numpy()]
 
     @staticmethod
-    def join_states(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
-        return torch.cat([first, second])
+    def join_states(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+        return np.concatenate([first, second])
