@@ -44,8 +44,9 @@ class _Log:
         end = self.length + len(pieces)
         if end > len(self.pieces):
             capacity = max(end, 2 * len(self.pieces), 256)
-            self.keys = torch.cat([self.keys[:self.length], keys.new_empty(capacity - self.length, keys.shape[1])])
-            self.pieces = torch.cat([self.pieces[:self.length], pieces.new_empty(capacity - self.length)])
+            grown = keys.new_empty(capacity, keys.shape[1]), pieces.new_empty(capacity)
+            grown[0][:self.length], grown[1][:self.length] = self.keys[:self.length], self.pieces[:self.length]
+            self.keys, self.pieces = grown
         self.keys[self.length:end], self.pieces[self.length:end] = keys, pieces
         self.length = end
 
