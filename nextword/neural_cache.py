@@ -177,9 +177,14 @@ class NeuralCache:
         queries, keys, valid, count = rows(queries), rows(own.keys), rows(own.valid), queries.shape[1]
         low, high = max(0, min(ends) - self.window), max(ends)
         scores = theta * torch.cat([queries @ log.keys[low:high].T, queries @ keys.transpose(1, 2)], 2)[None]
-        if count == 1 and ends.count(high) == len(ends) and high - low + valid.shape[1] <= self.window:
-            # At the newest place, one end for all and everything within the window: it sees what is valid.
+        width, fits = valid.shape[1], self.window - (high - low)  # own entries that fit beside the log's
+        if count == 1 and ends.count(high) == len(ends) and width <= self.window:
+            # At the newest place with one end for all: a row sees its valid entries (its last ones), and the
+            # log but for its oldest entries where it has more than `fits` of its own.
             scores[..., high - low:].masked_fill_(~valid[:, None], -torch.inf)
+            if width > fits:
+                cut = torch.arange(width - fits, device=keys.device) < valid.sum(1, keepdim=True) - fits
+                scores[..., :width - fits].masked_fill_(cut[:, None], -torch.inf)
         else:
             (counted, places), device = (rows(tensor) for tensor in own.places()), keys.device
             if ends.count(high) == len(ends):  # one end for all: the log up to it is every row's text
