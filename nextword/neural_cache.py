@@ -54,8 +54,9 @@ class _Log:
 @dataclass(frozen=True)
 class Memory:
     """The neural cache's state for a batch of rows: each row's log (`logs[log_of[b]]`) up to `ends[b]`,
-    then its `tail` (valid where `tail_valid`), and `pending`, the features after its last piece, whose
-    entry waits for the piece that follows (none where not `pending_valid`: before the first piece)."""
+    then its `tail` (valid where `tail_valid`, always a row's last entries), and `pending`, the features
+    after its last piece, whose entry waits for the piece that follows (none where not `pending_valid`:
+    before the first piece)."""
 
     logs: tuple[_Log, ...]
     log_of: tuple[int, ...]
