@@ -97,25 +97,26 @@ class _Joined:
     def __init__(self, levels: list[tuple[np.ndarray, ...]], vocab_size: int):
         self.vocab_size, self.powers = vocab_size, vocab_size ** np.arange(len(levels), dtype=np.int64)
         self.bases = np.cumsum(np.append(0, self.powers))  # where each length's keys start
-        keys, starts, words, shares, totals, backoffs = [], [], [], [], [], []
-        for m, (contexts, offsets, followers, counts) in enumerate(levels):
-            if (len(offsets) != len(contexts) + 1 or offsets[-1] != len(followers) or len(counts) != len(followers)
+        contexts, entries = sum(len(level[0]) for level in levels), sum(len(level[2]) for level in levels)
+        self.keys, self.offsets, self.totals = (np.empty(size, np.int64) for size in (contexts, contexts + 1, contexts))
+        self.words, self.pairs = np.empty(entries, np.int64), np.empty(entries, np.int64)
+        self.backoffs, self.shares = np.empty(contexts), np.empty(entries)
+        c = e = 0  # where this length's contexts and followers start, filled in place (no copy to concatenate)
+        for m, (keys, offsets, followers, counts) in enumerate(levels):
+            if (len(offsets) != len(keys) + 1 or offsets[-1] != len(followers) or len(counts) != len(followers)
                     or (len(followers) and (followers.min() < 0 or followers.max() >= vocab_size or counts.min() < 1))):
                 raise ValueError(f"the order-{m + 1} n-gram tables are inconsistent")
             discount = _discounts(counts)[np.minimum(counts, 3) - 1]
-            total = np.add.reduceat(counts, offsets[:-1]) if len(contexts) else np.zeros(0, np.int64)
-            taken = np.add.reduceat(discount, offsets[:-1]) if len(contexts) else np.zeros(0)
-            keys.append(contexts + self.bases[m])
-            starts.append(offsets[:-1] + sum(map(len, words)))
-            words.append(followers)
-            shares.append((counts - discount) / np.repeat(total, np.diff(offsets)))
-            totals.append(total)
-            backoffs.append(taken / np.maximum(total, 1))
-        self.keys, self.words, self.shares, self.totals, self.backoffs = map(
-            np.concatenate, (keys, words, shares, totals, backoffs))
-        self.offsets = np.append(np.concatenate(starts), len(self.words)).astype(np.int64)
-        # Followers are sorted by word within each context, so (context number, word) keys are sorted.
-        self.pairs = np.repeat(np.arange(len(self.keys)), np.diff(self.offsets)) * vocab_size + self.words
+            total = np.add.reduceat(counts, offsets[:-1]) if len(keys) else np.zeros(0, np.int64)
+            taken = np.add.reduceat(discount, offsets[:-1]) if len(keys) else np.zeros(0)
+            at, to = slice(c, c + len(keys)), slice(e, e + len(followers))
+            self.keys[at], self.offsets[at], self.totals[at] = keys + self.bases[m], offsets[:-1] + e, total
+            self.backoffs[at], self.words[to] = taken / np.maximum(total, 1), followers
+            self.shares[to] = (counts - discount) / np.repeat(total, np.diff(offsets))
+            # Followers are sorted by word within each context, so (context number, word) keys are sorted.
+            self.pairs[to] = np.repeat(np.arange(c, c + len(keys)), np.diff(offsets)) * vocab_size + followers
+            c, e = c + len(keys), e + len(followers)
+        self.offsets[-1] = e
         self.unigram = np.full(vocab_size, self.backoffs[0] / vocab_size)  # the empty context is number 0
         self.unigram[self.words[:self.offsets[1]]] += self.shares[:self.offsets[1]]
 
