@@ -49,4 +49,4 @@ class PieceModel:
         logits, state = self.model(tokens.reshape(1, -1) if tokens.dim() == 1 else tokens, state, last_only=True)
         logits = logits[:, -1].float()
         # A neural model's logits are normalised here; an n-gram's and a mixture's are log-probabilities already.
-        return (logits if getattr(self.model, "gives_logprobs", False) else torch.log_softmax(logits, dim=-1)), state
+        return (logits if self.model.gives_logprobs else torch.log_softmax(logits, dim=-1)), state
