@@ -274,7 +274,7 @@ class MixtureLM(nn.Module):
         else:
             weights = self._plain_weights[buckets]
             counts = tokens.new_zeros(tokens.shape[0], 0, dtype=torch.float32)
-        mixed = self._mixed(logits, self.ngram.followers(windows, found), caches, weights)
+        mixed = self._mixed(logits, self.ngram.followers(found), caches, weights)
         return mixed.log_(), (neural_state, ngram_state, counts, memory)
 
     def _mixed(self, logits: torch.Tensor, followers: tuple[np.ndarray, ...], caches: list[torch.Tensor],

@@ -127,7 +127,7 @@ class _Joined:
         at = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
         return np.where(self.keys[at] == keys, at, -1)
 
-    def followers(self, found: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def followers(self, found: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """P(next piece) at rows whose contexts are `found`, the recursion unrolled, P = (Π_m γ_m) P_unigram
         + Σ_m (Π_{k>m} γ_k) own_m: the scale of P_unigram (rows,), and what each order's followers add to
         it, as their rows, pieces and values."""
@@ -162,6 +162,7 @@ class NgramLM(nn.Module):
                 self.register_buffer(key, tables[key].to("cpu", torch.int64).contiguous())
         self._joined = _Joined([tuple(getattr(self, f"{name}_{m}").numpy() for name in names) for m in range(order)],
                                vocab_size)
+        self.unigram = self._joined.unigram  # P(next piece) with no context (vocab,): every context backs off to it
 
     @property
     def entries(self) -> int:
@@ -188,25 +189,17 @@ class NgramLM(nn.Module):
     def buckets(self) -> int:
         return self.order * len(COUNT_CLASSES)
 
-    def followers(self, history: np.ndarray, found: np.ndarray | None = None
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """P(next piece) after each row of `history` (rows, order - 1) token ids in parts, so that a
+    def followers(self, found: np.ndarray) -> tuple[np.ndarray, ...]:
+        """P(next piece) at rows whose contexts are `found` (see `contexts_found`) in parts, so that a
         mixture adds them without a dense array: the scale of `unigram` in each row (rows,), and the
-        followers of each row's contexts as their rows, pieces and the values they add there.
-        `found` is `contexts_found(history)` when the caller has it already."""
-        return self._joined.followers(self.contexts_found(history) if found is None else found)
+        followers of each row's contexts as their rows, pieces and the values they add there."""
+        return self._joined.followers(found)
 
     def distributions(self, history: np.ndarray) -> np.ndarray:
         """P(next piece) (rows, vocab) float64 after each row of `history`: `followers` added up."""
-        scale, rows, pieces, values = self.followers(history)
+        scale, rows, pieces, values = self.followers(self.contexts_found(history))
         p = np.bincount(rows * self.vocab_size + pieces, values, len(history) * self.vocab_size)
-        p = p.reshape(len(history), self.vocab_size)
-        return p + scale[:, None] * self.unigram
-
-    @property
-    def unigram(self) -> np.ndarray:
-        """P(next piece) with no context (vocab,), which every longer context backs off to."""
-        return self._joined.unigram
+        return p.reshape(len(history), self.vocab_size) + scale[:, None] * self.unigram
 
     def probabilities(self, history: np.ndarray, words: np.ndarray, found: np.ndarray | None = None) -> np.ndarray:
         """P(words[row] | history[row]) for each row: the same recursion, for one word only."""
