@@ -130,12 +130,6 @@ class _Own:
         self.valid = torch.cat([memory.tail_valid, memory.pending_valid[:, None],
                                 memory.pending_valid.new_ones(rows, time - 1)], 1)
 
-    def places(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Each entry's place after its row's end, counting the valid ones before it; and the same where
-        valid, _UNSEEN elsewhere."""
-        counted = self.valid.cumsum(1) - 1
-        return counted, torch.where(self.valid, counted, _UNSEEN)
-
 
 class NeuralCache:
     """The cache of one sharpness θ (or several at once, for fitting) over the last `window` entries."""
@@ -187,13 +181,12 @@ class NeuralCache:
                 cut = torch.arange(width - fits, device=keys.device) < valid.sum(1, keepdim=True) - fits
                 scores[..., :width - fits].masked_fill_(cut[:, None], -torch.inf)
         else:
-            (counted, places), device = (rows(tensor) for tensor in own.places()), keys.device
-            if ends.count(high) == len(ends):  # one end for all: the log up to it is every row's text
-                log_places = torch.arange(low - high, 0, device=device).expand(len(keys), -1)
-            else:  # from each row's end; past it, not that row's text
-                log_places = torch.arange(low, high, device=device) - torch.tensor(ends, device=device)[:, None]
-                log_places = torch.where(log_places < 0, log_places, _UNSEEN)
-            age = counted[:, -count:, None] - torch.cat([log_places, places], 1)[:, None]  # places before the query
+            # Each entry's place counted from its row's end: the log's before it (past it, not that row's text),
+            # its own valid entries after it.
+            counted = valid.cumsum(1) - 1
+            log_places = torch.arange(low, high, device=keys.device) - torch.tensor(ends, device=keys.device)[:, None]
+            places = torch.where(torch.cat([log_places < 0, valid], 1), torch.cat([log_places, counted], 1), _UNSEEN)
+            age = counted[:, -count:, None] - places[:, None]  # places before the query
             scores = torch.where((age >= 0) & (age < self.window), scores, -torch.inf)
         weights = torch.softmax(scores, -1).nan_to_num(0.0)  # a place that sees nothing: all zero
         return weights, torch.cat([log.pieces[low:high].expand(len(keys), -1), rows(own.pieces)], 1)
