@@ -35,6 +35,7 @@ cache memory or None), which nothing changes.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -52,7 +53,14 @@ NAMES = ("neural", "ngram", "cache", "neural cache")  # the components, in the o
 HALF_LIVES = (30, 100, 300, 1000, 3000)  # the cache's half-lives, in pieces, that `fit` chooses from
 MIN_BUCKET_PIECES = 200
 CONFIDENCE_EDGES = (0.2, 0.5, 0.8)  # where the neural cache's peak moves a place to the next bucket
-_KEPT_LENGTHS = 64  # the unigram cache keeps the decays of reads up to this long
+
+
+@functools.lru_cache(maxsize=64)
+def _last_decays(log_decay: float, length: int, device: torch.device) -> tuple[torch.Tensor, float]:
+    """`UnigramCache._decays` at the last position alone, all prediction needs, kept for the reads a
+    search repeats (one piece at a time); never changed."""
+    powers = torch.exp(torch.arange(length, -1, -1, device=device, dtype=torch.float64) * log_decay)
+    return powers[1:].float(), powers[0].item()
 
 
 class UnigramCache:
@@ -62,29 +70,14 @@ class UnigramCache:
     def __init__(self, half_life: float):
         self.half_life = float(half_life)
         self.log_decay = math.log(0.5) / self.half_life
-        self._last: dict[tuple[int, torch.device], tuple[torch.Tensor, float]] = {}  # see `_last_decays`
-
-    def _power(self, lag: torch.Tensor) -> torch.Tensor:
-        """decay^lag, for lags (float64) in pieces."""
-        return torch.exp(lag * self.log_decay)
 
     def _decays(self, length: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         """How much piece s of `length` new pieces counts at each position t, decay^(t - s) for s <= t
         and 0 after t, (length, length); and how much the counts from before count there, decay^(t + 1)."""
         t = torch.arange(length, device=device, dtype=torch.float64)
         lag = t[:, None] - t[None, :]
-        return torch.where(lag >= 0, self._power(lag.clamp_min(0)), 0.0), self._power(t + 1)
-
-    def _last_decays(self, length: int, device: torch.device) -> tuple[torch.Tensor, float]:
-        """`_decays` at the last position alone, all prediction needs; those of short reads are kept once
-        made (a search reads one piece at a time), and never changed."""
-        if (length, device) in self._last:
-            return self._last[length, device]
-        powers = self._power(torch.arange(length, -1, -1, device=device, dtype=torch.float64))
-        decays = powers[1:].float(), powers[0].item()
-        if length <= _KEPT_LENGTHS:
-            self._last[length, device] = decays
-        return decays
+        weights = torch.where(lag >= 0, torch.exp(lag.clamp_min(0) * self.log_decay), 0.0)
+        return weights, torch.exp((t + 1) * self.log_decay)
 
     @staticmethod
     def _start(counts: torch.Tensor | None, tokens: torch.Tensor, vocab_size: int) -> torch.Tensor:
@@ -105,7 +98,7 @@ class UnigramCache:
         counts = self._start(counts, tokens, vocab_size)
         length = tokens.shape[1]
         if last_only:  # the counts after the last token are the new state: no need to build the others
-            after = self._after(counts, tokens, *self._last_decays(length, tokens.device))
+            after = self._after(counts, tokens, *_last_decays(self.log_decay, length, tokens.device))
             return after[:, None], after.sum(1, keepdim=True), after
         weights, carry = self._decays(length, tokens.device)
         after = self._after(counts, tokens, weights[-1], carry[-1])
@@ -164,23 +157,15 @@ def neural_and_ngram_targets(neural: nn.Module, ngram: NgramLM, tokens: torch.Te
     return logprobs.double().exp(), shaped(ngram_p), buckets.reshape(targets.shape), features, neural_state, ngram_state
 
 
-def _tables_by_peak(cache_weights: torch.Tensor, neural_cache: NeuralCache | None, confidence: torch.Tensor | None
-                    ) -> tuple[np.ndarray, np.ndarray | None]:
-    """The weights with the caches renormalised once for each way the neural cache may hold nothing (see
-    `renormalised`; the unigram cache never is empty where it is read: it holds the piece just read), so
-    that a step looks them up: by n-gram bucket, where it holds nothing and where it holds something;
-    or with confidence edges, where it holds nothing (its peak is 0) and then by confidence bucket, all
-    by one search of the peak among the edges with the smallest positive float in front (those edges)."""
+def _cache_table(cache_weights: torch.Tensor, neural_cache: NeuralCache | None) -> np.ndarray:
+    """The weights with the caches renormalised once (see `renormalised`), so that a step looks them up:
+    row 2 * bucket + 1 where the neural cache holds something, 2 * bucket where it holds nothing (none
+    without a neural cache: row bucket). The unigram cache is never empty where it is read: it holds
+    the piece just read."""
     if neural_cache is None:
-        return cache_weights.cpu().numpy(), None
-    if confidence is None:
-        table, present = cache_weights.repeat_interleave(2, 0), torch.tensor([False, True]).repeat(len(cache_weights))
-        edges = None
-    else:
-        table = torch.cat([cache_weights[:1], cache_weights])
-        present = torch.arange(len(table)) > 0
-        edges = np.append(np.float32(np.finfo(np.float32).tiny), confidence.cpu().numpy())
-    return renormalised(table, present[:, None].to(table.device)).cpu().numpy(), edges
+        return cache_weights.cpu().numpy()
+    holds = torch.tensor([[False], [True]], device=cache_weights.device).repeat(len(cache_weights), 1)
+    return renormalised(cache_weights.repeat_interleave(2, 0), holds).cpu().numpy()
 
 
 class MixtureLM(nn.Module):
@@ -215,7 +200,8 @@ class MixtureLM(nn.Module):
         self.register_buffer("_unigram", torch.from_numpy(ngram.unigram).float(), persistent=False)
         # The weights are looked up in numpy (where the n-gram's buckets are), a few numbers per place.
         self._plain_weights = self.weights.cpu().numpy()
-        self._cache_table, self._peak_edges = _tables_by_peak(self.cache_weights, neural_cache, self.confidence)
+        self._cache_table = _cache_table(self.cache_weights, neural_cache)
+        self._edges = None if confidence is None else self.confidence.cpu().numpy()
         self.cache = UnigramCache(half_life)
         self.neural_cache = neural_cache
         self.use_cache = use_cache
@@ -235,9 +221,9 @@ class MixtureLM(nn.Module):
         neural cache's peak is `peaks`, its weight shared out among the others where it holds nothing."""
         if self.neural_cache is None:
             return self._cache_table[buckets]
-        index = (2 * buckets + (peaks > 0) if self._peak_edges is None
-                 else np.searchsorted(self._peak_edges, peaks, side="right"))
-        return self._cache_table[index]
+        if self._edges is not None:
+            buckets = np.searchsorted(self._edges, peaks, side="right")
+        return self._cache_table[2 * buckets + (peaks > 0)]
 
     def _neural(self, tokens: torch.Tensor, state: Any, last_only: bool
                 ) -> tuple[torch.Tensor, torch.Tensor | None, Any]:
