@@ -10,7 +10,9 @@ ending in the same five words, and measures:
   whole text, the way without a session, is timed at each length for comparison;
 - warm `predict` p50 and p95 over 5-word prompts (half next word, half completion), as a ratio to
   `predict` through the neural component alone (target: the mixture and its cache at most 1.3x) and
-  to one bare forward step of the model over the same prompt's pieces;
+  to one bare forward step of the model over the same prompt's pieces; and how many model calls and
+  rows a `predict` makes through each (the word search stops when k words beat the rest, so a sharper
+  model may take fewer), counted in a pass of their own;
 - generation: pieces per second for `generate`;
 - cold start: `nextword --help` and `nextword predict`, medians of fresh processes.
 The lengths take turns key by key, so a change in the machine's load falls on all of them alike.
@@ -156,6 +158,26 @@ def predict_and_forward(predictor: Predictor, neural: Predictor, texts: list[str
     return predict_ms, neural_ms, forward_ms
 
 
+def model_calls(predictor: Predictor, texts: list[str]) -> tuple[float, float]:
+    """Model calls and rows per `predict` (the prompt read, then the word search's steps), counted
+    in a pass of their own so that the timings above carry no counter."""
+    pieces, counts = predictor.pieces, [0, 0]
+    run = pieces.run
+
+    def counted(tokens: torch.Tensor | list[int], state: object = None) -> tuple[torch.Tensor, object]:
+        counts[0] += 1
+        counts[1] += 1 if isinstance(tokens, list) else len(tokens)
+        return run(tokens, state)
+
+    pieces.run = counted
+    try:
+        for text in texts:
+            predictor.predict(text, 5)
+    finally:
+        del pieces.run
+    return counts[0] / len(texts), counts[1] / len(texts)
+
+
 def fresh_process_seconds(args: list[str], runs: int) -> float:
     times = []
     for _ in range(runs):
@@ -191,7 +213,10 @@ def main() -> None:
     session_ms, serve_ms = keystrokes(predictor, docs, typed, args.rounds, model_dir)
     baseline_ms = without_session(predictor, docs, typed, args.baseline_keys)
     neural = Predictor.load(model_dir, component="neural")
-    predict_ms, neural_ms, forward_ms = predict_and_forward(predictor, neural, prompts(test_text, args.prompts))
+    texts = prompts(test_text, args.prompts)
+    predict_ms, neural_ms, forward_ms = predict_and_forward(predictor, neural, texts)
+    calls = {name: model_calls(each, texts) for name, each in (("mixture and cache", predictor),
+                                                                 ("neural alone", neural))}
     pieces, started = 0, time.perf_counter()
     for seed in range(5):
         pieces += sum(1 for _ in predictor.stream("The game was", seed=seed, max_words=200))
@@ -211,6 +236,8 @@ def main() -> None:
         "predict p50 ms": percentile(predict_ms, 0.5), "predict p95 ms": percentile(predict_ms, 0.95),
         "predict p50 ms, neural component alone": percentile(neural_ms, 0.5),
         "predict p50, mixture and cache / neural alone": percentile(predict_ms, 0.5) / percentile(neural_ms, 0.5),
+        **{f"predict model calls, {name}": each[0] for name, each in calls.items()},
+        **{f"predict model rows, {name}": each[1] for name, each in calls.items()},
         "forward step p50 ms": percentile(forward_ms, 0.5),
         "predict p50 / forward step p50": percentile(predict_ms, 0.5) / percentile(forward_ms, 0.5),
         "generate pieces/s": generate_rate,

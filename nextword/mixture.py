@@ -35,6 +35,7 @@ cache memory or None), which nothing changes.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -54,6 +55,14 @@ MIN_BUCKET_PIECES = 200
 CONFIDENCE_EDGES = (0.2, 0.5, 0.8)  # where the neural cache's peak moves a place to the next bucket
 
 
+@functools.lru_cache(maxsize=64)
+def _last_decays(log_decay: float, length: int, device: torch.device) -> tuple[torch.Tensor, float]:
+    """`UnigramCache._decays` at the last position alone, all prediction needs, kept for the reads a
+    search repeats (one piece at a time); never changed."""
+    powers = torch.exp(torch.arange(length, -1, -1, device=device, dtype=torch.float64) * log_decay)
+    return powers[1:].float(), powers[0].item()
+
+
 class UnigramCache:
     """The decaying counts of the pieces read so far; the counts are the state, `counts` (batch, vocab)
     float32, and are never changed in place. Within a segment they are reckoned in float64."""
@@ -62,12 +71,11 @@ class UnigramCache:
         self.half_life = float(half_life)
         self.log_decay = math.log(0.5) / self.half_life
 
-    def _decays(self, length: int, predicted: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        """How much piece s of `length` new pieces counts at each of the last `predicted` positions t,
-        decay^(t - s) for s <= t and 0 after t, (predicted, length); and how much the counts from before
-        count there, decay^(t + 1), (predicted,)."""
-        t = torch.arange(length - predicted, length, device=device, dtype=torch.float64)
-        lag = t[:, None] - torch.arange(length, device=device, dtype=torch.float64)[None, :]
+    def _decays(self, length: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """How much piece s of `length` new pieces counts at each position t, decay^(t - s) for s <= t
+        and 0 after t, (length, length); and how much the counts from before count there, decay^(t + 1)."""
+        t = torch.arange(length, device=device, dtype=torch.float64)
+        lag = t[:, None] - t[None, :]
         weights = torch.where(lag >= 0, torch.exp(lag.clamp_min(0) * self.log_decay), 0.0)
         return weights, torch.exp((t + 1) * self.log_decay)
 
@@ -77,10 +85,11 @@ class UnigramCache:
             return torch.zeros(tokens.shape[0], vocab_size, dtype=torch.float32, device=tokens.device)
         return counts
 
-    def _after(self, counts: torch.Tensor, tokens: torch.Tensor, last: torch.Tensor, carry: torch.Tensor
+    @staticmethod
+    def _after(counts: torch.Tensor, tokens: torch.Tensor, last: torch.Tensor, carry: torch.Tensor | float
                ) -> torch.Tensor:
         """The counts after all of `tokens`, from the weights of the last position."""
-        return (counts * carry).scatter_add(1, tokens.long(), last.to(counts.dtype).expand(tokens.shape).contiguous())
+        return (counts * carry).scatter_add_(1, tokens.long(), last.to(counts.dtype).expand(tokens.shape))
 
     def distributions(self, counts: torch.Tensor | None, tokens: torch.Tensor, vocab_size: int, last_only: bool
                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -88,10 +97,11 @@ class UnigramCache:
         their totals (batch, time or 1), and the counts after the tokens (the new state)."""
         counts = self._start(counts, tokens, vocab_size)
         length = tokens.shape[1]
-        weights, carry = self._decays(length, 1 if last_only else length, tokens.device)
-        after = self._after(counts, tokens, weights[-1], carry[-1])
         if last_only:  # the counts after the last token are the new state: no need to build the others
-            return after[:, None], after.sum(1)[:, None], after
+            after = self._after(counts, tokens, *_last_decays(self.log_decay, length, tokens.device))
+            return after[:, None], after.sum(1, keepdim=True), after
+        weights, carry = self._decays(length, tokens.device)
+        after = self._after(counts, tokens, weights[-1], carry[-1])
         seen = nn.functional.one_hot(tokens.long(), vocab_size).to(torch.float64)
         at = carry[None, :, None] * counts[:, None, :].double() + torch.einsum("ts,bsv->btv", weights, seen)
         total = carry[None, :] * counts.double().sum(1, keepdim=True) + weights.sum(1)[None, :]
@@ -103,7 +113,7 @@ class UnigramCache:
         the totals of the counts there (batch, time), and the counts after the tokens."""
         counts = self._start(counts, tokens, vocab_size)
         length = tokens.shape[1]
-        weights, carry = self._decays(length, length, tokens.device)
+        weights, carry = self._decays(length, tokens.device)
         same = (tokens[:, None, :] == targets[:, :, None]).to(torch.float64)  # [b, t, s]: piece s is target t
         before = counts.gather(1, targets.long()).double()
         found = carry[None, :] * before + (weights[None] * same).sum(-1)
@@ -132,19 +142,30 @@ def neural_and_ngram_targets(neural: nn.Module, ngram: NgramLM, tokens: torch.Te
                              neural_state: Any, ngram_state: Any
                              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, Any, Any]:
     """p_neural and p_ngram of the targets (batch, time) float64, the n-gram's bucket of each
-    position (batch, time), the neural model's features (batch, time, dim), and both models' states
-    after the tokens."""
+    position (batch, time) in numpy, the neural model's features (batch, time, dim), and both
+    models' states after the tokens."""
     features, neural_state = neural.features(tokens, neural_state, False)
     logprobs = target_logprobs(neural.decoder, features, targets)
     windows, _, ngram_state = ngram.histories(tokens, ngram_state, last_only=False)
     found = ngram.contexts_found(windows)
     ngram_p = ngram.probabilities(windows, targets.cpu().numpy().reshape(-1), found)
-    buckets = ngram.context_buckets(found, len(windows))
+    buckets = ngram.context_buckets(found)
 
     def shaped(array: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(array).reshape(targets.shape).to(tokens.device)
 
-    return logprobs.double().exp(), shaped(ngram_p), shaped(buckets), features, neural_state, ngram_state
+    return logprobs.double().exp(), shaped(ngram_p), buckets.reshape(targets.shape), features, neural_state, ngram_state
+
+
+def _cache_table(cache_weights: torch.Tensor, neural_cache: NeuralCache | None) -> np.ndarray:
+    """The weights with the caches renormalised once (see `renormalised`), so that a step looks them up:
+    row 2 * bucket + 1 where the neural cache holds something, 2 * bucket where it holds nothing (none
+    without a neural cache: row bucket). The unigram cache is never empty where it is read: it holds
+    the piece just read."""
+    if neural_cache is None:
+        return cache_weights.cpu().numpy()
+    holds = torch.tensor([[False], [True]], device=cache_weights.device).repeat(len(cache_weights), 1)
+    return renormalised(cache_weights.repeat_interleave(2, 0), holds).cpu().numpy()
 
 
 class MixtureLM(nn.Module):
@@ -156,6 +177,8 @@ class MixtureLM(nn.Module):
     no `confidence` and `cache_weights` (n-gram buckets, 4), and one from before the neural cache
     no `neural_cache` either and (n-gram buckets, 3), the unigram cache alone.
     """
+
+    gives_logprobs = True  # `forward` gives log P itself, not logits still to be normalised
 
     def __init__(self, neural: nn.Module, ngram: NgramLM, weights: torch.Tensor, cache_weights: torch.Tensor,
                  half_life: float, neural_cache: NeuralCache | None = None, confidence: torch.Tensor | None = None,
@@ -170,10 +193,15 @@ class MixtureLM(nn.Module):
         if weights.shape != (ngram.buckets, 2) or cache_weights.shape != (buckets, components):
             raise ValueError(f"the mixture's weights must be ({ngram.buckets}, 2) and ({buckets}, {components}); "
                              f"got {tuple(weights.shape)} and {tuple(cache_weights.shape)}")
-        self.neural, self.ngram = neural, ngram
+        self.neural, self.ngram, self.vocab_size = neural, ngram, ngram.vocab_size
         self.register_buffer("weights", weights.to(torch.float64))
         self.register_buffer("cache_weights", cache_weights.to(torch.float64))
         self.register_buffer("confidence", None if confidence is None else confidence.float())
+        self.register_buffer("_unigram", torch.from_numpy(ngram.unigram).float(), persistent=False)
+        # The weights are looked up in numpy (where the n-gram's buckets are), a few numbers per place.
+        self._plain_weights = self.weights.cpu().numpy()
+        self._cache_table = _cache_table(self.cache_weights, neural_cache)
+        self._edges = None if confidence is None else self.confidence.cpu().numpy()
         self.cache = UnigramCache(half_life)
         self.neural_cache = neural_cache
         self.use_cache = use_cache
@@ -184,19 +212,18 @@ class MixtureLM(nn.Module):
                          self.neural_cache, self.confidence, use_cache=False)
 
     @property
-    def vocab_size(self) -> int:
-        return self.ngram.vocab_size
-
-    @property
     def _remembers(self) -> bool:
         """Whether the neural cache is used: the state then holds its memory."""
         return self.use_cache and self.neural_cache is not None
 
-    def _cache_weights(self, buckets: torch.Tensor, peaks: torch.Tensor | None) -> torch.Tensor:
-        """The weights with the caches at places in n-gram `buckets` where the neural cache's peak is `peaks`."""
-        if self.confidence is None:
-            return self.cache_weights[buckets]
-        return self.cache_weights[torch.bucketize(peaks, self.confidence, right=True)]
+    def _cache_weights(self, buckets: np.ndarray | None, peaks: np.ndarray | None) -> np.ndarray:
+        """The weights with the caches (float64, a new array) at places in n-gram `buckets` where the
+        neural cache's peak is `peaks`, its weight shared out among the others where it holds nothing."""
+        if self.neural_cache is None:
+            return self._cache_table[buckets]
+        if self._edges is not None:
+            buckets = np.searchsorted(self._edges, peaks, side="right")
+        return self._cache_table[2 * buckets + (peaks > 0)]
 
     def _neural(self, tokens: torch.Tensor, state: Any, last_only: bool
                 ) -> tuple[torch.Tensor, torch.Tensor | None, Any]:
@@ -214,31 +241,45 @@ class MixtureLM(nn.Module):
         neural_state, ngram_state, counts, memory = state if state is not None else (None,) * 4
         logits, features, neural_state = self._neural(tokens, neural_state, last_only)
         windows, steps, ngram_state = self.ngram.histories(tokens, ngram_state, last_only)
-        found = self.ngram.contexts_found(windows)
-        shape = (tokens.shape[0], steps)
-        ngram_p = torch.from_numpy(self.ngram.distributions(windows, found, dtype=np.float32)).to(tokens.device)
-        buckets = torch.from_numpy(self.ngram.context_buckets(found, len(windows))).to(tokens.device).reshape(shape)
-        parts = [ngram_p.reshape(*shape, -1)]
+        found, shape = self.ngram.contexts_found(windows), (tokens.shape[0], steps)
+        buckets = None  # the n-gram's, which the weights by the neural cache's confidence do not need
+        if not (self.use_cache and self.confidence is not None):
+            buckets = self.ngram.context_buckets(found).reshape(shape)
+        caches = []  # each cache's distribution, or the unigram cache's counts (batch, steps, vocab)
         if self.use_cache:
             counted, total, counts = self.cache.distributions(counts, tokens, self.vocab_size, last_only)
-            present, parts, peaks = [total > 0], parts + [counted], None
+            caches, peaks = [counted], None
             if self._remembers:
                 remembered, peaks, memory = self.neural_cache.distributions(memory, features, tokens, self.vocab_size,
                                                                             last_only)
-                present, parts = present + [peaks > 0], parts + [remembered]
-            weights = renormalised(self._cache_weights(buckets, peaks), torch.stack(present, -1))
-            # The cache's weight per count, so that its counts need not be divided into a distribution.
-            per_count = weights[..., 2:3] / total.clamp_min(1e-300)[..., None]
-            weights = torch.cat([weights[..., :2], per_count, weights[..., 3:]], -1)
+                caches, peaks = caches + [remembered], peaks.cpu().numpy()
+            weights = self._cache_weights(buckets, peaks)
+            # The cache's weight per count, so that its counts need not be divided into a distribution (their
+            # total is at least 1: the piece just read).
+            weights[..., 2] /= total.cpu().numpy()
         else:
-            weights = self.weights[buckets]
+            weights = self._plain_weights[buckets]
             counts = tokens.new_zeros(tokens.shape[0], 0, dtype=torch.float32)
-        # In place on fresh tensors, a pass over (batch, steps, vocab) each: prediction does this at every step.
-        weights = weights.float()[..., None]
-        mixed = torch.softmax(logits.float(), dim=-1).mul_(weights[:, :, 0])
-        for c, part in enumerate(parts, 1):
-            mixed.addcmul_(part, weights[:, :, c])
+        mixed = self._mixed(logits, self.ngram.followers(found), caches, weights)
         return mixed.log_(), (neural_state, ngram_state, counts, memory)
+
+    def _mixed(self, logits: torch.Tensor, followers: tuple[np.ndarray, ...], caches: list[torch.Tensor],
+               weights: np.ndarray) -> torch.Tensor:
+        """Σ_c weights[..., c] p_c (batch, steps, vocab) for `weights` (batch, steps, components): in place
+        on fresh tensors, one pass over (batch, steps, vocab) each, as prediction does at every step;
+        the n-gram's part without its dense distributions, its unigram scaled (one pass) and then the
+        `followers` its orders add (see `NgramLM.followers`), weighted in numpy before they are tensors."""
+        scale, rows, pieces, values = followers
+        ngram = weights[..., 1]
+        weights, scale, values, index = (torch.from_numpy(part).to(logits.device) for part in (
+            weights.astype(np.float32)[..., None], (ngram * scale.reshape(ngram.shape)).astype(np.float32)[..., None],
+            (values * ngram.reshape(-1)[rows]).astype(np.float32), rows * self.vocab_size + pieces))
+        mixed = torch.softmax(logits.float(), dim=-1).mul_(weights[:, :, 0])
+        mixed.addcmul_(self._unigram, scale)
+        mixed.view(-1).index_add_(0, index, values)
+        for c, part in enumerate(caches, 2):
+            mixed.addcmul_(part, weights[:, :, c])
+        return mixed
 
     def target_logprobs(self, tokens: torch.Tensor, targets: torch.Tensor, state: tuple | None = None
                         ) -> tuple[torch.Tensor, tuple]:
@@ -246,23 +287,23 @@ class MixtureLM(nn.Module):
         neural_state, ngram_state, counts, memory = state if state is not None else (None,) * 4
         neural_p, ngram_p, buckets, features, neural_state, ngram_state = neural_and_ngram_targets(
             self.neural, self.ngram, tokens, targets, neural_state, ngram_state)
-        parts, weights, present = [neural_p, ngram_p], self.weights[buckets], None
+        parts, weights = [neural_p, ngram_p], self._plain_weights[buckets]
         if self.use_cache:
-            cache_p, total, counts = self.cache.target_probabilities(counts, tokens, targets, self.vocab_size)
-            parts, present, peaks = parts + [cache_p], [total > 0], None
+            cache_p, _, counts = self.cache.target_probabilities(counts, tokens, targets, self.vocab_size)
+            parts, peaks = parts + [cache_p], None
             if self._remembers:
                 remembered, peaks, memory = self.neural_cache.target_probabilities(memory, features, tokens, targets)
-                parts, present, peaks = parts + [remembered[0]], present + [peaks[0] > 0], peaks[0]
-            weights, present = self._cache_weights(buckets, peaks), torch.stack(present, -1)
+                parts, peaks = parts + [remembered[0]], peaks[0].cpu().numpy()
+            weights = self._cache_weights(buckets, peaks)
         else:
             counts = tokens.new_zeros(tokens.shape[0], 0, dtype=torch.float32)
-        mixed = mix(weights, parts, present)
+        mixed = mix(torch.from_numpy(weights).to(tokens.device), parts, None)
         return torch.log(mixed).float(), (neural_state, ngram_state, counts, memory)
 
     def select_state(self, state: tuple, rows: torch.Tensor) -> tuple:
         neural_state, ngram_state, counts, memory = state
         return (self.neural.select_state(neural_state, rows), self.ngram.select_state(ngram_state, rows),
-                counts[rows], None if memory is None else memory.select(rows))
+                counts.index_select(0, rows), None if memory is None else memory.select(rows))
 
     def join_states(self, first: tuple, second: tuple) -> tuple:
         return (self.neural.join_states(first[0], second[0]), self.ngram.join_states(first[1], second[1]),
@@ -298,7 +339,7 @@ class _Recorder(nn.Module):
                                        for cache, c in zip(self.caches, counts)))
         remembered, peaks, memory = self.neural_cache.target_probabilities(memory, features, tokens, targets,
                                                                            self.thetas)
-        self.rows.append(tuple(t.reshape(-1).cpu() for t in (neural_p, ngram_p, buckets, *cache_p,
+        self.rows.append(tuple(t.reshape(-1).cpu() for t in (neural_p, ngram_p, torch.from_numpy(buckets), *cache_p,
                                                              *(total > 0 for total in totals), *remembered, *peaks)))
         return torch.zeros(targets.shape, device=tokens.device), (neural_state, ngram_state, after, memory)
 

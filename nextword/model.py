@@ -39,6 +39,7 @@ class _NeuralLM(nn.Module):
     """What both neural models share: `features` (theirs) feed the output layer `decoder`."""
 
     decoder: nn.Module
+    gives_logprobs = False  # `forward` gives logits, which prediction normalises (an n-gram and a mixture do not)
 
     def features(self, tokens: torch.Tensor, state: State | None, last_only: bool) -> tuple[torch.Tensor, State]:
         raise NotImplementedError

@@ -28,6 +28,7 @@ import torch
 WINDOW = 2000  # entries a prediction looks back over (Grave et al.'s choice for wikitext-2)
 THETAS = (5.0, 10.0, 20.0, 40.0)  # the sharpness θ that `mixture.fit` chooses from (10 on both shared corpora)
 TAIL_LIMIT = 32  # a row's own entries past its log's end, at most, before they move to a log of their own
+_UNSEEN = -(2 ** 62)  # the place given to an entry that is not a row's: no place's window reaches it
 
 
 class _Log:
@@ -43,8 +44,9 @@ class _Log:
         end = self.length + len(pieces)
         if end > len(self.pieces):
             capacity = max(end, 2 * len(self.pieces), 256)
-            self.keys = torch.cat([self.keys[:self.length], keys.new_empty(capacity - self.length, keys.shape[1])])
-            self.pieces = torch.cat([self.pieces[:self.length], pieces.new_empty(capacity - self.length)])
+            grown = keys.new_empty(capacity, keys.shape[1]), pieces.new_empty(capacity)
+            grown[0][:self.length], grown[1][:self.length] = self.keys[:self.length], self.pieces[:self.length]
+            self.keys, self.pieces = grown
         self.keys[self.length:end], self.pieces[self.length:end] = keys, pieces
         self.length = end
 
@@ -52,8 +54,9 @@ class _Log:
 @dataclass(frozen=True)
 class Memory:
     """The neural cache's state for a batch of rows: each row's log (`logs[log_of[b]]`) up to `ends[b]`,
-    then its `tail` (valid where `tail_valid`), and `pending`, the features after its last piece, whose
-    entry waits for the piece that follows (none where not `pending_valid`: before the first piece)."""
+    then its `tail` (valid where `tail_valid`, always a row's last entries), and `pending`, the features
+    after its last piece, whose entry waits for the piece that follows (none where not `pending_valid`:
+    before the first piece)."""
 
     logs: tuple[_Log, ...]
     log_of: tuple[int, ...]
@@ -75,8 +78,9 @@ class Memory:
         """The state of `rows`, in that order; only the logs they use are kept."""
         picked = rows.tolist()
         logs, log_of = _used_logs(self.logs, [self.log_of[r] for r in picked])
-        return Memory(logs, log_of, tuple(self.ends[r] for r in picked), self.tail_keys[rows], self.tail_pieces[rows],
-                      self.tail_valid[rows], self.pending[rows], self.pending_valid[rows])
+        return Memory(logs, log_of, tuple(self.ends[r] for r in picked),
+                      *(tensor.index_select(0, rows) for tensor in (self.tail_keys, self.tail_pieces, self.tail_valid,
+                                                                    self.pending, self.pending_valid)))
 
     def join(self, other: Memory) -> Memory:
         """The rows of `self`, then those of `other`; a log both use is kept once."""
@@ -104,13 +108,27 @@ def _used_logs(logs: tuple[_Log, ...] | list[_Log], log_of: list[int]) -> tuple[
 
 
 def _padded_tail(memory: Memory, width: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The tail `width` entries wide, padded on the left: a row's valid entries stay its last ones."""
     extra = width - memory.tail_valid.shape[1]
     keys, pieces, valid = memory.tail_keys, memory.tail_pieces, memory.tail_valid
     if extra:
-        keys = torch.cat([keys, keys.new_zeros(keys.shape[0], extra, keys.shape[2])], 1)
-        pieces = torch.cat([pieces, pieces.new_zeros(pieces.shape[0], extra)], 1)
-        valid = torch.cat([valid, valid.new_zeros(valid.shape[0], extra)], 1)
+        keys = torch.cat([keys.new_zeros(keys.shape[0], extra, keys.shape[2]), keys], 1)
+        pieces = torch.cat([pieces.new_zeros(pieces.shape[0], extra), pieces], 1)
+        valid = torch.cat([valid.new_zeros(valid.shape[0], extra), valid], 1)
     return keys, pieces, valid
+
+
+class _Own:
+    """Each row's entries past its log's end: its tail, then the new ones (entry m: the features before
+    token m, the pending ones for m = 0, and token m itself). A row's valid entries are always its
+    last ones."""
+
+    def __init__(self, memory: Memory, keys: torch.Tensor, tokens: torch.Tensor):
+        rows, time = tokens.shape
+        self.keys = torch.cat([memory.tail_keys, memory.pending[:, None], keys[:, :-1]], 1)
+        self.pieces = torch.cat([memory.tail_pieces, tokens.long()], 1)
+        self.valid = torch.cat([memory.tail_valid, memory.pending_valid[:, None],
+                                memory.pending_valid.new_ones(rows, time - 1)], 1)
 
 
 class NeuralCache:
@@ -121,55 +139,57 @@ class NeuralCache:
 
     def read(self, memory: Memory | None, features: torch.Tensor, tokens: torch.Tensor,
              thetas: tuple[float, ...] | None = None, last_only: bool = False
-             ) -> tuple[list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], torch.Tensor, Memory]:
+             ) -> tuple[list[tuple[slice | torch.Tensor, torch.Tensor, torch.Tensor]], Memory]:
         """Read `tokens` (rows, time) whose features are `features` (rows, time, dim): for each group of
-        rows that share a log, (their row indices, the weights (thetas, rows, time or 1, entries) of
-        the entries each place (or the last) sees, all zero where it sees none, and the entries'
-        pieces (rows, entries)); and the state after the tokens. `thetas` default to this cache's θ."""
+        rows that share a log, (their row indices, or every row as a slice, the weights (thetas, rows,
+        time or 1, entries) of the entries each place (or the last) sees, all zero where it sees none,
+        and the entries' pieces (rows, entries)); and the state after the tokens. `thetas` default to
+        this cache's θ."""
         rows, time, dim = features.shape
         if memory is None:
             memory = Memory.empty(rows, dim, features.device)
-        keys = torch.nn.functional.normalize(features.float(), dim=-1)
-        # Entry m: the features before token m (the pending ones for m = 0) and token m itself.
-        new_keys = torch.cat([memory.pending[:, None], keys[:, :-1]], 1)
-        new_valid = torch.cat([memory.pending_valid[:, None], new_keys.new_ones(rows, time - 1, dtype=torch.bool)], 1)
-        thetas_t = torch.tensor(thetas or (self.theta,), device=features.device)[:, None, None, None]
+        keys = features.float()
+        keys = keys / torch.linalg.vector_norm(keys, dim=-1, keepdim=True).clamp_min(1e-12)  # as normalize does
+        own = _Own(memory, keys, tokens)
+        theta = self.theta if thetas is None else torch.tensor(thetas, device=keys.device)[:, None, None, None]
         groups = []
         for log_index in sorted(set(memory.log_of)):
             at = [b for b, i in enumerate(memory.log_of) if i == log_index]
-            weights, pieces = self._group(memory, memory.logs[log_index], at, keys, new_keys, new_valid, tokens,
-                                          thetas_t, last_only)
-            groups.append((torch.tensor(at, device=features.device), weights, pieces))
-        return groups, _after(memory, new_keys, tokens, new_valid, keys[:, -1], self.window)
+            index = slice(None) if len(at) == rows else torch.tensor(at, device=keys.device)
+            ends = [memory.ends[b] for b in at]
+            groups.append((index, *self._group(memory.logs[log_index], ends, keys[:, -1:] if last_only else keys,
+                                               own, index, theta)))
+        return groups, _after(memory, own, keys[:, -1], self.window)
 
-    def _group(self, memory: Memory, log: _Log, at: list[int], keys: torch.Tensor, new_keys: torch.Tensor,
-               new_valid: torch.Tensor, tokens: torch.Tensor, thetas: torch.Tensor, last_only: bool
-               ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The weights and pieces of `read` for the rows `at`, which share `log`."""
-        device = keys.device
-        index = torch.tensor(at, device=device)
-        ends = torch.tensor([memory.ends[b] for b in at], device=device)
-        tail_valid = memory.tail_valid[index]
-        tail_count = tail_valid.sum(1)
-        low = max(0, min(memory.ends[b] for b in at) - self.window)
-        high = max(memory.ends[b] for b in at)
-        query = keys[index][:, -1:] if last_only else keys[index]  # (rows, time or 1, dim)
-        # Each entry's place in its row's text: the log's, then the tail's valid ones, then the new valid ones.
-        log_place = torch.arange(low, high, device=device).expand(len(at), -1)
-        tail_place = ends[:, None] + tail_valid.cumsum(1) - 1
-        new_place = (ends + tail_count)[:, None] + new_valid[index].cumsum(1) - 1
-        places = torch.cat([log_place, tail_place, new_place], 1)  # (rows, entries)
-        valid = torch.cat([log_place < ends[:, None], tail_valid, new_valid[index]], 1)
-        # The place of the newest entry each query sees: that of the entry holding its own token.
-        latest = new_place[:, -1:] if last_only else new_place  # (rows, time or 1)
-        visible = (valid[:, None, :] & (places[:, None, :] <= latest[:, :, None])
-                   & (places[:, None, :] > latest[:, :, None] - self.window))
-        scores = torch.cat([query @ log.keys[low:high].T, query @ memory.tail_keys[index].transpose(1, 2),
-                            query @ new_keys[index].transpose(1, 2)], 2)
-        scores = (thetas * scores[None]).masked_fill(~visible[None], -torch.inf)
+    def _group(self, log: _Log, ends: list[int], queries: torch.Tensor, own: _Own, index: slice | torch.Tensor,
+               theta: float | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The weights and pieces of `read` for the rows `index` (all of them as a slice), which share
+        `log` up to their `ends`, whose `queries` (rows, time or 1, dim) are at their new places (or
+        their last) and whose own entries are `own`'s."""
+        def rows(tensor: torch.Tensor) -> torch.Tensor:
+            return tensor if isinstance(index, slice) else tensor.index_select(0, index)
+
+        queries, keys, valid, count = rows(queries), rows(own.keys), rows(own.valid), queries.shape[1]
+        low, high = max(0, min(ends) - self.window), max(ends)
+        scores = theta * torch.cat([queries @ log.keys[low:high].T, queries @ keys.transpose(1, 2)], 2)[None]
+        width, fits = valid.shape[1], self.window - (high - low)  # own entries that fit beside the log's
+        if count == 1 and ends.count(high) == len(ends) and width <= self.window:
+            # At the newest place with one end for all: a row sees its valid entries (its last ones), and the
+            # log but for its oldest entries where it has more than `fits` of its own.
+            scores[..., high - low:].masked_fill_(~valid[:, None], -torch.inf)
+            if width > fits:
+                cut = torch.arange(width - fits, device=keys.device) < valid.sum(1, keepdim=True) - fits
+                scores[..., :width - fits].masked_fill_(cut[:, None], -torch.inf)
+        else:
+            # Each entry's place counted from its row's end: the log's before it (past it, not that row's text),
+            # its own valid entries after it.
+            counted = valid.cumsum(1) - 1
+            log_places = torch.arange(low, high, device=keys.device) - torch.tensor(ends, device=keys.device)[:, None]
+            places = torch.where(torch.cat([log_places < 0, valid], 1), torch.cat([log_places, counted], 1), _UNSEEN)
+            age = counted[:, -count:, None] - places[:, None]  # places before the query
+            scores = torch.where((age >= 0) & (age < self.window), scores, -torch.inf)
         weights = torch.softmax(scores, -1).nan_to_num(0.0)  # a place that sees nothing: all zero
-        pieces = torch.cat([log.pieces[low:high].expand(len(at), -1), memory.tail_pieces[index], tokens[index]], 1)
-        return weights, pieces
+        return weights, torch.cat([log.pieces[low:high].expand(len(keys), -1), rows(own.pieces)], 1)
 
     def distributions(self, memory: Memory | None, features: torch.Tensor, tokens: torch.Tensor, vocab_size: int,
                       last_only: bool = False) -> tuple[torch.Tensor, torch.Tensor, Memory]:
@@ -179,8 +199,10 @@ class NeuralCache:
         time = 1 if last_only else tokens.shape[1]
         out = features.new_zeros(tokens.shape[0], time, vocab_size, dtype=torch.float32)
         for index, weights, pieces in groups:
-            found = out.new_zeros(len(index), time, vocab_size)
-            out[index] = found.scatter_add_(2, pieces[:, None].expand(-1, time, -1), weights[0].float())
+            found = out if isinstance(index, slice) else out.new_zeros(len(index), time, vocab_size)
+            found.scatter_add_(2, pieces[:, None].expand(-1, time, -1), weights[0])
+            if found is not out:
+                out[index] = found
         return out, out.amax(-1), after
 
     def target_probabilities(self, memory: Memory | None, features: torch.Tensor, tokens: torch.Tensor,
@@ -201,36 +223,28 @@ class NeuralCache:
             peaks[:, index] = summed.scatter_add_(-1, numbered[None, :, None].expand_as(weights), weights).amax(-1)
         return out, peaks, after
 
-def _after(memory: Memory, new_keys: torch.Tensor, tokens: torch.Tensor, new_valid: torch.Tensor,
-           last_features: torch.Tensor, window: int) -> Memory:
-    """The state once the new entries (`new_keys`, `tokens`, where `new_valid`) are added: a row at its
-    log's end adds its tail and the new entries to the log (the first such row of a log, the others
-    find the end taken); any other row keeps them as its tail, or moves to a log of its own when
-    that grows past TAIL_LIMIT."""
-    keys = torch.cat([memory.tail_keys, new_keys], 1)
-    pieces = torch.cat([memory.tail_pieces, tokens.long()], 1)
-    valid = torch.cat([memory.tail_valid, new_valid], 1)
+def _after(memory: Memory, own: _Own, last_features: torch.Tensor, window: int) -> Memory:
+    """The state once the rows' own entries are kept: a row at its log's end adds them to the log (the
+    first such row of a log, the others find the end taken); any other row keeps them as its tail, or
+    moves to a log of its own when that grows past TAIL_LIMIT. The columns no row keeps are dropped:
+    a row's valid entries are its last ones, so those are the first columns."""
     logs, log_of, ends = list(memory.logs), list(memory.log_of), list(memory.ends)
-    counts = valid.sum(1).tolist()
-    moved = valid.new_zeros(len(counts))
+    counts = own.valid.sum(1).tolist()
     for b, count in enumerate(counts):
         log = logs[log_of[b]]
         if log.length != ends[b] and count <= TAIL_LIMIT:
             continue  # kept as its tail
         if log.length != ends[b]:  # a log of its own: the entries it can still see, then its own
-            own = _Log(keys.shape[2], keys.device)
+            log = _Log(own.keys.shape[2], own.keys.device)
             low = max(0, ends[b] - window)
-            own.append(log.keys[low:ends[b]], log.pieces[low:ends[b]])
-            log_of[b], log = len(logs), own
-            logs.append(own)
-        log.append(keys[b][valid[b]], pieces[b][valid[b]])
-        ends[b], moved[b] = log.length, True
-    valid = valid & ~moved[:, None]
-    # The valid entries first in each row, then the columns no row uses dropped.
-    order = torch.argsort((~valid).to(torch.int8), dim=1, stable=True)
-    width = int(valid.sum(1).max()) if len(counts) else 0
-    order = order[:, :width]
+            log.append(logs[log_of[b]].keys[low:ends[b]], logs[log_of[b]].pieces[low:ends[b]])
+            log_of[b] = len(logs)
+            logs.append(log)
+        width = own.valid.shape[1]
+        log.append(own.keys[b, width - count:], own.pieces[b, width - count:])
+        ends[b], counts[b] = log.length, 0
+        own.valid[b] = False  # own's tensors are this read's alone: nothing else holds them yet
+    width = max(counts, default=0)
     return Memory(*_used_logs(logs, log_of), tuple(ends),
-                  keys.gather(1, order[..., None].expand(-1, -1, keys.shape[2])),
-                  pieces.gather(1, order), valid.gather(1, order), last_features,
-                  torch.ones_like(memory.pending_valid))
+                  *(tensor[:, tensor.shape[1] - width:] for tensor in (own.keys, own.pieces, own.valid)),
+                  last_features, torch.ones_like(memory.pending_valid))

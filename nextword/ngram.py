@@ -88,146 +88,157 @@ def count_ngrams(ids: np.ndarray, vocab_size: int, order: int) -> dict[str, torc
     return {name: torch.from_numpy(np.ascontiguousarray(a, dtype=np.int64)) for name, a in tables.items()}
 
 
+class _Joined:
+    """Every order's tables as one, so that a lookup takes all orders at once: the contexts of every
+    length m in one numbering (length by length, each length's keys offset by Σ_{k<m} V^k so that
+    the joined keys stay sorted), each context's total count, back-off weight γ and followers,
+    each follower's own share max(c - D, 0) / c(h), and the unigram distribution."""
+
+    def __init__(self, levels: list[tuple[np.ndarray, ...]], vocab_size: int):
+        self.vocab_size, self.powers = vocab_size, vocab_size ** np.arange(len(levels), dtype=np.int64)
+        self.bases = np.cumsum(np.append(0, self.powers))  # where each length's keys start
+        contexts, entries = sum(len(level[0]) for level in levels), sum(len(level[2]) for level in levels)
+        self.keys, self.offsets, self.totals = (np.empty(size, np.int64) for size in (contexts, contexts + 1, contexts))
+        self.words, self.pairs = np.empty(entries, np.int64), np.empty(entries, np.int64)
+        self.backoffs, self.shares = np.empty(contexts), np.empty(entries)
+        c = e = 0  # where this length's contexts and followers start, filled in place (no copy to concatenate)
+        for m, (keys, offsets, followers, counts) in enumerate(levels):
+            if (len(offsets) != len(keys) + 1 or offsets[-1] != len(followers) or len(counts) != len(followers)
+                    or (len(followers) and (followers.min() < 0 or followers.max() >= vocab_size or counts.min() < 1))):
+                raise ValueError(f"the order-{m + 1} n-gram tables are inconsistent")
+            discount = _discounts(counts)[np.minimum(counts, 3) - 1]
+            total = np.add.reduceat(counts, offsets[:-1]) if len(keys) else np.zeros(0, np.int64)
+            taken = np.add.reduceat(discount, offsets[:-1]) if len(keys) else np.zeros(0)
+            at, to = slice(c, c + len(keys)), slice(e, e + len(followers))
+            self.keys[at], self.offsets[at], self.totals[at] = keys + self.bases[m], offsets[:-1] + e, total
+            self.backoffs[at], self.words[to] = taken / np.maximum(total, 1), followers
+            self.shares[to] = (counts - discount) / np.repeat(total, np.diff(offsets))
+            # Followers are sorted by word within each context, so (context number, word) keys are sorted.
+            self.pairs[to] = np.repeat(np.arange(c, c + len(keys)), np.diff(offsets)) * vocab_size + followers
+            c, e = c + len(keys), e + len(followers)
+        self.offsets[-1] = e
+        self.unigram = np.full(vocab_size, self.backoffs[0] / vocab_size)  # the empty context is number 0
+        self.unigram[self.words[:self.offsets[1]]] += self.shares[:self.offsets[1]]
+
+    def find(self, history: np.ndarray) -> np.ndarray:
+        """(order - 1, rows): the number of each row's last m tokens as a context, m = 1 .. order - 1, or -1."""
+        width = history.shape[1]
+        keys = (np.cumsum(history[:, ::-1] * self.powers[:width], axis=1) + self.bases[1:width + 1]).T
+        at = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
+        return np.where(self.keys[at] == keys, at, -1)
+
+    def followers(self, found: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """P(next piece) at rows whose contexts are `found`, the recursion unrolled, P = (Π_m γ_m) P_unigram
+        + Σ_m (Π_{k>m} γ_k) own_m: the scale of P_unigram (rows,), and what each order's followers add to
+        it, as their rows, pieces and values."""
+        seen = found >= 0
+        gammas = np.where(seen, self.backoffs[found], 1.0)
+        above = np.ones_like(gammas)  # [m]: the product of the back-off weights of the longer contexts
+        above[:-1] = np.cumprod(gammas[:0:-1], axis=0)[::-1]
+        level, row = np.nonzero(seen)
+        context = found[level, row]
+        starts, lengths = self.offsets[context], self.offsets[context + 1] - self.offsets[context]
+        # Every (row, follower) pair at once: follower i of a context sits at its start + i.
+        span = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths - starts, lengths)
+        scale = above[0] * gammas[0] if len(found) else np.ones(found.shape[1])
+        values = self.shares[span] * np.repeat(above[level, row], lengths)
+        return scale, np.repeat(row, lengths), self.words[span], values
+
+
 class NgramLM(nn.Module):
     """Interpolated modified Kneser-Ney over pieces; see the module docstring."""
+
+    gives_logprobs = True  # `forward` gives log P itself, not logits still to be normalised
 
     def __init__(self, vocab_size: int, order: int, tables: Mapping[str, torch.Tensor]):
         super().__init__()
         self.vocab_size, self.order = vocab_size, order
+        names = ("contexts", "offsets", "words", "counts")
         for m in range(order):
-            for name in ("contexts", "offsets", "words", "counts"):
+            for name in names:
                 key = f"{name}_{m}"
                 if key not in tables:
                     raise ValueError(f"the n-gram tables lack {key}")
                 self.register_buffer(key, tables[key].to("cpu", torch.int64).contiguous())
-        self._levels = [self._level(m) for m in range(order)]
-        self.unigram = np.full((1, vocab_size), 1.0 / vocab_size)
-        self._interpolate(self.unigram, 0, np.zeros(1, dtype=np.int64))
-
-    def _level(self, m: int) -> tuple[np.ndarray, ...]:
-        """numpy views of one order's tables, with each context's total count and back-off weight."""
-        contexts, offsets, words, counts = (getattr(self, f"{name}_{m}").numpy()
-                                            for name in ("contexts", "offsets", "words", "counts"))
-        if (len(offsets) != len(contexts) + 1 or offsets[-1] != len(words) or len(counts) != len(words)
-                or (len(words) and (words.min() < 0 or words.max() >= self.vocab_size or counts.min() < 1))):
-            raise ValueError(f"the order-{m + 1} n-gram tables are inconsistent")
-        discounts = _discounts(counts)
-        discount = discounts[np.minimum(counts, 3) - 1]
-        totals = np.add.reduceat(counts, offsets[:-1]) if len(contexts) else np.zeros(0, np.int64)
-        taken = np.add.reduceat(discount, offsets[:-1]) if len(contexts) else np.zeros(0)
-        # Followers are sorted by word within each context, so (context number, word) keys are sorted.
-        pairs = np.repeat(np.arange(len(contexts)), np.diff(offsets)) * self.vocab_size + words
-        return contexts, offsets, words, (counts - discount), totals, taken / np.maximum(totals, 1), pairs
-
-    def _interpolate(self, p: np.ndarray, m: int, at: np.ndarray) -> None:
-        """Turn each row of `p` from P(. | shorter context) into P(. | context number `at[row]` of length m)."""
-        _, offsets, words, discounted, totals, backoff, _ = self._levels[m]
-        p *= backoff[at, None]
-        starts, lengths = offsets[at], offsets[at + 1] - offsets[at]
-        # Every (row, follower) pair at once: follower i of row r sits at starts[r] + i.
-        rows = np.repeat(np.arange(len(at)), lengths)
-        span = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths - starts, lengths)
-        p[rows, words[span]] += discounted[span] / totals[at][rows]
+        self._joined = _Joined([tuple(getattr(self, f"{name}_{m}").numpy() for name in names) for m in range(order)],
+                               vocab_size)
+        self.unigram = self._joined.unigram  # P(next piece) with no context (vocab,): every context backs off to it
 
     @property
     def entries(self) -> int:
         """Stored n-grams: what counts as this model's parameters."""
-        return sum(len(level[2]) for level in self._levels)
+        return len(self._joined.words)
 
-    def contexts_found(self, history: np.ndarray) -> list[np.ndarray]:
-        """For each context length m >= 1, the number of each row's last m tokens as a context, -1 if unseen."""
-        found = []
-        for m in range(1, self.order):
-            contexts = self._levels[m][0]
-            keys = _pack([history[:, j - m] for j in range(m)], self.vocab_size, len(history))
-            at = np.minimum(np.searchsorted(contexts, keys), max(len(contexts) - 1, 0))
-            hit = (contexts[at] == keys) if len(contexts) else np.zeros(len(history), dtype=bool)
-            found.append(np.where(hit, at, -1))
-        return found
+    def contexts_found(self, history: np.ndarray) -> np.ndarray:
+        """(order - 1, rows): for each context length m = 1 .. order - 1, the number of each row's last
+        m tokens as a context, -1 if unseen."""
+        return self._joined.find(history)
 
-    def context_buckets(self, found: list[np.ndarray], rows: int) -> np.ndarray:
+    def context_buckets(self, found: np.ndarray) -> np.ndarray:
         """For each row, a bucket of how much the model knows of its context (see `contexts_found`): the
         longest context length it has seen (0 .. order - 1) and that context's count, in COUNT_CLASSES,
         as one number below `buckets`."""
-        length, total = np.zeros(rows, dtype=np.int64), np.full(rows, np.iinfo(np.int64).max)
-        for m, at in enumerate(found, 1):
-            seen = at >= 0  # a longer context seen means every shorter one was seen too
-            length = np.where(seen, m, length)
-            total = np.where(seen, self._levels[m][4][np.maximum(at, 0)], total)
+        length = (found >= 0).sum(0)  # a longer context seen means every shorter one was seen too
+        total = np.full(found.shape[1], np.iinfo(np.int64).max)
+        if len(found):
+            longest = found[np.maximum(length - 1, 0), np.arange(found.shape[1])]
+            total = np.where(length > 0, self._joined.totals[longest], total)
         return length * len(COUNT_CLASSES) + np.searchsorted(COUNT_CLASSES, total, side="right") - 1
 
     @property
     def buckets(self) -> int:
         return self.order * len(COUNT_CLASSES)
 
-    def distributions(self, history: np.ndarray, found: list[np.ndarray] | None = None,
-                      dtype: type = np.float64) -> np.ndarray:
-        """P(next piece) (rows, vocab) after each row of `history` (rows, order - 1) token ids;
-        `found` is `contexts_found(history)` when the caller has it already.
+    def followers(self, found: np.ndarray) -> tuple[np.ndarray, ...]:
+        """P(next piece) at rows whose contexts are `found` (see `contexts_found`) in parts, so that a
+        mixture adds them without a dense array: the scale of `unigram` in each row (rows,), and the
+        followers of each row's contexts as their rows, pieces and the values they add there."""
+        return self._joined.followers(found)
 
-        The recursion unrolled, P = (Π_m γ_m) P_unigram + Σ_m (Π_{k>m} γ_k) own_m, so that the dense
-        array is written once and each order adds only its followers: prediction asks for this at
-        every step of its search.
-        """
-        found = self.contexts_found(history) if found is None else found
-        above = np.ones(len(history))  # each row's product of the back-off weights of the longer contexts
-        additions = []
-        for m in range(len(found), 0, -1):
-            seen = np.flatnonzero(found[m - 1] >= 0)
-            if not len(seen):
-                continue
-            _, offsets, words, discounted, totals, backoff, _ = self._levels[m]
-            at = found[m - 1][seen]
-            starts, lengths = offsets[at], offsets[at + 1] - offsets[at]
-            # Every (row, follower) pair at once: follower i of row r sits at starts[r] + i.
-            rows = np.repeat(seen, lengths)
-            span = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths - starts, lengths)
-            additions.append((rows, words[span], discounted[span] / np.repeat(totals[at], lengths) * above[rows]))
-            above[seen] *= backoff[at]
-        p = np.multiply(above[:, None], self.unigram, dtype=dtype)
-        for rows, words, values in additions:
-            p[rows, words] += values
-        return p
+    def distributions(self, history: np.ndarray) -> np.ndarray:
+        """P(next piece) (rows, vocab) float64 after each row of `history`: `followers` added up."""
+        scale, rows, pieces, values = self.followers(self.contexts_found(history))
+        p = np.bincount(rows * self.vocab_size + pieces, values, len(history) * self.vocab_size)
+        return p.reshape(len(history), self.vocab_size) + scale[:, None] * self.unigram
 
-    def probabilities(self, history: np.ndarray, words: np.ndarray, found: list[np.ndarray] | None = None
-                      ) -> np.ndarray:
+    def probabilities(self, history: np.ndarray, words: np.ndarray, found: np.ndarray | None = None) -> np.ndarray:
         """P(words[row] | history[row]) for each row: the same recursion, for one word only."""
-        p = self.unigram[0, words]
-        for m, at in enumerate(self.contexts_found(history) if found is None else found, 1):
-            _, _, _, discounted, totals, backoff, pairs = self._levels[m]
+        joined = self._joined
+        p = joined.unigram[words]
+        for at in self.contexts_found(history) if found is None else found:  # from the shortest context up
             seen = at >= 0
             keys = np.where(seen, at, 0) * self.vocab_size + words
-            i = np.minimum(np.searchsorted(pairs, keys), len(pairs) - 1)
-            follows = seen & (pairs[i] == keys)
-            own = np.where(follows, discounted[i], 0.0) / np.where(seen, totals[np.maximum(at, 0)], 1)
-            p = np.where(seen, own + backoff[np.maximum(at, 0)] * p, p)
+            i = np.minimum(np.searchsorted(joined.pairs, keys), len(joined.pairs) - 1)
+            own = np.where(seen & (joined.pairs[i] == keys), joined.shares[i], 0.0)
+            p = np.where(seen, own + joined.backoffs[at] * p, p)
         return p
 
-    def histories(self, tokens: torch.Tensor, state: torch.Tensor | None, last_only: bool
-                   ) -> tuple[np.ndarray, int, torch.Tensor]:
+    def histories(self, tokens: torch.Tensor, state: np.ndarray | None, last_only: bool
+                  ) -> tuple[np.ndarray, int, np.ndarray]:
         """The order - 1 tokens before each prediction, one row per prediction (row-major over batch and
-        time), the number of predictions per batch row (time, or 1), and the new state."""
+        time), the number of predictions per batch row (time, or 1), and the new state. The state is
+        numpy, as the tables are: a step's lookups then start without a torch call."""
         rows, width = tokens.shape[0], self.order - 1
         if state is None:  # before the text starts: line breaks, as training text begins after one
-            state = torch.full((rows, width), EOS_ID, dtype=torch.int64, device=tokens.device)
-        history = torch.cat([state.to(torch.int64), tokens.to(torch.int64)], dim=1)
-        new_state = history[:, history.shape[1] - width:]
-        steps = 1 if last_only else tokens.shape[1]
-        history = history[:, history.shape[1] - width - steps:].cpu().numpy()
-        # The window ending at each token: `width` columns, shifted one step per prediction.
-        windows = np.stack([history[:, i:i + width] for i in range(1, steps + 1)], axis=1)
-        return windows.reshape(rows * steps, width), steps, new_state
+            state = np.full((rows, width), EOS_ID, dtype=np.int64)
+        history = np.concatenate([state, tokens.cpu().numpy()], axis=1, dtype=np.int64)
+        steps, new_state = 1 if last_only else tokens.shape[1], history[:, history.shape[1] - width:]
+        windows = new_state  # the last window; before each token, `width` columns shifted one step per token
+        if not last_only:
+            windows = np.lib.stride_tricks.sliding_window_view(history[:, history.shape[1] - width - steps:], width,
+                                                               axis=1)[:, 1:].reshape(rows * steps, width)
+        return windows, steps, new_state
 
-    def forward(self, tokens: torch.Tensor, state: torch.Tensor | None = None,
-                last_only: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, tokens: torch.Tensor, state: np.ndarray | None = None,
+                last_only: bool = False) -> tuple[torch.Tensor, np.ndarray]:
         """Log-probabilities (batch, time or 1, vocab) of the piece after each of `tokens` (batch, time);
         the state is the last order - 1 tokens."""
         windows, steps, state = self.histories(tokens, state, last_only)
         logprobs = torch.from_numpy(np.log(self.distributions(windows))).float()
         return logprobs.reshape(tokens.shape[0], steps, -1).to(tokens.device), state
 
-    def target_logprobs(self, tokens: torch.Tensor, targets: torch.Tensor, state: torch.Tensor | None = None
-                        ) -> tuple[torch.Tensor, torch.Tensor]:
+    def target_logprobs(self, tokens: torch.Tensor, targets: torch.Tensor, state: np.ndarray | None = None
+                        ) -> tuple[torch.Tensor, np.ndarray]:
         """log P(targets[b, t] | tokens up to [b, t]) (batch, time) without the full distributions:
         what evaluation needs, at a fraction of the cost."""
         windows, _, state = self.histories(tokens, state, last_only=False)
@@ -235,9 +246,9 @@ class NgramLM(nn.Module):
         return torch.from_numpy(np.log(p)).reshape(targets.shape).to(tokens.device), state
 
     @staticmethod
-    def select_state(state: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-        return state[rows]
+    def select_state(state: np.ndarray, rows: torch.Tensor) -> np.ndarray:
+        return state[rows.cpu().numpy()]
 
     @staticmethod
-    def join_states(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
-        return torch.cat([first, second])
+    def join_states(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+        return np.concatenate([first, second])

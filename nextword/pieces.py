@@ -47,4 +47,6 @@ class PieceModel:
         """
         tokens = torch.as_tensor(tokens, device=self.device)
         logits, state = self.model(tokens.reshape(1, -1) if tokens.dim() == 1 else tokens, state, last_only=True)
-        return torch.log_softmax(logits[:, -1].float(), dim=-1), state
+        logits = logits[:, -1].float()
+        # A neural model's logits are normalised here; an n-gram's and a mixture's are log-probabilities already.
+        return (logits if self.model.gives_logprobs else torch.log_softmax(logits, dim=-1)), state

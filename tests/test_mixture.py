@@ -95,6 +95,35 @@ def test_stream_loss_of_the_mixture_is_the_sum_of_its_full_distributions(loaded:
     assert totals.tokens == len(ids) - 1 and totals.nll == pytest.approx(nll, rel=1e-5)
 
 
+
+@pytest.mark.parametrize("bucketing", ["confidence", "n-gram"])
+@pytest.mark.parametrize("window", [2000, 6])
+def test_the_last_only_step_is_the_full_distributions_last_row(loaded: checkpoint.LoadedModel, bucketing: str,
+                                                               window: int) -> None:
+    """Prediction's path (`last_only`: predict, sessions, serve and the word search) against the full
+    distributions' last row, with both caches, from empty states and from carried ones, and then a piece
+    at a time for rows selected and joined as a search steps its beams; with a window shorter than the
+    text too, so that the neural cache's window cuts in."""
+    model = _bucketed_by(loaded.model, bucketing)
+    model.neural_cache = NeuralCache(model.neural_cache.theta, window=window)
+    ids = _ids(loaded, rows=3, length=33, seed=1)
+    with torch.inference_mode():
+        for start in (None, model(ids[:, :12])[1]):
+            segment = ids[:, 12:30] if start is not None else ids[:, :12]
+            full, full_state = model(segment, start)
+            last, last_state = model(segment, start, last_only=True)
+            assert last.shape == (3, 1, loaded.tokenizer.vocab_size)
+            assert torch.allclose(last[:, 0], full[:, -1], atol=1e-5)
+            rows = torch.tensor([0, 0, 2, 1, 2])
+            states = [model.select_state(state, rows) for state in (full_state, last_state)]
+            for piece in range(30, 33):  # beams: the same rows read on, one row joined from elsewhere
+                step = ids[rows, piece:piece + 1]
+                (full, full_state), (last, last_state) = (model(step, state) for state in states)
+                assert torch.allclose(last[:, 0], full[:, -1], atol=1e-5)
+                assert torch.allclose(model(step, states[0], last_only=True)[0], full, atol=1e-5)
+                states = [model.join_states(model.select_state(state, rows[:3]), model.select_state(state, rows[3:]))
+                          for state in (full_state, last_state)]
+
 def test_the_cache_never_looks_ahead(loaded: checkpoint.LoadedModel) -> None:
     ids = _ids(loaded, rows=1, length=30)
     changed = ids.clone()
