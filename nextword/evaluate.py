@@ -287,7 +287,7 @@ class _Typing:
         from .search import Searches
 
         self.searches, self.rows, self.on_word = Searches(predictor.searcher, rows, stages=(1, 2)), rows, on_word
-        self.ks, self.suggestions = tuple(ks), suggestions
+        self.ks, self.suggestions, self.piece_text = tuple(ks), suggestions, predictor.tokenizer.piece_text
         # The word's place among `predict`'s words; beyond the longest list asked for is as good as absent.
         self.shown = max(*self.ks, suggestions)
         width = max(4 * self.shown, 16)
@@ -331,8 +331,12 @@ class _Typing:
                 self.hits[k] += int(rank < k)
             self.chars += (len(word) + 1) if self.suggestions else 0
         if self.suggestions and rank >= self.suggestions and typed + 1 < len(word):
-            return [type(query)(query.root, word[:typed + 1], self.suggestions, query.allowed, word, query.floor,
-                                known=query.known, exact=False)]
+            typing = word[:typed + 1]
+            # Only beams that agree with the letters typed are stepped from now on: the other rows can go.
+            known = {pieces: row for pieces, row in query.known.items()
+                     if (text := self._text(pieces)).startswith(typing) or typing.startswith(text)}
+            return [type(query)(query.root, typing, self.suggestions, query.allowed, word, query.floor, known=known,
+                                exact=False)]
         if self.suggestions:
             # Typing the whole word costs the same (its letters and a key) whether it is then offered or
             # not, so the last letter needs no search.
@@ -340,6 +344,9 @@ class _Typing:
         self.done += 1
         self.on_word(self.done)
         return []
+
+    def _text(self, pieces: tuple[int, ...]) -> str:
+        return "".join(self.piece_text[piece].lstrip(" ") for piece in pieces)  # as the search spells it
 
     def metrics(self) -> WordMetrics:
         return WordMetrics(self.words, self.hits, self.keys, self.chars)
