@@ -38,13 +38,13 @@ import torch
 from common import ROOT, SHARED, console, machine, show, write_json
 from torch import nn
 
-from nextword.config import NEURAL_CELLS, Config, find_config, read_yaml, resolve
-from nextword.data import check_corpus, encode_corpus
-from nextword.train import Evaluation, Progress, train, train_tokenizer_for
+from nextword.config import NEURAL_CELLS, ModelConfig, Settings, find_config, read_yaml, resolve
+from nextword.data import encode_corpus
+from nextword.train import Evaluation, Prepared, Progress, prepare, train
 
 
 class BareLM(nn.Module):
-    def __init__(self, vocab: int, config: Config):
+    def __init__(self, vocab: int, config: ModelConfig):
         super().__init__()
         rnn = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}[config.cell]
         self.embedding = nn.Embedding(vocab, config.embed)
@@ -58,9 +58,9 @@ class BareLM(nn.Module):
         return self.decoder(self.drop(out)), state
 
 
-def bare_rate(ids: np.ndarray, vocab: int, config: Config, steps: int, warmup: int) -> float:
+def bare_rate(ids: np.ndarray, vocab: int, settings: Settings, steps: int, warmup: int) -> float:
     torch.manual_seed(0)
-    model = BareLM(vocab, config)
+    model, config = BareLM(vocab, settings.model), settings.train
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     length = len(ids) // config.batch_size
     streams = torch.from_numpy(ids[: length * config.batch_size].astype(np.int64)).view(config.batch_size, length)
@@ -81,7 +81,7 @@ def bare_rate(ids: np.ndarray, vocab: int, config: Config, steps: int, warmup: i
     return steps * config.batch_size * config.seq_len / (time.perf_counter() - started)
 
 
-def trainer_rate(corpus: Path, config: Config, tokenizer, work: Path, steps: int, warmup: int) -> float:
+def trainer_rate(data: Prepared, settings: Settings, work: Path, steps: int, warmup: int) -> float:
     marks: list[tuple[int, float]] = []
 
     def on_event(event) -> None:
@@ -89,11 +89,11 @@ def trainer_rate(corpus: Path, config: Config, tokenizer, work: Path, steps: int
             marks.append((event.step, time.perf_counter()))
 
     # No evaluation inside the timed steps: validation is work the bare loop does not do.
-    train(config.replace(max_steps=steps + warmup, eval_every=10 * (steps + warmup)), corpus, work, force=True,
-          tokenizer=tokenizer, on_event=on_event)
+    train(settings.replace(max_steps=steps + warmup, eval_every=10 * (steps + warmup)), data, work, force=True,
+          on_event=on_event)
     first = next((step, t) for step, t in marks if step >= warmup)
     last = marks[-1]
-    return (last[0] - first[0]) * config.batch_size * config.seq_len / (last[1] - first[1])
+    return (last[0] - first[0]) * settings.train.batch_size * settings.train.seq_len / (last[1] - first[1])
 
 
 def _usage() -> np.ndarray:
@@ -102,8 +102,8 @@ def _usage() -> np.ndarray:
     return np.array([usage.ru_utime, usage.ru_stime, usage.ru_minflt])
 
 
-def interval_rates(corpus: Path, config: Config, tokenizer, work: Path) -> list[dict]:
-    """Train `config` once and measure each interval between validations: training steps, their wall
+def interval_rates(data: Prepared, settings: Settings, work: Path) -> list[dict]:
+    """Train `settings` once and measure each interval between validations: training steps, their wall
     and CPU seconds (from one progress event to the next, never across a validation), the tokens/s
     that gives, and the tokens/s the trainer itself reported at the interval's end."""
     intervals: list[dict] = []
@@ -124,14 +124,14 @@ def interval_rates(corpus: Path, config: Config, tokenizer, work: Path) -> list[
                 user, system, faults = used
                 intervals.append({
                     "step": event.step, "elapsed": round(now - started, 1), "steps": steps,
-                    "tokens_per_second": steps * config.batch_size * config.seq_len / wall,
+                    "tokens_per_second": steps * settings.train.batch_size * settings.train.seq_len / wall,
                     "cpu_ms_per_step": 1000 * (user + system) / steps, "sys_ms_per_step": 1000 * system / steps,
                     "cpu_share": (user + system) / wall, "minor_faults_per_step": faults / steps,
                     "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                     "reported_tokens_per_second": reported})
                 steps, wall, used = 0, 0.0, np.zeros(3)
 
-    train(config, corpus, work, force=True, tokenizer=tokenizer, on_event=on_event)
+    train(settings, data, work, force=True, on_event=on_event)
     return intervals
 
 
@@ -141,7 +141,7 @@ def interval_main(args: argparse.Namespace) -> None:
                             "eval_every": args.eval_every or preset["eval_every"]})
     if args.threads:
         torch.set_num_threads(args.threads)
-    tokenizer = train_tokenizer_for(check_corpus(args.corpus), base, lambda event: None)
+    data = prepare(args.corpus, base)
     runs = []
     variants = [(cell, True) for cell in args.cells.split(",")]
     if args.lstm_without_onednn:
@@ -150,16 +150,16 @@ def interval_main(args: argparse.Namespace) -> None:
         name = cell if onednn else f"{cell} (oneDNN off)"
         console.print(f"{name}: {args.budget:g} s of training…")
         with torch.backends.mkldnn.flags(enabled=onednn):
-            intervals = interval_rates(args.corpus, base.replace(cell=cell), tokenizer,
-                                       args.work / f"intervals-{cell}-{onednn}")
+            intervals = interval_rates(data, base.replace(cell=cell), args.work / f"intervals-{cell}-{onednn}")
         rates = [i["tokens_per_second"] for i in intervals]
         runs.append({"cell": name, "intervals": intervals,
                      "last_over_first": rates[-1] / rates[0] if rates else None})
     info = machine()
     out = args.out.with_name("throughput-intervals.json")
-    write_json(out, {"machine": info, "vocab_size": tokenizer.vocab_size, "config": base.to_dict(), "runs": runs})
+    write_json(out, {"machine": info, "vocab_size": data.tokenizer.vocab_size, "config": base.to_dict(),
+                     "runs": runs})
     show(f"Training tokens/s per validation interval, small preset, {args.budget:g} s per cell "
-         f"(validation every {base.eval_every} steps; CPU ms/step and CPU share of wall time beside)",
+         f"(validation every {base.train.eval_every} steps; CPU ms/step and CPU share of wall time beside)",
          ["cell", "", *[f"#{n + 1}" for n in range(max(len(r["intervals"]) for r in runs))], "last / first"],
          [[r["cell"], "tok/s", *[f"{i['tokens_per_second']:,.0f}" for i in r["intervals"]],
            f"{r['last_over_first']:.2f}"] for r in runs]
@@ -187,13 +187,12 @@ def softmax_comparison(corpus: Path, vocab_size: int, steps: int, work: Path) ->
     the same number of steps (the same tokenizer, data, seed and schedule)."""
     base = resolve({"epochs": None, "max_steps": steps, "eval_every": steps, "vocab_size": vocab_size,
                     "device": "cpu"})
-    tokenizer = train_tokenizer_for(check_corpus(corpus), base, lambda event: None)
+    data = prepare(corpus, base)
     rows = []
     for softmax in ("full", "adaptive"):
-        console.print(f"softmax {softmax}, vocabulary {tokenizer.vocab_size}: {steps} steps…")
-        summary = train(base.replace(softmax=softmax), corpus, work / f"softmax-{softmax}", force=True,
-                        tokenizer=tokenizer)
-        rows.append({"softmax": softmax, "vocab_size": tokenizer.vocab_size, "steps": summary.steps,
+        console.print(f"softmax {softmax}, vocabulary {data.tokenizer.vocab_size}: {steps} steps…")
+        summary = train(base.replace(softmax=softmax), data, work / f"softmax-{softmax}", force=True)
+        rows.append({"softmax": softmax, "vocab_size": data.tokenizer.vocab_size, "steps": summary.steps,
                      "tokens_per_second": summary.tokens_per_second,
                      "valid_perplexity": summary.best_valid_perplexity,
                      "valid_word_perplexity": summary.best_valid_word_perplexity})
@@ -222,24 +221,24 @@ def main() -> None:
         interval_main(args)
         return
     base = resolve({"epochs": None, "max_steps": args.steps, "device": "cpu"})
-    tokenizer = train_tokenizer_for(check_corpus(args.corpus), base, lambda event: None)
-    ids = encode_corpus(check_corpus(args.corpus), tokenizer)
+    data = prepare(args.corpus, base)
+    ids, vocab = encode_corpus(data.corpus, data.tokenizer), data.tokenizer.vocab_size
     results = []
     for cell in args.cells.split(","):
-        config = base.replace(cell=cell)
+        settings = base.replace(cell=cell)
         console.print(f"{cell}: bare loop…")
-        bare = bare_rate(np.asarray(ids), tokenizer.vocab_size, config, args.steps, args.warmup)
+        bare = bare_rate(np.asarray(ids), vocab, settings, args.steps, args.warmup)
         console.print(f"{cell}: nextword trainer…")
-        ours = trainer_rate(args.corpus, config, tokenizer, args.work / f"throughput-{cell}", args.steps, args.warmup)
+        ours = trainer_rate(data, settings, args.work / f"throughput-{cell}", args.steps, args.warmup)
         results.append({"cell": cell, "bare_tokens_per_second": bare, "trainer_tokens_per_second": ours,
                         "ratio": ours / bare})
     softmax = softmax_comparison(large_vocabulary_corpus(args.work), args.softmax_vocab, args.softmax_steps,
                                  args.work)
     info = machine()
-    write_json(args.out, {"machine": info, "vocab_size": tokenizer.vocab_size, "config": base.to_dict(),
+    write_json(args.out, {"machine": info, "vocab_size": vocab, "config": base.to_dict(),
                           "results": results, "softmax": softmax})
-    show(f"Training throughput, nextword trainer vs bare loop (vocab {tokenizer.vocab_size}, "
-         f"{base.layers}×{base.hidden}, batch {base.batch_size}×{base.seq_len})",
+    show(f"Training throughput, nextword trainer vs bare loop (vocab {vocab}, {base.model.layers}×"
+         f"{base.model.hidden}, batch {base.train.batch_size}×{base.train.seq_len})",
          ["cell", "", "bare tok/s", "trainer tok/s", "ratio (target >= 0.95)"],
          [[r["cell"], "", f"{r['bare_tokens_per_second']:,.0f}", f"{r['trainer_tokens_per_second']:,.0f}",
            f"{r['ratio']:.3f}"] for r in results], info)

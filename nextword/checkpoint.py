@@ -1,14 +1,14 @@
 """The model directory: the unit a user trains, passes around, resumes and loads.
 
     nextword.json      manifest: format version, vocabulary size, corpus
-    config.yaml        the resolved training config (usable again with --config)
+    config.yaml        the run's settings: the model's options and its training's (usable again with --config)
     tokenizer.model    the SentencePiece model
     model.safetensors  the best weights by validation loss (their step in the metadata); an n-gram's tables
     ngram.safetensors  a mixture's n-gram tables, and mixture.safetensors its weights (kinds.py)
     metrics.jsonl      one row per evaluation, and rows of training loss between them
     summary.json       the training summary shown by `nextword info`
     README.md          the model card written at the end of training (modelcard.py)
-    state.pt           the last training state, for --resume (tensors only, loaded weights-only)
+    state.pt           the last training state (TrainState), for --resume (tensors only, loaded weights-only)
     lexicon.tsv        the words of the training text with their counts (see lexicon.py)
 
 Every file is written atomically, and a checkpoint writes its files in an order that a crash
@@ -27,8 +27,10 @@ of the dtypes in `kinds.WEIGHT_DTYPES` and finite. Nothing is written through a 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
+import math
 import os
 import pickle
 import re
@@ -41,7 +43,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_model
 
 from . import __version__
-from .config import INIT_LR_SCALE, RESUMABLE_KEYS, SHAPE_KEYS, Config, dump_yaml, read_yaml, resolve
+from .config import ModelConfig, Settings, dump_yaml, read_yaml, resolve
 from .devices import pick_device
 from .errors import ConfigError, ModelDirError
 from .files import (LockHeld, atomic_path, exclusive_lock, existing_directory, leftover_temporaries, read_bytes,
@@ -54,6 +56,7 @@ from .tokenizer import Tokenizer
 # 2: embeddings read at √dim their stored size (model.ScaledEmbedding);
 # 3: the manifest's kind names the model's kind (neural, ngram, mixture); format 2 is migrated on read.
 FORMAT = 3
+STATE_FORMAT = 2  # of state.pt; 1: from before it said so
 LOCK = ".nextword.lock"
 MANIFEST, CONFIG, TOKENIZER = "nextword.json", "config.yaml", "tokenizer.model"
 WEIGHTS, METRICS, SUMMARY, STATE = kinds.WEIGHTS, "metrics.jsonl", "summary.json", "state.pt"
@@ -170,10 +173,10 @@ def writing(out: Path) -> Iterator[None]:
         yield
 
 
-def write_new(out: Path, config: Config, tokenizer: Tokenizer, manifest: Mapping[str, Any]) -> None:
+def write_new(out: Path, settings: Settings, tokenizer: Tokenizer, manifest: Mapping[str, Any]) -> None:
     """The files that describe a model before it has trained: what resume and load read first."""
     write_bytes(out / TOKENIZER, tokenizer.proto)
-    write_text(out / CONFIG, dump_yaml(config))
+    write_text(out / CONFIG, dump_yaml(settings))
     write_text(out / MANIFEST, json.dumps({"format": FORMAT, "nextword": __version__, **manifest}, indent=2))
 
 
@@ -192,32 +195,64 @@ def weights_step(out: Path) -> int | None:
         return None
 
 
-def best_weights_missing(out: Path, state: Mapping[str, Any]) -> bool:
+@dataclass
+class TrainState:
+    """A run's progress, which the training loop advances: with the tensors below, all that a checkpoint
+    (state.pt) holds, so that resuming from it gives the very weights of a run that never stopped."""
+
+    step: int = 0
+    epoch: int = 0
+    segment: int = 0  # the next segment of the epoch
+    hidden: Any = None  # the recurrent state carried into it: a tensor, a pair of them (LSTM), or None
+    best_loss: float = math.inf
+    best_step: int = 0
+    bad_evaluations: int = 0  # evaluations since the best one
+    elapsed: float = 0.0
+    plan: dict[str, Any] | None = None  # a time-budgeted run's planned steps, and how they were measured
+    # Filled when a checkpoint is saved or loaded; while training, the live model and optimiser hold them.
+    model: dict[str, torch.Tensor] | None = None
+    optimizer: dict[str, Any] | None = None
+    rng: torch.Tensor | None = None
+    cuda_rng: list[torch.Tensor] = dataclasses.field(default_factory=list)
+
+
+def best_weights_missing(out: Path, state: TrainState) -> bool:
     """Whether a crash came between writing a checkpoint's state and its new best weights.
 
     A state whose best step is its own step holds those weights, so they can be written again from it.
     """
-    return state["best_step"] == state["step"] > 0 and weights_step(out) != state["step"]
+    return state.best_step == state.step > 0 and weights_step(out) != state.step
 
 
-def save_state(out: Path, state: Mapping[str, Any]) -> None:
+def save_state(out: Path, state: TrainState) -> None:
     buffer = io.BytesIO()
-    torch.save(dict(state), buffer)
+    torch.save({"format": STATE_FORMAT, **{f.name: getattr(state, f.name) for f in dataclasses.fields(state)}},
+               buffer)
     write_bytes(out / STATE, buffer.getvalue())
 
 
-def load_state(out: Path) -> dict[str, Any]:
+def load_state(out: Path) -> TrainState:
     path = out / STATE
     if not os.path.lexists(path):
         raise ModelDirError(f"{out} has no training state to resume from ({STATE} is missing: training "
                             f"stopped before its first checkpoint); train it again with --force")
     data = read_bytes(path, "training state", ModelDirError)
     try:
-        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        saved = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
         raise ModelDirError(f"{path} holds more than tensors and plain values; refusing to load it") from None
     except (RuntimeError, EOFError, ValueError) as exc:
         raise ModelDirError(f"{path} is damaged ({type(exc).__name__}); it cannot be resumed") from None
+    damaged = ModelDirError(f"{path} is damaged (not a training state); it cannot be resumed")
+    if not isinstance(saved, dict) or not _integer(version := saved.pop("format", 1)):
+        raise damaged
+    if version > STATE_FORMAT:
+        raise ModelDirError(f"{path} was written by a newer nextword (format {version}); upgrade nextword to "
+                            f"resume it")
+    saved.setdefault("plan", None)  # a state from before time budgets were planned has none
+    if set(saved) != {f.name for f in dataclasses.fields(TrainState)}:
+        raise damaged
+    return TrainState(**saved)
 
 
 def write_metrics(out: Path, rows: list[dict[str, Any]]) -> None:
@@ -293,40 +328,12 @@ def set_kind(out: Path, kind: str, mixture: Mapping[str, Any] | None = None) -> 
     write_text(out / MANIFEST, json.dumps({**manifest, "kind": kind, "mixture": mixture}, indent=2))
 
 
-def read_config(out: Path) -> Config:
+def read_settings(out: Path) -> Settings:
+    """The settings config.yaml holds: the model's options, which load needs, and its training's."""
     try:
         return resolve(read_yaml(out / CONFIG), sources=(str(out / CONFIG),))
     except ConfigError as exc:
         raise ModelDirError(f"{out / CONFIG}: {exc}") from None
-
-
-def resume_config(out: Path, overrides: Mapping[str, Any]) -> Config:
-    """The saved config with only the budget and device changed, as a resumed run may."""
-    read_manifest(out)
-    saved = read_config(out)
-    given = {k: v for k, v in overrides.items() if v is not None}
-    wanted = resolve(saved.to_dict(), given, sources=(str(out / CONFIG), "the command line"))
-    fixed = sorted(k for k in given if k not in RESUMABLE_KEYS and getattr(wanted, k) != getattr(saved, k))
-    if fixed:
-        raise ConfigError(f"--resume continues the saved run, so {', '.join(fixed)} cannot change; "
-                          f"only {', '.join(RESUMABLE_KEYS)} can")
-    return wanted
-
-
-def init_config(init: Path, overrides: Mapping[str, Any]) -> Config:
-    """The config of a new run that starts from the weights of the model in `init`: its tokenizer and
-    shapes, its other options unless given, and its learning rate times INIT_LR_SCALE unless given,
-    since the weights are already trained and a full-size step would undo much of that."""
-    read_manifest(init)
-    saved = read_config(init)
-    given = {k: v for k, v in overrides.items() if v is not None}
-    wanted = resolve(saved.to_dict(), {"lr": saved.lr * INIT_LR_SCALE}, given,
-                     sources=(str(init / CONFIG), "the lowered learning rate", "the command line"))
-    fixed = [k for k in SHAPE_KEYS if getattr(wanted, k) != getattr(saved, k)]
-    if fixed:
-        raise ConfigError(f"--init starts from the weights of {init}, so {', '.join(fixed)} cannot change "
-                          f"(it has {', '.join(f'{k}={getattr(saved, k)}' for k in fixed)}); drop those options")
-    return wanted
 
 
 @dataclass
@@ -334,7 +341,7 @@ class LoadedModel:
     path: Path
     model: LanguageModel
     tokenizer: Tokenizer
-    config: Config
+    config: ModelConfig
     manifest: dict[str, Any]
     summary: dict[str, Any]
     lexicon: Lexicon | None = None  # None in a directory from before lexicons: no filter
@@ -369,7 +376,7 @@ def load(out: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
     device = pick_device(device)
     out = Path(out)
     manifest = read_manifest(out)
-    config = read_config(out)
+    config = read_settings(out).model
     tokenizer = Tokenizer.load(out / TOKENIZER)
     if manifest.get("vocab_size", tokenizer.vocab_size) != tokenizer.vocab_size:
         raise ModelDirError(f"{out / MANIFEST} is damaged: 'vocab_size' is {manifest['vocab_size']}, but "

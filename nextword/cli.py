@@ -10,7 +10,6 @@ import contextlib
 import csv
 import enum
 import functools
-import inspect
 import io
 import json
 import os
@@ -30,7 +29,9 @@ from rich.progress import ProgressColumn
 from rich.table import Table
 from rich.text import Text
 from typer._click.exceptions import ClickException, NoArgsIsHelpError
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
+from typer.main import get_click_param
+from typer.models import ParamMeta
 
 from . import __version__
 from . import config as configuration
@@ -129,16 +130,6 @@ def _device_option() -> Any:
     return typer.Option(Device("auto"), "--device", help=DEVICE_HELP, case_sensitive=False)
 
 
-def _flag(key: str, default: Any) -> Any:
-    """A training option, documented once in config.Config; its help shows `default`, the one in effect."""
-    flag = f"--{key.replace('_', '-')}"
-    if isinstance(FIELDS[key].default, bool):
-        flag = f"{flag}/--no-{key.replace('_', '-')}"
-    value = _choice_type(key)(default) if FIELDS[key].metadata["choices"] and default is not None else default
-    return typer.Option(value, flag, help=FIELDS[key].metadata["help"], show_default=default is not None,
-                        case_sensitive=False, rich_help_panel="Training options")
-
-
 @functools.cache
 def _choice_type(key: str) -> type[enum.Enum]:
     """The values of a choice option as an Enum, so that help lists them and the shell completes them."""
@@ -148,42 +139,39 @@ def _choice_type(key: str) -> type[enum.Enum]:
 Device = _choice_type("device")
 
 
-def _option_type(key: str) -> Any:
-    if FIELDS[key].metadata["choices"]:
-        return _choice_type(key)
+def _training_option(key: str, default: Any) -> Any:
+    """A training option, documented once in config.py, as typer makes it of a parameter; its help shows
+    `default`, the one in effect."""
+    name, meta = key.replace("_", "-"), FIELDS[key].metadata
     declared = [t for t in typing.get_args(CONFIG_TYPES[key]) or (CONFIG_TYPES[key],) if t is not type(None)][0]
-    accepted = str if key == "time_budget" else declared  # durations are typed as text: 90s, 10m
-    return Optional[accepted]
+    option = typer.Option(_choice_type(key)(default) if meta["choices"] and default is not None else default,
+                          f"--{name}/--no-{name}" if declared is bool else f"--{name}", help=meta["help"],
+                          show_default=default is not None, case_sensitive=False, rich_help_panel="Training options")
+    accepted = _choice_type(key) if meta["choices"] else str if key == "time_budget" else declared  # 90s, 10m
+    return get_click_param(ParamMeta(name=key, default=option, annotation=Optional[accepted]))[0]
 
 
-def with_training_options(*, exclude: tuple[str, ...] = (), defaults: dict[str, Any] | None = None) -> Callable:
-    """Give a command every training option (--cell, --layers, ...) without writing each one out.
+def _training_command(*, exclude: tuple[str, ...] = (), defaults: dict[str, Any] | None = None) -> type:
+    """A command class that adds every training option (--cell, --layers, ...) to the command's own, made from
+    the fields of config.ModelConfig and config.TrainArgs, and hands those given on the command line (not
+    their defaults: a YAML file fills those) to the command as `ctx.obj`, a dict.
 
-    Help shows config.Config's defaults, or the command's own `defaults` where it has them. The options
-    given on the command line (not their defaults: a YAML file fills those) arrive in the command's
-    `options` argument, a dict.
+    Help shows the fields' defaults, or the command's own `defaults` where it has them.
     """
     shown = {key: field.default for key, field in FIELDS.items()} | (defaults or {})
+    keys = [key for key in FIELDS if key not in exclude]
 
-    def decorate(command: Callable) -> Callable:
-        keys = [key for key in FIELDS if key not in exclude]
-        own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.name != "options"]
-        added = [inspect.Parameter(key, inspect.Parameter.KEYWORD_ONLY, default=_flag(key, shown[key]),
-                                   annotation=_option_type(key)) for key in keys]
-        context = inspect.Parameter("training_context", inspect.Parameter.KEYWORD_ONLY, default=None,
-                                    annotation=typer.Context)
+    class TrainingCommand(TyperCommand):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.params += [_training_option(key, shown[key]) for key in keys]
 
-        @functools.wraps(command)
-        def wrapper(training_context: typer.Context, **kwargs: Any) -> Any:
-            given = {key: kwargs.pop(key) for key in keys}
-            options = {key: value.value if isinstance(value, enum.Enum) else value for key, value in given.items()
-                       if training_context.get_parameter_source(key).name != "DEFAULT"}
-            return command(**kwargs, options=options)
+        def invoke(self, ctx: typer.Context) -> Any:
+            given = {key: ctx.params.pop(key) for key in keys}  # the command's own parameters stay
+            ctx.obj = {key: value for key, value in given.items() if ctx.get_parameter_source(key).name != "DEFAULT"}
+            return super().invoke(ctx)
 
-        wrapper.__signature__ = inspect.Signature([*own, context, *added])
-        return wrapper
-
-    return decorate
+    return TrainingCommand
 
 
 ANY_WORD_HELP = ("Suggest (and, generating, write) any string the model spells, not only the words of "
@@ -206,10 +194,10 @@ def _corpus_name(corpus: Path) -> str:
     return "stdin" if str(corpus) == STDIN else _slug(corpus.stem)
 
 
-@app.command()
+@app.command(cls=_training_command())
 @_friendly
-@with_training_options()
 def train(
+    ctx: typer.Context,
     corpus: Path = typer.Argument(..., help="The text file to learn from (UTF-8); - reads standard input."),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help=f"YAML file of options, or a preset "
                                           f"({', '.join(configuration.presets())}; see nextword presets); "
@@ -225,34 +213,29 @@ def train(
                                         f"learning rate times {INIT_LR_SCALE:g} unless --lr is given."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display (errors only)."),
     as_json: bool = typer.Option(False, "--json", help="Print the training summary as JSON."),
-    options: dict = None,
 ) -> None:
     """Train a model on CORPUS and save it as a model directory.
 
     Without --config, the recipe picks the model's size, vocabulary, dropout and schedule for the size of
     CORPUS and the --time-budget, and says what it chose; flags override any of it.
     """
-    from .checkpoint import init_config, resume_config
     from .data import STDIN, spool_stdin
     from .distributed import is_main_process
     from .recipe import choose
     from .train import train as run_training
 
-    config = configuration.find_config(config) if config else None
-    settings = configuration.load(config, options)
+    config, flags = configuration.find_config(config) if config else None, ctx.obj
+    settings = configuration.load(config, flags, init=init)
     recipe = None
     if config is None and not init and not resume:  # the recipe sizes a new model for its text and budget
         corpus = spool_stdin() if str(corpus) == STDIN else corpus  # read once, here: the recipe needs its size
-        recipe = choose(corpus.stat().st_size if corpus.is_file() else 0, settings.time_budget)
-        settings = configuration.load(None, options, defaults=recipe.settings)
-    given = {**(configuration.read_yaml(config) if config else {}), **options}
-    if init:
-        settings = init_config(init, given)
-    out_dir = out_dir or Path("models") / f"{_corpus_name(corpus)}-{settings.cell}"
+        recipe = choose(corpus.stat().st_size if corpus.is_file() else 0, settings.train.time_budget)
+        settings = configuration.load(None, flags, defaults=recipe.settings)
+    out_dir = out_dir or Path("models") / f"{_corpus_name(corpus)}-{settings.model.cell}"
     if not is_main_process():  # under torchrun, rank 0 speaks for every rank
         quiet, as_json = True, False
     if resume and not init:  # with both, training refuses the pair before reading --out
-        settings = resume_config(out_dir, given)
+        settings = configuration.load(config, flags, resume=out_dir)
     summary = _with_display(quiet, settings, lambda on_event: run_training(
         settings, corpus, out_dir, valid_file=valid, force=force, resume=resume, init=init, on_event=on_event),
         headline=f"{'Resuming' if resume else 'Training'} [bold]{escape(str(out_dir))}[/] on {escape(str(corpus))}",
@@ -284,10 +267,11 @@ def _with_display(quiet: bool, settings: Any, run: Callable[[Any], Any], headlin
     return result
 
 
-@app.command()
+@app.command(cls=_training_command(exclude=("cell", "bidirectional"),
+                                   defaults={**COMPARE_DEFAULTS, "max_steps": COMPARE_STEPS}))
 @_friendly
-@with_training_options(exclude=("cell", "bidirectional"), defaults={**COMPARE_DEFAULTS, "max_steps": COMPARE_STEPS})
 def compare(
+    ctx: typer.Context,
     corpus: Path = typer.Argument(..., help="The text file to learn from (UTF-8)."),
     cells: str = typer.Option("rnn,gru,lstm", "--cells", help="Comma-separated cells to compare."),
     bidirectional: bool = typer.Option(False, "--bidirectional",
@@ -304,7 +288,6 @@ def compare(
     force: bool = typer.Option(False, "--force", help="Overwrite an existing comparison."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
-    options: dict = None,
 ) -> None:
     """Train each cell type on CORPUS with the same data and budget, and compare them side by side.
 
@@ -314,7 +297,7 @@ def compare(
 
     from .compare import compare as run_compare, compare_settings
 
-    settings = compare_settings(configuration.find_config(config) if config else None, options)
+    settings = compare_settings(configuration.find_config(config) if config else None, ctx.obj)
     out_dir = out_dir or Path("models") / f"compare-{_corpus_name(corpus)}"
     chosen = [c.strip().lower() for c in cells.split(",") if c.strip()]
     results = _with_display(quiet, settings, lambda on_event: run_compare(
@@ -362,7 +345,7 @@ class TrainDisplay:
     def __init__(self, settings: Any, headline: str = "", note: str = ""):
         from rich.progress import Progress, SpinnerColumn, TextColumn
 
-        self.name, self.headline, self.note = settings.cell, headline, note
+        self.name, self.headline, self.note = settings.model.cell, headline, note
         self.live = err.is_terminal
         self.last: Any = None  # the latest Progress event, for the log lines
         self.variant: Any = None  # in a comparison: the VariantStarted of the variant training now
@@ -914,15 +897,16 @@ def info(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
 ) -> None:
     """What a model is: its config, size, tokenizer and how its training went."""
-    from .checkpoint import load
+    from .checkpoint import load, read_settings
 
     loaded = load(model)
+    settings = read_settings(model).to_dict()  # what the model is, and how it was trained
     kind = loaded.kind
     size_label, size = kind.size(loaded.model)
     details = {"path": str(model), "format": loaded.manifest.get("format"), "kind": kind.name,
                "components": list(loaded.components()), "corpus": loaded.manifest.get("corpus"),
                "init": loaded.manifest.get("init"), "parameters": size, "vocab_size": loaded.tokenizer.vocab_size,
-               "config": loaded.config.to_dict(), "mixture": loaded.manifest.get("mixture"),
+               "config": settings, "mixture": loaded.manifest.get("mixture"),
                "training": loaded.summary}
     if as_json:
         _print_json(details)
@@ -937,7 +921,6 @@ def info(
                          f"{value:,}" if isinstance(value, int) else escape(str(value)))
     if details["init"]:
         overview.add_row("started from", escape(f"{details['init']['path']} (trained on {details['init']['corpus']})"))
-    settings = loaded.config.to_dict()
     overview.add_row("model", kind.describe(loaded.model, loaded.config))
     if kind.counted:
         shown = ("vocab_size", "valid_fraction")  # the rest steer gradient training, which it has none of

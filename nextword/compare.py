@@ -1,7 +1,7 @@
 """Train several variants on the same data and budget, and measure them side by side.
 
-Every variant shares the tokenizer (trained once), the split, the seed and the budget, so the
-differences in the table come from the cells alone. Each is then measured on the validation
+Every variant trains on the same prepared data (one tokenizer, one split), with the same seed and
+budget, so the differences in the table come from the cells alone. Each is then measured on the validation
 split: loss and perplexities, next-word accuracy, the gradient-flow curve and, on a corpus with
 a long-range sidecar (corpora/generate.py), accuracy on the far-dependent words.
 """
@@ -19,8 +19,7 @@ import numpy as np
 
 from . import checkpoint, plots
 from . import config as configuration
-from .config import CELLS, COMPARE_DEFAULTS, COMPARE_STEPS, NEURAL_CELLS, Config
-from .data import CorpusFile, check_corpus
+from .config import CELLS, COMPARE_DEFAULTS, COMPARE_STEPS, NEURAL_CELLS, Settings
 from .errors import ConfigError, ModelDirError
 from .evaluate import LongRangeAccuracy, long_range_accuracy, stream_loss, word_metrics
 from .targets import read_targets, targets_path
@@ -30,7 +29,7 @@ from .kinds import trained_kind
 from .predict import Predictor
 from .tokenizer import EOS_ID
 from .devices import pick_device
-from .train import Stage, token_splits, train, train_tokenizer_for
+from .train import Prepared, Stage, TrainSummary, prepare, train
 
 RESULTS, CURVES_PNG, GRADIENTS_PNG, REPORT = "compare.json", "curves.png", "gradients.png", "report.md"
 
@@ -75,16 +74,16 @@ class VariantResult:
         return self.gradient[0] / self.gradient[-1] if self.gradient[-1] > 0 else math.inf
 
 
-def compare_settings(config_file: Path | None, options: dict[str, Any]) -> Config:
+def compare_settings(config_file: Path | None, flags: dict[str, Any]) -> Settings:
     """The shared settings of a comparison: COMPARE_DEFAULTS under the YAML file and the flags."""
-    settings = configuration.load(config_file, options, defaults=COMPARE_DEFAULTS)
-    if settings.max_steps is None and settings.time_budget is None:
+    settings = configuration.load(config_file, flags, defaults=COMPARE_DEFAULTS)
+    if settings.train.max_steps is None and settings.train.time_budget is None:
         settings = settings.replace(max_steps=COMPARE_STEPS)
     return settings
 
 
-def plan(base: Config, cells: Sequence[str], bidirectional: bool) -> list[tuple[str, Config]]:
-    """(name, config) of each variant: one per cell, and its bidirectional twin when asked."""
+def plan(base: Settings, cells: Sequence[str], bidirectional: bool) -> list[tuple[str, Settings]]:
+    """(name, settings) of each variant: one per cell, and its bidirectional twin when asked."""
     unknown = [c for c in cells if c not in CELLS]
     if unknown or not cells:
         raise ConfigError(f"--cells takes a comma-separated list of {', '.join(CELLS)}; got {','.join(cells)!r}")
@@ -92,12 +91,12 @@ def plan(base: Config, cells: Sequence[str], bidirectional: bool) -> list[tuple[
     for cell in dict.fromkeys(cells):
         variant = base.replace(cell=cell, bidirectional=False)
         variants.append((cell, variant))
-        if bidirectional and not trained_kind(variant).counted:  # an n-gram reads no window
+        if bidirectional and not trained_kind(variant.model).counted:  # an n-gram reads no window
             variants.append((f"{cell}-bi", base.replace(cell=cell, bidirectional=True)))
     return variants
 
 
-def compare(corpus: str | Path, base: Config, out: str | Path, *, cells: Sequence[str] = NEURAL_CELLS,
+def compare(corpus: str | Path, base: Settings, out: str | Path, *, cells: Sequence[str] = NEURAL_CELLS,
             bidirectional: bool = False, valid_file: str | Path | None = None, accuracy_words: int = 2000,
             force: bool = False, command: str | None = None,
             on_event: Callable[[Any], None] | None = None) -> list[VariantResult]:
@@ -107,22 +106,17 @@ def compare(corpus: str | Path, base: Config, out: str | Path, *, cells: Sequenc
     out = Path(out)
     variants = plan(base, cells, bidirectional)
     _check_output(out, force)
-    corpus_file = check_corpus(corpus)
-    held_out = check_corpus(valid_file) if valid_file is not None else None
-    tokenizer = train_tokenizer_for(corpus_file, base, emit)
-    train_ids, valid_ids = token_splits(corpus_file, held_out, tokenizer, base)
-    long_range = _long_range_targets(corpus_file.path, held_out, train_ids)
+    data = prepare(corpus, base, valid_file=valid_file, on_event=emit)
+    long_range = _long_range_targets(data)
     out.mkdir(parents=True, exist_ok=True)
     results = []
-    valid_path = held_out.path if held_out else None  # standard input is read once: its copy is read again
-    for index, (name, config) in enumerate(variants):
+    for index, (name, settings) in enumerate(variants):
         emit(VariantStarted(index, len(variants), name))
-        summary = train(config, corpus_file.path, out / name, valid_file=valid_path, force=force,
-                        tokenizer=tokenizer, on_event=emit)
+        summary = train(settings, data, out / name, force=force, on_event=emit)
         emit(Stage("measuring"))
-        results.append(_measure(name, config, out / name, summary, valid_ids, long_range, accuracy_words))
-    made = {"command": command, "corpus": str(corpus_file.path), "corpus_sha256": corpus_file.sha256,
-            "valid": str(held_out.path) if held_out else None, "accuracy_words": accuracy_words,
+        results.append(_measure(name, settings, out / name, summary, data.valid_ids, long_range, accuracy_words))
+    made = {"command": command, "corpus": str(data.corpus.path), "corpus_sha256": data.corpus.sha256,
+            "valid": str(data.held_out.path) if data.held_out else None, "accuracy_words": accuracy_words,
             "settings": {k: v for k, v in base.to_dict().items() if k not in ("cell", "bidirectional")}}
     _write_outputs(out, results, made)
     return results
@@ -138,30 +132,29 @@ def _check_output(out: Path, force: bool) -> None:
         raise ModelDirError(f"--out {out} is a file; give a directory path")
 
 
-def _long_range_targets(corpus: Path, held_out: CorpusFile | None, train_ids: np.ndarray
-                        ) -> tuple[int, list] | None:
+def _long_range_targets(data: Prepared) -> tuple[int, list] | None:
     """The long-range targets, with the number of the validation text's first whole line."""
-    source = held_out.path if held_out else corpus
-    sidecar = targets_path(source)
+    sidecar = targets_path(data.held_out.path if data.held_out else data.corpus.path)
     if not sidecar.is_file():
         return None
     # Validation held out from the corpus starts inside the line after the training split's last break.
-    first_line = 0 if held_out else int((np.asarray(train_ids) == EOS_ID).sum()) + 1
+    first_line = 0 if data.held_out else int((np.asarray(data.train_ids) == EOS_ID).sum()) + 1
     return first_line, read_targets(sidecar)
 
 
-def _measure(name: str, config: Config, model_dir: Path, summary, valid_ids: np.ndarray,
+def _measure(name: str, settings: Settings, model_dir: Path, summary: TrainSummary, valid_ids: np.ndarray,
              long_range: tuple[int, list] | None, accuracy_words: int) -> VariantResult:
-    predictor = Predictor.load(model_dir, device=str(pick_device(config.device)))
-    totals = stream_loss(predictor.model, predictor.tokenizer, valid_ids, seq_len=config.seq_len,
+    model, args = settings
+    predictor = Predictor.load(model_dir, device=str(pick_device(args.device)))
+    totals = stream_loss(predictor.model, predictor.tokenizer, valid_ids, seq_len=args.seq_len,
                          device=predictor.device)
     accuracy = word_metrics(predictor, valid_ids, ks=(1, 5), max_words=accuracy_words)
     # An n-gram model has no gradient: its curve is empty and its ratio undefined.
     neural = predictor.loaded.components().get("neural")
-    flow = [] if neural is None else gradient_flow(neural, valid_ids, config.seq_len, device=predictor.device)
+    flow = [] if neural is None else gradient_flow(neural, valid_ids, args.seq_len, device=predictor.device)
     far: LongRangeAccuracy | None = long_range_accuracy(predictor, valid_ids, *long_range) if long_range else None
     return VariantResult(
-        name=name, cell=config.cell, bidirectional=config.bidirectional, model=str(model_dir),
+        name=name, cell=model.cell, bidirectional=model.bidirectional, model=str(model_dir),
         parameters=summary.parameters, steps=summary.steps, train_seconds=summary.elapsed,
         tokens_per_second=summary.tokens_per_second, valid_loss=totals.loss,
         token_perplexity=totals.token_perplexity, word_perplexity=totals.word_perplexity,

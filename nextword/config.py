@@ -1,7 +1,8 @@
-"""The one training configuration: defaults, YAML loading, command-line overrides and validation.
+"""A run's settings: what the model is (`ModelConfig`) and how this run trains it (`TrainArgs`).
 
-A YAML file and the flags are two ways to fill the same `Config`; both go through `resolve`,
-so every value is checked in one place and errors name the offending key.
+Both share one flat set of options, which a YAML file (a preset, or a model directory's config.yaml,
+holding both), the flags and the settings saved in a model directory fill. `load` layers them for
+every command and the API, and `resolve` checks every value in one place, so errors name the key.
 This module does not import torch: `nextword --help` must stay fast.
 """
 
@@ -14,7 +15,7 @@ import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
 
 import yaml
 
@@ -29,10 +30,6 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 
 # Options that may change when a run is resumed: how long to keep going, and on what hardware.
 RESUMABLE_KEYS = ("epochs", "max_steps", "time_budget", "patience", "device", "mixture")
-# Options that fix a model's tokenizer or the shapes of its weights: a run started from another
-# model's weights (--init) takes them from that model.
-SHAPE_KEYS = ("tokenizer", "vocab_size", "cell", "order", "layers", "embed", "hidden", "softmax", "bidirectional",
-              "context", "pool")
 INIT_LR_SCALE = 0.3  # a run from a trained model's weights starts at this fraction of its learning rate
 
 # A comparison is a short run of each variant, so by default it trains at a constant rate and
@@ -52,15 +49,13 @@ def _opt(default: Any, help: str, *, low: float | None = None, high: float | Non
 
 
 @dataclass(frozen=True)
-class Config:
-    # Tokenizer and data
+class ModelConfig:
+    """What a model is: all that loading it needs. A run from its weights (--init) keeps all of it but the
+    dropout, which shapes no weight; a resumed run keeps all of it."""
+
     tokenizer: str = _opt("unigram", "SentencePiece model type.", choices=TOKENIZERS)
     vocab_size: int = _opt(8000, "Vocabulary size; lowered automatically when the corpus is too small.", low=8,
                            high=1 << 20)
-    valid_fraction: float = _opt(0.05, "Fraction of the corpus (its end) held out for validation, at most "
-                                 "100,000 tokens.",
-                                 low=0.0, high=0.5, low_open=True)
-    # Model
     cell: str = _opt("lstm", "Recurrent cell, or ngram for a Kneser-Ney n-gram baseline.", choices=CELLS)
     order: int = _opt(5, "Order of an n-gram model (--cell ngram): the pieces it conditions on, plus one.",
                       low=1, high=6)
@@ -75,6 +70,15 @@ class Config:
     context: int = _opt(32, "Tokens the bidirectional encoder reads before each prediction.", low=1)
     pool: str = _opt("final", "How the bidirectional encoder sums up its window: the final states of both "
                               "directions, or attention over every position.", choices=POOLS)
+
+
+@dataclass(frozen=True)
+class TrainArgs:
+    """How one run trains a model: its data split, optimisation, budget, seed and device."""
+
+    valid_fraction: float = _opt(0.05, "Fraction of the corpus (its end) held out for validation, at most "
+                                 "100,000 tokens.",
+                                 low=0.0, high=0.5, low_open=True)
     mixture: bool = _opt(True, "At the end of training, mix the recurrent model with a Kneser-Ney n-gram of "
                                "order --order over the same pieces and a cache of the text being read, weighted "
                                "on the validation text.")
@@ -99,15 +103,29 @@ class Config:
     seed: int = _opt(0, "Random seed; the same seed gives the same model on a CPU.", low=0, high=2**32 - 1)
     device: str = _opt("auto", "Where to train: auto picks cuda, then mps, then cpu.", choices=DEVICES)
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
-    def replace(self, **changes: Any) -> Config:
+class Settings(NamedTuple):
+    """A run's settings: what the model is, and how this run trains it."""
+
+    model: ModelConfig
+    train: TrainArgs
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every option by name, as YAML files and config.yaml hold them."""
+        return {**dataclasses.asdict(self.model), **dataclasses.asdict(self.train)}
+
+    def replace(self, **changes: Any) -> Settings:
         return resolve(self.to_dict(), changes)
 
 
-FIELDS: dict[str, dataclasses.Field] = {f.name: f for f in dataclasses.fields(Config)}
-_TYPES = typing.get_type_hints(Config)
+# The one flat set of options: the flags, and the keys of YAML files.
+FIELDS: dict[str, dataclasses.Field] = {f.name: f for f in (*dataclasses.fields(ModelConfig),
+                                                            *dataclasses.fields(TrainArgs))}
+_TYPES = {**typing.get_type_hints(ModelConfig), **typing.get_type_hints(TrainArgs)}
+MODEL_KEYS = tuple(f.name for f in dataclasses.fields(ModelConfig))
+# What a run from another model's weights (--init) takes from that model: what shapes the weights.
+SHAPE_KEYS = tuple(key for key in MODEL_KEYS if key != "dropout")
+
 
 # Every number carries its unit, largest first (1h30m, 90s, 1.5h), or the clock is written out
 # (1:30:00 is h:mm:ss, 2:30 is m:ss). A bare number is seconds. `1h30` is refused: minutes or seconds?
@@ -188,8 +206,9 @@ def _check_keys(raw: Mapping[str, Any], source: str) -> None:
             raise ConfigError(f"unknown option '{key}' in {source}{also}")
 
 
-def resolve(*layers: Mapping[str, Any], sources: tuple[str, ...] | None = None) -> Config:
-    """Merge option layers (later ones win) over the defaults and validate the result in one place."""
+def resolve(*layers: Mapping[str, Any], sources: tuple[str, ...] | None = None) -> Settings:
+    """Merge option layers (later ones win) over the defaults, validate the result in one place, and split it
+    into what the model is and how the run trains it."""
     merged: dict[str, Any] = {}
     for index, layer in enumerate(layers):
         _check_keys(layer, sources[index] if sources else "the options")
@@ -197,13 +216,14 @@ def resolve(*layers: Mapping[str, Any], sources: tuple[str, ...] | None = None) 
     values = {key: _coerce(key, merged[key]) for key in merged}
     if "epochs" not in merged and (values.get("max_steps") or values.get("time_budget")):
         values["epochs"] = None  # the default epoch cap is for runs given no other bound, not a hidden limit
-    config = Config(**values)
-    if config.epochs is None and config.max_steps is None and config.time_budget is None:
+    model = ModelConfig(**{key: value for key, value in values.items() if key in MODEL_KEYS})
+    args = TrainArgs(**{key: value for key, value in values.items() if key not in MODEL_KEYS})
+    if args.epochs is None and args.max_steps is None and args.time_budget is None:
         raise ConfigError("no stopping rule: set at least one of epochs, max_steps or time_budget")
-    if config.cell == "ngram" and config.bidirectional:
+    if model.cell == "ngram" and model.bidirectional:
         raise ConfigError("an n-gram model reads only the pieces before the next one; drop --bidirectional "
                           "or choose a recurrent --cell")
-    return config
+    return Settings(model, args)
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
@@ -238,7 +258,7 @@ def presets() -> dict[str, str]:
     for path in PRESETS.glob("*.yaml"):
         text = path.read_text(encoding="utf-8")
         first = next((line for line in text.splitlines() if line.startswith("#")), "")
-        size = resolve(yaml.safe_load(text))
+        size = resolve(yaml.safe_load(text)).model
         about = first.lstrip("# ").removeprefix(f"{path.stem}:").strip()
         found[path.stem] = ((size.layers * size.hidden, size.vocab_size), about)
     return {name: about for name, (_, about) in sorted(found.items(), key=lambda item: item[1][0])}  # smallest first
@@ -256,17 +276,36 @@ def find_config(value: str | Path) -> Path:
     raise ConfigError(f"config file not found: {value}; give a YAML file or a preset: {', '.join(presets())}")
 
 
-def load(config_file: str | Path | None = None, overrides: Mapping[str, Any] | None = None,
-         defaults: Mapping[str, Any] | None = None) -> Config:
-    """Config's defaults, then a command's own `defaults`, then the YAML file, then the flags given."""
-    layers: list[Mapping[str, Any]] = [defaults or {}]
-    sources: list[str] = ["the command's defaults"]
+def load(config_file: str | Path | None = None, flags: Mapping[str, Any] | None = None, *,
+         defaults: Mapping[str, Any] | None = None, init: str | Path | None = None,
+         resume: str | Path | None = None) -> Settings:
+    """A run's settings, each layer over the ones before: the options' own defaults, a command's `defaults`
+    (compare's, or the recipe's), the settings saved in the model directory that the run starts from
+    (`init`, at INIT_LR_SCALE times its learning rate) or continues (`resume`), the YAML file, then the
+    `flags` given (None: not given). A resumed run may change only RESUMABLE_KEYS; a run from another
+    model's weights none of SHAPE_KEYS."""
+    layers = {"the command's defaults": defaults or {}}  # by where each comes from, which errors name
+    start = next((Path(directory) for directory in (init, resume) if directory is not None), None)
+    saved: dict[str, Any] = {}
+    if start is not None:
+        from .checkpoint import read_manifest, read_settings  # it imports torch, which --help must not wait for
+
+        read_manifest(start)
+        saved = layers[str(start / "config.yaml")] = read_settings(start).to_dict()
+    if init is not None:
+        layers["the lowered learning rate"] = {"lr": saved["lr"] * INIT_LR_SCALE}
     if config_file is not None:
-        layers.append(read_yaml(config_file))
-        sources.append(str(config_file))
-    layers.append({k: v for k, v in (overrides or {}).items() if v is not None})
-    sources.append("the command line")
-    return resolve(*layers, sources=tuple(sources))
+        layers[str(config_file)] = read_yaml(config_file)
+    layers["the command line"] = {k: v for k, v in (flags or {}).items() if v is not None}
+    settings = resolve(*layers.values(), sources=tuple(layers))
+    changed = [key for key, value in settings.to_dict().items() if saved and value != saved[key]]
+    if init is not None and (fixed := [key for key in changed if key in SHAPE_KEYS]):
+        raise ConfigError(f"--init starts from the weights of {start}, so {', '.join(fixed)} cannot change "
+                          f"(it has {', '.join(f'{k}={saved[k]}' for k in fixed)}); drop those options")
+    if init is None and (fixed := sorted(set(changed) - set(RESUMABLE_KEYS))):
+        raise ConfigError(f"--resume continues the saved run, so {', '.join(fixed)} cannot change; "
+                          f"only {', '.join(RESUMABLE_KEYS)} can")
+    return settings
 
 
 @dataclass(frozen=True)
@@ -290,6 +329,6 @@ class Sampling:
             raise ConfigError(f"option 'top_p' must be in (0, 1]; got {self.top_p}")
 
 
-def dump_yaml(config: Config) -> str:
-    """The resolved config as YAML, readable back by `load`."""
-    return yaml.safe_dump(config.to_dict(), sort_keys=False)
+def dump_yaml(settings: Settings) -> str:
+    """A run's settings as YAML, readable back by `load`: the model's options and the run's, in one file."""
+    return yaml.safe_dump(settings.to_dict(), sort_keys=False)

@@ -24,7 +24,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, load_model, save_file, save_model
 from torch import nn
 
-from .config import Config
+from .config import ModelConfig
 from .errors import ConfigError, ModelDirError
 from .files import atomic_path, regular_file
 from .mixture import MixtureLM
@@ -118,10 +118,10 @@ class Neural:
     counted = False  # trained step by step, resumable
 
     @staticmethod
-    def check(config: Config, vocab_size: int) -> None:
+    def check(config: ModelConfig, vocab_size: int) -> None:
         """Nothing to refuse: its order, if any, is capped for its n-gram when a mixture is fitted."""
 
-    def load(self, out: Path, config: Config, vocab_size: int, manifest: Mapping[str, Any]) -> nn.Module:
+    def load(self, out: Path, config: ModelConfig, vocab_size: int, manifest: Mapping[str, Any]) -> nn.Module:
         model = build_model(config, vocab_size, manifest.get("cutoffs"))
         _check_dtypes(_checked(out / WEIGHTS), model)
         try:
@@ -137,7 +137,7 @@ class Neural:
     def size(self, model: nn.Module) -> tuple[str, int]:
         return "parameters", sum(p.numel() for p in model.parameters())
 
-    def describe(self, model: nn.Module, config: Config) -> str:
+    def describe(self, model: nn.Module, config: ModelConfig) -> str:
         encoder = f", bidirectional over {config.context} pieces ({config.pool})" if config.bidirectional else ""
         return (f"{config.cell}, {config.layers} layers, embed {config.embed}, hidden {config.hidden}, "
                 f"dropout {config.dropout}{encoder}, {_tying(model)}")
@@ -152,16 +152,16 @@ class Ngram:
     counted = True  # one pass over the text: nothing to resume, share or start from
 
     @staticmethod
-    def check(config: Config, vocab_size: int) -> None:
+    def check(config: ModelConfig, vocab_size: int) -> None:
         """Refuse, before anything is written, what this kind cannot make of `config`."""
         if config.order > max_order(vocab_size):
             raise ConfigError(f"option 'order' must be <= {max_order(vocab_size)} with {vocab_size} pieces; "
                               f"lower --order or --vocab-size")
 
-    def fit(self, ids: np.ndarray, vocab_size: int, config: Config) -> NgramLM:
+    def fit(self, ids: np.ndarray, vocab_size: int, config: ModelConfig) -> NgramLM:
         return fit_ngram(ids, vocab_size, config.order)
 
-    def load(self, out: Path, config: Config, vocab_size: int, manifest: Mapping[str, Any]) -> nn.Module:
+    def load(self, out: Path, config: ModelConfig, vocab_size: int, manifest: Mapping[str, Any]) -> nn.Module:
         # Its tables' sizes come from the data, so they are read, not built.
         return _ngram_from(out / WEIGHTS, vocab_size, config.order)
 
@@ -171,7 +171,7 @@ class Ngram:
     def size(self, model: NgramLM) -> tuple[str, int]:
         return "n-grams", model.entries
 
-    def describe(self, model: NgramLM, config: Config) -> str:
+    def describe(self, model: NgramLM, config: ModelConfig) -> str:
         return f"ngram, order {model.order}, interpolated modified Kneser-Ney"
 
     def exportable(self, model: nn.Module) -> tuple[nn.Module, str | None]:
@@ -211,7 +211,7 @@ class Mixture:
                        "half_life": torch.tensor([model.cache.half_life], dtype=torch.float64),
                        **_neural_cache_tensors(model)}, str(temporary))
 
-    def load(self, out: Path, config: Config, vocab_size: int, manifest: Mapping[str, Any]) -> nn.Module:
+    def load(self, out: Path, config: ModelConfig, vocab_size: int, manifest: Mapping[str, Any]) -> nn.Module:
         neural = NEURAL.load(out, config, vocab_size, manifest)
         order = int((manifest.get("mixture") or {}).get("order", config.order))
         ngram = _ngram_from(out / NGRAM_FILE, vocab_size, order)
@@ -238,7 +238,7 @@ class Mixture:
     def size(self, model: MixtureLM) -> tuple[str, int]:
         return "parameters", NEURAL.size(model.neural)[1]
 
-    def describe(self, model: MixtureLM, config: Config) -> str:
+    def describe(self, model: MixtureLM, config: ModelConfig) -> str:
         shares = ", ".join(f"{name} {share:.2f}" for name, share in model.summary()["mixture+cache"].items())
         return (f"mixture of {NEURAL.describe(model.neural, config)}; {NGRAM_KIND.describe(model.ngram, config)} "
                 f"({model.ngram.entries:,} n-grams); a cache of half-life {model.cache.half_life:g} pieces"
@@ -264,7 +264,7 @@ KINDS = {kind.name: kind for kind in (NEURAL, NGRAM_KIND, MIXTURE_KIND)}
 FORMAT_2_KINDS = {"causal": "neural", "bidirectional": "neural", "ngram": "ngram"}
 
 
-def trained_kind(config: Config) -> Neural | Ngram:
+def trained_kind(config: ModelConfig) -> Neural | Ngram:
     """The kind that training `config` makes before any mixture is fitted: `--cell ngram` counts an n-gram."""
     return NGRAM_KIND if config.cell == "ngram" else NEURAL
 

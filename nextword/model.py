@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .config import Config
+from .config import ModelConfig
 from .errors import ConfigError
 from .ngram import NgramLM
 from .tokenizer import EOS_ID
@@ -266,7 +266,7 @@ def target_logprobs(decoder: nn.Module, features: torch.Tensor, targets: torch.T
 LanguageModel = Union[RecurrentLM, WindowedBiLM, NgramLM]
 
 
-def build_model(config: Config, vocab_size: int, cutoffs: list[int] | None = None) -> RecurrentLM | WindowedBiLM:
+def build_model(config: ModelConfig, vocab_size: int, cutoffs: list[int] | None = None) -> RecurrentLM | WindowedBiLM:
     """A freshly initialised neural model (an n-gram model is counted, not built: see ngram.py).
 
     `cutoffs` are the adaptive softmax's cluster boundaries (`softmax: adaptive`), kept in the
@@ -293,7 +293,7 @@ def build_model(config: Config, vocab_size: int, cutoffs: list[int] | None = Non
         raise too_large from None
 
 
-def _weights_bytes(config: Config, vocab_size: int) -> int:
+def _weights_bytes(config: ModelConfig, vocab_size: int) -> int:
     """About how many bytes a neural model's float32 weights take, counted before any is allocated."""
     gates = {"rnn": 1, "gru": 3, "lstm": 4}[config.cell]
     directions = 2 if config.bidirectional else 1

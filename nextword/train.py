@@ -1,9 +1,11 @@
 """Training: corpus -> tokenizer -> token ids -> truncated-BPTT loop -> model directory.
 
-The loop is plain and reads top to bottom: AdamW with warmup and cosine decay, gradient-norm
-clipping, the hidden state carried (detached) across consecutive segments, periodic validation
-that keeps the best weights, early stopping, and a checkpoint at each evaluation from which
-`resume` continues exactly (same weights, bit for bit, on a CPU).
+`prepare` makes a corpus ready to train on; `train` sets up the model directory and hands a new
+`checkpoint.TrainState`, or a resumed one, to `_loop`. The loop is plain and reads top to bottom:
+AdamW with warmup and cosine decay, gradient-norm clipping, the hidden state carried (detached)
+across consecutive segments, periodic validation that keeps the best weights, early stopping, and
+a checkpoint at each evaluation from which `resume` continues exactly (same weights, bit for bit,
+on a CPU).
 
 The library never prints: progress goes to the `on_event` callback as small event objects.
 """
@@ -23,17 +25,18 @@ import numpy as np
 import torch
 
 from . import checkpoint, distributed, kinds, mixture, modelcard
-from .config import Config
+from .checkpoint import TrainState
+from .config import ModelConfig, Settings, TrainArgs
 from .data import CorpusFile, StreamBatches, WindowBatches, check_corpus, encode_corpus, split_validation
 from .devices import pick_device
 from .errors import ConfigError, CorpusError, TrainingDiverged, TrainingInterrupted, WriteError
 from .evaluate import LossTotals, stream_loss
-from .lexicon import Lexicon, count_words, write_lexicon
+from .lexicon import count_words, write_lexicon
 from .model import AdaptiveOutput, adaptive_cutoffs, build_model, detach_state, parameter_count
 from .tokenizer import Tokenizer, sample_lines_for, train_tokenizer
 
 _REPORT_SECONDS = 0.25  # how often progress is reported (and the loss read back from the device)
-# A time budget is turned into a number of steps (see `_Run.plan_budget`), timed over the steps after
+# A time budget is turned into a number of steps (see `_plan_when_due`), timed over the steps after
 # the first few (which allocate and warm caches), for this long at most: within the warmup, whose
 # learning rate does not depend on the total, so that `--max-steps` with the planned steps repeats the run.
 _PLAN_SKIP_STEPS, _PLAN_SECONDS, _PLAN_FRACTION = 3, 5.0, 0.05
@@ -76,6 +79,7 @@ class Evaluation:
 
 
 Event = Union[Stage, Notice, Progress, Evaluation]
+Emit = Callable[[Event], None]
 
 
 @dataclass(frozen=True)
@@ -98,38 +102,60 @@ class TrainSummary:
     best_valid_word_perplexity: float
     stopped_because: str
     mixture: dict[str, Any] | None = None  # what fitting the mixture found (mixture.fit), once it is fitted
-    plan: dict[str, Any] | None = None  # a time-budgeted run's planned steps (see _Run.plan_budget)
+    plan: dict[str, Any] | None = None  # a time-budgeted run's planned steps (see _plan_when_due)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def train(config: Config, corpus: str | Path, out: str | Path, *, valid_file: str | Path | None = None,
-          force: bool = False, resume: bool = False, init: str | Path | None = None,
-          tokenizer: Tokenizer | None = None, on_event: Callable[[Event], None] | None = None) -> TrainSummary:
+@dataclass(frozen=True)
+class Prepared:
+    """A corpus ready to train on: checked, its tokenizer, and its token ids split for validation."""
+
+    corpus: CorpusFile
+    held_out: CorpusFile | None  # the validation file, when one is given
+    tokenizer: Tokenizer
+    train_ids: np.ndarray
+    valid_ids: np.ndarray
+
+
+def prepare(corpus: str | Path, settings: Settings, *, valid_file: str | Path | None = None,
+            on_event: Emit | None = None) -> Prepared:
+    """`corpus` (and `valid_file`) checked, a tokenizer for `settings` trained on it, its ids encoded and split:
+    what a new run does first. compare prepares once and trains each variant on the result."""
+    emit = on_event or (lambda event: None)
+    corpus_file = check_corpus(corpus)
+    held_out = check_corpus(valid_file) if valid_file is not None else None
+    tokenizer = train_tokenizer_for(corpus_file, settings.model, emit)
+    return _encoded(corpus_file, held_out, tokenizer, settings.train, emit)
+
+
+def train(settings: Settings, corpus: str | Path | Prepared, out: str | Path, *,
+          valid_file: str | Path | None = None, force: bool = False, resume: bool = False,
+          init: str | Path | None = None, on_event: Emit | None = None) -> TrainSummary:
     """Train a model on `corpus` into the model directory `out`, or continue one with `resume`.
 
-    With `resume`, `config` must come from `checkpoint.resume_config` (the saved run's config).
-    With `init`, a trained model directory, the new run starts from that model's weights and uses its
-    tokenizer; `config` must come from `checkpoint.init_config`. Its optimiser and step are not
-    carried over: this is a new run, evaluated once before its first step.
-    A `tokenizer` given is used as it is (compare trains one for all its variants).
+    `corpus` is a text file, or what `prepare` made of one for a new run. With `resume`, `settings` must
+    come from `config.load(..., resume=out)`; with `init`, a trained model directory, from
+    `config.load(..., init=init)`: the new run starts from that model's weights and uses its tokenizer.
+    Its optimiser and step are not carried over: this is a new run, evaluated once before its first step.
     Raises `TrainingInterrupted` after saving a checkpoint when SIGINT or SIGTERM arrives.
     """
     out = Path(out)
     if resume and init is not None:
         raise ConfigError("--resume continues a run in --out and --init starts a new one from another model; "
                           "give one of them")
-    corpus_file = check_corpus(corpus)
-    held_out = check_corpus(valid_file) if valid_file is not None else None
-    device = pick_device(config.device)
+    if isinstance(corpus, Prepared) and (resume or init is not None):
+        raise ConfigError("prepared data is for a new run: --resume and --init tokenize the corpus as their "
+                          "model directory does; give them the corpus")
+    device = pick_device(settings.train.device)
     world = distributed.join(device)  # one rank, unless torchrun started this process
     if world.size > 1 and device.type == "cuda":
         device = torch.device("cuda", torch.cuda.current_device())
     emit = (on_event if world.main else None) or (lambda event: None)  # rank 0 speaks for all
     # Loaded before anything is written: a model that is not there or is damaged costs nothing.
     initial = checkpoint.load(init) if init is not None else None
-    kind = kinds.trained_kind(config)
+    kind = kinds.trained_kind(settings.model)
     if kind.counted and (resume or world.size > 1):
         raise ConfigError("an n-gram model is counted in one pass by one process, so there is nothing to "
                           "resume or share; train it again with --force, without torchrun")
@@ -137,121 +163,105 @@ def train(config: Config, corpus: str | Path, out: str | Path, *, valid_file: st
         # Its lower orders hold continuation counts, not text counts: new text cannot simply be added in.
         raise ConfigError(f"{init} is an n-gram model, which has no weights to start from; count the old "
                           f"and the new text together instead (nextword train BOTH.txt --cell ngram)")
-
-    def prepare() -> bytes:
-        """On rank 0: the checks that come before any writing, and the tokenizer to use."""
-        if resume:
-            _check_same_data(checkpoint.read_manifest(out), corpus_file, held_out)
-            return Tokenizer.load(out / checkpoint.TOKENIZER).proto
-        checkpoint.check_output(out, force=force)
-        if initial is not None:
-            return initial.tokenizer.proto
-        return (tokenizer or train_tokenizer_for(corpus_file, config, emit)).proto
-
-    tokenizer = Tokenizer(world.from_main(prepare))
-    emit(Stage("encoding"))
-    # Rank 0 encodes into the cache first; the other ranks then map the same file.
-    train_ids, valid_ids = world.from_main(lambda: token_splits(corpus_file, held_out, tokenizer, config),
-                                           share=False)
-    kind.check(config, tokenizer.vocab_size)
+    data = corpus if isinstance(corpus, Prepared) else _prepare_run(
+        settings, corpus, valid_file, out, force=force, resume=resume, initial=initial, world=world, emit=emit)
+    kind.check(settings.model, data.tokenizer.vocab_size)
     # Made before the output is touched: a corpus too small for one batch must not cost the old model.
-    batches = None if kind.counted else make_batches(train_ids, config, world)
+    batches = None if kind.counted else make_batches(data.train_ids, settings, world)
     # Piece frequencies order an adaptive softmax's pieces; only a new one needs this pass over the corpus.
-    adaptive = config.softmax == "adaptive" and batches is not None and initial is None
-    counts = np.bincount(train_ids, minlength=tokenizer.vocab_size) if adaptive else None
+    adaptive = settings.model.softmax == "adaptive" and batches is not None and initial is None
+    counts = np.bincount(data.train_ids, minlength=data.tokenizer.vocab_size) if adaptive else None
     summary = None
     try:
         with checkpoint.writing(out) if world.main else contextlib.nullcontext():  # one training per directory
-
-            def start() -> dict[str, Any]:
-                """On rank 0: a new model directory (unless resuming), and its manifest."""
-                if resume:  # the neural weights will change: a mixture fitted to the old ones no longer fits
-                    checkpoint.set_kind(out, kind.name)
-                else:
-                    checkpoint.prepare_output(out, force=force)
-                    checkpoint.write_new(out, config, tokenizer, {
-                        "kind": kind.name, "vocab_size": tokenizer.vocab_size, "corpus": corpus_file.path.name,
-                        "corpus_sha256": corpus_file.sha256, "valid_sha256": held_out.sha256 if held_out else None,
-                        "cutoffs": initial.manifest.get("cutoffs") if initial else
-                        adaptive_cutoffs(counts) if counts is not None else None,
-                        "init": {"path": str(init), "corpus": initial.manifest.get("corpus"),
-                                 "corpus_sha256": initial.manifest.get("corpus_sha256")} if initial else None})
-                if not (out / checkpoint.LEXICON).is_file():  # resuming: already there, unless from before lexicons
-                    save_lexicon(out, tokenizer, train_ids, initial.lexicon if initial else None)
-                return checkpoint.read_manifest(out)
-
-            manifest = world.from_main(start)
+            manifest = world.from_main(lambda: _set_up(out, settings, data, kind, force=force, resume=resume,
+                                                       initial=initial, counts=counts))
             if batches is None:
-                return _count(kind, config, tokenizer, train_ids, valid_ids, out, corpus_file, emit)
-            run = _Run(config, tokenizer, batches, valid_ids, out, device, corpus_file, manifest.get("cutoffs"),
-                       counts, world, initial.components()["neural"] if initial else None)
-            if resume:
-                run.restore(checkpoint.load_state(out))
-            emit(Stage("training"))
-            if initial is not None:
-                run.evaluate(emit)  # step 0: the starting model on the new text, the figure training improves on
-            with _stop_on_signals() as stop:
-                try:
-                    summary = run.loop(emit, stop)
-                    if config.mixture:  # on rank 0; the others wait for it, not leave the group under it
-                        summary = world.from_main(lambda: _fit_mixture(summary, config, tokenizer, train_ids,
-                                                                       valid_ids, out, device, emit))
-                    return summary
-                except WriteError as exc:  # a full disk, say: each file is whole, old or new
-                    saved = run.saved_step()  # read from state.pt once: it holds the whole model
-                    raise WriteError(f"{exc}; {run.kept(saved)}. Free some space, then "
-                                     f"{run.how_to_continue(saved)}") from None
+                return _count(kind, settings, data, out, emit)
+            summary = _train_neural(settings, data, batches, out, device, world, manifest.get("cutoffs"), counts,
+                                    initial, resume, emit)
+            return summary
     finally:
         distributed.leave(world, together=summary is not None)
 
 
-def _fit_mixture(summary: TrainSummary, config: Config, tokenizer: Tokenizer, train_ids: np.ndarray,
-                 valid_ids: np.ndarray, out: Path, device: torch.device, emit: Callable[[Event], None]) -> TrainSummary:
-    """After a finished run: an n-gram of the training pieces, mixed with the best neural weights and a
-    cache, the weights fitted on validation; the directory then holds a mixture (kinds.py)."""
-    emit(Stage("mixture"))
-    neural = checkpoint.load(out, device).model  # the best weights, which the run saved
-    ngram = kinds.fit_ngram(train_ids, tokenizer.vocab_size, config.order)
-    model, report = mixture.fit(neural, ngram, tokenizer, valid_ids, seq_len=config.seq_len, device=device)
-    kinds.MIXTURE_KIND.save(out, model)
-    checkpoint.set_kind(out, kinds.MIXTURE_KIND.name, mixture=report)  # last: until then it is a neural model
-    summary = replace(summary, mixture=report)
-    checkpoint.write_summary(out, summary.to_dict())
-    modelcard.write_card(out)  # again: it now describes a mixture
-    return summary
+def _prepare_run(settings: Settings, corpus: str | Path, valid_file: str | Path | None, out: Path, *, force: bool,
+                 resume: bool, initial: checkpoint.LoadedModel | None, world: distributed.World,
+                 emit: Emit) -> Prepared:
+    """The corpus checked and encoded with the run's tokenizer: the directory's when resuming (the text must be
+    the one the run started on), the initial model's with --init, or else one trained on rank 0 once it has
+    checked that it may write to `out`, so that a refusal costs nothing."""
+    corpus_file = check_corpus(corpus)
+    held_out = check_corpus(valid_file) if valid_file is not None else None
+
+    def tokenizer() -> bytes:
+        if resume:
+            _check_same_data(checkpoint.read_manifest(out), corpus_file, held_out)
+            return Tokenizer.load(out / checkpoint.TOKENIZER).proto
+        checkpoint.check_output(out, force=force)
+        return (initial.tokenizer if initial else train_tokenizer_for(corpus_file, settings.model, emit)).proto
+
+    chosen = Tokenizer(world.from_main(tokenizer))
+    # Rank 0 encodes into the cache first; the other ranks then map the same file.
+    return world.from_main(lambda: _encoded(corpus_file, held_out, chosen, settings.train, emit), share=False)
 
 
-def save_lexicon(out: Path, tokenizer: Tokenizer, train_ids: np.ndarray, initial: Lexicon | None) -> None:
-    """The words of the training text with their counts, which suggestions keep to (see lexicon.py).
+def _encoded(corpus: CorpusFile, held_out: CorpusFile | None, tokenizer: Tokenizer, args: TrainArgs,
+             emit: Emit) -> Prepared:
+    emit(Stage("encoding"))
+    ids = encode_corpus(corpus, tokenizer)
+    if held_out is None:
+        return Prepared(corpus, None, tokenizer, *split_validation(ids, args.valid_fraction))
+    valid = encode_corpus(held_out, tokenizer)
+    if len(valid) < 2:
+        raise CorpusError(f"the validation file {held_out.path} is too small to evaluate on")
+    return Prepared(corpus, held_out, tokenizer, ids, valid)
 
-    Written when the directory is set up, not at the end: it depends on the text alone, and an
-    interrupted run's model then suggests words only as well. A run from another model's weights
-    (--init) keeps that model's words too, its counts added to the new text's: the model still knows them.
-    """
-    counts = count_words(tokenizer, train_ids)
-    if initial is not None:
-        counts.update(initial.counts)
-    write_lexicon(out / checkpoint.LEXICON, counts)
+
+def _set_up(out: Path, settings: Settings, data: Prepared, kind: kinds.Neural | kinds.Ngram, *, force: bool,
+            resume: bool, initial: checkpoint.LoadedModel | None, counts: np.ndarray | None) -> dict[str, Any]:
+    """On rank 0: a new model directory (unless resuming), and its manifest."""
+    if resume:  # the neural weights will change: a mixture fitted to the old ones no longer fits
+        checkpoint.set_kind(out, kind.name)
+    else:
+        checkpoint.prepare_output(out, force=force)
+        checkpoint.write_new(out, settings, data.tokenizer, {
+            "kind": kind.name, "vocab_size": data.tokenizer.vocab_size, "corpus": data.corpus.path.name,
+            "corpus_sha256": data.corpus.sha256, "valid_sha256": data.held_out.sha256 if data.held_out else None,
+            "cutoffs": initial.manifest.get("cutoffs") if initial else
+            adaptive_cutoffs(counts) if counts is not None else None,
+            "init": {"path": str(initial.path), "corpus": initial.manifest.get("corpus"),
+                     "corpus_sha256": initial.manifest.get("corpus_sha256")} if initial else None})
+    # The words of the training text with their counts, which suggestions keep to (see lexicon.py): written now,
+    # as they depend on the text alone, so that an interrupted run's model suggests words only as well. A run
+    # from another model's weights keeps that model's words too, its counts added in: the model still knows them.
+    if not (out / checkpoint.LEXICON).is_file():  # resuming: already there, unless from before lexicons
+        words = count_words(data.tokenizer, data.train_ids)
+        if initial is not None and initial.lexicon is not None:
+            words.update(initial.lexicon.counts)
+        write_lexicon(out / checkpoint.LEXICON, words)
+    return checkpoint.read_manifest(out)
 
 
-def _count(kind: kinds.Ngram, config: Config, tokenizer: Tokenizer, train_ids: np.ndarray, valid_ids: np.ndarray,
-           out: Path, corpus: CorpusFile, emit: Callable[[Event], None]) -> TrainSummary:
+def _count(kind: kinds.Ngram, settings: Settings, data: Prepared, out: Path, emit: Emit) -> TrainSummary:
     """An n-gram model is trained by counting: one pass, then one evaluation."""
     emit(Stage("counting"))
     started = time.perf_counter()
-    model = kind.fit(train_ids, tokenizer.vocab_size, config)
+    model = kind.fit(data.train_ids, data.tokenizer.vocab_size, settings.model)
     elapsed = time.perf_counter() - started
     checkpoint.save_weights(out, model, 1)
-    totals = stream_loss(model, tokenizer, valid_ids, seq_len=config.seq_len, device=torch.device("cpu"))
+    totals = stream_loss(model, data.tokenizer, data.valid_ids, seq_len=settings.train.seq_len,
+                         device=torch.device("cpu"))
     row = _metrics_row(1, 1, elapsed, 0.0, totals)
     checkpoint.write_metrics(out, [row])
     emit(Evaluation(1, totals.loss, totals.token_perplexity, totals.word_perplexity, improved=True))
     summary = TrainSummary(
-        out=str(out), corpus=corpus.path.name, cell="ngram", parameters=model.entries,
-        vocab_size=tokenizer.vocab_size, train_tokens=len(train_ids), valid_tokens=len(valid_ids), device="cpu",
-        steps=1, epochs=1.0, elapsed=round(elapsed, 3), tokens_per_second=round(len(train_ids) / elapsed, 1),
-        best_step=1, best_valid_loss=totals.loss, best_valid_perplexity=totals.token_perplexity,
-        best_valid_word_perplexity=totals.word_perplexity, stopped_because="counted")
+        out=str(out), corpus=data.corpus.path.name, cell="ngram", parameters=model.entries,
+        vocab_size=data.tokenizer.vocab_size, train_tokens=len(data.train_ids), valid_tokens=len(data.valid_ids),
+        device="cpu", steps=1, epochs=1.0, elapsed=round(elapsed, 3),
+        tokens_per_second=round(len(data.train_ids) / elapsed, 1), best_step=1, best_valid_loss=totals.loss,
+        best_valid_perplexity=totals.token_perplexity, best_valid_word_perplexity=totals.word_perplexity,
+        stopped_because="counted")
     checkpoint.write_summary(out, summary.to_dict())
     modelcard.write_card(out)
     return summary
@@ -261,11 +271,6 @@ def _metrics_row(step: int, epoch: int, elapsed: float, lr: float, totals: LossT
     """One row of metrics.jsonl."""
     return {"step": step, "epoch": epoch, "elapsed": round(elapsed, 3), "lr": lr, "valid_loss": totals.loss,
             "valid_perplexity": totals.token_perplexity, "valid_word_perplexity": totals.word_perplexity}
-
-
-def _training_row(step: int, loss: float, lr: float, elapsed: float) -> dict[str, Any]:
-    """A row of metrics.jsonl between evaluations: the mean training loss since the previous one."""
-    return {"step": step, "train_loss": round(loss, 6), "lr": lr, "elapsed": round(elapsed, 3)}
 
 
 def _check_same_data(manifest: dict[str, Any], corpus: CorpusFile, held_out: CorpusFile | None) -> None:
@@ -281,7 +286,7 @@ def _check_same_data(manifest: dict[str, Any], corpus: CorpusFile, held_out: Cor
                           "resume with the same --valid (or none)")
 
 
-def train_tokenizer_for(corpus: CorpusFile, config: Config, emit: Callable[[Event], None]) -> Tokenizer:
+def train_tokenizer_for(corpus: CorpusFile, config: ModelConfig, emit: Emit) -> Tokenizer:
     """Train the config's tokenizer on the corpus, telling `emit` when the vocabulary had to shrink."""
     emit(Stage("tokenizer"))
     trained = train_tokenizer(corpus.path, config.tokenizer, config.vocab_size,
@@ -291,24 +296,14 @@ def train_tokenizer_for(corpus: CorpusFile, config: Config, emit: Callable[[Even
     return trained.tokenizer
 
 
-def make_batches(ids: np.ndarray, config: Config, world: distributed.World = distributed.World()
+def make_batches(ids: np.ndarray, settings: Settings, world: distributed.World = distributed.World()
                  ) -> StreamBatches | WindowBatches:
     """Consecutive TBPTT segments for a causal model; random windows for a bidirectional one, as many
     predictions per step as a causal batch makes. Each rank of a distributed run gets its own part."""
-    if config.bidirectional:
-        return WindowBatches(ids, config.batch_size * config.seq_len, config.context, config.seed, world.rank)
-    return StreamBatches(ids, config.batch_size, config.seq_len, part=(world.rank, world.size))
-
-
-def token_splits(corpus: CorpusFile, held_out: CorpusFile | None, tokenizer: Tokenizer,
-                  config: Config) -> tuple[np.ndarray, np.ndarray]:
-    ids = encode_corpus(corpus, tokenizer)
-    if held_out is None:
-        return split_validation(ids, config.valid_fraction)
-    valid = encode_corpus(held_out, tokenizer)
-    if len(valid) < 2:
-        raise CorpusError(f"the validation file {held_out.path} is too small to evaluate on")
-    return ids, valid
+    model, args = settings
+    if model.bidirectional:
+        return WindowBatches(ids, args.batch_size * args.seq_len, model.context, args.seed, world.rank)
+    return StreamBatches(ids, args.batch_size, args.seq_len, part=(world.rank, world.size))
 
 
 @contextlib.contextmanager
@@ -347,302 +342,325 @@ class _Scorer(torch.nn.Module):
         return self.model.target_logprobs(x, y, state, last_only=last_only)
 
 
+@dataclass
 class _Run:
-    """The state of one training run, which is exactly what a checkpoint holds."""
+    """What stays the same through a run, whose progress is a TrainState: its settings and data, the model
+    with its optimiser, where it writes, and the rows of metrics.jsonl so far."""
 
-    def __init__(self, config: Config, tokenizer: Tokenizer, batches: StreamBatches | WindowBatches,
-                 valid_ids: np.ndarray, out: Path, device: torch.device, corpus: CorpusFile,
-                 cutoffs: list[int] | None, counts: np.ndarray | None, world: distributed.World,
-                 start: torch.nn.Module | None = None):
-        self.config, self.tokenizer, self.batches, self.valid_ids = config, tokenizer, batches, valid_ids
-        self.out, self.device, self.corpus, self.world = out, device, corpus, world
-        # Predictions per step, for either kind and all ranks together.
-        self.tokens_per_step = config.batch_size * config.seq_len * world.size
-        torch.manual_seed(config.seed)
-        self.model = build_model(config, tokenizer.vocab_size, cutoffs)
-        if start is not None:
-            self.model.load_state_dict(start.state_dict())  # with an adaptive softmax's order of pieces
-        elif isinstance(self.model.decoder, AdaptiveOutput):
-            self.model.decoder.sort_by(counts)
-        self.model.to(device)
-        # DistributedDataParallel averages gradients in backward, but only for work done in its forward.
-        self.scorer = distributed.wrap(_Scorer(self.model), world, device)
-        cuda = device.type == "cuda"
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr,
-                                           weight_decay=config.weight_decay, fused=cuda or None)
-        self.autocast = cuda  # bf16 on GPUs; CPUs train in fp32
-        self.step = self.epoch = self.segment = 0
-        self.hidden = None
-        self.best_loss, self.best_step = math.inf, 0
-        self.best: dict[str, Any] | None = None  # the metrics row of the best evaluation
-        self.bad_evaluations = 0
-        self.elapsed = 0.0
-        self.metrics: list[dict[str, Any]] = []
-        # A time-budgeted run's planned total steps, and how they were measured (in state.pt and summary.json).
-        self.plan: dict[str, Any] | None = None
+    settings: Settings
+    data: Prepared
+    batches: StreamBatches | WindowBatches
+    out: Path
+    device: torch.device
+    world: distributed.World
+    model: torch.nn.Module
+    scorer: torch.nn.Module  # the model's training forward pass; DistributedDataParallel's, with ranks
+    optimizer: torch.optim.Optimizer
+    autocast: bool  # bf16 on GPUs; CPUs train in fp32
+    tokens_per_step: int  # predictions per step, for either kind and all ranks together
+    step_limit: int | None  # the steps that max_steps and epochs allow
+    metrics: list[dict[str, Any]]
 
-    # -- budget and schedule -------------------------------------------------------------------
-    def step_limit(self) -> int | None:
-        """The steps that max_steps and epochs allow."""
-        limits = [self.config.max_steps, self.config.epochs and self.config.epochs * len(self.batches)]
-        return min((x for x in limits if x), default=None)
 
-    def total_steps(self) -> int | None:
-        """The steps the schedule follows: the step limit, or under a time budget the planned steps
-        (None until they are planned)."""
-        if self.config.time_budget:
-            return self.plan["steps"] if self.plan else None
-        return self.step_limit()
-
-    def learning_rate(self) -> float:
-        """Linear warmup, then cosine decay to `final_lr` by the total steps: a function of the step alone,
-        so a run repeats exactly whatever the clock did."""
-        config = self.config
-        if self.step < config.warmup:
-            return config.lr * (self.step + 1) / config.warmup
-        total = self.total_steps() or self.step + 1  # unknown only at a constant rate (final_lr 1)
-        done = min((self.step - config.warmup) / max(total - config.warmup, 1), 1.0)
-        return config.lr * (config.final_lr + (1 - config.final_lr) * 0.5 * (1 + math.cos(math.pi * done)))
-
-    def plan_budget(self, measured_steps: int, measured_seconds: float) -> None:
-        """Plan a time-budgeted run's total steps from the seconds its last `measured_steps` steps took
-        (evaluations left out): the steps that, with an evaluation every eval_every steps, fit in what
-        is left of the budget. The time budget still stops the run should the machine slow down."""
-        config = self.config
-        per_step = measured_seconds / max(measured_steps, 1)
-        evaluation = len(self.valid_ids) / self.tokens_per_step * per_step * _EVALUATION_COST
-        left = config.time_budget - self.elapsed
-        fitting = self.step + max(int(left / (per_step + evaluation / config.eval_every)), 0)
-        steps = min(fitting, self.step_limit() or fitting)
-        self.plan = {"steps": self.world.from_main(lambda: steps), "time_budget": config.time_budget,
-                     "planned_at_step": self.step, "measured_steps": measured_steps,
-                     "measured_seconds": round(measured_seconds, 4), "seconds_per_step": per_step,
-                     "estimated_evaluation_seconds": round(evaluation, 4)}
-
-    def must_plan(self, measured_steps: int, measured_seconds: float, warmed_up: bool) -> bool:
-        """Whether to plan now: timed long enough after the first, slow steps (`warmed_up`), or the next
-        step's learning rate needs the total (then from what was timed, slow steps and all)."""
-        config = self.config
-        if not config.time_budget or self.plan is not None or measured_steps < 1:
-            return False
-        deadline = self.step >= config.warmup and config.final_lr < 1
-        long_enough = measured_seconds >= min(_PLAN_SECONDS, _PLAN_FRACTION * config.time_budget)
-        return deadline or (warmed_up and long_enough)
-
-    def stop_reason(self) -> str | None:
-        config = self.config
-        if config.max_steps and self.step >= config.max_steps:
-            return "max_steps"
-        if config.epochs and self.epoch >= config.epochs:
-            return "epochs"
-        if self.plan and self.step >= self.plan["steps"]:
-            return "planned_steps"
-        if config.time_budget and self.elapsed >= config.time_budget:
-            return (f"time_budget (at step {self.step} of the {self.plan['steps']} planned: slower than measured)"
-                    if self.plan else "time_budget")
-        if config.patience and self.bad_evaluations >= config.patience:
-            return "patience"
-        return None
-
-    def done(self) -> float:
-        fractions = []
-        if total := self.total_steps():
-            fractions.append(self.step / total)
-        if self.config.time_budget:
-            fractions.append(self.elapsed / self.config.time_budget)
-        return min(max(fractions, default=0.0), 1.0)
-
-    def eta(self, steps_per_second: float) -> float | None:
-        estimates = []
-        if (total := self.total_steps()) and steps_per_second > 0:
-            estimates.append((total - self.step) / steps_per_second)
-        if self.config.time_budget:
-            estimates.append(self.config.time_budget - self.elapsed)
-        return max(min(estimates), 0.0) if estimates else None
-
-    # -- the loop ------------------------------------------------------------------------------
-    def train_step(self) -> torch.Tensor:
-        x, y = (torch.from_numpy(a).to(self.device, non_blocking=True)
-                for a in self.batches.batch(self.segment, self.epoch))
-        for group in self.optimizer.param_groups:
-            group["lr"] = self.learning_rate()
-        with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
-            logprobs, hidden = self.scorer(x, y, self.hidden, not self.batches.carries_state)
-            loss = -logprobs.float().mean()
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.config.clip > 0:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip)
-        self.optimizer.step()
-        self.hidden = detach_state(hidden) if self.batches.carries_state else None
-        self.step += 1
-        self.segment += 1
-        if self.segment == len(self.batches):
-            # A new epoch starts every stream from its beginning again: the carried state no longer fits.
-            self.epoch, self.segment, self.hidden = self.epoch + 1, 0, None
-        return loss.detach()
-
-    def loop(self, emit: Callable[[Event], None], stop: threading.Event) -> TrainSummary:
-        self.model.train()
-        started = time.perf_counter() - self.elapsed
-        started_this_run, evaluation_seconds, steps_this_run = time.perf_counter(), 0.0, 0
-        loss_sum, loss_steps, last_report = torch.zeros((), device=self.device), 0, 0.0
-        timed_from = (self.step, 0.0)  # (step, training seconds) where the timing for a plan starts
-        while True:
-            reason = self.stop_reason()
-            # Rank 0 decides for every rank (only it evaluates and keeps time): go on, stop, or interrupted.
-            decision = self.world.decide(_INTERRUPTED if stop.is_set() else _STOP if reason else _GO)
-            if decision == _STOP:
-                reason = reason or "rank 0 stopped"
-                break
-            if decision == _INTERRUPTED:
-                self.save_checkpoint(interrupted=True)
-                raise TrainingInterrupted(
-                    f"training stopped at step {self.step}; checkpoint saved. Resume with: "
-                    f"nextword train {self.corpus.path} --out {self.out} --resume")
-            loss = self.train_step()
-            # On a CPU reading the loss costs nothing, so every step is checked; on a GPU that would
-            # stall the device each step, so the loss is checked when it is read for a report.
-            if self.device.type == "cpu" and not torch.isfinite(loss):
-                raise self.diverged()
-            loss_sum += loss
-            loss_steps += 1
-            steps_this_run += 1
-            planning = self.config.time_budget and self.plan is None
-            if planning:
-                loss.item()  # wait for the device: the step's time must be its real time
-            now = time.perf_counter()
-            self.elapsed = now - started
-            if planning:
-                trained = now - started_this_run - evaluation_seconds
-                if steps_this_run == _PLAN_SKIP_STEPS and not self.must_plan(1, 0.0, False):
-                    timed_from = (self.step, trained)
-                if self.must_plan(self.step - timed_from[0], trained - timed_from[1],
-                                  steps_this_run > _PLAN_SKIP_STEPS):
-                    self.plan_budget(self.step - timed_from[0], trained - timed_from[1])
-            if self.step % self.config.eval_every == 0:
-                self.evaluate(emit)
-                evaluation_seconds += time.perf_counter() - now
-                now = time.perf_counter()
-            if now - last_report >= _REPORT_SECONDS or self.stop_reason():
-                # Wall time, not per-step host time: on a GPU the work finishes when the loss is read.
-                train_seconds = now - started_this_run - evaluation_seconds
-                rate = steps_this_run / max(train_seconds, 1e-9)
-                if not math.isfinite(mean_loss := loss_sum.item() / loss_steps):
-                    raise self.diverged()
-                emit(Progress(self.step, self.total_steps(), self.epoch, mean_loss,
-                              self.optimizer.param_groups[0]["lr"], rate * self.tokens_per_step, self.elapsed,
-                              self.done(), self.eta(rate)))
-                self.metrics.append(_training_row(self.step, mean_loss, self.optimizer.param_groups[0]["lr"],
-                                                  self.elapsed))
-                loss_sum.zero_()
-                loss_steps, last_report = 0, now
-        train_seconds = time.perf_counter() - started_this_run - evaluation_seconds
-        if not any(row["step"] == self.step for row in self.evaluations()):
-            self.evaluate(emit)
-        summary = self.summary(reason, steps_this_run * self.tokens_per_step / max(train_seconds, 1e-9))
-        if self.world.main:
-            checkpoint.write_metrics(self.out, self.metrics)  # with the training loss since the last evaluation
-            checkpoint.write_summary(self.out, summary.to_dict())
-            modelcard.write_card(self.out)
-        return summary
-
-    def evaluations(self) -> list[dict[str, Any]]:
-        return [row for row in self.metrics if "train_loss" not in row]
-
-    # -- evaluation and checkpoints ------------------------------------------------------------
-    def evaluate(self, emit: Callable[[Event], None]) -> None:
-        if not self.world.main:
-            return  # rank 0 evaluates and keeps the files; the others carry on to the next step
-        totals = stream_loss(self.model, self.tokenizer, self.valid_ids, seq_len=self.config.seq_len,
-                             device=self.device, autocast=self.autocast)
-        if not math.isfinite(totals.loss):
-            raise self.diverged()  # before anything is saved: the files keep the last good state
-        row = _metrics_row(self.step, self.epoch, self.elapsed, self.optimizer.param_groups[0]["lr"], totals)
-        self.metrics.append(row)
-        improved = totals.loss < self.best_loss
-        if improved:
-            self.best_loss, self.best_step, self.best = totals.loss, self.step, row
-            self.bad_evaluations = 0
-        else:
-            self.bad_evaluations += 1
-        checkpoint.write_metrics(self.out, self.metrics)
-        self.save_checkpoint()
-        emit(Evaluation(self.step, totals.loss, totals.token_perplexity, totals.word_perplexity, improved))
-
-    def saved_step(self) -> int | None:
-        """The step of the checkpoint on disk, if one was saved."""
-        return checkpoint.load_state(self.out)["step"] if (self.out / checkpoint.STATE).is_file() else None
-
-    def kept(self, saved: int | None) -> str:
-        return (f"the last good checkpoint (step {saved}) is kept in {self.out}" if saved is not None
-                else "no checkpoint had been saved yet")
-
-    def how_to_continue(self, saved: int | None) -> str:
-        verb, flag = ("resume", "--resume") if saved is not None else ("start again", "--force")
-        return f"{verb} with: nextword train {self.corpus.path} --out {self.out} {flag}"
-
-    def diverged(self) -> TrainingDiverged:
-        return TrainingDiverged(
-            f"training diverged at step {self.step}: the loss is no longer a finite number; "
-            f"{self.kept(self.saved_step())}. "
-            f"Lower --lr (now {self.config.lr:g}) or clip gradients harder (--clip, now {self.config.clip:g}), "
-            f"then train again with --force")
-
-    def save_checkpoint(self, interrupted: bool = False) -> None:
-        """The state first, then the weights and summary: a crash between them loses nothing (see checkpoint)."""
-        if not self.world.main:
-            return
-        state = {
-            "step": self.step, "epoch": self.epoch, "segment": self.segment, "hidden": self.hidden,
-            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
-            "best_loss": self.best_loss, "best_step": self.best_step, "bad_evaluations": self.bad_evaluations,
-            "elapsed": self.elapsed, "plan": self.plan,
-        }
-        checkpoint.save_state(self.out, state)
-        # New best weights; when interrupted before the first evaluation, weights so that the model loads.
-        unloadable = interrupted and not (self.out / checkpoint.WEIGHTS).exists()
-        if checkpoint.best_weights_missing(self.out, state) or unloadable:
-            checkpoint.save_weights(self.out, self.model, self.step)
-        checkpoint.write_summary(self.out, self.summary("interrupted" if interrupted else "running", 0.0).to_dict())
-
-    def restore(self, state: dict[str, Any]) -> None:
+def _train_neural(settings: Settings, data: Prepared, batches: StreamBatches | WindowBatches, out: Path,
+                  device: torch.device, world: distributed.World, cutoffs: list[int] | None,
+                  counts: np.ndarray | None, initial: checkpoint.LoadedModel | None, resume: bool,
+                  emit: Emit) -> TrainSummary:
+    """The seeded model, new or with the initial model's weights (--init), and its optimiser; the loop from
+    a new state or the checkpoint's; then the mixture, when asked for."""
+    torch.manual_seed(settings.train.seed)
+    model = build_model(settings.model, data.tokenizer.vocab_size, cutoffs)
+    if initial is not None:  # with an adaptive softmax's order of pieces
+        model.load_state_dict(initial.components()["neural"].state_dict())
+    elif isinstance(model.decoder, AdaptiveOutput):
+        model.decoder.sort_by(counts)
+    model.to(device)
+    # DistributedDataParallel averages gradients in backward, but only for work done in its forward.
+    scorer = distributed.wrap(_Scorer(model), world, device)
+    args, cuda = settings.train, device.type == "cuda"
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay, fused=cuda or None)
+    limits = [args.max_steps, args.epochs and args.epochs * len(batches)]
+    run = _Run(settings, data, batches, out, device, world, model, scorer, optimizer, cuda,
+               args.batch_size * args.seq_len * world.size, min((x for x in limits if x), default=None), [])
+    state = _restore(run, checkpoint.load_state(out)) if resume else TrainState()
+    emit(Stage("training"))
+    if initial is not None:
+        _evaluate(run, state, emit)  # step 0: the starting model on the new text, the figure training improves on
+    with _stop_on_signals() as stop:
         try:
-            self.model.load_state_dict(state["model"])
-            self.optimizer.load_state_dict(state["optimizer"])
-            self.step, self.epoch, self.segment = state["step"], state["epoch"], state["segment"]
-            self.best_loss, self.best_step = state["best_loss"], state["best_step"]
-            self.bad_evaluations, self.elapsed = state["bad_evaluations"], state["elapsed"]
-            self.plan = state.get("plan")  # resume continues the same plan (a state from before plans has none)
-            hidden = state["hidden"]
-            torch.set_rng_state(state["rng"])
-            if state["cuda_rng"] and self.device.type == "cuda":
-                torch.cuda.set_rng_state_all(state["cuda_rng"])
-        except (KeyError, RuntimeError, ValueError, TypeError) as exc:
-            raise checkpoint.ModelDirError(f"{self.out / checkpoint.STATE} does not fit this model "
-                                           f"({type(exc).__name__}: {exc}); it cannot be resumed") from None
-        if self.world.main and checkpoint.best_weights_missing(self.out, state):
-            checkpoint.save_weights(self.out, self.model, self.step)  # the model now holds the state's weights
-        if not self.world.main:
-            hidden = None  # the saved state is rank 0's streams; the others start theirs afresh
-        self.hidden = (tuple(h.to(self.device) for h in hidden) if isinstance(hidden, (tuple, list))
-                       else hidden.to(self.device) if hidden is not None else None)
-        self.metrics = [row for row in checkpoint.read_metrics(self.out, training=True) if row["step"] <= self.step]
-        self.best = next((row for row in self.evaluations() if row["step"] == self.best_step), None)
+            summary = _loop(run, state, emit, stop)
+            if args.mixture:  # on rank 0; the others wait for it, not leave the group under it
+                summary = world.from_main(lambda: _fit_mixture(summary, run, emit))
+            return summary
+        except WriteError as exc:  # a full disk, say: each file is whole, old or new
+            kept, saved = _kept(out)
+            verb, flag = ("resume", "--resume") if saved is not None else ("start again", "--force")
+            raise WriteError(f"{exc}; {kept}. Free some space, then {verb} with: nextword train "
+                             f"{data.corpus.path} --out {out} {flag}") from None
 
-    def summary(self, stopped_because: str, tokens_per_second: float) -> TrainSummary:
-        best = self.best
-        return TrainSummary(
-            out=str(self.out), corpus=self.corpus.path.name, cell=self.config.cell,
-            parameters=parameter_count(self.model), vocab_size=self.tokenizer.vocab_size,
-            train_tokens=len(self.batches) * self.tokens_per_step,
-            valid_tokens=len(self.valid_ids), device=self.device.type, steps=self.step,
-            epochs=round(self.step / len(self.batches), 3), elapsed=round(self.elapsed, 3),
-            tokens_per_second=round(tokens_per_second, 1), best_step=self.best_step,
-            best_valid_loss=best["valid_loss"] if best else math.nan,
-            best_valid_perplexity=best["valid_perplexity"] if best else math.nan,
-            best_valid_word_perplexity=best["valid_word_perplexity"] if best else math.nan,
-            stopped_because=stopped_because, plan=self.plan)
 
+def _loop(run: _Run, state: TrainState, emit: Emit, stop: threading.Event) -> TrainSummary:
+    """Train from `state` until a stopping rule says so (rank 0's, for every rank), evaluate the last step,
+    and write the summary."""
+    args = run.settings.train
+    run.model.train()
+    started = time.perf_counter() - state.elapsed  # when the run, resumed or not, would have started
+    started_here, evaluation_seconds, steps_here = time.perf_counter(), 0.0, 0  # this process's part of it
+    loss_sum, loss_steps, last_report = torch.zeros((), device=run.device), 0, 0.0
+    timed_from = (state.step, 0.0)  # (step, training seconds) where the timing for a time budget's plan starts
+    while True:
+        reason = _stop_reason(run, state)
+        # Rank 0 decides for every rank (only it evaluates and keeps time): go on, stop, or interrupted.
+        decision = run.world.decide(_INTERRUPTED if stop.is_set() else _STOP if reason else _GO)
+        if decision == _STOP:
+            break
+        if decision == _INTERRUPTED:
+            _save_checkpoint(run, state, "interrupted")
+            raise TrainingInterrupted(f"training stopped at step {state.step}; checkpoint saved. Resume with: "
+                                      f"nextword train {run.data.corpus.path} --out {run.out} --resume")
+        loss = _train_step(run, state)
+        # On a CPU reading the loss costs nothing, so every step is checked; on a GPU that would
+        # stall the device each step, so the loss is checked when it is read for a report.
+        if run.device.type == "cpu" and not torch.isfinite(loss):
+            raise _diverged(run, state)
+        loss_sum += loss
+        loss_steps += 1
+        steps_here += 1
+        if planning := args.time_budget and state.plan is None:
+            loss.item()  # wait for the device: the step's time must be its real time
+        now = time.perf_counter()
+        state.elapsed = now - started
+        if planning:  # timed after the first, slow steps, unless the schedule needs the total before
+            trained = now - started_here - evaluation_seconds
+            if steps_here == _PLAN_SKIP_STEPS and not _needs_total(args, state.step):
+                timed_from = (state.step, trained)
+            _plan_when_due(run, state, state.step - timed_from[0], trained - timed_from[1],
+                           steps_here > _PLAN_SKIP_STEPS)
+        if state.step % args.eval_every == 0:
+            _evaluate(run, state, emit)
+            evaluation_seconds += time.perf_counter() - now
+            now = time.perf_counter()
+        if now - last_report >= _REPORT_SECONDS or _stop_reason(run, state):
+            # Wall time, not per-step host time: on a GPU the work finishes when the loss is read.
+            rate = steps_here / max(now - started_here - evaluation_seconds, 1e-9)
+            _report(run, state, rate, loss_sum.item() / loss_steps, emit)
+            loss_sum.zero_()
+            loss_steps, last_report = 0, now
+    seconds = time.perf_counter() - started_here - evaluation_seconds
+    tokens_per_second = steps_here * run.tokens_per_step / max(seconds, 1e-9)
+    if not any(row["step"] == state.step and "valid_loss" in row for row in run.metrics):
+        _evaluate(run, state, emit)
+    summary = _summary(run, state, reason or "rank 0 stopped", tokens_per_second)
+    if run.world.main:
+        checkpoint.write_metrics(run.out, run.metrics)  # with the training loss since the last evaluation
+        checkpoint.write_summary(run.out, summary.to_dict())
+        modelcard.write_card(run.out)
+    return summary
+
+
+def _train_step(run: _Run, state: TrainState) -> torch.Tensor:
+    """One optimiser step on the next segment, after which `state` points at the one after it."""
+    x, y = (torch.from_numpy(a).to(run.device, non_blocking=True)
+            for a in run.batches.batch(state.segment, state.epoch))
+    for group in run.optimizer.param_groups:
+        group["lr"] = _learning_rate(run.settings.train, state.step, _total_steps(run, state))
+    with torch.autocast(device_type=run.device.type, dtype=torch.bfloat16, enabled=run.autocast):
+        logprobs, hidden = run.scorer(x, y, state.hidden, not run.batches.carries_state)
+        loss = -logprobs.float().mean()
+    run.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if run.settings.train.clip > 0:
+        torch.nn.utils.clip_grad_norm_(run.model.parameters(), run.settings.train.clip)
+    run.optimizer.step()
+    state.hidden = detach_state(hidden) if run.batches.carries_state else None
+    state.step += 1
+    state.segment += 1
+    if state.segment == len(run.batches):
+        # A new epoch starts every stream from its beginning again: the carried state no longer fits.
+        state.epoch, state.segment, state.hidden = state.epoch + 1, 0, None
+    return loss.detach()
+
+
+def _report(run: _Run, state: TrainState, steps_per_second: float, mean_loss: float, emit: Emit) -> None:
+    """Progress since the last report: to `emit`, and as a row of training loss for metrics.jsonl. The budget
+    is done as far as whichever of the steps and the time budget is nearest to its end."""
+    if not math.isfinite(mean_loss):
+        raise _diverged(run, state)
+    args, total, lr = run.settings.train, _total_steps(run, state), run.optimizer.param_groups[0]["lr"]
+    done, eta = [], []
+    if total:
+        done.append(state.step / total)
+        eta += [(total - state.step) / steps_per_second] if steps_per_second > 0 else []
+    if args.time_budget:
+        done.append(state.elapsed / args.time_budget)
+        eta.append(args.time_budget - state.elapsed)
+    emit(Progress(state.step, total, state.epoch, mean_loss, lr, steps_per_second * run.tokens_per_step,
+                  state.elapsed, min(max(done, default=0.0), 1.0), max(min(eta), 0.0) if eta else None))
+    run.metrics.append({"step": state.step, "train_loss": round(mean_loss, 6), "lr": lr,
+                        "elapsed": round(state.elapsed, 3)})
+
+
+# -- budget and schedule: functions of the settings and the progress alone ---------------------------
+
+def _total_steps(run: _Run, state: TrainState) -> int | None:
+    """The steps the schedule follows: the step limit, or under a time budget the planned steps
+    (None until they are planned)."""
+    if run.settings.train.time_budget:
+        return state.plan["steps"] if state.plan else None
+    return run.step_limit
+
+
+def _learning_rate(args: TrainArgs, step: int, total: int | None) -> float:
+    """Linear warmup, then cosine decay to `final_lr` by the total steps: a function of the step alone,
+    so a run repeats exactly whatever the clock did."""
+    if step < args.warmup:
+        return args.lr * (step + 1) / args.warmup
+    total = total or step + 1  # unknown only at a constant rate (final_lr 1)
+    done = min((step - args.warmup) / max(total - args.warmup, 1), 1.0)
+    return args.lr * (args.final_lr + (1 - args.final_lr) * 0.5 * (1 + math.cos(math.pi * done)))
+
+
+def _needs_total(args: TrainArgs, step: int) -> bool:
+    """Whether the learning rate at `step` depends on the total steps: past the warmup, while it decays."""
+    return step >= args.warmup and args.final_lr < 1
+
+
+def _stop_reason(run: _Run, state: TrainState) -> str | None:
+    args = run.settings.train
+    if args.max_steps and state.step >= args.max_steps:
+        return "max_steps"
+    if args.epochs and state.epoch >= args.epochs:
+        return "epochs"
+    if state.plan and state.step >= state.plan["steps"]:
+        return "planned_steps"
+    if args.time_budget and state.elapsed >= args.time_budget:
+        return (f"time_budget (at step {state.step} of the {state.plan['steps']} planned: slower than measured)"
+                if state.plan else "time_budget")
+    if args.patience and state.bad_evaluations >= args.patience:
+        return "patience"
+    return None
+
+
+def _plan_when_due(run: _Run, state: TrainState, measured_steps: int, measured_seconds: float,
+                   warmed_up: bool) -> None:
+    """Once timed long enough after the first, slow steps (`warmed_up`), or as soon as the schedule needs it
+    (then from what was timed, slow steps and all), a time-budgeted run's total: the steps that fit in what is
+    left of the budget at the pace of the last `measured_steps` (evaluations left out), with an evaluation every
+    eval_every steps. The time budget still stops the run should the machine slow down."""
+    args = run.settings.train
+    long_enough = measured_seconds >= min(_PLAN_SECONDS, _PLAN_FRACTION * args.time_budget)
+    if measured_steps < 1 or not (_needs_total(args, state.step) or warmed_up and long_enough):
+        return
+    per_step = measured_seconds / max(measured_steps, 1)
+    evaluation = len(run.data.valid_ids) / run.tokens_per_step * per_step * _EVALUATION_COST
+    fitting = state.step + max(int((args.time_budget - state.elapsed) / (per_step + evaluation / args.eval_every)), 0)
+    steps = min(fitting, run.step_limit or fitting)
+    state.plan = {"steps": run.world.from_main(lambda: steps), "time_budget": args.time_budget,
+                  "planned_at_step": state.step, "measured_steps": measured_steps,
+                  "measured_seconds": round(measured_seconds, 4), "seconds_per_step": per_step,
+                  "estimated_evaluation_seconds": round(evaluation, 4)}
+
+
+# -- evaluation, checkpoints and the summary ---------------------------------------------------------
+
+def _evaluate(run: _Run, state: TrainState, emit: Emit) -> None:
+    """Score the validation text; keep a new best, and save a checkpoint."""
+    if not run.world.main:
+        return  # rank 0 evaluates and keeps the files; the others carry on to the next step
+    totals = stream_loss(run.model, run.data.tokenizer, run.data.valid_ids, seq_len=run.settings.train.seq_len,
+                         device=run.device, autocast=run.autocast)
+    if not math.isfinite(totals.loss):
+        raise _diverged(run, state)  # before anything is saved: the files keep the last good state
+    run.metrics.append(_metrics_row(state.step, state.epoch, state.elapsed, run.optimizer.param_groups[0]["lr"],
+                                    totals))
+    improved = totals.loss < state.best_loss
+    if improved:
+        state.best_loss, state.best_step, state.bad_evaluations = totals.loss, state.step, 0
+    else:
+        state.bad_evaluations += 1
+    checkpoint.write_metrics(run.out, run.metrics)
+    _save_checkpoint(run, state)
+    emit(Evaluation(state.step, totals.loss, totals.token_perplexity, totals.word_perplexity, improved))
+
+
+def _save_checkpoint(run: _Run, state: TrainState, stopped_because: str = "running") -> None:
+    """The state first, then the weights and summary: a crash between them loses nothing (see checkpoint)."""
+    if not run.world.main:
+        return
+    saved = replace(state, model=run.model.state_dict(), optimizer=run.optimizer.state_dict(),
+                    rng=torch.get_rng_state(),
+                    cuda_rng=torch.cuda.get_rng_state_all() if run.device.type == "cuda" else [])
+    checkpoint.save_state(run.out, saved)
+    # New best weights; when interrupted before the first evaluation, weights so that the model loads.
+    unloadable = stopped_because == "interrupted" and not (run.out / checkpoint.WEIGHTS).exists()
+    if checkpoint.best_weights_missing(run.out, saved) or unloadable:
+        checkpoint.save_weights(run.out, run.model, state.step)
+    checkpoint.write_summary(run.out, _summary(run, state, stopped_because, 0.0).to_dict())
+
+
+def _restore(run: _Run, saved: TrainState) -> TrainState:
+    """Put a checkpoint's weights, optimiser and random state back; its progress is where the run goes on."""
+    try:
+        run.model.load_state_dict(saved.model)
+        run.optimizer.load_state_dict(saved.optimizer)
+        torch.set_rng_state(saved.rng)
+        if saved.cuda_rng and run.device.type == "cuda":
+            torch.cuda.set_rng_state_all(saved.cuda_rng)
+    except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+        raise checkpoint.ModelDirError(f"{run.out / checkpoint.STATE} does not fit this model "
+                                       f"({type(exc).__name__}: {exc}); it cannot be resumed") from None
+    if run.world.main and checkpoint.best_weights_missing(run.out, saved):
+        checkpoint.save_weights(run.out, run.model, saved.step)  # the model now holds the state's weights
+    # The saved state is rank 0's streams; the others start theirs afresh.
+    hidden = saved.hidden if run.world.main else None
+    hidden = (tuple(h.to(run.device) for h in hidden) if isinstance(hidden, (tuple, list))
+              else hidden.to(run.device) if hidden is not None else None)
+    run.metrics[:] = [row for row in checkpoint.read_metrics(run.out, training=True) if row["step"] <= saved.step]
+    return replace(saved, hidden=hidden, model=None, optimizer=None, rng=None, cuda_rng=[])
+
+
+def _summary(run: _Run, state: TrainState, stopped_because: str, tokens_per_second: float) -> TrainSummary:
+    best = next((row for row in run.metrics if row["step"] == state.best_step and "valid_loss" in row), None)
+    return TrainSummary(
+        out=str(run.out), corpus=run.data.corpus.path.name, cell=run.settings.model.cell,
+        parameters=parameter_count(run.model), vocab_size=run.data.tokenizer.vocab_size,
+        train_tokens=len(run.batches) * run.tokens_per_step, valid_tokens=len(run.data.valid_ids),
+        device=run.device.type, steps=state.step, epochs=round(state.step / len(run.batches), 3),
+        elapsed=round(state.elapsed, 3), tokens_per_second=round(tokens_per_second, 1), best_step=state.best_step,
+        best_valid_loss=best["valid_loss"] if best else math.nan,
+        best_valid_perplexity=best["valid_perplexity"] if best else math.nan,
+        best_valid_word_perplexity=best["valid_word_perplexity"] if best else math.nan,
+        stopped_because=stopped_because, plan=state.plan)
+
+
+def _fit_mixture(summary: TrainSummary, run: _Run, emit: Emit) -> TrainSummary:
+    """After a finished run: an n-gram of the training pieces, mixed with the best neural weights and a
+    cache, the weights fitted on validation; the directory then holds a mixture (kinds.py)."""
+    emit(Stage("mixture"))
+    data = run.data
+    neural = checkpoint.load(run.out, run.device).model  # the best weights, which the run saved
+    ngram = kinds.fit_ngram(data.train_ids, data.tokenizer.vocab_size, run.settings.model.order)
+    model, report = mixture.fit(neural, ngram, data.tokenizer, data.valid_ids, seq_len=run.settings.train.seq_len,
+                                device=run.device)
+    kinds.MIXTURE_KIND.save(run.out, model)
+    checkpoint.set_kind(run.out, kinds.MIXTURE_KIND.name, mixture=report)  # last: until then it is a neural model
+    summary = replace(summary, mixture=report)
+    checkpoint.write_summary(run.out, summary.to_dict())
+    modelcard.write_card(run.out)  # again: it now describes a mixture
+    return summary
+
+
+def _diverged(run: _Run, state: TrainState) -> TrainingDiverged:
+    args = run.settings.train
+    return TrainingDiverged(
+        f"training diverged at step {state.step}: the loss is no longer a finite number; {_kept(run.out)[0]}. "
+        f"Lower --lr (now {args.lr:g}) or clip gradients harder (--clip, now {args.clip:g}), "
+        f"then train again with --force")
+
+
+def _kept(out: Path) -> tuple[str, int | None]:
+    """What a failed run leaves, in words, and the step of the checkpoint on disk, if one was saved (read from
+    state.pt, which holds the whole model, once)."""
+    saved = checkpoint.load_state(out).step if (out / checkpoint.STATE).is_file() else None
+    return (f"the last good checkpoint (step {saved}) is kept in {out}" if saved is not None
+            else "no checkpoint had been saved yet"), saved

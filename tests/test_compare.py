@@ -27,13 +27,13 @@ def test_plan_names_each_variant() -> None:
 
 
 def test_compare_defaults_sit_under_the_yaml_and_the_flags(tmp_path: Path) -> None:
-    plain = compare_settings(None, {})
-    assert (plain.max_steps, plain.dropout, plain.warmup, plain.final_lr) == (1000, 0.0, 0, 1.0)
+    plain = compare_settings(None, {}).to_dict()
+    assert (plain["max_steps"], plain["dropout"], plain["warmup"], plain["final_lr"]) == (1000, 0.0, 0, 1.0)
     yaml = tmp_path / "c.yaml"
     yaml.write_text("dropout: 0.3\nmax_steps: 50\n")
-    mixed = compare_settings(yaml, {"warmup": 20, "lr": None})
-    assert (mixed.max_steps, mixed.dropout, mixed.warmup, mixed.final_lr) == (50, 0.3, 20, 1.0)
-    timed = compare_settings(None, {"time_budget": "2m"})
+    mixed = compare_settings(yaml, {"warmup": 20, "lr": None}).to_dict()
+    assert (mixed["max_steps"], mixed["dropout"], mixed["warmup"], mixed["final_lr"]) == (50, 0.3, 20, 1.0)
+    timed = compare_settings(None, {"time_budget": "2m"}).train
     assert (timed.max_steps, timed.time_budget) == (None, 120.0)  # equal time, not also 1000 steps
 
 

@@ -2,16 +2,16 @@ from pathlib import Path
 
 import pytest
 
-from nextword.config import FIELDS, PRESETS, Config, dump_yaml, load, parse_duration, read_yaml, resolve
+from nextword.config import FIELDS, PRESETS, ModelConfig, dump_yaml, load, parse_duration, read_yaml, resolve
 from nextword.errors import ConfigError
 
 
 def test_defaults_then_yaml_then_flags(tmp_path: Path) -> None:
     preset = tmp_path / "preset.yaml"
     preset.write_text("cell: gru\nlayers: 3\nhidden: 128\n")
-    config = load(preset, {"layers": 1, "dropout": None})
+    config = load(preset, {"layers": 1, "dropout": None}).model
     assert (config.cell, config.layers, config.hidden) == ("gru", 1, 128)
-    assert config.dropout == Config().dropout  # a flag left unset does not override
+    assert config.dropout == ModelConfig().dropout  # a flag left unset does not override
 
 
 def test_saved_config_reads_back_identically(tmp_path: Path) -> None:
@@ -19,7 +19,16 @@ def test_saved_config_reads_back_identically(tmp_path: Path) -> None:
     saved = tmp_path / "config.yaml"
     saved.write_text(dump_yaml(config))
     assert load(saved) == config
-    assert config.time_budget == 90.0
+    assert config.train.time_budget == 90.0
+
+
+def test_one_file_of_model_and_training_options_splits_into_both(tmp_path: Path) -> None:
+    preset = tmp_path / "both.yaml"  # a preset, or a model directory's config.yaml: one mapping of both kinds
+    preset.write_text("cell: gru\nhidden: 64\nlr: 0.02\nmax_steps: 9\nvalid_fraction: 0.1\n")
+    model, args = load(preset)
+    assert (model.cell, model.hidden, args.lr, args.max_steps, args.valid_fraction) == ("gru", 64, 0.02, 9, 0.1)
+    assert args.epochs is None  # a step budget alone: no default epoch cap
+    assert set(load(preset).to_dict()) == set(FIELDS) and dump_yaml(load(preset)).count("\n") == len(FIELDS)
 
 
 @pytest.mark.parametrize("text, seconds", [("90", 90), ("90s", 90), ("10m", 600), ("3m", 180), ("1h30m", 5400),
@@ -95,4 +104,4 @@ def test_every_preset_loads_and_says_what_it_is_for(preset: Path) -> None:
     assert preset.read_text().startswith(f"# {preset.stem}: ")  # the README's presets table relies on these
     options = read_yaml(preset)
     assert options and set(options) <= set(FIELDS), set(options) - set(FIELDS)  # it sets something, all known
-    assert load(preset).epochs is not None  # a preset stops by itself
+    assert load(preset).train.epochs is not None  # a preset stops by itself

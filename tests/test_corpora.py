@@ -123,3 +123,35 @@ def test_committed_longrange_matches_the_generator():
     assert path.read_text(encoding="ascii") == text, (
         "corpora/longrange.txt is out of date: regenerate it with the command in corpora/README.md")
     assert read_targets(gen.targets_path(path)) == targets
+
+
+def test_template_files_read_sections_keys_and_continued_lines(tmp_path):
+    path = tmp_path / "t.txt"
+    path.write_text("# a comment\n[kind: tale]\nopening: Once, {hero} {v:say}: hi.\nopening: Then\n"
+                    "   it ended.\n\n[words]\nbig: a, b,\n     c d\nall: @big, e\n")
+    sections = gen.read_templates(path)
+    assert sections["kind: tale"] == {"opening": ("Once, {hero} {v:say}: hi.", "Then it ended.")}
+    assert gen.records(sections, "kind") == {"tale": sections["kind: tale"]}
+    assert gen.word_lists(sections["words"]) == {"big": ("a", "b", "c d"), "all": ("a", "b", "c d", "e")}
+
+
+def test_template_files_refuse_a_line_without_a_key(tmp_path):
+    path = tmp_path / "t.txt"
+    path.write_text("[kind: tale]\n{hero} {v:open} the door.\n")
+    with pytest.raises(ValueError, match="line 2"):
+        gen.read_templates(path)
+
+
+def test_every_template_slot_names_a_word_list():
+    templates = [*gen.EVERYDAY, *gen.CUE_ACTIONS]
+    for kind in gen.PARAGRAPH_KINDS:
+        assert kind.openings and kind.closings and len(kind.body) >= 4  # a paragraph uses up to four
+        templates += [*kind.openings, *kind.body, *kind.closings]
+    for season in gen.SEASONS:
+        templates += season["season_detail"]
+    topics = {key for topic in [*gen.SEASONS, *gen.ANIMAL_GROUPS] for key in topic}
+    words = {*gen.VOCAB, *topics, "hero", "friend", "he", "him", "his"}
+    for template in templates:
+        for op, name, _ in gen._SLOT.findall(template):
+            # {v:...} inflects any verb as written, so only the word slots can be checked.
+            assert op in ("v", "vp") or (op in ("", "pl") and name in words), template

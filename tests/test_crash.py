@@ -35,7 +35,7 @@ def _moment(name: str) -> tuple[object, str]:
     from nextword import train
 
     return {"tokenizer": (train, "train_tokenizer_for"), "set-up file": (checkpoint, "write_text"),
-            "rename": (os, "replace"), "directory sync": (files, "_fsync_dir"), "step": (train._Run, "train_step"),
+            "rename": (os, "replace"), "directory sync": (files, "_fsync_dir"), "step": (train, "_train_step"),
             "evaluation": (train, "stream_loss"), "metrics": (checkpoint, "write_metrics"),
             "state": (checkpoint, "save_state"), "weights": (checkpoint, "save_weights"),
             "summary": (checkpoint, "write_summary")}[name]
@@ -95,8 +95,8 @@ def _check_after_a_kill(out: Path) -> None:
     metrics that cover the state, and weights that load and predict."""
     state = checkpoint.load_state(out)
     saved = checkpoint.weights_step(out)
-    assert saved == state["best_step"] or state["best_step"] == state["step"] and (saved or 0) < state["step"]
-    assert state["step"] in [row["step"] for row in checkpoint.read_metrics(out)]
+    assert saved == state.best_step or state.best_step == state.step and (saved or 0) < state.step
+    assert state.step in [row["step"] for row in checkpoint.read_metrics(out)]
     if saved is not None:
         assert Predictor.load(out).predict("anna has the ", k=3)
 
@@ -139,7 +139,7 @@ def test_twenty_sigkills_lose_nothing_and_resume_to_the_same_weights(tmp_path: P
     assert not any(files.leftover_temporaries(out / name) for name in checkpoint._OWN_FILES)
     straight, resumed = (load_file(tmp_path / d / checkpoint.WEIGHTS) for d in ("straight", "killed"))
     assert all(torch.equal(straight[k], resumed[k]) for k in straight)
-    assert checkpoint.weights_step(out) == checkpoint.load_state(out)["best_step"] == \
+    assert checkpoint.weights_step(out) == checkpoint.load_state(out).best_step == \
         checkpoint.read_json(out / checkpoint.SUMMARY)["best_step"]
     rows = [[{k: v for k, v in row.items() if k != "elapsed"} for row in checkpoint.read_metrics(tmp_path / d)]
             for d in ("straight", "killed")]
@@ -181,7 +181,7 @@ def test_a_disk_that_fills_during_a_checkpoint_keeps_the_last_one(name: str, kep
         f"is kept in {out}. Free some space, then resume with: nextword train {corpus_file} --out {out} --resume"]
     assert (out / name).read_bytes() == before[name]
     assert not any(files.leftover_temporaries(out / own) for own in checkpoint._OWN_FILES)
-    assert checkpoint.load_state(out)["step"] == kept_step
+    assert checkpoint.load_state(out).step == kept_step
     assert Predictor.load(out).predict("anna has the ", k=3)
     monkeypatch.undo()
     resumed = CliRunner().invoke(app, ["train", str(corpus_file), "--out", str(out), "--resume", "-q"])

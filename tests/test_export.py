@@ -51,7 +51,7 @@ def _assert_same_steps(model, path: Path, fmt: str) -> None:
 
 def _untrained(**changes):
     torch.manual_seed(0)
-    config = resolve(TINY, {"layers": 2, **changes})
+    config = resolve(TINY, {"layers": 2, **changes}).model
     return build_model(config, 30, [10] if config.softmax == "adaptive" else None).eval()
 
 

@@ -42,13 +42,13 @@ def _shown(value: object) -> str:
     return str(value.value if isinstance(value, enum.Enum) else value)
 
 
-def _real_training_defaults(command: str) -> configuration.Config:
+def _real_training_defaults(command: str) -> dict[str, object]:
     """What a command trains with when no option is given (compare has its own defaults)."""
     if command == "compare":
         from nextword.compare import compare_settings
 
-        return compare_settings(None, {})
-    return configuration.load(None, {})
+        return compare_settings(None, {}).to_dict()
+    return configuration.load().to_dict()
 
 
 def _options(command: str):
@@ -67,7 +67,7 @@ def test_help_shows_each_real_default_and_every_choice(command: str) -> None:
         if choices:
             assert "|".join(map(_shown, choices)) in row, f"{command} {param.opts[0]} does not list its values"
         if getattr(param, "rich_help_panel", None) == "Training options":
-            real = getattr(_real_training_defaults(command), param.name)
+            real = _real_training_defaults(command)[param.name]
             if isinstance(real, bool):
                 assert f"[default: {'' if real else 'no-'}{param.name}]" in row, row
             elif real is None:

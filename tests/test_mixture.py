@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from conftest import TINY, sentence_corpus
 from nextword import checkpoint, kinds
 from nextword.cli import app
-from nextword.config import resolve
+from nextword.config import load, resolve
 from nextword.evaluate import stream_loss
 from nextword.mixture import CONFIDENCE_EDGES, HALF_LIVES, MixtureLM, UnigramCache, fit_weights, held_out_nll
 from nextword.neural_cache import THETAS, NeuralCache
@@ -248,7 +248,7 @@ def test_init_refits_the_ngram_and_the_weights_on_the_new_text(tmp_path: Path, t
     new_text = tmp_path / "new.txt"
     new_text.write_text("dan gives the old book to anna .\n" * 300, encoding="utf-8")
     out = tmp_path / "personal"
-    train(checkpoint.init_config(trained_model, {"max_steps": 10}), new_text, out, init=trained_model)
+    train(load(flags={"max_steps": 10}, init=trained_model), new_text, out, init=trained_model)
     before, after = checkpoint.load(trained_model), checkpoint.load(out)
     assert after.manifest["kind"] == "mixture"
     assert after.model.ngram.entries != before.model.ngram.entries
@@ -297,7 +297,7 @@ def test_a_resumed_run_refits_the_mixture_to_its_new_weights(tmp_path: Path, cor
     out = tmp_path / "m"
     train(resolve(TINY, {"max_steps": 20}), corpus_file, out)
     first = checkpoint.load(out)
-    train(checkpoint.resume_config(out, {"max_steps": 40}), corpus_file, out, resume=True)
+    train(load(flags={"max_steps": 40}, resume=out), corpus_file, out, resume=True)
     again = checkpoint.load(out)
     assert again.manifest["kind"] == "mixture" and again.summary["steps"] == 40
     assert again.manifest["mixture"]["valid_loss"]["neural"] < first.manifest["mixture"]["valid_loss"]["neural"]

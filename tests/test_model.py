@@ -139,6 +139,6 @@ def test_info_says_whether_the_embeddings_are_tied() -> None:
 
     for sizes, said in (({"embed": 32, "hidden": 32}, "embeddings tied"),
                         ({"embed": 16, "hidden": 32}, "embeddings not tied (embed differs from hidden)")):
-        config = resolve(TINY, sizes)
+        config = resolve(TINY, sizes).model
         description = kinds.NEURAL.describe(kinds.build_model(config, 30), config)
         assert description.endswith(said), description

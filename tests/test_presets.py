@@ -26,13 +26,13 @@ def test_a_preset_by_name_trains_from_another_directory(tmp_path: Path, corpus_f
 @pytest.mark.parametrize("name", ["small", "small.yaml", "models/small.yaml"])
 def test_preset_names_and_the_old_paths_find_the_shipped_file(name: str, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
-    assert find_config(name) == PRESETS / "small.yaml" and load(find_config(name)).hidden == 256
+    assert find_config(name) == PRESETS / "small.yaml" and load(find_config(name)).model.hidden == 256
 
 
 def test_a_file_of_the_same_name_wins_and_an_unknown_name_lists_the_presets(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "small").write_text("hidden: 8\n")
-    assert find_config("small") == Path("small") and load(find_config("small")).hidden == 8
+    assert find_config("small") == Path("small") and load(find_config("small")).model.hidden == 8
     with pytest.raises(ConfigError, match=r"config file not found: smal; give a YAML file or a preset: "
                                           r"tiny, small, medium, large"):
         find_config("smal")

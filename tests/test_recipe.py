@@ -10,11 +10,11 @@ from nextword.recipe import choose, dropout_for, vocabulary_for
 @pytest.mark.parametrize("budget", [None, 60.0, 180.0, 600.0, 36_000.0])
 def test_every_choice_is_a_valid_config(size: int, budget: float | None) -> None:
     recipe = choose(size, budget, cores=2)
-    config = resolve(recipe.settings, {"time_budget": budget} if budget else {})
-    assert config.vocab_size == vocabulary_for(size)
-    assert 0.0 <= config.dropout <= 0.3
+    model, args = resolve(recipe.settings, {"time_budget": budget} if budget else {})
+    assert model.vocab_size == vocabulary_for(size)
+    assert 0.0 <= model.dropout <= 0.3
     # A budget alone stops the run: no epoch cap cuts it short.
-    assert (config.epochs is None) == (budget is not None)
+    assert (args.epochs is None) == (budget is not None)
 
 
 def test_vocabulary_grows_with_the_corpus_within_bounds() -> None:
@@ -44,8 +44,8 @@ def test_the_reason_says_what_was_chosen_and_from_what() -> None:
 
 def test_flags_win_over_the_recipe() -> None:
     recipe = choose(1_000_000, 180.0, cores=2)
-    config = resolve(recipe.settings, {"time_budget": 180.0, "hidden": 64, "dropout": 0.5})
-    assert (config.hidden, config.dropout, config.layers) == (64, 0.5, recipe.settings["layers"])
+    model = resolve(recipe.settings, {"time_budget": 180.0, "hidden": 64, "dropout": 0.5}).model
+    assert (model.hidden, model.dropout, model.layers) == (64, 0.5, recipe.settings["layers"])
 
 
 def test_train_without_a_config_follows_the_recipe_and_says_so(tmp_path, corpus_file) -> None:

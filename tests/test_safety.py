@@ -284,8 +284,8 @@ def test_device_means_the_same_for_every_verb() -> None:
     defaults = {(command.name, param.default) for command in typer.main.get_command(app).commands.values()
                 for param in command.params if param.name == "device"}
     assert {default for _, default in defaults} <= {"auto", None}  # None: training options default to the config
-    from nextword.config import Config
-    assert Config().device == "auto"
+    from nextword.config import TrainArgs
+    assert TrainArgs().device == "auto"
 
 
 # -- 7. text that is not UTF-8 ------------------------------------------------------------------------------

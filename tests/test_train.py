@@ -7,7 +7,7 @@ import torch
 from safetensors.torch import load_file
 
 from nextword import checkpoint
-from nextword.config import resolve
+from nextword.config import load, resolve
 from nextword.errors import CorpusError, ModelDirError, TrainingInterrupted
 from nextword.train import Evaluation, Notice, Progress, Stage, train
 
@@ -35,7 +35,7 @@ def test_training_learns_and_writes_a_model_directory(tmp_path: Path, corpus_fil
     assert not any(isinstance(e, Notice) for e in events)
     assert [e.step for e in events if isinstance(e, Evaluation)] == [20, 40, 60, 80]
     assert [e.step for e in events if isinstance(e, Progress)][-1] == 80
-    assert checkpoint.read_config(tmp_path / "m") == config(max_steps=80)
+    assert checkpoint.read_settings(tmp_path / "m") == config(max_steps=80)
 
 
 def test_same_seed_same_weights_other_seed_other_weights(tmp_path: Path, corpus_file: Path) -> None:
@@ -63,13 +63,12 @@ def test_interrupt_then_resume_gives_bitwise_identical_weights(tmp_path: Path, c
     train(settings, corpus_file, tmp_path / "straight")
     with pytest.raises(TrainingInterrupted, match=r"stopped at step 20.*--resume"):
         train(settings, corpus_file, tmp_path / "resumed", on_event=_interrupt_at(20))
-    assert checkpoint.load_state(tmp_path / "resumed")["step"] == 20
-    summary = train(checkpoint.resume_config(tmp_path / "resumed", {}), corpus_file, tmp_path / "resumed",
-                    resume=True)
+    assert checkpoint.load_state(tmp_path / "resumed").step == 20
+    summary = train(load(resume=tmp_path / "resumed"), corpus_file, tmp_path / "resumed", resume=True)
     assert summary.steps == 40
     best = [load_file(tmp_path / d / "model.safetensors") for d in ("straight", "resumed")]
     assert all(torch.equal(best[0][k], best[1][k]) for k in best[0])
-    last = [checkpoint.load_state(tmp_path / d)["model"] for d in ("straight", "resumed")]
+    last = [checkpoint.load_state(tmp_path / d).model for d in ("straight", "resumed")]
     assert all(torch.equal(last[0][k], last[1][k]) for k in last[0])
     straight, resumed = ([{k: v for k, v in row.items() if k != "elapsed"}
                           for row in checkpoint.read_metrics(tmp_path / d)] for d in ("straight", "resumed"))
@@ -78,10 +77,10 @@ def test_interrupt_then_resume_gives_bitwise_identical_weights(tmp_path: Path, c
 
 def test_resume_may_extend_the_budget_but_not_change_the_model(tmp_path: Path, corpus_file: Path) -> None:
     train(config(max_steps=20), corpus_file, tmp_path / "m")
-    longer = checkpoint.resume_config(tmp_path / "m", {"max_steps": 30})
+    longer = load(flags={"max_steps": 30}, resume=tmp_path / "m")
     assert train(longer, corpus_file, tmp_path / "m", resume=True).steps == 30
     with pytest.raises(Exception, match="hidden cannot change"):
-        checkpoint.resume_config(tmp_path / "m", {"hidden": 64})
+        load(flags={"hidden": 64}, resume=tmp_path / "m")
 
 
 def test_stopping_rules(tmp_path: Path, corpus_file: Path) -> None:
@@ -133,8 +132,8 @@ def test_resume_refuses_other_data_and_accepts_the_same_options_spelt_differentl
     other = tmp_path / "other.txt"
     other.write_text(corpus_file.read_text() + "one more line .\n")
     with pytest.raises(Exception, match="is not the corpus this model was trained on"):
-        train(checkpoint.resume_config(tmp_path / "m", {}), other, tmp_path / "m", resume=True)
-    same = checkpoint.resume_config(tmp_path / "m", {"lr": "3e-3", "tokenizer": "UNIGRAM", "max_steps": 12})
+        train(load(resume=tmp_path / "m"), other, tmp_path / "m", resume=True)
+    same = load(flags={"lr": "3e-3", "tokenizer": "UNIGRAM", "max_steps": 12}, resume=tmp_path / "m")
     assert train(same, corpus_file, tmp_path / "m", resume=True).steps == 12
 
 
@@ -154,24 +153,24 @@ def test_a_diverging_run_stops_and_keeps_the_last_good_checkpoint(tmp_path: Path
     from nextword import train as training
     from nextword.errors import TrainingDiverged
 
-    healthy = training._Run.train_step
+    healthy = training._train_step
 
-    def poisoned(run):  # from step 16 on, the weights turn to NaN, as after a far too large step
-        loss = healthy(run)
-        if run.step > 15:
+    def poisoned(run, state):  # from step 16 on, the weights turn to NaN, as after a far too large step
+        loss = healthy(run, state)
+        if state.step > 15:
             with torch.no_grad():
                 for parameter in run.model.parameters():
                     parameter.fill_(float("nan"))
             return loss * float("nan")
         return loss
 
-    monkeypatch.setattr(training._Run, "train_step", poisoned)
+    monkeypatch.setattr(training, "_train_step", poisoned)
     with pytest.raises(TrainingDiverged, match=r"diverged at step 16.*last good checkpoint \(step 10\).*Lower --lr"):
         train(config(max_steps=40, eval_every=10), corpus_file, tmp_path / "m")
-    assert checkpoint.load_state(tmp_path / "m")["step"] == 10
+    assert checkpoint.load_state(tmp_path / "m").step == 10
     assert all(torch.isfinite(w).all() for w in load_file(tmp_path / "m" / "model.safetensors").values())
-    monkeypatch.setattr(training._Run, "train_step", healthy)
-    resumed = train(checkpoint.resume_config(tmp_path / "m", {}), corpus_file, tmp_path / "m", resume=True)
+    monkeypatch.setattr(training, "_train_step", healthy)
+    resumed = train(load(resume=tmp_path / "m"), corpus_file, tmp_path / "m", resume=True)
     assert resumed.steps == 40
 
 
@@ -203,9 +202,9 @@ def test_init_starts_from_a_models_weights_and_tokenizer_on_new_text(tmp_path: P
     from nextword.evaluate import stream_loss
 
     new, held_out = _other_text(tmp_path / "b.txt", 300, 1), _other_text(tmp_path / "b-valid.txt", 40, 2)
-    settings = checkpoint.init_config(trained_model, {"max_steps": 40})
-    assert settings.lr == pytest.approx(TINY["lr"] * 0.3) and settings.hidden == TINY["hidden"]
-    assert checkpoint.init_config(trained_model, {"lr": 0.02}).lr == 0.02  # an explicit rate wins
+    settings = load(flags={"max_steps": 40}, init=trained_model)
+    assert settings.train.lr == pytest.approx(TINY["lr"] * 0.3) and settings.model.hidden == TINY["hidden"]
+    assert load(flags={"lr": 0.02}, init=trained_model).train.lr == 0.02  # an explicit rate wins
     summary = train(settings, new, tmp_path / "p", valid_file=held_out, init=trained_model)
 
     assert (tmp_path / "p" / "tokenizer.model").read_bytes() == (trained_model / "tokenizer.model").read_bytes()
@@ -226,14 +225,14 @@ def test_init_refuses_shape_changes_resume_ngrams_and_non_models(tmp_path: Path,
 
     with pytest.raises(ConfigError, match=r"so hidden, bidirectional cannot change \(it has hidden=32, "
                                           r"bidirectional=False\)"):
-        checkpoint.init_config(trained_model, {"hidden": 64, "bidirectional": True, "dropout": 0.1})
-    assert checkpoint.init_config(trained_model, {"hidden": 32, "cell": "LSTM"}).cell == "lstm"
+        load(flags={"hidden": 64, "bidirectional": True, "dropout": 0.1}, init=trained_model)
+    assert load(flags={"hidden": 32, "cell": "LSTM"}, init=trained_model).model.cell == "lstm"
     with pytest.raises(ModelDirError, match="not a nextword model directory"):
-        checkpoint.init_config(tmp_path, {})
+        load(init=tmp_path)
     with pytest.raises(ConfigError, match="give one of them"):
-        train(checkpoint.init_config(trained_model, {}), corpus_file, tmp_path / "m", resume=True, init=trained_model)
+        train(load(init=trained_model), corpus_file, tmp_path / "m", resume=True, init=trained_model)
     with pytest.raises(ConfigError, match="is an n-gram model, which has no weights to start from"):
-        train(checkpoint.init_config(trained_ngram, {}), corpus_file, tmp_path / "m", init=trained_ngram)
+        train(load(init=trained_ngram), corpus_file, tmp_path / "m", init=trained_ngram)
     assert not (tmp_path / "m").exists()
 
 
@@ -250,8 +249,61 @@ def test_a_budgeted_run_plans_its_steps_and_max_steps_repeats_it_bit_for_bit(tmp
     plan = budgeted.plan
     assert budgeted.stopped_because == "planned_steps" and budgeted.steps == plan["steps"] > 20
     assert plan["planned_at_step"] <= 10 and plan["measured_steps"] >= 1
-    assert checkpoint.read_config(tmp_path / "b").epochs is None  # no hidden epoch cap under a budget
+    assert checkpoint.read_settings(tmp_path / "b").train.epochs is None  # no hidden epoch cap under a budget
     assert {e.total_steps for e in events if isinstance(e, Progress) and e.step > 10} == {plan["steps"]}
     train(config(max_steps=plan["steps"], warmup=10), corpus_file, tmp_path / "s")
     a, b = (load_file(tmp_path / d / "model.safetensors") for d in ("b", "s"))
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("changes, losses", [
+    (dict(layers=2, dropout=0.2), [2.9395289194949887, 2.671610986715869]),
+    (dict(cell="gru", bidirectional=True, context=8, dropout=0.1), [2.3004472654378203, 1.8204316154710556]),
+])
+def test_a_fixed_seed_gives_the_pinned_losses_bit_for_bit(tmp_path: Path, corpus_file: Path, changes: dict,
+                                                          losses: list[float]) -> None:
+    # The validation losses of nextword 0.1.0 on a CPU (torch 2.13), pinned so that a change to the training code
+    # that moves a single bit (the schedule, the order of random draws, the batches) is seen. Should another
+    # CPU's kernels differ in the last bits, check the old code gives the same new values before pinning them.
+    train(config(max_steps=20, eval_every=10, mixture=False, **changes), corpus_file, tmp_path / "m")
+    assert [row["valid_loss"] for row in checkpoint.read_metrics(tmp_path / "m")] == losses
+
+
+def test_a_checkpoint_from_before_state_formats_resumes_and_a_newer_one_says_so(tmp_path: Path,
+                                                                              corpus_file: Path) -> None:
+    settings = config(max_steps=20, eval_every=10, mixture=False)
+    train(settings, corpus_file, tmp_path / "straight")
+    with pytest.raises(TrainingInterrupted):
+        train(settings, corpus_file, tmp_path / "old", on_event=_interrupt_at(10))
+    state = torch.load(tmp_path / "old" / "state.pt", weights_only=True)
+    assert state.pop("format") == checkpoint.STATE_FORMAT
+    del state["plan"]  # what the first state.pt files held: no format, no time budget's plan
+    torch.save(state, tmp_path / "old" / "state.pt")
+    train(load(resume=tmp_path / "old"), corpus_file, tmp_path / "old", resume=True)
+    a, b = (load_file(tmp_path / d / "model.safetensors") for d in ("straight", "old"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    torch.save({**state, "format": checkpoint.STATE_FORMAT + 1}, tmp_path / "old" / "state.pt")
+    with pytest.raises(ModelDirError, match=r"written by a newer nextword \(format 3\); upgrade nextword to resume"):
+        checkpoint.load_state(tmp_path / "old")
+    torch.save({"step": 3}, tmp_path / "old" / "state.pt")
+    with pytest.raises(ModelDirError, match=r"state.pt is damaged \(not a training state\); it cannot be resumed"):
+        checkpoint.load_state(tmp_path / "old")
+
+
+def test_a_config_yaml_of_an_older_nextword_still_loads(tmp_path: Path, trained_model: Path) -> None:
+    import shutil
+
+    from nextword.predict import Predictor
+
+    old = tmp_path / "old"
+    shutil.copytree(trained_model, old)
+    saved = {line.split(":")[0]: line for line in (old / "config.yaml").read_text().splitlines()}
+    # Model and training options in one file, in the order of the one Config that came before ModelConfig and
+    # TrainArgs, and without options that came later (there, their defaults).
+    order = ["tokenizer", "vocab_size", "valid_fraction", "cell", "layers", "embed", "hidden", "dropout",
+             "bidirectional", "seq_len", "batch_size", "lr", "weight_decay", "warmup", "final_lr", "clip", "epochs",
+             "max_steps", "time_budget", "eval_every", "patience", "seed", "device"]
+    (old / "config.yaml").write_text("".join(saved[key] + "\n" for key in order))
+    loaded = checkpoint.load(old)
+    assert loaded.config == checkpoint.read_settings(trained_model).model
+    assert Predictor(loaded).predict("anna has the red ", k=2)
