@@ -402,26 +402,24 @@ class Searches:
         accepts are kept; with a lexicon, more are looked at than kept: the places of the others go to words."""
         if not queries:
             return
-        tokenizer, vocab = self.searcher.pieces.tokenizer, self.searcher.pieces.tokenizer.vocab_size
-        counts = [len(query.beams) for query in queries]
+        piece_text = self.searcher.pieces.tokenizer.piece_text
         flat = [(query, beam) for query in queries for beam in query.beams]
         scores = self._scores(queries, flat)
-        owner = torch.repeat_interleave(torch.arange(len(queries), device=scores.device),
-                                        torch.tensor(counts, device=scores.device))
-        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-        offsets = torch.arange(len(flat), device=scores.device) - torch.from_numpy(starts).to(scores.device)[owner]
-        padded = scores.new_full((len(queries), max(counts), vocab), -np.inf)  # each query's scores side by side
-        padded[owner, offsets] = scores
-        pools = [self._width(query) * (1 if query.allowed is None else _LEXICON_POOL) for query in queries]
-        top = torch.topk(padded.reshape(len(queries), -1), min(max(pools), max(counts) * vocab))
-        for query, pool, values, picked in zip(queries, pools, top.values.tolist(), top.indices.tolist()):
+        # Only the extensions not ruled out, each query's best first: a search's cuts leave few of them.
+        rows, pieces = torch.isfinite(scores).nonzero(as_tuple=True)
+        values = scores[rows, pieces].cpu().numpy()
+        rows, pieces = rows.cpu().numpy(), pieces.cpu().numpy()
+        owner = np.repeat(np.arange(len(queries)), [len(query.beams) for query in queries])[rows]
+        order = np.lexsort((-values, owner))
+        bounds = np.searchsorted(owner[order], np.arange(len(queries) + 1))
+        for i, query in enumerate(queries):
             width, kept = self._width(query), []
-            for value, index in zip(values[:pool], picked[:pool]):
-                if value == -np.inf or len(kept) == width:
+            pool = width * (1 if query.allowed is None else _LEXICON_POOL)
+            for at in order[bounds[i]:min(bounds[i + 1], bounds[i] + pool)].tolist():
+                if len(kept) == width:
                     break
-                beam, piece = divmod(index, vocab)
-                parent = query.beams[beam]
-                text = parent.text + tokenizer.piece_text[piece].lstrip(" ")
+                parent, value, piece = flat[rows[at]][1], float(values[at]), int(pieces[at])
+                text = parent.text + piece_text[piece].lstrip(" ")
                 if query.allowed is None or query.allowed.leads_to_word(text, value):
                     kept.append(_Beam(text, value, parent.pieces + (piece,), parent.row))
             query.candidates, query.stage = kept, 0
@@ -434,35 +432,55 @@ class Searches:
         """Log-probability of each (beam, next piece), -inf where the piece may not extend the beam (it
         does not start or carry on a word, disagrees with the letters typed) or the extension can no
         longer finish a word among the k best (or, with a target, beat it or become it)."""
-        pieces, index = self.searcher.pieces, self.searcher.index
-        raw = self.rows.logprobs([beam.row for _, beam in flat])
-        raw += torch.tensor([beam.logprob for _, beam in flat], device=raw.device)[:, None]
+        pieces, device = self.searcher.pieces, self.searcher.pieces.device
+        scores = self.rows.logprobs([beam.row for _, beam in flat])
+        scores += torch.tensor([beam.logprob for _, beam in flat], device=device)[:, None]
         firsts = [query.depth == 0 for query, _ in flat]
+        typing = self._agreeing(flat, firsts, lambda query: query.partial)
+        typed = scores[typing[0]]  # where letters are still to match, only the pieces that agree with them
         if all(firsts) or not any(firsts):
-            scores = raw.masked_fill(pieces.not_starts if firsts[0] else pieces.not_extends, -np.inf)
+            scores.masked_fill_(pieces.not_starts if firsts[0] else pieces.not_extends, -np.inf)
         else:
-            first = torch.tensor(firsts, device=raw.device)[:, None]
-            scores = raw.masked_fill(torch.where(first, pieces.not_starts, pieces.not_extends), -np.inf)
-        for row, (query, beam) in enumerate(flat):
-            remaining = query.partial[len(beam.text):] if query.partial.startswith(beam.text) else None
-            if remaining:  # only pieces that agree with the letters still to match
-                agreeing = index.agreeing_ids(firsts[row], remaining, raw.device)
-                scores[row] = -np.inf
-                scores[row, agreeing] = raw[row, agreeing]
-        kth = torch.tensor([query.kth_best() for query, _ in flat], device=raw.device)[:, None]
-        ruled_out = scores < kth
-        if any(query.target is not None for query in queries):
-            floors = torch.tensor([query.floor - _FLOOR_MARGIN for query, _ in flat], device=raw.device)[:, None]
-            ruled_out |= scores < floors
-            # Below the floor, only what can still become the target goes on: the search adds up the
-            # target's segmentations, and the floor is the probability of one of them.
-            for row, (query, beam) in enumerate(flat):
-                target = query.target
-                if target is not None and len(target) > len(beam.text) and target.startswith(beam.text):
-                    agreeing = index.agreeing_ids(firsts[row], target[len(beam.text):], raw.device, within=True)
-                    if query.exact:
-                        ruled_out[row, agreeing] = scores[row, agreeing] < kth[row]
-                    else:  # their probability only
-                        cut = scores[row, agreeing][ruled_out[row, agreeing] & (scores[row, agreeing] >= kth[row])]
-                        query.unfollowed = float(np.logaddexp(query.unfollowed, torch.logsumexp(cut, 0).item()))
+            first = torch.tensor(firsts, device=device)[:, None]
+            scores.masked_fill_(torch.where(first, pieces.not_starts, pieces.not_extends), -np.inf)
+        keep = torch.zeros_like(typed, dtype=torch.bool)
+        keep[typing[1], typing[2]] = True
+        scores[typing[0]] = typed.masked_fill_(~keep, -np.inf)
+        kth = {query: query.kth_best() for query in queries}
+        # Nothing below the k-th best, nor (with a target) below its floor...
+        floors = torch.tensor([[max(kth[query], query.floor - _FLOOR_MARGIN)] for query, _ in flat], device=device)
+        ruled_out = scores < floors
+        # ...but what can still become the target: the search adds up its segmentations, and the floor is
+        # the probability of one of them.
+        beams, place, at = self._agreeing(flat, firsts, lambda query: query.target, within=True)
+        if len(at):
+            rows = beams[place]
+            owner = [flat[row][0] for row in rows.tolist()]
+            values = scores[rows, at]
+            followed = values >= torch.tensor([kth[query] for query in owner], device=device)
+            exact = torch.tensor([query.exact for query in owner], device=device)
+            # Unless `exact`, the segmentations cut stay cut: their probability only is added up.
+            cut = ruled_out[rows, at] & followed & ~exact
+            ruled_out[rows, at] = torch.where(exact, ~followed, ruled_out[rows, at])
+            for query, value in zip([owner[i] for i in cut.nonzero()[:, 0].tolist()], values[cut].tolist()):
+                query.unfollowed = float(np.logaddexp(query.unfollowed, value))
         return scores.masked_fill_(ruled_out, -np.inf)
+
+    def _agreeing(self, flat: list[tuple[Query, _Beam]], firsts: list[bool], letters,
+                  within: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Where beams have `letters(query)` still to spell: (the beams' rows in `flat`; for each piece that
+        agrees with them (see `_PieceIndex.agreeing`), its beam's place in those rows, and the piece)."""
+        found = []
+        for row, (query, beam) in enumerate(flat):
+            word = letters(query)
+            if word is not None and len(word) > len(beam.text) and word.startswith(beam.text):
+                found.append((row, self.searcher.index.agreeing_ids(firsts[row], word[len(beam.text):],
+                                                                     self.searcher.pieces.device, within)))
+        device = self.searcher.pieces.device
+        if not found:
+            empty = torch.zeros(0, dtype=torch.long, device=device)
+            return empty, empty, empty
+        counts = torch.tensor([len(ids) for _, ids in found], device=device)
+        return (torch.tensor([row for row, _ in found], device=device),
+                torch.repeat_interleave(torch.arange(len(found), device=device), counts),
+                torch.cat([ids for _, ids in found]))
