@@ -60,10 +60,14 @@ class _PieceIndex:
         self.keys = {first: [text for text, _ in table] for first, table in self.tables.items()}
         self._tensors: dict[tuple[bool, str, bool], torch.Tensor] = {}
 
-    def agreeing(self, first: bool, remaining: str, within: bool = False) -> list[int]:
+    def agreeing(self, first: bool, remaining: str, device: torch.device, within: bool = False) -> torch.Tensor:
         """Ids of word-start (`first`) or continuation pieces that `remaining` starts with, or that start
         with `remaining`: the pieces that keep a word in agreement with the letters typed. With
-        `within`, only those that `remaining` starts with: the pieces that can still spell it exactly."""
+        `within`, only those that `remaining` starts with: the pieces that can still spell it exactly.
+        Remembered: a search asks again for the same letters at every beam."""
+        key = (first, remaining, within)
+        if key in self._tensors:
+            return self._tensors[key]
         table, keys = self.tables[first], self.keys[first]
         found = []
         at = bisect.bisect_left(keys, remaining)
@@ -76,16 +80,9 @@ class _PieceIndex:
             while at < len(keys) and keys[at] == prefix:
                 found.append(table[at][1])
                 at += 1
-        return found
-
-    def agreeing_ids(self, first: bool, remaining: str, device: torch.device, within: bool = False) -> torch.Tensor:
-        """`agreeing` as a tensor, remembered: a search asks again for the same letters at every beam."""
-        key = (first, remaining, within)
-        if key not in self._tensors:
-            if len(self._tensors) >= 1 << 16:
-                self._tensors.clear()
-            self._tensors[key] = torch.tensor(self.agreeing(first, remaining, within), dtype=torch.long,
-                                              device=device)
+        if len(self._tensors) >= 1 << 16:
+            self._tensors.clear()
+        self._tensors[key] = torch.tensor(found, dtype=torch.long, device=device)
         return self._tensors[key]
 
 
@@ -413,7 +410,7 @@ class Searches:
         order = np.lexsort((-values, owner))
         bounds = np.searchsorted(owner[order], np.arange(len(queries) + 1))
         for i, query in enumerate(queries):
-            width, kept = self._width(query), []
+            width, kept = max(4 * query.k, 16), []
             pool = width * (1 if query.allowed is None else _LEXICON_POOL)
             for at in order[bounds[i]:min(bounds[i + 1], bounds[i] + pool)].tolist():
                 if len(kept) == width:
@@ -424,10 +421,6 @@ class Searches:
                     kept.append(_Beam(text, value, parent.pieces + (piece,), parent.row))
             query.candidates, query.stage = kept, 0
 
-    @staticmethod
-    def _width(query: Query) -> int:
-        return max(4 * query.k, 16)
-
     def _scores(self, queries: list[Query], flat: list[tuple[Query, _Beam]]) -> torch.Tensor:
         """Log-probability of each (beam, next piece), -inf where the piece may not extend the beam (it
         does not start or carry on a word, disagrees with the letters typed) or the extension can no
@@ -436,23 +429,24 @@ class Searches:
         scores = self.rows.logprobs([beam.row for _, beam in flat])
         scores += torch.tensor([beam.logprob for _, beam in flat], device=device)[:, None]
         firsts = [query.depth == 0 for query, _ in flat]
-        typing = self._agreeing(flat, firsts, lambda query: query.partial)
-        typed = scores[typing[0]]  # where letters are still to match, only the pieces that agree with them
+        typing, place, at = _agreeing(self.searcher.index, device, flat, firsts, lambda query: query.partial)
+        typed = scores[typing]  # where letters are still to match, only the pieces that agree with them
         if all(firsts) or not any(firsts):
             scores.masked_fill_(pieces.not_starts if firsts[0] else pieces.not_extends, -np.inf)
         else:
             first = torch.tensor(firsts, device=device)[:, None]
             scores.masked_fill_(torch.where(first, pieces.not_starts, pieces.not_extends), -np.inf)
-        keep = torch.zeros_like(typed, dtype=torch.bool)
-        keep[typing[1], typing[2]] = True
-        scores[typing[0]] = typed.masked_fill_(~keep, -np.inf)
+        agree = torch.zeros_like(typed, dtype=torch.bool)
+        agree[place, at] = True
+        scores[typing] = typed.masked_fill_(~agree, -np.inf)
         kth = {query: query.kth_best() for query in queries}
         # Nothing below the k-th best, nor (with a target) below its floor...
         floors = torch.tensor([[max(kth[query], query.floor - _FLOOR_MARGIN)] for query, _ in flat], device=device)
         ruled_out = scores < floors
         # ...but what can still become the target: the search adds up its segmentations, and the floor is
         # the probability of one of them.
-        beams, place, at = self._agreeing(flat, firsts, lambda query: query.target, within=True)
+        beams, place, at = _agreeing(self.searcher.index, device, flat, firsts, lambda query: query.target,
+                                     within=True)
         if len(at):
             rows = beams[place]
             owner = [flat[row][0] for row in rows.tolist()]
@@ -466,21 +460,17 @@ class Searches:
                 query.unfollowed = float(np.logaddexp(query.unfollowed, value))
         return scores.masked_fill_(ruled_out, -np.inf)
 
-    def _agreeing(self, flat: list[tuple[Query, _Beam]], firsts: list[bool], letters,
-                  within: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Where beams have `letters(query)` still to spell: (the beams' rows in `flat`; for each piece that
-        agrees with them (see `_PieceIndex.agreeing`), its beam's place in those rows, and the piece)."""
-        found = []
-        for row, (query, beam) in enumerate(flat):
-            word = letters(query)
-            if word is not None and len(word) > len(beam.text) and word.startswith(beam.text):
-                found.append((row, self.searcher.index.agreeing_ids(firsts[row], word[len(beam.text):],
-                                                                     self.searcher.pieces.device, within)))
-        device = self.searcher.pieces.device
-        if not found:
-            empty = torch.zeros(0, dtype=torch.long, device=device)
-            return empty, empty, empty
-        counts = torch.tensor([len(ids) for _, ids in found], device=device)
-        return (torch.tensor([row for row, _ in found], device=device),
-                torch.repeat_interleave(torch.arange(len(found), device=device), counts),
-                torch.cat([ids for _, ids in found]))
+
+def _agreeing(index: _PieceIndex, device: torch.device, flat: list[tuple[Query, _Beam]], firsts: list[bool], letters,
+              within: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Where beams have `letters(query)` still to spell: (the beams' rows in `flat`; for each piece that
+    agrees with them (see `_PieceIndex.agreeing`), its beam's place in those rows, and the piece)."""
+    rows, ids = [], [torch.zeros(0, dtype=torch.long, device=device)]
+    for row, (query, beam) in enumerate(flat):
+        word = letters(query)
+        if word is not None and len(word) > len(beam.text) and word.startswith(beam.text):
+            rows.append(row)
+            ids.append(index.agreeing(firsts[row], word[len(beam.text):], device, within))
+    counts = torch.tensor([len(at) for at in ids[1:]], dtype=torch.long, device=device)
+    return (torch.tensor(rows, dtype=torch.long, device=device),
+            torch.repeat_interleave(torch.arange(len(rows), device=device), counts), torch.cat(ids))
