@@ -21,8 +21,7 @@ overwritten, so a directory without it holds no model; a later training clears w
 Loading never runs code from the directory: weights come from safetensors, the state through
 torch's weights-only unpickler, YAML through safe_load. Every file read must be a regular file (a
 FIFO is refused, not waited on), the manifest must match `MANIFEST_SCHEMA`, and the weights must be
-of the dtypes in `kinds.WEIGHT_DTYPES` and finite. Nothing is written through a symbolic link (files.py).
-"""
+of the dtypes in `kinds.WEIGHT_DTYPES` and finite. Nothing is written through a symbolic link (files.py)."""
 
 from __future__ import annotations
 
@@ -71,17 +70,8 @@ def _integer(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _text_or_none(value: Any) -> bool:
-    return value is None or isinstance(value, str)
-
-
 def _sha256_or_none(value: Any) -> bool:
     return value is None or isinstance(value, str) and re.fullmatch(r"[0-9a-f]{64}", value) is not None
-
-
-def _cutoffs(value: Any) -> bool:
-    return value is None or (isinstance(value, list) and all(_integer(c) and c > 0 for c in value)
-                             and value == sorted(set(value)))
 
 
 # What each field of nextword.json must hold: (test, what it must be). Fields not listed are kept as
@@ -91,10 +81,11 @@ MANIFEST_SCHEMA: dict[str, tuple[Callable[[Any], bool], str]] = {
     "nextword": (lambda v: isinstance(v, str), "a version string"),
     "kind": (lambda v: v in KINDS, f"one of {', '.join(KINDS)}"),
     "vocab_size": (lambda v: _integer(v) and v >= 2, "an integer >= 2"),
-    "corpus": (_text_or_none, "a file name or null"),
+    "corpus": (lambda v: v is None or isinstance(v, str), "a file name or null"),
     "corpus_sha256": (_sha256_or_none, "a SHA-256 in hex, or null"),
     "valid_sha256": (_sha256_or_none, "a SHA-256 in hex, or null"),
-    "cutoffs": (_cutoffs, "null or a list of increasing positive integers"),
+    "cutoffs": (lambda v: v is None or isinstance(v, list) and all(_integer(c) and c > 0 for c in v)
+                and v == sorted(set(v)), "null or a list of increasing positive integers"),
     "init": (lambda v: v is None or isinstance(v, dict), "null or an object"),
     "mixture": (lambda v: v is None or isinstance(v, dict), "null or an object"),
 }
@@ -119,8 +110,7 @@ def _only_own_files(out: Path) -> bool:
     while setting the directory up leaves (files without a manifest, temporary files)."""
     if not out.is_dir():
         return False
-    own = {out / name for name in _OWN_FILES}
-    own.update(_leftovers(out))
+    own = {out / name for name in _OWN_FILES} | set(_leftovers(out))
     found = {path for path in out.iterdir() if path.name != LOCK}
     return bool(found - {out / CARD}) and found <= own  # a README.md alone may well be someone's own
 
@@ -139,15 +129,11 @@ def check_output(out: Path, *, force: bool) -> None:
 
 
 def prepare_output(out: Path, *, force: bool) -> None:
-    """Make `out` an empty model directory, after the same checks as `check_output`."""
+    """Empty the model directory `out`, which `writing` made, after the same checks as `check_output`: it
+    holds a model, an unfinished one or nothing, as check_output refused anything else."""
     check_output(out, force=force)
-    if out.is_dir():  # empty, a model or an unfinished one: check_output refused anything else
-        for name in _OWN_FILES:  # the manifest first: from then on the directory holds no model
-            (out / name).unlink(missing_ok=True)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ModelDirError(f"cannot create model directory {out}: {exc.strerror}") from None
+    for name in _OWN_FILES:  # the manifest first: from then on the directory holds no model
+        (out / name).unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
@@ -156,8 +142,7 @@ def writing(out: Path) -> Iterator[None]:
 
     The lock is an OS file lock (files.exclusive_lock), released by the OS when the process ends however
     it ends, so a crashed run never leaves it stuck; a lock file that is a link is refused. Holding it,
-    no one else writes here, so the temporary files of a killed run are removed.
-    """
+    no one else writes here, so the temporary files of a killed run are removed."""
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -219,15 +204,13 @@ class TrainState:
 def best_weights_missing(out: Path, state: TrainState) -> bool:
     """Whether a crash came between writing a checkpoint's state and its new best weights.
 
-    A state whose best step is its own step holds those weights, so they can be written again from it.
-    """
+    A state whose best step is its own step holds those weights, so they can be written again from it."""
     return state.best_step == state.step > 0 and weights_step(out) != state.step
 
 
 def save_state(out: Path, state: TrainState) -> None:
     buffer = io.BytesIO()
-    torch.save({"format": STATE_FORMAT, **{f.name: getattr(state, f.name) for f in dataclasses.fields(state)}},
-               buffer)
+    torch.save({"format": STATE_FORMAT, **{f.name: getattr(state, f.name) for f in dataclasses.fields(state)}}, buffer)
     write_bytes(out / STATE, buffer.getvalue())
 
 
@@ -306,8 +289,7 @@ def read_manifest(out: Path) -> dict[str, Any]:
         raise ModelDirError(f"{out / MANIFEST} is damaged: 'format' must be an integer, "
                             f"not {json.dumps(version)[:40]}")
     if version > FORMAT:
-        raise ModelDirError(f"{out} was written by a newer nextword (format {version}); "
-                            f"upgrade nextword to load it")
+        raise ModelDirError(f"{out} was written by a newer nextword (format {version}); upgrade nextword to load it")
     if version < 2:
         raise ModelDirError(f"{out} was written by an older nextword (format {version}), whose models read "
                             f"their embeddings at another scale; train it again with: nextword train CORPUS "
@@ -324,8 +306,7 @@ def read_manifest(out: Path) -> dict[str, Any]:
 def set_kind(out: Path, kind: str, mixture: Mapping[str, Any] | None = None) -> None:
     """Record in the manifest that `out` now holds a model of `kind`, with what fitting its mixture found
     (none but for a mixture)."""
-    manifest = read_manifest(out)
-    write_text(out / MANIFEST, json.dumps({**manifest, "kind": kind, "mixture": mixture}, indent=2))
+    write_text(out / MANIFEST, json.dumps({**read_manifest(out), "kind": kind, "mixture": mixture}, indent=2))
 
 
 def read_settings(out: Path) -> Settings:
@@ -381,11 +362,8 @@ def load(out: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
     if manifest.get("vocab_size", tokenizer.vocab_size) != tokenizer.vocab_size:
         raise ModelDirError(f"{out / MANIFEST} is damaged: 'vocab_size' is {manifest['vocab_size']}, but "
                             f"{TOKENIZER} has {tokenizer.vocab_size} pieces")
-    weights = out / WEIGHTS
-    if not os.path.lexists(weights):
-        raise ModelDirError(f"{out} has no trained weights yet ({WEIGHTS} is missing); "
-                            f"train or resume it first")
+    if not os.path.lexists(out / WEIGHTS):
+        raise ModelDirError(f"{out} has no trained weights yet ({WEIGHTS} is missing); train or resume it first")
     model = kinds.of(manifest, out).load(out, config, tokenizer.vocab_size, manifest)
     summary = read_json(out / SUMMARY) if os.path.lexists(out / SUMMARY) else {}
-    return LoadedModel(out, model.to(device).eval(), tokenizer, config, manifest, summary,
-                       read_lexicon(out / LEXICON))
+    return LoadedModel(out, model.to(device).eval(), tokenizer, config, manifest, summary, read_lexicon(out / LEXICON))

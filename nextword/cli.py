@@ -1,8 +1,7 @@
 """The `nextword` command: parse, call the library, render. Nothing else lives here.
 
 torch is imported inside the commands that need it, so `--help` answers at once.
-Errors from the library (NextwordError) become one red line on stderr and exit code 2.
-"""
+Errors from the library (NextwordError) become one red line on stderr and exit code 2."""
 
 from __future__ import annotations
 
@@ -10,7 +9,6 @@ import contextlib
 import csv
 import enum
 import functools
-import io
 import json
 import os
 import re
@@ -82,8 +80,7 @@ def _friendly(command: Callable) -> Callable:
     """Library errors become one line on stderr and exit code 2; nothing reaches the user as a traceback.
 
     Text and path arguments are checked first: bytes that are not UTF-8 come as lone surrogates from the
-    shell, which no tokenizer, terminal or native library (torch, safetensors) can take.
-    """
+    shell, which no tokenizer, terminal or native library (torch, safetensors) can take."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -106,6 +103,11 @@ def _friendly(command: Callable) -> Callable:
             raise typer.Exit(2) from None
 
     return wrapper
+
+
+def _command(**options: Any) -> Callable[[Callable], Callable]:
+    """Register a command as `app.command(**options)` does, its errors made one line each (`_friendly`)."""
+    return lambda command: app.command(**options)(_friendly(command))
 
 
 def _check_text(name: str, value: Any) -> None:
@@ -156,8 +158,7 @@ def _training_command(*, exclude: tuple[str, ...] = (), defaults: dict[str, Any]
     the fields of config.ModelConfig and config.TrainArgs, and hands those given on the command line (not
     their defaults: a YAML file fills those) to the command as `ctx.obj`, a dict.
 
-    Help shows the fields' defaults, or the command's own `defaults` where it has them.
-    """
+    Help shows the fields' defaults, or the command's own `defaults` where it has them."""
     shown = {key: field.default for key, field in FIELDS.items()} | (defaults or {})
     keys = [key for key in FIELDS if key not in exclude]
 
@@ -183,19 +184,14 @@ def _print_json(data: Any, one_line: bool = False) -> None:
     sys.stdout.write(json.dumps(data, indent=None if one_line else 2, ensure_ascii=False) + "\n")
 
 
-def _slug(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") or "corpus"
-
-
 def _corpus_name(corpus: Path) -> str:
     """What a model of `corpus` is called by default: its file name's stem, or stdin for `-`."""
     from .data import STDIN
 
-    return "stdin" if str(corpus) == STDIN else _slug(corpus.stem)
+    return "stdin" if str(corpus) == STDIN else re.sub(r"[^A-Za-z0-9_.-]+", "-", corpus.stem).strip("-") or "corpus"
 
 
-@app.command(cls=_training_command())
-@_friendly
+@_command(cls=_training_command())
 def train(
     ctx: typer.Context,
     corpus: Path = typer.Argument(..., help="The text file to learn from (UTF-8); - reads standard input."),
@@ -217,8 +213,7 @@ def train(
     """Train a model on CORPUS and save it as a model directory.
 
     Without --config, the recipe picks the model's size, vocabulary, dropout and schedule for the size of
-    CORPUS and the --time-budget, and says what it chose; flags override any of it.
-    """
+    CORPUS and the --time-budget, and says what it chose; flags override any of it."""
     from .data import STDIN, spool_stdin
     from .distributed import is_main_process
     from .recipe import choose
@@ -251,25 +246,22 @@ def train(
 def _with_display(quiet: bool, settings: Any, run: Callable[[Any], Any], headline: str = "", note: str = "") -> Any:
     """Run `run(on_event)` under a training display (none when quiet), which starts by saying `headline`
     (one line) and `note` (plain text, wrapped)."""
-    display = None if quiet else TrainDisplay(settings, headline, note)
+    if quiet:
+        return run(None)
+    display = TrainDisplay(settings, headline, note)
+    keep = True
     try:
-        result = run(display.handle if display else None)
-    except (TrainingInterrupted, KeyboardInterrupt):
-        if display:
-            display.close(keep=True)  # the last step and loss stay on screen above the message
+        return run(display.handle)
+    except BaseException as exc:
+        # Interrupted, the last step and loss stay on screen above the message; an error message stands alone.
+        keep = isinstance(exc, (TrainingInterrupted, KeyboardInterrupt))
         raise
-    except BaseException:
-        if display:
-            display.close(keep=False)  # the error message stands alone
-        raise
-    if display:
-        display.close(keep=True)
-    return result
+    finally:
+        display.close(keep)
 
 
-@app.command(cls=_training_command(exclude=("cell", "bidirectional"),
-                                   defaults={**COMPARE_DEFAULTS, "max_steps": COMPARE_STEPS}))
-@_friendly
+@_command(cls=_training_command(exclude=("cell", "bidirectional"),
+                                defaults={**COMPARE_DEFAULTS, "max_steps": COMPARE_STEPS}))
 def compare(
     ctx: typer.Context,
     corpus: Path = typer.Argument(..., help="The text file to learn from (UTF-8)."),
@@ -292,8 +284,7 @@ def compare(
     """Train each cell type on CORPUS with the same data and budget, and compare them side by side.
 
     Each variant gets the same steps (--max-steps, reproducible) or the same time (--time-budget), by default
-    at a constant learning rate and without dropout (--warmup, --final-lr, --dropout change that).
-    """
+    at a constant learning rate and without dropout (--warmup, --final-lr, --dropout change that)."""
 
     from .compare import compare as run_compare, compare_settings
 
@@ -334,8 +325,7 @@ def comparison_table(results: list) -> Group:
         table.add_row(r.name, *cells)
         far = "  ".join(f"{b}: {v['recall']:.0%}" for b, v in r.long_range["by_distance"].items()) \
             if r.long_range else "-"
-        curves.add_row(r.name, sparkline([row["valid_word_perplexity"] for row in r.curve]),
-                       sparkline(r.gradient), far)
+        curves.add_row(r.name, sparkline([row["valid_word_perplexity"] for row in r.curve]), sparkline(r.gradient), far)
     return Group(table, curves)
 
 
@@ -352,8 +342,7 @@ class TrainDisplay:
         self.started = time.monotonic()
         self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), _StatusColumn(),
                                  console=err, transient=False)
-        self.task = self.progress.add_task(self.name, total=1000, step="-", loss="-", ppl="-", speed="-",
-                                           eta_at=None)
+        self.task = self.progress.add_task(self.name, total=1000, step="-", loss="-", ppl="-", speed="-", eta_at=None)
 
     def handle(self, event: Any) -> None:
         from .compare import VariantStarted
@@ -469,8 +458,7 @@ def summary_table(summary: dict[str, Any]) -> Table:
     return table
 
 
-@app.command()
-@_friendly
+@_command()
 def predict(
     model: Path = typer.Argument(..., help="A model directory."),
     text: str = typer.Argument(..., help="The text so far. End it with a space for the next word; "
@@ -514,11 +502,8 @@ def _answer(predictor: Any, text: str, suggestions: int, as_json: bool, one_line
         _print_json({"context": context, "partial": partial,
                      "predictions": [{"word": w, "prob": p} for w, p in predictions]}, one_line)
         return
-    if partial:
-        title = f"Completions of [bold]{escape(partial)}[/] after “{escape(_tail(context))}”" if context.strip() \
-            else f"Completions of [bold]{escape(partial)}[/]"
-    else:
-        title = f"Next word after “{escape(_tail(context))}”"
+    after = f" after “{escape(_tail(context))}”" if context.strip() else ""
+    title = f"Completions of [bold]{escape(partial)}[/]{after}" if partial else f"Next word{after}"
     if not predictions:
         unknown = predictor.lexicon is not None and not predictor.lexicon.has_word_starting(partial)
         source = "in the model's lexicon" if unknown else "the model knows"
@@ -545,8 +530,7 @@ def _tail(text: str, width: int = 40) -> str:
     return flat if len(flat) <= width else "…" + flat[-width:]
 
 
-@app.command()
-@_friendly
+@_command()
 def generate(
     model: Path = typer.Argument(..., help="A model directory."),
     prompt: str = typer.Argument(..., help="The text to continue."),
@@ -587,16 +571,13 @@ def generate(
         if samples > 1:
             out.print(f"[dim]── sample {index + 1} ──[/]")
         out.print(prompt, style="bold", end="", markup=False, soft_wrap=True)
-        for piece in itertools.chain([first], pieces):
-            sys.stdout.write(piece)
-            sys.stdout.flush()
-        sys.stdout.write("\n")
+        for piece in itertools.chain([first], pieces, ["\n"]):
+            _show(piece)
     if as_json:
         _print_json({"prompt": prompt, "completions": completions})
 
 
-@app.command()
-@_friendly
+@_command()
 def interactive(
     model: Path = typer.Argument(..., help="A model directory."),
     suggestions: int = typer.Option(5, "--suggestions", "-k", min=1, max=9, help="Words offered at each key (1-9)."),
@@ -614,8 +595,7 @@ def interactive(
 
     Tab takes the best word, Alt-1…9 (or Esc then the digit) the one with that number; digits type
     themselves. Ctrl-G shows a generated continuation, Enter starts a new line (the document goes on:
-    every line so far is context), Ctrl-D or Ctrl-C quits.
-    """
+    every line so far is context), Ctrl-D or Ctrl-C quits."""
     from .files import write_text
     from .interactive import Keyboard, check_save_target, note, read_document
     from .predict import Predictor
@@ -647,8 +627,7 @@ def interactive(
                 write_text(save, keyboard.document)
 
 
-@app.command()
-@_friendly
+@_command()
 def serve(
     model: Path = typer.Argument(..., help="A model directory."),
     any_word: bool = typer.Option(False, "--any-word", help=ANY_WORD_HELP),
@@ -658,8 +637,7 @@ def serve(
 
     A request: {"text": "...", "k": 5}, optionally "id" (a session: send the whole buffer each time, only
     the change costs) and "generate": {"max_words": 8}. A reply: {"predictions": ...}, a list of word and
-    probability pairs, or {"error": "..."}. It stops when stdin ends.
-    """
+    probability pairs, or {"error": "..."}. It stops when stdin ends."""
     from .predict import Predictor
     from .serve import serve as answer_lines
 
@@ -720,8 +698,7 @@ def _type_along(keyboard: Any) -> None:
     _show(settle(keyboard.text))
 
 
-@app.command()
-@_friendly
+@_command()
 def evaluate(
     model: Path = typer.Argument(..., help="A model directory."),
     file: Path = typer.Argument(..., help="Text to evaluate on (UTF-8), ideally not seen in training."),
@@ -801,14 +778,11 @@ def _evaluation_rows(result: dict[str, Any], suggestions: int) -> list[tuple[str
     return rows
 
 
-class ExportFormat(str, enum.Enum):
-    """export.FORMATS, named here so that --help lists them without importing torch."""
-    torchscript = "torchscript"
-    onnx = "onnx"
+# export.FORMATS, named here so that --help lists them without importing torch.
+ExportFormat = enum.Enum("ExportFormat", {name: name for name in ("torchscript", "onnx")}, type=str)
 
 
-@app.command()
-@_friendly
+@_command()
 def export(
     model: Path = typer.Argument(..., help="A model directory (rnn, gru or lstm; causal or bidirectional)."),
     fmt: ExportFormat = typer.Option(..., "--format", "-f", case_sensitive=False,
@@ -821,8 +795,7 @@ def export(
 ) -> None:
     """Write MODEL's next-token step to one file that runs without nextword.
 
-    Token ids and state in, logits and state out.
-    """
+    Token ids and state in, logits and state out."""
     from .checkpoint import load
     from .export import export as export_step
 
@@ -844,8 +817,7 @@ def _signature(tensors: dict[str, list]) -> str:
     return ", ".join(f"{name} ({' x '.join(map(str, shape))})" for name, shape in tensors.items())
 
 
-@app.command(name="list")
-@_friendly
+@_command(name="list")
 def list_models(
     folder: Path = typer.Argument(Path("models"), help="A folder of model directories."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
@@ -890,8 +862,7 @@ def _megabytes(size: int | None) -> str:
     return f"{size / 1e6:.1f} MB" if size >= 1e5 else f"{size / 1e3:.0f} kB"
 
 
-@app.command()
-@_friendly
+@_command()
 def info(
     model: Path = typer.Argument(..., help="A model directory."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
@@ -938,8 +909,7 @@ METRIC_COLUMNS = ("step", "epoch", "elapsed", "lr", "train_loss", "valid_loss", 
                   "valid_word_perplexity")
 
 
-@app.command()
-@_friendly
+@_command()
 def metrics(
     model: Path = typer.Argument(..., help="A model directory (one still training too)."),
     as_csv: bool = typer.Option(False, "--csv", help="Print every row, training loss too, as CSV (for plotting)."),
@@ -954,11 +924,9 @@ def metrics(
     if as_json:
         _print_json(rows)
     elif as_csv:
-        sheet = io.StringIO()
-        writer = csv.DictWriter(sheet, METRIC_COLUMNS, extrasaction="ignore", lineterminator="\n")
+        writer = csv.DictWriter(sys.stdout, METRIC_COLUMNS, extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
-        sys.stdout.write(sheet.getvalue())
     elif not rows:
         err.print(f"[yellow]note:[/] {escape(str(model))} has no evaluation yet", soft_wrap=True)
     else:

@@ -3,8 +3,7 @@
 Every variant trains on the same prepared data (one tokenizer, one split), with the same seed and
 budget, so the differences in the table come from the cells alone. Each is then measured on the validation
 split: loss and perplexities, next-word accuracy, the gradient-flow curve and, on a corpus with
-a long-range sidecar (corpora/generate.py), accuracy on the far-dependent words.
-"""
+a long-range sidecar (corpora/generate.py), accuracy on the far-dependent words."""
 
 from __future__ import annotations
 
@@ -146,8 +145,7 @@ def _measure(name: str, settings: Settings, model_dir: Path, summary: TrainSumma
              long_range: tuple[int, list] | None, accuracy_words: int) -> VariantResult:
     model, args = settings
     predictor = Predictor.load(model_dir, device=str(pick_device(args.device)))
-    totals = stream_loss(predictor.model, predictor.tokenizer, valid_ids, seq_len=args.seq_len,
-                         device=predictor.device)
+    totals = stream_loss(predictor.model, predictor.tokenizer, valid_ids, seq_len=args.seq_len, device=predictor.device)
     accuracy = word_metrics(predictor, valid_ids, ks=(1, 5), max_words=accuracy_words)
     # An n-gram model has no gradient: its curve is empty and its ratio undefined.
     neural = predictor.loaded.components().get("neural")
@@ -166,9 +164,8 @@ def _measure(name: str, settings: Settings, model_dir: Path, summary: TrainSumma
 
 
 def _write_outputs(out: Path, results: list[VariantResult], made: dict[str, Any]) -> None:
-    rows = [r.to_dict() for r in results]
-    write_text(out / RESULTS, json.dumps({"created": time.strftime("%Y-%m-%dT%H:%M:%S"), **made, "variants": rows},
-                                         indent=2))
+    write_text(out / RESULTS, json.dumps({"created": time.strftime("%Y-%m-%dT%H:%M:%S"), **made,
+                                          "variants": [r.to_dict() for r in results]}, indent=2))
     plots.learning_curves({r.name: r.curve for r in results}, out / CURVES_PNG)
     plots.gradient_flow({r.name: r.gradient for r in results}, out / GRADIENTS_PNG)
     write_text(out / REPORT, markdown_report(results, made))
@@ -210,7 +207,7 @@ def table_rows(results: Sequence[VariantResult], mark_best: Callable[[str], str]
     return [[cell(title, value(r), fmt) for title, value, fmt, _ in columns] for r in results]
 
 
-def markdown_report(results: Sequence[VariantResult], made: dict[str, Any] | None = None) -> str:
+def markdown_report(results: Sequence[VariantResult], made: dict[str, Any]) -> str:
     columns = table_columns(results)
     lines = ["# nextword comparison", "",
              "| variant | " + " | ".join(title for title, *_ in columns) + " |",
@@ -235,9 +232,8 @@ def markdown_report(results: Sequence[VariantResult], made: dict[str, Any] | Non
         lines += ["", "Targets per bucket: "
                   + ", ".join(f"{b}: {v['targets']}" for b, v in chance["by_distance"].items())
                   + f". Guessing among the words of each kind would recall {chance['chance']:.1%}.", ""]
-    if made:
-        lines += ["## How this was made", "", *([f"    {made['command']}", ""] if made["command"] else []),
-                  f"Corpus `{made['corpus']}` (sha256 `{made['corpus_sha256']}`), validation "
-                  + (f"`{made['valid']}`" if made["valid"] else "held out from its end") + ". Settings shared by "
-                  "every variant: " + ", ".join(f"{k}={v}" for k, v in made["settings"].items()) + ".", ""]
+    lines += ["## How this was made", "", *([f"    {made['command']}", ""] if made["command"] else []),
+              f"Corpus `{made['corpus']}` (sha256 `{made['corpus_sha256']}`), validation "
+              + (f"`{made['valid']}`" if made["valid"] else "held out from its end") + ". Settings shared by "
+              "every variant: " + ", ".join(f"{k}={v}" for k, v in made["settings"].items()) + ".", ""]
     return "\n".join(lines) + "\n"

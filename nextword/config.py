@@ -3,8 +3,7 @@
 Both share one flat set of options, which a YAML file (a preset, or a model directory's config.yaml,
 holding both), the flags and the settings saved in a model directory fill. `load` layers them for
 every command and the API, and `resolve` checks every value in one place, so errors name the key.
-This module does not import torch: `nextword --help` must stay fast.
-"""
+This module does not import torch: `nextword --help` must stay fast."""
 
 from __future__ import annotations
 
@@ -98,8 +97,7 @@ class TrainArgs:
     time_budget: float | None = _opt(None, "Stop after this much training time: 90s, 10m, 1h30m, 1:30:00.",
                                      low=0.0, low_open=True)
     eval_every: int = _opt(200, "Evaluate and checkpoint every this many steps.", low=1)
-    patience: int | None = _opt(None, "Stop after this many evaluations without a better validation loss.",
-                                low=1)
+    patience: int | None = _opt(None, "Stop after this many evaluations without a better validation loss.", low=1)
     seed: int = _opt(0, "Random seed; the same seed gives the same model on a CPU.", low=0, high=2**32 - 1)
     device: str = _opt("auto", "Where to train: auto picks cuda, then mps, then cpu.", choices=DEVICES)
 
@@ -142,24 +140,23 @@ def parse_duration(value: Any) -> float:
     text = str(value).strip().lower().replace(" ", "")
     if re.fullmatch(_NUMBER, text):
         return float(text)
-    if (clock := _CLOCK.match(text)) and float(clock.group(3)) < 60 and \
-            (clock.group(1) is None or int(clock.group(2)) < 60):
-        hours, minutes, seconds = (float(g) if g else 0.0 for g in clock.groups())
-        return hours * 3600 + minutes * 60 + seconds
-    units = _UNITS.match(text)
-    if not text or not units or not any(units.groups()):
+    clock, units = _CLOCK.match(text), _UNITS.match(text)
+    if clock and float(clock.group(3)) < 60 and (clock.group(1) is None or int(clock.group(2)) < 60):
+        parts = clock
+    elif text and units and any(units.groups()):
+        parts = units
+    else:
         raise ValueError(f"{value!r} is not a duration; write it like {DURATION_EXAMPLES}")
-    hours, minutes, seconds = (float(g) if g else 0.0 for g in units.groups())
+    hours, minutes, seconds = (float(g) if g else 0.0 for g in parts.groups())
     return hours * 3600 + minutes * 60 + seconds
 
 
 def _coerce(key: str, value: Any) -> Any:
     """Check one value's type and bounds, returning it in the field's type."""
     declared = _TYPES[key]
-    optional = type(None) in typing.get_args(declared)
     base = next(t for t in (typing.get_args(declared) or (declared,)) if t is not type(None))
     if value is None:
-        if optional:
+        if type(None) in typing.get_args(declared):  # an optional option
             return None
         raise ConfigError(f"option '{key}' needs a value")
     if key == "time_budget":

@@ -3,8 +3,7 @@
 A corpus is checked (exists, UTF-8 text, not binary, not empty) and hashed in one streaming pass,
 then encoded line by line into a flat array of token ids on disk, read back with numpy.memmap.
 The encoded array is cached by (corpus content, tokenizer), so a second run on the same corpus
-skips encoding. Training batches are consecutive segments of parallel streams (truncated BPTT).
-"""
+skips encoding. Training batches are consecutive segments of parallel streams (truncated BPTT)."""
 
 from __future__ import annotations
 
@@ -12,6 +11,7 @@ import atexit
 import codecs
 import hashlib
 import io
+import itertools
 import os
 import shutil
 import sys
@@ -28,8 +28,6 @@ from .tokenizer import EOS_ID, Tokenizer
 
 _CHUNK = 1 << 20
 _LINES_PER_BATCH = 4096
-
-
 STDIN = "-"  # the corpus path that means standard input
 
 
@@ -45,8 +43,7 @@ def check_corpus(path: str | Path) -> CorpusFile:
     """Check that a file is non-empty UTF-8 text, hash it and count its lines, in one pass that needs
     little memory. `-` is standard input, spooled to a temporary file first (see `spool_stdin`).
 
-    Anything but a regular file (a directory, a FIFO, a device) is refused without being opened.
-    """
+    Anything but a regular file (a directory, a FIFO, a device) is refused without being opened."""
     path = spool_stdin() if str(path) == STDIN else Path(path)
     if path.is_fifo():  # /dev/stdin given for a pipe, say: the spelling that works is -
         raise CorpusError(f"corpus {path} is a FIFO (named pipe), not a regular file; to read standard input, "
@@ -81,8 +78,7 @@ def spool_stdin() -> Path:
     """Standard input copied to a temporary file named `stdin`, removed when the process ends.
 
     A corpus is read several times (hash, tokenizer, encoding) and a pipe can be read once; as a file,
-    its hash and the encoded cache work as for any other corpus.
-    """
+    its hash and the encoded cache work as for any other corpus."""
     if sys.stdin is None or sys.stdin.isatty():
         raise CorpusError("the corpus '-' is standard input, which is a terminal here; pipe the text in, "
                           "e.g. cat notes/*.txt | nextword train - --out models/notes")
@@ -101,10 +97,6 @@ def cache_dir() -> Path:
         return Path(env)
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "nextword"
-
-
-def token_dtype(vocab_size: int) -> np.dtype:
-    return np.dtype(np.uint16 if vocab_size <= 1 << 16 else np.uint32)
 
 
 class _Hashing(io.RawIOBase):
@@ -129,13 +121,7 @@ def _lines(path: Path, digest: Any) -> Iterator[list[str]]:
     with open_regular(path, "corpus", CorpusError) as raw, \
             io.TextIOWrapper(io.BufferedReader(_Hashing(raw, digest), _CHUNK), encoding="utf-8",
                              newline=None) as stream:
-        batch: list[str] = []
-        for line in stream:
-            batch.append(line.rstrip("\n"))
-            if len(batch) == _LINES_PER_BATCH:
-                yield batch
-                batch = []
-        if batch:
+        while batch := [line.rstrip("\n") for line in itertools.islice(stream, _LINES_PER_BATCH)]:
             yield batch
 
 
@@ -143,10 +129,9 @@ def encode_corpus(corpus: CorpusFile, tokenizer: Tokenizer) -> np.ndarray:
     """The corpus as a read-only memory-mapped array of token ids, a line break (`eos`) after each line.
 
     The cache is named by the corpus's hash, so the bytes encoded are hashed too and must be the bytes
-    `check_corpus` hashed: a file edited in between is refused, never cached under the old hash.
-    """
+    `check_corpus` hashed: a file edited in between is refused, never cached under the old hash."""
     tokenizer_key = hashlib.sha256(tokenizer.proto).hexdigest()[:16]
-    dtype = token_dtype(tokenizer.vocab_size)
+    dtype = np.dtype(np.uint16 if tokenizer.vocab_size <= 1 << 16 else np.uint32)
     target = cache_dir() / f"{corpus.sha256[:32]}-{tokenizer_key}.{dtype.name}"
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -172,8 +157,7 @@ class StreamBatches:
     """Truncated-BPTT batches: `batch_size` parallel streams over one token array, cut into segments.
 
     Stream b is the b-th equal slice of the array; segment j of every stream forms batch j, so the
-    hidden state at the end of batch j is the right starting state for batch j + 1.
-    """
+    hidden state at the end of batch j is the right starting state for batch j + 1."""
 
     carries_state = True
 
@@ -211,8 +195,7 @@ class WindowBatches:
     corpus, each with the token that follows it.
 
     The draw for a batch depends only on (seed, epoch, index), so a resumed run sees the same ones.
-    An epoch is as many batches as it takes to predict about as many tokens as the corpus holds.
-    """
+    An epoch is as many batches as it takes to predict about as many tokens as the corpus holds."""
 
     carries_state = False
 

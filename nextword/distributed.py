@@ -6,8 +6,7 @@ torchrun starts one process per rank and tells each its RANK and WORLD_SIZE. Eve
 own streams of the memory-mapped token ids (rank r of n takes streams r·B .. r·B + B - 1 of the
 n·B), gradients are averaged across ranks after each backward pass, and only rank 0 trains the
 tokenizer, evaluates, writes the model directory and reports progress. The backend is gloo on
-CPUs and nccl on GPUs. A single process (no torchrun) is a world of one and touches none of this.
-"""
+CPUs and nccl on GPUs. A single process (no torchrun) is a world of one and touches none of this."""
 
 from __future__ import annotations
 
@@ -34,8 +33,7 @@ class World:
     def from_main(self, make: Callable[[], T], *, share: bool = True) -> T:
         """`make()` on rank 0; the other ranks get its result (`share`), or run `make()` themselves once
         rank 0 is done (to reuse what it cached). If rank 0 fails, they raise the same error instead
-        of waiting for it forever.
-        """
+        of waiting for it forever."""
         if self.size == 1:
             return make()
         result, failure = None, None

@@ -1,7 +1,6 @@
 """The exceptions nextword raises for people: each message is one line saying what went wrong and what to do.
 
-Only the CLI catches them; it prints the message and exits with code 2 (bad input).
-"""
+Only the CLI catches them; it prints the message and exits with code 2 (bad input)."""
 
 
 class NextwordError(Exception):

@@ -12,8 +12,7 @@ log-probabilities (softmax leaves them as they are). The file holds the weights;
 stays in the model directory (tokenizer.model, a SentencePiece model).
 
 An n-gram model is refused: it answers by numpy searches in its count tables, which neither a
-TorchScript trace nor an ONNX graph can hold.
-"""
+TorchScript trace nor an ONNX graph can hold."""
 
 from __future__ import annotations
 
@@ -80,8 +79,7 @@ def _quiet_logger(name: str) -> Iterator[None]:
 def check_target(out: Path, *, force: bool) -> None:
     """Refuse to replace an existing file unless `force`, and a model directory's own files ever.
 
-    A link at `out` is replaced itself (files.atomic_path), never the file it points to.
-    """
+    A link at `out` is replaced itself (files.atomic_path), never the file it points to."""
     if is_own_file(Path(os.path.realpath(out.parent)) / out.name):
         raise ExportError(f"{out} is a file of the model directory {out.parent}, which export never replaces; "
                           f"choose another --out")
@@ -95,8 +93,7 @@ def export(model: LanguageModel, fmt: str, out: str | Path, *, force: bool = Fal
     """Write `model`'s next-token step to the file `out` (atomically) as TorchScript or ONNX; an existing
     `out` only with `force` (see `check_target`).
 
-    Returns what the file takes and gives: input and output names with their shapes.
-    """
+    Returns what the file takes and gives: input and output names with their shapes."""
     out = Path(out)
     check_target(out, force=force)
     if fmt not in FORMATS:
@@ -106,8 +103,7 @@ def export(model: LanguageModel, fmt: str, out: str | Path, *, force: bool = Fal
                           "graph cannot hold; export a recurrent model (rnn, gru or lstm)")
     missing = [name for name in _ONNX_PACKAGES if importlib.util.find_spec(name) is None]
     if fmt == "onnx" and missing:
-        raise ExportError(f"ONNX export needs the {' and '.join(missing)} package(s): "
-                          f"pip install 'nextword[export]'")
+        raise ExportError(f"ONNX export needs the {' and '.join(missing)} package(s): pip install 'nextword[export]'")
     step = _Step(model.cpu().eval())
     names = state_names(model)
     # Two rows, not one: an example batch of 1 would be taken as a fixed size by torch.export.

@@ -9,15 +9,13 @@ file opened in place, is opened with O_NOFOLLOW and refused unless it is a regul
 
 Reading: a path is checked with os.stat before it is opened, so a FIFO, a device or a directory is
 refused without being opened (opening a FIFO for reading blocks until someone writes to it), and
-it is then opened with O_NONBLOCK in case it was swapped for one in between.
-"""
+it is then opened with O_NONBLOCK in case it was swapped for one in between."""
 
 from __future__ import annotations
 
 import contextlib
 import errno
 import glob
-import io
 import os
 import stat
 import tempfile
@@ -51,11 +49,10 @@ def _kind(mode: int) -> str:
     return "not a regular file"
 
 
-def regular_file(path: str | Path, what: str, error: type[NextwordError]) -> os.stat_result:
-    """The stat of `path` if it is a regular file (links followed), else `error` saying what it is instead.
+def regular_file(path: str | Path, what: str, error: type[NextwordError]) -> None:
+    """Refuse `path` unless it is a regular file (links followed), with `error` saying what it is instead.
 
-    Nothing is opened: a FIFO is refused without blocking on it.
-    """
+    Nothing is opened: a FIFO is refused without blocking on it."""
     try:
         info = os.stat(path)
     except OSError as exc:
@@ -63,7 +60,6 @@ def regular_file(path: str | Path, what: str, error: type[NextwordError]) -> os.
                     else f"{what} not found: {path}") from None
     if not stat.S_ISREG(info.st_mode):
         raise error(f"{what} {path} is {_kind(info.st_mode)}, not a regular file; give a file")
-    return info
 
 
 def existing_directory(path: str | Path, what: str, error: type[NextwordError]) -> bool:
@@ -108,8 +104,7 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     The temporary file is new (O_EXCL) and never a link (O_NOFOLLOW), as tempfile.mkstemp makes it,
     and it is opened again without following links to be fsynced. On failure the temporary file is
     removed and `target`, if it existed, is left as it was; an OSError while writing (a full disk, say)
-    becomes a one-line `WriteError` that names `target`.
-    """
+    becomes a one-line `WriteError` that names `target`."""
     target = Path(target)
     try:
         fd, name = tempfile.mkstemp(dir=target.parent, prefix=_prefix(target), suffix=_SUFFIX)
@@ -144,7 +139,9 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
 
 def _give_new_file_mode(fd: int, temporary: Path) -> None:
     # mkstemp makes the file private; give it the mode any new file gets (umask applied).
-    mode = 0o666 & ~_umask()
+    umask = os.umask(0)  # the only way to read it is to set it
+    os.umask(umask)
+    mode = 0o666 & ~umask
     if hasattr(os, "fchmod"):
         os.fchmod(fd, mode)
     else:  # Windows: only the read-only bit exists, and there are no links to follow
@@ -158,16 +155,9 @@ def _prefix(target: Path) -> str:
 def leftover_temporaries(target: str | Path) -> list[Path]:
     """The temporary files of `target` that a killed process left behind (a SIGKILL skips all cleanup).
 
-    A live writer's temporary matches too: ask only while no other process can be writing `target`.
-    """
+    A live writer's temporary matches too: ask only while no other process can be writing `target`."""
     target = Path(target)
     return sorted(target.parent.glob(f"{glob.escape(_prefix(target))}*{_SUFFIX}"))
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def write_bytes(target: str | Path, data: bytes) -> None:
@@ -198,16 +188,15 @@ def exclusive_lock(path: Path, error: type[NextwordError]) -> Iterator[None]:
 
     The OS releases it when the process ends however it ends, so a crashed run never leaves it stuck.
     Raises `LockHeld` if another process holds it, and `error` if `path` is a link, not a regular
-    file, or has other hard links: its id is written into it, and that must land nowhere else.
-    """
+    file, or has other hard links: its id is written into it, and that must land nowhere else."""
+    link = error(f"{path} is a symbolic link; nextword never writes through one: remove it and try again")
     if os.path.islink(path):
-        raise error(f"{path} is a symbolic link; nextword never writes through one: remove it and try again")
+        raise link
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | _NOFOLLOW | _NONBLOCK | _CLOEXEC | _BINARY, 0o644)
     except OSError as exc:
         if exc.errno == errno.ELOOP:  # O_NOFOLLOW met a link made since the check above
-            raise error(f"{path} is a symbolic link; nextword never writes through one: "
-                        f"remove it and try again") from None
+            raise link from None
         raise error(f"cannot write the lock file {path}: {exc.strerror or exc}") from None
     try:
         info = os.fstat(fd)
@@ -223,26 +212,15 @@ def exclusive_lock(path: Path, error: type[NextwordError]) -> Iterator[None]:
             os.write(fd, str(os.getpid()).encode())
             yield
         finally:
-            _unlock(fd)
+            _flock(fd, take=False)
     finally:
         os.close(fd)
 
 
 def _lock(fd: int) -> None:
-    """Take the lock without waiting; `LockHeld` naming the holder if another process has it.
-
-    fcntl exists on POSIX only and msvcrt on Windows only, so each is imported where it is used.
-    """
+    """Take the lock without waiting; `LockHeld` naming the holder if another process has it."""
     try:
-        if os.name == "nt":
-            import msvcrt
-
-            os.lseek(fd, 0, os.SEEK_SET)
-            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
-        else:
-            import fcntl
-
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        _flock(fd, take=True)
     except OSError as exc:
         if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK, errno.EDEADLK):
             raise
@@ -253,16 +231,19 @@ def _lock(fd: int) -> None:
         raise LockHeld(holder) from None
 
 
-def _unlock(fd: int) -> None:
+def _flock(fd: int, *, take: bool) -> None:
+    """Take the lock without waiting, or release it.
+
+    fcntl exists on POSIX only and msvcrt on Windows only, so each is imported where it is used."""
     if os.name == "nt":
         import msvcrt
 
         os.lseek(fd, 0, os.SEEK_SET)
-        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+        msvcrt.locking(fd, msvcrt.LK_NBLCK if take else msvcrt.LK_UNLCK, 1)
     else:
         import fcntl
 
-        fcntl.flock(fd, fcntl.LOCK_UN)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB if take else fcntl.LOCK_UN)
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -273,12 +254,3 @@ def _fsync_dir(directory: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
-
-
-@contextlib.contextmanager
-def open_text(path: str | Path, what: str, error: type[NextwordError], *, errors: str = "strict"
-              ) -> Iterator[io.TextIOWrapper]:
-    """`path` opened as `open_regular` does, read as UTF-8 text with CR and CRLF line ends as LF."""
-    with open_regular(path, what, error) as raw, \
-            io.TextIOWrapper(raw, encoding="utf-8", errors=errors, newline=None) as text:
-        yield text

@@ -2,8 +2,7 @@
 
 For sequences from a text, the loss at the last position is differentiated with respect to the
 input embedding k steps back, k = 1 (the last input) .. length. A vanilla RNN's gradient norm
-falls off quickly with k; gated cells (GRU, LSTM) keep it alive much longer.
-"""
+falls off quickly with k; gated cells (GRU, LSTM) keep it alive much longer."""
 
 from __future__ import annotations
 
@@ -21,8 +20,7 @@ def gradient_flow(model: LanguageModel, ids: np.ndarray, length: int, *, sequenc
 
     Returns an array whose entry k - 1 is the mean norm for k steps back. `sequences` evenly
     spaced sequences of `length` tokens are taken from `ids`, each starting from an empty state.
-    A windowed model reads only its window, so its curve is `context` long at most.
-    """
+    A windowed model reads only its window, so its curve is `context` long at most."""
     if isinstance(model, WindowedBiLM):
         length = min(length, model.context)
     length = min(length, len(ids) - 1)

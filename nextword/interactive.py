@@ -13,8 +13,7 @@ The keys:
     Backspace, Ctrl-W, Ctrl-U   delete a character, a word, the line
     Enter                 end the line (it stays on the screen and in the document; the next starts empty)
     Ctrl-G                show a short generated continuation of the line
-    Ctrl-D, Ctrl-C        quit
-"""
+    Ctrl-D, Ctrl-C        quit"""
 
 from __future__ import annotations
 
@@ -30,8 +29,7 @@ from .search import split_partial
 TAB, ENTER, BACKSPACE, ESC = "\t", "\r", "\x7f", "\x1b"
 CTRL_W, CTRL_U, CTRL_G, CTRL_D, CTRL_C = "\x17", "\x15", "\x07", "\x04", "\x03"
 PROMPT = "> "
-HELP = ("Tab: best word · Alt-1…{last} (or Esc, digit): that word · Ctrl-G: continue · Enter: new line"
-        " · Ctrl-D: quit")
+HELP = "Tab: best word · Alt-1…{last} (or Esc, digit): that word · Ctrl-G: continue · Enter: new line · Ctrl-D: quit"
 MAX_SUGGESTIONS = 9  # one digit each
 
 # An escape sequence the keyboard has no use for (arrows, function keys): CSI or SS3, read to its end.
@@ -45,8 +43,7 @@ class KeyReader:
     """Characters from a terminal in, keys out: text characters as themselves, Alt-digit as "alt-N".
 
     A terminal sends Alt-1 as Esc followed by "1", and an arrow as Esc [ A; a read can end in the middle
-    of either, so an unfinished sequence waits for the next `feed`.
-    """
+    of either, so an unfinished sequence waits for the next `feed`."""
 
     def __init__(self) -> None:
         self.pending = ""
@@ -80,8 +77,7 @@ class Keyboard:
     `suggest(document)` gives the likeliest next words (or completions of a partial last word), best
     first; `continue_(document)` a generated continuation. Suggestions are asked for only when they are
     shown or picked, so keys that arrive together cost one search. A `document` given to start with
-    is context; its unfinished last line is the line being typed.
-    """
+    is context; its unfinished last line is the line being typed."""
 
     def __init__(self, suggest: Callable[[str], list[str]], continue_: Callable[[str], str], count: int = 5,
                  document: str = ""):
@@ -139,8 +135,7 @@ def screen(keyboard: Keyboard, width: int, color: bool) -> str:
 
     It starts on the line's own row (where the last redraw left the cursor) and clears below, so it can
     be written again and again. Each row is cut to the terminal's width: a wrapped row would put the
-    cursor somewhere this cannot know.
-    """
+    cursor somewhere this cannot know."""
     width = max(width, 20)
     paint = (lambda style, text: f"{_SGR[style]}{text}{_SGR['off']}") if color else (lambda style, text: text)
     shown = PROMPT + keyboard.text
@@ -164,7 +159,6 @@ def screen(keyboard: Keyboard, width: int, color: bool) -> str:
         rows.append(paint("dim", ("…" + flat)[: width - 1]))
     up = len(rows) - 1
     return "\r\x1b[J" + "\r\n".join(rows) + f"\x1b[{up}A\x1b[{_columns(shown) + 1}G"
-
 
 
 def _columns(text: str) -> int:

@@ -9,8 +9,7 @@
 
 Everything that differs between them lives here: how a kind is made from the token ids or read
 from its files, which components it has, how it describes itself and what export can write of it.
-The rest of nextword calls a kind's methods, and every model has the interface in model.py.
-"""
+The rest of nextword calls a kind's methods, and every model has the interface in model.py."""
 
 from __future__ import annotations
 
@@ -29,7 +28,7 @@ from .errors import ConfigError, ModelDirError
 from .files import atomic_path, regular_file
 from .mixture import MixtureLM
 from .neural_cache import NeuralCache
-from .model import build_model
+from .model import build_model, parameter_count
 from .ngram import NgramLM, count_ngrams, max_order
 
 WEIGHTS, NGRAM_FILE, MIXTURE_FILE = "model.safetensors", "ngram.safetensors", "mixture.safetensors"
@@ -80,7 +79,7 @@ def _check_dtypes(weights: Path, model: torch.nn.Module | None) -> None:
         with safe_open(str(weights), framework="pt") as tensors:
             found = {name: tensors.get_slice(name).get_dtype() for name in tensors.keys()}
     except SafetensorError as exc:
-        raise ModelDirError(f"{weights} is damaged or not a safetensors file ({exc})") from None
+        raise _failed(weights, exc) from None
     own = {name: tensor.dtype for name, tensor in model.state_dict().items()} if model is not None else {}
     for name, dtype in found.items():
         kept = own.get(name, torch.int64 if model is None else None)
@@ -135,7 +134,7 @@ class Neural:
         return {"neural": model}
 
     def size(self, model: nn.Module) -> tuple[str, int]:
-        return "parameters", sum(p.numel() for p in model.parameters())
+        return "parameters", parameter_count(model)
 
     def describe(self, model: nn.Module, config: ModelConfig) -> str:
         encoder = f", bidirectional over {config.context} pieces ({config.pool})" if config.bidirectional else ""
@@ -232,8 +231,7 @@ class Mixture:
             raise _failed(out / MIXTURE_FILE, exc) from None
 
     def components(self, model: MixtureLM) -> dict[str, nn.Module]:
-        return {"neural": model.neural, "ngram": model.ngram, "mixture": model.without_cache(),
-                "mixture+cache": model}
+        return {"neural": model.neural, "ngram": model.ngram, "mixture": model.without_cache(), "mixture+cache": model}
 
     def size(self, model: MixtureLM) -> tuple[str, int]:
         return "parameters", NEURAL.size(model.neural)[1]

@@ -7,8 +7,7 @@ very sure of (`NOVEL_WORD_PROBABILITY`), such as a name it has learnt to copy, o
 being read has already used (`DocumentWords`: a play's names, a user's own terms), from then on.
 
 Stored as `lexicon.tsv` in the model directory: a header line, then `word<TAB>count` per line, the
-most frequent first. A model directory from before lexicons has none; its suggestions are not filtered.
-"""
+most frequent first. A model directory from before lexicons has none; its suggestions are not filtered."""
 
 from __future__ import annotations
 
@@ -26,8 +25,6 @@ from .tokenizer import Tokenizer, is_word
 
 NOVEL_WORD_PROBABILITY = 0.5  # a word outside the lexicon is suggested only when the model gives it this much
 _HEADER = "word\tcount"
-
-
 _NOVEL_LOGPROB = math.log(NOVEL_WORD_PROBABILITY)
 
 
@@ -61,9 +58,6 @@ class Lexicon(Words):
     def __contains__(self, word: str) -> bool:
         return word in self.counts
 
-    def __len__(self) -> int:
-        return len(self.counts)
-
     def has_word_starting(self, prefix: str) -> bool:
         at = bisect.bisect_left(self._sorted, prefix)
         return at < len(self._sorted) and self._sorted[at].startswith(prefix)
@@ -78,16 +72,13 @@ class DocumentWords:
         self.first: dict[str, int] = {}
         self._sorted: list[str] = []
 
-    def add(self, place: int, word: str) -> None:
-        if word not in self.first and word not in self.lexicon and is_word(word):
-            self.first[word] = place
-            bisect.insort(self._sorted, word)
-
     def add_words(self, words: list[tuple[int, str]], last_complete: bool = True, place: int | None = None) -> None:
         """Add `words` (as `Tokenizer.words_at` gives them), each at its position, or all at `place`; the
         last only if it is `last_complete` (a text that does not end in whitespace may go on with it)."""
         for position, word in words if last_complete else words[:-1]:
-            self.add(position if place is None else place, word)
+            if word not in self.first and word not in self.lexicon and is_word(word):
+                self.first[word] = position if place is None else place
+                bisect.insort(self._sorted, word)
 
     def forget_after(self, place: int) -> None:
         """Forget the words first used after `place` (the document was edited there)."""
@@ -123,8 +114,7 @@ def count_words(tokenizer: Tokenizer, ids: np.ndarray) -> Counter[str]:
     in one vectorised pass, so that a corpus of millions of words costs seconds.
 
     A word is a word-start piece and the pieces that carry it on; spans of equal pieces are counted
-    together with numpy, and only the distinct spans are turned into text.
-    """
+    together with numpy, and only the distinct spans are turned into text."""
     ids = np.asarray(ids)
     starts = np.flatnonzero(tokenizer.starts_word[ids])
     breaks = np.append(np.flatnonzero(~tokenizer.extends_word[ids]), len(ids))

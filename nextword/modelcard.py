@@ -1,8 +1,7 @@
 """A model directory in brief: the facts `nextword list` shows, and the model card (README.md) that
 training writes into the directory, so that a model passed around says what it is and how to use it.
 
-Both are read from the directory's own files (manifest, config, summary, metrics), never from its weights.
-"""
+Both are read from the directory's own files (manifest, config, summary, metrics), never from its weights."""
 
 from __future__ import annotations
 
@@ -65,15 +64,14 @@ def find_models(folder: Path) -> list[Path]:
 
 def write_card(out: Path) -> None:
     """README.md in the model directory: what the model is, how it was trained and did, how to load it."""
-    facts = describe(out)
     config = read_yaml(out / checkpoint.CONFIG)
     summary = checkpoint.read_json(out / checkpoint.SUMMARY) if (out / checkpoint.SUMMARY).is_file() else {}
     manifest = checkpoint.read_json(out / checkpoint.MANIFEST)
     evaluations = checkpoint.read_metrics(out)
-    kind = facts["kind"] or "language"
     lines = [f"# {out.name}", "",
-             f"A nextword {kind} model ({config.get('cell')}) trained on `{manifest.get('corpus')}` "
-             f"(sha256 `{manifest.get('corpus_sha256')}`) with nextword {manifest.get('nextword')}.", ""]
+             f"A nextword {manifest.get('kind') or 'language'} model ({config.get('cell')}) trained on "
+             f"`{manifest.get('corpus')}` (sha256 `{manifest.get('corpus_sha256')}`) with nextword "
+             f"{manifest.get('nextword')}.", ""]
     if manifest.get("init"):
         lines += [f"It started from the weights of `{manifest['init']['path']}` (trained on "
                   f"`{manifest['init']['corpus']}`).", ""]

@@ -11,9 +11,9 @@ from .files import atomic_path
 _BARS = "▁▂▃▄▅▆▇█"
 
 
-def sparkline(values: Sequence[float], log: bool = True) -> str:
-    """A one-line picture of a series, lowest value ▁, highest █ (on a log scale by default)."""
-    points = [math.log(v) if log and v > 0 else v for v in values if math.isfinite(v)]
+def sparkline(values: Sequence[float]) -> str:
+    """A one-line picture of a series on a log scale, lowest value ▁, highest █."""
+    points = [math.log(v) if v > 0 else v for v in values if math.isfinite(v)]
     if not points:
         return ""
     low, high = min(points), max(points)

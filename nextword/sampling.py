@@ -6,8 +6,7 @@ that would spell the beginning of no lexicon word, or end a word that is not one
 ruled out and another drawn, which samples from the model's distribution restricted to the pieces
 that keep to the lexicon. Words without a letter or digit (dashes, numbers' punctuation) are free,
 as the lexicon does not count them; a prompt whose last word can reach no lexicon word goes on as
-the model pleases.
-"""
+the model pleases."""
 
 from __future__ import annotations
 
@@ -68,8 +67,7 @@ def stream(pieces: PieceModel, logprobs: torch.Tensor, state: State, prompt: str
            seed: int | None, lexicon: Words | None = None) -> Iterator[str]:
     """The continuation, piece by piece, of `prompt`, which the model has read (`logprobs` (1, vocab) and
     `state` after it), until `options.max_words` more words have begun; with a `lexicon`, in its words
-    (see the module docstring). The same seed gives the same text.
-    """
+    (see the module docstring). The same seed gives the same text."""
     generator = torch.Generator(device=pieces.device)
     if seed is None:
         generator.seed()  # fresh randomness, without touching torch's global generator
@@ -81,8 +79,7 @@ def stream(pieces: PieceModel, logprobs: torch.Tensor, state: State, prompt: str
     for _ in range(options.max_words * MAX_WORD_PIECES):  # a bound, should a model never begin a word
         if must_start_word:
             logprobs = logprobs.masked_fill(pieces.not_word_or_line_start, -np.inf)
-        piece = _sample_allowed(logprobs[0].masked_fill(pieces.not_sampleable, -np.inf), options, generator,
-                                written)
+        piece = _sample_allowed(logprobs[0].masked_fill(pieces.not_sampleable, -np.inf), options, generator, written)
         if written is not None:
             written.take(piece)
         text = pieces.tokenizer.piece_text[piece]

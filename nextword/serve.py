@@ -9,8 +9,7 @@ Only "text" is required. "id" names a session (requests without one share a sess
 each session keeps what the model read of its last text, so a client may send its whole buffer at
 every key and pays only for what changed since (`Session.set_text`). A request that cannot be
 answered gets `{"error": "..."}` (with its "id" when it had one) and the server goes on; it stops,
-with exit code 0, when its input ends.
-"""
+with exit code 0, when its input ends."""
 
 from __future__ import annotations
 
@@ -29,8 +28,7 @@ MAX_SESSIONS = 64  # beyond it, the session used least recently is forgotten (it
 MAX_ID_CHARS = 200
 _INTEGER, _NUMBER = (int,), (int, float)
 FIELDS = {"text": (str,), "k": _INTEGER, "id": (str,), "generate": (dict,)}
-GENERATE_FIELDS = {"max_words": _INTEGER, "temperature": _NUMBER, "top_k": _INTEGER, "top_p": _NUMBER,
-                   "seed": _INTEGER}
+GENERATE_FIELDS = {"max_words": _INTEGER, "temperature": _NUMBER, "top_k": _INTEGER, "top_p": _NUMBER, "seed": _INTEGER}
 
 
 class RequestError(NextwordError):
@@ -112,8 +110,10 @@ def parse(line: bytes) -> dict[str, Any]:
     if not generate.get("max_words", 1) <= MAX_GENERATED_WORDS:
         raise RequestError(f'"generate.max_words" must be at most {MAX_GENERATED_WORDS}')
     for name in ("text", "id"):
-        if name in request and not _is_unicode(request[name]):
-            raise RequestError(f'"{name}" holds an unpaired surrogate (\\ud800-\\udfff): it is not text')
+        try:
+            request.get(name, "").encode("utf-8")
+        except UnicodeEncodeError:
+            raise RequestError(f'"{name}" holds an unpaired surrogate (\\ud800-\\udfff): it is not text') from None
     return request
 
 
@@ -125,11 +125,3 @@ def _check_fields(given: dict[str, Any], known: dict[str, tuple[type, ...]], pre
             kind = {str: "a string", int: "an integer", dict: "an object"}[known[name][0]]
             raise RequestError(f'"{prefix}{name}" must be {"a number" if known[name] is _NUMBER else kind}; '
                                f"got {json.dumps(value)[:40]}")
-
-
-def _is_unicode(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True

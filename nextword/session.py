@@ -14,8 +14,7 @@ bounded and an edit near the end costs little.
 
 The words the document has used, which suggestions may be besides the lexicon's (see lexicon.py),
 are gathered from the pieces as they are read, each keyed by where the stretch that held it ends,
-so that an edit forgets those after it.
-"""
+so that an edit forgets those after it."""
 
 from __future__ import annotations
 

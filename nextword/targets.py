@@ -2,8 +2,7 @@
 
 They are listed beside the text in its sidecar, `<text>.targets.jsonl` (`targets_path`), one JSON
 object a line. corpora/generate.py writes them; `evaluate --long-range` and `compare` read them.
-Only the standard library here: the generator runs without torch.
-"""
+Only the standard library here: the generator runs without torch."""
 
 from __future__ import annotations
 

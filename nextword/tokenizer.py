@@ -7,8 +7,7 @@ Conventions that every other module relies on:
   whitespace and marks it so); a word is one such piece followed by pieces that do not.
 - For prediction, a word is what a person types between spaces without the punctuation that
   follows it ("lord," is the word "lord" then ","), so a word also ends where a piece starting
-  with such punctuation comes next. Apostrophes and hyphens stay inside words (don't, well-known).
-"""
+  with such punctuation comes next. Apostrophes and hyphens stay inside words (don't, well-known)."""
 
 from __future__ import annotations
 
@@ -25,7 +24,7 @@ import numpy as np
 import sentencepiece as spm
 
 from .errors import ConfigError, CorpusError, ModelDirError
-from .files import open_text, read_bytes
+from .files import open_regular, read_bytes
 
 WORD_MARK = "\u2581"  # "▁", SentencePiece's mark for a preceding space
 UNK_ID, EOS_ID = 0, 1
@@ -118,25 +117,20 @@ class Tokenizer:
 
     def encode(self, text: str) -> list[int]:
         """Ids of a text, its line breaks as `eos`; no trailing `eos` unless the text ends with one."""
-        lines = text.split("\n")
         ids: list[int] = []
-        for index, line in enumerate(lines):
-            ids.extend(self.encode_line(line))
-            if index < len(lines) - 1:
-                ids.append(EOS_ID)
-        return ids
+        for line in text.split("\n"):
+            ids += [*self.encode_line(line), EOS_ID]
+        return ids[:-1]
 
     def decode(self, ids: list[int] | np.ndarray) -> str:
         """Text of ids, `eos` as a line break."""
-        lines, current = [], []
-        for i in ids:
-            if int(i) == EOS_ID:
-                lines.append(self.sp.decode(current))
-                current = []
+        lines: list[list[int]] = [[]]
+        for i in map(int, ids):
+            if i == EOS_ID:
+                lines.append([])
             else:
-                current.append(int(i))
-        lines.append(self.sp.decode(current))
-        return "\n".join(lines)
+                lines[-1].append(i)
+        return "\n".join(self.sp.decode(line) for line in lines)
 
     def word_count(self, ids: np.ndarray) -> int:
         """Whitespace-separated words in encoded text: each starts with exactly one word-start piece."""
@@ -189,19 +183,16 @@ def is_trailing_punctuation(char: str) -> bool:
     return unicodedata.category(char).startswith("P") and char not in WORD_PUNCTUATION
 
 
-def train_tokenizer(corpus: Path, kind: str, vocab_size: int, *, sample_lines: int = 2_000_000
-                    ) -> TrainedTokenizer:
+def train_tokenizer(corpus: Path, kind: str, vocab_size: int, *, sample_lines: int = 2_000_000) -> TrainedTokenizer:
     """Train a SentencePiece model on a corpus file, lowering the vocabulary if the corpus is too small.
 
     At most `sample_lines` lines (drawn at random; a line longer than LINE_PART_CHARS counts as its
     parts) are trained on: `sample_lines_for` sizes that so training memory and time stay bounded
-    however large the corpus is.
-    """
+    however large the corpus is."""
     requested = vocab_size
     for _ in range(3):
         try:
-            return TrainedTokenizer(Tokenizer(_train_proto(corpus, kind, vocab_size, sample_lines)),
-                                    requested)
+            return TrainedTokenizer(Tokenizer(_train_proto(corpus, kind, vocab_size, sample_lines)), requested)
         except RuntimeError as exc:
             message = str(exc)
             if too_high := _TOO_HIGH.search(message):
@@ -219,8 +210,7 @@ def sample_lines_for(size: int, lines: int, sample_bytes: int = SAMPLE_BYTES) ->
     `sample_bytes` of text, at its mean line length.
 
     SentencePiece bounds its sample by a count of lines; a fixed count would let the sample's memory
-    grow with the corpus's line length (two million lines of 200 bytes is 400 MB of text to train on).
-    """
+    grow with the corpus's line length (two million lines of 200 bytes is 400 MB of text to train on)."""
     sentences = max(lines + 1, size // LINE_PART_CHARS)  # a very long line counts as its parts
     return max(1, sample_bytes * sentences // max(size, 1))
 
@@ -242,6 +232,7 @@ def _sentences(corpus: Path) -> Iterator[str]:
     """The corpus as SentencePiece trains on it: lines (CR and CRLF ends read as LF), long ones in parts."""
     # A character that is not UTF-8 can only be there if the file changed since it was checked; encoding
     # it later finds that out (the text must hash as checked), so the sample need not stop on it.
-    with open_text(corpus, "corpus", CorpusError, errors="replace") as stream:
+    with open_regular(corpus, "corpus", CorpusError) as raw, \
+            io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline=None) as stream:
         for line in stream:
             yield from line_parts(line.rstrip("\n"))

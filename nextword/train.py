@@ -7,8 +7,7 @@ across consecutive segments, periodic validation that keeps the best weights, ea
 a checkpoint at each evaluation from which `resume` continues exactly (same weights, bit for bit,
 on a CPU).
 
-The library never prints: progress goes to the `on_event` callback as small event objects.
-"""
+The library never prints: progress goes to the `on_event` callback as small event objects."""
 
 from __future__ import annotations
 
@@ -139,8 +138,7 @@ def train(settings: Settings, corpus: str | Path | Prepared, out: str | Path, *,
     come from `config.load(..., resume=out)`; with `init`, a trained model directory, from
     `config.load(..., init=init)`: the new run starts from that model's weights and uses its tokenizer.
     Its optimiser and step are not carried over: this is a new run, evaluated once before its first step.
-    Raises `TrainingInterrupted` after saving a checkpoint when SIGINT or SIGTERM arrives.
-    """
+    Raises `TrainingInterrupted` after saving a checkpoint when SIGINT or SIGTERM arrives."""
     out = Path(out)
     if resume and init is not None:
         raise ConfigError("--resume continues a run in --out and --init starts a new one from another model; "
@@ -252,8 +250,7 @@ def _count(kind: kinds.Ngram, settings: Settings, data: Prepared, out: Path, emi
     checkpoint.save_weights(out, model, 1)
     totals = stream_loss(model, data.tokenizer, data.valid_ids, seq_len=settings.train.seq_len,
                          device=torch.device("cpu"))
-    row = _metrics_row(1, 1, elapsed, 0.0, totals)
-    checkpoint.write_metrics(out, [row])
+    checkpoint.write_metrics(out, [_metrics_row(1, 1, elapsed, 0.0, totals)])
     emit(Evaluation(1, totals.loss, totals.token_perplexity, totals.word_perplexity, improved=True))
     summary = TrainSummary(
         out=str(out), corpus=data.corpus.path.name, cell="ngram", parameters=model.entries,
@@ -311,8 +308,7 @@ def _stop_on_signals() -> Iterator[threading.Event]:
     """Turn the first Ctrl-C or SIGTERM into a request to stop at the next step boundary.
 
     Stopping between steps means the checkpoint never holds a half-applied optimiser step.
-    A second Ctrl-C stops at once.
-    """
+    A second Ctrl-C stops at once."""
     requested = threading.Event()
     if threading.current_thread() is not threading.main_thread():
         yield requested
@@ -541,8 +537,7 @@ def _stop_reason(run: _Run, state: TrainState) -> str | None:
     return None
 
 
-def _plan_when_due(run: _Run, state: TrainState, measured_steps: int, measured_seconds: float,
-                   warmed_up: bool) -> None:
+def _plan_when_due(run: _Run, state: TrainState, measured_steps: int, measured_seconds: float, warmed_up: bool) -> None:
     """Once timed long enough after the first, slow steps (`warmed_up`), or as soon as the schedule needs it
     (then from what was timed, slow steps and all), a time-budgeted run's total: the steps that fit in what is
     left of the budget at the pace of the last `measured_steps` (evaluations left out), with an evaluation every
@@ -620,16 +615,15 @@ def _restore(run: _Run, saved: TrainState) -> TrainState:
 
 
 def _summary(run: _Run, state: TrainState, stopped_because: str, tokens_per_second: float) -> TrainSummary:
-    best = next((row for row in run.metrics if row["step"] == state.best_step and "valid_loss" in row), None)
+    best = next((row for row in run.metrics if row["step"] == state.best_step and "valid_loss" in row), {})
     return TrainSummary(
         out=str(run.out), corpus=run.data.corpus.path.name, cell=run.settings.model.cell,
         parameters=parameter_count(run.model), vocab_size=run.data.tokenizer.vocab_size,
         train_tokens=len(run.batches) * run.tokens_per_step, valid_tokens=len(run.data.valid_ids),
         device=run.device.type, steps=state.step, epochs=round(state.step / len(run.batches), 3),
         elapsed=round(state.elapsed, 3), tokens_per_second=round(tokens_per_second, 1), best_step=state.best_step,
-        best_valid_loss=best["valid_loss"] if best else math.nan,
-        best_valid_perplexity=best["valid_perplexity"] if best else math.nan,
-        best_valid_word_perplexity=best["valid_word_perplexity"] if best else math.nan,
+        best_valid_loss=best.get("valid_loss", math.nan), best_valid_perplexity=best.get("valid_perplexity", math.nan),
+        best_valid_word_perplexity=best.get("valid_word_perplexity", math.nan),
         stopped_because=stopped_because, plan=state.plan)
 
 
