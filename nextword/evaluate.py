@@ -2,8 +2,7 @@
 
 Word-level perplexity is exp(total NLL / whitespace-separated words): it does not depend on how
 the text was cut into tokens, so models with different tokenizers compare fairly. Training's
-validation and `nextword evaluate` share this one implementation.
-"""
+validation and `nextword evaluate` share this one implementation."""
 
 from __future__ import annotations
 
@@ -64,8 +63,7 @@ def stream_loss(model: LanguageModel, tokenizer: Tokenizer, ids: np.ndarray, *, 
     """Score every token of `ids` given all tokens before it, in `streams` parallel slices.
 
     Each slice starts with an empty state, and the last (len - 1) mod streams tokens are not
-    scored; `streams=1` scores every token after the first.
-    """
+    scored; `streams=1` scores every token after the first."""
     streams = max(1, min(streams, (len(ids) - 1) // max(seq_len, 1)))
     stream_len = (len(ids) - 1) // streams
     used = streams * stream_len
@@ -117,8 +115,7 @@ def word_metrics(predictor: "Predictor", ids: np.ndarray, *, ks: Sequence[int] =
     a text): a hit at k when it is among the k words `predict` would show. For keystrokes, a person
     types the word letter by letter and accepts it (one key, space included) as soon as it is among
     the top `suggestions` completions of what was typed; a word never suggested costs its letters and
-    a space. `max_words` stops after that many words; `on_word(done, total)` reports progress.
-    """
+    a space. `max_words` stops after that many words; `on_word(done, total)` reports progress."""
     return read_text(predictor, ids, scored=0, ks=ks, suggestions=suggestions, max_words=max_words,
                      on_word=on_word)[1]
 
@@ -132,8 +129,7 @@ def read_text(predictor: "Predictor", ids: np.ndarray, *, scored: int, ks: Seque
 
     Every token is scored, the first one too, given a leading line break. Each word's own
     probability comes with the reading; the searches, many words' side by side (one model step for
-    all of them), follow only what could outrank it (see `search.Query`).
-    """
+    all of them), follow only what could outrank it (see `search.Query`)."""
     if max_words is not None and max_words < 1:
         raise ConfigError(f"option 'max_words' must be >= 1; got {max_words}")
     if suggestions < 0:
@@ -187,8 +183,7 @@ class _Reading:
     The place before each word's first piece becomes a row of `rows` (next-piece log-probabilities
     and state), held in `roots` until given out; each token's log-probability and the probability
     that a word ends before it are kept. Iterating gives, block by block, (index, row) of the words
-    whose ends have been read. Past the last word's end only the loss is computed.
-    """
+    whose ends have been read. Past the last word's end only the loss is computed."""
 
     def __init__(self, predictor: "Predictor", ids: np.ndarray, positions: list[int], ends: list[int], length: int,
                  rows: Rows):
@@ -365,8 +360,7 @@ class LongRangeAccuracy:
     Two measures per target: `top1`, whether it is the word `predict` ranks first (which also needs
     the model to know that the slot comes now), and `recall`, whether the model ranks it above every
     other word of its kind (the other names, numbers, or was/were): that needs the cue alone.
-    `chance` is what guessing among the words of each kind would recall.
-    """
+    `chance` is what guessing among the words of each kind would recall."""
 
     buckets: dict[str, list[float]] = field(default_factory=dict)  # "6-10" -> [top1, recalled, chance, total]
 
@@ -397,8 +391,7 @@ def long_range_accuracy(predictor: "Predictor", ids: np.ndarray, first_line: int
     `ids` is the encoded text; `first_line` is the number of the line that starts after its first
     line break (0 when `ids` is a whole file, which starts a line itself). The text is read once,
     left to right, as in `word_metrics`: the model keeps the state the text before built up. The words
-    of each kind are those of all `targets`, inside `ids` or not. `on_target(done, total)` reports progress.
-    """
+    of each kind are those of all `targets`, inside `ids` or not. `on_target(done, total)` reports progress."""
     tokenizer = predictor.tokenizer
 
     def as_predicted(text: str) -> str:  # "Mira." -> "Mira", as predict returns it
@@ -465,8 +458,7 @@ def evaluate_file(predictor: "Predictor", path: str | Path, *, perplexity_lines:
     over the characters of the file (see `count_characters`). `perplexity_lines` scores only the
     first lines, `predict_words` predicts only the first words (accuracy, keystrokes), each for a
     quicker estimate. With `long_range`, the file's `<file>.targets.jsonl` sidecar gives the
-    far-dependent words to score.
-    """
+    far-dependent words to score."""
     from .data import check_corpus, encode_corpus
 
     def report(stage: str, done: int, total: int) -> None:

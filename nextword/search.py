@@ -7,8 +7,7 @@ A model predicts subword pieces; a word's probability is
 summed over the segmentations the search finds. A beam search over pieces, up to the next word
 boundary, finds the likeliest words. When the text ends inside a word, only pieces that agree with
 the typed letters are followed, so the result is the completions of that partial word. With a
-lexicon, the words found are its words and those the text before has used (see lexicon.py).
-"""
+lexicon, the words found are its words and those the text before has used (see lexicon.py)."""
 
 from __future__ import annotations
 
