@@ -2,12 +2,12 @@
 
 Word-level perplexity is exp(total NLL / whitespace-separated words): it does not depend on how
 the text was cut into tokens, so models with different tokenizers compare fairly. Training's
-validation and `nextword evaluate` share this one implementation.
-"""
+validation and `nextword evaluate` share this one implementation."""
 
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
@@ -23,6 +23,7 @@ from .tokenizer import EOS_ID, Tokenizer
 
 if TYPE_CHECKING:
     from .predict import Predictor
+    from .search import Query, Rows
 
 
 @dataclass(frozen=True)
@@ -62,8 +63,7 @@ def stream_loss(model: LanguageModel, tokenizer: Tokenizer, ids: np.ndarray, *, 
     """Score every token of `ids` given all tokens before it, in `streams` parallel slices.
 
     Each slice starts with an empty state, and the last (len - 1) mod streams tokens are not
-    scored; `streams=1` scores every token after the first.
-    """
+    scored; `streams=1` scores every token after the first."""
     streams = max(1, min(streams, (len(ids) - 1) // max(seq_len, 1)))
     stream_len = (len(ids) - 1) // streams
     used = streams * stream_len
@@ -115,8 +115,7 @@ def word_metrics(predictor: "Predictor", ids: np.ndarray, *, ks: Sequence[int] =
     a text): a hit at k when it is among the k words `predict` would show. For keystrokes, a person
     types the word letter by letter and accepts it (one key, space included) as soon as it is among
     the top `suggestions` completions of what was typed; a word never suggested costs its letters and
-    a space. `max_words` stops after that many words; `on_word(done, total)` reports progress.
-    """
+    a space. `max_words` stops after that many words; `on_word(done, total)` reports progress."""
     return read_text(predictor, ids, scored=0, ks=ks, suggestions=suggestions, max_words=max_words,
                      on_word=on_word)[1]
 
@@ -129,52 +128,34 @@ def read_text(predictor: "Predictor", ids: np.ndarray, *, scored: int, ks: Seque
     one reading of the text: the word searches start from the states that reading passes through.
 
     Every token is scored, the first one too, given a leading line break. Each word's own
-    probability comes with the reading; the searches, batched over many words (one model step per
-    search depth for all of them), follow only what could outrank it (see `_search_batch`).
-    """
+    probability comes with the reading; the searches, many words' side by side (one model step for
+    all of them), follow only what could outrank it (see `search.Query`)."""
     if max_words is not None and max_words < 1:
         raise ConfigError(f"option 'max_words' must be >= 1; got {max_words}")
     if suggestions < 0:
         raise ConfigError(f"option 'suggestions' must be >= 0 (0 skips keystroke savings); got {suggestions}")
+    from .search import Rows  # not at the top: search.py loads models, and mixture.py this module
+
     tokenizer = predictor.tokenizer
     ids = np.asarray(ids)
     targets = tokenizer.words_at(ids, limit=max_words)
     ends = [_word_end(tokenizer, ids, position) for position, _ in targets]
-    reading = _Reading(predictor, ids, [position for position, _ in targets],
-                       max(scored, ends[-1] + 1 if ends else 0), full_until=ends[-1] + 1 if ends else 0)
-    tally = _Tally(ks, suggestions)
+    rows = Rows(predictor.pieces)
+    reading = _Reading(predictor, ids, [position for position, _ in targets], ends, max(scored, ends[-1] + 1 if ends
+                                                                                        else 0), rows)
+    typing = _Typing(predictor, rows, ks, suggestions, lambda done: on_word and on_word(done, len(targets)))
     document = predictor.searcher.document()  # the words read so far count as lexicon words, as in predict
     if document is not None:
         document.add_words(targets)
-    group = max(16, min(1024, _SCORES_PER_GROUP // (max(4 * max(*ks, suggestions), 16) * tokenizer.vocab_size)))
-    waiting: list[tuple[int, torch.Tensor, Any]] = []
-
-    def score(places: list[tuple[int, torch.Tensor, Any]]) -> None:
-        words = [targets[j][1] for j, _, _ in places]
-        floors = [reading.word_logprob(targets[j][0], ends[j]) for j, _, _ in places]
-        allowed = [predictor.searcher.allowed(document, before=targets[j][0]) for j, _, _ in places]
-        tally.add(predictor, words, floors, allowed, torch.stack([lp for _, lp, _ in places]),
-                  _join_all(predictor.model, [state for _, _, state in places]))
-        if on_word:
-            on_word(tally.words, len(targets))
-
-    for place in reading:
-        waiting.append(place)
-        # The reading has now passed the end of every word before this one: their probabilities are known.
-        if len(waiting) > group:
-            score(waiting[:group])
-            waiting = waiting[group:]
-    if waiting:
-        score(waiting)
-    return reading.nll(scored), tally.metrics()
-
-
-def _kth_best(found: dict[str, float], k: int) -> float:
-    """The log-probability a word must beat to be among the k best in `found`."""
-    return sorted(found.values(), reverse=True)[k - 1] if len(found) >= k else -np.inf
-
-
-_SCORES_PER_GROUP = 8_000_000  # floats in one search step's score matrix (beams × vocabulary), about 32 MB
+    for ready in reading:  # the words whose ends the reading has passed: their probabilities are known
+        # Their places in one chunk (not one per step of the reading): the searches take them together.
+        for (index, _), root in zip(ready, rows.add(*rows.take([root for _, root in ready])) if ready else ()):
+            position, word = targets[index]
+            typing.add(root, word, reading.word_logprob(position, ends[index]),
+                       predictor.searcher.allowed(document, before=position))
+        typing.run(set(reading.roots.values()))
+    typing.run(set(), finish=True)
+    return reading.nll(scored), typing.metrics()
 
 
 def _word_end(tokenizer: Tokenizer, ids: np.ndarray, position: int) -> int:
@@ -185,78 +166,102 @@ def _word_end(tokenizer: Tokenizer, ids: np.ndarray, position: int) -> int:
     return end
 
 
+_STRIDE = 32  # tokens a row of the side-by-side reading reads: at most the neural cache's TAIL_LIMIT (see _Reading)
+_BLOCK = 64  # stretches read side by side
+
+
 class _Reading:
     """One pass over `ids` after a leading line break, every token scored given all before it.
 
-    Iterating gives (index, next-piece log-probabilities, state) at each of `positions`, in order,
-    as the pass reaches it. Until `full_until` the pass keeps each token's log-probability and the
-    probability that a word ends there, so that `word_logprob` is known for the words read so far.
-    """
+    A model step costs much the same for one row as for many, so the text is read as stretches of
+    _STRIDE tokens, _BLOCK side by side, one token of each per step: every distribution and state
+    on the way, at the cost of one step per _BLOCK × _STRIDE tokens. The state each stretch starts
+    from comes from reading them one after another first, each in one step that computes the
+    distribution after its last token alone. (A stretch no longer than the neural cache's
+    TAIL_LIMIT keeps its rows on the document's own memory, one group for all of them.)
 
-    def __init__(self, predictor: "Predictor", ids: np.ndarray, positions: list[int], length: int,
-                 full_until: int):
-        self.predictor, self.ids, self.positions = predictor, ids, positions
-        self.length, self.full_until = length, full_until  # predictions made: of ids[0 .. length - 1]
+    The place before each word's first piece becomes a row of `rows` (next-piece log-probabilities
+    and state), held in `roots` until given out; each token's log-probability and the probability
+    that a word ends before it are kept. Iterating gives, block by block, (index, row) of the words
+    whose ends have been read. Past the last word's end only the loss is computed."""
+
+    def __init__(self, predictor: "Predictor", ids: np.ndarray, positions: list[int], ends: list[int], length: int,
+                 rows: Rows):
+        self.predictor, self.rows, self.ends, self.length = predictor, rows, ends, length  # predictions of ids[:length]
+        self.full_until = ends[-1] + 1 if ends else 0  # distributions in full before it, the loss alone after
+        self.inputs = np.concatenate([[EOS_ID], ids]).astype(np.int64)
         # The piece after the text, for the prediction made after its last token: never scored.
         self.targets = np.concatenate([ids, [EOS_ID]]).astype(np.int64)
         self.token_logprobs = np.zeros(length)
-        self.end_mask = torch.from_numpy(predictor.tokenizer.ends_word.astype(np.float32)).to(predictor.device)
         self.word_ends = np.zeros(length)  # log P(a word ends), before each piece (until full_until)
+        self.word_at = {position: index for index, position in enumerate(positions)}
+        self.roots: dict[int, int] = {}  # word index -> its row, until given out
 
-    def __iter__(self) -> Iterator[tuple[int, torch.Tensor, Any]]:  # in read_text's inference mode
-        model = self.predictor.model
-        inputs = np.concatenate([[EOS_ID], self.ids]).astype(np.int64)
-        cuts = [position + 1 for position in self.positions]  # a word's first piece is predicted last
-        state, start, next_cut = None, 0, 0
-        was_training = model.training
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:  # in read_text's inference mode
+        model, pieces = self.predictor.model, self.predictor.pieces
+        was_training, given, state = model.training, 0, None
         model.eval()
         try:
-            while start < self.length:
-                stop = min(self.length, start + 256)
-                x = torch.from_numpy(inputs[None, start:stop]).to(self.predictor.device)
-                y = torch.from_numpy(self.targets[None, start:stop]).to(self.predictor.device)
-                if start >= self.full_until:  # past the last word: only the loss, without the full distributions
-                    logprobs, state = model.target_logprobs(x, y, state)
-                    self.token_logprobs[start:stop] = logprobs[0].double().cpu().numpy()
-                    start = stop
-                    continue
-                here = []  # the cuts inside this stretch
-                while next_cut < len(cuts) and cuts[next_cut] <= stop:
-                    here.append(cuts[next_cut])
-                    next_cut += 1
-                logprobs, states = self._read_stretch(x, state, [cut - start for cut in here])
-                state = states[-1]
-                self.token_logprobs[start:stop] = logprobs.gather(1, y.T)[:, 0].double().cpu().numpy()
-                # log P(a word ends before each piece), from the probabilities of the pieces that end one.
-                self.word_ends[start:stop] = torch.log(logprobs.exp() @ self.end_mask).double().cpu().numpy()
-                for offset, (cut, cut_state) in enumerate(zip(here, states)):
-                    yield next_cut - len(here) + offset, logprobs[cut - start - 1], cut_state
-                start = stop
+            if self.full_until:  # the first place: after the line break alone
+                logprobs, state = pieces.run(self.inputs[:1])
+                self._record(np.array([0]), logprobs, state)
+            starts = list(range(1, self.full_until, _STRIDE))
+            for first in range(0, len(starts), _BLOCK):
+                states = []
+                for start in starts[first:first + _BLOCK]:  # each stretch's state, and the next block's first
+                    states.append(state)
+                    stop = min(start + _STRIDE, self.full_until)
+                    if stop < self.length:
+                        _, state = pieces.run(torch.from_numpy(self.inputs[None, start:stop]).to(pieces.device), state)
+                self._side_by_side(starts[first:first + _BLOCK], states)
+                read = min(starts[first:first + _BLOCK][-1] + _STRIDE, self.full_until)
+                ready = []
+                while given < len(self.ends) and self.ends[given] < read:
+                    ready.append((given, self.roots.pop(given)))
+                    given += 1
+                yield ready
+            self._loss_only(state)
         finally:
             model.train(was_training)
 
-    def _read_stretch(self, x: torch.Tensor, state: Any, cuts: list[int]) -> tuple[torch.Tensor, list[Any]]:
-        """Log-probabilities (time, vocab) after each token of `x` (1, time), and the state at each of `cuts`
-        (offsets into `x`) and at its end. The recurrent part runs from cut to cut; the output layer, the
-        main cost with a large vocabulary, once for the whole stretch."""
-        model, states, parts, at = self.predictor.model, [], [], 0
-        bounds = [cut for cut in cuts if cut < x.shape[1]] + [x.shape[1]]
-        if not hasattr(model, "features"):  # no separate output layer (the n-gram model): whole steps
-            for bound in bounds:
-                logits, state = model(x[:, at:bound], state)
-                parts.append(logits[0])
-                states.append(state)
-                at = bound
-        else:
-            for bound in bounds:
-                features, state = model.features(x[:, at:bound], state)
-                parts.append(features[0])
-                states.append(state)
-                at = bound
-            parts = [model.decoder(torch.cat(parts))]
-        if len(bounds) == len(cuts):  # the last cut is the stretch's end: its state is already there
-            states.append(states[-1])
-        return torch.log_softmax(torch.cat(parts).float(), dim=-1), states
+    def _side_by_side(self, starts: list[int], states: list) -> None:
+        """Read the stretches at `starts`, each from its state in `states`, side by side."""
+        model, pieces = self.predictor.model, self.predictor.pieces
+        state, places = self.rows.join(states), np.array(starts)
+        stops = np.minimum(places + _STRIDE, self.full_until)
+        for _ in range(_STRIDE):
+            live = int((places < stops).sum())  # the stretches not yet read: all but perhaps the last
+            if live == 0:
+                break
+            if live < len(places):
+                state, places, stops = model.select_state(state, torch.arange(live, device=pieces.device)), \
+                    places[:live], stops[:live]
+            logprobs, state = pieces.run(torch.from_numpy(self.inputs[places, None]).to(pieces.device), state)
+            self._record(places, logprobs, state)
+            places = places + 1
+
+    def _record(self, places: np.ndarray, logprobs: torch.Tensor, state: Any) -> None:
+        """Keep what the predictions at `places` (rows of `logprobs` and `state`) say: each token's
+        log-probability, that of a word ending before it, and the rows where words start."""
+        targets = torch.from_numpy(self.targets[places]).to(logprobs.device)
+        self.token_logprobs[places] = logprobs.gather(1, targets[:, None])[:, 0].double().cpu().numpy()
+        ends = logprobs.index_select(1, self.predictor.pieces.ends)
+        self.word_ends[places] = torch.logsumexp(ends, dim=-1).double().cpu().numpy()
+        starting = [row for row, place in enumerate(places.tolist()) if place in self.word_at]
+        if starting:
+            at = torch.tensor(starting, device=logprobs.device)
+            made = self.rows.add(logprobs[at], self.predictor.model.select_state(state, at))
+            self.roots.update((self.word_at[int(places[row])], root) for row, root in zip(starting, made))
+
+    def _loss_only(self, state: Any) -> None:
+        """Past the last word: the log-probability of each token alone, without the full distributions."""
+        model, device = self.predictor.model, self.predictor.device
+        for start in range(self.full_until, self.length, 256):
+            stop = min(self.length, start + 256)
+            x = torch.from_numpy(self.inputs[None, start:stop]).to(device)
+            y = torch.from_numpy(self.targets[None, start:stop]).to(device)
+            logprobs, state = model.target_logprobs(x, y, state)
+            self.token_logprobs[start:stop] = logprobs[0].double().cpu().numpy()
 
     def nll(self, tokens: int) -> float:
         """The summed negative log-likelihood of the first `tokens` tokens."""
@@ -267,221 +272,82 @@ class _Reading:
         return float(self.token_logprobs[position:end].sum() + self.word_ends[end])
 
 
-def _join_all(model: Any, states: list[Any]) -> Any:
-    """The states of many single-row states, in order, as one state (joined pairwise, a tree)."""
-    while len(states) > 1:
-        states = [model.join_states(states[i], states[i + 1]) if i + 1 < len(states) else states[i]
-                  for i in range(0, len(states), 2)]
-    return states[0]
+class _Typing:
+    """Each word's searches, many words' side by side: `predict`'s words at its place (a hit at k when it
+    is among the first k), then, until it is offered, those for each longer beginning of it typed.
+    A word's searches share the model steps they have in common (`Query.known`)."""
 
+    def __init__(self, predictor: "Predictor", rows: Rows, ks: Sequence[int], suggestions: int,
+                 on_word: Callable[[int], Any]):
+        from .search import Searches
 
-class _Tally:
-    """Hits and keystrokes, added up a batch of words at a time."""
-
-    def __init__(self, ks: Sequence[int], suggestions: int):
-        self.ks, self.suggestions = tuple(ks), suggestions
-        self.words, self.hits, self.keys, self.chars = 0, {k: 0 for k in ks}, 0, 0
-
-    def add(self, predictor: "Predictor", words: list[str], floors: list[float], allowed: list[Words | None],
-            logprobs: torch.Tensor, state: Any) -> None:
-        """Score `words`, each predicted from its row of `logprobs` (rows, vocab) and `state`, among the
-        words `allowed` there."""
-        suggestions = self.suggestions
+        self.searches, self.rows, self.on_word = Searches(predictor.searcher, rows, stages=(1, 2)), rows, on_word
+        self.ks, self.suggestions, self.piece_text = tuple(ks), suggestions, predictor.tokenizer.piece_text
         # The word's place among `predict`'s words; beyond the longest list asked for is as good as absent.
-        shown = max(*self.ks, suggestions)
-        queries = [_Query(row, "", word, floor, allowed[row]) for row, (word, floor) in enumerate(zip(words, floors))]
-        found = _search_batch(predictor, logprobs, state, queries, shown)
-        ranks = [_rank(result, word) for result, word in zip(found, words)]
-        for k in self.ks:
-            self.hits[k] += sum(int(rank < k) for rank in ranks)
-        self.words += len(words)
-        if not suggestions:
-            return
-        keys = [1 if rank < suggestions else len(word) + 1 for rank, word in zip(ranks, words)]
-        typing = [row for row, rank in enumerate(ranks) if rank >= suggestions]
-        typed = 1
-        # Letter by letter, all words still being typed together; typing the whole word costs the same
-        # (its letters and a key) whether it is then offered or not, so the last letter needs no search.
-        while typing := [row for row in typing if typed < len(words[row])]:
-            queries = [_Query(row, words[row][:typed], words[row], floors[row], allowed[row]) for row in typing]
-            found = _search_batch(predictor, logprobs, state, queries, suggestions)
-            offered = {query.row for query, result in zip(queries, found) if _rank(result, query.target) < suggestions}
-            for row in offered:
-                keys[row] = typed + 1
-            typing = [row for row in typing if row not in offered]
-            typed += 1
-        self.keys += sum(keys)
-        self.chars += sum(len(word) + 1 for word in words)
+        self.shown = max(*self.ks, suggestions)
+        width = max(4 * self.shown, 16)
+        self.capacity = max(16, min(512, _SCORES_PER_STEP // (width * predictor.tokenizer.vocab_size)))
+        self.waiting: deque[Query] = deque()
+        self.active: list[Query] = []
+        self.words, self.done, self.hits, self.keys, self.chars = 0, 0, {k: 0 for k in ks}, 0, 0
+
+    def add(self, root: int, word: str, floor: float, allowed: Words | None) -> None:
+        from .search import Query
+
+        self.waiting.append(Query(root, "", self.shown, allowed, word, floor, exact=False))
+
+    def run(self, held: set[int], finish: bool = False) -> None:
+        """Search until no more words wait than can be searched at once (with `finish`, until none is left);
+        the rows of `held` are kept for words still to come."""
+        steps = 0
+        while len(self.waiting) > self.capacity or (finish and (self.waiting or self.active)):
+            while len(self.active) < self.capacity and self.waiting:
+                self.active.append(self.waiting.popleft())
+            self.searches.advance(self.active)
+            self.active = [after for query in self.active for after in self._after(query)]
+            steps += 1
+            if steps % 8 == 0:  # let go of the rows no search will read again
+                live = held | {query.root for query in (*self.waiting, *self.active)}
+                self.rows.keep(live.union(*(query.known.values() for query in self.active)))
+
+    def _after(self, query: Query) -> list[Query]:
+        """`query` while it runs; when done, what its word needs next: the search with one more letter
+        typed, or nothing (its hits or keystrokes counted)."""
+        if not query.done:
+            return [query]
+        word = query.target
+        if not query.certain():  # the target's segmentations below its floor could change its place: all of them
+            return [type(query)(query.root, query.partial, query.k, query.allowed, word, query.floor,
+                                known=query.known)]
+        typed, rank = len(query.partial), query.rank()
+        if not typed:
+            self.words += 1
+            for k in self.ks:
+                self.hits[k] += int(rank < k)
+            self.chars += (len(word) + 1) if self.suggestions else 0
+        if self.suggestions and rank >= self.suggestions and typed + 1 < len(word):
+            typing = word[:typed + 1]
+            # Only beams that agree with the letters typed are stepped from now on: the other rows can go.
+            known = {pieces: row for pieces, row in query.known.items()
+                     if (text := self._text(pieces)).startswith(typing) or typing.startswith(text)}
+            return [type(query)(query.root, typing, self.suggestions, query.allowed, word, query.floor, known=known,
+                                exact=False)]
+        if self.suggestions:
+            # Typing the whole word costs the same (its letters and a key) whether it is then offered or
+            # not, so the last letter needs no search.
+            self.keys += typed + 1 if rank < self.suggestions else len(word) + 1
+        self.done += 1
+        self.on_word(self.done)
+        return []
+
+    def _text(self, pieces: tuple[int, ...]) -> str:
+        return "".join(self.piece_text[piece].lstrip(" ") for piece in pieces)  # as the search spells it
 
     def metrics(self) -> WordMetrics:
         return WordMetrics(self.words, self.hits, self.keys, self.chars)
 
 
-def _rank(found: dict[str, float], word: str) -> float:
-    """How many found words beat `word` (infinite when it was not found)."""
-    if word not in found:
-        return math.inf
-    mine = found[word]
-    return sum(logprob > mine for other, logprob in found.items() if other != word)
-
-
-@dataclass(frozen=True)
-class _Query:
-    """One word search of a batch: the completions of `partial` after row `row` that are `allowed` (see
-    `WordSearcher.allowed`), for `target`, whose own pieces give it the log-probability `floor`."""
-
-    row: int
-    partial: str
-    target: str
-    floor: float
-    allowed: Words | None
-
-
-def _search_batch(predictor: "Predictor", logprobs: torch.Tensor, state: Any, queries: list[_Query],
-                  k: int) -> list[dict[str, float]]:
-    """For each query, the words that `predictor`'s search for the k best completions of its `partial`
-    finds above its `floor` (with their log-probabilities): all queries at once, one model step per
-    search depth and stage for all their beams together.
-
-    It is `search._Search.run` step for step (the same beams, widths, pruning and two-stage
-    advance), plus two cuts that leave the target's place among the k best unchanged: no beam below
-    the target's floor is followed (nothing it finishes could outrank the target), and a search
-    stops once k words beat everything the target could still reach.
-    """
-    from .search import _LEXICON_POOL, MAX_WORD_PIECES, _Beam
-
-    model, texts = predictor.model, predictor.tokenizer.piece_text
-    vocab, width, lead = logprobs.shape[1], max(4 * k, 16), 2 * k
-    # As search._Search.run: with a lexicon, more extensions are looked at than kept.
-    pool = width if predictor.searcher.lexicon is None else width * _LEXICON_POOL
-    found: list[dict[str, float]] = [{} for _ in queries]
-    beams = [[_Beam("", 0.0)] for _ in queries]
-    rows = torch.tensor([query.row for query in queries], device=predictor.device)
-    logprobs, state = logprobs[rows], model.select_state(state, rows)
-    live = list(range(len(queries)))  # queries with beams, their rows in this order
-    for depth in range(MAX_WORD_PIECES):
-        first = depth == 0
-        counts = [len(beams[q]) for q in live]
-        flat = [beam for q in live for beam in beams[q]]
-        raw = logprobs + torch.tensor([beam.logprob for beam in flat], device=logprobs.device)[:, None]
-        scores = raw.masked_fill(predictor.pieces.not_starts if first else predictor.pieces.not_extends, -np.inf)
-        row = 0
-        for q in live:
-            partial = queries[q].partial
-            for beam in beams[q]:
-                remaining = partial[len(beam.text):] if partial.startswith(beam.text) else None
-                if remaining:  # only pieces that agree with the letters still to match
-                    allowed = torch.tensor(predictor.searcher.index.agreeing(first, remaining), dtype=torch.long,
-                                           device=scores.device)
-                    scores[row] = -np.inf
-                    scores[row, allowed] = raw[row, allowed]
-                row += 1
-        owner = torch.repeat_interleave(torch.arange(len(live), device=scores.device),
-                                        torch.tensor(counts, device=scores.device))
-        kth = torch.tensor([_kth_best(found[q], k) for q in live], device=scores.device)
-        floors = torch.tensor([queries[q].floor - _FLOOR_MARGIN for q in live], device=scores.device)
-        ruled_out = (scores < kth[owner, None]) | (scores < floors[owner, None])
-        # Below the floor, only what can still become the target goes on: the search adds up the
-        # target's segmentations, and the floor is the probability of one of them.
-        row = 0
-        for q in live:
-            target = queries[q].target
-            for beam in beams[q]:
-                if len(target) > len(beam.text) and target.startswith(beam.text):
-                    agreeing = predictor.searcher.index.agreeing(first, target[len(beam.text):])
-                    ruled_out[row, agreeing] = scores[row, agreeing] < kth[owner[row]]
-                row += 1
-        scores.masked_fill_(ruled_out, -np.inf)
-        # Each query's (beam, piece) scores side by side, padded, for one top-k over all of them.
-        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-        offsets = torch.arange(len(flat), device=scores.device) - torch.from_numpy(starts).to(scores.device)[owner]
-        padded = scores.new_full((len(live), max(counts), vocab), -np.inf)
-        padded[owner, offsets] = scores
-        top = torch.topk(padded.reshape(len(live), -1), min(pool, max(counts) * vocab))
-        values, picked = top.values.tolist(), top.indices.tolist()
-        new_beams: dict[int, list[_Beam]] = {}
-        sources, pieces = [], []
-        for i, q in enumerate(live):
-            kept, allowed = new_beams.setdefault(q, []), queries[q].allowed
-            for value, index in zip(values[i], picked[i]):
-                if value == -np.inf or len(kept) == width:
-                    break
-                beam, piece = divmod(index, vocab)
-                text = beams[q][beam].text + texts[piece].lstrip(" ")
-                if allowed is not None and not allowed.leads_to_word(text, value):
-                    continue  # as search._Search._keep_to_lexicon: its place goes to a word
-                kept.append(_Beam(text, value))
-                sources.append(int(starts[i]) + beam)
-                pieces.append(piece)
-        if not sources:
-            break
-        # The 2k likeliest beams of every query first, and of those the k likeliest before the others:
-        # the words they finish prune the rest, or settle the query, before those cost a step of the
-        # model (as in search._Search._advance, which steps the 2k together: the same beams are stepped unless
-        # the outcome is already known).
-        candidates = []  # (query, its beam, index into sources and pieces)
-        for q in live:
-            candidates += [(q, b, len(candidates) + b) for b in range(len(new_beams[q]))]
-        settled: set[int] = set()
-        stages, outputs = [], []
-        for low, high in ((0, k), (k, lead), (lead, None)):
-            stage = [(q, b, i) for q, b, i in candidates
-                     if q not in settled and b >= low and (high is None or b < high)]
-            if high is None:
-                stage = [(q, b, i) for q, b, i in stage if new_beams[q][b].logprob >= _kth_best(found[q], k)]
-            if not stage:
-                continue
-            outputs.append(_step_and_collect(predictor, stage, new_beams, queries, found, sources, pieces, state))
-            stages += stage
-            settled |= {q for q in {q for q, _, _ in stage} if _settled(queries[q], found[q], new_beams[q], k)}
-        # Back to one block of rows per query, its beams in order; the queries that are done leave.
-        rows_of: dict[int, list[int]] = {q: [] for q in live}
-        for i, (q, _, _) in sorted(enumerate(stages), key=lambda item: item[1][1]):
-            rows_of[q].append(i)
-        for q in live:
-            beams[q] = [new_beams[q][stages[i][1]] for i in rows_of[q]]
-        live = [q for q in live if beams[q] and q not in settled and not _settled(queries[q], found[q], beams[q], k)]
-        if not live:
-            break
-        order = torch.tensor([i for q in live for i in rows_of[q]], device=predictor.device)
-        joined = outputs[0][1]
-        for _, more in outputs[1:]:
-            joined = model.join_states(joined, more)
-        logprobs = torch.cat([out[0] for out in outputs])[order]
-        state = model.select_state(joined, order)
-    return found
-
-
-def _step_and_collect(predictor: "Predictor", stage: list[tuple[int, int, int]], beams: dict[int, list],
-                      queries: list[_Query], found: list[dict[str, float]], sources: list[int], pieces: list[int],
-                      state: Any) -> tuple[torch.Tensor, Any]:
-    """One model step for the beams of `stage` (query, beam, index into `sources` and `pieces`), each the
-    row of `state` in `sources` extended by its piece; the whole words they make are added to `found`,
-    as `search._Search._collect_finished` adds them. Returns their next-piece log-probabilities and states."""
-    at = torch.tensor([i for _, _, i in stage], device=predictor.device)
-    rows = torch.tensor(sources, device=predictor.device)[at]
-    tokens = torch.tensor(pieces, device=predictor.device)[at]
-    logprobs, after = predictor.pieces.run(tokens[:, None], predictor.model.select_state(state, rows))
-    ends = torch.logsumexp(logprobs.index_select(1, predictor.pieces.ends), dim=-1).tolist()
-    for (q, b, _), end in zip(stage, ends):
-        text, logprob = beams[q][b].text, beams[q][b].logprob + end
-        query = queries[q]
-        if text.startswith(query.partial) and predictor.searcher.accepts(text, logprob, found[q], query.allowed):
-            found[q][text] = np.logaddexp(found[q].get(text, -np.inf), logprob)
-    return logprobs, after
-
-
-# Log-probabilities from the reading and from the search's steps differ in the last float32 bits:
-# the floor sits this far below the target's own, so the search never cuts the target itself.
-_FLOOR_MARGIN = 1e-3
-
-
-def _settled(query: _Query, found: dict[str, float], beams: list, k: int) -> bool:
-    """Whether k words already beat the most the target can still reach: what it has found, plus every
-    beam that could still become it (a word's probability is at most its beam's)."""
-    reachable = [beam.logprob for beam in beams if query.target.startswith(beam.text)]
-    best = float(np.logaddexp.reduce([found.get(query.target, -np.inf), *reachable]))
-    return sum(logprob > best for word, logprob in found.items() if word != query.target) >= k
+_SCORES_PER_STEP = 16_000_000  # floats in one step's score matrix (beams × vocabulary) at most, about 64 MB
 
 
 DISTANCE_BUCKETS = ((1, 5), (6, 10), (11, 20), (21, 30), (31, 60), (61, 10**9))
@@ -494,8 +360,7 @@ class LongRangeAccuracy:
     Two measures per target: `top1`, whether it is the word `predict` ranks first (which also needs
     the model to know that the slot comes now), and `recall`, whether the model ranks it above every
     other word of its kind (the other names, numbers, or was/were): that needs the cue alone.
-    `chance` is what guessing among the words of each kind would recall.
-    """
+    `chance` is what guessing among the words of each kind would recall."""
 
     buckets: dict[str, list[float]] = field(default_factory=dict)  # "6-10" -> [top1, recalled, chance, total]
 
@@ -526,8 +391,7 @@ def long_range_accuracy(predictor: "Predictor", ids: np.ndarray, first_line: int
     `ids` is the encoded text; `first_line` is the number of the line that starts after its first
     line break (0 when `ids` is a whole file, which starts a line itself). The text is read once,
     left to right, as in `word_metrics`: the model keeps the state the text before built up. The words
-    of each kind are those of all `targets`, inside `ids` or not. `on_target(done, total)` reports progress.
-    """
+    of each kind are those of all `targets`, inside `ids` or not. `on_target(done, total)` reports progress."""
     tokenizer = predictor.tokenizer
 
     def as_predicted(text: str) -> str:  # "Mira." -> "Mira", as predict returns it
@@ -594,8 +458,7 @@ def evaluate_file(predictor: "Predictor", path: str | Path, *, perplexity_lines:
     over the characters of the file (see `count_characters`). `perplexity_lines` scores only the
     first lines, `predict_words` predicts only the first words (accuracy, keystrokes), each for a
     quicker estimate. With `long_range`, the file's `<file>.targets.jsonl` sidecar gives the
-    far-dependent words to score.
-    """
+    far-dependent words to score."""
     from .data import check_corpus, encode_corpus
 
     def report(stage: str, done: int, total: int) -> None:

@@ -7,8 +7,7 @@ A model predicts subword pieces; a word's probability is
 summed over the segmentations the search finds. A beam search over pieces, up to the next word
 boundary, finds the likeliest words. When the text ends inside a word, only pieces that agree with
 the typed letters are followed, so the result is the completions of that partial word. With a
-lexicon, the words found are its words and those the text before has used (see lexicon.py).
-"""
+lexicon, the words found are its words and those the text before has used (see lexicon.py)."""
 
 from __future__ import annotations
 
@@ -48,12 +47,6 @@ def check_query(text: str, k: int) -> None:
         raise ConfigError(f"option 'top_k' must be >= 1; got {k}")
 
 
-@dataclass(frozen=True)
-class _Beam:
-    text: str  # the word built so far, without its leading space
-    logprob: float
-
-
 class _PieceIndex:
     """Which pieces can extend a word so that it still agrees with the letters typed so far."""
 
@@ -64,14 +57,20 @@ class _PieceIndex:
                 tables[bool(tokenizer.starts_word[i])].append((text.lstrip(" "), i))
         self.tables = {first: sorted(table) for first, table in tables.items()}
         self.keys = {first: [text for text, _ in table] for first, table in self.tables.items()}
+        self._tensors: dict[tuple[bool, str, bool], torch.Tensor] = {}
 
-    def agreeing(self, first: bool, remaining: str) -> list[int]:
+    def agreeing(self, first: bool, remaining: str, device: torch.device, within: bool = False) -> torch.Tensor:
         """Ids of word-start (`first`) or continuation pieces that `remaining` starts with, or that start
-        with `remaining`: the pieces that keep a word in agreement with the letters typed."""
+        with `remaining`: the pieces that keep a word in agreement with the letters typed. With
+        `within`, only those that `remaining` starts with: the pieces that can still spell it exactly.
+        Remembered: a search asks again for the same letters at every beam."""
+        key = (first, remaining, within)
+        if key in self._tensors:
+            return self._tensors[key]
         table, keys = self.tables[first], self.keys[first]
         found = []
         at = bisect.bisect_left(keys, remaining)
-        while at < len(keys) and keys[at].startswith(remaining):
+        while at < len(keys) and keys[at].startswith(remaining) and (not within or keys[at] == remaining):
             found.append(table[at][1])
             at += 1
         for cut in range(0 if first else 1, len(remaining)):  # pieces that are a prefix of `remaining`
@@ -80,7 +79,10 @@ class _PieceIndex:
             while at < len(keys) and keys[at] == prefix:
                 found.append(table[at][1])
                 at += 1
-        return found
+        if len(self._tensors) >= 1 << 16:
+            self._tensors.clear()
+        self._tensors[key] = torch.tensor(found, dtype=torch.long, device=device)
+        return self._tensors[key]
 
 
 class WordSearcher:
@@ -117,7 +119,12 @@ class WordSearcher:
               document: DocumentWords | None = None, before: float = math.inf) -> list[tuple[str, float]]:
         """The k likeliest next words that start with `partial`, best first, with their probabilities;
         words of `document` used before `before` count as lexicon words."""
-        return _Search(self, partial, k, self.allowed(document, before)).run(logprobs, state)
+        rows = Rows(self.pieces)
+        query = Query(rows.add(logprobs, state)[0], partial, k, self.allowed(document, before))
+        search = Searches(self, rows)
+        while not query.done:
+            search.advance([query])
+        return query.best()
 
     @torch.inference_mode()
     def logprobs_of(self, logprobs: torch.Tensor, state: State, words: list[str]) -> list[float]:
@@ -152,95 +159,317 @@ class WordSearch:
         return self._searcher.logprobs_of(self._logprobs, self._state, words)
 
 
-@dataclass
-class _Search:
-    """One search: the completions of `partial`, the k best kept."""
+# Log-probabilities from a reading of the text and from a search's steps differ in the last float32 bits:
+# a target's floor is taken this far below its own, so that the search never cuts the target itself.
+_FLOOR_MARGIN = 1e-3
 
-    searcher: WordSearcher
+
+@dataclass(frozen=True)
+class _Beam:
+    text: str  # the word built so far, without its leading space
+    logprob: float
+    pieces: tuple[int, ...]  # its pieces after the place searched from
+    row: int  # its row in `Rows` once stepped; until then its parent's
+
+
+class Rows:
+    """The places searches have stepped to, by number: at each, the next-piece log-probabilities, the
+    log-probability that a word ends there and the model's state, kept in the chunks the model made
+    them in (a chunk's rows share its tensors) until `keep` lets go of them."""
+
+    def __init__(self, pieces: PieceModel):
+        self.pieces = pieces
+        self._chunks: dict[int, tuple[torch.Tensor, list[float], State, range]] = {}
+        self._where: dict[int, tuple[int, int]] = {}  # row -> (chunk, index in it)
+        self._rows = 0
+
+    def add(self, logprobs: torch.Tensor, state: State) -> range:
+        """New rows: the places whose next-piece log-probabilities are `logprobs` (rows, vocab), with `state`."""
+        ends = torch.logsumexp(logprobs.index_select(1, self.pieces.ends), dim=-1).tolist()
+        rows = range(self._rows, self._rows + len(ends))
+        chunk = rows.start
+        self._chunks[chunk] = (logprobs, ends, state, rows)
+        self._where.update((row, (chunk, i)) for i, row in enumerate(rows))
+        self._rows = rows.stop
+        return rows
+
+    def take(self, rows: list[int]) -> tuple[torch.Tensor, State]:
+        """The next-piece log-probabilities and the state of `rows`, in that order."""
+        return self.logprobs(rows), self.state(rows)
+
+    def chunk(self, row: int) -> int:
+        return self._where[row][0]
+
+    def end(self, row: int) -> float:
+        """log P(a word ends at row `row`'s place)."""
+        chunk, i = self._where[row]
+        return self._chunks[chunk][1][i]
+
+    def logprobs(self, rows: list[int]) -> torch.Tensor:
+        return self._gather(rows, lambda chunk, at: chunk[0][at], lambda parts: torch.cat(parts),
+                            lambda joined, order: joined[order])
+
+    def state(self, rows: list[int]) -> State:
+        model = self.pieces.model
+        return self._gather(rows, lambda chunk, at: model.select_state(chunk[2], at), self.join,
+                            model.select_state)
+
+    def join(self, parts: list[State]) -> State:
+        """The rows of `parts`, in order, as one state (joined pairwise, a tree)."""
+        while len(parts) > 1:
+            parts = [self.pieces.model.join_states(parts[i], parts[i + 1]) if i + 1 < len(parts) else parts[i]
+                     for i in range(0, len(parts), 2)]
+        return parts[0]
+
+    def _gather(self, rows: list[int], take, join, reorder):
+        """`rows` from their chunks: `take` from each chunk, `join` the parts, `reorder` into `rows`' order."""
+        places = [self._where[row] for row in rows]
+        device = self.pieces.device
+        chunks = sorted({chunk for chunk, _ in places})
+        if len(chunks) == 1:
+            return take(self._chunks[chunks[0]], torch.tensor([i for _, i in places], device=device))
+        order = sorted(range(len(rows)), key=lambda j: places[j][0])  # grouped by chunk, stable
+        parts = []
+        for chunk in chunks:
+            at = [places[j][1] for j in order if places[j][0] == chunk]
+            parts.append(take(self._chunks[chunk], torch.tensor(at, device=device)))
+        if order == sorted(order):
+            return join(parts)
+        back = torch.empty(len(rows), dtype=torch.long, device=device)
+        back[torch.tensor(order, device=device)] = torch.arange(len(rows), device=device)
+        return reorder(join(parts), back)
+
+    def keep(self, rows: set[int]) -> None:
+        """Forget every row but `rows`: the chunks none of them is in go, and when the rest still hold
+        more than twice the rows kept (and 1024 more), those rows are copied into one chunk."""
+        for chunk in [chunk for chunk, value in self._chunks.items() if rows.isdisjoint(value[3])]:
+            for row in self._chunks.pop(chunk)[3]:
+                del self._where[row]
+        if len(self._where) <= 2 * len(rows) + 1024:
+            return
+        kept = sorted(rows)
+        (logprobs, state), ends = self.take(kept), [self.end(row) for row in kept]
+        self._chunks = {kept[0]: (logprobs, ends, state, kept)} if kept else {}
+        self._where = {row: (kept[0], i) for i, row in enumerate(kept)}
+
+
+@dataclass(eq=False)
+class Query:
+    """One word search from row `root` of a `Rows`: the k likeliest next words that complete `partial`,
+    among the `allowed` words (None: any). With a `target` (evaluation), only its place among the k
+    best is asked, so two cuts leave that place unchanged: nothing below `floor` (the target's own
+    log-probability, one segmentation's) is followed unless it can still become the target, and the
+    search stops once k words beat all that the target can still reach. `known` holds the rows
+    stepped from `root`, by their pieces: the searches at one place may share it.
+
+    Unless `exact`, the target's own segmentations below the floor are not followed either (most of
+    such a search's steps): the most they could add to it is kept in `unfollowed`, and `certain`
+    says whether the target's place among the k best is the same whatever they add."""
+
+    root: int
     partial: str
     k: int
-    allowed: Words | None  # what may be suggested (see WordSearcher.allowed); None: any word
+    allowed: Words | None
+    target: str | None = None
+    floor: float = -math.inf
+    known: dict[tuple[int, ...], int] = field(default_factory=dict)
+    exact: bool = True
+    unfollowed: float = -math.inf
     found: dict[str, float] = field(default_factory=dict)  # word -> log-probability, all segmentations
+    done: bool = False
+    depth: int = 0
+    beams: list[_Beam] = field(default_factory=list)  # this depth's, stepped
+    candidates: list[_Beam] | None = None  # the next depth's, best first, stepped in stages; None: to choose
+    stage: int = 0
+    stepped: list[_Beam] = field(default_factory=list)  # the candidates stepped so far
 
-    def run(self, logprobs: torch.Tensor, state: State) -> list[tuple[str, float]]:
-        tokenizer, allowed = self.searcher.pieces.tokenizer, self.allowed
-        width = max(4 * self.k, 16)
-        # With a lexicon, more extensions are looked at than kept: those that spell no word's beginning go.
-        pool = width if allowed is None else width * _LEXICON_POOL
-        beams = [_Beam("", 0.0)]
-        for depth in range(MAX_WORD_PIECES):
-            scores = self._extension_scores(beams, logprobs, first=depth == 0)
-            kth_best = self._kth_best()
-            if kth_best > -np.inf:  # extensions that can no longer finish a word among the k best
-                scores.masked_fill_(scores < kth_best, -np.inf)
-            top = torch.topk(scores.flatten(), min(pool, scores.numel()))
-            keep = torch.isfinite(top.values)
-            picked, new_scores = top.indices[keep], top.values[keep]
-            rows, pieces = picked // scores.shape[1], picked % scores.shape[1]
-            beams = [_Beam(beams[r].text + tokenizer.piece_text[p].lstrip(" "), s)
-                     for r, p, s in zip(rows.tolist(), pieces.tolist(), new_scores.tolist())]
-            if allowed is not None:
-                beams, rows, pieces = self._keep_to_lexicon(beams, rows, pieces, width)
-            if not beams:
-                break
-            beams, logprobs, state = self._advance(beams, pieces, rows, state)
-        ranked = sorted(self.found.items(), key=lambda item: -item[1])[: self.k]
-        return [(word, float(np.exp(logprob))) for word, logprob in ranked]
+    def __post_init__(self) -> None:
+        self.beams = [_Beam("", 0.0, (), self.root)]
 
-    def _advance(self, beams: list[_Beam], pieces: torch.Tensor, rows: torch.Tensor, state: State
-                 ) -> tuple[list[_Beam], torch.Tensor, State]:
-        """One step of the model for `beams`, each the beam `rows` of `state` extended by its piece in
-        `pieces`; the words they finish are collected. Returns the beams still worth extending, their
-        next-piece log-probabilities and their states.
-
-        The 2k likeliest go first: the words they finish usually rule out most of the others before
-        those cost a step of the model, the search's main cost.
-        """
-        model, run = self.searcher.pieces.model, self.searcher.pieces.run
-        lead = 2 * self.k
-        logprobs, after = run(pieces[:lead, None], model.select_state(state, rows[:lead]))
-        self._collect_finished(beams[:lead], logprobs)
-        threshold = self._kth_best()  # probabilities only shrink as a word grows
-        rest = [i for i in range(lead, len(beams)) if beams[i].logprob >= threshold]
-        if rest:
-            at = torch.tensor(rest, device=logprobs.device)
-            more, more_after = run(pieces[at, None], model.select_state(state, rows[at]))
-            self._collect_finished([beams[i] for i in rest], more)
-            logprobs, after = torch.cat([logprobs, more]), model.join_states(after, more_after)
-        return beams[:lead] + [beams[i] for i in rest], logprobs, after
-
-    def _keep_to_lexicon(self, beams: list[_Beam], rows: torch.Tensor, pieces: torch.Tensor, width: int
-                         ) -> tuple[list[_Beam], torch.Tensor, torch.Tensor]:
-        """The (at most `width`) likeliest beams that can still become a word the lexicon accepts, a
-        lexicon word or one likely enough to be a new word: the places of the others go to words."""
-        kept = [i for i, beam in enumerate(beams) if self.allowed.leads_to_word(beam.text, beam.logprob)][:width]
-        at = torch.tensor(kept, dtype=torch.long, device=rows.device)
-        return [beams[i] for i in kept], rows[at], pieces[at]
-
-    def _kth_best(self) -> float:
+    def kth_best(self) -> float:
         """The log-probability a word must beat to be among the k best found so far."""
         return sorted(self.found.values(), reverse=True)[self.k - 1] if len(self.found) >= self.k else -np.inf
 
-    def _collect_finished(self, beams: list[_Beam], logprobs: torch.Tensor) -> None:
-        """Accept each beam that is a whole word (ends here, covers the typed letters): the one place
-        where a word is found."""
-        ends = torch.logsumexp(logprobs.index_select(1, self.searcher.pieces.ends), dim=-1).tolist()
-        for beam, end in zip(beams, ends):
-            word, logprob = beam.text, beam.logprob + end
-            if word.startswith(self.partial) and self.searcher.accepts(word, logprob, self.found, self.allowed):
-                # Different segmentations of one word are one word: add their probabilities.
-                self.found[word] = np.logaddexp(self.found.get(word, -np.inf), logprob)
+    def best(self) -> list[tuple[str, float]]:
+        ranked = sorted(self.found.items(), key=lambda item: -item[1])[: self.k]
+        return [(word, float(np.exp(logprob))) for word, logprob in ranked]
 
-    def _extension_scores(self, beams: list[_Beam], logprobs: torch.Tensor, first: bool) -> torch.Tensor:
-        """Log-probability of each (beam, next piece), -inf where the piece may not extend the beam."""
-        pieces, partial = self.searcher.pieces, self.partial
-        ruled_out = pieces.not_starts if first else pieces.not_extends
-        if partial:  # only then do rows differ: each must agree with the letters typed
-            ruled_out = ruled_out.expand_as(logprobs).clone()
-            for row, beam in enumerate(beams):
-                remaining = partial[len(beam.text):] if partial.startswith(beam.text) else None
-                if remaining:
-                    ruled_out[row] = True
-                    ruled_out[row, self.searcher.index.agreeing(first, remaining)] = False
-        base = torch.tensor([beam.logprob for beam in beams], device=logprobs.device)
-        return (logprobs + base[:, None]).masked_fill_(ruled_out, -np.inf)
+    def settled(self) -> bool:
+        """Whether k words already beat the most the target can still reach: what it has found, plus every
+        beam that could still become it (a word's probability is at most its beam's)."""
+        beams = self.beams if self.candidates is None else self.candidates
+        reachable = [beam.logprob for beam in beams if self.target.startswith(beam.text)]
+        return self.rank(float(np.logaddexp.reduce([self.unfollowed, *reachable]))) >= self.k
+
+    def rank(self, more: float = -math.inf) -> float:
+        """How many words found beat the target (infinite when it was not found), had it `more` besides."""
+        mine = np.logaddexp(self.found.get(self.target, -np.inf), more)
+        if mine == -np.inf:
+            return math.inf
+        return sum(int(logprob > mine) for word, logprob in self.found.items() if word != self.target)
+
+    def certain(self) -> bool:
+        """Whether the target's place among the k best stays what was found, whatever the segmentations
+        not followed add."""
+        return min(self.rank(), self.k) == min(self.rank(self.unfollowed), self.k)
+
+
+class Searches:
+    """Word searches run side by side, a depth of pieces at a time: each `advance` steps the model once for
+    the next stage of every query given. A depth's candidates are stepped in stages cut at
+    `stages` times k (predict: the 2k likeliest, then the rest); the last stage only those that can
+    still beat the k-th best word found: the words the first ones finish usually rule out the
+    others before those cost a step of the model, the search's main cost."""
+
+    def __init__(self, searcher: WordSearcher, rows: Rows, stages: tuple[int, ...] = (2,)):
+        self.searcher, self.rows, self.stages = searcher, rows, stages
+
+    def advance(self, queries: list[Query]) -> None:
+        """One model step for every query of `queries` that is not done; those done are marked."""
+        due, extending = {}, []
+        for query in queries:
+            beams = self._due(query)
+            if beams is not None:
+                due[query] = beams
+            elif query.beams and query.depth < MAX_WORD_PIECES and not (query.target and query.settled()):
+                extending.append(query)
+            else:
+                query.done = True
+        self._extend(extending)
+        for query in extending:
+            beams = self._due(query)
+            if beams:
+                due[query] = beams
+            else:
+                query.done = True
+        self._step(due)
+
+    def _due(self, query: Query) -> list[_Beam] | None:
+        """The candidates `query` steps next; None once its depth is stepped (its candidates become its beams)."""
+        cuts = [0, *(stage * query.k for stage in self.stages), math.inf]
+        while query.candidates is not None and query.stage < len(cuts) - 1:
+            low, high = cuts[query.stage], cuts[query.stage + 1]
+            if high == math.inf:
+                beams = [beam for beam in query.candidates[low:] if beam.logprob >= query.kth_best()]
+            else:
+                beams = query.candidates[low:high]
+            query.stage += 1
+            if beams:
+                return beams
+        if query.candidates is not None:
+            query.beams, query.candidates, query.stepped = query.stepped, None, []
+            query.depth += 1
+        return None
+
+    def _step(self, due: dict[Query, list[_Beam]]) -> None:
+        """Step the model for the beams `due`, those no query at their place has stepped yet; collect the
+        words they finish."""
+        todo: dict[tuple[int, tuple[int, ...]], tuple[dict, _Beam]] = {}  # one step per place and pieces
+        for query, beams in due.items():
+            for beam in beams:
+                if beam.pieces not in query.known:
+                    todo.setdefault((id(query.known), beam.pieces), (query.known, beam))
+        if todo:
+            # Grouped by the chunk of the row they step from: their states are gathered without reordering.
+            todo = dict(sorted(todo.items(), key=lambda item: self.rows.chunk(item[1][1].row)))
+            beams = [beam for _, beam in todo.values()]
+            tokens = torch.tensor([beam.pieces[-1] for beam in beams], device=self.rows.pieces.device)
+            made = self.rows.add(*self.rows.pieces.run(tokens[:, None], self.rows.state([b.row for b in beams])))
+            for (known, beam), row in zip(todo.values(), made):
+                known[beam.pieces] = row
+        for query, beams in due.items():
+            for beam in beams:
+                stepped = _Beam(beam.text, beam.logprob, beam.pieces, query.known[beam.pieces])
+                query.stepped.append(stepped)
+                self._collect(query, stepped)
+            if query.target is not None and query.settled():
+                query.done = True
+
+    def _collect(self, query: Query, beam: _Beam) -> None:
+        """Accept the beam if it is a whole word (it ends here, covers the typed letters): the one place
+        where a word is found. Different segmentations of one word are one word: their probabilities add."""
+        word, logprob = beam.text, beam.logprob + self.rows.end(beam.row)
+        if word.startswith(query.partial) and self.searcher.accepts(word, logprob, query.found, query.allowed):
+            query.found[word] = np.logaddexp(query.found.get(word, -np.inf), logprob)
+
+    def _extend(self, queries: list[Query]) -> None:
+        """Each query's candidates for its next depth: the likeliest extensions of its beams by one piece
+        (all queries' scored together), of which the first `width` that can still spell a word it
+        accepts are kept; with a lexicon, more are looked at than kept: the places of the others go to words."""
+        if not queries:
+            return
+        piece_text = self.searcher.pieces.tokenizer.piece_text
+        flat = [(query, beam) for query in queries for beam in query.beams]
+        scores = self._scores(queries, flat)
+        # Only the extensions not ruled out, each query's best first: a search's cuts leave few of them.
+        rows, pieces = torch.isfinite(scores).nonzero(as_tuple=True)
+        values = scores[rows, pieces].cpu().numpy()
+        rows, pieces = rows.cpu().numpy(), pieces.cpu().numpy()
+        owner = np.repeat(np.arange(len(queries)), [len(query.beams) for query in queries])[rows]
+        order = np.lexsort((-values, owner))
+        bounds = np.searchsorted(owner[order], np.arange(len(queries) + 1))
+        for i, query in enumerate(queries):
+            width, kept = max(4 * query.k, 16), []
+            pool = width * (1 if query.allowed is None else _LEXICON_POOL)
+            for at in order[bounds[i]:min(bounds[i + 1], bounds[i] + pool)].tolist():
+                if len(kept) == width:
+                    break
+                parent, value, piece = flat[rows[at]][1], float(values[at]), int(pieces[at])
+                text = parent.text + piece_text[piece].lstrip(" ")
+                if query.allowed is None or query.allowed.leads_to_word(text, value):
+                    kept.append(_Beam(text, value, parent.pieces + (piece,), parent.row))
+            query.candidates, query.stage = kept, 0
+
+    def _scores(self, queries: list[Query], flat: list[tuple[Query, _Beam]]) -> torch.Tensor:
+        """Log-probability of each (beam, next piece), -inf where the piece may not extend the beam (it
+        does not start or carry on a word, disagrees with the letters typed) or the extension can no
+        longer finish a word among the k best (or, with a target, beat it or become it)."""
+        pieces, device = self.searcher.pieces, self.searcher.pieces.device
+        scores = self.rows.logprobs([beam.row for _, beam in flat])
+        scores += torch.tensor([beam.logprob for _, beam in flat], device=device)[:, None]
+        firsts = [query.depth == 0 for query, _ in flat]
+        typing, place, at = _agreeing(self.searcher.index, device, flat, firsts, lambda query: query.partial)
+        typed = scores[typing]  # where letters are still to match, only the pieces that agree with them
+        if all(firsts) or not any(firsts):
+            scores.masked_fill_(pieces.not_starts if firsts[0] else pieces.not_extends, -np.inf)
+        else:
+            first = torch.tensor(firsts, device=device)[:, None]
+            scores.masked_fill_(torch.where(first, pieces.not_starts, pieces.not_extends), -np.inf)
+        agree = torch.zeros_like(typed, dtype=torch.bool)
+        agree[place, at] = True
+        scores[typing] = typed.masked_fill_(~agree, -np.inf)
+        kth = {query: query.kth_best() for query in queries}
+        # Nothing below the k-th best, nor (with a target) below its floor...
+        floors = torch.tensor([[max(kth[query], query.floor - _FLOOR_MARGIN)] for query, _ in flat], device=device)
+        ruled_out = scores < floors
+        # ...but what can still become the target: the search adds up its segmentations, and the floor is
+        # the probability of one of them.
+        beams, place, at = _agreeing(self.searcher.index, device, flat, firsts, lambda query: query.target,
+                                     within=True)
+        if len(at):
+            rows = beams[place]
+            owner = [flat[row][0] for row in rows.tolist()]
+            values = scores[rows, at]
+            followed = values >= torch.tensor([kth[query] for query in owner], device=device)
+            exact = torch.tensor([query.exact for query in owner], device=device)
+            # Unless `exact`, the segmentations cut stay cut: their probability only is added up.
+            cut = ruled_out[rows, at] & followed & ~exact
+            ruled_out[rows, at] = torch.where(exact, ~followed, ruled_out[rows, at])
+            for query, value in zip([owner[i] for i in cut.nonzero()[:, 0].tolist()], values[cut].tolist()):
+                query.unfollowed = float(np.logaddexp(query.unfollowed, value))
+        return scores.masked_fill_(ruled_out, -np.inf)
+
+
+def _agreeing(index: _PieceIndex, device: torch.device, flat: list[tuple[Query, _Beam]], firsts: list[bool], letters,
+              within: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Where beams have `letters(query)` still to spell: (the beams' rows in `flat`; for each piece that
+    agrees with them (see `_PieceIndex.agreeing`), its beam's place in those rows, and the piece)."""
+    rows, ids = [], [torch.zeros(0, dtype=torch.long, device=device)]
+    for row, (query, beam) in enumerate(flat):
+        word = letters(query)
+        if word is not None and len(word) > len(beam.text) and word.startswith(beam.text):
+            rows.append(row)
+            ids.append(index.agreeing(firsts[row], word[len(beam.text):], device, within))
+    counts = torch.tensor([len(at) for at in ids[1:]], dtype=torch.long, device=device)
+    return (torch.tensor(rows, dtype=torch.long, device=device),
+            torch.repeat_interleave(torch.arange(len(rows), device=device), counts), torch.cat(ids))

@@ -3,14 +3,8 @@
 import ast
 from pathlib import Path
 
-import pytest
-
 LIBRARY = Path(__file__).parents[1] / "nextword"
 LIMITS = {ast.FunctionDef: 60, ast.AsyncFunctionDef: 60, ast.ClassDef: 150}
-
-# TEMPORARY: a piece being split on another branch right now (issue #18); each entry fails the test
-# once its piece fits, so that the list empties itself as those branches merge.
-BEING_SPLIT = {"evaluate.py:_search_batch"}
 
 
 def _sizes() -> dict[str, tuple[int, int]]:
@@ -29,12 +23,5 @@ def _sizes() -> dict[str, tuple[int, int]]:
 
 
 def test_no_function_over_60_lines_and_no_class_over_150() -> None:
-    too_long = {name: f"{lines} lines (at most {limit})" for name, (lines, limit) in _sizes().items()
-                if lines > limit and name not in BEING_SPLIT}
+    too_long = {name: f"{lines} lines (at most {limit})" for name, (lines, limit) in _sizes().items() if lines > limit}
     assert too_long == {}
-
-
-@pytest.mark.parametrize("name", sorted(BEING_SPLIT))
-def test_the_temporary_exceptions_are_still_needed(name: str) -> None:
-    lines, limit = _sizes()[name]
-    assert lines > limit, f"{name} now fits in {limit} lines: remove it from BEING_SPLIT"

@@ -107,6 +107,74 @@ def test_word_metrics_equal_their_slow_definition(model, corpus_file: Path) -> N
     assert 0 < fast.hits[1] < fast.words and fast.keys > fast.words
 
 
+def test_word_metrics_and_loss_whatever_the_stretches_read_side_by_side(model, corpus_file: Path, monkeypatch) -> None:
+    from nextword import evaluate
+
+    text = corpus_file.read_text()[:700]
+    ids = np.array(model.tokenizer.encode(text))
+    expected = _slow_word_metrics(model, ids)
+    # Stretches of 5 tokens, 3 side by side: many blocks, and a last stretch cut short.
+    monkeypatch.setattr(evaluate, "_STRIDE", 5)
+    monkeypatch.setattr(evaluate, "_BLOCK", 3)
+    nll, metrics = evaluate.read_text(model, ids, scored=len(ids), ks=(1, 3, 5), suggestions=3)
+    assert metrics == expected
+    reference = stream_loss(model.model, model.tokenizer, np.concatenate([[EOS_ID], ids]), seq_len=64,
+                            device=torch.device("cpu"), streams=1)
+    assert nll == pytest.approx(reference.nll, rel=1e-5)
+
+
+def test_the_targets_segmentations_below_its_floor_are_followed_where_they_could_matter(
+        model, corpus_file: Path, monkeypatch) -> None:
+    from nextword import search
+
+    ids = np.array(model.tokenizer.encode(corpus_file.read_text()[:900]))
+    quick = word_metrics(model, ids, ks=(1, 3, 5), suggestions=3)
+    # Every search rerun in full, as where their probability could change the target's place: the same.
+    certain = search.Query.certain
+    monkeypatch.setattr(search.Query, "certain", lambda query: query.exact and certain(query))
+    assert word_metrics(model, ids, ks=(1, 3, 5), suggestions=3) == quick
+    # Every search following all of them from the start: the same.
+    monkeypatch.setattr(search.Query, "certain", certain)
+    start = search.Query.__post_init__
+
+    def exact(query: search.Query) -> None:
+        query.exact = True
+        start(query)
+
+    monkeypatch.setattr(search.Query, "__post_init__", exact)
+    assert word_metrics(model, ids, ks=(1, 3, 5), suggestions=3) == quick
+
+
+def test_rows_come_back_in_the_order_asked_across_chunks_and_after_keep(model) -> None:
+    from nextword.search import Rows
+
+    pieces = model.pieces
+    with torch.inference_mode():
+        first = pieces.run(torch.tensor([[EOS_ID, 5], [EOS_ID, 7], [EOS_ID, 9]]))
+        second = pieces.run(torch.tensor([[EOS_ID, 11], [EOS_ID, 13]]))
+        rows = Rows(pieces)
+        a, b = rows.add(*first), rows.add(*second)
+        asked = [b[1], a[0], b[0], a[2]]
+        expected = torch.cat([second[0][1:2], first[0][0:1], second[0][0:1], first[0][2:3]])
+
+        def check(rows_asked: list[int], logprobs_expected: torch.Tensor) -> None:
+            logprobs, state = rows.take(rows_asked)
+            assert torch.equal(logprobs, logprobs_expected)
+            step = torch.full((len(rows_asked), 1), 3)  # the states too: one more step from each
+            together = pieces.run(step, state)[0]
+            alone = torch.cat([pieces.run(step[:1], rows.state([row]))[0] for row in rows_asked])
+            assert torch.allclose(together, alone, atol=1e-5)
+
+        check(asked, expected)
+        assert rows.end(a[0]) == pytest.approx(torch.logsumexp(first[0][0, pieces.ends], 0).item(), abs=1e-6)
+        # Many rows no longer needed: the two kept are copied into one chunk, and read back the same.
+        many = rows.add(first[0][:1].expand(2000, -1), model.model.select_state(first[1], torch.zeros(2000).long()))
+        rows.keep({b[1], a[0], many[7]})
+        check([b[1], a[0], many[7]], torch.cat([expected[:2], first[0][:1]]))
+        with pytest.raises(KeyError):
+            rows.take([a[1]])
+
+
 def test_word_metrics_on_a_learnable_text(model, corpus_file: Path) -> None:
     ids = np.array(model.tokenizer.encode(corpus_file.read_text()[:2000]))
     metrics = word_metrics(model, ids, ks=(1, 3, 5), suggestions=3, max_words=60)
