@@ -281,20 +281,22 @@ def load(config_file: str | Path | None = None, flags: Mapping[str, Any] | None 
     (`init`, at INIT_LR_SCALE times its learning rate) or continues (`resume`), the YAML file, then the
     `flags` given (None: not given). A resumed run may change only RESUMABLE_KEYS; a run from another
     model's weights none of SHAPE_KEYS."""
-    layers = {"the command's defaults": defaults or {}}  # by where each comes from, which errors name
+    # (where it comes from, which errors name; the layer): a list, since a YAML file may be the saved one
+    layers = [("the command's defaults", defaults or {})]
     start = next((Path(directory) for directory in (init, resume) if directory is not None), None)
     saved: dict[str, Any] = {}
     if start is not None:
-        from .checkpoint import read_manifest, read_settings  # it imports torch, which --help must not wait for
+        from .checkpoint import CONFIG, read_manifest, read_settings  # it imports torch, which --help must not wait for
 
         read_manifest(start)
-        saved = layers[str(start / "config.yaml")] = read_settings(start).to_dict()
+        saved = read_settings(start).to_dict()
+        layers.append((str(start / CONFIG), saved))
     if init is not None:
-        layers["the lowered learning rate"] = {"lr": saved["lr"] * INIT_LR_SCALE}
+        layers.append(("the lowered learning rate", {"lr": saved["lr"] * INIT_LR_SCALE}))
     if config_file is not None:
-        layers[str(config_file)] = read_yaml(config_file)
-    layers["the command line"] = {k: v for k, v in (flags or {}).items() if v is not None}
-    settings = resolve(*layers.values(), sources=tuple(layers))
+        layers.append((str(config_file), read_yaml(config_file)))
+    layers.append(("the command line", {k: v for k, v in (flags or {}).items() if v is not None}))
+    settings = resolve(*(layer for _, layer in layers), sources=tuple(source for source, _ in layers))
     changed = [key for key, value in settings.to_dict().items() if saved and value != saved[key]]
     if init is not None and (fixed := [key for key in changed if key in SHAPE_KEYS]):
         raise ConfigError(f"--init starts from the weights of {start}, so {', '.join(fixed)} cannot change "

@@ -205,6 +205,8 @@ def test_init_starts_from_a_models_weights_and_tokenizer_on_new_text(tmp_path: P
     settings = load(flags={"max_steps": 40}, init=trained_model)
     assert settings.train.lr == pytest.approx(TINY["lr"] * 0.3) and settings.model.hidden == TINY["hidden"]
     assert load(flags={"lr": 0.02}, init=trained_model).train.lr == 0.02  # an explicit rate wins
+    # So does a YAML file's, the model's own config.yaml too: it is a layer above the lowered rate.
+    assert load(trained_model / "config.yaml", init=trained_model).train.lr == TINY["lr"]
     summary = train(settings, new, tmp_path / "p", valid_file=held_out, init=trained_model)
 
     assert (tmp_path / "p" / "tokenizer.model").read_bytes() == (trained_model / "tokenizer.model").read_bytes()
