@@ -50,7 +50,8 @@ def check_query(text: str, k: int) -> None:
 class _PieceIndex:
     """Which pieces can extend a word so that it still agrees with the letters typed so far."""
 
-    def __init__(self, tokenizer: Tokenizer):
+    def __init__(self, tokenizer: Tokenizer, device: torch.device):
+        self.device = device  # where the remembered ids live: the model's
         tables: dict[bool, list[tuple[str, int]]] = {True: [], False: []}
         for i, text in enumerate(tokenizer.piece_text):
             if tokenizer.ordinary[i]:
@@ -59,7 +60,7 @@ class _PieceIndex:
         self.keys = {first: [text for text, _ in table] for first, table in self.tables.items()}
         self._tensors: dict[tuple[bool, str, bool], torch.Tensor] = {}
 
-    def agreeing(self, first: bool, remaining: str, device: torch.device, within: bool = False) -> torch.Tensor:
+    def agreeing(self, first: bool, remaining: str, within: bool = False) -> torch.Tensor:
         """Ids of word-start (`first`) or continuation pieces that `remaining` starts with, or that start
         with `remaining`: the pieces that keep a word in agreement with the letters typed. With
         `within`, only those that `remaining` starts with: the pieces that can still spell it exactly.
@@ -81,7 +82,7 @@ class _PieceIndex:
                 at += 1
         if len(self._tensors) >= 1 << 16:
             self._tensors.clear()
-        self._tensors[key] = torch.tensor(found, dtype=torch.long, device=device)
+        self._tensors[key] = torch.tensor(found, dtype=torch.long, device=self.device)
         return self._tensors[key]
 
 
@@ -92,7 +93,7 @@ class WordSearcher:
     def __init__(self, pieces: PieceModel, lexicon: Lexicon | None = None):
         """`lexicon`: the words a search may return (and new words it is very sure of); None: any."""
         self.pieces, self.lexicon = pieces, lexicon
-        self.index = _PieceIndex(pieces.tokenizer)
+        self.index = _PieceIndex(pieces.tokenizer, pieces.device)
 
     def document(self, ids: Sequence[int] = (), last_complete: bool = True) -> DocumentWords | None:
         """The words of the encoded text `ids` by piece position (the last one only if it is complete):
@@ -350,7 +351,8 @@ class Searches:
         while query.candidates is not None and query.stage < len(cuts) - 1:
             low, high = cuts[query.stage], cuts[query.stage + 1]
             if high == math.inf:
-                beams = [beam for beam in query.candidates[low:] if beam.logprob >= query.kth_best()]
+                kth = query.kth_best()  # sorts what was found: once, not per candidate
+                beams = [beam for beam in query.candidates[low:] if beam.logprob >= kth]
             else:
                 beams = query.candidates[low:high]
             query.stage += 1
@@ -428,7 +430,7 @@ class Searches:
         scores = self.rows.logprobs([beam.row for _, beam in flat])
         scores += torch.tensor([beam.logprob for _, beam in flat], device=device)[:, None]
         firsts = [query.depth == 0 for query, _ in flat]
-        typing, place, at = _agreeing(self.searcher.index, device, flat, firsts, lambda query: query.partial)
+        typing, place, at = _agreeing(self.searcher.index, flat, firsts, lambda query: query.partial)
         typed = scores[typing]  # where letters are still to match, only the pieces that agree with them
         if all(firsts) or not any(firsts):
             scores.masked_fill_(pieces.not_starts if firsts[0] else pieces.not_extends, -np.inf)
@@ -444,8 +446,7 @@ class Searches:
         ruled_out = scores < floors
         # ...but what can still become the target: the search adds up its segmentations, and the floor is
         # the probability of one of them.
-        beams, place, at = _agreeing(self.searcher.index, device, flat, firsts, lambda query: query.target,
-                                     within=True)
+        beams, place, at = _agreeing(self.searcher.index, flat, firsts, lambda query: query.target, within=True)
         if len(at):
             rows = beams[place]
             owner = [flat[row][0] for row in rows.tolist()]
@@ -460,16 +461,17 @@ class Searches:
         return scores.masked_fill_(ruled_out, -np.inf)
 
 
-def _agreeing(index: _PieceIndex, device: torch.device, flat: list[tuple[Query, _Beam]], firsts: list[bool], letters,
+def _agreeing(index: _PieceIndex, flat: list[tuple[Query, _Beam]], firsts: list[bool], letters,
               within: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Where beams have `letters(query)` still to spell: (the beams' rows in `flat`; for each piece that
     agrees with them (see `_PieceIndex.agreeing`), its beam's place in those rows, and the piece)."""
+    device = index.device
     rows, ids = [], [torch.zeros(0, dtype=torch.long, device=device)]
     for row, (query, beam) in enumerate(flat):
         word = letters(query)
         if word is not None and len(word) > len(beam.text) and word.startswith(beam.text):
             rows.append(row)
-            ids.append(index.agreeing(firsts[row], word[len(beam.text):], device, within))
+            ids.append(index.agreeing(firsts[row], word[len(beam.text):], within))
     counts = torch.tensor([len(at) for at in ids[1:]], dtype=torch.long, device=device)
     return (torch.tensor(rows, dtype=torch.long, device=device),
             torch.repeat_interleave(torch.arange(len(rows), device=device), counts), torch.cat(ids))
