@@ -53,6 +53,7 @@ NAMES = ("neural", "ngram", "cache", "neural cache")  # the components, in the o
 HALF_LIVES = (30, 100, 300, 1000, 3000)  # the cache's half-lives, in pieces, that `fit` chooses from
 MIN_BUCKET_PIECES = 200
 CONFIDENCE_EDGES = (0.2, 0.5, 0.8)  # where the neural cache's peak moves a place to the next bucket
+_KEPT_LENGTHS = 64  # reads up to this long keep their decays: a search's steps, not whole prompts or documents
 
 
 @functools.lru_cache(maxsize=64)
@@ -98,7 +99,8 @@ class UnigramCache:
         counts = self._start(counts, tokens, vocab_size)
         length = tokens.shape[1]
         if last_only:  # the counts after the last token are the new state: no need to build the others
-            after = self._after(counts, tokens, *_last_decays(self.log_decay, length, tokens.device))
+            decays = _last_decays if length <= _KEPT_LENGTHS else _last_decays.__wrapped__
+            after = self._after(counts, tokens, *decays(self.log_decay, length, tokens.device))
             return after[:, None], after.sum(1, keepdim=True), after
         weights, carry = self._decays(length, tokens.device)
         after = self._after(counts, tokens, weights[-1], carry[-1])
