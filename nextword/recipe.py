@@ -30,7 +30,7 @@ _PIECES_PER_CORE_SECOND = 3_500
 _BYTES_PER_PIECE = 4.0  # English text at a few thousand pieces
 _SMALL = {"cell": "lstm", "layers": 2, "embed": 256, "hidden": 256, "seq_len": 32, "batch_size": 16,
           "lr": 0.003, "warmup": 100, "final_lr": 0.1}
-_MEDIUM = {**_SMALL, "embed": 512, "hidden": 512}  # its rate not tuned: the small one's, as wider nets want no more
+_MEDIUM = {**_SMALL, "embed": 512, "hidden": 512}  # its rate is the small shape's: not tuned for this one
 
 
 @dataclass(frozen=True)
