@@ -271,14 +271,14 @@ class MixtureLM(nn.Module):
         on fresh tensors, one pass over (batch, steps, vocab) each, as prediction does at every step;
         the n-gram's part without its dense distributions, its unigram scaled (one pass) and then the
         `followers` its orders add (see `NgramLM.followers`), weighted in numpy before they are tensors."""
-        scale, rows, pieces, values = followers
+        scale, rows, places, values = followers
         ngram = weights[..., 1]
-        weights, scale, values, index = (torch.from_numpy(part).to(logits.device) for part in (
+        weights, scale, values, places = (torch.from_numpy(part).to(logits.device) for part in (
             weights.astype(np.float32)[..., None], (ngram * scale.reshape(ngram.shape)).astype(np.float32)[..., None],
-            (values * ngram.reshape(-1)[rows]).astype(np.float32), rows * self.vocab_size + pieces))
+            (values * ngram.reshape(-1)[rows]).astype(np.float32), places))
         mixed = torch.softmax(logits.float(), dim=-1).mul_(weights[:, :, 0])
         mixed.addcmul_(self._unigram, scale)
-        mixed.view(-1).index_add_(0, index, values)
+        mixed.view(-1).index_add_(0, places, values)
         for c, part in enumerate(caches, 2):
             mixed.addcmul_(part, weights[:, :, c])
         return mixed

@@ -130,7 +130,7 @@ class _Joined:
     def followers(self, found: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """P(next piece) at rows whose contexts are `found`, the recursion unrolled, P = (Π_m γ_m) P_unigram
         + Σ_m (Π_{k>m} γ_k) own_m: the scale of P_unigram (rows,), and what each order's followers add to
-        it, as their rows, pieces and values."""
+        it, as their rows, their places in (rows, vocab) flattened, and their values."""
         seen = found >= 0
         gammas = np.where(seen, self.backoffs[found], 1.0)
         above = np.ones_like(gammas)  # [m]: the product of the back-off weights of the longer contexts
@@ -141,8 +141,8 @@ class _Joined:
         # Every (row, follower) pair at once: follower i of a context sits at its start + i.
         span = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths - starts, lengths)
         scale = above[0] * gammas[0] if len(found) else np.ones(found.shape[1])
-        values = self.shares[span] * np.repeat(above[level, row], lengths)
-        return scale, np.repeat(row, lengths), self.words[span], values
+        rows, values = np.repeat(row, lengths), self.shares[span] * np.repeat(above[level, row], lengths)
+        return scale, rows, rows * self.vocab_size + self.words[span], values
 
 
 class NgramLM(nn.Module):
@@ -192,13 +192,13 @@ class NgramLM(nn.Module):
     def followers(self, found: np.ndarray) -> tuple[np.ndarray, ...]:
         """P(next piece) at rows whose contexts are `found` (see `contexts_found`) in parts, so that a
         mixture adds them without a dense array: the scale of `unigram` in each row (rows,), and the
-        followers of each row's contexts as their rows, pieces and the values they add there."""
+        followers of each row's contexts as their rows, places in (rows, vocab) flattened and values."""
         return self._joined.followers(found)
 
     def distributions(self, history: np.ndarray) -> np.ndarray:
         """P(next piece) (rows, vocab) float64 after each row of `history`: `followers` added up."""
-        scale, rows, pieces, values = self.followers(self.contexts_found(history))
-        p = np.bincount(rows * self.vocab_size + pieces, values, len(history) * self.vocab_size)
+        scale, _, places, values = self.followers(self.contexts_found(history))
+        p = np.bincount(places, values, len(history) * self.vocab_size)
         return p.reshape(len(history), self.vocab_size) + scale[:, None] * self.unigram
 
     def probabilities(self, history: np.ndarray, words: np.ndarray, found: np.ndarray | None = None) -> np.ndarray:
