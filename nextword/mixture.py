@@ -56,11 +56,16 @@ CONFIDENCE_EDGES = (0.2, 0.5, 0.8)  # where the neural cache's peak moves a plac
 _KEPT_LENGTHS = 64  # reads up to this long keep their decays: a search's steps, not whole prompts or documents
 
 
+def _power(log_decay: float, lag: torch.Tensor) -> torch.Tensor:
+    """decay^lag for lags (float64) in pieces: how much a piece counts `lag` pieces after it was read."""
+    return torch.exp(lag * log_decay)
+
+
 @functools.lru_cache(maxsize=64)
 def _last_decays(log_decay: float, length: int, device: torch.device) -> tuple[torch.Tensor, float]:
     """`UnigramCache._decays` at the last position alone, all prediction needs, kept for the reads a
     search repeats (one piece at a time); never changed."""
-    powers = torch.exp(torch.arange(length, -1, -1, device=device, dtype=torch.float64) * log_decay)
+    powers = _power(log_decay, torch.arange(length, -1, -1, device=device, dtype=torch.float64))
     return powers[1:].float(), powers[0].item()
 
 
@@ -72,13 +77,15 @@ class UnigramCache:
         self.half_life = float(half_life)
         self.log_decay = math.log(0.5) / self.half_life
 
-    def _decays(self, length: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    def _decays(self, counts: torch.Tensor, length: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """How much piece s of `length` new pieces counts at each position t, decay^(t - s) for s <= t
-        and 0 after t, (length, length); and how much the counts from before count there, decay^(t + 1)."""
-        t = torch.arange(length, device=device, dtype=torch.float64)
+        and 0 after t, (length, length); how much the `counts` from before count there, decay^(t + 1);
+        and the total of the counts there (batch, length)."""
+        t = torch.arange(length, device=counts.device, dtype=torch.float64)
         lag = t[:, None] - t[None, :]
-        weights = torch.where(lag >= 0, torch.exp(lag.clamp_min(0) * self.log_decay), 0.0)
-        return weights, torch.exp((t + 1) * self.log_decay)
+        weights = torch.where(lag >= 0, _power(self.log_decay, lag.clamp_min(0)), 0.0)
+        carry = _power(self.log_decay, t + 1)
+        return weights, carry, carry[None, :] * counts.double().sum(1, keepdim=True) + weights.sum(1)[None, :]
 
     @staticmethod
     def _start(counts: torch.Tensor | None, tokens: torch.Tensor, vocab_size: int) -> torch.Tensor:
@@ -102,24 +109,19 @@ class UnigramCache:
             decays = _last_decays if length <= _KEPT_LENGTHS else _last_decays.__wrapped__
             after = self._after(counts, tokens, *decays(self.log_decay, length, tokens.device))
             return after[:, None], after.sum(1, keepdim=True), after
-        weights, carry = self._decays(length, tokens.device)
-        after = self._after(counts, tokens, weights[-1], carry[-1])
+        weights, carry, total = self._decays(counts, length)
         seen = nn.functional.one_hot(tokens.long(), vocab_size).to(torch.float64)
         at = carry[None, :, None] * counts[:, None, :].double() + torch.einsum("ts,bsv->btv", weights, seen)
-        total = carry[None, :] * counts.double().sum(1, keepdim=True) + weights.sum(1)[None, :]
-        return at.float(), total, after
+        return at.float(), total, self._after(counts, tokens, weights[-1], carry[-1])
 
     def target_probabilities(self, counts: torch.Tensor | None, tokens: torch.Tensor, targets: torch.Tensor,
                              vocab_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """p_cache(targets[b, t]) after tokens up to [b, t] (batch, time) without the full distributions,
         the totals of the counts there (batch, time), and the counts after the tokens."""
         counts = self._start(counts, tokens, vocab_size)
-        length = tokens.shape[1]
-        weights, carry = self._decays(length, tokens.device)
+        weights, carry, total = self._decays(counts, tokens.shape[1])
         same = (tokens[:, None, :] == targets[:, :, None]).to(torch.float64)  # [b, t, s]: piece s is target t
-        before = counts.gather(1, targets.long()).double()
-        found = carry[None, :] * before + (weights[None] * same).sum(-1)
-        total = carry[None, :] * counts.double().sum(1, keepdim=True) + weights.sum(1)[None, :]
+        found = carry[None, :] * counts.gather(1, targets.long()).double() + (weights[None] * same).sum(-1)
         return found / total.clamp_min(1e-300), total, self._after(counts, tokens, weights[-1], carry[-1])
 
 
