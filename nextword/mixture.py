@@ -262,8 +262,7 @@ class MixtureLM(nn.Module):
             # total is at least 1: the piece just read).
             weights[..., 2] /= total.cpu().numpy()
         else:
-            weights = self._plain_weights[buckets]
-            counts = tokens.new_zeros(tokens.shape[0], 0, dtype=torch.float32)
+            weights, counts = self._plain_weights[buckets], tokens.new_zeros(tokens.shape[0], 0, dtype=torch.float32)
         mixed = self._mixed(logits, self.ngram.followers(found), caches, weights)
         return mixed.log_(), (neural_state, ngram_state, counts, memory)
 
@@ -291,7 +290,7 @@ class MixtureLM(nn.Module):
         neural_state, ngram_state, counts, memory = state if state is not None else (None,) * 4
         neural_p, ngram_p, buckets, features, neural_state, ngram_state = neural_and_ngram_targets(
             self.neural, self.ngram, tokens, targets, neural_state, ngram_state)
-        parts, weights = [neural_p, ngram_p], self._plain_weights[buckets]
+        parts = [neural_p, ngram_p]
         if self.use_cache:
             cache_p, _, counts = self.cache.target_probabilities(counts, tokens, targets, self.vocab_size)
             parts, peaks = parts + [cache_p], None
@@ -300,7 +299,7 @@ class MixtureLM(nn.Module):
                 parts, peaks = parts + [remembered[0]], peaks[0].cpu().numpy()
             weights = self._cache_weights(buckets, peaks)
         else:
-            counts = tokens.new_zeros(tokens.shape[0], 0, dtype=torch.float32)
+            weights, counts = self._plain_weights[buckets], tokens.new_zeros(tokens.shape[0], 0, dtype=torch.float32)
         mixed = mix(torch.from_numpy(weights).to(tokens.device), parts, None)
         return torch.log(mixed).float(), (neural_state, ngram_state, counts, memory)
 
