@@ -93,10 +93,8 @@ class Memory:
                 logs.append(log)
             log_of.append(place[id(log)])
         width = max(self.tail_valid.shape[1], other.tail_valid.shape[1])
-        first, second = _padded_tail(self, width), _padded_tail(other, width)
         return Memory(tuple(logs), tuple(log_of), self.ends + other.ends,
-                      *(torch.cat([a, b]) for a, b in zip(first, second)),
-                      torch.cat([self.pending, other.pending]), torch.cat([self.pending_valid, other.pending_valid]))
+                      *(torch.cat(pair) for pair in zip(_row_tensors(self, width), _row_tensors(other, width))))
 
 
 def _used_logs(logs: tuple[_Log, ...] | list[_Log], log_of: list[int]) -> tuple[tuple[_Log, ...], tuple[int, ...]]:
@@ -107,15 +105,14 @@ def _used_logs(logs: tuple[_Log, ...] | list[_Log], log_of: list[int]) -> tuple[
     return tuple(logs[i] for i in used), tuple(renumber[i] for i in log_of)
 
 
-def _padded_tail(memory: Memory, width: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The tail `width` entries wide, padded on the left: a row's valid entries stay its last ones."""
+def _row_tensors(memory: Memory, width: int) -> tuple[torch.Tensor, ...]:
+    """The tensors of `memory`, in its fields' order, with the tail `width` entries wide: padded on the
+    left, so that a row's valid entries stay its last ones."""
     extra = width - memory.tail_valid.shape[1]
-    keys, pieces, valid = memory.tail_keys, memory.tail_pieces, memory.tail_valid
+    tail = memory.tail_keys, memory.tail_pieces, memory.tail_valid
     if extra:
-        keys = torch.cat([keys.new_zeros(keys.shape[0], extra, keys.shape[2]), keys], 1)
-        pieces = torch.cat([pieces.new_zeros(pieces.shape[0], extra), pieces], 1)
-        valid = torch.cat([valid.new_zeros(valid.shape[0], extra), valid], 1)
-    return keys, pieces, valid
+        tail = tuple(torch.cat([t.new_zeros(t.shape[0], extra, *t.shape[2:]), t], 1) for t in tail)
+    return *tail, memory.pending, memory.pending_valid
 
 
 class _Own:
