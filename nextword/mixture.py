@@ -350,9 +350,10 @@ class _Recorder(nn.Module):
         return [torch.cat(column) for column in zip(*self.rows)]
 
 
-def _nll(logits: torch.Tensor, probabilities: torch.Tensor, buckets: torch.Tensor,
-         present: torch.Tensor | None) -> torch.Tensor:
-    return -torch.log(mix(torch.softmax(logits, -1)[buckets], list(probabilities.T), present)).mean()
+def _nlls(weights: torch.Tensor, probabilities: torch.Tensor, buckets: torch.Tensor,
+          present: torch.Tensor | None) -> torch.Tensor:
+    """The NLL of each piece (pieces,) under `weights` (see `fit_weights`)."""
+    return -torch.log(mix(weights[buckets], list(probabilities.T), present))
 
 
 def fit_weights(probabilities: torch.Tensor, buckets: torch.Tensor, count: int,
@@ -371,7 +372,7 @@ def fit_weights(probabilities: torch.Tensor, buckets: torch.Tensor, count: int,
 
         def closure() -> torch.Tensor:
             optimiser.zero_grad()
-            loss = _nll(logits, probabilities, rows, present)
+            loss = _nlls(torch.softmax(logits, -1), probabilities, rows, present).mean()
             loss.backward()
             return loss
 
@@ -381,8 +382,8 @@ def fit_weights(probabilities: torch.Tensor, buckets: torch.Tensor, count: int,
     shared = minimise(torch.zeros(1, components, dtype=torch.float64), torch.zeros_like(buckets))
     own = minimise(shared.expand(count, components), buckets)
     rare = torch.bincount(buckets, minlength=count) < MIN_BUCKET_PIECES
-    logits = torch.where(rare[:, None], shared, own)
-    return torch.softmax(logits, -1), _nll(logits, probabilities, buckets, present).item()
+    weights = torch.softmax(torch.where(rare[:, None], shared, own), -1)
+    return weights, _nlls(weights, probabilities, buckets, present).mean().item()
 
 
 def held_out_nll(probabilities: torch.Tensor, buckets: torch.Tensor, count: int,
@@ -396,9 +397,8 @@ def held_out_nll(probabilities: torch.Tensor, buckets: torch.Tensor, count: int,
     for fitted, scored in (folds, folds[::-1]):
         weights, _ = fit_weights(probabilities[fitted], buckets[fitted], count,
                                  None if present is None else present[fitted])
-        rows = probabilities[scored]
-        nll = -torch.log(mix(weights[buckets[scored]], list(rows.T), None if present is None else present[scored]))
-        total += nll.sum().item()
+        total += _nlls(weights, probabilities[scored], buckets[scored],
+                       None if present is None else present[scored]).sum().item()
     return total / len(buckets)
 
 
