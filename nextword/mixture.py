@@ -30,8 +30,7 @@ cache; one from before the confidence buckets has four weights per n-gram bucket
 
 It has the interface of every model (see model.py): `forward` gives the log of the mixed
 distribution, and the state is (neural state, n-gram state, cache counts (batch, vocab), neural
-cache memory or None), which nothing changes.
-"""
+cache memory or None), which nothing changes."""
 
 from __future__ import annotations
 
@@ -179,8 +178,7 @@ class MixtureLM(nn.Module):
     (confidence buckets, 4) mix them with both caches, by the neural cache's peak cut at
     `confidence` (increasing, in (0, 1)). A model directory from before the confidence buckets has
     no `confidence` and `cache_weights` (n-gram buckets, 4), and one from before the neural cache
-    no `neural_cache` either and (n-gram buckets, 3), the unigram cache alone.
-    """
+    no `neural_cache` either and (n-gram buckets, 3), the unigram cache alone."""
 
     gives_logprobs = True  # `forward` gives log P itself, not logits still to be normalised
 

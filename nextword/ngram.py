@@ -9,8 +9,7 @@ the distribution sums to 1. γ(h) is the mass the discounts took from h's follow
 
 It has the same interface as the neural models, `model(tokens, state, last_only) -> (log-probs,
 state)` with the last `order - 1` tokens as the state, so prediction, generation, evaluation
-and comparison use it unchanged. Its tables are buffers, saved in the same safetensors file.
-"""
+and comparison use it unchanged. Its tables are buffers, saved in the same safetensors file."""
 
 from __future__ import annotations
 
@@ -68,8 +67,7 @@ def count_ngrams(ids: np.ndarray, vocab_size: int, order: int) -> dict[str, torc
     """The tables of an order-`order` model of the token ids, ready for `NgramLM`.
 
     For each context length m < order: the sorted context keys, the offset of each context's
-    followers, the followers' ids and their counts (raw at the top, continuation counts below).
-    """
+    followers, the followers' ids and their counts (raw at the top, continuation counts below)."""
     if not 1 <= order <= max_order(vocab_size):
         raise ValueError(f"order must be between 1 and {max_order(vocab_size)} for a vocabulary of {vocab_size}")
     ids = np.asarray(ids, dtype=np.int64)

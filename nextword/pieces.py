@@ -1,8 +1,7 @@
 """A loaded model as word search, sampling and sessions read it: text in as pieces, the next piece out.
 
 `PieceModel` holds the model, its tokenizer and device, and the per-piece masks those three need
-on that device, built once per model: they are consulted once per piece searched or sampled.
-"""
+on that device, built once per model: they are consulted once per piece searched or sampled."""
 
 from __future__ import annotations
 
@@ -43,8 +42,7 @@ class PieceModel:
     def run(self, tokens: torch.Tensor | list[int], state: State | None = None) -> tuple[torch.Tensor, State]:
         """Log-probabilities of the next token after each row's last token, and the state after it.
 
-        `tokens` is (rows, time), or a list of ids for a single row.
-        """
+        `tokens` is (rows, time), or a list of ids for a single row."""
         tokens = torch.as_tensor(tokens, device=self.device)
         logits, state = self.model(tokens.reshape(1, -1) if tokens.dim() == 1 else tokens, state, last_only=True)
         logits = logits[:, -1].float()

@@ -4,8 +4,7 @@ library's users call.
 The work lives in small pieces, one place each: the model read over pieces (pieces.py), the beam
 search that turns pieces into whole words (search.py), sampling (sampling.py) and sessions that
 keep a growing document's state (session.py). A `Predictor` answers each call from scratch; a
-`Session` answers the same for a document it keeps, at the cost of what changed.
-"""
+`Session` answers the same for a document it keeps, at the cost of what changed."""
 
 from __future__ import annotations
 
@@ -64,8 +63,7 @@ class Predictor:
         """At each of `positions` in the encoded text `ids`, a `WordSearch` of the words that may come next.
 
         `search("", k)` is what `predict` would say given the text before the position, and
-        `search("wo", k)` what it would say had "wo" been typed too; the text is read only once.
-        """
+        `search("wo", k)` what it would say had "wo" been typed too; the text is read only once."""
         state, start, document = None, 0, self.searcher.document(ids)
         for position in positions:
             # Only the tokens since the last position: `state` has read everything before them.
@@ -79,8 +77,7 @@ class Predictor:
         """The continuation of `prompt`, piece by piece, until `max_words` more words have begun.
 
         Options (see `config.Sampling` for their defaults): max_words, temperature, top_k, top_p.
-        The same seed gives the same text.
-        """
+        The same seed gives the same text."""
         chosen = Sampling(**options)
         sampling.check_prompt(prompt)
         ids = self.pieces.context_ids(prompt)

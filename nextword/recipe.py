@@ -16,8 +16,7 @@ in bench/RESULTS.md ("The recipe"), at equal time on 2 CPU cores:
   100 steps and decays (cosine) to a tenth of its peak by the end of the budget; the budget alone
   stops the run (no epoch cap).
 
-This module does not import torch: `nextword --help` must stay fast.
-"""
+This module does not import torch: `nextword --help` must stay fast."""
 
 from __future__ import annotations
 
