@@ -219,6 +219,7 @@ class NeuralCache:
             peaks[:, index] = summed.scatter_add_(-1, numbered[None, :, None].expand_as(weights), weights).amax(-1)
         return out, peaks, after
 
+
 def _after(memory: Memory, own: _Own, last_features: torch.Tensor, window: int) -> Memory:
     """The state once the rows' own entries are kept: a row at its log's end adds them to the log (the
     first such row of a log, the others find the end taken); any other row keeps them as its tail, or

@@ -95,7 +95,6 @@ def test_stream_loss_of_the_mixture_is_the_sum_of_its_full_distributions(loaded:
     assert totals.tokens == len(ids) - 1 and totals.nll == pytest.approx(nll, rel=1e-5)
 
 
-
 @pytest.mark.parametrize("bucketing", ["confidence", "n-gram"])
 @pytest.mark.parametrize("window", [2000, 6])
 def test_the_last_only_step_is_the_full_distributions_last_row(loaded: checkpoint.LoadedModel, bucketing: str,
@@ -123,6 +122,7 @@ def test_the_last_only_step_is_the_full_distributions_last_row(loaded: checkpoin
                 assert torch.allclose(model(step, states[0], last_only=True)[0], full, atol=1e-5)
                 states = [model.join_states(model.select_state(state, rows[:3]), model.select_state(state, rows[3:]))
                           for state in (full_state, last_state)]
+
 
 def test_the_cache_never_looks_ahead(loaded: checkpoint.LoadedModel) -> None:
     ids = _ids(loaded, rows=1, length=30)
