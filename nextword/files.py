@@ -189,14 +189,14 @@ def exclusive_lock(path: Path, error: type[NextwordError]) -> Iterator[None]:
     The OS releases it when the process ends however it ends, so a crashed run never leaves it stuck.
     Raises `LockHeld` if another process holds it, and `error` if `path` is a link, not a regular
     file, or has other hard links: its id is written into it, and that must land nowhere else."""
-    link = error(f"{path} is a symbolic link; nextword never writes through one: remove it and try again")
+    link = f"{path} is a symbolic link; nextword never writes through one: remove it and try again"
     if os.path.islink(path):
-        raise link
+        raise error(link)
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | _NOFOLLOW | _NONBLOCK | _CLOEXEC | _BINARY, 0o644)
     except OSError as exc:
         if exc.errno == errno.ELOOP:  # O_NOFOLLOW met a link made since the check above
-            raise link from None
+            raise error(link) from None
         raise error(f"cannot write the lock file {path}: {exc.strerror or exc}") from None
     try:
         info = os.fstat(fd)
