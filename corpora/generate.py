@@ -458,7 +458,7 @@ class Frame(NamedTuple):
 
 FRAMES = (Frame(1, _agreement_frame), Frame(2, _name_frame), Frame(5, _who_frame),
           Frame(5, _count_frame))
-FILLER_TEMPLATES = EVERYDAY + _STORIES["kind: conversation"]["body"]
+FILLER_TEMPLATES = EVERYDAY + records(_STORIES, "kind")["conversation"]["body"]
 FRAMES_PER_LINE = (1, 3)  # dense targets: the validation split of a small file holds hundreds
 FILLER_SHARE = 0.1  # chance of an everyday sentence between frames, so lines are not all frames
 
