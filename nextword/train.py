@@ -378,7 +378,7 @@ def _train_neural(settings: Settings, data: Prepared, batches: StreamBatches | W
     limits = [args.max_steps, args.epochs and args.epochs * len(batches)]
     run = _Run(settings, data, batches, out, device, world, model, scorer, optimizer, cuda,
                args.batch_size * args.seq_len * world.size, min((x for x in limits if x), default=None), [])
-    state = _restore(run, checkpoint.load_state(out)) if resume else TrainState()
+    state = _restore(run) if resume else TrainState()
     emit(Stage("training"))
     if initial is not None:
         _evaluate(run, state, emit)  # step 0: the starting model on the new text, the figure training improves on
@@ -582,36 +582,36 @@ def _save_checkpoint(run: _Run, state: TrainState, stopped_because: str = "runni
     """The state first, then the weights and summary: a crash between them loses nothing (see checkpoint)."""
     if not run.world.main:
         return
-    saved = replace(state, model=run.model.state_dict(), optimizer=run.optimizer.state_dict(),
-                    rng=torch.get_rng_state(),
-                    cuda_rng=torch.cuda.get_rng_state_all() if run.device.type == "cuda" else [])
-    checkpoint.save_state(run.out, saved)
+    checkpoint.save_state(run.out, state, {
+        "model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(), "rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state_all() if run.device.type == "cuda" else []})
     # New best weights; when interrupted before the first evaluation, weights so that the model loads.
     unloadable = stopped_because == "interrupted" and not (run.out / checkpoint.WEIGHTS).exists()
-    if checkpoint.best_weights_missing(run.out, saved) or unloadable:
+    if checkpoint.best_weights_missing(run.out, state) or unloadable:
         checkpoint.save_weights(run.out, run.model, state.step)
     checkpoint.write_summary(run.out, _summary(run, state, stopped_because, 0.0).to_dict())
 
 
-def _restore(run: _Run, saved: TrainState) -> TrainState:
-    """Put a checkpoint's weights, optimiser and random state back; its progress is where the run goes on."""
+def _restore(run: _Run) -> TrainState:
+    """Put the checkpoint's weights, optimiser and random state back; its progress is where the run goes on."""
+    state, saved = checkpoint.load_state(run.out)
     try:
-        run.model.load_state_dict(saved.model)
-        run.optimizer.load_state_dict(saved.optimizer)
-        torch.set_rng_state(saved.rng)
-        if saved.cuda_rng and run.device.type == "cuda":
-            torch.cuda.set_rng_state_all(saved.cuda_rng)
+        run.model.load_state_dict(saved["model"])
+        run.optimizer.load_state_dict(saved["optimizer"])
+        torch.set_rng_state(saved["rng"])
+        if saved["cuda_rng"] and run.device.type == "cuda":
+            torch.cuda.set_rng_state_all(saved["cuda_rng"])
     except (KeyError, RuntimeError, ValueError, TypeError) as exc:
         raise checkpoint.ModelDirError(f"{run.out / checkpoint.STATE} does not fit this model "
                                        f"({type(exc).__name__}: {exc}); it cannot be resumed") from None
-    if run.world.main and checkpoint.best_weights_missing(run.out, saved):
-        checkpoint.save_weights(run.out, run.model, saved.step)  # the model now holds the state's weights
+    if run.world.main and checkpoint.best_weights_missing(run.out, state):
+        checkpoint.save_weights(run.out, run.model, state.step)  # the model now holds the state's weights
     # The saved state is rank 0's streams; the others start theirs afresh.
-    hidden = saved.hidden if run.world.main else None
-    hidden = (tuple(h.to(run.device) for h in hidden) if isinstance(hidden, (tuple, list))
-              else hidden.to(run.device) if hidden is not None else None)
-    run.metrics[:] = [row for row in checkpoint.read_metrics(run.out, training=True) if row["step"] <= saved.step]
-    return replace(saved, hidden=hidden, model=None, optimizer=None, rng=None, cuda_rng=[])
+    hidden = state.hidden if run.world.main else None
+    state.hidden = (tuple(h.to(run.device) for h in hidden) if isinstance(hidden, (tuple, list))
+                    else hidden.to(run.device) if hidden is not None else None)
+    run.metrics[:] = [row for row in checkpoint.read_metrics(run.out, training=True) if row["step"] <= state.step]
+    return state
 
 
 def _summary(run: _Run, state: TrainState, stopped_because: str, tokens_per_second: float) -> TrainSummary:
@@ -655,6 +655,6 @@ def _diverged(run: _Run, state: TrainState) -> TrainingDiverged:
 def _kept(out: Path) -> tuple[str, int | None]:
     """What a failed run leaves, in words, and the step of the checkpoint on disk, if one was saved (read from
     state.pt, which holds the whole model, once)."""
-    saved = checkpoint.load_state(out).step if (out / checkpoint.STATE).is_file() else None
+    saved = checkpoint.load_state(out)[0].step if (out / checkpoint.STATE).is_file() else None
     return (f"the last good checkpoint (step {saved}) is kept in {out}" if saved is not None
             else "no checkpoint had been saved yet"), saved

@@ -63,12 +63,12 @@ def test_interrupt_then_resume_gives_bitwise_identical_weights(tmp_path: Path, c
     train(settings, corpus_file, tmp_path / "straight")
     with pytest.raises(TrainingInterrupted, match=r"stopped at step 20.*--resume"):
         train(settings, corpus_file, tmp_path / "resumed", on_event=_interrupt_at(20))
-    assert checkpoint.load_state(tmp_path / "resumed").step == 20
+    assert checkpoint.load_state(tmp_path / "resumed")[0].step == 20
     summary = train(load(resume=tmp_path / "resumed"), corpus_file, tmp_path / "resumed", resume=True)
     assert summary.steps == 40
     best = [load_file(tmp_path / d / "model.safetensors") for d in ("straight", "resumed")]
     assert all(torch.equal(best[0][k], best[1][k]) for k in best[0])
-    last = [checkpoint.load_state(tmp_path / d).model for d in ("straight", "resumed")]
+    last = [checkpoint.load_state(tmp_path / d)[1]["model"] for d in ("straight", "resumed")]
     assert all(torch.equal(last[0][k], last[1][k]) for k in last[0])
     straight, resumed = ([{k: v for k, v in row.items() if k != "elapsed"}
                           for row in checkpoint.read_metrics(tmp_path / d)] for d in ("straight", "resumed"))
@@ -167,7 +167,7 @@ def test_a_diverging_run_stops_and_keeps_the_last_good_checkpoint(tmp_path: Path
     monkeypatch.setattr(training, "_train_step", poisoned)
     with pytest.raises(TrainingDiverged, match=r"diverged at step 16.*last good checkpoint \(step 10\).*Lower --lr"):
         train(config(max_steps=40, eval_every=10), corpus_file, tmp_path / "m")
-    assert checkpoint.load_state(tmp_path / "m").step == 10
+    assert checkpoint.load_state(tmp_path / "m")[0].step == 10
     assert all(torch.isfinite(w).all() for w in load_file(tmp_path / "m" / "model.safetensors").values())
     monkeypatch.setattr(training, "_train_step", healthy)
     resumed = train(load(resume=tmp_path / "m"), corpus_file, tmp_path / "m", resume=True)
