@@ -16,7 +16,7 @@ import math
 import signal
 import threading
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator, Union
 
@@ -352,10 +352,16 @@ class _Run:
     model: torch.nn.Module
     scorer: torch.nn.Module  # the model's training forward pass; DistributedDataParallel's, with ranks
     optimizer: torch.optim.Optimizer
-    autocast: bool  # bf16 on GPUs; CPUs train in fp32
-    tokens_per_step: int  # predictions per step, for either kind and all ranks together
-    step_limit: int | None  # the steps that max_steps and epochs allow
-    metrics: list[dict[str, Any]]
+    metrics: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def tokens_per_step(self) -> int:  # predictions per step, for either kind and all ranks together
+        return self.settings.train.batch_size * self.settings.train.seq_len * self.world.size
+
+    @property
+    def step_limit(self) -> int | None:  # the steps that max_steps and epochs allow
+        args = self.settings.train
+        return min((x for x in (args.max_steps, args.epochs and args.epochs * len(self.batches)) if x), default=None)
 
 
 def _train_neural(settings: Settings, data: Prepared, batches: StreamBatches | WindowBatches, out: Path,
@@ -373,11 +379,11 @@ def _train_neural(settings: Settings, data: Prepared, batches: StreamBatches | W
     model.to(device)
     # DistributedDataParallel averages gradients in backward, but only for work done in its forward.
     scorer = distributed.wrap(_Scorer(model), world, device)
-    args, cuda = settings.train, device.type == "cuda"
-    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay, fused=cuda or None)
-    limits = [args.max_steps, args.epochs and args.epochs * len(batches)]
-    run = _Run(settings, data, batches, out, device, world, model, scorer, optimizer, cuda,
-               args.batch_size * args.seq_len * world.size, min((x for x in limits if x), default=None), [])
+    args = settings.train
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay,
+                                  fused=device.type == "cuda" or None)
+    run = _Run(settings=settings, data=data, batches=batches, out=out, device=device, world=world, model=model,
+               scorer=scorer, optimizer=optimizer)
     state = _restore(run) if resume else TrainState()
     emit(Stage("training"))
     if initial is not None:
@@ -460,7 +466,7 @@ def _train_step(run: _Run, state: TrainState) -> torch.Tensor:
             for a in run.batches.batch(state.segment, state.epoch))
     for group in run.optimizer.param_groups:
         group["lr"] = _learning_rate(run.settings.train, state.step, _total_steps(run, state))
-    with torch.autocast(device_type=run.device.type, dtype=torch.bfloat16, enabled=run.autocast):
+    with torch.autocast(device_type=run.device.type, dtype=torch.bfloat16, enabled=run.device.type == "cuda"):
         logprobs, hidden = run.scorer(x, y, state.hidden, not run.batches.carries_state)
         loss = -logprobs.float().mean()
     run.optimizer.zero_grad(set_to_none=True)
@@ -563,7 +569,7 @@ def _evaluate(run: _Run, state: TrainState, emit: Emit) -> None:
     if not run.world.main:
         return  # rank 0 evaluates and keeps the files; the others carry on to the next step
     totals = stream_loss(run.model, run.data.tokenizer, run.data.valid_ids, seq_len=run.settings.train.seq_len,
-                         device=run.device, autocast=run.autocast)
+                         device=run.device, autocast=run.device.type == "cuda")
     if not math.isfinite(totals.loss):
         raise _diverged(run, state)  # before anything is saved: the files keep the last good state
     run.metrics.append(_metrics_row(state.step, state.epoch, state.elapsed, run.optimizer.param_groups[0]["lr"],
