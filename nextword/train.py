@@ -122,11 +122,7 @@ def prepare(corpus: str | Path, settings: Settings, *, valid_file: str | Path | 
             on_event: Emit | None = None) -> Prepared:
     """`corpus` (and `valid_file`) checked, a tokenizer for `settings` trained on it, its ids encoded and split:
     what a new run does first. compare prepares once and trains each variant on the result."""
-    emit = on_event or (lambda event: None)
-    corpus_file = check_corpus(corpus)
-    held_out = check_corpus(valid_file) if valid_file is not None else None
-    tokenizer = train_tokenizer_for(corpus_file, settings.model, emit)
-    return _encoded(corpus_file, held_out, tokenizer, settings.train, emit)
+    return _prepare(settings, corpus, valid_file, on_event or (lambda event: None))
 
 
 def train(settings: Settings, corpus: str | Path | Prepared, out: str | Path, *,
@@ -143,9 +139,10 @@ def train(settings: Settings, corpus: str | Path | Prepared, out: str | Path, *,
     if resume and init is not None:
         raise ConfigError("--resume continues a run in --out and --init starts a new one from another model; "
                           "give one of them")
-    if isinstance(corpus, Prepared) and (resume or init is not None):
-        raise ConfigError("prepared data is for a new run: --resume and --init tokenize the corpus as their "
-                          "model directory does; give them the corpus")
+    if isinstance(corpus, Prepared) and (resume or init is not None or valid_file is not None):
+        raise ConfigError("prepared data is for a new run on the validation text it was prepared with: give --resume "
+                          "and --init the corpus (they tokenize it as their model directory does), and the "
+                          "validation file to prepare")
     device = pick_device(settings.train.device)
     world = distributed.join(device)  # one rank, unless torchrun started this process
     if world.size > 1 and device.type == "cuda":
@@ -161,8 +158,8 @@ def train(settings: Settings, corpus: str | Path | Prepared, out: str | Path, *,
         # Its lower orders hold continuation counts, not text counts: new text cannot simply be added in.
         raise ConfigError(f"{init} is an n-gram model, which has no weights to start from; count the old "
                           f"and the new text together instead (nextword train BOTH.txt --cell ngram)")
-    data = corpus if isinstance(corpus, Prepared) else _prepare_run(
-        settings, corpus, valid_file, out, force=force, resume=resume, initial=initial, world=world, emit=emit)
+    data = corpus if isinstance(corpus, Prepared) else _prepare(
+        settings, corpus, valid_file, emit, out, force=force, resume=resume, initial=initial, world=world)
     kind.check(settings.model, data.tokenizer.vocab_size)
     # Made before the output is touched: a corpus too small for one batch must not cost the old model.
     batches = None if kind.counted else make_batches(data.train_ids, settings, world)
@@ -183,12 +180,12 @@ def train(settings: Settings, corpus: str | Path | Prepared, out: str | Path, *,
         distributed.leave(world, together=summary is not None)
 
 
-def _prepare_run(settings: Settings, corpus: str | Path, valid_file: str | Path | None, out: Path, *, force: bool,
-                 resume: bool, initial: checkpoint.LoadedModel | None, world: distributed.World,
-                 emit: Emit) -> Prepared:
+def _prepare(settings: Settings, corpus: str | Path, valid_file: str | Path | None, emit: Emit,
+             out: Path | None = None, *, force: bool = False, resume: bool = False,
+             initial: checkpoint.LoadedModel | None = None, world: distributed.World = distributed.World()) -> Prepared:
     """The corpus checked and encoded with the run's tokenizer: the directory's when resuming (the text must be
     the one the run started on), the initial model's with --init, or else one trained on rank 0 once it has
-    checked that it may write to `out`, so that a refusal costs nothing."""
+    checked that it may write to `out` (when given), so that a refusal costs nothing."""
     corpus_file = check_corpus(corpus)
     held_out = check_corpus(valid_file) if valid_file is not None else None
 
@@ -196,24 +193,24 @@ def _prepare_run(settings: Settings, corpus: str | Path, valid_file: str | Path 
         if resume:
             _check_same_data(checkpoint.read_manifest(out), corpus_file, held_out)
             return Tokenizer.load(out / checkpoint.TOKENIZER).proto
-        checkpoint.check_output(out, force=force)
+        if out is not None:
+            checkpoint.check_output(out, force=force)
         return (initial.tokenizer if initial else train_tokenizer_for(corpus_file, settings.model, emit)).proto
 
     chosen = Tokenizer(world.from_main(tokenizer))
+
+    def encoded() -> Prepared:
+        emit(Stage("encoding"))
+        ids = encode_corpus(corpus_file, chosen)
+        if held_out is None:
+            return Prepared(corpus_file, None, chosen, *split_validation(ids, settings.train.valid_fraction))
+        valid = encode_corpus(held_out, chosen)
+        if len(valid) < 2:
+            raise CorpusError(f"the validation file {held_out.path} is too small to evaluate on")
+        return Prepared(corpus_file, held_out, chosen, ids, valid)
+
     # Rank 0 encodes into the cache first; the other ranks then map the same file.
-    return world.from_main(lambda: _encoded(corpus_file, held_out, chosen, settings.train, emit), share=False)
-
-
-def _encoded(corpus: CorpusFile, held_out: CorpusFile | None, tokenizer: Tokenizer, args: TrainArgs,
-             emit: Emit) -> Prepared:
-    emit(Stage("encoding"))
-    ids = encode_corpus(corpus, tokenizer)
-    if held_out is None:
-        return Prepared(corpus, None, tokenizer, *split_validation(ids, args.valid_fraction))
-    valid = encode_corpus(held_out, tokenizer)
-    if len(valid) < 2:
-        raise CorpusError(f"the validation file {held_out.path} is too small to evaluate on")
-    return Prepared(corpus, held_out, tokenizer, ids, valid)
+    return world.from_main(encoded, share=False)
 
 
 def _set_up(out: Path, settings: Settings, data: Prepared, kind: kinds.Neural | kinds.Ngram, *, force: bool,

@@ -126,6 +126,18 @@ def test_separate_validation_file(tmp_path: Path, corpus_file: Path) -> None:
     assert summary.valid_tokens > 20 and summary.train_tokens > 5 * summary.valid_tokens
 
 
+def test_prepared_data_is_for_a_new_run_on_the_validation_text_it_was_prepared_with(tmp_path: Path,
+                                                                                    corpus_file: Path) -> None:
+    from nextword.errors import ConfigError
+    from nextword.train import prepare
+
+    data = prepare(corpus_file, config())
+    for refused in ({"valid_file": corpus_file}, {"resume": True}):
+        with pytest.raises(ConfigError, match="prepared data is for a new run"):
+            train(config(max_steps=5), data, tmp_path / "m", **refused)
+    assert not (tmp_path / "m").exists()
+
+
 def test_resume_refuses_other_data_and_accepts_the_same_options_spelt_differently(tmp_path: Path,
                                                                                   corpus_file: Path) -> None:
     train(config(max_steps=10, lr=0.003), corpus_file, tmp_path / "m")
