@@ -42,7 +42,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_model
 
 from . import __version__
-from .config import ModelConfig, Settings, dump_yaml, read_yaml, resolve
+from .config import Settings, dump_yaml, read_yaml, resolve
 from .devices import pick_device
 from .errors import ConfigError, ModelDirError
 from .files import (LockHeld, atomic_path, exclusive_lock, existing_directory, leftover_temporaries, read_bytes,
@@ -323,7 +323,7 @@ class LoadedModel:
     path: Path
     model: LanguageModel
     tokenizer: Tokenizer
-    config: ModelConfig
+    settings: Settings  # config.yaml: the model's options, and its training's
     manifest: dict[str, Any]
     summary: dict[str, Any]
     lexicon: Lexicon | None = None  # None in a directory from before lexicons: no filter
@@ -358,13 +358,13 @@ def load(out: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
     device = pick_device(device)
     out = Path(out)
     manifest = read_manifest(out)
-    config = read_settings(out).model
+    settings = read_settings(out)
     tokenizer = Tokenizer.load(out / TOKENIZER)
     if manifest.get("vocab_size", tokenizer.vocab_size) != tokenizer.vocab_size:
         raise ModelDirError(f"{out / MANIFEST} is damaged: 'vocab_size' is {manifest['vocab_size']}, but "
                             f"{TOKENIZER} has {tokenizer.vocab_size} pieces")
     if not os.path.lexists(out / WEIGHTS):
         raise ModelDirError(f"{out} has no trained weights yet ({WEIGHTS} is missing); train or resume it first")
-    model = kinds.of(manifest, out).load(out, config, tokenizer.vocab_size, manifest)
+    model = kinds.of(manifest, out).load(out, settings.model, tokenizer.vocab_size, manifest).to(device).eval()
     summary = read_json(out / SUMMARY) if os.path.lexists(out / SUMMARY) else {}
-    return LoadedModel(out, model.to(device).eval(), tokenizer, config, manifest, summary, read_lexicon(out / LEXICON))
+    return LoadedModel(out, model, tokenizer, settings, manifest, summary, read_lexicon(out / LEXICON))

@@ -868,10 +868,10 @@ def info(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
 ) -> None:
     """What a model is: its config, size, tokenizer and how its training went."""
-    from .checkpoint import load, read_settings
+    from .checkpoint import load
 
     loaded = load(model)
-    settings = read_settings(model).to_dict()  # what the model is, and how it was trained
+    settings = loaded.settings.to_dict()  # what the model is, and how it was trained
     kind = loaded.kind
     size_label, size = kind.size(loaded.model)
     details = {"path": str(model), "format": loaded.manifest.get("format"), "kind": kind.name,
@@ -892,7 +892,7 @@ def info(
                          f"{value:,}" if isinstance(value, int) else escape(str(value)))
     if details["init"]:
         overview.add_row("started from", escape(f"{details['init']['path']} (trained on {details['init']['corpus']})"))
-    overview.add_row("model", kind.describe(loaded.model, loaded.config))
+    overview.add_row("model", kind.describe(loaded.model, loaded.settings.model))
     if kind.counted:
         shown = ("vocab_size", "valid_fraction")  # the rest steer gradient training, which it has none of
     else:

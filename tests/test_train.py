@@ -319,5 +319,5 @@ def test_a_config_yaml_of_an_older_nextword_still_loads(tmp_path: Path, trained_
              "max_steps", "time_budget", "eval_every", "patience", "seed", "device"]
     (old / "config.yaml").write_text("".join(saved[key] + "\n" for key in order))
     loaded = checkpoint.load(old)
-    assert loaded.config == checkpoint.read_settings(trained_model).model
+    assert loaded.settings.model == checkpoint.read_settings(trained_model).model
     assert Predictor(loaded).predict("anna has the red ", k=2)
