@@ -8,7 +8,7 @@
     metrics.jsonl      one row per evaluation, and rows of training loss between them
     summary.json       the training summary shown by `nextword info`
     README.md          the model card written at the end of training (modelcard.py)
-    state.pt           the last training state (TrainState), for --resume (tensors only, loaded weights-only)
+    state.pt           the last training state (TrainState, TENSORS), for --resume (tensors only, loaded weights-only)
     lexicon.tsv        the words of the training text with their counts (see lexicon.py)
 
 Every file is written atomically, and a checkpoint writes its files in an order that a crash
@@ -42,7 +42,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_model
 
 from . import __version__
-from .config import ModelConfig, Settings, dump_yaml, read_yaml, resolve
+from .config import Settings, dump_yaml, read_yaml, resolve
 from .devices import pick_device
 from .errors import ConfigError, ModelDirError
 from .files import (LockHeld, atomic_path, exclusive_lock, existing_directory, leftover_temporaries, read_bytes,
@@ -182,8 +182,8 @@ def weights_step(out: Path) -> int | None:
 
 @dataclass
 class TrainState:
-    """A run's progress, which the training loop advances: with the tensors below, all that a checkpoint
-    (state.pt) holds, so that resuming from it gives the very weights of a run that never stopped."""
+    """A run's progress, which the training loop advances. A checkpoint (state.pt) holds it with the `TENSORS`
+    beside it, so that resuming from it gives the very weights of a run that never stopped."""
 
     step: int = 0
     epoch: int = 0
@@ -194,11 +194,10 @@ class TrainState:
     bad_evaluations: int = 0  # evaluations since the best one
     elapsed: float = 0.0
     plan: dict[str, Any] | None = None  # a time-budgeted run's planned steps, and how they were measured
-    # Filled when a checkpoint is saved or loaded; while training, the live model and optimiser hold them.
-    model: dict[str, torch.Tensor] | None = None
-    optimizer: dict[str, Any] | None = None
-    rng: torch.Tensor | None = None
-    cuda_rng: list[torch.Tensor] = dataclasses.field(default_factory=list)
+
+
+# What state.pt holds beside the progress: while training, the model, the optimiser and torch's generators hold it.
+TENSORS = ("model", "optimizer", "rng", "cuda_rng")
 
 
 def best_weights_missing(out: Path, state: TrainState) -> bool:
@@ -208,13 +207,14 @@ def best_weights_missing(out: Path, state: TrainState) -> bool:
     return state.best_step == state.step > 0 and weights_step(out) != state.step
 
 
-def save_state(out: Path, state: TrainState) -> None:
+def save_state(out: Path, state: TrainState, tensors: Mapping[str, Any]) -> None:
     buffer = io.BytesIO()
-    torch.save({"format": STATE_FORMAT, **{f.name: getattr(state, f.name) for f in dataclasses.fields(state)}}, buffer)
+    torch.save({"format": STATE_FORMAT, **vars(state), **tensors}, buffer)
     write_bytes(out / STATE, buffer.getvalue())
 
 
-def load_state(out: Path) -> TrainState:
+def load_state(out: Path) -> tuple[TrainState, dict[str, Any]]:
+    """The progress state.pt holds, and the tensors beside it (named as in TENSORS), on the CPU."""
     path = out / STATE
     if not os.path.lexists(path):
         raise ModelDirError(f"{out} has no training state to resume from ({STATE} is missing: training "
@@ -233,9 +233,10 @@ def load_state(out: Path) -> TrainState:
         raise ModelDirError(f"{path} was written by a newer nextword (format {version}); upgrade nextword to "
                             f"resume it")
     saved.setdefault("plan", None)  # a state from before time budgets were planned has none
-    if set(saved) != {f.name for f in dataclasses.fields(TrainState)}:
+    progress = [field.name for field in dataclasses.fields(TrainState)]
+    if set(saved) != {*progress, *TENSORS}:
         raise damaged
-    return TrainState(**saved)
+    return TrainState(**{name: saved.pop(name) for name in progress}), saved
 
 
 def write_metrics(out: Path, rows: list[dict[str, Any]]) -> None:
@@ -322,7 +323,7 @@ class LoadedModel:
     path: Path
     model: LanguageModel
     tokenizer: Tokenizer
-    config: ModelConfig
+    settings: Settings  # config.yaml: the model's options, and its training's
     manifest: dict[str, Any]
     summary: dict[str, Any]
     lexicon: Lexicon | None = None  # None in a directory from before lexicons: no filter
@@ -357,13 +358,13 @@ def load(out: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
     device = pick_device(device)
     out = Path(out)
     manifest = read_manifest(out)
-    config = read_settings(out).model
+    settings = read_settings(out)
     tokenizer = Tokenizer.load(out / TOKENIZER)
     if manifest.get("vocab_size", tokenizer.vocab_size) != tokenizer.vocab_size:
         raise ModelDirError(f"{out / MANIFEST} is damaged: 'vocab_size' is {manifest['vocab_size']}, but "
                             f"{TOKENIZER} has {tokenizer.vocab_size} pieces")
     if not os.path.lexists(out / WEIGHTS):
         raise ModelDirError(f"{out} has no trained weights yet ({WEIGHTS} is missing); train or resume it first")
-    model = kinds.of(manifest, out).load(out, config, tokenizer.vocab_size, manifest)
+    model = kinds.of(manifest, out).load(out, settings.model, tokenizer.vocab_size, manifest).to(device).eval()
     summary = read_json(out / SUMMARY) if os.path.lexists(out / SUMMARY) else {}
-    return LoadedModel(out, model.to(device).eval(), tokenizer, config, manifest, summary, read_lexicon(out / LEXICON))
+    return LoadedModel(out, model, tokenizer, settings, manifest, summary, read_lexicon(out / LEXICON))

@@ -868,17 +868,16 @@ def info(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
 ) -> None:
     """What a model is: its config, size, tokenizer and how its training went."""
-    from .checkpoint import load, read_settings
+    from .checkpoint import load
 
     loaded = load(model)
-    settings = read_settings(model).to_dict()  # what the model is, and how it was trained
+    settings = loaded.settings.to_dict()  # what the model is, and how it was trained
     kind = loaded.kind
     size_label, size = kind.size(loaded.model)
     details = {"path": str(model), "format": loaded.manifest.get("format"), "kind": kind.name,
                "components": list(loaded.components()), "corpus": loaded.manifest.get("corpus"),
                "init": loaded.manifest.get("init"), "parameters": size, "vocab_size": loaded.tokenizer.vocab_size,
-               "config": settings, "mixture": loaded.manifest.get("mixture"),
-               "training": loaded.summary}
+               "config": settings, "mixture": loaded.manifest.get("mixture"), "training": loaded.summary}
     if as_json:
         _print_json(details)
         return
@@ -886,18 +885,15 @@ def info(
     overview.add_column(style="bold")
     overview.add_column()
     overview.add_row("kind", f"{kind.name} ({', '.join(details['components'])})")
-    for name in ("corpus", "parameters", "vocab_size"):
-        value = details[name]
-        overview.add_row(size_label if name == "parameters" else name,
-                         f"{value:,}" if isinstance(value, int) else escape(str(value)))
+    overview.add_row("corpus", escape(str(details["corpus"])))
+    overview.add_row(size_label, f"{size:,}")
+    overview.add_row("vocab_size", f"{loaded.tokenizer.vocab_size:,}")
     if details["init"]:
         overview.add_row("started from", escape(f"{details['init']['path']} (trained on {details['init']['corpus']})"))
-    overview.add_row("model", kind.describe(loaded.model, loaded.config))
-    if kind.counted:
-        shown = ("vocab_size", "valid_fraction")  # the rest steer gradient training, which it has none of
-    else:
-        shown = tuple(k for k in settings if k not in ("cell", "order", "layers", "embed", "hidden", "dropout",
-                                                       "tokenizer"))
+    overview.add_row("model", kind.describe(loaded.model, loaded.settings.model))
+    # An n-gram has none of the options that steer gradient training; a network's shape is in the model row.
+    shown = ("vocab_size", "valid_fraction") if kind.counted else [k for k in settings if k not in (
+        "cell", "order", "layers", "embed", "hidden", "dropout", "tokenizer")]
     overview.add_row("tokenizer", f"{settings['tokenizer']}, {loaded.tokenizer.vocab_size:,} pieces")
     overview.add_row("config", ", ".join(f"{k}={settings[k]}" for k in shown))
     out.print(overview)

@@ -16,7 +16,7 @@ import math
 import signal
 import threading
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator, Union
 
@@ -122,11 +122,7 @@ def prepare(corpus: str | Path, settings: Settings, *, valid_file: str | Path | 
             on_event: Emit | None = None) -> Prepared:
     """`corpus` (and `valid_file`) checked, a tokenizer for `settings` trained on it, its ids encoded and split:
     what a new run does first. compare prepares once and trains each variant on the result."""
-    emit = on_event or (lambda event: None)
-    corpus_file = check_corpus(corpus)
-    held_out = check_corpus(valid_file) if valid_file is not None else None
-    tokenizer = train_tokenizer_for(corpus_file, settings.model, emit)
-    return _encoded(corpus_file, held_out, tokenizer, settings.train, emit)
+    return _prepare(settings, corpus, valid_file, on_event or (lambda event: None))
 
 
 def train(settings: Settings, corpus: str | Path | Prepared, out: str | Path, *,
@@ -143,9 +139,10 @@ def train(settings: Settings, corpus: str | Path | Prepared, out: str | Path, *,
     if resume and init is not None:
         raise ConfigError("--resume continues a run in --out and --init starts a new one from another model; "
                           "give one of them")
-    if isinstance(corpus, Prepared) and (resume or init is not None):
-        raise ConfigError("prepared data is for a new run: --resume and --init tokenize the corpus as their "
-                          "model directory does; give them the corpus")
+    if isinstance(corpus, Prepared) and (resume or init is not None or valid_file is not None):
+        raise ConfigError("prepared data is for a new run on the validation text it was prepared with: give --resume "
+                          "and --init the corpus (they tokenize it as their model directory does), and the "
+                          "validation file to prepare")
     device = pick_device(settings.train.device)
     world = distributed.join(device)  # one rank, unless torchrun started this process
     if world.size > 1 and device.type == "cuda":
@@ -161,8 +158,8 @@ def train(settings: Settings, corpus: str | Path | Prepared, out: str | Path, *,
         # Its lower orders hold continuation counts, not text counts: new text cannot simply be added in.
         raise ConfigError(f"{init} is an n-gram model, which has no weights to start from; count the old "
                           f"and the new text together instead (nextword train BOTH.txt --cell ngram)")
-    data = corpus if isinstance(corpus, Prepared) else _prepare_run(
-        settings, corpus, valid_file, out, force=force, resume=resume, initial=initial, world=world, emit=emit)
+    data = corpus if isinstance(corpus, Prepared) else _prepare(
+        settings, corpus, valid_file, emit, out, force=force, resume=resume, initial=initial, world=world)
     kind.check(settings.model, data.tokenizer.vocab_size)
     # Made before the output is touched: a corpus too small for one batch must not cost the old model.
     batches = None if kind.counted else make_batches(data.train_ids, settings, world)
@@ -183,12 +180,12 @@ def train(settings: Settings, corpus: str | Path | Prepared, out: str | Path, *,
         distributed.leave(world, together=summary is not None)
 
 
-def _prepare_run(settings: Settings, corpus: str | Path, valid_file: str | Path | None, out: Path, *, force: bool,
-                 resume: bool, initial: checkpoint.LoadedModel | None, world: distributed.World,
-                 emit: Emit) -> Prepared:
+def _prepare(settings: Settings, corpus: str | Path, valid_file: str | Path | None, emit: Emit,
+             out: Path | None = None, *, force: bool = False, resume: bool = False,
+             initial: checkpoint.LoadedModel | None = None, world: distributed.World = distributed.World()) -> Prepared:
     """The corpus checked and encoded with the run's tokenizer: the directory's when resuming (the text must be
     the one the run started on), the initial model's with --init, or else one trained on rank 0 once it has
-    checked that it may write to `out`, so that a refusal costs nothing."""
+    checked that it may write to `out` (when given), so that a refusal costs nothing."""
     corpus_file = check_corpus(corpus)
     held_out = check_corpus(valid_file) if valid_file is not None else None
 
@@ -196,24 +193,24 @@ def _prepare_run(settings: Settings, corpus: str | Path, valid_file: str | Path 
         if resume:
             _check_same_data(checkpoint.read_manifest(out), corpus_file, held_out)
             return Tokenizer.load(out / checkpoint.TOKENIZER).proto
-        checkpoint.check_output(out, force=force)
+        if out is not None:
+            checkpoint.check_output(out, force=force)
         return (initial.tokenizer if initial else train_tokenizer_for(corpus_file, settings.model, emit)).proto
 
     chosen = Tokenizer(world.from_main(tokenizer))
+
+    def encoded() -> Prepared:
+        emit(Stage("encoding"))
+        ids = encode_corpus(corpus_file, chosen)
+        if held_out is None:
+            return Prepared(corpus_file, None, chosen, *split_validation(ids, settings.train.valid_fraction))
+        valid = encode_corpus(held_out, chosen)
+        if len(valid) < 2:
+            raise CorpusError(f"the validation file {held_out.path} is too small to evaluate on")
+        return Prepared(corpus_file, held_out, chosen, ids, valid)
+
     # Rank 0 encodes into the cache first; the other ranks then map the same file.
-    return world.from_main(lambda: _encoded(corpus_file, held_out, chosen, settings.train, emit), share=False)
-
-
-def _encoded(corpus: CorpusFile, held_out: CorpusFile | None, tokenizer: Tokenizer, args: TrainArgs,
-             emit: Emit) -> Prepared:
-    emit(Stage("encoding"))
-    ids = encode_corpus(corpus, tokenizer)
-    if held_out is None:
-        return Prepared(corpus, None, tokenizer, *split_validation(ids, args.valid_fraction))
-    valid = encode_corpus(held_out, tokenizer)
-    if len(valid) < 2:
-        raise CorpusError(f"the validation file {held_out.path} is too small to evaluate on")
-    return Prepared(corpus, held_out, tokenizer, ids, valid)
+    return world.from_main(encoded, share=False)
 
 
 def _set_up(out: Path, settings: Settings, data: Prepared, kind: kinds.Neural | kinds.Ngram, *, force: bool,
@@ -352,10 +349,16 @@ class _Run:
     model: torch.nn.Module
     scorer: torch.nn.Module  # the model's training forward pass; DistributedDataParallel's, with ranks
     optimizer: torch.optim.Optimizer
-    autocast: bool  # bf16 on GPUs; CPUs train in fp32
-    tokens_per_step: int  # predictions per step, for either kind and all ranks together
-    step_limit: int | None  # the steps that max_steps and epochs allow
-    metrics: list[dict[str, Any]]
+    metrics: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def tokens_per_step(self) -> int:  # predictions per step, for either kind and all ranks together
+        return self.settings.train.batch_size * self.settings.train.seq_len * self.world.size
+
+    @property
+    def step_limit(self) -> int | None:  # the steps that max_steps and epochs allow
+        args = self.settings.train
+        return min((x for x in (args.max_steps, args.epochs and args.epochs * len(self.batches)) if x), default=None)
 
 
 def _train_neural(settings: Settings, data: Prepared, batches: StreamBatches | WindowBatches, out: Path,
@@ -373,12 +376,12 @@ def _train_neural(settings: Settings, data: Prepared, batches: StreamBatches | W
     model.to(device)
     # DistributedDataParallel averages gradients in backward, but only for work done in its forward.
     scorer = distributed.wrap(_Scorer(model), world, device)
-    args, cuda = settings.train, device.type == "cuda"
-    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay, fused=cuda or None)
-    limits = [args.max_steps, args.epochs and args.epochs * len(batches)]
-    run = _Run(settings, data, batches, out, device, world, model, scorer, optimizer, cuda,
-               args.batch_size * args.seq_len * world.size, min((x for x in limits if x), default=None), [])
-    state = _restore(run, checkpoint.load_state(out)) if resume else TrainState()
+    args = settings.train
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay,
+                                  fused=device.type == "cuda" or None)
+    run = _Run(settings=settings, data=data, batches=batches, out=out, device=device, world=world, model=model,
+               scorer=scorer, optimizer=optimizer)
+    state = _restore(run) if resume else TrainState()
     emit(Stage("training"))
     if initial is not None:
         _evaluate(run, state, emit)  # step 0: the starting model on the new text, the figure training improves on
@@ -460,7 +463,7 @@ def _train_step(run: _Run, state: TrainState) -> torch.Tensor:
             for a in run.batches.batch(state.segment, state.epoch))
     for group in run.optimizer.param_groups:
         group["lr"] = _learning_rate(run.settings.train, state.step, _total_steps(run, state))
-    with torch.autocast(device_type=run.device.type, dtype=torch.bfloat16, enabled=run.autocast):
+    with torch.autocast(device_type=run.device.type, dtype=torch.bfloat16, enabled=run.device.type == "cuda"):
         logprobs, hidden = run.scorer(x, y, state.hidden, not run.batches.carries_state)
         loss = -logprobs.float().mean()
     run.optimizer.zero_grad(set_to_none=True)
@@ -563,7 +566,7 @@ def _evaluate(run: _Run, state: TrainState, emit: Emit) -> None:
     if not run.world.main:
         return  # rank 0 evaluates and keeps the files; the others carry on to the next step
     totals = stream_loss(run.model, run.data.tokenizer, run.data.valid_ids, seq_len=run.settings.train.seq_len,
-                         device=run.device, autocast=run.autocast)
+                         device=run.device, autocast=run.device.type == "cuda")
     if not math.isfinite(totals.loss):
         raise _diverged(run, state)  # before anything is saved: the files keep the last good state
     run.metrics.append(_metrics_row(state.step, state.epoch, state.elapsed, run.optimizer.param_groups[0]["lr"],
@@ -582,36 +585,36 @@ def _save_checkpoint(run: _Run, state: TrainState, stopped_because: str = "runni
     """The state first, then the weights and summary: a crash between them loses nothing (see checkpoint)."""
     if not run.world.main:
         return
-    saved = replace(state, model=run.model.state_dict(), optimizer=run.optimizer.state_dict(),
-                    rng=torch.get_rng_state(),
-                    cuda_rng=torch.cuda.get_rng_state_all() if run.device.type == "cuda" else [])
-    checkpoint.save_state(run.out, saved)
+    checkpoint.save_state(run.out, state, {
+        "model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(), "rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state_all() if run.device.type == "cuda" else []})
     # New best weights; when interrupted before the first evaluation, weights so that the model loads.
     unloadable = stopped_because == "interrupted" and not (run.out / checkpoint.WEIGHTS).exists()
-    if checkpoint.best_weights_missing(run.out, saved) or unloadable:
+    if checkpoint.best_weights_missing(run.out, state) or unloadable:
         checkpoint.save_weights(run.out, run.model, state.step)
     checkpoint.write_summary(run.out, _summary(run, state, stopped_because, 0.0).to_dict())
 
 
-def _restore(run: _Run, saved: TrainState) -> TrainState:
-    """Put a checkpoint's weights, optimiser and random state back; its progress is where the run goes on."""
+def _restore(run: _Run) -> TrainState:
+    """Put the checkpoint's weights, optimiser and random state back; its progress is where the run goes on."""
+    state, saved = checkpoint.load_state(run.out)
     try:
-        run.model.load_state_dict(saved.model)
-        run.optimizer.load_state_dict(saved.optimizer)
-        torch.set_rng_state(saved.rng)
-        if saved.cuda_rng and run.device.type == "cuda":
-            torch.cuda.set_rng_state_all(saved.cuda_rng)
+        run.model.load_state_dict(saved["model"])
+        run.optimizer.load_state_dict(saved["optimizer"])
+        torch.set_rng_state(saved["rng"])
+        if saved["cuda_rng"] and run.device.type == "cuda":
+            torch.cuda.set_rng_state_all(saved["cuda_rng"])
     except (KeyError, RuntimeError, ValueError, TypeError) as exc:
         raise checkpoint.ModelDirError(f"{run.out / checkpoint.STATE} does not fit this model "
                                        f"({type(exc).__name__}: {exc}); it cannot be resumed") from None
-    if run.world.main and checkpoint.best_weights_missing(run.out, saved):
-        checkpoint.save_weights(run.out, run.model, saved.step)  # the model now holds the state's weights
+    if run.world.main and checkpoint.best_weights_missing(run.out, state):
+        checkpoint.save_weights(run.out, run.model, state.step)  # the model now holds the state's weights
     # The saved state is rank 0's streams; the others start theirs afresh.
-    hidden = saved.hidden if run.world.main else None
-    hidden = (tuple(h.to(run.device) for h in hidden) if isinstance(hidden, (tuple, list))
-              else hidden.to(run.device) if hidden is not None else None)
-    run.metrics[:] = [row for row in checkpoint.read_metrics(run.out, training=True) if row["step"] <= saved.step]
-    return replace(saved, hidden=hidden, model=None, optimizer=None, rng=None, cuda_rng=[])
+    hidden = state.hidden if run.world.main else None
+    state.hidden = (tuple(h.to(run.device) for h in hidden) if isinstance(hidden, (tuple, list))
+                    else hidden.to(run.device) if hidden is not None else None)
+    run.metrics[:] = [row for row in checkpoint.read_metrics(run.out, training=True) if row["step"] <= state.step]
+    return state
 
 
 def _summary(run: _Run, state: TrainState, stopped_because: str, tokens_per_second: float) -> TrainSummary:
@@ -655,6 +658,6 @@ def _diverged(run: _Run, state: TrainState) -> TrainingDiverged:
 def _kept(out: Path) -> tuple[str, int | None]:
     """What a failed run leaves, in words, and the step of the checkpoint on disk, if one was saved (read from
     state.pt, which holds the whole model, once)."""
-    saved = checkpoint.load_state(out).step if (out / checkpoint.STATE).is_file() else None
+    saved = checkpoint.load_state(out)[0].step if (out / checkpoint.STATE).is_file() else None
     return (f"the last good checkpoint (step {saved}) is kept in {out}" if saved is not None
             else "no checkpoint had been saved yet"), saved

@@ -93,7 +93,7 @@ def _modified(path: Path) -> int | None:
 def _check_after_a_kill(out: Path) -> None:
     """What a killed run leaves: a state whose best weights are on disk (or can be written again from it),
     metrics that cover the state, and weights that load and predict."""
-    state = checkpoint.load_state(out)
+    state, _ = checkpoint.load_state(out)
     saved = checkpoint.weights_step(out)
     assert saved == state.best_step or state.best_step == state.step and (saved or 0) < state.step
     assert state.step in [row["step"] for row in checkpoint.read_metrics(out)]
@@ -132,14 +132,14 @@ def test_twenty_sigkills_lose_nothing_and_resume_to_the_same_weights(tmp_path: P
         torn_writes += any(files.leftover_temporaries(out / name) for name in checkpoint._OWN_FILES)
         if (out / checkpoint.STATE).exists():
             _check_after_a_kill(out)
-            weights_behind += checkpoint.best_weights_missing(out, checkpoint.load_state(out))
+            weights_behind += checkpoint.best_weights_missing(out, checkpoint.load_state(out)[0])
     assert kills == 20 and torn_writes and weights_behind  # the awkward moments were hit, not only the easy ones
     code, log = runner.run([corpus_file, "--out", out, "--resume", "--json", "-q"])
     assert code == 0 and json.loads(log)["steps"] == 60, log
     assert not any(files.leftover_temporaries(out / name) for name in checkpoint._OWN_FILES)
     straight, resumed = (load_file(tmp_path / d / checkpoint.WEIGHTS) for d in ("straight", "killed"))
     assert all(torch.equal(straight[k], resumed[k]) for k in straight)
-    assert checkpoint.weights_step(out) == checkpoint.load_state(out).best_step == \
+    assert checkpoint.weights_step(out) == checkpoint.load_state(out)[0].best_step == \
         checkpoint.read_json(out / checkpoint.SUMMARY)["best_step"]
     rows = [[{k: v for k, v in row.items() if k != "elapsed"} for row in checkpoint.read_metrics(tmp_path / d)]
             for d in ("straight", "killed")]
@@ -181,7 +181,7 @@ def test_a_disk_that_fills_during_a_checkpoint_keeps_the_last_one(name: str, kep
         f"is kept in {out}. Free some space, then resume with: nextword train {corpus_file} --out {out} --resume"]
     assert (out / name).read_bytes() == before[name]
     assert not any(files.leftover_temporaries(out / own) for own in checkpoint._OWN_FILES)
-    assert checkpoint.load_state(out).step == kept_step
+    assert checkpoint.load_state(out)[0].step == kept_step
     assert Predictor.load(out).predict("anna has the ", k=3)
     monkeypatch.undo()
     resumed = CliRunner().invoke(app, ["train", str(corpus_file), "--out", str(out), "--resume", "-q"])

@@ -37,7 +37,7 @@ def test_training_fits_a_mixture_by_default_and_the_manifest_names_it(loaded: ch
     assert list(loaded.components()) == ["neural", "ngram", "mixture", "mixture+cache"]
     assert loaded.default_component == "mixture+cache"
     report = loaded.manifest["mixture"]
-    assert report["half_life"] in HALF_LIVES and report["order"] == loaded.config.order
+    assert report["half_life"] in HALF_LIVES and report["order"] == loaded.settings.model.order
     assert report["cache_buckets"] == ("n-gram" if loaded.model.confidence is None else "confidence")
     # Fitted on validation, each mixture is at least as good there as the components it mixes.
     losses = report["valid_loss"]
@@ -194,7 +194,7 @@ def test_a_mixture_from_before_the_neural_cache_loads_and_predicts_with_its_unig
     assert loaded.model.neural_cache is None and torch.equal(loaded.model.cache_weights, three)
     words = Predictor(loaded).predict("anna has the red ", k=3)
     assert len(words) == 3 and all(0 < p <= 1 for _, p in words)
-    assert "neural cache" not in loaded.kind.describe(loaded.model, loaded.config)
+    assert "neural cache" not in loaded.kind.describe(loaded.model, loaded.settings.model)
 
 
 def test_a_mixture_from_before_the_confidence_buckets_loads_and_predicts(trained_model: Path, tmp_path: Path) -> None:
@@ -210,7 +210,7 @@ def test_a_mixture_from_before_the_confidence_buckets_loads_and_predicts(trained
     assert loaded.model.confidence is None and loaded.model.neural_cache.theta == 10.0
     words = Predictor(loaded).predict("anna has the red ", k=3)
     assert len(words) == 3 and all(0 < p <= 1 for _, p in words)
-    assert "weights by the n-gram's context" in loaded.kind.describe(loaded.model, loaded.config)
+    assert "weights by the n-gram's context" in loaded.kind.describe(loaded.model, loaded.settings.model)
 
 
 def test_held_out_nll_prefers_buckets_that_mean_something_to_more_buckets_that_do_not() -> None:

@@ -63,12 +63,12 @@ def test_interrupt_then_resume_gives_bitwise_identical_weights(tmp_path: Path, c
     train(settings, corpus_file, tmp_path / "straight")
     with pytest.raises(TrainingInterrupted, match=r"stopped at step 20.*--resume"):
         train(settings, corpus_file, tmp_path / "resumed", on_event=_interrupt_at(20))
-    assert checkpoint.load_state(tmp_path / "resumed").step == 20
+    assert checkpoint.load_state(tmp_path / "resumed")[0].step == 20
     summary = train(load(resume=tmp_path / "resumed"), corpus_file, tmp_path / "resumed", resume=True)
     assert summary.steps == 40
     best = [load_file(tmp_path / d / "model.safetensors") for d in ("straight", "resumed")]
     assert all(torch.equal(best[0][k], best[1][k]) for k in best[0])
-    last = [checkpoint.load_state(tmp_path / d).model for d in ("straight", "resumed")]
+    last = [checkpoint.load_state(tmp_path / d)[1]["model"] for d in ("straight", "resumed")]
     assert all(torch.equal(last[0][k], last[1][k]) for k in last[0])
     straight, resumed = ([{k: v for k, v in row.items() if k != "elapsed"}
                           for row in checkpoint.read_metrics(tmp_path / d)] for d in ("straight", "resumed"))
@@ -126,6 +126,18 @@ def test_separate_validation_file(tmp_path: Path, corpus_file: Path) -> None:
     assert summary.valid_tokens > 20 and summary.train_tokens > 5 * summary.valid_tokens
 
 
+def test_prepared_data_is_for_a_new_run_on_the_validation_text_it_was_prepared_with(tmp_path: Path,
+                                                                                    corpus_file: Path) -> None:
+    from nextword.errors import ConfigError
+    from nextword.train import prepare
+
+    data = prepare(corpus_file, config())
+    for refused in ({"valid_file": corpus_file}, {"resume": True}):
+        with pytest.raises(ConfigError, match="prepared data is for a new run"):
+            train(config(max_steps=5), data, tmp_path / "m", **refused)
+    assert not (tmp_path / "m").exists()
+
+
 def test_resume_refuses_other_data_and_accepts_the_same_options_spelt_differently(tmp_path: Path,
                                                                                   corpus_file: Path) -> None:
     train(config(max_steps=10, lr=0.003), corpus_file, tmp_path / "m")
@@ -167,7 +179,7 @@ def test_a_diverging_run_stops_and_keeps_the_last_good_checkpoint(tmp_path: Path
     monkeypatch.setattr(training, "_train_step", poisoned)
     with pytest.raises(TrainingDiverged, match=r"diverged at step 16.*last good checkpoint \(step 10\).*Lower --lr"):
         train(config(max_steps=40, eval_every=10), corpus_file, tmp_path / "m")
-    assert checkpoint.load_state(tmp_path / "m").step == 10
+    assert checkpoint.load_state(tmp_path / "m")[0].step == 10
     assert all(torch.isfinite(w).all() for w in load_file(tmp_path / "m" / "model.safetensors").values())
     monkeypatch.setattr(training, "_train_step", healthy)
     resumed = train(load(resume=tmp_path / "m"), corpus_file, tmp_path / "m", resume=True)
@@ -307,5 +319,5 @@ def test_a_config_yaml_of_an_older_nextword_still_loads(tmp_path: Path, trained_
              "max_steps", "time_budget", "eval_every", "patience", "seed", "device"]
     (old / "config.yaml").write_text("".join(saved[key] + "\n" for key in order))
     loaded = checkpoint.load(old)
-    assert loaded.config == checkpoint.read_settings(trained_model).model
+    assert loaded.settings.model == checkpoint.read_settings(trained_model).model
     assert Predictor(loaded).predict("anna has the red ", k=2)
