@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
@@ -279,14 +279,13 @@ class _Typing:
 
     def __init__(self, predictor: "Predictor", rows: Rows, ks: Sequence[int], suggestions: int,
                  on_word: Callable[[int], Any]):
-        from .search import Searches
+        from .search import Searches, beam_width
 
         self.searches, self.rows, self.on_word = Searches(predictor.searcher, rows, stages=(1, 2)), rows, on_word
-        self.ks, self.suggestions, self.piece_text = tuple(ks), suggestions, predictor.tokenizer.piece_text
+        self.ks, self.suggestions, self.letters = tuple(ks), suggestions, predictor.searcher.index.letters
         # The word's place among `predict`'s words; beyond the longest list asked for is as good as absent.
         self.shown = max(*self.ks, suggestions)
-        width = max(4 * self.shown, 16)
-        self.capacity = max(16, min(512, _SCORES_PER_STEP // (width * predictor.tokenizer.vocab_size)))
+        self.capacity = max(16, min(512, _SCORES_PER_STEP // (beam_width(self.shown) * predictor.tokenizer.vocab_size)))
         self.waiting: deque[Query] = deque()
         self.active: list[Query] = []
         self.words, self.done, self.hits, self.keys, self.chars = 0, 0, {k: 0 for k in ks}, 0, 0
@@ -317,8 +316,7 @@ class _Typing:
             return [query]
         word = query.target
         if not query.certain():  # the target's segmentations below its floor could change its place: all of them
-            return [type(query)(query.root, query.partial, query.k, query.allowed, word, query.floor,
-                                known=query.known)]
+            return [replace(query, exact=True)]
         typed, rank = len(query.partial), query.rank()
         if not typed:
             self.words += 1
@@ -326,12 +324,7 @@ class _Typing:
                 self.hits[k] += int(rank < k)
             self.chars += (len(word) + 1) if self.suggestions else 0
         if self.suggestions and rank >= self.suggestions and typed + 1 < len(word):
-            typing = word[:typed + 1]
-            # Only beams that agree with the letters typed are stepped from now on: the other rows can go.
-            known = {pieces: row for pieces, row in query.known.items()
-                     if (text := self._text(pieces)).startswith(typing) or typing.startswith(text)}
-            return [type(query)(query.root, typing, self.suggestions, query.allowed, word, query.floor, known=known,
-                                exact=False)]
+            return [query.typed(word[:typed + 1], self.suggestions, self.letters)]
         if self.suggestions:
             # Typing the whole word costs the same (its letters and a key) whether it is then offered or
             # not, so the last letter needs no search.
@@ -339,9 +332,6 @@ class _Typing:
         self.done += 1
         self.on_word(self.done)
         return []
-
-    def _text(self, pieces: tuple[int, ...]) -> str:
-        return "".join(self.piece_text[piece].lstrip(" ") for piece in pieces)  # as the search spells it
 
     def metrics(self) -> WordMetrics:
         return WordMetrics(self.words, self.hits, self.keys, self.chars)
