@@ -148,8 +148,7 @@ def read_text(predictor: "Predictor", ids: np.ndarray, *, scored: int, ks: Seque
     if document is not None:
         document.add_words(targets)
     for ready in reading:  # the words whose ends the reading has passed: their probabilities are known
-        # Their places in one chunk (not one per step of the reading): the searches take them together.
-        for (index, _), root in zip(ready, rows.add(*rows.take([root for _, root in ready])) if ready else ()):
+        for index, root in ready:
             position, word = targets[index]
             typing.add(root, word, reading.word_logprob(position, ends[index]),
                        predictor.searcher.allowed(document, before=position))
@@ -181,9 +180,9 @@ class _Reading:
     TAIL_LIMIT keeps its rows on the document's own memory, one group for all of them.)
 
     The place before each word's first piece becomes a row of `rows` (next-piece log-probabilities
-    and state), held in `roots` until given out; each token's log-probability and the probability
-    that a word ends before it are kept. Iterating gives, block by block, (index, row) of the words
-    whose ends have been read. Past the last word's end only the loss is computed."""
+    and state), a block's in one chunk, held in `roots` until given out; each token's log-probability
+    and the probability that a word ends before it are kept. Iterating gives, block by block, (index,
+    row) of the words whose ends have been read. Past the last word's end only the loss is computed."""
 
     def __init__(self, predictor: "Predictor", ids: np.ndarray, positions: list[int], ends: list[int], length: int,
                  rows: Rows):
@@ -196,30 +195,28 @@ class _Reading:
         self.word_ends = np.zeros(length)  # log P(a word ends), before each piece (until full_until)
         self.word_at = {position: index for index, position in enumerate(positions)}
         self.roots: dict[int, int] = {}  # word index -> its row, until given out
+        self.starting: list[tuple[list[int], torch.Tensor, Any]] = []  # (word indices, logprobs, state) to add
 
     def __iter__(self) -> Iterator[list[tuple[int, int]]]:  # in read_text's inference mode
         model, pieces = self.predictor.model, self.predictor.pieces
-        was_training, given, state = model.training, 0, None
+        was_training, state = model.training, None
         model.eval()
         try:
             if self.full_until:  # the first place: after the line break alone
                 logprobs, state = pieces.run(self.inputs[:1])
                 self._record(np.array([0]), logprobs, state)
             starts = list(range(1, self.full_until, _STRIDE))
-            for first in range(0, len(starts), _BLOCK):
+            for block in (starts[first:first + _BLOCK] for first in range(0, len(starts), _BLOCK)):
                 states = []
-                for start in starts[first:first + _BLOCK]:  # each stretch's state, and the next block's first
+                for start in block:  # each stretch's state, and the next block's first
                     states.append(state)
                     stop = min(start + _STRIDE, self.full_until)
                     if stop < self.length:
                         _, state = pieces.run(torch.from_numpy(self.inputs[None, start:stop]).to(pieces.device), state)
-                self._side_by_side(starts[first:first + _BLOCK], states)
-                read = min(starts[first:first + _BLOCK][-1] + _STRIDE, self.full_until)
-                ready = []
-                while given < len(self.ends) and self.ends[given] < read:
-                    ready.append((given, self.roots.pop(given)))
-                    given += 1
-                yield ready
+                self._side_by_side(block, states)
+                self._add_roots()
+                read = min(block[-1] + _STRIDE, self.full_until)
+                yield [(index, self.roots.pop(index)) for index in sorted(self.roots) if self.ends[index] < read]
             self._loss_only(state)
         finally:
             model.train(was_training)
@@ -250,8 +247,17 @@ class _Reading:
         starting = [row for row, place in enumerate(places.tolist()) if place in self.word_at]
         if starting:
             at = torch.tensor(starting, device=logprobs.device)
-            made = self.rows.add(logprobs[at], self.predictor.model.select_state(state, at))
-            self.roots.update((self.word_at[int(places[row])], root) for row, root in zip(starting, made))
+            self.starting.append(([self.word_at[int(places[row])] for row in starting], logprobs[at],
+                                  self.predictor.model.select_state(state, at)))
+
+    def _add_roots(self) -> None:
+        """The places recorded where words start, as rows of `rows` in one chunk: the searches take them
+        together, and the chunk is made once (not once per step of the reading)."""
+        if self.starting:
+            words, logprobs, states = zip(*self.starting)
+            made = self.rows.add(torch.cat(logprobs), self.rows.join(list(states)))
+            self.roots.update(zip([index for indices in words for index in indices], made))
+            self.starting = []
 
     def _loss_only(self, state: Any) -> None:
         """Past the last word: the log-probability of each token alone, without the full distributions."""
