@@ -136,13 +136,10 @@ def read_text(predictor: "Predictor", ids: np.ndarray, *, scored: int, ks: Seque
         raise ConfigError(f"option 'suggestions' must be >= 0 (0 skips keystroke savings); got {suggestions}")
     from .search import Rows  # not at the top: search.py loads models, and mixture.py this module
 
-    tokenizer = predictor.tokenizer
     ids = np.asarray(ids)
-    targets = tokenizer.words_at(ids, limit=max_words)
-    ends = [_word_end(tokenizer, ids, position) for position, _ in targets]
+    targets = predictor.tokenizer.words_at(ids, limit=max_words)
     rows = Rows(predictor.pieces)
-    reading = _Reading(predictor, ids, [position for position, _ in targets], ends, max(scored, ends[-1] + 1 if ends
-                                                                                        else 0), rows)
+    reading = _Reading(predictor, ids, [position for position, _ in targets], scored, rows)
     typing = _Typing(predictor, rows, ks, suggestions, lambda done: on_word and on_word(done, len(targets)))
     document = predictor.searcher.document()  # the words read so far count as lexicon words, as in predict
     if document is not None:
@@ -150,19 +147,10 @@ def read_text(predictor: "Predictor", ids: np.ndarray, *, scored: int, ks: Seque
     for ready in reading:  # the words whose ends the reading has passed: their probabilities are known
         for index, root in ready:
             position, word = targets[index]
-            typing.add(root, word, reading.word_logprob(position, ends[index]),
-                       predictor.searcher.allowed(document, before=position))
+            typing.add(root, word, reading.word_logprob(index), predictor.searcher.allowed(document, before=position))
         typing.run(set(reading.roots.values()))
     typing.run(set(), finish=True)
     return reading.nll(scored), typing.metrics()
-
-
-def _word_end(tokenizer: Tokenizer, ids: np.ndarray, position: int) -> int:
-    """Where the word starting at `position` ends: the first piece after it that does not carry it on."""
-    end = position + 1
-    while end < len(ids) and tokenizer.extends_word[ids[end]]:
-        end += 1
-    return end
 
 
 _STRIDE = 32  # tokens a row of the side-by-side reading reads: at most the neural cache's TAIL_LIMIT (see _Reading)
@@ -184,15 +172,18 @@ class _Reading:
     and the probability that a word ends before it are kept. Iterating gives, block by block, (index,
     row) of the words whose ends have been read. Past the last word's end only the loss is computed."""
 
-    def __init__(self, predictor: "Predictor", ids: np.ndarray, positions: list[int], ends: list[int], length: int,
-                 rows: Rows):
-        self.predictor, self.rows, self.ends, self.length = predictor, rows, ends, length  # predictions of ids[:length]
-        self.full_until = ends[-1] + 1 if ends else 0  # distributions in full before it, the loss alone after
+    def __init__(self, predictor: "Predictor", ids: np.ndarray, positions: list[int], scored: int, rows: Rows):
+        self.predictor, self.rows, self.positions = predictor, rows, positions  # where the words start
+        # Where each word ends: the first piece after its first that does not carry it on (or the text's end).
+        stops = np.append(np.flatnonzero(~predictor.tokenizer.extends_word[ids]), len(ids))
+        self.ends = stops[np.searchsorted(stops, positions, side="right")].tolist()
+        self.full_until = self.ends[-1] + 1 if self.ends else 0  # distributions in full before it, the loss alone after
+        self.length = max(scored, self.full_until)  # predictions of ids[:length]
         self.inputs = np.concatenate([[EOS_ID], ids]).astype(np.int64)
         # The piece after the text, for the prediction made after its last token: never scored.
         self.targets = np.concatenate([ids, [EOS_ID]]).astype(np.int64)
-        self.token_logprobs = np.zeros(length)
-        self.word_ends = np.zeros(length)  # log P(a word ends), before each piece (until full_until)
+        self.token_logprobs = np.zeros(self.length)
+        self.word_ends = np.zeros(self.length)  # log P(a word ends), before each piece (until full_until)
         self.word_at = {position: index for index, position in enumerate(positions)}
         self.roots: dict[int, int] = {}  # word index -> its row, until given out
         self.starting: list[tuple[list[int], torch.Tensor, Any]] = []  # (word indices, logprobs, state) to add
@@ -273,8 +264,9 @@ class _Reading:
         """The summed negative log-likelihood of the first `tokens` tokens."""
         return -float(self.token_logprobs[:tokens].sum())
 
-    def word_logprob(self, position: int, end: int) -> float:
-        """log P(the pieces ids[position:end] come next, then a word boundary), as read."""
+    def word_logprob(self, index: int) -> float:
+        """log P(the word `index`'s pieces come next, then a word boundary), as read."""
+        position, end = self.positions[index], self.ends[index]
         return float(self.token_logprobs[position:end].sum() + self.word_ends[end])
 
 
