@@ -449,10 +449,7 @@ def evaluate_file(predictor: "Predictor", path: str | Path, *, perplexity_lines:
     far-dependent words to score."""
     from .data import check_corpus, encode_corpus
 
-    def report(stage: str, done: int, total: int) -> None:
-        if on_progress:
-            on_progress(stage, done, total)
-
+    report = on_progress or (lambda stage, done, total: None)
     for name, value in (("perplexity_lines", perplexity_lines), ("predict_words", predict_words)):
         if value is not None and value < 1:
             raise ConfigError(f"option '{name}' must be >= 1; got {value}")
@@ -469,12 +466,11 @@ def evaluate_file(predictor: "Predictor", path: str | Path, *, perplexity_lines:
             scored = int(breaks[perplexity_lines - 1]) + 1
     if scored < 1:
         raise CorpusError(f"{corpus.path} is too short to evaluate on")
-    tokenizer = predictor.tokenizer
     report("reading", 0, 1)
     nll, words = read_text(predictor, ids, scored=scored, ks=(1, 3, 5), suggestions=suggestions,
                            max_words=predict_words, on_word=lambda done, total: report("reading", done, total))
     characters = count_characters(corpus.path, perplexity_lines)
-    totals = LossTotals(nll, scored, tokenizer.word_count(ids[:scored]), characters)
+    totals = LossTotals(nll, scored, predictor.tokenizer.word_count(ids[:scored]), characters)
     result = {
         "file": str(corpus.path), "tokens": totals.tokens, "words": totals.words, "characters": totals.chars,
         "loss": totals.loss, "token_perplexity": totals.token_perplexity, "word_perplexity": totals.word_perplexity,
