@@ -73,16 +73,12 @@ class _PieceIndex:
         key = (first, remaining, within)
         if key in self._tensors:
             return self._tensors[key]
-        table, keys = self.tables[first], self.keys[first]
-        found = []
-        at = bisect.bisect_left(keys, remaining)
-        while at < len(keys) and keys[at].startswith(remaining) and (not within or keys[at] == remaining):
-            found.append(table[at][1])
-            at += 1
-        for cut in range(0 if first else 1, len(remaining)):  # pieces that are a prefix of `remaining`
-            prefix = remaining[:cut]
-            at = bisect.bisect_left(keys, prefix)
-            while at < len(keys) and keys[at] == prefix:
+        table, keys, found = self.tables[first], self.keys[first], []
+        # Those that start with `remaining` (equal it, `within`), then those that are a prefix of it: one scan each.
+        prefixes = [remaining[:cut] for cut in range(0 if first else 1, len(remaining))]
+        for text, whole in [(remaining, within), *((prefix, True) for prefix in prefixes)]:
+            at = bisect.bisect_left(keys, text)
+            while at < len(keys) and keys[at].startswith(text) and (not whole or keys[at] == text):
                 found.append(table[at][1])
                 at += 1
         if len(self._tensors) >= 1 << 16:
