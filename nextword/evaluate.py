@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
@@ -136,34 +136,21 @@ def read_text(predictor: "Predictor", ids: np.ndarray, *, scored: int, ks: Seque
         raise ConfigError(f"option 'suggestions' must be >= 0 (0 skips keystroke savings); got {suggestions}")
     from .search import Rows  # not at the top: search.py loads models, and mixture.py this module
 
-    tokenizer = predictor.tokenizer
     ids = np.asarray(ids)
-    targets = tokenizer.words_at(ids, limit=max_words)
-    ends = [_word_end(tokenizer, ids, position) for position, _ in targets]
+    targets = predictor.tokenizer.words_at(ids, limit=max_words)
     rows = Rows(predictor.pieces)
-    reading = _Reading(predictor, ids, [position for position, _ in targets], ends, max(scored, ends[-1] + 1 if ends
-                                                                                        else 0), rows)
+    reading = _Reading(predictor, ids, [position for position, _ in targets], scored, rows)
     typing = _Typing(predictor, rows, ks, suggestions, lambda done: on_word and on_word(done, len(targets)))
     document = predictor.searcher.document()  # the words read so far count as lexicon words, as in predict
     if document is not None:
         document.add_words(targets)
     for ready in reading:  # the words whose ends the reading has passed: their probabilities are known
-        # Their places in one chunk (not one per step of the reading): the searches take them together.
-        for (index, _), root in zip(ready, rows.add(*rows.take([root for _, root in ready])) if ready else ()):
+        for index, root in ready:
             position, word = targets[index]
-            typing.add(root, word, reading.word_logprob(position, ends[index]),
-                       predictor.searcher.allowed(document, before=position))
+            typing.add(root, word, reading.word_logprob(index), predictor.searcher.allowed(document, before=position))
         typing.run(set(reading.roots.values()))
     typing.run(set(), finish=True)
     return reading.nll(scored), typing.metrics()
-
-
-def _word_end(tokenizer: Tokenizer, ids: np.ndarray, position: int) -> int:
-    """Where the word starting at `position` ends: the first piece after it that does not carry it on."""
-    end = position + 1
-    while end < len(ids) and tokenizer.extends_word[ids[end]]:
-        end += 1
-    return end
 
 
 _STRIDE = 32  # tokens a row of the side-by-side reading reads: at most the neural cache's TAIL_LIMIT (see _Reading)
@@ -181,45 +168,46 @@ class _Reading:
     TAIL_LIMIT keeps its rows on the document's own memory, one group for all of them.)
 
     The place before each word's first piece becomes a row of `rows` (next-piece log-probabilities
-    and state), held in `roots` until given out; each token's log-probability and the probability
-    that a word ends before it are kept. Iterating gives, block by block, (index, row) of the words
-    whose ends have been read. Past the last word's end only the loss is computed."""
+    and state), a block's in one chunk, held in `roots` until given out; each token's log-probability
+    and the probability that a word ends before it are kept. Iterating gives, block by block, (index,
+    row) of the words whose ends have been read. Past the last word's end only the loss is computed."""
 
-    def __init__(self, predictor: "Predictor", ids: np.ndarray, positions: list[int], ends: list[int], length: int,
-                 rows: Rows):
-        self.predictor, self.rows, self.ends, self.length = predictor, rows, ends, length  # predictions of ids[:length]
-        self.full_until = ends[-1] + 1 if ends else 0  # distributions in full before it, the loss alone after
+    def __init__(self, predictor: "Predictor", ids: np.ndarray, positions: list[int], scored: int, rows: Rows):
+        self.predictor, self.rows, self.positions = predictor, rows, positions  # where the words start
+        # Where each word ends: the first piece after its first that does not carry it on (or the text's end).
+        stops = np.append(np.flatnonzero(~predictor.tokenizer.extends_word[ids]), len(ids))
+        self.ends = stops[np.searchsorted(stops, positions, side="right")].tolist()
+        self.full_until = self.ends[-1] + 1 if self.ends else 0  # distributions in full before it, the loss alone after
+        self.length = max(scored, self.full_until)  # predictions of ids[:length]
         self.inputs = np.concatenate([[EOS_ID], ids]).astype(np.int64)
         # The piece after the text, for the prediction made after its last token: never scored.
         self.targets = np.concatenate([ids, [EOS_ID]]).astype(np.int64)
-        self.token_logprobs = np.zeros(length)
-        self.word_ends = np.zeros(length)  # log P(a word ends), before each piece (until full_until)
+        self.token_logprobs = np.zeros(self.length)
+        self.word_ends = np.zeros(self.length)  # log P(a word ends), before each piece (until full_until)
         self.word_at = {position: index for index, position in enumerate(positions)}
         self.roots: dict[int, int] = {}  # word index -> its row, until given out
+        self.starting: list[tuple[list[int], torch.Tensor, Any]] = []  # (word indices, logprobs, state) to add
 
     def __iter__(self) -> Iterator[list[tuple[int, int]]]:  # in read_text's inference mode
         model, pieces = self.predictor.model, self.predictor.pieces
-        was_training, given, state = model.training, 0, None
+        was_training, state = model.training, None
         model.eval()
         try:
             if self.full_until:  # the first place: after the line break alone
                 logprobs, state = pieces.run(self.inputs[:1])
                 self._record(np.array([0]), logprobs, state)
             starts = list(range(1, self.full_until, _STRIDE))
-            for first in range(0, len(starts), _BLOCK):
+            for block in (starts[first:first + _BLOCK] for first in range(0, len(starts), _BLOCK)):
                 states = []
-                for start in starts[first:first + _BLOCK]:  # each stretch's state, and the next block's first
+                for start in block:  # each stretch's state, and the next block's first
                     states.append(state)
                     stop = min(start + _STRIDE, self.full_until)
                     if stop < self.length:
                         _, state = pieces.run(torch.from_numpy(self.inputs[None, start:stop]).to(pieces.device), state)
-                self._side_by_side(starts[first:first + _BLOCK], states)
-                read = min(starts[first:first + _BLOCK][-1] + _STRIDE, self.full_until)
-                ready = []
-                while given < len(self.ends) and self.ends[given] < read:
-                    ready.append((given, self.roots.pop(given)))
-                    given += 1
-                yield ready
+                self._side_by_side(block, states)
+                self._add_roots()
+                read = min(block[-1] + _STRIDE, self.full_until)
+                yield [(index, self.roots.pop(index)) for index in sorted(self.roots) if self.ends[index] < read]
             self._loss_only(state)
         finally:
             model.train(was_training)
@@ -250,8 +238,17 @@ class _Reading:
         starting = [row for row, place in enumerate(places.tolist()) if place in self.word_at]
         if starting:
             at = torch.tensor(starting, device=logprobs.device)
-            made = self.rows.add(logprobs[at], self.predictor.model.select_state(state, at))
-            self.roots.update((self.word_at[int(places[row])], root) for row, root in zip(starting, made))
+            self.starting.append(([self.word_at[int(places[row])] for row in starting], logprobs[at],
+                                  self.predictor.model.select_state(state, at)))
+
+    def _add_roots(self) -> None:
+        """The places recorded where words start, as rows of `rows` in one chunk: the searches take them
+        together, and the chunk is made once (not once per step of the reading)."""
+        if self.starting:
+            words, logprobs, states = zip(*self.starting)
+            made = self.rows.add(torch.cat(logprobs), self.rows.join(list(states)))
+            self.roots.update(zip([index for indices in words for index in indices], made))
+            self.starting = []
 
     def _loss_only(self, state: Any) -> None:
         """Past the last word: the log-probability of each token alone, without the full distributions."""
@@ -267,8 +264,9 @@ class _Reading:
         """The summed negative log-likelihood of the first `tokens` tokens."""
         return -float(self.token_logprobs[:tokens].sum())
 
-    def word_logprob(self, position: int, end: int) -> float:
-        """log P(the pieces ids[position:end] come next, then a word boundary), as read."""
+    def word_logprob(self, index: int) -> float:
+        """log P(the word `index`'s pieces come next, then a word boundary), as read."""
+        position, end = self.positions[index], self.ends[index]
         return float(self.token_logprobs[position:end].sum() + self.word_ends[end])
 
 
@@ -279,14 +277,13 @@ class _Typing:
 
     def __init__(self, predictor: "Predictor", rows: Rows, ks: Sequence[int], suggestions: int,
                  on_word: Callable[[int], Any]):
-        from .search import Searches
+        from .search import Searches, beam_width
 
         self.searches, self.rows, self.on_word = Searches(predictor.searcher, rows, stages=(1, 2)), rows, on_word
-        self.ks, self.suggestions, self.piece_text = tuple(ks), suggestions, predictor.tokenizer.piece_text
+        self.ks, self.suggestions, self.letters = tuple(ks), suggestions, predictor.searcher.index.letters
         # The word's place among `predict`'s words; beyond the longest list asked for is as good as absent.
         self.shown = max(*self.ks, suggestions)
-        width = max(4 * self.shown, 16)
-        self.capacity = max(16, min(512, _SCORES_PER_STEP // (width * predictor.tokenizer.vocab_size)))
+        self.capacity = max(16, min(512, _SCORES_PER_STEP // (beam_width(self.shown) * predictor.tokenizer.vocab_size)))
         self.waiting: deque[Query] = deque()
         self.active: list[Query] = []
         self.words, self.done, self.hits, self.keys, self.chars = 0, 0, {k: 0 for k in ks}, 0, 0
@@ -317,8 +314,7 @@ class _Typing:
             return [query]
         word = query.target
         if not query.certain():  # the target's segmentations below its floor could change its place: all of them
-            return [type(query)(query.root, query.partial, query.k, query.allowed, word, query.floor,
-                                known=query.known)]
+            return [replace(query, exact=True)]
         typed, rank = len(query.partial), query.rank()
         if not typed:
             self.words += 1
@@ -326,12 +322,7 @@ class _Typing:
                 self.hits[k] += int(rank < k)
             self.chars += (len(word) + 1) if self.suggestions else 0
         if self.suggestions and rank >= self.suggestions and typed + 1 < len(word):
-            typing = word[:typed + 1]
-            # Only beams that agree with the letters typed are stepped from now on: the other rows can go.
-            known = {pieces: row for pieces, row in query.known.items()
-                     if (text := self._text(pieces)).startswith(typing) or typing.startswith(text)}
-            return [type(query)(query.root, typing, self.suggestions, query.allowed, word, query.floor, known=known,
-                                exact=False)]
+            return [query.typed(word[:typed + 1], self.suggestions, self.letters)]
         if self.suggestions:
             # Typing the whole word costs the same (its letters and a key) whether it is then offered or
             # not, so the last letter needs no search.
@@ -339,9 +330,6 @@ class _Typing:
         self.done += 1
         self.on_word(self.done)
         return []
-
-    def _text(self, pieces: tuple[int, ...]) -> str:
-        return "".join(self.piece_text[piece].lstrip(" ") for piece in pieces)  # as the search spells it
 
     def metrics(self) -> WordMetrics:
         return WordMetrics(self.words, self.hits, self.keys, self.chars)
@@ -461,10 +449,7 @@ def evaluate_file(predictor: "Predictor", path: str | Path, *, perplexity_lines:
     far-dependent words to score."""
     from .data import check_corpus, encode_corpus
 
-    def report(stage: str, done: int, total: int) -> None:
-        if on_progress:
-            on_progress(stage, done, total)
-
+    report = on_progress or (lambda stage, done, total: None)
     for name, value in (("perplexity_lines", perplexity_lines), ("predict_words", predict_words)):
         if value is not None and value < 1:
             raise ConfigError(f"option '{name}' must be >= 1; got {value}")
@@ -481,12 +466,11 @@ def evaluate_file(predictor: "Predictor", path: str | Path, *, perplexity_lines:
             scored = int(breaks[perplexity_lines - 1]) + 1
     if scored < 1:
         raise CorpusError(f"{corpus.path} is too short to evaluate on")
-    tokenizer = predictor.tokenizer
     report("reading", 0, 1)
     nll, words = read_text(predictor, ids, scored=scored, ks=(1, 3, 5), suggestions=suggestions,
                            max_words=predict_words, on_word=lambda done, total: report("reading", done, total))
     characters = count_characters(corpus.path, perplexity_lines)
-    totals = LossTotals(nll, scored, tokenizer.word_count(ids[:scored]), characters)
+    totals = LossTotals(nll, scored, predictor.tokenizer.word_count(ids[:scored]), characters)
     result = {
         "file": str(corpus.path), "tokens": totals.tokens, "words": totals.words, "characters": totals.chars,
         "loss": totals.loss, "token_perplexity": totals.token_perplexity, "word_perplexity": totals.word_perplexity,

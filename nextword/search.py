@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Sequence
 
 import numpy as np
@@ -39,6 +39,10 @@ def split_partial(text: str) -> tuple[str, str]:
     return text[:start], text[start:]
 
 
+def beam_width(k: int) -> int:
+    return max(4 * k, 16)  # the beams a search for the k best words keeps at each depth
+
+
 def check_query(text: str, k: int) -> None:
     """Refuse what no prediction can answer: an empty text, fewer than one word."""
     if not text.strip():
@@ -52,10 +56,11 @@ class _PieceIndex:
 
     def __init__(self, tokenizer: Tokenizer, device: torch.device):
         self.device = device  # where the remembered ids live: the model's
+        self.letters = [text.lstrip(" ") for text in tokenizer.piece_text]  # each piece's, as words are spelled
         tables: dict[bool, list[tuple[str, int]]] = {True: [], False: []}
-        for i, text in enumerate(tokenizer.piece_text):
+        for i, text in enumerate(self.letters):
             if tokenizer.ordinary[i]:
-                tables[bool(tokenizer.starts_word[i])].append((text.lstrip(" "), i))
+                tables[bool(tokenizer.starts_word[i])].append((text, i))
         self.tables = {first: sorted(table) for first, table in tables.items()}
         self.keys = {first: [text for text, _ in table] for first, table in self.tables.items()}
         self._tensors: dict[tuple[bool, str, bool], torch.Tensor] = {}
@@ -68,16 +73,12 @@ class _PieceIndex:
         key = (first, remaining, within)
         if key in self._tensors:
             return self._tensors[key]
-        table, keys = self.tables[first], self.keys[first]
-        found = []
-        at = bisect.bisect_left(keys, remaining)
-        while at < len(keys) and keys[at].startswith(remaining) and (not within or keys[at] == remaining):
-            found.append(table[at][1])
-            at += 1
-        for cut in range(0 if first else 1, len(remaining)):  # pieces that are a prefix of `remaining`
-            prefix = remaining[:cut]
-            at = bisect.bisect_left(keys, prefix)
-            while at < len(keys) and keys[at] == prefix:
+        table, keys, found = self.tables[first], self.keys[first], []
+        # Those that start with `remaining` (equal it, `within`), then those that are a prefix of it: one scan each.
+        prefixes = [remaining[:cut] for cut in range(0 if first else 1, len(remaining))]
+        for text, whole in [(remaining, within), *((prefix, True) for prefix in prefixes)]:
+            at = bisect.bisect_left(keys, text)
+            while at < len(keys) and keys[at].startswith(text) and (not whole or keys[at] == text):
                 found.append(table[at][1])
                 at += 1
         if len(self._tensors) >= 1 << 16:
@@ -275,17 +276,25 @@ class Query:
     floor: float = -math.inf
     known: dict[tuple[int, ...], int] = field(default_factory=dict)
     exact: bool = True
-    unfollowed: float = -math.inf
-    found: dict[str, float] = field(default_factory=dict)  # word -> log-probability, all segmentations
-    done: bool = False
-    depth: int = 0
-    beams: list[_Beam] = field(default_factory=list)  # this depth's, stepped
-    candidates: list[_Beam] | None = None  # the next depth's, best first, stepped in stages; None: to choose
-    stage: int = 0
-    stepped: list[_Beam] = field(default_factory=list)  # the candidates stepped so far
+    # The search's progress: never given, so that `dataclasses.replace` makes a query that starts afresh.
+    unfollowed: float = field(default=-math.inf, init=False)
+    found: dict[str, float] = field(default_factory=dict, init=False)  # word -> log-probability, all segmentations
+    done: bool = field(default=False, init=False)
+    depth: int = field(default=0, init=False)
+    beams: list[_Beam] = field(init=False)  # this depth's, stepped
+    candidates: list[_Beam] | None = field(default=None, init=False)  # the next depth's, best first; None: to choose
+    stage: int = field(default=0, init=False)
+    stepped: list[_Beam] = field(default_factory=list, init=False)  # the candidates stepped so far
 
     def __post_init__(self) -> None:
         self.beams = [_Beam("", 0.0, (), self.root)]
+
+    def typed(self, partial: str, k: int, letters: Sequence[str]) -> Query:
+        """This search afresh with `partial` typed, the k best asked, not `exact`; of its `known` rows only those
+        of beams that agree with `partial` (spelled by `letters`, each piece's) are stepped from again."""
+        known = {pieces: row for pieces, row in self.known.items()
+                 if (text := "".join(letters[p] for p in pieces)).startswith(partial) or partial.startswith(text)}
+        return replace(self, partial=partial, k=k, known=known, exact=False)
 
     def kth_best(self) -> float:
         """The log-probability a word must beat to be among the k best found so far."""
@@ -400,7 +409,7 @@ class Searches:
         accepts are kept; with a lexicon, more are looked at than kept: the places of the others go to words."""
         if not queries:
             return
-        piece_text = self.searcher.pieces.tokenizer.piece_text
+        letters = self.searcher.index.letters
         flat = [(query, beam) for query in queries for beam in query.beams]
         scores = self._scores(queries, flat)
         # Only the extensions not ruled out, each query's best first: a search's cuts leave few of them.
@@ -411,13 +420,13 @@ class Searches:
         order = np.lexsort((-values, owner))
         bounds = np.searchsorted(owner[order], np.arange(len(queries) + 1))
         for i, query in enumerate(queries):
-            width, kept = max(4 * query.k, 16), []
+            width, kept = beam_width(query.k), []
             pool = width * (1 if query.allowed is None else _LEXICON_POOL)
             for at in order[bounds[i]:min(bounds[i + 1], bounds[i] + pool)].tolist():
                 if len(kept) == width:
                     break
                 parent, value, piece = flat[rows[at]][1], float(values[at]), int(pieces[at])
-                text = parent.text + piece_text[piece].lstrip(" ")
+                text = parent.text + letters[piece]
                 if query.allowed is None or query.allowed.leads_to_word(text, value):
                     kept.append(_Beam(text, value, parent.pieces + (piece,), parent.row))
             query.candidates, query.stage = kept, 0
