@@ -233,8 +233,7 @@ class _Reading:
         log-probability, that of a word ending before it, and the rows where words start."""
         targets = torch.from_numpy(self.targets[places]).to(logprobs.device)
         self.token_logprobs[places] = logprobs.gather(1, targets[:, None])[:, 0].double().cpu().numpy()
-        ends = logprobs.index_select(1, self.predictor.pieces.ends)
-        self.word_ends[places] = torch.logsumexp(ends, dim=-1).double().cpu().numpy()
+        self.word_ends[places] = self.predictor.pieces.word_ends(logprobs).double().cpu().numpy()
         starting = [row for row, place in enumerate(places.tolist()) if place in self.word_at]
         if starting:
             at = torch.tensor(starting, device=logprobs.device)

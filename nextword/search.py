@@ -131,7 +131,7 @@ class WordSearcher:
     @torch.inference_mode()
     def logprobs_of(self, logprobs: torch.Tensor, state: State, words: list[str]) -> list[float]:
         """log P(word comes next) for each of `words`: the word's own pieces, then a word boundary."""
-        pieces, tokenizer, ends = self.pieces, self.pieces.tokenizer, self.pieces.ends
+        pieces, tokenizer = self.pieces, self.pieces.tokenizer
         encoded = [tokenizer.encode_line(word) for word in words]
         longest = max(map(len, encoded))
         rows = torch.tensor([ids + [EOS_ID] * (longest - len(ids)) for ids in encoded], device=pieces.device)
@@ -140,7 +140,7 @@ class WordSearcher:
             state, torch.zeros(len(words), dtype=torch.long, device=pieces.device)))
         following = torch.log_softmax(logits.float(), dim=-1)
         before_each = torch.cat([logprobs.expand(len(words), 1, -1), following], dim=1)  # [:, i]: before piece i
-        boundary = torch.logsumexp(before_each[:, :, ends], dim=-1)
+        boundary = pieces.word_ends(before_each)
         return [float(before_each[row, torch.arange(len(ids)), ids].sum() + boundary[row, len(ids)])
                 for row, ids in enumerate(encoded)]
 
@@ -187,7 +187,7 @@ class Rows:
 
     def add(self, logprobs: torch.Tensor, state: State) -> range:
         """New rows: the places whose next-piece log-probabilities are `logprobs` (rows, vocab), with `state`."""
-        ends = torch.logsumexp(logprobs.index_select(1, self.pieces.ends), dim=-1).tolist()
+        ends = self.pieces.word_ends(logprobs).tolist()
         rows = range(self._rows, self._rows + len(ends))
         chunk = rows.start
         self._chunks[chunk] = (logprobs, ends, state, rows)
