@@ -17,7 +17,7 @@ import torch
 
 from .errors import ConfigError, CorpusError
 from .lexicon import Words
-from .model import LanguageModel
+from .model import LanguageModel, evaluating
 from .targets import Target, read_targets, targets_path
 from .tokenizer import EOS_ID, Tokenizer
 
@@ -69,23 +69,21 @@ def stream_loss(model: LanguageModel, tokenizer: Tokenizer, ids: np.ndarray, *, 
     used = streams * stream_len
     inputs = ids[:used].reshape(streams, stream_len)
     targets = ids[1:used + 1].reshape(streams, stream_len)
-    was_training = model.training
-    model.eval()
     state, nll = None, torch.zeros((), dtype=torch.float64, device=device)
     words = chars = 0
-    for start in range(0, stream_len, seq_len):
-        cut = slice(start, start + seq_len)
-        # Counted a segment at a time, like the scoring: a large validation text is never copied whole.
-        words += tokenizer.word_count(targets[:, cut])
-        chars += tokenizer.char_count(targets[:, cut], inputs[:, cut])
-        x = torch.from_numpy(inputs[:, cut].astype(np.int64)).to(device, non_blocking=True)
-        y = torch.from_numpy(targets[:, cut].astype(np.int64)).to(device, non_blocking=True)
-        # Each model scores its targets itself: the n-gram model and an adaptive softmax never build
-        # the full distributions they do not need.
-        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=autocast):
-            logprobs, state = model.target_logprobs(x, y, state)
-        nll -= logprobs.double().sum()
-    model.train(was_training)
+    with evaluating(model):
+        for start in range(0, stream_len, seq_len):
+            cut = slice(start, start + seq_len)
+            # Counted a segment at a time, like the scoring: a large validation text is never copied whole.
+            words += tokenizer.word_count(targets[:, cut])
+            chars += tokenizer.char_count(targets[:, cut], inputs[:, cut])
+            x = torch.from_numpy(inputs[:, cut].astype(np.int64)).to(device, non_blocking=True)
+            y = torch.from_numpy(targets[:, cut].astype(np.int64)).to(device, non_blocking=True)
+            # Each model scores its targets itself: the n-gram model and an adaptive softmax never build
+            # the full distributions they do not need.
+            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=autocast):
+                logprobs, state = model.target_logprobs(x, y, state)
+            nll -= logprobs.double().sum()
     return LossTotals(nll.item(), used, words, chars)
 
 
@@ -189,10 +187,8 @@ class _Reading:
         self.starting: list[tuple[list[int], torch.Tensor, Any]] = []  # (word indices, logprobs, state) to add
 
     def __iter__(self) -> Iterator[list[tuple[int, int]]]:  # in read_text's inference mode
-        model, pieces = self.predictor.model, self.predictor.pieces
-        was_training, state = model.training, None
-        model.eval()
-        try:
+        pieces, state = self.predictor.pieces, None
+        with evaluating(self.predictor.model):
             if self.full_until:  # the first place: after the line break alone
                 logprobs, state = pieces.run(self.inputs[:1])
                 self._record(np.array([0]), logprobs, state)
@@ -209,8 +205,6 @@ class _Reading:
                 read = min(block[-1] + _STRIDE, self.full_until)
                 yield [(index, self.roots.pop(index)) for index in sorted(self.roots) if self.ends[index] < read]
             self._loss_only(state)
-        finally:
-            model.train(was_training)
 
     def _side_by_side(self, starts: list[int], states: list) -> None:
         """Read the stretches at `starts`, each from its state in `states`, side by side."""

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import CorpusError
-from .model import LanguageModel, WindowedBiLM
+from .model import LanguageModel, WindowedBiLM, evaluating
 
 
 def gradient_flow(model: LanguageModel, ids: np.ndarray, length: int, *, sequences: int = 32,
@@ -36,11 +36,10 @@ def gradient_flow(model: LanguageModel, ids: np.ndarray, length: int, *, sequenc
         captured.append(output)
 
     hook = model.embedding.register_forward_hook(keep)
-    was_training = model.training
-    model.eval()  # no dropout: the same function that predicts
     try:
-        # cuDNN's RNN backward needs training mode; the native kernels give the same gradients.
-        with torch.backends.cudnn.flags(enabled=False), torch.enable_grad():
+        # No dropout: the same function that predicts. cuDNN's RNN backward needs training mode; the
+        # native kernels give the same gradients.
+        with evaluating(model), torch.backends.cudnn.flags(enabled=False), torch.enable_grad():
             model.zero_grad(set_to_none=True)
             logits, _ = model(inputs, None, last_only=True)
             # Summed over sequences: each sequence's loss depends on its own inputs only.
@@ -48,6 +47,5 @@ def gradient_flow(model: LanguageModel, ids: np.ndarray, length: int, *, sequenc
     finally:
         hook.remove()
         model.zero_grad(set_to_none=True)
-        model.train(was_training)
     grads = captured[-1].grad[:, -length:]  # (sequences, length, embed), oldest input first
     return grads.norm(dim=-1).mean(dim=0).flip(0).cpu().numpy()

@@ -17,9 +17,10 @@ Both are causal: the logits at position t depend only on tokens 0..t. Nothing ab
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
-from typing import Union
+from typing import Iterator, Union
 
 import numpy as np
 import torch
@@ -325,3 +326,14 @@ def parameter_count(model: nn.Module) -> int:
 
 def model_device(model: nn.Module) -> torch.device:
     return next(model.parameters(), next(model.buffers(), torch.zeros(0))).device
+
+
+@contextlib.contextmanager
+def evaluating(model: nn.Module) -> Iterator[None]:
+    """`model` in eval mode (no dropout) inside the block, and back in the mode it was in after it."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
