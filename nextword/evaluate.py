@@ -443,9 +443,8 @@ def evaluate_file(predictor: "Predictor", path: str | Path, *, perplexity_lines:
     from .data import check_corpus, encode_corpus
 
     report = on_progress or (lambda stage, done, total: None)
-    for name, value in (("perplexity_lines", perplexity_lines), ("predict_words", predict_words)):
-        if value is not None and value < 1:
-            raise ConfigError(f"option '{name}' must be >= 1; got {value}")
+    if perplexity_lines is not None and perplexity_lines < 1:  # predict_words: read_text checks it, as max_words
+        raise ConfigError(f"option 'perplexity_lines' must be >= 1; got {perplexity_lines}")
     corpus = check_corpus(path)
     sidecar = targets_path(corpus.path)
     if long_range and not sidecar.is_file():
