@@ -22,7 +22,7 @@ from .config import CELLS, COMPARE_DEFAULTS, COMPARE_STEPS, NEURAL_CELLS, Settin
 from .errors import ConfigError, ModelDirError
 from .evaluate import LongRangeAccuracy, long_range_accuracy, stream_loss, word_metrics
 from .targets import read_targets, targets_path
-from .files import write_text
+from .files import existing_directory, write_text
 from .gradients import gradient_flow
 from .kinds import trained_kind
 from .predict import Predictor
@@ -122,13 +122,12 @@ def compare(corpus: str | Path, base: Settings, out: str | Path, *, cells: Seque
 
 
 def _check_output(out: Path, force: bool) -> None:
-    if out.is_dir() and any(out.iterdir()):
+    """As `checkpoint.check_output` refuses for a model directory: a comparison is a directory of models."""
+    if existing_directory(out, "--out", ModelDirError) and any(out.iterdir()):
         if not (out / RESULTS).is_file() and not all(checkpoint.is_model_dir(p) for p in out.iterdir()):
             raise ModelDirError(f"{out} exists and is not a nextword comparison; choose another --out")
         if not force:
             raise ModelDirError(f"a comparison already exists in {out}; use --force to overwrite it")
-    elif out.exists() and not out.is_dir():
-        raise ModelDirError(f"--out {out} is a file; give a directory path")
 
 
 def _long_range_targets(data: Prepared) -> tuple[int, list] | None:
