@@ -162,7 +162,7 @@ def train(settings: Settings, corpus: str | Path | Prepared, out: str | Path, *,
         settings, corpus, valid_file, emit, out, force=force, resume=resume, initial=initial, world=world)
     kind.check(settings.model, data.tokenizer.vocab_size)
     # Made before the output is touched: a corpus too small for one batch must not cost the old model.
-    batches = None if kind.counted else make_batches(data.train_ids, settings, world)
+    batches = None if kind.counted else _make_batches(data.train_ids, settings, world)
     # Piece frequencies order an adaptive softmax's pieces; only a new one needs this pass over the corpus.
     adaptive = settings.model.softmax == "adaptive" and batches is not None and initial is None
     counts = np.bincount(data.train_ids, minlength=data.tokenizer.vocab_size) if adaptive else None
@@ -290,8 +290,7 @@ def train_tokenizer_for(corpus: CorpusFile, config: ModelConfig, emit: Emit) -> 
     return trained.tokenizer
 
 
-def make_batches(ids: np.ndarray, settings: Settings, world: distributed.World = distributed.World()
-                 ) -> StreamBatches | WindowBatches:
+def _make_batches(ids: np.ndarray, settings: Settings, world: distributed.World) -> StreamBatches | WindowBatches:
     """Consecutive TBPTT segments for a causal model; random windows for a bidirectional one, as many
     predictions per step as a causal batch makes. Each rank of a distributed run gets its own part."""
     model, args = settings
