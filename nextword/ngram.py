@@ -126,9 +126,10 @@ class _Joined:
         return np.where(self.keys[at] == keys, at, -1)
 
     def followers(self, found: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """P(next piece) at rows whose contexts are `found`, the recursion unrolled, P = (Π_m γ_m) P_unigram
-        + Σ_m (Π_{k>m} γ_k) own_m: the scale of P_unigram (rows,), and what each order's followers add to
-        it, as their rows, their places in (rows, vocab) flattened, and their values."""
+        """P(next piece) at rows whose contexts are `found` (see `find`) in parts, so that a mixture adds them
+        without a dense array, the recursion unrolled, P = (Π_m γ_m) P_unigram + Σ_m (Π_{k>m} γ_k) own_m: the
+        scale of P_unigram (rows,), and what each order's followers add to it, as their rows, their places in
+        (rows, vocab) flattened, and their values."""
         seen = found >= 0
         gammas = np.where(seen, self.backoffs[found], 1.0)
         above = np.ones_like(gammas)  # [m]: the product of the back-off weights of the longer contexts
@@ -168,9 +169,7 @@ class NgramLM(nn.Module):
         return len(self._joined.words)
 
     def contexts_found(self, history: np.ndarray) -> np.ndarray:
-        """(order - 1, rows): for each context length m = 1 .. order - 1, the number of each row's last
-        m tokens as a context, -1 if unseen."""
-        return self._joined.find(history)
+        return self._joined.find(history)  # see _Joined.find
 
     def context_buckets(self, found: np.ndarray) -> np.ndarray:
         """For each row, a bucket of how much the model knows of its context (see `contexts_found`): the
@@ -188,10 +187,7 @@ class NgramLM(nn.Module):
         return self.order * len(COUNT_CLASSES)
 
     def followers(self, found: np.ndarray) -> tuple[np.ndarray, ...]:
-        """P(next piece) at rows whose contexts are `found` (see `contexts_found`) in parts, so that a
-        mixture adds them without a dense array: the scale of `unigram` in each row (rows,), and the
-        followers of each row's contexts as their rows, places in (rows, vocab) flattened and values."""
-        return self._joined.followers(found)
+        return self._joined.followers(found)  # see _Joined.followers
 
     def distributions(self, history: np.ndarray) -> np.ndarray:
         """P(next piece) (rows, vocab) float64 after each row of `history`: `followers` added up."""
