@@ -173,8 +173,9 @@ def train(settings: Settings, corpus: str | Path | Prepared, out: str | Path, *,
                                                        initial=initial, counts=counts))
             if batches is None:
                 return _count(kind, settings, data, out, emit)
-            summary = _train_neural(settings, data, batches, out, device, world, manifest.get("cutoffs"), counts,
-                                    initial, resume, emit)
+            model = _new_model(settings, data.tokenizer.vocab_size, manifest.get("cutoffs"), counts, initial)
+            run = _Run(settings=settings, data=data, batches=batches, out=out, device=device, world=world, model=model)
+            summary = _train_neural(run, initial, resume, emit)
             return summary
     finally:
         distributed.leave(world, together=summary is not None)
@@ -337,7 +338,7 @@ class _Scorer(torch.nn.Module):
 @dataclass
 class _Run:
     """What stays the same through a run, whose progress is a TrainState: its settings and data, the model
-    with its optimiser, where it writes, and the rows of metrics.jsonl so far."""
+    (moved to the device) with its optimiser, where it writes, and the rows of metrics.jsonl so far."""
 
     settings: Settings
     data: Prepared
@@ -346,9 +347,17 @@ class _Run:
     device: torch.device
     world: distributed.World
     model: torch.nn.Module
-    scorer: torch.nn.Module  # the model's training forward pass; DistributedDataParallel's, with ranks
-    optimizer: torch.optim.Optimizer
+    scorer: torch.nn.Module = field(init=False)  # the model's training forward pass; DistributedDataParallel's
+    optimizer: torch.optim.Optimizer = field(init=False)
     metrics: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.model.to(self.device)
+        # DistributedDataParallel averages gradients in backward, but only for work done in its forward.
+        self.scorer = distributed.wrap(_Scorer(self.model), self.world, self.device)
+        args = self.settings.train
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=args.lr, weight_decay=args.weight_decay,
+                                           fused=self.device.type == "cuda" or None)
 
     @property
     def tokens_per_step(self) -> int:  # predictions per step, for either kind and all ranks together
@@ -360,26 +369,22 @@ class _Run:
         return min((x for x in (args.max_steps, args.epochs and args.epochs * len(self.batches)) if x), default=None)
 
 
-def _train_neural(settings: Settings, data: Prepared, batches: StreamBatches | WindowBatches, out: Path,
-                  device: torch.device, world: distributed.World, cutoffs: list[int] | None,
-                  counts: np.ndarray | None, initial: checkpoint.LoadedModel | None, resume: bool,
-                  emit: Emit) -> TrainSummary:
-    """The seeded model, new or with the initial model's weights (--init), and its optimiser; the loop from
-    a new state or the checkpoint's; then the mixture, when asked for."""
+def _new_model(settings: Settings, vocab_size: int, cutoffs: list[int] | None, counts: np.ndarray | None,
+               initial: checkpoint.LoadedModel | None) -> torch.nn.Module:
+    """The seeded model, new (an adaptive softmax's pieces ordered by `counts`) or with the initial model's
+    weights (--init)."""
     torch.manual_seed(settings.train.seed)
-    model = build_model(settings.model, data.tokenizer.vocab_size, cutoffs)
+    model = build_model(settings.model, vocab_size, cutoffs)
     if initial is not None:  # with an adaptive softmax's order of pieces
         model.load_state_dict(initial.components()["neural"].state_dict())
     elif isinstance(model.decoder, AdaptiveOutput):
         model.decoder.sort_by(counts)
-    model.to(device)
-    # DistributedDataParallel averages gradients in backward, but only for work done in its forward.
-    scorer = distributed.wrap(_Scorer(model), world, device)
-    args = settings.train
-    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay,
-                                  fused=device.type == "cuda" or None)
-    run = _Run(settings=settings, data=data, batches=batches, out=out, device=device, world=world, model=model,
-               scorer=scorer, optimizer=optimizer)
+    return model
+
+
+def _train_neural(run: _Run, initial: checkpoint.LoadedModel | None, resume: bool, emit: Emit) -> TrainSummary:
+    """The loop from a new state or the checkpoint's (`resume`), the initial model (--init) evaluated first;
+    then the mixture, when asked for."""
     state = _restore(run) if resume else TrainState()
     emit(Stage("training"))
     if initial is not None:
@@ -387,14 +392,14 @@ def _train_neural(settings: Settings, data: Prepared, batches: StreamBatches | W
     with _stop_on_signals() as stop:
         try:
             summary = _loop(run, state, emit, stop)
-            if args.mixture:  # on rank 0; the others wait for it, not leave the group under it
-                summary = world.from_main(lambda: _fit_mixture(summary, run, emit))
+            if run.settings.train.mixture:  # on rank 0; the others wait for it, not leave the group under it
+                summary = run.world.from_main(lambda: _fit_mixture(summary, run, emit))
             return summary
         except WriteError as exc:  # a full disk, say: each file is whole, old or new
-            kept, saved = _kept(out)
+            kept, saved = _kept(run.out)
             verb, flag = ("resume", "--resume") if saved is not None else ("start again", "--force")
             raise WriteError(f"{exc}; {kept}. Free some space, then {verb} with: nextword train "
-                             f"{data.corpus.path} --out {out} {flag}") from None
+                             f"{run.data.corpus.path} --out {run.out} {flag}") from None
 
 
 def _loop(run: _Run, state: TrainState, emit: Emit, stop: threading.Event) -> TrainSummary:
