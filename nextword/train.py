@@ -136,28 +136,14 @@ def train(settings: Settings, corpus: str | Path | Prepared, out: str | Path, *,
     Its optimiser and step are not carried over: this is a new run, evaluated once before its first step.
     Raises `TrainingInterrupted` after saving a checkpoint when SIGINT or SIGTERM arrives."""
     out = Path(out)
-    if resume and init is not None:
-        raise ConfigError("--resume continues a run in --out and --init starts a new one from another model; "
-                          "give one of them")
-    if isinstance(corpus, Prepared) and (resume or init is not None or valid_file is not None):
-        raise ConfigError("prepared data is for a new run on the validation text it was prepared with: give --resume "
-                          "and --init the corpus (they tokenize it as their model directory does), and the "
-                          "validation file to prepare")
-    device = pick_device(settings.train.device)
-    world = distributed.join(device)  # one rank, unless torchrun started this process
-    if world.size > 1 and device.type == "cuda":
-        device = torch.device("cuda", torch.cuda.current_device())
+    _check_starts(corpus, valid_file, resume, init)
+    world, device = distributed.join(pick_device(settings.train.device))  # one rank, unless torchrun started this
     emit = (on_event if world.main else None) or (lambda event: None)  # rank 0 speaks for all
-    # Loaded before anything is written: a model that is not there or is damaged costs nothing.
-    initial = checkpoint.load(init) if init is not None else None
+    initial = _load_initial(init) if init is not None else None
     kind = kinds.trained_kind(settings.model)
     if kind.counted and (resume or world.size > 1):
         raise ConfigError("an n-gram model is counted in one pass by one process, so there is nothing to "
                           "resume or share; train it again with --force, without torchrun")
-    if initial is not None and "neural" not in initial.components():
-        # Its lower orders hold continuation counts, not text counts: new text cannot simply be added in.
-        raise ConfigError(f"{init} is an n-gram model, which has no weights to start from; count the old "
-                          f"and the new text together instead (nextword train BOTH.txt --cell ngram)")
     data = corpus if isinstance(corpus, Prepared) else _prepare(
         settings, corpus, valid_file, emit, out, force=force, resume=resume, initial=initial, world=world)
     kind.check(settings.model, data.tokenizer.vocab_size)
@@ -179,6 +165,29 @@ def train(settings: Settings, corpus: str | Path | Prepared, out: str | Path, *,
             return summary
     finally:
         distributed.leave(world, together=summary is not None)
+
+
+def _check_starts(corpus: str | Path | Prepared, valid_file: str | Path | None, resume: bool,
+                  init: str | Path | None) -> None:
+    """Refuse the ways to start a run that exclude each other."""
+    if resume and init is not None:
+        raise ConfigError("--resume continues a run in --out and --init starts a new one from another model; "
+                          "give one of them")
+    if isinstance(corpus, Prepared) and (resume or init is not None or valid_file is not None):
+        raise ConfigError("prepared data is for a new run on the validation text it was prepared with: give --resume "
+                          "and --init the corpus (they tokenize it as their model directory does), and the "
+                          "validation file to prepare")
+
+
+def _load_initial(init: str | Path) -> checkpoint.LoadedModel:
+    """The model --init starts from, loaded before anything is written: one that is not there or is damaged
+    costs nothing. An n-gram is refused: its lower orders hold continuation counts, not text counts, so new
+    text cannot simply be added in."""
+    initial = checkpoint.load(init)
+    if "neural" not in initial.components():
+        raise ConfigError(f"{init} is an n-gram model, which has no weights to start from; count the old "
+                          f"and the new text together instead (nextword train BOTH.txt --cell ngram)")
+    return initial
 
 
 def _prepare(settings: Settings, corpus: str | Path, valid_file: str | Path | None, emit: Emit,
