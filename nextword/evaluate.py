@@ -446,16 +446,9 @@ def evaluate_file(predictor: "Predictor", path: str | Path, *, perplexity_lines:
     if perplexity_lines is not None and perplexity_lines < 1:  # predict_words: read_text checks it, as max_words
         raise ConfigError(f"option 'perplexity_lines' must be >= 1; got {perplexity_lines}")
     corpus = check_corpus(path)
-    sidecar = targets_path(corpus.path)
-    if long_range and not sidecar.is_file():
-        raise CorpusError(f"--long-range needs {sidecar.name} beside {corpus.path.name} "
-                          f"(written by corpora/generate.py longrange)")
+    targets = _sidecar_targets(corpus.path) if long_range else None
     ids = encode_corpus(corpus, predictor.tokenizer)
-    scored = len(ids)
-    if perplexity_lines is not None:
-        breaks = np.flatnonzero(ids == EOS_ID)
-        if perplexity_lines < len(breaks):
-            scored = int(breaks[perplexity_lines - 1]) + 1
+    scored = _tokens_in_lines(ids, perplexity_lines)
     if scored < 1:
         raise CorpusError(f"{corpus.path} is too short to evaluate on")
     report("reading", 0, 1)
@@ -470,8 +463,24 @@ def evaluate_file(predictor: "Predictor", path: str | Path, *, perplexity_lines:
         "accuracy": {f"top{k}": words.accuracy(k) for k in (1, 3, 5)}, "predicted_words": words.words,
         "keystroke_savings": words.keystroke_savings if suggestions else None, "suggestions": suggestions,
     }
-    if long_range:
+    if targets is not None:
         result["long_range"] = long_range_accuracy(
-            predictor, ids, 0, read_targets(sidecar),
-            on_target=lambda done, total: report("long-range", done, total)).to_dict()
+            predictor, ids, 0, targets, on_target=lambda done, total: report("long-range", done, total)).to_dict()
     return result
+
+
+def _sidecar_targets(corpus: Path) -> list[Target]:
+    """The far-dependent words of `corpus` that --long-range scores, read before the text is."""
+    sidecar = targets_path(corpus)
+    if not sidecar.is_file():
+        raise CorpusError(f"--long-range needs {sidecar.name} beside {corpus.name} "
+                          f"(written by corpora/generate.py longrange)")
+    return read_targets(sidecar)
+
+
+def _tokens_in_lines(ids: np.ndarray, lines: int | None) -> int:
+    """How many of the tokens `ids` its first `lines` lines hold (all of them: with None, or fewer lines)."""
+    if lines is None:
+        return len(ids)
+    breaks = np.flatnonzero(ids == EOS_ID)
+    return int(breaks[lines - 1]) + 1 if lines < len(breaks) else len(ids)
