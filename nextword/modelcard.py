@@ -67,7 +67,6 @@ def write_card(out: Path) -> None:
     config = read_yaml(out / checkpoint.CONFIG)
     summary = checkpoint.read_json(out / checkpoint.SUMMARY) if (out / checkpoint.SUMMARY).is_file() else {}
     manifest = checkpoint.read_json(out / checkpoint.MANIFEST)
-    evaluations = checkpoint.read_metrics(out)
     lines = [f"# {out.name}", "",
              f"A nextword {manifest.get('kind') or 'language'} model ({config.get('cell')}) trained on "
              f"`{manifest.get('corpus')}` (sha256 `{manifest.get('corpus_sha256')}`) with nextword "
@@ -79,6 +78,17 @@ def write_card(out: Path) -> None:
               f'$ nextword generate {out} "The next" --max-words 20', f"$ nextword info {out}", "```", "",
               "```python", "from nextword import load", "", f'model = load("{out}")',
               'model.predict("some words ", k=5)   # [(word, probability), ...]', "```", ""]
+    lines += _training(summary, checkpoint.read_metrics(out))
+    lines += ["## Settings", "", f"Reusable with `nextword train CORPUS --config {out / checkpoint.CONFIG}`.", "",
+              "| option | value |", "|---|---|",
+              *(f"| {key} | {'none' if value is None else value} |" for key, value in config.items()), ""]
+    write_text(out / CARD, "\n".join(lines))
+
+
+def _training(summary: dict[str, Any], evaluations: list[dict[str, Any]]) -> list[str]:
+    """The card's lines on how training went: the summary's figures (none before it is written), then the
+    validation word perplexity at the last evaluations."""
+    lines = []
     if summary:
         lines += ["## Training", "", "| | |", "|---|---:|",
                   *(f"| {name} | {value} |" for name, value in (
@@ -94,10 +104,7 @@ def write_card(out: Path) -> None:
     if evaluations:
         lines += ["Validation word perplexity by step: " + ", ".join(
             f"{row['step']}: {row['valid_word_perplexity']:.1f}" for row in evaluations[-12:]) + ".", ""]
-    lines += ["## Settings", "", f"Reusable with `nextword train CORPUS --config {out / checkpoint.CONFIG}`.", "",
-              "| option | value |", "|---|---|",
-              *(f"| {key} | {'none' if value is None else value} |" for key, value in config.items()), ""]
-    write_text(out / CARD, "\n".join(lines))
+    return lines
 
 
 def _figure(value: Any, fmt: str) -> str:
