@@ -141,6 +141,25 @@ def mix(weights: torch.Tensor, parts: list[torch.Tensor], present: torch.Tensor 
     return sum(weights[..., c] * part for c, part in enumerate(parts))
 
 
+def _mixed(logits: torch.Tensor, unigram: torch.Tensor, followers: tuple[np.ndarray, ...], caches: list[torch.Tensor],
+           weights: np.ndarray) -> torch.Tensor:
+    """Σ_c weights[..., c] p_c (batch, steps, vocab) for `weights` (batch, steps, components): in place
+    on fresh tensors, one pass over (batch, steps, vocab) each, as prediction does at every step;
+    the n-gram's part without its dense distributions, its `unigram` scaled (one pass) and then the
+    `followers` its orders add (see `NgramLM.followers`), weighted in numpy before they are tensors."""
+    scale, rows, places, values = followers
+    ngram = weights[..., 1]
+    weights, scale, values, places = (torch.from_numpy(part).to(logits.device) for part in (
+        weights.astype(np.float32)[..., None], (ngram * scale.reshape(ngram.shape)).astype(np.float32)[..., None],
+        (values * ngram.reshape(-1)[rows]).astype(np.float32), places))
+    mixed = torch.softmax(logits.float(), dim=-1).mul_(weights[:, :, 0])
+    mixed.addcmul_(unigram, scale)
+    mixed.view(-1).index_add_(0, places, values)
+    for c, part in enumerate(caches, 2):
+        mixed.addcmul_(part, weights[:, :, c])
+    return mixed
+
+
 def neural_and_ngram_targets(neural: nn.Module, ngram: NgramLM, tokens: torch.Tensor, targets: torch.Tensor,
                              neural_state: Any, ngram_state: Any
                              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, Any, Any]:
@@ -160,15 +179,40 @@ def neural_and_ngram_targets(neural: nn.Module, ngram: NgramLM, tokens: torch.Te
     return logprobs.double().exp(), shaped(ngram_p), buckets.reshape(targets.shape), features, neural_state, ngram_state
 
 
-def _cache_table(cache_weights: torch.Tensor, neural_cache: NeuralCache | None) -> np.ndarray:
-    """The weights with the caches renormalised once (see `renormalised`), so that a step looks them up:
-    row 2 * bucket + 1 where the neural cache holds something, 2 * bucket where it holds nothing (none
-    without a neural cache: row bucket). The unigram cache is never empty where it is read: it holds
-    the piece just read."""
-    if neural_cache is None:
-        return cache_weights.cpu().numpy()
-    holds = torch.tensor([[False], [True]], device=cache_weights.device).repeat(len(cache_weights), 1)
-    return renormalised(cache_weights.repeat_interleave(2, 0), holds).cpu().numpy()
+class _Weights:
+    """A mixture's weights (see `MixtureLM`), checked, and looked up in numpy (where the n-gram's buckets
+    are), a few numbers per place: `plain` by n-gram bucket, `with_caches` for the caches' places."""
+
+    def __init__(self, weights: torch.Tensor, cache_weights: torch.Tensor, confidence: torch.Tensor | None,
+                 neural_cache: bool, ngram_buckets: int):
+        if confidence is not None and (not neural_cache or confidence.dim() != 1
+                                       or not torch.all((confidence > 0) & (confidence < 1))
+                                       or not torch.all(confidence[1:] > confidence[:-1])):
+            raise ValueError("the confidence edges must increase within (0, 1), and need a neural cache")
+        buckets = ngram_buckets if confidence is None else len(confidence) + 1
+        components = 4 if neural_cache else 3
+        if weights.shape != (ngram_buckets, 2) or cache_weights.shape != (buckets, components):
+            raise ValueError(f"the mixture's weights must be ({ngram_buckets}, 2) and ({buckets}, {components}); "
+                             f"got {tuple(weights.shape)} and {tuple(cache_weights.shape)}")
+        self.plain, self.neural_cache = weights.cpu().numpy(), neural_cache
+        self.edges = None if confidence is None else confidence.cpu().numpy()
+        # The weights with the caches renormalised once (see `renormalised`), so that a step looks them up:
+        # row 2 * bucket + 1 where the neural cache holds something, 2 * bucket where it holds nothing (none
+        # without a neural cache: row bucket). The unigram cache is never empty where it is read: it holds
+        # the piece just read.
+        self.table = cache_weights.cpu().numpy()
+        if neural_cache:
+            holds = torch.tensor([[False], [True]], device=cache_weights.device).repeat(len(cache_weights), 1)
+            self.table = renormalised(cache_weights.repeat_interleave(2, 0), holds).cpu().numpy()
+
+    def with_caches(self, buckets: np.ndarray | None, peaks: np.ndarray | None) -> np.ndarray:
+        """The weights with the caches (float64, a new array) at places in n-gram `buckets` where the
+        neural cache's peak is `peaks`, its weight shared out among the others where it holds nothing."""
+        if not self.neural_cache:
+            return self.table[buckets]
+        if self.edges is not None:
+            buckets = np.searchsorted(self.edges, peaks, side="right")
+        return self.table[2 * buckets + (peaks > 0)]
 
 
 class MixtureLM(nn.Module):
@@ -186,24 +230,13 @@ class MixtureLM(nn.Module):
                  half_life: float, neural_cache: NeuralCache | None = None, confidence: torch.Tensor | None = None,
                  use_cache: bool = True):
         super().__init__()
-        if confidence is not None and (neural_cache is None or confidence.dim() != 1
-                                       or not torch.all((confidence > 0) & (confidence < 1))
-                                       or not torch.all(confidence[1:] > confidence[:-1])):
-            raise ValueError("the confidence edges must increase within (0, 1), and need a neural cache")
-        buckets = ngram.buckets if confidence is None else len(confidence) + 1
-        components = 3 if neural_cache is None else 4
-        if weights.shape != (ngram.buckets, 2) or cache_weights.shape != (buckets, components):
-            raise ValueError(f"the mixture's weights must be ({ngram.buckets}, 2) and ({buckets}, {components}); "
-                             f"got {tuple(weights.shape)} and {tuple(cache_weights.shape)}")
         self.neural, self.ngram, self.vocab_size = neural, ngram, ngram.vocab_size
         self.register_buffer("weights", weights.to(torch.float64))
         self.register_buffer("cache_weights", cache_weights.to(torch.float64))
         self.register_buffer("confidence", None if confidence is None else confidence.float())
         self.register_buffer("_unigram", torch.from_numpy(ngram.unigram).float(), persistent=False)
-        # The weights are looked up in numpy (where the n-gram's buckets are), a few numbers per place.
-        self._plain_weights = self.weights.cpu().numpy()
-        self._cache_table = _cache_table(self.cache_weights, neural_cache)
-        self._edges = None if confidence is None else self.confidence.cpu().numpy()
+        self._weights = _Weights(self.weights, self.cache_weights, self.confidence, neural_cache is not None,
+                                 ngram.buckets)
         self.cache = UnigramCache(half_life)
         self.neural_cache = neural_cache
         self.use_cache = use_cache
@@ -217,15 +250,6 @@ class MixtureLM(nn.Module):
     def _remembers(self) -> bool:
         """Whether the neural cache is used: the state then holds its memory."""
         return self.use_cache and self.neural_cache is not None
-
-    def _cache_weights(self, buckets: np.ndarray | None, peaks: np.ndarray | None) -> np.ndarray:
-        """The weights with the caches (float64, a new array) at places in n-gram `buckets` where the
-        neural cache's peak is `peaks`, its weight shared out among the others where it holds nothing."""
-        if self.neural_cache is None:
-            return self._cache_table[buckets]
-        if self._edges is not None:
-            buckets = np.searchsorted(self._edges, peaks, side="right")
-        return self._cache_table[2 * buckets + (peaks > 0)]
 
     def _neural(self, tokens: torch.Tensor, state: Any, last_only: bool
                 ) -> tuple[torch.Tensor, torch.Tensor | None, Any]:
@@ -255,32 +279,14 @@ class MixtureLM(nn.Module):
                 remembered, peaks, memory = self.neural_cache.distributions(memory, features, tokens, self.vocab_size,
                                                                             last_only)
                 caches, peaks = caches + [remembered], peaks.cpu().numpy()
-            weights = self._cache_weights(buckets, peaks)
+            weights = self._weights.with_caches(buckets, peaks)
             # The cache's weight per count, so that its counts need not be divided into a distribution (their
             # total is at least 1: the piece just read).
             weights[..., 2] /= total.cpu().numpy()
         else:
-            weights, counts = self._plain_weights[buckets], tokens.new_zeros(tokens.shape[0], 0, dtype=torch.float32)
-        mixed = self._mixed(logits, self.ngram.followers(found), caches, weights)
+            weights, counts = self._weights.plain[buckets], tokens.new_zeros(tokens.shape[0], 0, dtype=torch.float32)
+        mixed = _mixed(logits, self._unigram, self.ngram.followers(found), caches, weights)
         return mixed.log_(), (neural_state, ngram_state, counts, memory)
-
-    def _mixed(self, logits: torch.Tensor, followers: tuple[np.ndarray, ...], caches: list[torch.Tensor],
-               weights: np.ndarray) -> torch.Tensor:
-        """Σ_c weights[..., c] p_c (batch, steps, vocab) for `weights` (batch, steps, components): in place
-        on fresh tensors, one pass over (batch, steps, vocab) each, as prediction does at every step;
-        the n-gram's part without its dense distributions, its unigram scaled (one pass) and then the
-        `followers` its orders add (see `NgramLM.followers`), weighted in numpy before they are tensors."""
-        scale, rows, places, values = followers
-        ngram = weights[..., 1]
-        weights, scale, values, places = (torch.from_numpy(part).to(logits.device) for part in (
-            weights.astype(np.float32)[..., None], (ngram * scale.reshape(ngram.shape)).astype(np.float32)[..., None],
-            (values * ngram.reshape(-1)[rows]).astype(np.float32), places))
-        mixed = torch.softmax(logits.float(), dim=-1).mul_(weights[:, :, 0])
-        mixed.addcmul_(self._unigram, scale)
-        mixed.view(-1).index_add_(0, places, values)
-        for c, part in enumerate(caches, 2):
-            mixed.addcmul_(part, weights[:, :, c])
-        return mixed
 
     def target_logprobs(self, tokens: torch.Tensor, targets: torch.Tensor, state: tuple | None = None
                         ) -> tuple[torch.Tensor, tuple]:
@@ -295,9 +301,9 @@ class MixtureLM(nn.Module):
             if self._remembers:
                 remembered, peaks, memory = self.neural_cache.target_probabilities(memory, features, tokens, targets)
                 parts, peaks = parts + [remembered[0]], peaks[0].cpu().numpy()
-            weights = self._cache_weights(buckets, peaks)
+            weights = self._weights.with_caches(buckets, peaks)
         else:
-            weights, counts = self._plain_weights[buckets], tokens.new_zeros(tokens.shape[0], 0, dtype=torch.float32)
+            weights, counts = self._weights.plain[buckets], tokens.new_zeros(tokens.shape[0], 0, dtype=torch.float32)
         mixed = mix(torch.from_numpy(weights).to(tokens.device), parts, None)
         return torch.log(mixed).float(), (neural_state, ngram_state, counts, memory)
 
