@@ -722,15 +722,39 @@ def evaluate(
 
     Every token of FILE is scored, the first too. Bits per character are per character of FILE as
     read: CR and CRLF line ends count as one line break, a last line without one as if it had it."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from .checkpoint import load
     from .evaluate import evaluate_file
+
+    predictors = _component_predictors(model, component, device, any_word)
+    with _stage_progress() as on_progress:
+        results = {name: evaluate_file(predictor, file, perplexity_lines=perplexity_lines,
+                                       predict_words=predict_words, suggestions=suggestions,
+                                       long_range=long_range, on_progress=on_progress)
+                   for name, predictor in predictors.items()}
+    if as_json:
+        name = next(iter(results))
+        _print_json({"file": str(file), "components": results} if component == "all" else
+                    {**results[name], "component": name})
+    else:
+        out.print(_evaluation_table(model, file, results, suggestions, headed=component == "all"))
+
+
+def _component_predictors(model: Path, component: str | None, device: Device, any_word: bool) -> dict[str, Any]:
+    """A predictor by name of each component `--component` asks for: the model as predict uses it (None), the
+    one named, or all of them; an unknown name fails before any work."""
+    from .checkpoint import load
     from .predict import Predictor
 
     loaded = load(model, device=device.value)
     names = list(loaded.components()) if component == "all" else [component or loaded.default_component]
-    predictors = [Predictor(loaded, name, any_word=any_word) for name in names]  # an unknown name fails before any work
+    return {name: Predictor(loaded, name, any_word=any_word) for name in names}
+
+
+@contextlib.contextmanager
+def _stage_progress() -> Iterator[Callable[[str, int, int], None]]:
+    """A bar on stderr for each stage that the `on_progress(stage, done, total)` given inside reports, gone
+    once done; none where stderr is not a terminal."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
     progress = Progress(TextColumn("{task.description:<11}"), BarColumn(), MofNCompleteColumn(),
                         TimeRemainingColumn(), console=err, transient=True, disable=not err.is_terminal)
     tasks: dict[str, Any] = {}
@@ -741,23 +765,20 @@ def evaluate(
         progress.update(tasks[stage], completed=done)
 
     with progress:
-        results = {name: evaluate_file(predictor, file, perplexity_lines=perplexity_lines,
-                                       predict_words=predict_words, suggestions=suggestions,
-                                       long_range=long_range, on_progress=on_progress)
-                   for name, predictor in zip(names, predictors)}
-    if as_json:
-        _print_json({"file": str(file), "components": results} if component == "all" else
-                    {**results[names[0]], "component": names[0]})
-        return
-    table = Table(title=f"{escape(str(model))} on {escape(str(file))}", show_header=component == "all",
-                  title_justify="left")
+        yield on_progress
+
+
+def _evaluation_table(model: Path, file: Path, results: dict[str, dict[str, Any]], suggestions: int,
+                      headed: bool) -> Table:
+    """The measures of `evaluate`, a column for each component evaluated, `headed` by its name."""
+    table = Table(title=f"{escape(str(model))} on {escape(str(file))}", show_header=headed, title_justify="left")
     table.add_column(style="bold")
     for name in results:
         table.add_column(name, justify="right")
     rows = [_evaluation_rows(result, suggestions) for result in results.values()]
     for i, (label, _) in enumerate(rows[0]):
         table.add_row(label, *(column[i][1] for column in rows))
-    out.print(table)
+    return table
 
 
 def _evaluation_rows(result: dict[str, Any], suggestions: int) -> list[tuple[str, str]]:
