@@ -214,17 +214,14 @@ def train(
 
     Without --config, the recipe picks the model's size, vocabulary, dropout and schedule for the size of
     CORPUS and the --time-budget, and says what it chose; flags override any of it."""
-    from .data import STDIN, spool_stdin
     from .distributed import is_main_process
-    from .recipe import choose
     from .train import train as run_training
 
     config, flags = configuration.find_config(config) if config else None, ctx.obj
     settings = configuration.load(config, flags, init=init)
     recipe = None
     if config is None and not init and not resume:  # the recipe sizes a new model for its text and budget
-        corpus = spool_stdin() if str(corpus) == STDIN else corpus  # read once, here: the recipe needs its size
-        recipe = choose(corpus.stat().st_size if corpus.is_file() else 0, settings.train.time_budget)
+        corpus, recipe = _recipe_for(corpus, settings.train.time_budget)
         settings = configuration.load(None, flags, defaults=recipe.settings)
     out_dir = out_dir or Path("models") / f"{_corpus_name(corpus)}-{settings.model.cell}"
     if not is_main_process():  # under torchrun, rank 0 speaks for every rank
@@ -235,10 +232,25 @@ def train(
         settings, corpus, out_dir, valid_file=valid, force=force, resume=resume, init=init, on_event=on_event),
         headline=f"{'Resuming' if resume else 'Training'} [bold]{escape(str(out_dir))}[/] on {escape(str(corpus))}",
         note=recipe.reason if recipe else "")
+    _show_trained(summary.to_dict(), out_dir, quiet, as_json)
+
+
+def _recipe_for(corpus: Path, time_budget: float | None) -> tuple[Path, Any]:
+    """The corpus to read, standard input spooled to a file (read once, here: the recipe needs its size),
+    and the recipe's choice for a new model of it in `time_budget` (see recipe.py)."""
+    from .data import STDIN, spool_stdin
+    from .recipe import choose
+
+    corpus = spool_stdin() if str(corpus) == STDIN else corpus
+    return corpus, choose(corpus.stat().st_size if corpus.is_file() else 0, time_budget)
+
+
+def _show_trained(summary: dict[str, Any], out_dir: Path, quiet: bool, as_json: bool) -> None:
+    """What train prints once done: the summary as JSON, or its table and how to use the model (nothing, quiet)."""
     if as_json:
-        _print_json(summary.to_dict())
+        _print_json(summary)
     elif not quiet:
-        out.print(summary_table(summary.to_dict()))
+        out.print(summary_table(summary))
         out.print(f"Saved to [bold]{escape(str(out_dir))}[/].")
         out.print(f"Try: nextword predict {escape(str(out_dir))} \"some words \"", soft_wrap=True)
 
