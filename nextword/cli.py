@@ -297,7 +297,6 @@ def compare(
 
     Each variant gets the same steps (--max-steps, reproducible) or the same time (--time-budget), by default
     at a constant learning rate and without dropout (--warmup, --final-lr, --dropout change that)."""
-
     from .compare import compare as run_compare, compare_settings
 
     settings = compare_settings(configuration.find_config(config) if config else None, ctx.obj)
@@ -308,6 +307,11 @@ def compare(
         accuracy_words=accuracy_words, force=force, command=shlex.join(["nextword", *sys.argv[1:]]),
         on_event=on_event), headline=f"Comparing {', '.join(chosen)} on {escape(str(corpus))} in "
                                      f"[bold]{escape(str(out_dir))}[/]")
+    _show_compared(results, out_dir, as_json)
+
+
+def _show_compared(results: list, out_dir: Path, as_json: bool) -> None:
+    """What compare prints once done: the results as JSON, or their tables and what was written."""
     if as_json:
         _print_json([r.to_dict() for r in results])
         return
