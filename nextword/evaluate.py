@@ -58,8 +58,16 @@ def _safe_exp(x: float) -> float:
 
 
 @torch.inference_mode()
-def stream_loss(model: LanguageModel, tokenizer: Tokenizer, ids: np.ndarray, *, seq_len: int,
-                device: torch.device, streams: int = 16, autocast: bool = False) -> LossTotals:
+def stream_loss(
+    model: LanguageModel,
+    tokenizer: Tokenizer,
+    ids: np.ndarray,
+    *,
+    seq_len: int,
+    device: torch.device,
+    streams: int = 16,
+    autocast: bool = False,
+) -> LossTotals:
     """Score every token of `ids` given all tokens before it, in `streams` parallel slices.
 
     Each slice starts with an empty state, and the last (len - 1) mod streams tokens are not
@@ -68,7 +76,7 @@ def stream_loss(model: LanguageModel, tokenizer: Tokenizer, ids: np.ndarray, *, 
     stream_len = (len(ids) - 1) // streams
     used = streams * stream_len
     inputs = ids[:used].reshape(streams, stream_len)
-    targets = ids[1:used + 1].reshape(streams, stream_len)
+    targets = ids[1 : used + 1].reshape(streams, stream_len)
     state, nll = None, torch.zeros((), dtype=torch.float64, device=device)
     words = chars = 0
     with evaluating(model):
@@ -104,9 +112,15 @@ class WordMetrics:
         return 1 - self.keys / self.chars if self.chars else math.nan
 
 
-def word_metrics(predictor: "Predictor", ids: np.ndarray, *, ks: Sequence[int] = (1, 5),
-                 suggestions: int = 0, max_words: int | None = None,
-                 on_word: Callable[[int, int], None] | None = None) -> WordMetrics:
+def word_metrics(
+    predictor: "Predictor",
+    ids: np.ndarray,
+    *,
+    ks: Sequence[int] = (1, 5),
+    suggestions: int = 0,
+    max_words: int | None = None,
+    on_word: Callable[[int, int], None] | None = None,
+) -> WordMetrics:
     """Top-k next-word accuracy and, with `suggestions` > 0, keystroke savings over encoded text.
 
     Each word is predicted from everything before it (after a leading line break, as `predict` reads
@@ -114,14 +128,20 @@ def word_metrics(predictor: "Predictor", ids: np.ndarray, *, ks: Sequence[int] =
     types the word letter by letter and accepts it (one key, space included) as soon as it is among
     the top `suggestions` completions of what was typed; a word never suggested costs its letters and
     a space. `max_words` stops after that many words; `on_word(done, total)` reports progress."""
-    return read_text(predictor, ids, scored=0, ks=ks, suggestions=suggestions, max_words=max_words,
-                     on_word=on_word)[1]
+    return read_text(predictor, ids, scored=0, ks=ks, suggestions=suggestions, max_words=max_words, on_word=on_word)[1]
 
 
 @torch.inference_mode()  # the searches too: no autograd graph, and the neural cache's memory is made in it
-def read_text(predictor: "Predictor", ids: np.ndarray, *, scored: int, ks: Sequence[int] = (1, 5),
-              suggestions: int = 0, max_words: int | None = None,
-              on_word: Callable[[int, int], None] | None = None) -> tuple[float, WordMetrics]:
+def read_text(
+    predictor: "Predictor",
+    ids: np.ndarray,
+    *,
+    scored: int,
+    ks: Sequence[int] = (1, 5),
+    suggestions: int = 0,
+    max_words: int | None = None,
+    on_word: Callable[[int, int], None] | None = None,
+) -> tuple[float, WordMetrics]:
     """The summed NLL of the first `scored` tokens of `ids` and the word metrics (see `word_metrics`), from
     one reading of the text: the word searches start from the states that reading passes through.
 
@@ -193,7 +213,7 @@ class _Reading:
                 logprobs, state = pieces.run(self.inputs[:1])
                 self._record(np.array([0]), logprobs, state)
             starts = list(range(1, self.full_until, _STRIDE))
-            for block in (starts[first:first + _BLOCK] for first in range(0, len(starts), _BLOCK)):
+            for block in (starts[first : first + _BLOCK] for first in range(0, len(starts), _BLOCK)):
                 states = []
                 for start in block:  # each stretch's state, and the next block's first
                     states.append(state)
@@ -216,8 +236,11 @@ class _Reading:
             if live == 0:
                 break
             if live < len(places):
-                state, places, stops = model.select_state(state, torch.arange(live, device=pieces.device)), \
-                    places[:live], stops[:live]
+                state, places, stops = (
+                    model.select_state(state, torch.arange(live, device=pieces.device)),
+                    places[:live],
+                    stops[:live],
+                )
             logprobs, state = pieces.run(torch.from_numpy(self.inputs[places, None]).to(pieces.device), state)
             self._record(places, logprobs, state)
             places = places + 1
@@ -231,8 +254,13 @@ class _Reading:
         starting = [row for row, place in enumerate(places.tolist()) if place in self.word_at]
         if starting:
             at = torch.tensor(starting, device=logprobs.device)
-            self.starting.append(([self.word_at[int(places[row])] for row in starting], logprobs[at],
-                                  self.predictor.model.select_state(state, at)))
+            self.starting.append(
+                (
+                    [self.word_at[int(places[row])] for row in starting],
+                    logprobs[at],
+                    self.predictor.model.select_state(state, at),
+                )
+            )
 
     def _add_roots(self) -> None:
         """The places recorded where words start, as rows of `rows` in one chunk: the searches take them
@@ -268,8 +296,9 @@ class _Typing:
     is among the first k), then, until it is offered, those for each longer beginning of it typed.
     A word's searches share the model steps they have in common (`Query.known`)."""
 
-    def __init__(self, predictor: "Predictor", rows: Rows, ks: Sequence[int], suggestions: int,
-                 on_word: Callable[[int], Any]):
+    def __init__(
+        self, predictor: "Predictor", rows: Rows, ks: Sequence[int], suggestions: int, on_word: Callable[[int], Any]
+    ):
         from .search import Searches, beam_width
 
         self.searches, self.rows, self.on_word = Searches(predictor.searcher, rows, stages=(1, 2)), rows, on_word
@@ -315,7 +344,7 @@ class _Typing:
                 self.hits[k] += int(rank < k)
             self.chars += (len(word) + 1) if self.suggestions else 0
         if self.suggestions and rank >= self.suggestions and typed + 1 < len(word):
-            return [query.typed(word[:typed + 1], self.suggestions, self.letters)]
+            return [query.typed(word[: typed + 1], self.suggestions, self.letters)]
         if self.suggestions:
             # Typing the whole word costs the same (its letters and a key) whether it is then offered or
             # not, so the last letter needs no search.
@@ -364,8 +393,13 @@ class LongRangeAccuracy:
         return {**self._rates(overall), "by_distance": {name: self._rates(counts) for name, counts in ordered}}
 
 
-def long_range_accuracy(predictor: "Predictor", ids: np.ndarray, first_line: int, targets: Sequence[Target],
-                        on_target: Callable[[int, int], None] | None = None) -> LongRangeAccuracy:
+def long_range_accuracy(
+    predictor: "Predictor",
+    ids: np.ndarray,
+    first_line: int,
+    targets: Sequence[Target],
+    on_target: Callable[[int, int], None] | None = None,
+) -> LongRangeAccuracy:
     """Top-1 accuracy and recall (see `LongRangeAccuracy`) on each target inside `ids`, each predicted from
     all the text before it.
 
@@ -429,9 +463,16 @@ def count_characters(path: str | Path, lines: int | None = None) -> int:
     return count
 
 
-def evaluate_file(predictor: "Predictor", path: str | Path, *, perplexity_lines: int | None = None,
-                  predict_words: int | None = None, suggestions: int = 3, long_range: bool = False,
-                  on_progress: Callable[[str, int, int], None] | None = None) -> dict:
+def evaluate_file(
+    predictor: "Predictor",
+    path: str | Path,
+    *,
+    perplexity_lines: int | None = None,
+    predict_words: int | None = None,
+    suggestions: int = 3,
+    long_range: bool = False,
+    on_progress: Callable[[str, int, int], None] | None = None,
+) -> dict:
     """Every measure of a model on a text file, as a plain dict (what `nextword evaluate` shows).
 
     The file is encoded into a memory-mapped cache and read once, every token scored given all
@@ -452,20 +493,35 @@ def evaluate_file(predictor: "Predictor", path: str | Path, *, perplexity_lines:
     if scored < 1:
         raise CorpusError(f"{corpus.path} is too short to evaluate on")
     report("reading", 0, 1)
-    nll, words = read_text(predictor, ids, scored=scored, ks=(1, 3, 5), suggestions=suggestions,
-                           max_words=predict_words, on_word=lambda done, total: report("reading", done, total))
+    nll, words = read_text(
+        predictor,
+        ids,
+        scored=scored,
+        ks=(1, 3, 5),
+        suggestions=suggestions,
+        max_words=predict_words,
+        on_word=lambda done, total: report("reading", done, total),
+    )
     characters = count_characters(corpus.path, perplexity_lines)
     totals = LossTotals(nll, scored, predictor.tokenizer.word_count(ids[:scored]), characters)
     result = {
-        "file": str(corpus.path), "tokens": totals.tokens, "words": totals.words, "characters": totals.chars,
-        "loss": totals.loss, "token_perplexity": totals.token_perplexity, "word_perplexity": totals.word_perplexity,
+        "file": str(corpus.path),
+        "tokens": totals.tokens,
+        "words": totals.words,
+        "characters": totals.chars,
+        "loss": totals.loss,
+        "token_perplexity": totals.token_perplexity,
+        "word_perplexity": totals.word_perplexity,
         "bits_per_char": totals.bits_per_char,
-        "accuracy": {f"top{k}": words.accuracy(k) for k in (1, 3, 5)}, "predicted_words": words.words,
-        "keystroke_savings": words.keystroke_savings if suggestions else None, "suggestions": suggestions,
+        "accuracy": {f"top{k}": words.accuracy(k) for k in (1, 3, 5)},
+        "predicted_words": words.words,
+        "keystroke_savings": words.keystroke_savings if suggestions else None,
+        "suggestions": suggestions,
     }
     if targets is not None:
         result["long_range"] = long_range_accuracy(
-            predictor, ids, 0, targets, on_target=lambda done, total: report("long-range", done, total)).to_dict()
+            predictor, ids, 0, targets, on_target=lambda done, total: report("long-range", done, total)
+        ).to_dict()
     return result
 
 
@@ -473,8 +529,9 @@ def _sidecar_targets(corpus: Path) -> list[Target]:
     """The far-dependent words of `corpus` that --long-range scores, read before the text is."""
     sidecar = targets_path(corpus)
     if not sidecar.is_file():
-        raise CorpusError(f"--long-range needs {sidecar.name} beside {corpus.name} "
-                          f"(written by corpora/generate.py longrange)")
+        raise CorpusError(
+            f"--long-range needs {sidecar.name} beside {corpus.name} (written by corpora/generate.py longrange)"
+        )
     return read_targets(sidecar)
 
 

@@ -14,8 +14,9 @@ from .errors import CorpusError
 from .model import LanguageModel, WindowedBiLM, evaluating
 
 
-def gradient_flow(model: LanguageModel, ids: np.ndarray, length: int, *, sequences: int = 32,
-                  device: torch.device | str = "cpu") -> np.ndarray:
+def gradient_flow(
+    model: LanguageModel, ids: np.ndarray, length: int, *, sequences: int = 32, device: torch.device | str = "cpu"
+) -> np.ndarray:
     """Mean gradient norm of the last position's loss w.r.t. the input embedding k steps back.
 
     Returns an array whose entry k - 1 is the mean norm for k steps back. `sequences` evenly
@@ -27,7 +28,7 @@ def gradient_flow(model: LanguageModel, ids: np.ndarray, length: int, *, sequenc
     if length < 1:
         raise CorpusError("the validation text is too short for the gradient-flow diagnostic")
     starts = np.linspace(0, len(ids) - length - 1, num=min(sequences, len(ids) - length), dtype=np.int64)
-    inputs = torch.from_numpy(np.stack([ids[s:s + length] for s in starts]).astype(np.int64)).to(device)
+    inputs = torch.from_numpy(np.stack([ids[s : s + length] for s in starts]).astype(np.int64)).to(device)
     targets = torch.from_numpy(ids[starts + length].astype(np.int64)).to(device)
     captured: list[torch.Tensor] = []
 

@@ -41,8 +41,9 @@ class Predictor(Reader):
         self.searcher = WordSearcher(self.pieces, self.lexicon)
 
     @classmethod
-    def load(cls, path: str | Path, device: str = "cpu", component: str | None = None,
-             any_word: bool = False) -> Predictor:
+    def load(
+        cls, path: str | Path, device: str = "cpu", component: str | None = None, any_word: bool = False
+    ) -> Predictor:
         return cls(load(path, device=device), component, any_word)
 
     def session(self) -> Session:

@@ -88,7 +88,7 @@ class Session(Reader):
         """Make the document `text`; what was read of the prefix it shares with the old one is kept."""
         shared = common_prefix_length(self._text, text)
         self._text = text
-        del self._saved[bisect.bisect_right([r.position for r in self._saved], shared):]
+        del self._saved[bisect.bisect_right([r.position for r in self._saved], shared) :]
         if self._latest is not None and self._latest.position > shared:
             self._latest = None
         if self._document is not None:
@@ -125,7 +125,7 @@ class Session(Reader):
         return self._latest.logprobs, self._latest.state, self._document
 
     def _read_on(self, reading: _Reading, stop: int) -> _Reading:
-        text = self._text[reading.position:stop]
+        text = self._text[reading.position : stop]
         ids = self.pieces.tokenizer.encode(text)
         if self._document is not None:
             self._document.add_words(self.pieces.tokenizer.words_at(ids), text[-1:].isspace(), place=stop)
