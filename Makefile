@@ -21,9 +21,11 @@ install:
 test:
 	$(BIN)/python -m pytest -q
 
-# pyflakes, pycodestyle and bugbear, as pyproject.toml's [tool.ruff] selects them; CI runs it before the tests.
+# pyflakes, pycodestyle and bugbear, as pyproject.toml's [tool.ruff] selects them, and whether the code is as
+# `ruff format` writes it (run that to fix it); CI runs it before the tests.
 lint:
 	$(BIN)/ruff check nextword tests bench corpora
+	$(BIN)/ruff format --check nextword tests bench corpora
 
 # A small model on the bundled corpus, then what it predicts: about two minutes on a 2-core CPU.
 demo:

@@ -63,14 +63,23 @@ def machine() -> dict[str, Any]:
     """The hardware and software a result was measured on, and the command that measured it."""
     cpu = platform.processor() or platform.machine()
     try:
-        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                   if line.startswith("model name"))
+        cpu = next(
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        )
     except (OSError, StopIteration):
         pass
-    return {"cpu": cpu, "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-            "torch_threads": torch.get_num_threads(), "torch": torch.__version__, "python": platform.python_version(),
-            "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
-            "command": " ".join(["python", *sys.argv]), "date": time.strftime("%Y-%m-%d %H:%M")}
+    return {
+        "cpu": cpu,
+        "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+        "command": " ".join(["python", *sys.argv]),
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+    }
 
 
 def show(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], info: dict[str, Any]) -> None:
@@ -82,8 +91,10 @@ def show(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], info
         table.add_row(*(str(cell) for cell in row))
     out = Console(width=max(Console().width, 120))
     out.print(table)
-    out.print(f"{info['cpu']}, {info['cores']} cores, torch {info['torch']}"
-              f"{', ' + info['gpu'] if info['gpu'] else ''}; {info['command']}")
+    out.print(
+        f"{info['cpu']}, {info['cores']} cores, torch {info['torch']}"
+        f"{', ' + info['gpu'] if info['gpu'] else ''}; {info['command']}"
+    )
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:

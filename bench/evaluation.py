@@ -50,26 +50,51 @@ def main() -> None:
         ids = np.concatenate([[EOS_ID], encode_corpus(check_corpus(test), predictor.tokenizer)])
         for repeat in range(args.repeats):
             console.print(f"{model}: loss pass, run {repeat + 1}…")
-            _, loss_wall, loss_cpu = timed(lambda p=predictor, i=ids: stream_loss(p.model, p.tokenizer, i, seq_len=256,
-                                                                              device=p.device, streams=1))
+            _, loss_wall, loss_cpu = timed(
+                lambda p=predictor, i=ids: stream_loss(p.model, p.tokenizer, i, seq_len=256, device=p.device, streams=1)
+            )
             console.print(f"{model}: evaluate, run {repeat + 1}…")
             result, wall, cpu = timed(lambda p=predictor: evaluate_file(p, test))
-            rows.append({"model": str(model), "run": repeat + 1, "tokens": result["tokens"],
-                         "characters": result["characters"], "words": result["predicted_words"],
-                         "loss_seconds": loss_wall, "loss_cpu_seconds": loss_cpu,
-                         "evaluate_seconds": wall, "evaluate_cpu_seconds": cpu, "ratio": wall / loss_wall,
-                         "cpu_ratio": cpu / loss_cpu, "bits_per_char": result["bits_per_char"],
-                         "top1": result["accuracy"]["top1"], "top5": result["accuracy"]["top5"],
-                         "keystroke_savings": result["keystroke_savings"]})
+            rows.append(
+                {
+                    "model": str(model),
+                    "run": repeat + 1,
+                    "tokens": result["tokens"],
+                    "characters": result["characters"],
+                    "words": result["predicted_words"],
+                    "loss_seconds": loss_wall,
+                    "loss_cpu_seconds": loss_cpu,
+                    "evaluate_seconds": wall,
+                    "evaluate_cpu_seconds": cpu,
+                    "ratio": wall / loss_wall,
+                    "cpu_ratio": cpu / loss_cpu,
+                    "bits_per_char": result["bits_per_char"],
+                    "top1": result["accuracy"]["top1"],
+                    "top5": result["accuracy"]["top5"],
+                    "keystroke_savings": result["keystroke_savings"],
+                }
+            )
             console.print(rows[-1])
     info = machine()
     write_json(args.out, {"machine": info, "file": str(test), "rows": rows})
-    show(f"evaluate against its loss pass alone, {test.name} (target: at most 3x)",
-         ["model", "run", "tokens", "words", "loss pass s (cpu)", "evaluate s (cpu)", "ratio (cpu)", "bits/char"],
-         [[r["model"], r["run"], f"{r['tokens']:,}", f"{r['words']:,}",
-           f"{r['loss_seconds']:.1f} ({r['loss_cpu_seconds']:.1f})",
-           f"{r['evaluate_seconds']:.1f} ({r['evaluate_cpu_seconds']:.1f})",
-           f"{r['ratio']:.1f}x ({r['cpu_ratio']:.1f}x)", f"{r['bits_per_char']:.3f}"] for r in rows], info)
+    show(
+        f"evaluate against its loss pass alone, {test.name} (target: at most 3x)",
+        ["model", "run", "tokens", "words", "loss pass s (cpu)", "evaluate s (cpu)", "ratio (cpu)", "bits/char"],
+        [
+            [
+                r["model"],
+                r["run"],
+                f"{r['tokens']:,}",
+                f"{r['words']:,}",
+                f"{r['loss_seconds']:.1f} ({r['loss_cpu_seconds']:.1f})",
+                f"{r['evaluate_seconds']:.1f} ({r['evaluate_cpu_seconds']:.1f})",
+                f"{r['ratio']:.1f}x ({r['cpu_ratio']:.1f}x)",
+                f"{r['bits_per_char']:.3f}",
+            ]
+            for r in rows
+        ],
+        info,
+    )
 
 
 if __name__ == "__main__":

@@ -41,8 +41,12 @@ from nextword.train import train
 
 LENGTHS = (5, 50, 500, 2000, 10000)
 TAIL_WORDS = 5
-TARGETS = {"session keystroke, 2000 words / 5 words": 1.2, "serve keystroke, 2000 words / 5 words": 1.2,
-           "predict p50, mixture and cache / neural alone": 1.3, "--help s": 0.3}
+TARGETS = {
+    "session keystroke, 2000 words / 5 words": 1.2,
+    "serve keystroke, 2000 words / 5 words": 1.2,
+    "predict p50, mixture and cache / neural alone": 1.3,
+    "--help s": 0.3,
+}
 
 
 def documents(text: str, keys: int) -> tuple[dict[int, str], str]:
@@ -51,8 +55,8 @@ def documents(text: str, keys: int) -> tuple[dict[int, str], str]:
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     words = " ".join(lines).split()
     tail_at = max(LENGTHS) + 100
-    tail = " ".join(words[tail_at:tail_at + TAIL_WORDS]) + " "
-    typed = " ".join(words[tail_at + TAIL_WORDS:tail_at + TAIL_WORDS + 20])[:keys]
+    tail = " ".join(words[tail_at : tail_at + TAIL_WORDS]) + " "
+    typed = " ".join(words[tail_at + TAIL_WORDS : tail_at + TAIL_WORDS + 20])[:keys]
     out = {}
     for length in LENGTHS:
         prefix, count = [], 0
@@ -73,7 +77,7 @@ def prompts(text: str, count: int) -> list[str]:
     out = []
     for i in range(count):
         end = 5 + (i * 7919) % (len(words) - 6)
-        start = " ".join(words[end - 5:end])
+        start = " ".join(words[end - 5 : end])
         out.append(start + " " if i % 2 == 0 else start + " " + words[end][: 1 + i % 3])
     return out
 
@@ -83,12 +87,14 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def keystrokes(predictor: Predictor, docs: dict[int, str], typed: str, rounds: int, model_dir: Path
-               ) -> tuple[dict[int, list[float]], dict[int, list[float]]]:
+def keystrokes(
+    predictor: Predictor, docs: dict[int, str], typed: str, rounds: int, model_dir: Path
+) -> tuple[dict[int, list[float]], dict[int, list[float]]]:
     """Milliseconds per keystroke at each length, through a session and through serve, taking turns."""
     sessions = {length: predictor.session() for length in docs}
-    server = subprocess.Popen([sys.executable, "-m", "nextword", "serve", str(model_dir)],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "nextword", "serve", str(model_dir)], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
 
     def ask(request: dict) -> dict:
         server.stdin.write(json.dumps(request).encode() + b"\n")
@@ -105,7 +111,7 @@ def keystrokes(predictor: Predictor, docs: dict[int, str], typed: str, rounds: i
         for at in range(1, len(typed) + 1):
             for length, doc in docs.items():
                 session = sessions[length]
-                session.set_text(doc + typed[:at - 1])  # after the last round: back to the start, unmeasured
+                session.set_text(doc + typed[: at - 1])  # after the last round: back to the start, unmeasured
                 started = time.perf_counter()
                 session.append(typed[at - 1])
                 session.predict(5)
@@ -133,8 +139,9 @@ def without_session(predictor: Predictor, docs: dict[int, str], typed: str, keys
     return out
 
 
-def predict_and_forward(predictor: Predictor, neural: Predictor, texts: list[str]
-                        ) -> tuple[list[float], list[float], list[float]]:
+def predict_and_forward(
+    predictor: Predictor, neural: Predictor, texts: list[str]
+) -> tuple[list[float], list[float], list[float]]:
     """Milliseconds of `predict` (the model's default: the mixture with its cache), of `predict` through the
     neural component alone, and of one bare forward step over the same pieces, for each prompt."""
     from nextword.search import split_partial
@@ -195,8 +202,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--baseline-keys", type=int, default=3, help="keys timed through predict, per length")
     parser.add_argument("--prompts", type=int, default=200)
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch threads for the in-process measures (default: torch's own choice)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads for the in-process measures (default: torch's own choice)",
+    )
     parser.add_argument("--work", type=Path, default=Path("/tmp/nextword-bench"))
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "latency.json")
     args = parser.parse_args()
@@ -215,8 +226,9 @@ def main() -> None:
     neural = Predictor.load(model_dir, component="neural")
     texts = prompts(test_text, args.prompts)
     predict_ms, neural_ms, forward_ms = predict_and_forward(predictor, neural, texts)
-    calls = {name: model_calls(each, texts) for name, each in (("mixture and cache", predictor),
-                                                                 ("neural alone", neural))}
+    calls = {
+        name: model_calls(each, texts) for name, each in (("mixture and cache", predictor), ("neural alone", neural))
+    }
     pieces, started = 0, time.perf_counter()
     for seed in range(5):
         pieces += sum(1 for _ in predictor.stream("The game was", seed=seed, max_words=200))
@@ -233,7 +245,8 @@ def main() -> None:
     for length in LENGTHS:
         measured[f"predict whole text ms, {length} words"] = baseline_ms[length]
     measured |= {
-        "predict p50 ms": percentile(predict_ms, 0.5), "predict p95 ms": percentile(predict_ms, 0.95),
+        "predict p50 ms": percentile(predict_ms, 0.5),
+        "predict p95 ms": percentile(predict_ms, 0.95),
         "predict p50 ms, neural component alone": percentile(neural_ms, 0.5),
         "predict p50, mixture and cache / neural alone": percentile(predict_ms, 0.5) / percentile(neural_ms, 0.5),
         **{f"predict model calls, {name}": each[0] for name, each in calls.items()},
@@ -245,17 +258,38 @@ def main() -> None:
         "predict command s": fresh_process_seconds([executable, "predict", str(model_dir), "the game was "], 3),
     }
     info = machine()
-    write_json(args.out, {"machine": info, "preset": args.preset, "model": str(model_dir),
-                          "threads": torch.get_num_threads(), "keys": len(typed), "rounds": args.rounds,
-                          "measured": measured, "targets": TARGETS})
+    write_json(
+        args.out,
+        {
+            "machine": info,
+            "preset": args.preset,
+            "model": str(model_dir),
+            "threads": torch.get_num_threads(),
+            "keys": len(typed),
+            "rounds": args.rounds,
+            "measured": measured,
+            "targets": TARGETS,
+        },
+    )
     rows = []
     for name, value in measured.items():
         target = TARGETS.get(name)
         met = "" if target is None else "met" if value <= target else "not met"
-        rows.append([name, args.preset, f"{value:,.3f}" if "/" in name else f"{value:,.2f}",
-                     "" if target is None else f"<= {target:g}", met])
-    show(f"Latency ({args.preset} preset sizes, {torch.get_num_threads()} torch threads)",
-         ["measure", "preset", "value", "target", ""], rows, info)
+        rows.append(
+            [
+                name,
+                args.preset,
+                f"{value:,.3f}" if "/" in name else f"{value:,.2f}",
+                "" if target is None else f"<= {target:g}",
+                met,
+            ]
+        )
+    show(
+        f"Latency ({args.preset} preset sizes, {torch.get_num_threads()} torch threads)",
+        ["measure", "preset", "value", "target", ""],
+        rows,
+        info,
+    )
 
 
 if __name__ == "__main__":

@@ -79,8 +79,11 @@ def main() -> None:
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     cache = args.work / "cache"
-    env = {**os.environ, "NEXTWORD_CACHE": str(cache),
-           "PYTHONPATH": os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    env = {
+        **os.environ,
+        "NEXTWORD_CACHE": str(cache),
+        "PYTHONPATH": os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]),
+    }
     rows, results = [], []
     try:
         for megabytes in (int(size) for size in args.sizes.split(",")):
@@ -88,9 +91,21 @@ def main() -> None:
             console.print(f"writing {corpus}…")
             write_corpus(corpus, megabytes * 1_000_000)
             shutil.rmtree(cache, ignore_errors=True)  # every run encodes its corpus from scratch
-            command = [sys.executable, "-m", "nextword", "train", str(corpus), "--config", str(args.config),
-                       "--max-steps", str(args.steps), "--out", str(args.work / f"model-{megabytes}mb"),
-                       "--force", "--quiet"]
+            command = [
+                sys.executable,
+                "-m",
+                "nextword",
+                "train",
+                str(corpus),
+                "--config",
+                str(args.config),
+                "--max-steps",
+                str(args.steps),
+                "--out",
+                str(args.work / f"model-{megabytes}mb"),
+                "--force",
+                "--quiet",
+            ]
             console.print(f"training on {corpus.name}…")
             peak, seconds = peak_rss(command, env)
             results.append({"corpus_mb": megabytes, "peak_rss_mib": round(peak, 1), "seconds": round(seconds, 1)})
@@ -107,10 +122,24 @@ def main() -> None:
     verdict = f"target <= +{TARGET:.0%}: {'met' if met else 'not met'}"
     rows.append(["largest / smallest", "", f"+{growth:.1%}", "", verdict])
     info = machine()
-    write_json(args.out, {"machine": info, "config": args.config.name, "steps": args.steps, "runs": results,
-                          "growth": round(growth, 4), "target": TARGET, "met": met})
-    show(f"Peak memory of `nextword train --max-steps {args.steps}`",
-         ["corpus", "preset", "peak RSS MiB", "wall s", ""], [row + [""] * (5 - len(row)) for row in rows], info)
+    write_json(
+        args.out,
+        {
+            "machine": info,
+            "config": args.config.name,
+            "steps": args.steps,
+            "runs": results,
+            "growth": round(growth, 4),
+            "target": TARGET,
+            "met": met,
+        },
+    )
+    show(
+        f"Peak memory of `nextword train --max-steps {args.steps}`",
+        ["corpus", "preset", "peak RSS MiB", "wall s", ""],
+        [row + [""] * (5 - len(row)) for row in rows],
+        info,
+    )
 
 
 if __name__ == "__main__":

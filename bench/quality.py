@@ -47,8 +47,11 @@ def main() -> None:
     parser = arguments(__doc__, "quality.json")
     parser.add_argument("--words", type=int, default=2000, help="held-out words for accuracy and keystrokes")
     parser.add_argument("--no-reference", action="store_true", help="leave out the word-LSTM reference")
-    parser.add_argument("--any-word-too", action="store_true",
-                        help="also score mixture + cache with --any-word (suggestions as before the lexicon)")
+    parser.add_argument(
+        "--any-word-too",
+        action="store_true",
+        help="also score mixture + cache with --any-word (suggestions as before the lexicon)",
+    )
     args = parser.parse_args()
     budget = parse_duration(args.budget)
     info = machine()
@@ -58,28 +61,45 @@ def main() -> None:
         recipe = choose(check_corpus(train_file).size, budget)
         console.print(f"[bold]{name}[/]: {recipe.reason}")
         out = args.work / name / "recipe"
-        summary = train(resolve(recipe.settings, {"time_budget": budget}), train_file, out, force=True,
-                        on_event=_log)
+        summary = train(resolve(recipe.settings, {"time_budget": budget}), train_file, out, force=True, on_event=_log)
         extra = [("mixture+cache", "mixture + cache, any word")] if args.any_word_too else []
         for component, label in COMPONENTS + tuple(extra):
             started = time.perf_counter()
             predictor = Predictor.load(out, component=component, any_word=label.endswith("any word"))
             measured = evaluate_file(predictor, test_file, predict_words=args.words)
-            results.append({"corpus": name, "model": label, **_scores(measured),
-                            "measure_seconds": round(time.perf_counter() - started, 1),
-                            "training": summary.to_dict(), "recipe": recipe.reason})
+            results.append(
+                {
+                    "corpus": name,
+                    "model": label,
+                    **_scores(measured),
+                    "measure_seconds": round(time.perf_counter() - started, 1),
+                    "training": summary.to_dict(),
+                    "recipe": recipe.reason,
+                }
+            )
             write_json(args.out, {"machine": info, "budget_seconds": budget, "results": results})
         if not args.no_reference:
             console.print(f"[bold]{name} · reference word LSTM[/]: training for {args.budget}")
             reference = run_reference(train_file, test_file, budget, args.words)
-            results.append({"corpus": name, "model": "reference", **reference,
-                            "bits_per_char": None, "training": None})
+            results.append({"corpus": name, "model": "reference", **reference, "bits_per_char": None, "training": None})
             write_json(args.out, {"machine": info, "budget_seconds": budget, "results": results})
-    show(f"Held-out quality at equal training time ({args.budget} per model)",
-         ["corpus", "model", "word ppl", "top-1", "top-3", "keystrokes saved", "bits/char"],
-         [[r["corpus"], r["model"], _perplexity(r), f"{r['top1']:.1%}", f"{r['top3']:.1%}",
-           f"{r['keystroke_savings']:.1%}", f"{r['bits_per_char']:.3f}" if r["bits_per_char"] else "-"]
-          for r in results], info)
+    show(
+        f"Held-out quality at equal training time ({args.budget} per model)",
+        ["corpus", "model", "word ppl", "top-1", "top-3", "keystrokes saved", "bits/char"],
+        [
+            [
+                r["corpus"],
+                r["model"],
+                _perplexity(r),
+                f"{r['top1']:.1%}",
+                f"{r['top3']:.1%}",
+                f"{r['keystroke_savings']:.1%}",
+                f"{r['bits_per_char']:.3f}" if r["bits_per_char"] else "-",
+            ]
+            for r in results
+        ],
+        info,
+    )
 
 
 def _files(corpus: str, work: Path) -> tuple[str, tuple[Path, Path]]:
@@ -91,10 +111,15 @@ def _files(corpus: str, work: Path) -> tuple[str, tuple[Path, Path]]:
 
 
 def _scores(measured: dict) -> dict:
-    return {"word_perplexity": measured["word_perplexity"], "bits_per_char": measured["bits_per_char"],
-            "top1": measured["accuracy"]["top1"], "top3": measured["accuracy"]["top3"],
-            "keystroke_savings": measured["keystroke_savings"], "test_words": measured["words"],
-            "accuracy_words": measured["predicted_words"]}
+    return {
+        "word_perplexity": measured["word_perplexity"],
+        "bits_per_char": measured["bits_per_char"],
+        "top1": measured["accuracy"]["top1"],
+        "top3": measured["accuracy"]["top3"],
+        "keystroke_savings": measured["keystroke_savings"],
+        "test_words": measured["words"],
+        "accuracy_words": measured["predicted_words"],
+    }
 
 
 def _perplexity(result: dict) -> str:

@@ -77,7 +77,7 @@ def total_nll(model: WordLSTM, data: torch.Tensor) -> float:
     nll, hidden = 0.0, None
     with torch.inference_mode():
         for i in range(0, len(data) - 1, BPTT):
-            x, y = data[i:i + BPTT], data[i + 1:i + 1 + BPTT]
+            x, y = data[i : i + BPTT], data[i + 1 : i + 1 + BPTT]
             output, hidden = model(x[: len(y)], hidden)
             nll += nn.functional.cross_entropy(output.flatten(0, 1), y.flatten(), reduction="sum").item()
     return nll
@@ -96,7 +96,7 @@ def run(train_file: Path, test_file: Path, budget: float, score_words: int = 100
         hidden = None
         started = time.perf_counter()
         for i in range(0, len(train_data) - 1, BPTT):
-            x, y = train_data[i:i + BPTT], train_data[i + 1:i + 1 + BPTT]
+            x, y = train_data[i : i + BPTT], train_data[i + 1 : i + 1 + BPTT]
             hidden = detach(hidden) if hidden else None
             model.zero_grad()
             output, hidden = model(x[: len(y)], hidden)
@@ -121,11 +121,18 @@ def run(train_file: Path, test_file: Path, budget: float, score_words: int = 100
     test = ids_of(test_lines, vocab)
     words = sum(len(line) - 1 for line in test_lines)
     nll = total_nll(model, batchify(test, 1))
-    return {"word_perplexity": math.exp(nll / words), "test_words": words,
-            "oov_rate": float((test == vocab["<unk>"]).float().mean()), "vocab": len(vocab),
-            "parameters": sum(p.numel() for p in model.parameters()), "epochs": epochs, "steps": steps,
-            "train_seconds": round(trained, 1), "tokens_per_second": round(steps * BPTT * BATCH / trained),
-            **word_scores(model, vocab, test_lines, score_words)}
+    return {
+        "word_perplexity": math.exp(nll / words),
+        "test_words": words,
+        "oov_rate": float((test == vocab["<unk>"]).float().mean()),
+        "vocab": len(vocab),
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "epochs": epochs,
+        "steps": steps,
+        "train_seconds": round(trained, 1),
+        "tokens_per_second": round(steps * BPTT * BATCH / trained),
+        **word_scores(model, vocab, test_lines, score_words),
+    }
 
 
 def word_form(token: str) -> str:
@@ -136,8 +143,9 @@ def word_form(token: str) -> str:
     return token[:end]
 
 
-def word_scores(model: WordLSTM, vocab: dict[str, int], lines: list[list[str]], limit: int,
-                suggestions: int = 3) -> dict:
+def word_scores(
+    model: WordLSTM, vocab: dict[str, int], lines: list[list[str]], limit: int, suggestions: int = 3
+) -> dict:
     """Top-1/top-3 accuracy and keystroke savings over the first `limit` held-out words, scored as
     nextword scores them (see the module docstring)."""
     forms = [word_form(w) for w in vocab]
@@ -149,8 +157,9 @@ def word_scores(model: WordLSTM, vocab: dict[str, int], lines: list[list[str]], 
     merged = torch.tensor([i for i, f in enumerate(forms) if f in column])
     into = torch.tensor([column[forms[i]] for i in merged.tolist()])
     flat = [w for line in lines for w in line]
-    targets = [(i, word_form(w)) for i, w in enumerate(flat)
-               if i and w != "<eos>" and any(c.isalnum() for c in word_form(w))]
+    targets = [
+        (i, word_form(w)) for i, w in enumerate(flat) if i and w != "<eos>" and any(c.isalnum() for c in word_form(w))
+    ]
     targets = targets[:limit]
     data = ids_of(lines, vocab)[: targets[-1][0]]  # what is read before the last target
     model.eval()
@@ -170,12 +179,17 @@ def word_scores(model: WordLSTM, vocab: dict[str, int], lines: list[list[str]], 
             hits[k] += len(better) < k
         # Typed letter by letter, it is accepted once it is among the `suggestions` likeliest
         # words that start with the letters typed.
-        typed = next((t for t in range(len(target) + 1)
-                      if sum(w.startswith(target[:t]) for w in better) < suggestions), None)
+        typed = next(
+            (t for t in range(len(target) + 1) if sum(w.startswith(target[:t]) for w in better) < suggestions), None
+        )
         keys += typed + 1 if typed is not None else len(target) + 1
     scored = len(targets)
-    return {"top1": hits[1] / scored, "top3": hits[3] / scored, "keystroke_savings": 1 - keys / chars,
-            "accuracy_words": scored}
+    return {
+        "top1": hits[1] / scored,
+        "top3": hits[3] / scored,
+        "keystroke_savings": 1 - keys / chars,
+        "accuracy_words": scored,
+    }
 
 
 def main() -> None:
@@ -189,11 +203,26 @@ def main() -> None:
         console.print(f"[bold]{corpus} · reference word LSTM[/]: training for {args.budget}")
         results.append({"corpus": corpus, **run(*corpus_files(corpus, args.work), budget, args.words)})
         write_json(args.out, {"machine": info, "budget_seconds": budget, "results": results})
-    show(f"Reference word-level LSTM recipe ({args.budget} per corpus)",
-         ["corpus", "model", "params", "epochs", "tok/s", "word ppl", "OOV", "top-1", "top-3", "keystrokes saved"],
-         [[r["corpus"], "word LSTM", f"{r['parameters']:,}", r["epochs"], f"{r['tokens_per_second']:,}",
-           f"{r['word_perplexity']:.1f}", f"{r['oov_rate']:.1%}", f"{r['top1']:.1%}", f"{r['top3']:.1%}",
-           f"{r['keystroke_savings']:.1%}"] for r in results], info)
+    show(
+        f"Reference word-level LSTM recipe ({args.budget} per corpus)",
+        ["corpus", "model", "params", "epochs", "tok/s", "word ppl", "OOV", "top-1", "top-3", "keystrokes saved"],
+        [
+            [
+                r["corpus"],
+                "word LSTM",
+                f"{r['parameters']:,}",
+                r["epochs"],
+                f"{r['tokens_per_second']:,}",
+                f"{r['word_perplexity']:.1f}",
+                f"{r['oov_rate']:.1%}",
+                f"{r['top1']:.1%}",
+                f"{r['top3']:.1%}",
+                f"{r['keystroke_savings']:.1%}",
+            ]
+            for r in results
+        ],
+        info,
+    )
 
 
 if __name__ == "__main__":

@@ -69,7 +69,7 @@ def bare_rate(ids: np.ndarray, vocab: int, settings: Settings, steps: int, warmu
         if step == warmup:
             started = time.perf_counter()
         at = (step * config.seq_len) % (length - config.seq_len - 1)
-        x, y = streams[:, at:at + config.seq_len], streams[:, at + 1:at + 1 + config.seq_len]
+        x, y = streams[:, at : at + config.seq_len], streams[:, at + 1 : at + 1 + config.seq_len]
         logits, state = model(x, state)
         loss = nn.functional.cross_entropy(logits.flatten(0, 1), y.flatten())
         optimizer.zero_grad(set_to_none=True)
@@ -89,8 +89,13 @@ def trainer_rate(data: Prepared, settings: Settings, work: Path, steps: int, war
             marks.append((event.step, time.perf_counter()))
 
     # No evaluation inside the timed steps: validation is work the bare loop does not do.
-    train(settings.replace(max_steps=steps + warmup, eval_every=10 * (steps + warmup)), data, work, force=True,
-          on_event=on_event)
+    train(
+        settings.replace(max_steps=steps + warmup, eval_every=10 * (steps + warmup)),
+        data,
+        work,
+        force=True,
+        on_event=on_event,
+    )
     first = next((step, t) for step, t in marks if step >= warmup)
     last = marks[-1]
     return (last[0] - first[0]) * settings.train.batch_size * settings.train.seq_len / (last[1] - first[1])
@@ -122,13 +127,20 @@ def interval_rates(data: Prepared, settings: Settings, work: Path) -> list[dict]
             last = None  # the next progress event comes after the validation: not training time
             if steps:
                 user, system, faults = used
-                intervals.append({
-                    "step": event.step, "elapsed": round(now - started, 1), "steps": steps,
-                    "tokens_per_second": steps * settings.train.batch_size * settings.train.seq_len / wall,
-                    "cpu_ms_per_step": 1000 * (user + system) / steps, "sys_ms_per_step": 1000 * system / steps,
-                    "cpu_share": (user + system) / wall, "minor_faults_per_step": faults / steps,
-                    "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                    "reported_tokens_per_second": reported})
+                intervals.append(
+                    {
+                        "step": event.step,
+                        "elapsed": round(now - started, 1),
+                        "steps": steps,
+                        "tokens_per_second": steps * settings.train.batch_size * settings.train.seq_len / wall,
+                        "cpu_ms_per_step": 1000 * (user + system) / steps,
+                        "sys_ms_per_step": 1000 * system / steps,
+                        "cpu_share": (user + system) / wall,
+                        "minor_faults_per_step": faults / steps,
+                        "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                        "reported_tokens_per_second": reported,
+                    }
+                )
                 steps, wall, used = 0, 0.0, np.zeros(3)
 
     train(settings, data, work, force=True, on_event=on_event)
@@ -137,8 +149,15 @@ def interval_rates(data: Prepared, settings: Settings, work: Path) -> list[dict]
 
 def interval_main(args: argparse.Namespace) -> None:
     preset = read_yaml(find_config("small"))
-    base = resolve(preset, {"epochs": None, "time_budget": args.budget, "device": "cpu",
-                            "eval_every": args.eval_every or preset["eval_every"]})
+    base = resolve(
+        preset,
+        {
+            "epochs": None,
+            "time_budget": args.budget,
+            "device": "cpu",
+            "eval_every": args.eval_every or preset["eval_every"],
+        },
+    )
     if args.threads:
         torch.set_num_threads(args.threads)
     data = prepare(args.corpus, base)
@@ -152,31 +171,46 @@ def interval_main(args: argparse.Namespace) -> None:
         with torch.backends.mkldnn.flags(enabled=onednn):
             intervals = interval_rates(data, base.replace(cell=cell), args.work / f"intervals-{cell}-{onednn}")
         rates = [i["tokens_per_second"] for i in intervals]
-        runs.append({"cell": name, "intervals": intervals,
-                     "last_over_first": rates[-1] / rates[0] if rates else None})
+        runs.append({"cell": name, "intervals": intervals, "last_over_first": rates[-1] / rates[0] if rates else None})
     info = machine()
     out = args.out.with_name("throughput-intervals.json")
-    write_json(out, {"machine": info, "vocab_size": data.tokenizer.vocab_size, "config": base.to_dict(),
-                     "runs": runs})
-    show(f"Training tokens/s per validation interval, small preset, {args.budget:g} s per cell "
-         f"(validation every {base.train.eval_every} steps; CPU ms/step and CPU share of wall time beside)",
-         ["cell", "", *[f"#{n + 1}" for n in range(max(len(r["intervals"]) for r in runs))], "last / first"],
-         [[r["cell"], "tok/s", *[f"{i['tokens_per_second']:,.0f}" for i in r["intervals"]],
-           f"{r['last_over_first']:.2f}"] for r in runs]
-         + [[r["cell"], "cpu ms/step", *[f"{i['cpu_ms_per_step']:.1f}" for i in r["intervals"]], ""] for r in runs]
-         + [[r["cell"], "sys ms/step", *[f"{i['sys_ms_per_step']:.1f}" for i in r["intervals"]], ""] for r in runs]
-         + [[r["cell"], "faults/step", *[f"{i['minor_faults_per_step']:,.0f}" for i in r["intervals"]], ""]
-            for r in runs]
-         + [[r["cell"], "cpu share", *[f"{i['cpu_share']:.2f}" for i in r["intervals"]], ""] for r in runs]
-         + [[r["cell"], "reported", *[f"{i['reported_tokens_per_second']:,.0f}" for i in r["intervals"]], ""]
-            for r in runs], info)
+    write_json(out, {"machine": info, "vocab_size": data.tokenizer.vocab_size, "config": base.to_dict(), "runs": runs})
+    show(
+        f"Training tokens/s per validation interval, small preset, {args.budget:g} s per cell "
+        f"(validation every {base.train.eval_every} steps; CPU ms/step and CPU share of wall time beside)",
+        ["cell", "", *[f"#{n + 1}" for n in range(max(len(r["intervals"]) for r in runs))], "last / first"],
+        [
+            [
+                r["cell"],
+                "tok/s",
+                *[f"{i['tokens_per_second']:,.0f}" for i in r["intervals"]],
+                f"{r['last_over_first']:.2f}",
+            ]
+            for r in runs
+        ]
+        + [[r["cell"], "cpu ms/step", *[f"{i['cpu_ms_per_step']:.1f}" for i in r["intervals"]], ""] for r in runs]
+        + [[r["cell"], "sys ms/step", *[f"{i['sys_ms_per_step']:.1f}" for i in r["intervals"]], ""] for r in runs]
+        + [
+            [r["cell"], "faults/step", *[f"{i['minor_faults_per_step']:,.0f}" for i in r["intervals"]], ""]
+            for r in runs
+        ]
+        + [[r["cell"], "cpu share", *[f"{i['cpu_share']:.2f}" for i in r["intervals"]], ""] for r in runs]
+        + [
+            [r["cell"], "reported", *[f"{i['reported_tokens_per_second']:,.0f}" for i in r["intervals"]], ""]
+            for r in runs
+        ],
+        info,
+    )
 
 
 def large_vocabulary_corpus(work: Path) -> Path:
     """wikitext-2 valid and test and Tiny Shakespeare in one file (3.5 MB): enough text for 16k pieces."""
     path = work / "softmax-corpus.txt"
-    parts = [SHARED / "wikitext-2" / "valid.txt", SHARED / "wikitext-2" / "test.txt",
-             SHARED / "tinyshakespeare" / "input.txt"]
+    parts = [
+        SHARED / "wikitext-2" / "valid.txt",
+        SHARED / "wikitext-2" / "test.txt",
+        SHARED / "tinyshakespeare" / "input.txt",
+    ]
     work.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"".join(part.read_bytes() for part in parts))
     return path
@@ -185,17 +219,22 @@ def large_vocabulary_corpus(work: Path) -> Path:
 def softmax_comparison(corpus: Path, vocab_size: int, steps: int, work: Path) -> list[dict]:
     """Full against adaptive softmax at a large vocabulary: tokens/s, and validation perplexity after
     the same number of steps (the same tokenizer, data, seed and schedule)."""
-    base = resolve({"epochs": None, "max_steps": steps, "eval_every": steps, "vocab_size": vocab_size,
-                    "device": "cpu"})
+    base = resolve({"epochs": None, "max_steps": steps, "eval_every": steps, "vocab_size": vocab_size, "device": "cpu"})
     data = prepare(corpus, base)
     rows = []
     for softmax in ("full", "adaptive"):
         console.print(f"softmax {softmax}, vocabulary {data.tokenizer.vocab_size}: {steps} steps…")
         summary = train(base.replace(softmax=softmax), data, work / f"softmax-{softmax}", force=True)
-        rows.append({"softmax": softmax, "vocab_size": data.tokenizer.vocab_size, "steps": summary.steps,
-                     "tokens_per_second": summary.tokens_per_second,
-                     "valid_perplexity": summary.best_valid_perplexity,
-                     "valid_word_perplexity": summary.best_valid_word_perplexity})
+        rows.append(
+            {
+                "softmax": softmax,
+                "vocab_size": data.tokenizer.vocab_size,
+                "steps": summary.steps,
+                "tokens_per_second": summary.tokens_per_second,
+                "valid_perplexity": summary.best_valid_perplexity,
+                "valid_word_perplexity": summary.best_valid_word_perplexity,
+            }
+        )
     return rows
 
 
@@ -211,11 +250,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "throughput.json")
     parser.add_argument("--intervals", action="store_true", help="one long run per cell, tokens/s per interval")
     parser.add_argument("--budget", type=float, default=180, help="seconds of training per cell (--intervals)")
-    parser.add_argument("--eval-every", type=int, default=0, help="steps between validations (--intervals; "
-                        "default: the preset's)")
+    parser.add_argument(
+        "--eval-every", type=int, default=0, help="steps between validations (--intervals; default: the preset's)"
+    )
     parser.add_argument("--threads", type=int, default=0, help="torch threads (--intervals; default: torch's)")
-    parser.add_argument("--lstm-without-onednn", action="store_true",
-                        help="with --intervals, also an LSTM run with oneDNN (mkldnn) off")
+    parser.add_argument(
+        "--lstm-without-onednn", action="store_true", help="with --intervals, also an LSTM run with oneDNN (mkldnn) off"
+    )
     args = parser.parse_args()
     if args.intervals:
         interval_main(args)
@@ -230,27 +271,51 @@ def main() -> None:
         bare = bare_rate(np.asarray(ids), vocab, settings, args.steps, args.warmup)
         console.print(f"{cell}: nextword trainer…")
         ours = trainer_rate(data, settings, args.work / f"throughput-{cell}", args.steps, args.warmup)
-        results.append({"cell": cell, "bare_tokens_per_second": bare, "trainer_tokens_per_second": ours,
-                        "ratio": ours / bare})
-    softmax = softmax_comparison(large_vocabulary_corpus(args.work), args.softmax_vocab, args.softmax_steps,
-                                 args.work)
+        results.append(
+            {"cell": cell, "bare_tokens_per_second": bare, "trainer_tokens_per_second": ours, "ratio": ours / bare}
+        )
+    softmax = softmax_comparison(large_vocabulary_corpus(args.work), args.softmax_vocab, args.softmax_steps, args.work)
     info = machine()
-    write_json(args.out, {"machine": info, "vocab_size": vocab, "config": base.to_dict(),
-                          "results": results, "softmax": softmax})
-    show(f"Training throughput, nextword trainer vs bare loop (vocab {vocab}, {base.model.layers}×"
-         f"{base.model.hidden}, batch {base.train.batch_size}×{base.train.seq_len})",
-         ["cell", "", "bare tok/s", "trainer tok/s", "ratio (target >= 0.95)"],
-         [[r["cell"], "", f"{r['bare_tokens_per_second']:,.0f}", f"{r['trainer_tokens_per_second']:,.0f}",
-           f"{r['ratio']:.3f}"] for r in results], info)
+    write_json(
+        args.out,
+        {"machine": info, "vocab_size": vocab, "config": base.to_dict(), "results": results, "softmax": softmax},
+    )
+    show(
+        f"Training throughput, nextword trainer vs bare loop (vocab {vocab}, {base.model.layers}×"
+        f"{base.model.hidden}, batch {base.train.batch_size}×{base.train.seq_len})",
+        ["cell", "", "bare tok/s", "trainer tok/s", "ratio (target >= 0.95)"],
+        [
+            [
+                r["cell"],
+                "",
+                f"{r['bare_tokens_per_second']:,.0f}",
+                f"{r['trainer_tokens_per_second']:,.0f}",
+                f"{r['ratio']:.3f}",
+            ]
+            for r in results
+        ],
+        info,
+    )
 
     full, adaptive = softmax
-    show(f"Full vs adaptive softmax (wikitext-2 + Tiny Shakespeare, {args.softmax_steps} steps each; target: "
-         f">= 2x tokens/s for <= 3% higher perplexity)",
-         ["softmax", "vocab", "tok/s", "val ppl", "word ppl", "vs full"],
-         [[r["softmax"], f"{r['vocab_size']:,}", f"{r['tokens_per_second']:,.0f}", f"{r['valid_perplexity']:.2f}",
-           f"{r['valid_word_perplexity']:.1f}",
-           f"{r['tokens_per_second'] / full['tokens_per_second']:.2f}x speed, "
-           f"{r['valid_perplexity'] / full['valid_perplexity'] - 1:+.1%} ppl"] for r in (full, adaptive)], info)
+    show(
+        f"Full vs adaptive softmax (wikitext-2 + Tiny Shakespeare, {args.softmax_steps} steps each; target: "
+        f">= 2x tokens/s for <= 3% higher perplexity)",
+        ["softmax", "vocab", "tok/s", "val ppl", "word ppl", "vs full"],
+        [
+            [
+                r["softmax"],
+                f"{r['vocab_size']:,}",
+                f"{r['tokens_per_second']:,.0f}",
+                f"{r['valid_perplexity']:.2f}",
+                f"{r['valid_word_perplexity']:.1f}",
+                f"{r['tokens_per_second'] / full['tokens_per_second']:.2f}x speed, "
+                f"{r['valid_perplexity'] / full['valid_perplexity'] - 1:+.1%} ppl",
+            ]
+            for r in (full, adaptive)
+        ],
+        info,
+    )
 
 
 if __name__ == "__main__":

@@ -96,8 +96,7 @@ def conjugate(phrase: str, tense: str, plural_subject: bool) -> str:
     """Inflect the first word of a verb phrase ("pick up") for a third-person subject."""
     verb, _, rest = phrase.partition(" ")
     if verb == "be":
-        forms = {("past", False): "was", ("past", True): "were",
-                 ("present", False): "is", ("present", True): "are"}
+        forms = {("past", False): "was", ("past", True): "were", ("present", False): "is", ("present", True): "are"}
         verb = forms[tense, plural_subject]
     elif tense == "past":
         verb = past_tense(verb)
@@ -126,6 +125,7 @@ def fix_articles(text: str) -> str:
     def choose(match: re.Match) -> str:
         article = _article_for(match[2])
         return f"{article.capitalize() if match[1] == 'A' else article} {match[2]}"
+
     return _ARTICLE.sub(choose, text)
 
 
@@ -147,8 +147,15 @@ _SLOT = re.compile(r"\{(?:(\w+):)?(\w+)(?:=(\w+))?\}")
 class Scene:
     """Fills template slots consistently for one paragraph (or one longrange phrase)."""
 
-    def __init__(self, rng: random.Random, tense: str, hero: Character, friend: Character,
-                 bound: dict[str, str] | None = None, topic: dict | None = None):
+    def __init__(
+        self,
+        rng: random.Random,
+        tense: str,
+        hero: Character,
+        friend: Character,
+        bound: dict[str, str] | None = None,
+        topic: dict | None = None,
+    ):
         self.rng = rng
         self.tense = tense
         self.bound = {} if bound is None else bound
@@ -246,8 +253,9 @@ PARAGRAPH_KINDS = tuple(_paragraph_kind(name, section) for name, section in reco
 STORY_TAGS = ("town", "pet", "job", "rel")
 
 
-def _paragraph(rng: random.Random, kind: ParagraphKind, hero: Character, friend: Character,
-               bound: dict[str, str]) -> str:
+def _paragraph(
+    rng: random.Random, kind: ParagraphKind, hero: Character, friend: Character, bound: dict[str, str]
+) -> str:
     scene = Scene(rng, kind.tense, hero, friend, bound, kind.topic(rng) if kind.topic else None)
     chosen = sorted(rng.sample(range(len(kind.body)), rng.randint(2, 4)))
     templates = [rng.choice(kind.openings), *(kind.body[i] for i in chosen)]
@@ -300,8 +308,10 @@ NAME_ENDINGS = _LONGRANGE["name"]["ending"]
 COUNTING = word_lists(_LONGRANGE["count"])
 # Exact-length building blocks for the words between a cue and its target.
 GAP = word_lists(_LONGRANGE["gap"])
-TIME_PHRASES = {length: tuple(p for p in GAP["time"] if len(p.split()) == length)
-                for length in sorted({len(p.split()) for p in GAP["time"]})}
+TIME_PHRASES = {
+    length: tuple(p for p in GAP["time"] if len(p.split()) == length)
+    for length in sorted({len(p.split()) for p in GAP["time"]})
+}
 AGREEMENT = word_lists(_LONGRANGE["agreement"])
 AGREEMENT_TOPICS = tuple(map(word_lists, records(_LONGRANGE, "agreement topic").values()))
 
@@ -318,7 +328,7 @@ def _landmark(rng: random.Random, size: int, used: set[str]) -> list[str]:
     used.add(noun)
     if rng.random() < 0.3:  # mixed number, so the nearest noun says nothing about agreement
         noun = plural(noun)
-    adjectives = [rng.choice(GAP["landmark mood"]), rng.choice(GAP["landmark size"])][4 - size:]
+    adjectives = [rng.choice(GAP["landmark mood"]), rng.choice(GAP["landmark size"])][4 - size :]
     return ["the", *adjectives, noun]
 
 
@@ -336,8 +346,7 @@ def _errand(rng: random.Random, size: int, used: set[str]) -> list[str]:
 Phrase = Callable[[random.Random, int, set[str]], list[str]]
 
 
-def _series(rng: random.Random, length: int, phrase: Phrase, shortest: int, longest: int,
-            used: set[str]) -> list[str]:
+def _series(rng: random.Random, length: int, phrase: Phrase, shortest: int, longest: int, used: set[str]) -> list[str]:
     """Exactly length words: one phrase, or several joined as 'A, B and C'.
 
     Each phrase has shortest to longest words, and longest >= 2 * shortest, so every
@@ -348,8 +357,7 @@ def _series(rng: random.Random, length: int, phrase: Phrase, shortest: int, long
     sizes: list[int] = []
     remaining = length - 1  # one word goes to the final "and"
     while remaining:
-        fits = [s for s in range(shortest, longest + 1)
-                if (s == remaining and sizes) or remaining - s >= shortest]
+        fits = [s for s in range(shortest, longest + 1) if (s == remaining and sizes) or remaining - s >= shortest]
         sizes.append(rng.choice(fits))
         remaining -= sizes[-1]
     words: list[str] = []
@@ -456,8 +464,7 @@ class Frame(NamedTuple):
     build: Callable[[random.Random, int], FrameWords]
 
 
-FRAMES = (Frame(1, _agreement_frame), Frame(2, _name_frame), Frame(5, _who_frame),
-          Frame(5, _count_frame))
+FRAMES = (Frame(1, _agreement_frame), Frame(2, _name_frame), Frame(5, _who_frame), Frame(5, _count_frame))
 FILLER_TEMPLATES = EVERYDAY + records(_STORIES, "kind")["conversation"]["body"]
 FRAMES_PER_LINE = (1, 3)  # dense targets: the validation split of a small file holds hundreds
 FILLER_SHARE = 0.1  # chance of an everyday sentence between frames, so lines are not all frames
@@ -468,8 +475,9 @@ def _filler_sentence(rng: random.Random) -> str:
     return _render_sentence(Scene(rng, "past", hero, friend), rng.choice(FILLER_TEMPLATES))
 
 
-def _longrange_line(rng: random.Random, min_distance: int,
-                    max_distance: int) -> tuple[str, list[tuple[int, str, int, str]]]:
+def _longrange_line(
+    rng: random.Random, min_distance: int, max_distance: int
+) -> tuple[str, list[tuple[int, str, int, str]]]:
     """One line of a few frames, and its targets as (word index, expected word, distance, kind)."""
     words: list[str] = []
     targets: list[tuple[int, str, int, str]] = []
@@ -485,16 +493,14 @@ def _longrange_line(rng: random.Random, min_distance: int,
     return " ".join(words), targets
 
 
-def generate_longrange(seed: int, size: int, min_distance: int,
-                       max_distance: int) -> tuple[str, list[Target]]:
+def generate_longrange(seed: int, size: int, min_distance: int, max_distance: int) -> tuple[str, list[Target]]:
     """Sentences with long-range dependencies, and the target words to score a model on.
 
     Each target's distance is drawn uniformly from [min_distance, max_distance]. Stops at
     the end of the first line that brings the text to ``size`` bytes or more.
     """
     if not 1 <= min_distance <= max_distance:
-        raise ValueError(f"need 1 <= min_distance <= max_distance, got {min_distance}, "
-                         f"{max_distance}")
+        raise ValueError(f"need 1 <= min_distance <= max_distance, got {min_distance}, {max_distance}")
     rng = random.Random(seed)
     lines: list[str] = []
     targets: list[Target] = []
@@ -511,6 +517,7 @@ def generate_longrange(seed: int, size: int, min_distance: int,
 # Command line
 # --------------------------------------------------------------------------------------
 
+
 def _write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", encoding="ascii", newline="\n") as f:
@@ -524,21 +531,23 @@ def main(argv: list[str] | None = None) -> None:
     longrange = corpora.add_parser("longrange", help="long-range dependency test sentences")
     for sub, default_size in ((stories, 1_000_000), (longrange, 4_000_000)):
         sub.add_argument("--seed", type=int, default=0)
-        sub.add_argument("--size", type=int, default=default_size,
-                         help="approximate size in bytes (default: %(default)s)")
+        sub.add_argument(
+            "--size", type=int, default=default_size, help="approximate size in bytes (default: %(default)s)"
+        )
         sub.add_argument("--out", type=Path, required=True, help="text file to write")
-    longrange.add_argument("--min-distance", type=int, default=2,
-                           help="fewest words between cue and target (default: %(default)s)")
-    longrange.add_argument("--max-distance", type=int, default=30,
-                           help="most words between cue and target (default: %(default)s)")
+    longrange.add_argument(
+        "--min-distance", type=int, default=2, help="fewest words between cue and target (default: %(default)s)"
+    )
+    longrange.add_argument(
+        "--max-distance", type=int, default=30, help="most words between cue and target (default: %(default)s)"
+    )
     args = parser.parse_args(argv)
 
     if args.corpus == "stories":
         _write_text(args.out, generate_stories(args.seed, args.size))
         return
     try:
-        text, targets = generate_longrange(args.seed, args.size, args.min_distance,
-                                           args.max_distance)
+        text, targets = generate_longrange(args.seed, args.size, args.min_distance, args.max_distance)
     except ValueError as error:
         parser.error(str(error))
     _write_text(args.out, text)

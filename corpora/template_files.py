@@ -51,7 +51,7 @@ def read_templates(file: str | Path) -> dict[str, Section]:
 def records(sections: dict[str, Section], kind: str) -> dict[str, Section]:
     """The sections headed "[kind: name]", by name, in file order."""
     prefix = kind + ":"
-    return {name[len(prefix):].strip(): section for name, section in sections.items() if name.startswith(prefix)}
+    return {name[len(prefix) :].strip(): section for name, section in sections.items() if name.startswith(prefix)}
 
 
 def word_list(values: tuple[str, ...], lists: Mapping[str, tuple[str, ...]]) -> tuple[str, ...]:

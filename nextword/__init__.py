@@ -1,9 +1,9 @@
 """nextword: train recurrent next-word language models on your own text.
 
-    from nextword import load
-    m = load("models/stories-lstm")
-    m.predict("once upon a ", k=5)      # [("time", 0.93), ...]
-    m.generate("The next morning", max_words=20, seed=1)
+from nextword import load
+m = load("models/stories-lstm")
+m.predict("once upon a ", k=5)      # [("time", 0.93), ...]
+m.generate("The next morning", max_words=20, seed=1)
 """
 
 from __future__ import annotations

@@ -45,8 +45,16 @@ from . import __version__
 from .config import Settings, dump_yaml, read_yaml, resolve
 from .devices import pick_device
 from .errors import ConfigError, ModelDirError
-from .files import (LockHeld, atomic_path, exclusive_lock, existing_directory, leftover_temporaries, read_bytes,
-                    write_bytes, write_text)
+from .files import (
+    LockHeld,
+    atomic_path,
+    exclusive_lock,
+    existing_directory,
+    leftover_temporaries,
+    read_bytes,
+    write_bytes,
+    write_text,
+)
 from . import kinds
 from .model import LanguageModel
 from .lexicon import Lexicon, read_lexicon
@@ -84,11 +92,15 @@ MANIFEST_SCHEMA: dict[str, tuple[Callable[[Any], bool], str]] = {
     "corpus": (lambda v: v is None or isinstance(v, str), "a file name or null"),
     "corpus_sha256": (_sha256_or_none, "a SHA-256 in hex, or null"),
     "valid_sha256": (_sha256_or_none, "a SHA-256 in hex, or null"),
-    "cutoffs": (lambda v: v is None or isinstance(v, list) and all(_integer(c) and c > 0 for c in v)
-                and v == sorted(set(v)), "null or a list of increasing positive integers"),
+    "cutoffs": (
+        lambda v: v is None or isinstance(v, list) and all(_integer(c) and c > 0 for c in v) and v == sorted(set(v)),
+        "null or a list of increasing positive integers",
+    ),
     "init": (lambda v: v is None or isinstance(v, dict), "null or an object"),
     "mixture": (lambda v: v is None or isinstance(v, dict), "null or an object"),
 }
+
+
 def is_own_file(path: Path) -> bool:
     """Whether `path` is one of the files nextword keeps in a model directory (or its lock, or a
     temporary file of one), which nothing but training may replace."""
@@ -121,11 +133,13 @@ def check_output(out: Path, *, force: bool) -> None:
         return
     if any(p.name != LOCK for p in out.iterdir()):
         if not is_model_dir(out) and not _only_own_files(out):
-            raise ModelDirError(f"{out} exists and is not a nextword model directory; "
-                                f"choose another --out (nothing was written)")
+            raise ModelDirError(
+                f"{out} exists and is not a nextword model directory; choose another --out (nothing was written)"
+            )
         if not force:
-            raise ModelDirError(f"a model already exists in {out}; use --force to overwrite it, "
-                                f"or --resume to continue training it")
+            raise ModelDirError(
+                f"a model already exists in {out}; use --force to overwrite it, or --resume to continue training it"
+            )
 
 
 def prepare_output(out: Path, *, force: bool) -> None:
@@ -151,8 +165,10 @@ def writing(out: Path) -> Iterator[None]:
         try:
             held.enter_context(exclusive_lock(out / LOCK, ModelDirError))
         except LockHeld as other:
-            raise ModelDirError(f"another nextword training (process {other.holder}) is writing to {out}; "
-                                f"wait for it to finish or choose another --out") from None
+            raise ModelDirError(
+                f"another nextword training (process {other.holder}) is writing to {out}; "
+                f"wait for it to finish or choose another --out"
+            ) from None
         for temporary in _leftovers(out):
             temporary.unlink(missing_ok=True)
         yield
@@ -217,8 +233,10 @@ def load_state(out: Path) -> tuple[TrainState, dict[str, Any]]:
     """The progress state.pt holds, and the tensors beside it (named as in TENSORS), on the CPU."""
     path = out / STATE
     if not os.path.lexists(path):
-        raise ModelDirError(f"{out} has no training state to resume from ({STATE} is missing: training "
-                            f"stopped before its first checkpoint); train it again with --force")
+        raise ModelDirError(
+            f"{out} has no training state to resume from ({STATE} is missing: training "
+            f"stopped before its first checkpoint); train it again with --force"
+        )
     data = read_bytes(path, "training state", ModelDirError)
     try:
         saved = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
@@ -230,8 +248,7 @@ def load_state(out: Path) -> tuple[TrainState, dict[str, Any]]:
     if not isinstance(saved, dict) or not _integer(version := saved.pop("format", 1)):
         raise damaged
     if version > STATE_FORMAT:
-        raise ModelDirError(f"{path} was written by a newer nextword (format {version}); upgrade nextword to "
-                            f"resume it")
+        raise ModelDirError(f"{path} was written by a newer nextword (format {version}); upgrade nextword to resume it")
     saved.setdefault("plan", None)  # a state from before time budgets were planned has none
     progress = [field.name for field in dataclasses.fields(TrainState)]
     if set(saved) != {*progress, *TENSORS}:
@@ -277,28 +294,33 @@ def read_manifest(out: Path) -> dict[str, Any]:
     if not os.path.isfile(out) and not existing_directory(out, "model", ModelDirError):  # a file: said below
         raise ModelDirError(f"model not found: {out}")
     if _only_own_files(out) and not is_model_dir(out):
-        raise ModelDirError(f"{out} holds a training that stopped while setting it up (no {MANIFEST}); "
-                            f"train it again with --force")
+        raise ModelDirError(
+            f"{out} holds a training that stopped while setting it up (no {MANIFEST}); train it again with --force"
+        )
     if out.is_dir() and any(is_model_dir(p) for p in out.iterdir() if p.is_dir()):
         raise ModelDirError(f"{out} is a folder of models, not a model; see them with: nextword list {out}")
     if not out.is_dir() or not is_model_dir(out):
-        raise ModelDirError(f"{out} is not a nextword model directory (no {MANIFEST}); "
-                            f"train one with: nextword train CORPUS --out {out}")
+        raise ModelDirError(
+            f"{out} is not a nextword model directory (no {MANIFEST}); "
+            f"train one with: nextword train CORPUS --out {out}"
+        )
     manifest = read_json(out / MANIFEST)
     version = manifest.get("format")
     if not _integer(version):
-        raise ModelDirError(f"{out / MANIFEST} is damaged: 'format' must be an integer, "
-                            f"not {json.dumps(version)[:40]}")
+        raise ModelDirError(f"{out / MANIFEST} is damaged: 'format' must be an integer, not {json.dumps(version)[:40]}")
     if version > FORMAT:
         raise ModelDirError(f"{out} was written by a newer nextword (format {version}); upgrade nextword to load it")
     if version < 2:
-        raise ModelDirError(f"{out} was written by an older nextword (format {version}), whose models read "
-                            f"their embeddings at another scale; train it again with: nextword train CORPUS "
-                            f"--config {out / CONFIG} --out {out} --force")
+        raise ModelDirError(
+            f"{out} was written by an older nextword (format {version}), whose models read "
+            f"their embeddings at another scale; train it again with: nextword train CORPUS "
+            f"--config {out / CONFIG} --out {out} --force"
+        )
     for field, (valid, want) in MANIFEST_SCHEMA.items():
         if field in manifest and not valid(manifest[field]):
-            raise ModelDirError(f"{out / MANIFEST} is damaged: {field!r} must be {want}, "
-                                f"not {json.dumps(manifest[field])[:40]}")
+            raise ModelDirError(
+                f"{out / MANIFEST} is damaged: {field!r} must be {want}, not {json.dumps(manifest[field])[:40]}"
+            )
     if version == 2:  # the same files; only the kind is named differently
         manifest = {**manifest, "format": FORMAT, "kind": kinds.FORMAT_2_KINDS.get(manifest.get("kind"))}
     return manifest
@@ -361,8 +383,10 @@ def load(out: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
     settings = read_settings(out)
     tokenizer = Tokenizer.load(out / TOKENIZER)
     if manifest.get("vocab_size", tokenizer.vocab_size) != tokenizer.vocab_size:
-        raise ModelDirError(f"{out / MANIFEST} is damaged: 'vocab_size' is {manifest['vocab_size']}, but "
-                            f"{TOKENIZER} has {tokenizer.vocab_size} pieces")
+        raise ModelDirError(
+            f"{out / MANIFEST} is damaged: 'vocab_size' is {manifest['vocab_size']}, but "
+            f"{TOKENIZER} has {tokenizer.vocab_size} pieces"
+        )
     if not os.path.lexists(out / WEIGHTS):
         raise ModelDirError(f"{out} has no trained weights yet ({WEIGHTS} is missing); train or resume it first")
     model = kinds.of(manifest, out).load(out, settings.model, tokenizer.vocab_size, manifest).to(device).eval()

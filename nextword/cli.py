@@ -61,7 +61,11 @@ class _OneLineErrors(TyperGroup):
 
 
 app = typer.Typer(
-    name="nextword", cls=_OneLineErrors, no_args_is_help=True, add_completion=True, pretty_exceptions_enable=False,
+    name="nextword",
+    cls=_OneLineErrors,
+    no_args_is_help=True,
+    add_completion=True,
+    pretty_exceptions_enable=False,
     help="Train recurrent next-word language models on your own text, then predict and generate.",
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -115,8 +119,10 @@ def _check_text(name: str, value: Any) -> None:
         try:
             str(value).encode("utf-8")
         except UnicodeEncodeError as exc:
-            raise ConfigError(f"argument '{name}' holds bytes that are not UTF-8 text (at character {exc.start}); "
-                              f"give UTF-8 text{' (rename the file)' if isinstance(value, Path) else ''}") from None
+            raise ConfigError(
+                f"argument '{name}' holds bytes that are not UTF-8 text (at character {exc.start}); "
+                f"give UTF-8 text{' (rename the file)' if isinstance(value, Path) else ''}"
+            ) from None
 
 
 MAX_SHOWN = 100  # words a prediction shows at most: each costs search width, and a screen holds few
@@ -146,9 +152,14 @@ def _training_option(key: str, default: Any) -> Any:
     `default`, the one in effect."""
     name, meta = key.replace("_", "-"), FIELDS[key].metadata
     declared = [t for t in typing.get_args(CONFIG_TYPES[key]) or (CONFIG_TYPES[key],) if t is not type(None)][0]
-    option = typer.Option(_choice_type(key)(default) if meta["choices"] and default is not None else default,
-                          f"--{name}/--no-{name}" if declared is bool else f"--{name}", help=meta["help"],
-                          show_default=default is not None, case_sensitive=False, rich_help_panel="Training options")
+    option = typer.Option(
+        _choice_type(key)(default) if meta["choices"] and default is not None else default,
+        f"--{name}/--no-{name}" if declared is bool else f"--{name}",
+        help=meta["help"],
+        show_default=default is not None,
+        case_sensitive=False,
+        rich_help_panel="Training options",
+    )
     accepted = _choice_type(key) if meta["choices"] else str if key == "time_budget" else declared  # 90s, 10m
     return get_click_param(ParamMeta(name=key, default=option, annotation=Optional[accepted]))[0]
 
@@ -175,8 +186,10 @@ def _training_command(*, exclude: tuple[str, ...] = (), defaults: dict[str, Any]
     return TrainingCommand
 
 
-ANY_WORD_HELP = ("Suggest (and, generating, write) any string the model spells, not only the words of "
-                 "its training text, those the text has used, and new words it is very sure of.")
+ANY_WORD_HELP = (
+    "Suggest (and, generating, write) any string the model spells, not only the words of "
+    "its training text, those the text has used, and new words it is very sure of."
+)
 
 
 def _print_json(data: Any, one_line: bool = False) -> None:
@@ -195,18 +208,29 @@ def _corpus_name(corpus: Path) -> str:
 def train(
     ctx: typer.Context,
     corpus: Path = typer.Argument(..., help="The text file to learn from (UTF-8); - reads standard input."),
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help=f"YAML file of options, or a preset "
-                                          f"({', '.join(configuration.presets())}; see nextword presets); "
-                                          f"flags override it."),
-    out_dir: Optional[Path] = typer.Option(None, "--out", "-o",
-                                           help="Model directory to write.", show_default="models/<corpus>-<cell>"),
-    valid: Optional[Path] = typer.Option(None, "--valid",
-                                         help="Validation text file, instead of holding out the end of CORPUS."),
+    config: Optional[Path] = typer.Option(
+        None,
+        "--config",
+        "-c",
+        help=f"YAML file of options, or a preset "
+        f"({', '.join(configuration.presets())}; see nextword presets); "
+        f"flags override it.",
+    ),
+    out_dir: Optional[Path] = typer.Option(
+        None, "--out", "-o", help="Model directory to write.", show_default="models/<corpus>-<cell>"
+    ),
+    valid: Optional[Path] = typer.Option(
+        None, "--valid", help="Validation text file, instead of holding out the end of CORPUS."
+    ),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing model directory."),
     resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run saved in --out."),
-    init: Optional[Path] = typer.Option(None, "--init", help="Start from this trained model's weights and "
-                                        f"tokenizer (a personal model); its options are the defaults, its "
-                                        f"learning rate times {INIT_LR_SCALE:g} unless --lr is given."),
+    init: Optional[Path] = typer.Option(
+        None,
+        "--init",
+        help="Start from this trained model's weights and "
+        f"tokenizer (a personal model); its options are the defaults, its "
+        f"learning rate times {INIT_LR_SCALE:g} unless --lr is given.",
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display (errors only)."),
     as_json: bool = typer.Option(False, "--json", help="Print the training summary as JSON."),
 ) -> None:
@@ -214,33 +238,50 @@ def train(
 
     Without --config, the recipe picks the model's size, vocabulary, dropout and schedule for the size of
     CORPUS and the --time-budget, and says what it chose; flags override any of it."""
-    from .data import STDIN, spool_stdin
     from .distributed import is_main_process
-    from .recipe import choose
     from .train import train as run_training
 
     config, flags = configuration.find_config(config) if config else None, ctx.obj
     settings = configuration.load(config, flags, init=init)
     recipe = None
     if config is None and not init and not resume:  # the recipe sizes a new model for its text and budget
-        corpus = spool_stdin() if str(corpus) == STDIN else corpus  # read once, here: the recipe needs its size
-        recipe = choose(corpus.stat().st_size if corpus.is_file() else 0, settings.train.time_budget)
+        corpus, recipe = _recipe_for(corpus, settings.train.time_budget)
         settings = configuration.load(None, flags, defaults=recipe.settings)
     out_dir = out_dir or Path("models") / f"{_corpus_name(corpus)}-{settings.model.cell}"
     if not is_main_process():  # under torchrun, rank 0 speaks for every rank
         quiet, as_json = True, False
     if resume and not init:  # with both, training refuses the pair before reading --out
         settings = configuration.load(config, flags, resume=out_dir)
-    summary = _with_display(quiet, settings, lambda on_event: run_training(
-        settings, corpus, out_dir, valid_file=valid, force=force, resume=resume, init=init, on_event=on_event),
+    summary = _with_display(
+        quiet,
+        settings,
+        lambda on_event: run_training(
+            settings, corpus, out_dir, valid_file=valid, force=force, resume=resume, init=init, on_event=on_event
+        ),
         headline=f"{'Resuming' if resume else 'Training'} [bold]{escape(str(out_dir))}[/] on {escape(str(corpus))}",
-        note=recipe.reason if recipe else "")
+        note=recipe.reason if recipe else "",
+    )
+    _show_trained(summary.to_dict(), out_dir, quiet, as_json)
+
+
+def _recipe_for(corpus: Path, time_budget: float | None) -> tuple[Path, Any]:
+    """The corpus to read, standard input spooled to a file (read once, here: the recipe needs its size),
+    and the recipe's choice for a new model of it in `time_budget` (see recipe.py)."""
+    from .data import STDIN, spool_stdin
+    from .recipe import choose
+
+    corpus = spool_stdin() if str(corpus) == STDIN else corpus
+    return corpus, choose(corpus.stat().st_size if corpus.is_file() else 0, time_budget)
+
+
+def _show_trained(summary: dict[str, Any], out_dir: Path, quiet: bool, as_json: bool) -> None:
+    """What train prints once done: the summary as JSON, or its table and how to use the model (nothing, quiet)."""
     if as_json:
-        _print_json(summary.to_dict())
+        _print_json(summary)
     elif not quiet:
-        out.print(summary_table(summary.to_dict()))
+        out.print(summary_table(summary))
         out.print(f"Saved to [bold]{escape(str(out_dir))}[/].")
-        out.print(f"Try: nextword predict {escape(str(out_dir))} \"some words \"", soft_wrap=True)
+        out.print(f'Try: nextword predict {escape(str(out_dir))} "some words "', soft_wrap=True)
 
 
 def _with_display(quiet: bool, settings: Any, run: Callable[[Any], Any], headline: str = "", note: str = "") -> Any:
@@ -260,23 +301,32 @@ def _with_display(quiet: bool, settings: Any, run: Callable[[Any], Any], headlin
         display.close(keep)
 
 
-@_command(cls=_training_command(exclude=("cell", "bidirectional"),
-                                defaults={**COMPARE_DEFAULTS, "max_steps": COMPARE_STEPS}))
+@_command(
+    cls=_training_command(exclude=("cell", "bidirectional"), defaults={**COMPARE_DEFAULTS, "max_steps": COMPARE_STEPS})
+)
 def compare(
     ctx: typer.Context,
     corpus: Path = typer.Argument(..., help="The text file to learn from (UTF-8)."),
     cells: str = typer.Option("rnn,gru,lstm", "--cells", help="Comma-separated cells to compare."),
-    bidirectional: bool = typer.Option(False, "--bidirectional",
-                                       help="Also train the bidirectional-encoded variant of each cell."),
-    config: Optional[Path] = typer.Option(None, "--config", "-c",
-                                          help="YAML file of options shared by every variant, or a preset."),
-    out_dir: Optional[Path] = typer.Option(None, "--out", "-o",
-                                           help="Where to keep the models, compare.json, plots and report.",
-                                           show_default="models/compare-<corpus>"),
-    valid: Optional[Path] = typer.Option(None, "--valid",
-                                         help="Validation text file, instead of holding out the end of CORPUS."),
-    accuracy_words: int = typer.Option(2000, "--accuracy-words", min=1,
-                                       help="Validation words scored for next-word accuracy."),
+    bidirectional: bool = typer.Option(
+        False, "--bidirectional", help="Also train the bidirectional-encoded variant of each cell."
+    ),
+    config: Optional[Path] = typer.Option(
+        None, "--config", "-c", help="YAML file of options shared by every variant, or a preset."
+    ),
+    out_dir: Optional[Path] = typer.Option(
+        None,
+        "--out",
+        "-o",
+        help="Where to keep the models, compare.json, plots and report.",
+        show_default="models/compare-<corpus>",
+    ),
+    valid: Optional[Path] = typer.Option(
+        None, "--valid", help="Validation text file, instead of holding out the end of CORPUS."
+    ),
+    accuracy_words: int = typer.Option(
+        2000, "--accuracy-words", min=1, help="Validation words scored for next-word accuracy."
+    ),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing comparison."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
@@ -285,23 +335,40 @@ def compare(
 
     Each variant gets the same steps (--max-steps, reproducible) or the same time (--time-budget), by default
     at a constant learning rate and without dropout (--warmup, --final-lr, --dropout change that)."""
-
     from .compare import compare as run_compare, compare_settings
 
     settings = compare_settings(configuration.find_config(config) if config else None, ctx.obj)
     out_dir = out_dir or Path("models") / f"compare-{_corpus_name(corpus)}"
     chosen = [c.strip().lower() for c in cells.split(",") if c.strip()]
-    results = _with_display(quiet, settings, lambda on_event: run_compare(
-        corpus, settings, out_dir, cells=chosen, bidirectional=bidirectional, valid_file=valid,
-        accuracy_words=accuracy_words, force=force, command=shlex.join(["nextword", *sys.argv[1:]]),
-        on_event=on_event), headline=f"Comparing {', '.join(chosen)} on {escape(str(corpus))} in "
-                                     f"[bold]{escape(str(out_dir))}[/]")
+    results = _with_display(
+        quiet,
+        settings,
+        lambda on_event: run_compare(
+            corpus,
+            settings,
+            out_dir,
+            cells=chosen,
+            bidirectional=bidirectional,
+            valid_file=valid,
+            accuracy_words=accuracy_words,
+            force=force,
+            command=shlex.join(["nextword", *sys.argv[1:]]),
+            on_event=on_event,
+        ),
+        headline=f"Comparing {', '.join(chosen)} on {escape(str(corpus))} in [bold]{escape(str(out_dir))}[/]",
+    )
+    _show_compared(results, out_dir, as_json)
+
+
+def _show_compared(results: list, out_dir: Path, as_json: bool) -> None:
+    """What compare prints once done: the results as JSON, or their tables and what was written."""
     if as_json:
         _print_json([r.to_dict() for r in results])
         return
     out.print(comparison_table(results))
-    out.print(f"Wrote {escape(str(out_dir))}/: compare.json, curves.png, gradients.png, report.md and a model "
-              f"per variant.")
+    out.print(
+        f"Wrote {escape(str(out_dir))}/: compare.json, curves.png, gradients.png, report.md and a model per variant."
+    )
 
 
 def comparison_table(results: list) -> Group:
@@ -311,20 +378,26 @@ def comparison_table(results: list) -> Group:
 
     columns = table_columns(results)
     coloured = out.color_system is not None  # in a pipe or under NO_COLOR, the best is starred instead
-    table = Table(title="Comparison (best in green)" if coloured else "Comparison (best marked *)",
-                  title_justify="left")
+    table = Table(
+        title="Comparison (best in green)" if coloured else "Comparison (best marked *)", title_justify="left"
+    )
     table.add_column("variant", style="bold", no_wrap=True)
     for title, *_ in columns:
         table.add_column(title, justify="right", no_wrap=True)
-    curves = Table(title="Validation word perplexity by evaluation; gradient norm k = 1 → T (log scales)",
-                   title_justify="left")
+    curves = Table(
+        title="Validation word perplexity by evaluation; gradient norm k = 1 → T (log scales)", title_justify="left"
+    )
     for title in ("variant", "word perplexity", "gradient", "long-range recall by distance"):
         curves.add_column(title, no_wrap=title != "long-range recall by distance")
-    for r, cells in zip(results, table_rows(results, (lambda text: f"[bold green]{text}[/]") if coloured
-                                           else (lambda text: f"{text}*"))):
+    for r, cells in zip(
+        results, table_rows(results, (lambda text: f"[bold green]{text}[/]") if coloured else (lambda text: f"{text}*"))
+    ):
         table.add_row(r.name, *cells)
-        far = "  ".join(f"{b}: {v['recall']:.0%}" for b, v in r.long_range["by_distance"].items()) \
-            if r.long_range else "-"
+        far = (
+            "  ".join(f"{b}: {v['recall']:.0%}" for b, v in r.long_range["by_distance"].items())
+            if r.long_range
+            else "-"
+        )
         curves.add_row(r.name, sparkline([row["valid_word_perplexity"] for row in r.curve]), sparkline(r.gradient), far)
     return Group(table, curves)
 
@@ -340,8 +413,9 @@ class TrainDisplay:
         self.last: Any = None  # the latest Progress event, for the log lines
         self.variant: Any = None  # in a comparison: the VariantStarted of the variant training now
         self.started = time.monotonic()
-        self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), _StatusColumn(),
-                                 console=err, transient=False)
+        self.progress = Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), _StatusColumn(), console=err, transient=False
+        )
         self.task = self.progress.add_task(self.name, total=1000, step="-", loss="-", ppl="-", speed="-", eta_at=None)
 
     def handle(self, event: Any) -> None:
@@ -362,8 +436,9 @@ class TrainDisplay:
                 err.print(f"variant {self.name}")
         elif isinstance(event, Stage):
             # Training is what the line is about; the stages before and after it are named.
-            self.progress.update(self.task, description=self.name if event.name == "training"
-                                 else f"{self.name} · {event.name}")
+            self.progress.update(
+                self.task, description=self.name if event.name == "training" else f"{self.name} · {event.name}"
+            )
             if not self.live:
                 err.print(f"{event.name}…")
         elif isinstance(event, Notice):
@@ -377,20 +452,29 @@ class TrainDisplay:
                 spent = time.monotonic() - self.started
                 eta = spent * (1 - done) / done if done > 0 else None
             # A deadline rather than a figure: between events (a comparison measuring) it keeps counting down.
-            self.progress.update(self.task, completed=1000 * done, step=f"{event.step}{total}",
-                                 loss=f"{event.loss:.3f}", speed=f"{event.tokens_per_second:,.0f}",
-                                 eta_at=None if eta is None else time.monotonic() + eta)
+            self.progress.update(
+                self.task,
+                completed=1000 * done,
+                step=f"{event.step}{total}",
+                loss=f"{event.loss:.3f}",
+                speed=f"{event.tokens_per_second:,.0f}",
+                eta_at=None if eta is None else time.monotonic() + eta,
+            )
         elif isinstance(event, Evaluation):
             self.progress.update(self.task, ppl=f"{event.valid_perplexity:.1f}" + ("*" if event.improved else ""))
             if not self.live:
                 err.print(self._log_line(event), soft_wrap=True)
 
     def _log_line(self, event: Any) -> str:
-        line = f"step {event.step}  val loss {event.valid_loss:.4f}  val ppl {event.valid_perplexity:.2f}" \
-               f"  word ppl {event.valid_word_perplexity:.1f}{'  (best)' if event.improved else ''}"
+        line = (
+            f"step {event.step}  val loss {event.valid_loss:.4f}  val ppl {event.valid_perplexity:.2f}"
+            f"  word ppl {event.valid_word_perplexity:.1f}{'  (best)' if event.improved else ''}"
+        )
         if self.last:
-            line += f"  train loss {self.last.loss:.3f}  {self.last.tokens_per_second:,.0f} tok/s" \
-                    f"  {_duration(self.last.elapsed)} elapsed"
+            line += (
+                f"  train loss {self.last.loss:.3f}  {self.last.tokens_per_second:,.0f} tok/s"
+                f"  {_duration(self.last.elapsed)} elapsed"
+            )
         return line
 
     def close(self, keep: bool) -> None:
@@ -434,10 +518,13 @@ def summary_table(summary: dict[str, Any]) -> Table:
     table.add_column(justify="right")
     counted = summary["stopped_because"] == "counted"  # an n-gram, counted in one pass: no steps
     rows = [
-        ("cell", summary["cell"]), ("n-grams" if counted else "parameters", f"{summary['parameters']:,}"),
-        ("vocabulary", f"{summary['vocab_size']:,}"), ("device", summary["device"]),
+        ("cell", summary["cell"]),
+        ("n-grams" if counted else "parameters", f"{summary['parameters']:,}"),
+        ("vocabulary", f"{summary['vocab_size']:,}"),
+        ("device", summary["device"]),
         *([] if counted else [("steps", f"{summary['steps']:,} ({summary['epochs']:.2f} epochs)")]),
-        ("time", _duration(summary["elapsed"])), ("tokens/s", f"{summary['tokens_per_second']:,.0f}"),
+        ("time", _duration(summary["elapsed"])),
+        ("tokens/s", f"{summary['tokens_per_second']:,.0f}"),
         *([] if counted else [("best step", f"{summary['best_step']:,}")]),
         ("valid loss", f"{summary['best_valid_loss']:.4f}"),
         ("valid perplexity (token)", f"{summary['best_valid_perplexity']:.2f}"),
@@ -446,8 +533,9 @@ def summary_table(summary: dict[str, Any]) -> Table:
     ]
     if summary.get("mixture"):  # fitted at the end: each component's validation word perplexity
         fitted = summary["mixture"]
-        rows += [(f"valid perplexity (word), {name}", f"{ppl:.2f}")
-                 for name, ppl in fitted["valid_word_perplexity"].items()]
+        rows += [
+            (f"valid perplexity (word), {name}", f"{ppl:.2f}") for name, ppl in fitted["valid_word_perplexity"].items()
+        ]
         rows.append(("cache half-life", f"{fitted['half_life']:,} pieces"))
         if fitted.get("theta") is not None:  # absent in a model from before the neural cache
             rows.append(("neural cache θ", f"{fitted['theta']:g}"))
@@ -461,12 +549,16 @@ def summary_table(summary: dict[str, Any]) -> Table:
 @_command()
 def predict(
     model: Path = typer.Argument(..., help="A model directory."),
-    text: str = typer.Argument(..., help="The text so far. End it with a space for the next word; "
-                                         "without one, the last word is completed. - reads one text a "
-                                         "line from stdin and answers each in turn (with --json, a line "
-                                         "of JSON each)."),
-    suggestions: int = typer.Option(5, "--suggestions", "-k", "--top-k", min=1, max=MAX_SHOWN,
-                                     help="How many words to offer."),
+    text: str = typer.Argument(
+        ...,
+        help="The text so far. End it with a space for the next word; "
+        "without one, the last word is completed. - reads one text a "
+        "line from stdin and answers each in turn (with --json, a line "
+        "of JSON each).",
+    ),
+    suggestions: int = typer.Option(
+        5, "--suggestions", "-k", "--top-k", min=1, max=MAX_SHOWN, help="How many words to offer."
+    ),
     device: Device = _device_option(),
     any_word: bool = typer.Option(False, "--any-word", help=ANY_WORD_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
@@ -499,8 +591,10 @@ def _answer(predictor: Any, text: str, suggestions: int, as_json: bool, one_line
     predictions = predictor.predict(text, k=suggestions)
     context, partial = split_partial(text)
     if as_json:
-        _print_json({"context": context, "partial": partial,
-                     "predictions": [{"word": w, "prob": p} for w, p in predictions]}, one_line)
+        _print_json(
+            {"context": context, "partial": partial, "predictions": [{"word": w, "prob": p} for w, p in predictions]},
+            one_line,
+        )
         return
     after = f" after “{escape(_tail(context))}”" if context.strip() else ""
     title = f"Completions of [bold]{escape(partial)}[/]{after}" if partial else f"Next word{after}"
@@ -535,14 +629,24 @@ def generate(
     model: Path = typer.Argument(..., help="A model directory."),
     prompt: str = typer.Argument(..., help="The text to continue."),
     max_words: int = typer.Option(Sampling.max_words, "--max-words", "-n", min=1, max=MAX_WORDS, help="Words to add."),
-    temperature: float = typer.Option(Sampling.temperature, "--temperature", "-t",
-                                      help="Sampling temperature; 0 is greedy."),
-    sample_top_k: int = typer.Option(Sampling.top_k, "--sample-top-k", min=0,
-                                     help="Sample from the k likeliest pieces only (0, or more than there are: all)."),
-    sample_top_p: float = typer.Option(Sampling.top_p, "--sample-top-p", "--top-p",
-                                       help="Sample from the smallest set of pieces with this much probability."),
-    seed: Optional[int] = typer.Option(None, "--seed", min=0, max=MAX_SEED - MAX_SAMPLES,
-                                       help="The same seed gives the same text."),
+    temperature: float = typer.Option(
+        Sampling.temperature, "--temperature", "-t", help="Sampling temperature; 0 is greedy."
+    ),
+    sample_top_k: int = typer.Option(
+        Sampling.top_k,
+        "--sample-top-k",
+        min=0,
+        help="Sample from the k likeliest pieces only (0, or more than there are: all).",
+    ),
+    sample_top_p: float = typer.Option(
+        Sampling.top_p,
+        "--sample-top-p",
+        "--top-p",
+        help="Sample from the smallest set of pieces with this much probability.",
+    ),
+    seed: Optional[int] = typer.Option(
+        None, "--seed", min=0, max=MAX_SEED - MAX_SAMPLES, help="The same seed gives the same text."
+    ),
     samples: int = typer.Option(1, "--samples", min=1, max=MAX_SAMPLES, help="How many completions to write."),
     any_word: bool = typer.Option(False, "--any-word", help=ANY_WORD_HELP),
     device: Device = _device_option(),
@@ -561,8 +665,13 @@ def generate(
     predictor = Predictor.load(model, device=device.value, any_word=any_word)
     completions = []
     for index in range(samples):
-        options = dict(max_words=max_words, temperature=temperature, top_k=sample_top_k, top_p=sample_top_p,
-                       seed=None if seed is None else seed + index)
+        options = dict(
+            max_words=max_words,
+            temperature=temperature,
+            top_k=sample_top_k,
+            top_p=sample_top_p,
+            seed=None if seed is None else seed + index,
+        )
         if as_json:
             completions.append(predictor.generate(prompt, **options))
             continue
@@ -581,12 +690,20 @@ def generate(
 def interactive(
     model: Path = typer.Argument(..., help="A model directory."),
     suggestions: int = typer.Option(5, "--suggestions", "-k", min=1, max=9, help="Words offered at each key (1-9)."),
-    max_words: int = typer.Option(8, "--max-words", "-n", min=1, max=MAX_WORDS,
-                                  help="Words a Ctrl-G continuation adds."),
-    from_file: Optional[Path] = typer.Option(None, "--from", help="Start with this text file as the document: "
-                                             "its words are the context, its unfinished last line is typed on."),
-    save: Optional[Path] = typer.Option(None, "--save", help="On quitting (Ctrl-D, Ctrl-C), write the whole "
-                                        "document here: the --from text, then what was typed."),
+    max_words: int = typer.Option(
+        8, "--max-words", "-n", min=1, max=MAX_WORDS, help="Words a Ctrl-G continuation adds."
+    ),
+    from_file: Optional[Path] = typer.Option(
+        None,
+        "--from",
+        help="Start with this text file as the document: "
+        "its words are the context, its unfinished last line is typed on.",
+    ),
+    save: Optional[Path] = typer.Option(
+        None,
+        "--save",
+        help="On quitting (Ctrl-D, Ctrl-C), write the whole document here: the --from text, then what was typed.",
+    ),
     force: bool = typer.Option(False, "--force", help="Let --save replace an existing file other than --from."),
     device: Device = _device_option(),
     any_word: bool = typer.Option(False, "--any-word", help=ANY_WORD_HELP),
@@ -601,8 +718,9 @@ def interactive(
     from .predict import Predictor
 
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
-        raise NextwordError("nextword interactive needs a terminal; "
-                            "in a script, use: nextword predict MODEL TEXT --json")
+        raise NextwordError(
+            "nextword interactive needs a terminal; in a script, use: nextword predict MODEL TEXT --json"
+        )
     document = read_document(from_file) if from_file else ""
     if save:
         check_save_target(save, from_file, force)
@@ -703,17 +821,29 @@ def evaluate(
     model: Path = typer.Argument(..., help="A model directory."),
     file: Path = typer.Argument(..., help="Text to evaluate on (UTF-8), ideally not seen in training."),
     perplexity_lines: Optional[int] = typer.Option(
-        None, "--perplexity-lines", min=1, help="Score perplexity and bits per character on the first lines only."),
+        None, "--perplexity-lines", min=1, help="Score perplexity and bits per character on the first lines only."
+    ),
     predict_words: Optional[int] = typer.Option(
-        None, "--predict-words", min=1, help="Predict only the first words (accuracy, keystroke savings): quicker."),
-    suggestions: int = typer.Option(3, "--suggestions", "-k", min=0, max=MAX_SHOWN,
-                                    help="Words offered while typing, for keystroke savings (0: not measured)."),
-    long_range: bool = typer.Option(False, "--long-range",
-                                    help="Also score the far-dependent words listed in FILE.targets.jsonl."),
-    component: Optional[str] = typer.Option(None, "--component",
-                                            help="Evaluate one component of a mixture (neural, ngram, mixture, "
-                                                 "mixture+cache), or all of them side by side; without it, the "
-                                                 "model as predict uses it."),
+        None, "--predict-words", min=1, help="Predict only the first words (accuracy, keystroke savings): quicker."
+    ),
+    suggestions: int = typer.Option(
+        3,
+        "--suggestions",
+        "-k",
+        min=0,
+        max=MAX_SHOWN,
+        help="Words offered while typing, for keystroke savings (0: not measured).",
+    ),
+    long_range: bool = typer.Option(
+        False, "--long-range", help="Also score the far-dependent words listed in FILE.targets.jsonl."
+    ),
+    component: Optional[str] = typer.Option(
+        None,
+        "--component",
+        help="Evaluate one component of a mixture (neural, ngram, mixture, "
+        "mixture+cache), or all of them side by side; without it, the "
+        "model as predict uses it.",
+    ),
     device: Device = _device_option(),
     any_word: bool = typer.Option(False, "--any-word", help=ANY_WORD_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
@@ -722,17 +852,57 @@ def evaluate(
 
     Every token of FILE is scored, the first too. Bits per character are per character of FILE as
     read: CR and CRLF line ends count as one line break, a last line without one as if it had it."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from .checkpoint import load
     from .evaluate import evaluate_file
+
+    predictors = _component_predictors(model, component, device, any_word)
+    with _stage_progress() as on_progress:
+        results = {
+            name: evaluate_file(
+                predictor,
+                file,
+                perplexity_lines=perplexity_lines,
+                predict_words=predict_words,
+                suggestions=suggestions,
+                long_range=long_range,
+                on_progress=on_progress,
+            )
+            for name, predictor in predictors.items()
+        }
+    if as_json:
+        name = next(iter(results))
+        _print_json(
+            {"file": str(file), "components": results} if component == "all" else {**results[name], "component": name}
+        )
+    else:
+        out.print(_evaluation_table(model, file, results, suggestions, headed=component == "all"))
+
+
+def _component_predictors(model: Path, component: str | None, device: Device, any_word: bool) -> dict[str, Any]:
+    """A predictor by name of each component `--component` asks for: the model as predict uses it (None), the
+    one named, or all of them; an unknown name fails before any work."""
+    from .checkpoint import load
     from .predict import Predictor
 
     loaded = load(model, device=device.value)
     names = list(loaded.components()) if component == "all" else [component or loaded.default_component]
-    predictors = [Predictor(loaded, name, any_word=any_word) for name in names]  # an unknown name fails before any work
-    progress = Progress(TextColumn("{task.description:<11}"), BarColumn(), MofNCompleteColumn(),
-                        TimeRemainingColumn(), console=err, transient=True, disable=not err.is_terminal)
+    return {name: Predictor(loaded, name, any_word=any_word) for name in names}
+
+
+@contextlib.contextmanager
+def _stage_progress() -> Iterator[Callable[[str, int, int], None]]:
+    """A bar on stderr for each stage that the `on_progress(stage, done, total)` given inside reports, gone
+    once done; none where stderr is not a terminal."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    progress = Progress(
+        TextColumn("{task.description:<11}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    )
     tasks: dict[str, Any] = {}
 
     def on_progress(stage: str, done: int, total: int) -> None:
@@ -741,40 +911,46 @@ def evaluate(
         progress.update(tasks[stage], completed=done)
 
     with progress:
-        results = {name: evaluate_file(predictor, file, perplexity_lines=perplexity_lines,
-                                       predict_words=predict_words, suggestions=suggestions,
-                                       long_range=long_range, on_progress=on_progress)
-                   for name, predictor in zip(names, predictors)}
-    if as_json:
-        _print_json({"file": str(file), "components": results} if component == "all" else
-                    {**results[names[0]], "component": names[0]})
-        return
-    table = Table(title=f"{escape(str(model))} on {escape(str(file))}", show_header=component == "all",
-                  title_justify="left")
+        yield on_progress
+
+
+def _evaluation_table(
+    model: Path, file: Path, results: dict[str, dict[str, Any]], suggestions: int, headed: bool
+) -> Table:
+    """The measures of `evaluate`, a column for each component evaluated, `headed` by its name."""
+    table = Table(title=f"{escape(str(model))} on {escape(str(file))}", show_header=headed, title_justify="left")
     table.add_column(style="bold")
     for name in results:
         table.add_column(name, justify="right")
     rows = [_evaluation_rows(result, suggestions) for result in results.values()]
     for i, (label, _) in enumerate(rows[0]):
         table.add_row(label, *(column[i][1] for column in rows))
-    out.print(table)
+    return table
 
 
 def _evaluation_rows(result: dict[str, Any], suggestions: int) -> list[tuple[str, str]]:
     """(label, value) of each measure in one result of `evaluate_file`."""
-    rows = [("tokens / words scored", f"{result['tokens']:,} / {result['words']:,}"),
-            ("token perplexity", f"{result['token_perplexity']:.2f}"),
-            ("word perplexity", f"{result['word_perplexity']:.2f}"),
-            ("bits per character", f"{result['bits_per_char']:.3f}")]
+    rows = [
+        ("tokens / words scored", f"{result['tokens']:,} / {result['words']:,}"),
+        ("token perplexity", f"{result['token_perplexity']:.2f}"),
+        ("word perplexity", f"{result['word_perplexity']:.2f}"),
+        ("bits per character", f"{result['bits_per_char']:.3f}"),
+    ]
     rows += [(f"top-{k} next-word accuracy", f"{result['accuracy'][f'top{k}']:.1%}") for k in (1, 3, 5)]
     if result["keystroke_savings"] is not None:
         rows.append((f"keystroke savings ({suggestions} suggestions)", f"{result['keystroke_savings']:.1%}"))
     if "long_range" in result:
         far = result["long_range"]
-        rows.append((f"long-range recall, top-1 ({far['targets']} words)",
-                     f"{far['recall']:.1%}, {far['top1']:.1%} (chance {far['chance']:.1%})"))
-        rows += [(f"  {bucket} words back", f"{v['recall']:.1%}, {v['top1']:.1%} of {v['targets']}")
-                 for bucket, v in far["by_distance"].items()]
+        rows.append(
+            (
+                f"long-range recall, top-1 ({far['targets']} words)",
+                f"{far['recall']:.1%}, {far['top1']:.1%} (chance {far['chance']:.1%})",
+            )
+        )
+        rows += [
+            (f"  {bucket} words back", f"{v['recall']:.1%}, {v['top1']:.1%} of {v['targets']}")
+            for bucket, v in far["by_distance"].items()
+        ]
     return rows
 
 
@@ -785,12 +961,17 @@ ExportFormat = enum.Enum("ExportFormat", {name: name for name in ("torchscript",
 @_command()
 def export(
     model: Path = typer.Argument(..., help="A model directory (rnn, gru or lstm; causal or bidirectional)."),
-    fmt: ExportFormat = typer.Option(..., "--format", "-f", case_sensitive=False,
-                                     help="torchscript (torch.jit.load) or onnx (onnxruntime; "
-                                          "needs pip install 'nextword\\[export]')."),
+    fmt: ExportFormat = typer.Option(
+        ...,
+        "--format",
+        "-f",
+        case_sensitive=False,
+        help="torchscript (torch.jit.load) or onnx (onnxruntime; needs pip install 'nextword\\[export]').",
+    ),
     out_file: Path = typer.Option(..., "--out", "-o", help="The file to write."),
-    force: bool = typer.Option(False, "--force",
-                               help="Replace --out if it exists (never a model directory's own files)."),
+    force: bool = typer.Option(
+        False, "--force", help="Replace --out if it exists (never a model directory's own files)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print what the file takes and gives as JSON."),
 ) -> None:
     """Write MODEL's next-token step to one file that runs without nextword.
@@ -807,9 +988,11 @@ def export(
         return
     if note:
         out.print(f"note: {escape(note)}", soft_wrap=True)
-    out.print(f"Wrote [bold]{escape(str(out_file))}[/] ({described['format']}): {_signature(described['inputs'])} -> "
-              f"{_signature(described['outputs'])}. The tokenizer is {escape(str(model / 'tokenizer.model'))}.",
-              soft_wrap=True)
+    out.print(
+        f"Wrote [bold]{escape(str(out_file))}[/] ({described['format']}): {_signature(described['inputs'])} -> "
+        f"{_signature(described['outputs'])}. The tokenizer is {escape(str(model / 'tokenizer.model'))}.",
+        soft_wrap=True,
+    )
 
 
 def _signature(tensors: dict[str, list]) -> str:
@@ -830,19 +1013,31 @@ def list_models(
         _print_json(models)
         return
     if not models:
-        err.print(f"[yellow]note:[/] no models in {escape(str(folder))}; train one with: "
-                  f"nextword train CORPUS --out {escape(str(folder / 'NAME'))}", soft_wrap=True)
+        err.print(
+            f"[yellow]note:[/] no models in {escape(str(folder))}; train one with: "
+            f"nextword train CORPUS --out {escape(str(folder / 'NAME'))}",
+            soft_wrap=True,
+        )
         return
     table = Table(title=f"Models in {escape(str(folder))}", title_justify="left")
     for title in ("model", "kind", "cell", "params", "size", "corpus", "word ppl", "trained"):
-        table.add_column(title, justify="right" if title in ("params", "size", "word ppl") else "left",
-                         no_wrap=title in ("model", "trained"))
+        table.add_column(
+            title,
+            justify="right" if title in ("params", "size", "word ppl") else "left",
+            no_wrap=title in ("model", "trained"),
+        )
     for model in models:
         name = str(Path(model["path"]).relative_to(folder)) if model["path"] != str(folder) else model["path"]
-        table.add_row(escape(name), model["kind"] or "?", model["cell"] or "?", _count(model["parameters"]),
-                      _megabytes(model["bytes"]), escape(model["corpus"] or "?"),
-                      f"{model['word_perplexity']:,.1f}" if model["word_perplexity"] is not None else "-",
-                      (model["date"] or "?").replace("T", " ")[:16])
+        table.add_row(
+            escape(name),
+            model["kind"] or "?",
+            model["cell"] or "?",
+            _count(model["parameters"]),
+            _megabytes(model["bytes"]),
+            escape(model["corpus"] or "?"),
+            f"{model['word_perplexity']:,.1f}" if model["word_perplexity"] is not None else "-",
+            (model["date"] or "?").replace("T", " ")[:16],
+        )
     out.print(table)
 
 
@@ -874,10 +1069,19 @@ def info(
     settings = loaded.settings.to_dict()  # what the model is, and how it was trained
     kind = loaded.kind
     size_label, size = kind.size(loaded.model)
-    details = {"path": str(model), "format": loaded.manifest.get("format"), "kind": kind.name,
-               "components": list(loaded.components()), "corpus": loaded.manifest.get("corpus"),
-               "init": loaded.manifest.get("init"), "parameters": size, "vocab_size": loaded.tokenizer.vocab_size,
-               "config": settings, "mixture": loaded.manifest.get("mixture"), "training": loaded.summary}
+    details = {
+        "path": str(model),
+        "format": loaded.manifest.get("format"),
+        "kind": kind.name,
+        "components": list(loaded.components()),
+        "corpus": loaded.manifest.get("corpus"),
+        "init": loaded.manifest.get("init"),
+        "parameters": size,
+        "vocab_size": loaded.tokenizer.vocab_size,
+        "config": settings,
+        "mixture": loaded.manifest.get("mixture"),
+        "training": loaded.summary,
+    }
     if as_json:
         _print_json(details)
         return
@@ -892,8 +1096,11 @@ def info(
         overview.add_row("started from", escape(f"{details['init']['path']} (trained on {details['init']['corpus']})"))
     overview.add_row("model", kind.describe(loaded.model, loaded.settings.model))
     # An n-gram has none of the options that steer gradient training; a network's shape is in the model row.
-    shown = ("vocab_size", "valid_fraction") if kind.counted else [k for k in settings if k not in (
-        "cell", "order", "layers", "embed", "hidden", "dropout", "tokenizer")]
+    shown = (
+        ("vocab_size", "valid_fraction")
+        if kind.counted
+        else [k for k in settings if k not in ("cell", "order", "layers", "embed", "hidden", "dropout", "tokenizer")]
+    )
     overview.add_row("tokenizer", f"{settings['tokenizer']}, {loaded.tokenizer.vocab_size:,} pieces")
     overview.add_row("config", ", ".join(f"{k}={settings[k]}" for k in shown))
     out.print(overview)
@@ -901,8 +1108,16 @@ def info(
         out.print(summary_table(loaded.summary))
 
 
-METRIC_COLUMNS = ("step", "epoch", "elapsed", "lr", "train_loss", "valid_loss", "valid_perplexity",
-                  "valid_word_perplexity")
+METRIC_COLUMNS = (
+    "step",
+    "epoch",
+    "elapsed",
+    "lr",
+    "train_loss",
+    "valid_loss",
+    "valid_perplexity",
+    "valid_word_perplexity",
+)
 
 
 @_command()
@@ -930,9 +1145,15 @@ def metrics(
         for title in ("step", "epoch", "elapsed", "lr", "valid loss", "token ppl", "word ppl"):
             table.add_column(title, justify="right")
         for row in rows:
-            table.add_row(f"{row['step']:,}", str(row.get("epoch", "")), f"{row.get('elapsed', 0):,.1f} s",
-                          f"{row.get('lr', 0):.3g}", f"{row['valid_loss']:.4f}", f"{row['valid_perplexity']:,.1f}",
-                          f"{row['valid_word_perplexity']:,.1f}")
+            table.add_row(
+                f"{row['step']:,}",
+                str(row.get("epoch", "")),
+                f"{row.get('elapsed', 0):,.1f} s",
+                f"{row.get('lr', 0):.3g}",
+                f"{row['valid_loss']:.4f}",
+                f"{row['valid_perplexity']:,.1f}",
+                f"{row['valid_word_perplexity']:,.1f}",
+            )
         out.print(table)
 
 
@@ -941,8 +1162,12 @@ def presets(as_json: bool = typer.Option(False, "--json", help="Print JSON inste
     """The built-in presets that --config NAME takes, smallest first."""
     found = configuration.presets()
     if as_json:
-        _print_json([{"name": name, "description": about, "path": str(configuration.PRESETS / f"{name}.yaml")}
-                     for name, about in found.items()])
+        _print_json(
+            [
+                {"name": name, "description": about, "path": str(configuration.PRESETS / f"{name}.yaml")}
+                for name, about in found.items()
+            ]
+        )
         return
     table = Table(title="Presets (nextword train CORPUS --config NAME)", title_justify="left")
     table.add_column("name", style="bold")

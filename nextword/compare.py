@@ -22,7 +22,7 @@ from .config import CELLS, COMPARE_DEFAULTS, COMPARE_STEPS, NEURAL_CELLS, Settin
 from .errors import ConfigError, ModelDirError
 from .evaluate import LongRangeAccuracy, long_range_accuracy, stream_loss, word_metrics
 from .targets import read_targets, targets_path
-from .files import write_text
+from .files import existing_directory, write_text
 from .gradients import gradient_flow
 from .kinds import trained_kind
 from .predict import Predictor
@@ -95,10 +95,19 @@ def plan(base: Settings, cells: Sequence[str], bidirectional: bool) -> list[tupl
     return variants
 
 
-def compare(corpus: str | Path, base: Settings, out: str | Path, *, cells: Sequence[str] = NEURAL_CELLS,
-            bidirectional: bool = False, valid_file: str | Path | None = None, accuracy_words: int = 2000,
-            force: bool = False, command: str | None = None,
-            on_event: Callable[[Any], None] | None = None) -> list[VariantResult]:
+def compare(
+    corpus: str | Path,
+    base: Settings,
+    out: str | Path,
+    *,
+    cells: Sequence[str] = NEURAL_CELLS,
+    bidirectional: bool = False,
+    valid_file: str | Path | None = None,
+    accuracy_words: int = 2000,
+    force: bool = False,
+    command: str | None = None,
+    on_event: Callable[[Any], None] | None = None,
+) -> list[VariantResult]:
     """Train and measure each variant into `out/<variant>`, then write the table, plots and report, which
     record `command` (the command line that asked for them), the corpus and the shared settings."""
     emit = on_event or (lambda event: None)
@@ -114,21 +123,25 @@ def compare(corpus: str | Path, base: Settings, out: str | Path, *, cells: Seque
         summary = train(settings, data, out / name, force=force, on_event=emit)
         emit(Stage("measuring"))
         results.append(_measure(name, settings, out / name, summary, data.valid_ids, long_range, accuracy_words))
-    made = {"command": command, "corpus": str(data.corpus.path), "corpus_sha256": data.corpus.sha256,
-            "valid": str(data.held_out.path) if data.held_out else None, "accuracy_words": accuracy_words,
-            "settings": {k: v for k, v in base.to_dict().items() if k not in ("cell", "bidirectional")}}
+    made = {
+        "command": command,
+        "corpus": str(data.corpus.path),
+        "corpus_sha256": data.corpus.sha256,
+        "valid": str(data.held_out.path) if data.held_out else None,
+        "accuracy_words": accuracy_words,
+        "settings": {k: v for k, v in base.to_dict().items() if k not in ("cell", "bidirectional")},
+    }
     _write_outputs(out, results, made)
     return results
 
 
 def _check_output(out: Path, force: bool) -> None:
-    if out.is_dir() and any(out.iterdir()):
+    """As `checkpoint.check_output` refuses for a model directory: a comparison is a directory of models."""
+    if existing_directory(out, "--out", ModelDirError) and any(out.iterdir()):
         if not (out / RESULTS).is_file() and not all(checkpoint.is_model_dir(p) for p in out.iterdir()):
             raise ModelDirError(f"{out} exists and is not a nextword comparison; choose another --out")
         if not force:
             raise ModelDirError(f"a comparison already exists in {out}; use --force to overwrite it")
-    elif out.exists() and not out.is_dir():
-        raise ModelDirError(f"--out {out} is a file; give a directory path")
 
 
 def _long_range_targets(data: Prepared) -> tuple[int, list] | None:
@@ -141,8 +154,15 @@ def _long_range_targets(data: Prepared) -> tuple[int, list] | None:
     return first_line, read_targets(sidecar)
 
 
-def _measure(name: str, settings: Settings, model_dir: Path, summary: TrainSummary, valid_ids: np.ndarray,
-             long_range: tuple[int, list] | None, accuracy_words: int) -> VariantResult:
+def _measure(
+    name: str,
+    settings: Settings,
+    model_dir: Path,
+    summary: TrainSummary,
+    valid_ids: np.ndarray,
+    long_range: tuple[int, list] | None,
+    accuracy_words: int,
+) -> VariantResult:
     model, args = settings
     predictor = Predictor.load(model_dir, device=str(pick_device(args.device)))
     totals = stream_loss(predictor.model, predictor.tokenizer, valid_ids, seq_len=args.seq_len, device=predictor.device)
@@ -152,20 +172,38 @@ def _measure(name: str, settings: Settings, model_dir: Path, summary: TrainSumma
     flow = [] if neural is None else gradient_flow(neural, valid_ids, args.seq_len, device=predictor.device)
     far: LongRangeAccuracy | None = long_range_accuracy(predictor, valid_ids, *long_range) if long_range else None
     return VariantResult(
-        name=name, cell=model.cell, bidirectional=model.bidirectional, model=str(model_dir),
-        parameters=summary.parameters, steps=summary.steps, train_seconds=summary.elapsed,
-        tokens_per_second=summary.tokens_per_second, valid_loss=totals.loss,
-        token_perplexity=totals.token_perplexity, word_perplexity=totals.word_perplexity,
-        bits_per_char=totals.bits_per_char, top1=accuracy.accuracy(1), top5=accuracy.accuracy(5),
-        accuracy_words=accuracy.words, gradient=[float(g) for g in flow],
+        name=name,
+        cell=model.cell,
+        bidirectional=model.bidirectional,
+        model=str(model_dir),
+        parameters=summary.parameters,
+        steps=summary.steps,
+        train_seconds=summary.elapsed,
+        tokens_per_second=summary.tokens_per_second,
+        valid_loss=totals.loss,
+        token_perplexity=totals.token_perplexity,
+        word_perplexity=totals.word_perplexity,
+        bits_per_char=totals.bits_per_char,
+        top1=accuracy.accuracy(1),
+        top5=accuracy.accuracy(5),
+        accuracy_words=accuracy.words,
+        gradient=[float(g) for g in flow],
         long_range=far.to_dict() if far else None,
-        curve=[{k: row[k] for k in ("step", "elapsed", "valid_word_perplexity")}
-               for row in checkpoint.read_metrics(model_dir)])
+        curve=[
+            {k: row[k] for k in ("step", "elapsed", "valid_word_perplexity")}
+            for row in checkpoint.read_metrics(model_dir)
+        ],
+    )
 
 
 def _write_outputs(out: Path, results: list[VariantResult], made: dict[str, Any]) -> None:
-    write_text(out / RESULTS, json.dumps({"created": time.strftime("%Y-%m-%dT%H:%M:%S"), **made,
-                                          "variants": [r.to_dict() for r in results]}, indent=2))
+    write_text(
+        out / RESULTS,
+        json.dumps(
+            {"created": time.strftime("%Y-%m-%dT%H:%M:%S"), **made, "variants": [r.to_dict() for r in results]},
+            indent=2,
+        ),
+    )
     plots.learning_curves({r.name: r.curve for r in results}, out / CURVES_PNG)
     plots.gradient_flow({r.name: r.gradient for r in results}, out / GRADIENTS_PNG)
     write_text(out / REPORT, markdown_report(results, made))
@@ -209,31 +247,59 @@ def table_rows(results: Sequence[VariantResult], mark_best: Callable[[str], str]
 
 def markdown_report(results: Sequence[VariantResult], made: dict[str, Any]) -> str:
     columns = table_columns(results)
-    lines = ["# nextword comparison", "",
-             "| variant | " + " | ".join(title for title, *_ in columns) + " |",
-             "|---|" + "---:|" * len(columns)]
+    lines = [
+        "# nextword comparison",
+        "",
+        "| variant | " + " | ".join(title for title, *_ in columns) + " |",
+        "|---|" + "---:|" * len(columns),
+    ]
     for r, cells in zip(results, table_rows(results, lambda text: f"**{text}**")):
         lines.append(f"| {r.name} | " + " | ".join(cells) + " |")
-    lines += ["", f"Top-1/top-5: next-word accuracy over the first {results[0].accuracy_words} words of the "
-              "validation split. grad 1/T: the gradient norm at the newest input over the oldest "
-              "(lower means the gradient reaches further back).", "",
-              f"![learning curves]({CURVES_PNG})", "", f"![gradient flow]({GRADIENTS_PNG})", ""]
+    lines += [
+        "",
+        f"Top-1/top-5: next-word accuracy over the first {results[0].accuracy_words} words of the "
+        "validation split. grad 1/T: the gradient norm at the newest input over the oldest "
+        "(lower means the gradient reaches further back).",
+        "",
+        f"![learning curves]({CURVES_PNG})",
+        "",
+        f"![gradient flow]({GRADIENTS_PNG})",
+        "",
+    ]
     if all(r.long_range for r in results):
         buckets = list(results[0].long_range["by_distance"])
-        lines += ["## Long-range recall by distance (words between cue and target)", "",
-                  "Recall: the expected word ranked above every other word of its kind (the other names, "
-                  "numbers, or was/were); top-1 in brackets: ranked first of all words.", "",
-                  "| variant | " + " | ".join(buckets) + " |", "|---|" + "---:|" * len(buckets)]
+        lines += [
+            "## Long-range recall by distance (words between cue and target)",
+            "",
+            "Recall: the expected word ranked above every other word of its kind (the other names, "
+            "numbers, or was/were); top-1 in brackets: ranked first of all words.",
+            "",
+            "| variant | " + " | ".join(buckets) + " |",
+            "|---|" + "---:|" * len(buckets),
+        ]
         for r in results:
             by = r.long_range["by_distance"]
-            lines.append(f"| {r.name} | " + " | ".join(
-                f"{by[b]['recall']:.1%} ({by[b]['top1']:.1%})" if b in by else "-" for b in buckets) + " |")
+            lines.append(
+                f"| {r.name} | "
+                + " | ".join(f"{by[b]['recall']:.1%} ({by[b]['top1']:.1%})" if b in by else "-" for b in buckets)
+                + " |"
+            )
         chance = results[0].long_range
-        lines += ["", "Targets per bucket: "
-                  + ", ".join(f"{b}: {v['targets']}" for b, v in chance["by_distance"].items())
-                  + f". Guessing among the words of each kind would recall {chance['chance']:.1%}.", ""]
-    lines += ["## How this was made", "", *([f"    {made['command']}", ""] if made["command"] else []),
-              f"Corpus `{made['corpus']}` (sha256 `{made['corpus_sha256']}`), validation "
-              + (f"`{made['valid']}`" if made["valid"] else "held out from its end") + ". Settings shared by "
-              "every variant: " + ", ".join(f"{k}={v}" for k, v in made["settings"].items()) + ".", ""]
+        lines += [
+            "",
+            "Targets per bucket: "
+            + ", ".join(f"{b}: {v['targets']}" for b, v in chance["by_distance"].items())
+            + f". Guessing among the words of each kind would recall {chance['chance']:.1%}.",
+            "",
+        ]
+    lines += [
+        "## How this was made",
+        "",
+        *([f"    {made['command']}", ""] if made["command"] else []),
+        f"Corpus `{made['corpus']}` (sha256 `{made['corpus_sha256']}`), validation "
+        + (f"`{made['valid']}`" if made["valid"] else "held out from its end")
+        + ". Settings shared by "
+        "every variant: " + ", ".join(f"{k}={v}" for k, v in made["settings"].items()) + ".",
+        "",
+    ]
     return "\n".join(lines) + "\n"

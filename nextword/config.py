@@ -40,8 +40,15 @@ COMPARE_DEFAULTS = {"dropout": 0.0, "warmup": 0, "final_lr": 1.0, "mixture": Fal
 COMPARE_STEPS = 1000  # each variant's budget when neither the YAML file nor the flags set one
 
 
-def _opt(default: Any, help: str, *, low: float | None = None, high: float | None = None,
-         choices: tuple[str, ...] | None = None, low_open: bool = False) -> Any:
+def _opt(
+    default: Any,
+    help: str,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    choices: tuple[str, ...] | None = None,
+    low_open: bool = False,
+) -> Any:
     """A config field carrying its help text and its bounds, so flags and validation share them."""
     meta = {"help": help, "low": low, "high": high, "choices": choices, "low_open": low_open}
     return field(default=default, metadata=meta)
@@ -53,49 +60,74 @@ class ModelConfig:
     dropout, which shapes no weight; a resumed run keeps all of it."""
 
     tokenizer: str = _opt("unigram", "SentencePiece model type.", choices=TOKENIZERS)
-    vocab_size: int = _opt(8000, "Vocabulary size; lowered automatically when the corpus is too small.", low=8,
-                           high=1 << 20)
+    vocab_size: int = _opt(
+        8000, "Vocabulary size; lowered automatically when the corpus is too small.", low=8, high=1 << 20
+    )
     cell: str = _opt("lstm", "Recurrent cell, or ngram for a Kneser-Ney n-gram baseline.", choices=CELLS)
-    order: int = _opt(5, "Order of an n-gram model (--cell ngram): the pieces it conditions on, plus one.",
-                      low=1, high=6)
+    order: int = _opt(
+        5, "Order of an n-gram model (--cell ngram): the pieces it conditions on, plus one.", low=1, high=6
+    )
     layers: int = _opt(2, "Number of stacked recurrent layers.", low=1, high=16)
     embed: int = _opt(256, "Embedding size.", low=1)
     hidden: int = _opt(256, "Hidden state size of each layer.", low=1)
     dropout: float = _opt(0.2, "Dropout probability.", low=0.0, high=0.9)
-    softmax: str = _opt("full", "Output layer: full, or adaptive (clusters of rarer pieces; faster training "
-                        "with a large vocabulary).", choices=SOFTMAXES)
-    bidirectional: bool = _opt(False, "Encode the context window before each prediction with a bidirectional "
-                                      "RNN instead of reading the text left to right.")
+    softmax: str = _opt(
+        "full",
+        "Output layer: full, or adaptive (clusters of rarer pieces; faster training with a large vocabulary).",
+        choices=SOFTMAXES,
+    )
+    bidirectional: bool = _opt(
+        False,
+        "Encode the context window before each prediction with a bidirectional "
+        "RNN instead of reading the text left to right.",
+    )
     context: int = _opt(32, "Tokens the bidirectional encoder reads before each prediction.", low=1)
-    pool: str = _opt("final", "How the bidirectional encoder sums up its window: the final states of both "
-                              "directions, or attention over every position.", choices=POOLS)
+    pool: str = _opt(
+        "final",
+        "How the bidirectional encoder sums up its window: the final states of both "
+        "directions, or attention over every position.",
+        choices=POOLS,
+    )
 
 
 @dataclass(frozen=True)
 class TrainArgs:
     """How one run trains a model: its data split, optimisation, budget, seed and device."""
 
-    valid_fraction: float = _opt(0.05, "Fraction of the corpus (its end) held out for validation, at most "
-                                 "100,000 tokens.",
-                                 low=0.0, high=0.5, low_open=True)
-    mixture: bool = _opt(True, "At the end of training, mix the recurrent model with a Kneser-Ney n-gram of "
-                               "order --order over the same pieces and a cache of the text being read, weighted "
-                               "on the validation text.")
+    valid_fraction: float = _opt(
+        0.05,
+        "Fraction of the corpus (its end) held out for validation, at most 100,000 tokens.",
+        low=0.0,
+        high=0.5,
+        low_open=True,
+    )
+    mixture: bool = _opt(
+        True,
+        "At the end of training, mix the recurrent model with a Kneser-Ney n-gram of "
+        "order --order over the same pieces and a cache of the text being read, weighted "
+        "on the validation text.",
+    )
     # Optimisation
     seq_len: int = _opt(64, "Tokens per truncated-BPTT segment.", low=1)
     batch_size: int = _opt(32, "Parallel token streams per batch.", low=1)
     lr: float = _opt(3e-3, "Peak learning rate (AdamW).", low=0.0, low_open=True)
     weight_decay: float = _opt(0.01, "AdamW weight decay.", low=0.0)
     warmup: int = _opt(100, "Learning-rate warmup steps.", low=0)
-    final_lr: float = _opt(0.1, "Learning rate at the end of the cosine decay, as a fraction of the peak.",
-                           low=0.0, high=1.0)
+    final_lr: float = _opt(
+        0.1, "Learning rate at the end of the cosine decay, as a fraction of the peak.", low=0.0, high=1.0
+    )
     clip: float = _opt(1.0, "Gradient-norm clipping threshold (0 disables).", low=0.0)
     # Budget and evaluation
-    epochs: int | None = _opt(10, "Stop after this many passes over the training split (the default 10 only "
-                              "when neither max_steps nor time_budget is given).", low=1)
+    epochs: int | None = _opt(
+        10,
+        "Stop after this many passes over the training split (the default 10 only "
+        "when neither max_steps nor time_budget is given).",
+        low=1,
+    )
     max_steps: int | None = _opt(None, "Stop after this many optimiser steps.", low=1)
-    time_budget: float | None = _opt(None, "Stop after this much training time: 90s, 10m, 1h30m, 1:30:00.",
-                                     low=0.0, low_open=True)
+    time_budget: float | None = _opt(
+        None, "Stop after this much training time: 90s, 10m, 1h30m, 1:30:00.", low=0.0, low_open=True
+    )
     eval_every: int = _opt(200, "Evaluate and checkpoint every this many steps.", low=1)
     patience: int | None = _opt(None, "Stop after this many evaluations without a better validation loss.", low=1)
     seed: int = _opt(0, "Random seed; the same seed gives the same model on a CPU.", low=0, high=2**32 - 1)
@@ -117,8 +149,9 @@ class Settings(NamedTuple):
 
 
 # The one flat set of options: the flags, and the keys of YAML files.
-FIELDS: dict[str, dataclasses.Field] = {f.name: f for f in (*dataclasses.fields(ModelConfig),
-                                                            *dataclasses.fields(TrainArgs))}
+FIELDS: dict[str, dataclasses.Field] = {
+    f.name: f for f in (*dataclasses.fields(ModelConfig), *dataclasses.fields(TrainArgs))
+}
 _TYPES = {**typing.get_type_hints(ModelConfig), **typing.get_type_hints(TrainArgs)}
 MODEL_KEYS = tuple(f.name for f in dataclasses.fields(ModelConfig))
 # What a run from another model's weights (--init) takes from that model: what shapes the weights.
@@ -179,8 +212,9 @@ def _coerce(key: str, value: Any) -> Any:
     try:
         number = base(value) if base is float else int(str(value), 10) if isinstance(value, str) else value
     except ValueError:
-        raise ConfigError(f"option '{key}' must be {'an integer' if base is int else 'a number'}; "
-                          f"got {value!r}") from None
+        raise ConfigError(
+            f"option '{key}' must be {'an integer' if base is int else 'a number'}; got {value!r}"
+        ) from None
     if base is int and (isinstance(number, float) and not number.is_integer()):
         raise ConfigError(f"option '{key}' must be an integer; got {value!r}")
     number = base(number)
@@ -190,8 +224,11 @@ def _coerce(key: str, value: Any) -> Any:
     if low is not None and (number < low or (meta["low_open"] and number == low)):
         raise ConfigError(f"option '{key}' must be {'>' if meta['low_open'] else '>='} {low:g}; got {value!r}")
     if high is not None and number > high:
-        raise ConfigError(f"option '{key}' must be <= {high:,}; got {value!r}" if isinstance(high, int)
-                          else f"option '{key}' must be <= {high:g}; got {value!r}")
+        raise ConfigError(
+            f"option '{key}' must be <= {high:,}; got {value!r}"
+            if isinstance(high, int)
+            else f"option '{key}' must be <= {high:g}; got {value!r}"
+        )
     return number
 
 
@@ -218,8 +255,10 @@ def resolve(*layers: Mapping[str, Any], sources: tuple[str, ...] | None = None) 
     if args.epochs is None and args.max_steps is None and args.time_budget is None:
         raise ConfigError("no stopping rule: set at least one of epochs, max_steps or time_budget")
     if model.cell == "ngram" and model.bidirectional:
-        raise ConfigError("an n-gram model reads only the pieces before the next one; drop --bidirectional "
-                          "or choose a recurrent --cell")
+        raise ConfigError(
+            "an n-gram model reads only the pieces before the next one; drop --bidirectional "
+            "or choose a recurrent --cell"
+        )
     return Settings(model, args)
 
 
@@ -273,9 +312,14 @@ def find_config(value: str | Path) -> Path:
     raise ConfigError(f"config file not found: {value}; give a YAML file or a preset: {', '.join(presets())}")
 
 
-def load(config_file: str | Path | None = None, flags: Mapping[str, Any] | None = None, *,
-         defaults: Mapping[str, Any] | None = None, init: str | Path | None = None,
-         resume: str | Path | None = None) -> Settings:
+def load(
+    config_file: str | Path | None = None,
+    flags: Mapping[str, Any] | None = None,
+    *,
+    defaults: Mapping[str, Any] | None = None,
+    init: str | Path | None = None,
+    resume: str | Path | None = None,
+) -> Settings:
     """A run's settings, each layer over the ones before: the options' own defaults, a command's `defaults`
     (compare's, or the recipe's), the settings saved in the model directory that the run starts from
     (`init`, at INIT_LR_SCALE times its learning rate) or continues (`resume`), the YAML file, then the
@@ -299,11 +343,15 @@ def load(config_file: str | Path | None = None, flags: Mapping[str, Any] | None 
     settings = resolve(*(layer for _, layer in layers), sources=tuple(source for source, _ in layers))
     changed = [key for key, value in settings.to_dict().items() if saved and value != saved[key]]
     if init is not None and (fixed := [key for key in changed if key in SHAPE_KEYS]):
-        raise ConfigError(f"--init starts from the weights of {start}, so {', '.join(fixed)} cannot change "
-                          f"(it has {', '.join(f'{k}={saved[k]}' for k in fixed)}); drop those options")
+        raise ConfigError(
+            f"--init starts from the weights of {start}, so {', '.join(fixed)} cannot change "
+            f"(it has {', '.join(f'{k}={saved[k]}' for k in fixed)}); drop those options"
+        )
     if init is None and (fixed := sorted(set(changed) - set(RESUMABLE_KEYS))):
-        raise ConfigError(f"--resume continues the saved run, so {', '.join(fixed)} cannot change; "
-                          f"only {', '.join(RESUMABLE_KEYS)} can")
+        raise ConfigError(
+            f"--resume continues the saved run, so {', '.join(fixed)} cannot change; "
+            f"only {', '.join(RESUMABLE_KEYS)} can"
+        )
     return settings
 
 
@@ -320,8 +368,9 @@ class Sampling:
         if self.max_words < 1:
             raise ConfigError(f"option 'max_words' must be >= 1; got {self.max_words}")
         if not 0 <= self.temperature < math.inf:
-            raise ConfigError(f"option 'temperature' must be >= 0 (0 picks the likeliest piece); "
-                              f"got {self.temperature}")
+            raise ConfigError(
+                f"option 'temperature' must be >= 0 (0 picks the likeliest piece); got {self.temperature}"
+            )
         if self.top_k < 0:
             raise ConfigError(f"option 'top_k' must be >= 0 (0 keeps every piece); got {self.top_k}")
         if not 0 < self.top_p <= 1:

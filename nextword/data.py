@@ -46,8 +46,9 @@ def check_corpus(path: str | Path) -> CorpusFile:
     Anything but a regular file (a directory, a FIFO, a device) is refused without being opened."""
     path = spool_stdin() if str(path) == STDIN else Path(path)
     if path.is_fifo():  # /dev/stdin given for a pipe, say: the spelling that works is -
-        raise CorpusError(f"corpus {path} is a FIFO (named pipe), not a regular file; to read standard input, "
-                          f"give - as the corpus")
+        raise CorpusError(
+            f"corpus {path} is a FIFO (named pipe), not a regular file; to read standard input, give - as the corpus"
+        )
     digest = hashlib.sha256()
     decoder = codecs.getincrementaldecoder("utf-8")()
     offset, lines, has_text = 0, 0, False
@@ -61,8 +62,10 @@ def check_corpus(path: str | Path) -> CorpusFile:
             try:
                 text = decoder.decode(chunk)
             except UnicodeDecodeError as exc:
-                raise CorpusError(f"{path} is not UTF-8 text: invalid byte at offset "
-                                  f"{offset - pending + exc.start}; convert it to UTF-8") from None
+                raise CorpusError(
+                    f"{path} is not UTF-8 text: invalid byte at offset "
+                    f"{offset - pending + exc.start}; convert it to UTF-8"
+                ) from None
             has_text = has_text or not text.isspace() and text != ""
             offset += len(chunk)
         try:
@@ -80,8 +83,10 @@ def spool_stdin() -> Path:
     A corpus is read several times (hash, tokenizer, encoding) and a pipe can be read once; as a file,
     its hash and the encoded cache work as for any other corpus."""
     if sys.stdin is None or sys.stdin.isatty():
-        raise CorpusError("the corpus '-' is standard input, which is a terminal here; pipe the text in, "
-                          "e.g. cat notes/*.txt | nextword train - --out models/notes")
+        raise CorpusError(
+            "the corpus '-' is standard input, which is a terminal here; pipe the text in, "
+            "e.g. cat notes/*.txt | nextword train - --out models/notes"
+        )
     cache_dir().mkdir(parents=True, exist_ok=True)
     directory = Path(tempfile.mkdtemp(prefix="stdin-", dir=cache_dir()))
     atexit.register(shutil.rmtree, directory, ignore_errors=True)
@@ -118,9 +123,10 @@ class _Hashing(io.RawIOBase):
 def _lines(path: Path, digest: Any) -> Iterator[list[str]]:
     """The lines of `path` in batches, every byte read also added to `digest`."""
     # newline=None turns CRLF and CR line ends into "\n", so Windows files encode like any other.
-    with open_regular(path, "corpus", CorpusError) as raw, \
-            io.TextIOWrapper(io.BufferedReader(_Hashing(raw, digest), _CHUNK), encoding="utf-8",
-                             newline=None) as stream:
+    with (
+        open_regular(path, "corpus", CorpusError) as raw,
+        io.TextIOWrapper(io.BufferedReader(_Hashing(raw, digest), _CHUNK), encoding="utf-8", newline=None) as stream,
+    ):
         while batch := [line.rstrip("\n") for line in itertools.islice(stream, _LINES_PER_BATCH)]:
             yield batch
 
@@ -135,8 +141,10 @@ def encode_corpus(corpus: CorpusFile, tokenizer: Tokenizer) -> np.ndarray:
     target = cache_dir() / f"{corpus.sha256[:32]}-{tokenizer_key}.{dtype.name}"
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
-        changed = CorpusError(f"{corpus.path} changed while nextword was reading it (its content is not the "
-                              f"one checked when the run started); run again once nothing is writing to it")
+        changed = CorpusError(
+            f"{corpus.path} changed while nextword was reading it (its content is not the "
+            f"one checked when the run started); run again once nothing is writing to it"
+        )
         digest = hashlib.sha256()
         with atomic_path(target) as temporary, open_new(temporary) as out:
             try:
@@ -169,13 +177,15 @@ class StreamBatches:
         stream_len = (len(ids) - 1) // streams
         self.segments = stream_len // seq_len
         if self.segments < 1:
-            raise CorpusError(f"the text is too small for one batch: {len(ids)} tokens, but batch_size × "
-                              f"(seq_len + 1) = {streams * (seq_len + 1)} are needed; "
-                              f"lower --batch-size or --seq-len, or use more text")
+            raise CorpusError(
+                f"the text is too small for one batch: {len(ids)} tokens, but batch_size × "
+                f"(seq_len + 1) = {streams * (seq_len + 1)} are needed; "
+                f"lower --batch-size or --seq-len, or use more text"
+            )
         used = streams * stream_len
         mine = slice(rank * batch_size, (rank + 1) * batch_size)
         self.inputs = ids[:used].reshape(streams, stream_len)[mine]
-        self.targets = ids[1:used + 1].reshape(streams, stream_len)[mine]
+        self.targets = ids[1 : used + 1].reshape(streams, stream_len)[mine]
         self.seq_len = seq_len
 
     def __len__(self) -> int:
@@ -201,9 +211,11 @@ class WindowBatches:
 
     def __init__(self, ids: np.ndarray, count: int, context: int, seed: int, rank: int = 0):
         if len(ids) < context + count:
-            raise CorpusError(f"the text is too small for one batch: {len(ids)} tokens, but context + "
-                              f"batch_size × seq_len = {context + count} are needed; lower --context, "
-                              f"--batch-size or --seq-len, or use more text")
+            raise CorpusError(
+                f"the text is too small for one batch: {len(ids)} tokens, but context + "
+                f"batch_size × seq_len = {context + count} are needed; lower --context, "
+                f"--batch-size or --seq-len, or use more text"
+            )
         self.ids, self.count, self.context, self.seed = ids, count, context, seed
         self.draw_key = [seed] if rank == 0 else [seed, rank]  # each rank of a distributed run draws its own
         self.segments = max(1, (len(ids) - context) // count)

@@ -62,16 +62,18 @@ def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
-def join(device: torch.device) -> World:
-    """This process's place in a torchrun launch, joining the process group on first use."""
+def join(device: torch.device) -> tuple[World, torch.device]:
+    """This process's place in a torchrun launch, joining the process group on first use, and the device it
+    runs on: `device`, or on GPUs the one of its local rank."""
     size = int(os.environ.get("WORLD_SIZE", "1"))
     if size == 1:
-        return World()
+        return World(), device
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
         if device.type == "cuda":
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-    return World(dist.get_rank(), dist.get_world_size())
+    world = World(dist.get_rank(), dist.get_world_size())
+    return world, torch.device("cuda", torch.cuda.current_device()) if device.type == "cuda" else device
 
 
 def wrap(module: torch.nn.Module, world: World, device: torch.device) -> Any:

@@ -17,7 +17,7 @@ import torch
 
 from .errors import ConfigError, CorpusError
 from .lexicon import Words
-from .model import LanguageModel
+from .model import LanguageModel, evaluating
 from .targets import Target, read_targets, targets_path
 from .tokenizer import EOS_ID, Tokenizer
 
@@ -58,8 +58,16 @@ def _safe_exp(x: float) -> float:
 
 
 @torch.inference_mode()
-def stream_loss(model: LanguageModel, tokenizer: Tokenizer, ids: np.ndarray, *, seq_len: int,
-                device: torch.device, streams: int = 16, autocast: bool = False) -> LossTotals:
+def stream_loss(
+    model: LanguageModel,
+    tokenizer: Tokenizer,
+    ids: np.ndarray,
+    *,
+    seq_len: int,
+    device: torch.device,
+    streams: int = 16,
+    autocast: bool = False,
+) -> LossTotals:
     """Score every token of `ids` given all tokens before it, in `streams` parallel slices.
 
     Each slice starts with an empty state, and the last (len - 1) mod streams tokens are not
@@ -68,24 +76,22 @@ def stream_loss(model: LanguageModel, tokenizer: Tokenizer, ids: np.ndarray, *, 
     stream_len = (len(ids) - 1) // streams
     used = streams * stream_len
     inputs = ids[:used].reshape(streams, stream_len)
-    targets = ids[1:used + 1].reshape(streams, stream_len)
-    was_training = model.training
-    model.eval()
+    targets = ids[1 : used + 1].reshape(streams, stream_len)
     state, nll = None, torch.zeros((), dtype=torch.float64, device=device)
     words = chars = 0
-    for start in range(0, stream_len, seq_len):
-        cut = slice(start, start + seq_len)
-        # Counted a segment at a time, like the scoring: a large validation text is never copied whole.
-        words += tokenizer.word_count(targets[:, cut])
-        chars += tokenizer.char_count(targets[:, cut], inputs[:, cut])
-        x = torch.from_numpy(inputs[:, cut].astype(np.int64)).to(device, non_blocking=True)
-        y = torch.from_numpy(targets[:, cut].astype(np.int64)).to(device, non_blocking=True)
-        # Each model scores its targets itself: the n-gram model and an adaptive softmax never build
-        # the full distributions they do not need.
-        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=autocast):
-            logprobs, state = model.target_logprobs(x, y, state)
-        nll -= logprobs.double().sum()
-    model.train(was_training)
+    with evaluating(model):
+        for start in range(0, stream_len, seq_len):
+            cut = slice(start, start + seq_len)
+            # Counted a segment at a time, like the scoring: a large validation text is never copied whole.
+            words += tokenizer.word_count(targets[:, cut])
+            chars += tokenizer.char_count(targets[:, cut], inputs[:, cut])
+            x = torch.from_numpy(inputs[:, cut].astype(np.int64)).to(device, non_blocking=True)
+            y = torch.from_numpy(targets[:, cut].astype(np.int64)).to(device, non_blocking=True)
+            # Each model scores its targets itself: the n-gram model and an adaptive softmax never build
+            # the full distributions they do not need.
+            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=autocast):
+                logprobs, state = model.target_logprobs(x, y, state)
+            nll -= logprobs.double().sum()
     return LossTotals(nll.item(), used, words, chars)
 
 
@@ -106,9 +112,15 @@ class WordMetrics:
         return 1 - self.keys / self.chars if self.chars else math.nan
 
 
-def word_metrics(predictor: "Predictor", ids: np.ndarray, *, ks: Sequence[int] = (1, 5),
-                 suggestions: int = 0, max_words: int | None = None,
-                 on_word: Callable[[int, int], None] | None = None) -> WordMetrics:
+def word_metrics(
+    predictor: "Predictor",
+    ids: np.ndarray,
+    *,
+    ks: Sequence[int] = (1, 5),
+    suggestions: int = 0,
+    max_words: int | None = None,
+    on_word: Callable[[int, int], None] | None = None,
+) -> WordMetrics:
     """Top-k next-word accuracy and, with `suggestions` > 0, keystroke savings over encoded text.
 
     Each word is predicted from everything before it (after a leading line break, as `predict` reads
@@ -116,14 +128,20 @@ def word_metrics(predictor: "Predictor", ids: np.ndarray, *, ks: Sequence[int] =
     types the word letter by letter and accepts it (one key, space included) as soon as it is among
     the top `suggestions` completions of what was typed; a word never suggested costs its letters and
     a space. `max_words` stops after that many words; `on_word(done, total)` reports progress."""
-    return read_text(predictor, ids, scored=0, ks=ks, suggestions=suggestions, max_words=max_words,
-                     on_word=on_word)[1]
+    return read_text(predictor, ids, scored=0, ks=ks, suggestions=suggestions, max_words=max_words, on_word=on_word)[1]
 
 
 @torch.inference_mode()  # the searches too: no autograd graph, and the neural cache's memory is made in it
-def read_text(predictor: "Predictor", ids: np.ndarray, *, scored: int, ks: Sequence[int] = (1, 5),
-              suggestions: int = 0, max_words: int | None = None,
-              on_word: Callable[[int, int], None] | None = None) -> tuple[float, WordMetrics]:
+def read_text(
+    predictor: "Predictor",
+    ids: np.ndarray,
+    *,
+    scored: int,
+    ks: Sequence[int] = (1, 5),
+    suggestions: int = 0,
+    max_words: int | None = None,
+    on_word: Callable[[int, int], None] | None = None,
+) -> tuple[float, WordMetrics]:
     """The summed NLL of the first `scored` tokens of `ids` and the word metrics (see `word_metrics`), from
     one reading of the text: the word searches start from the states that reading passes through.
 
@@ -189,15 +207,13 @@ class _Reading:
         self.starting: list[tuple[list[int], torch.Tensor, Any]] = []  # (word indices, logprobs, state) to add
 
     def __iter__(self) -> Iterator[list[tuple[int, int]]]:  # in read_text's inference mode
-        model, pieces = self.predictor.model, self.predictor.pieces
-        was_training, state = model.training, None
-        model.eval()
-        try:
+        pieces, state = self.predictor.pieces, None
+        with evaluating(self.predictor.model):
             if self.full_until:  # the first place: after the line break alone
                 logprobs, state = pieces.run(self.inputs[:1])
                 self._record(np.array([0]), logprobs, state)
             starts = list(range(1, self.full_until, _STRIDE))
-            for block in (starts[first:first + _BLOCK] for first in range(0, len(starts), _BLOCK)):
+            for block in (starts[first : first + _BLOCK] for first in range(0, len(starts), _BLOCK)):
                 states = []
                 for start in block:  # each stretch's state, and the next block's first
                     states.append(state)
@@ -209,8 +225,6 @@ class _Reading:
                 read = min(block[-1] + _STRIDE, self.full_until)
                 yield [(index, self.roots.pop(index)) for index in sorted(self.roots) if self.ends[index] < read]
             self._loss_only(state)
-        finally:
-            model.train(was_training)
 
     def _side_by_side(self, starts: list[int], states: list) -> None:
         """Read the stretches at `starts`, each from its state in `states`, side by side."""
@@ -222,8 +236,11 @@ class _Reading:
             if live == 0:
                 break
             if live < len(places):
-                state, places, stops = model.select_state(state, torch.arange(live, device=pieces.device)), \
-                    places[:live], stops[:live]
+                state, places, stops = (
+                    model.select_state(state, torch.arange(live, device=pieces.device)),
+                    places[:live],
+                    stops[:live],
+                )
             logprobs, state = pieces.run(torch.from_numpy(self.inputs[places, None]).to(pieces.device), state)
             self._record(places, logprobs, state)
             places = places + 1
@@ -233,13 +250,17 @@ class _Reading:
         log-probability, that of a word ending before it, and the rows where words start."""
         targets = torch.from_numpy(self.targets[places]).to(logprobs.device)
         self.token_logprobs[places] = logprobs.gather(1, targets[:, None])[:, 0].double().cpu().numpy()
-        ends = logprobs.index_select(1, self.predictor.pieces.ends)
-        self.word_ends[places] = torch.logsumexp(ends, dim=-1).double().cpu().numpy()
+        self.word_ends[places] = self.predictor.pieces.word_ends(logprobs).double().cpu().numpy()
         starting = [row for row, place in enumerate(places.tolist()) if place in self.word_at]
         if starting:
             at = torch.tensor(starting, device=logprobs.device)
-            self.starting.append(([self.word_at[int(places[row])] for row in starting], logprobs[at],
-                                  self.predictor.model.select_state(state, at)))
+            self.starting.append(
+                (
+                    [self.word_at[int(places[row])] for row in starting],
+                    logprobs[at],
+                    self.predictor.model.select_state(state, at),
+                )
+            )
 
     def _add_roots(self) -> None:
         """The places recorded where words start, as rows of `rows` in one chunk: the searches take them
@@ -275,8 +296,9 @@ class _Typing:
     is among the first k), then, until it is offered, those for each longer beginning of it typed.
     A word's searches share the model steps they have in common (`Query.known`)."""
 
-    def __init__(self, predictor: "Predictor", rows: Rows, ks: Sequence[int], suggestions: int,
-                 on_word: Callable[[int], Any]):
+    def __init__(
+        self, predictor: "Predictor", rows: Rows, ks: Sequence[int], suggestions: int, on_word: Callable[[int], Any]
+    ):
         from .search import Searches, beam_width
 
         self.searches, self.rows, self.on_word = Searches(predictor.searcher, rows, stages=(1, 2)), rows, on_word
@@ -322,7 +344,7 @@ class _Typing:
                 self.hits[k] += int(rank < k)
             self.chars += (len(word) + 1) if self.suggestions else 0
         if self.suggestions and rank >= self.suggestions and typed + 1 < len(word):
-            return [query.typed(word[:typed + 1], self.suggestions, self.letters)]
+            return [query.typed(word[: typed + 1], self.suggestions, self.letters)]
         if self.suggestions:
             # Typing the whole word costs the same (its letters and a key) whether it is then offered or
             # not, so the last letter needs no search.
@@ -371,8 +393,13 @@ class LongRangeAccuracy:
         return {**self._rates(overall), "by_distance": {name: self._rates(counts) for name, counts in ordered}}
 
 
-def long_range_accuracy(predictor: "Predictor", ids: np.ndarray, first_line: int, targets: Sequence[Target],
-                        on_target: Callable[[int, int], None] | None = None) -> LongRangeAccuracy:
+def long_range_accuracy(
+    predictor: "Predictor",
+    ids: np.ndarray,
+    first_line: int,
+    targets: Sequence[Target],
+    on_target: Callable[[int, int], None] | None = None,
+) -> LongRangeAccuracy:
     """Top-1 accuracy and recall (see `LongRangeAccuracy`) on each target inside `ids`, each predicted from
     all the text before it.
 
@@ -436,9 +463,16 @@ def count_characters(path: str | Path, lines: int | None = None) -> int:
     return count
 
 
-def evaluate_file(predictor: "Predictor", path: str | Path, *, perplexity_lines: int | None = None,
-                  predict_words: int | None = None, suggestions: int = 3, long_range: bool = False,
-                  on_progress: Callable[[str, int, int], None] | None = None) -> dict:
+def evaluate_file(
+    predictor: "Predictor",
+    path: str | Path,
+    *,
+    perplexity_lines: int | None = None,
+    predict_words: int | None = None,
+    suggestions: int = 3,
+    long_range: bool = False,
+    on_progress: Callable[[str, int, int], None] | None = None,
+) -> dict:
     """Every measure of a model on a text file, as a plain dict (what `nextword evaluate` shows).
 
     The file is encoded into a memory-mapped cache and read once, every token scored given all
@@ -450,36 +484,60 @@ def evaluate_file(predictor: "Predictor", path: str | Path, *, perplexity_lines:
     from .data import check_corpus, encode_corpus
 
     report = on_progress or (lambda stage, done, total: None)
-    for name, value in (("perplexity_lines", perplexity_lines), ("predict_words", predict_words)):
-        if value is not None and value < 1:
-            raise ConfigError(f"option '{name}' must be >= 1; got {value}")
+    if perplexity_lines is not None and perplexity_lines < 1:  # predict_words: read_text checks it, as max_words
+        raise ConfigError(f"option 'perplexity_lines' must be >= 1; got {perplexity_lines}")
     corpus = check_corpus(path)
-    sidecar = targets_path(corpus.path)
-    if long_range and not sidecar.is_file():
-        raise CorpusError(f"--long-range needs {sidecar.name} beside {corpus.path.name} "
-                          f"(written by corpora/generate.py longrange)")
+    targets = _sidecar_targets(corpus.path) if long_range else None
     ids = encode_corpus(corpus, predictor.tokenizer)
-    scored = len(ids)
-    if perplexity_lines is not None:
-        breaks = np.flatnonzero(ids == EOS_ID)
-        if perplexity_lines < len(breaks):
-            scored = int(breaks[perplexity_lines - 1]) + 1
+    scored = _tokens_in_lines(ids, perplexity_lines)
     if scored < 1:
         raise CorpusError(f"{corpus.path} is too short to evaluate on")
     report("reading", 0, 1)
-    nll, words = read_text(predictor, ids, scored=scored, ks=(1, 3, 5), suggestions=suggestions,
-                           max_words=predict_words, on_word=lambda done, total: report("reading", done, total))
+    nll, words = read_text(
+        predictor,
+        ids,
+        scored=scored,
+        ks=(1, 3, 5),
+        suggestions=suggestions,
+        max_words=predict_words,
+        on_word=lambda done, total: report("reading", done, total),
+    )
     characters = count_characters(corpus.path, perplexity_lines)
     totals = LossTotals(nll, scored, predictor.tokenizer.word_count(ids[:scored]), characters)
     result = {
-        "file": str(corpus.path), "tokens": totals.tokens, "words": totals.words, "characters": totals.chars,
-        "loss": totals.loss, "token_perplexity": totals.token_perplexity, "word_perplexity": totals.word_perplexity,
+        "file": str(corpus.path),
+        "tokens": totals.tokens,
+        "words": totals.words,
+        "characters": totals.chars,
+        "loss": totals.loss,
+        "token_perplexity": totals.token_perplexity,
+        "word_perplexity": totals.word_perplexity,
         "bits_per_char": totals.bits_per_char,
-        "accuracy": {f"top{k}": words.accuracy(k) for k in (1, 3, 5)}, "predicted_words": words.words,
-        "keystroke_savings": words.keystroke_savings if suggestions else None, "suggestions": suggestions,
+        "accuracy": {f"top{k}": words.accuracy(k) for k in (1, 3, 5)},
+        "predicted_words": words.words,
+        "keystroke_savings": words.keystroke_savings if suggestions else None,
+        "suggestions": suggestions,
     }
-    if long_range:
+    if targets is not None:
         result["long_range"] = long_range_accuracy(
-            predictor, ids, 0, read_targets(sidecar),
-            on_target=lambda done, total: report("long-range", done, total)).to_dict()
+            predictor, ids, 0, targets, on_target=lambda done, total: report("long-range", done, total)
+        ).to_dict()
     return result
+
+
+def _sidecar_targets(corpus: Path) -> list[Target]:
+    """The far-dependent words of `corpus` that --long-range scores, read before the text is."""
+    sidecar = targets_path(corpus)
+    if not sidecar.is_file():
+        raise CorpusError(
+            f"--long-range needs {sidecar.name} beside {corpus.name} (written by corpora/generate.py longrange)"
+        )
+    return read_targets(sidecar)
+
+
+def _tokens_in_lines(ids: np.ndarray, lines: int | None) -> int:
+    """How many of the tokens `ids` its first `lines` lines hold (all of them: with None, or fewer lines)."""
+    if lines is None:
+        return len(ids)
+    breaks = np.flatnonzero(ids == EOS_ID)
+    return int(breaks[lines - 1]) + 1 if lines < len(breaks) else len(ids)

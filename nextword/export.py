@@ -81,8 +81,9 @@ def check_target(out: Path, *, force: bool) -> None:
 
     A link at `out` is replaced itself (files.atomic_path), never the file it points to."""
     if is_own_file(Path(os.path.realpath(out.parent)) / out.name):
-        raise ExportError(f"{out} is a file of the model directory {out.parent}, which export never replaces; "
-                          f"choose another --out")
+        raise ExportError(
+            f"{out} is a file of the model directory {out.parent}, which export never replaces; choose another --out"
+        )
     if os.path.isdir(out):
         raise ExportError(f"--out {out} is a directory; give the path of the file to write")
     if os.path.lexists(out) and not force:
@@ -99,8 +100,10 @@ def export(model: LanguageModel, fmt: str, out: str | Path, *, force: bool = Fal
     if fmt not in FORMATS:
         raise ConfigError(f"option 'format' must be one of {', '.join(FORMATS)}; got {fmt!r}")
     if isinstance(model, NgramLM):
-        raise ExportError("an n-gram model looks its answers up in count tables with numpy, which an exported "
-                          "graph cannot hold; export a recurrent model (rnn, gru or lstm)")
+        raise ExportError(
+            "an n-gram model looks its answers up in count tables with numpy, which an exported "
+            "graph cannot hold; export a recurrent model (rnn, gru or lstm)"
+        )
     missing = [name for name in _ONNX_PACKAGES if importlib.util.find_spec(name) is None]
     if fmt == "onnx" and missing:
         raise ExportError(f"ONNX export needs the {' and '.join(missing)} package(s): pip install 'nextword[export]'")
@@ -112,19 +115,37 @@ def export(model: LanguageModel, fmt: str, out: str | Path, *, force: bool = Fal
     # Tracing warns that the one-step branch is fixed, which is the point; the ONNX exporter reports
     # its stages on stdout and logs that torchvision's operators are missing. The library prints
     # nothing, so all of it is kept quiet.
-    with atomic_path(out) as temporary, torch.no_grad(), warnings.catch_warnings(), \
-            contextlib.redirect_stdout(io.StringIO()), _quiet_logger("torch.onnx"):
+    with (
+        atomic_path(out) as temporary,
+        torch.no_grad(),
+        warnings.catch_warnings(),
+        contextlib.redirect_stdout(io.StringIO()),
+        _quiet_logger("torch.onnx"),
+    ):
         warnings.simplefilter("ignore")
         if fmt == "torchscript":
             torch.jit.trace(step, example).save(str(temporary))
         else:
             batch = torch.export.Dim("batch")
-            torch.onnx.export(step, example, str(temporary), dynamo=True, external_data=False,
-                              input_names=["tokens", *names], output_names=["logits", *(f"next_{n}" for n in names)],
-                              dynamic_shapes=({0: batch}, tuple({batch_axis: batch} for _ in names)))
+            torch.onnx.export(
+                step,
+                example,
+                str(temporary),
+                dynamo=True,
+                external_data=False,
+                input_names=["tokens", *names],
+                output_names=["logits", *(f"next_{n}" for n in names)],
+                dynamic_shapes=({0: batch}, tuple({batch_axis: batch} for _ in names)),
+            )
     shapes = {name: list(tensor.shape) for name, tensor in zip(names, example[1:])}
     for name in names:
         shapes[name][batch_axis] = "batch"
-    return {"format": fmt, "out": str(out), "inputs": {"tokens": ["batch", 1], **shapes},
-            "outputs": {"logits": ["batch", model.embedding.num_embeddings],
-                        **{f"next_{name}": shape for name, shape in shapes.items()}}}
+    return {
+        "format": fmt,
+        "out": str(out),
+        "inputs": {"tokens": ["batch", 1], **shapes},
+        "outputs": {
+            "logits": ["batch", model.embedding.num_embeddings],
+            **{f"next_{name}": shape for name, shape in shapes.items()},
+        },
+    }

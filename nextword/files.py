@@ -33,17 +33,25 @@ _BINARY = getattr(os, "O_BINARY", 0)  # Windows: no newline translation
 
 def _cannot(exc: OSError) -> str:
     """Why an os call on a path failed, in words that name the real cause."""
-    reasons = {errno.ENOENT: "not found", errno.ELOOP: "a loop of symbolic links",
-               errno.EACCES: "not readable (permission denied)", errno.EPERM: "not readable (permission denied)",
-               errno.ENOTDIR: "not found (a part of the path is a file, not a directory)",
-               errno.ENAMETOOLONG: "a name too long for the file system"}
+    reasons = {
+        errno.ENOENT: "not found",
+        errno.ELOOP: "a loop of symbolic links",
+        errno.EACCES: "not readable (permission denied)",
+        errno.EPERM: "not readable (permission denied)",
+        errno.ENOTDIR: "not found (a part of the path is a file, not a directory)",
+        errno.ENAMETOOLONG: "a name too long for the file system",
+    }
     return reasons.get(exc.errno, exc.strerror or str(exc))
 
 
 def _kind(mode: int) -> str:
-    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
-                       (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
-                       (stat.S_ISBLK, "a block device")):
+    for test, name in (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+    ):
         if test(mode):
             return name
     return "not a regular file"
@@ -56,8 +64,9 @@ def regular_file(path: str | Path, what: str, error: type[NextwordError]) -> Non
     try:
         info = os.stat(path)
     except OSError as exc:
-        raise error(f"{what} {path} is {_cannot(exc)}" if exc.errno != errno.ENOENT
-                    else f"{what} not found: {path}") from None
+        raise error(
+            f"{what} {path} is {_cannot(exc)}" if exc.errno != errno.ENOENT else f"{what} not found: {path}"
+        ) from None
     if not stat.S_ISREG(info.st_mode):
         raise error(f"{what} {path} is {_kind(info.st_mode)}, not a regular file; give a file")
 
@@ -72,8 +81,9 @@ def existing_directory(path: str | Path, what: str, error: type[NextwordError]) 
     except OSError as exc:
         raise error(f"{what} {path} is {_cannot(exc)}") from None
     if not stat.S_ISDIR(info.st_mode):
-        raise error(f"{what} {path} is {_kind(info.st_mode) if not stat.S_ISREG(info.st_mode) else 'a file'}, "
-                    f"not a directory")
+        raise error(
+            f"{what} {path} is {_kind(info.st_mode) if not stat.S_ISREG(info.st_mode) else 'a file'}, not a directory"
+        )
     return True
 
 
@@ -114,8 +124,10 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     temporary = Path(name)
     try:
         yield temporary
-        replaced = WriteError(f"cannot write {target}: its temporary file {temporary} was replaced by "
-                              f"something else while being written; nothing was changed")
+        replaced = WriteError(
+            f"cannot write {target}: its temporary file {temporary} was replaced by "
+            f"something else while being written; nothing was changed"
+        )
         try:
             fd = os.open(temporary, os.O_RDWR | _NOFOLLOW | _NONBLOCK | _CLOEXEC | _BINARY)
         except OSError as exc:
@@ -203,8 +215,10 @@ def exclusive_lock(path: Path, error: type[NextwordError]) -> Iterator[None]:
         if not stat.S_ISREG(info.st_mode):
             raise error(f"the lock file {path} is {_kind(info.st_mode)}, not a regular file; remove it and try again")
         if info.st_nlink != 1:
-            raise error(f"the lock file {path} has other hard links, so writing it would change another file; "
-                        f"remove it and try again")
+            raise error(
+                f"the lock file {path} has other hard links, so writing it would change another file; "
+                f"remove it and try again"
+            )
         _lock(fd)
         try:
             os.ftruncate(fd, 0)

@@ -11,11 +11,12 @@ import torch
 import torch.nn.functional as F
 
 from .errors import CorpusError
-from .model import LanguageModel, WindowedBiLM
+from .model import LanguageModel, WindowedBiLM, evaluating
 
 
-def gradient_flow(model: LanguageModel, ids: np.ndarray, length: int, *, sequences: int = 32,
-                  device: torch.device | str = "cpu") -> np.ndarray:
+def gradient_flow(
+    model: LanguageModel, ids: np.ndarray, length: int, *, sequences: int = 32, device: torch.device | str = "cpu"
+) -> np.ndarray:
     """Mean gradient norm of the last position's loss w.r.t. the input embedding k steps back.
 
     Returns an array whose entry k - 1 is the mean norm for k steps back. `sequences` evenly
@@ -27,7 +28,7 @@ def gradient_flow(model: LanguageModel, ids: np.ndarray, length: int, *, sequenc
     if length < 1:
         raise CorpusError("the validation text is too short for the gradient-flow diagnostic")
     starts = np.linspace(0, len(ids) - length - 1, num=min(sequences, len(ids) - length), dtype=np.int64)
-    inputs = torch.from_numpy(np.stack([ids[s:s + length] for s in starts]).astype(np.int64)).to(device)
+    inputs = torch.from_numpy(np.stack([ids[s : s + length] for s in starts]).astype(np.int64)).to(device)
     targets = torch.from_numpy(ids[starts + length].astype(np.int64)).to(device)
     captured: list[torch.Tensor] = []
 
@@ -36,11 +37,10 @@ def gradient_flow(model: LanguageModel, ids: np.ndarray, length: int, *, sequenc
         captured.append(output)
 
     hook = model.embedding.register_forward_hook(keep)
-    was_training = model.training
-    model.eval()  # no dropout: the same function that predicts
     try:
-        # cuDNN's RNN backward needs training mode; the native kernels give the same gradients.
-        with torch.backends.cudnn.flags(enabled=False), torch.enable_grad():
+        # No dropout: the same function that predicts. cuDNN's RNN backward needs training mode; the
+        # native kernels give the same gradients.
+        with evaluating(model), torch.backends.cudnn.flags(enabled=False), torch.enable_grad():
             model.zero_grad(set_to_none=True)
             logits, _ = model(inputs, None, last_only=True)
             # Summed over sequences: each sequence's loss depends on its own inputs only.
@@ -48,6 +48,5 @@ def gradient_flow(model: LanguageModel, ids: np.ndarray, length: int, *, sequenc
     finally:
         hook.remove()
         model.zero_grad(set_to_none=True)
-        model.train(was_training)
     grads = captured[-1].grad[:, -length:]  # (sequences, length, embed), oldest input first
     return grads.norm(dim=-1).mean(dim=0).flip(0).cpu().numpy()

@@ -57,7 +57,7 @@ class KeyReader:
                 keys.append({"\n": ENTER, "\b": BACKSPACE}.get(char, char))  # the other codes these keys send
                 at += 1
                 continue
-            sequence, after = _SEQUENCE.match(text, at), text[at + 1:at + 2]
+            sequence, after = _SEQUENCE.match(text, at), text[at + 1 : at + 2]
             if sequence:
                 at = sequence.end()  # ignored: editing happens at the end of the line only
             elif not after or _UNFINISHED.fullmatch(text, at):
@@ -79,13 +79,14 @@ class Keyboard:
     shown or picked, so keys that arrive together cost one search. A `document` given to start with
     is context; its unfinished last line is the line being typed."""
 
-    def __init__(self, suggest: Callable[[str], list[str]], continue_: Callable[[str], str], count: int = 5,
-                 document: str = ""):
+    def __init__(
+        self, suggest: Callable[[str], list[str]], continue_: Callable[[str], str], count: int = 5, document: str = ""
+    ):
         if not 1 <= count <= MAX_SUGGESTIONS:
             raise ConfigError(f"option 'suggestions' must be between 1 and {MAX_SUGGESTIONS}; got {count}")
         self._suggest, self._continue, self.count = suggest, continue_, count
         self.settled = document[: document.rfind("\n") + 1]
-        self.text = document[len(self.settled):]
+        self.text = document[len(self.settled) :]
         self.continuation = ""  # shown under the line after Ctrl-G, until the next key
         self.done = False
         self._offered: tuple[str, list[str]] | None = None  # (text, its suggestions)
@@ -145,8 +146,10 @@ def screen(keyboard: Keyboard, width: int, color: bool) -> str:
         shown = "…" + shown
     rows = [shown]
     if keyboard.suggestions:
-        offers = [f"{paint('dim', str(n))} {paint('best', word) if n == 1 else word}"
-                  for n, word in enumerate(keyboard.suggestions, 1)]
+        offers = [
+            f"{paint('dim', str(n))} {paint('best', word) if n == 1 else word}"
+            for n, word in enumerate(keyboard.suggestions, 1)
+        ]
         while len(offers) > 1 and len(_SGR_CODE.sub("", "  ".join(offers))) >= width:
             offers.pop()  # the least likely go first
         rows.append("  ".join(offers))

@@ -85,16 +85,18 @@ def _check_dtypes(weights: Path, model: torch.nn.Module | None) -> None:
         kept = own.get(name, torch.int64 if model is None else None)
         allowed = WEIGHT_DTYPES.get(kept, ())
         if kept is not None and dtype not in allowed:
-            raise ModelDirError(f"{weights} is damaged: tensor {name!r} is {dtype}, but it must be "
-                                f"{' or '.join(allowed) or kept}")
+            raise ModelDirError(
+                f"{weights} is damaged: tensor {name!r} is {dtype}, but it must be {' or '.join(allowed) or kept}"
+            )
 
 
 def _check_finite(weights: Path, model: torch.nn.Module) -> None:
     """Refuse weights with a NaN or an infinity, which would make every prediction meaningless."""
     for name, tensor in model.state_dict().items():
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-            raise ModelDirError(f"the weights are broken: {weights} holds NaN or infinite values (in {name}); "
-                                f"train the model again")
+            raise ModelDirError(
+                f"the weights are broken: {weights} holds NaN or infinite values (in {name}); train the model again"
+            )
 
 
 def fit_ngram(ids: np.ndarray, vocab_size: int, order: int) -> NgramLM:
@@ -138,8 +140,10 @@ class Neural:
 
     def describe(self, model: nn.Module, config: ModelConfig) -> str:
         encoder = f", bidirectional over {config.context} pieces ({config.pool})" if config.bidirectional else ""
-        return (f"{config.cell}, {config.layers} layers, embed {config.embed}, hidden {config.hidden}, "
-                f"dropout {config.dropout}{encoder}, {_tying(model)}")
+        return (
+            f"{config.cell}, {config.layers} layers, embed {config.embed}, hidden {config.hidden}, "
+            f"dropout {config.dropout}{encoder}, {_tying(model)}"
+        )
 
     def exportable(self, model: nn.Module) -> tuple[nn.Module, str | None]:
         """What export writes of the model, and a note when that is not all of it."""
@@ -154,8 +158,10 @@ class Ngram:
     def check(config: ModelConfig, vocab_size: int) -> None:
         """Refuse, before anything is written, what this kind cannot make of `config`."""
         if config.order > max_order(vocab_size):
-            raise ConfigError(f"option 'order' must be <= {max_order(vocab_size)} with {vocab_size} pieces; "
-                              f"lower --order or --vocab-size")
+            raise ConfigError(
+                f"option 'order' must be <= {max_order(vocab_size)} with {vocab_size} pieces; "
+                f"lower --order or --vocab-size"
+            )
 
     def fit(self, ids: np.ndarray, vocab_size: int, config: ModelConfig) -> NgramLM:
         return fit_ngram(ids, vocab_size, config.order)
@@ -180,8 +186,10 @@ class Ngram:
 def _neural_cache_tensors(model: MixtureLM) -> dict[str, torch.Tensor]:
     cache, tensors = model.neural_cache, {}
     if cache is not None:
-        tensors = {"theta": torch.tensor([cache.theta], dtype=torch.float64),
-                   "window": torch.tensor([cache.window], dtype=torch.int64)}
+        tensors = {
+            "theta": torch.tensor([cache.theta], dtype=torch.float64),
+            "window": torch.tensor([cache.window], dtype=torch.int64),
+        }
     if model.confidence is not None:
         tensors["confidence_edges"] = model.confidence
     return tensors
@@ -206,9 +214,15 @@ class Mixture:
         with atomic_path(out / NGRAM_FILE) as temporary:
             save_model(model.ngram, str(temporary))
         with atomic_path(out / MIXTURE_FILE) as temporary:
-            save_file({"weights": model.weights, "cache_weights": model.cache_weights,
-                       "half_life": torch.tensor([model.cache.half_life], dtype=torch.float64),
-                       **_neural_cache_tensors(model)}, str(temporary))
+            save_file(
+                {
+                    "weights": model.weights,
+                    "cache_weights": model.cache_weights,
+                    "half_life": torch.tensor([model.cache.half_life], dtype=torch.float64),
+                    **_neural_cache_tensors(model),
+                },
+                str(temporary),
+            )
 
     def load(self, out: Path, config: ModelConfig, vocab_size: int, manifest: Mapping[str, Any]) -> nn.Module:
         neural = NEURAL.load(out, config, vocab_size, manifest)
@@ -225,8 +239,15 @@ class Mixture:
                 if not (torch.all((table >= 0) & (table <= 1)) and torch.allclose(sums, torch.ones_like(sums))):
                     raise ValueError("its weights are not distributions over the components")
             # A mixture from before the confidence buckets has no edges: its weights are by n-gram bucket.
-            return MixtureLM(neural, ngram, weights, cache_weights, float(tensors["half_life"][0]),
-                             _neural_cache_from(tensors), tensors.get("confidence_edges"))
+            return MixtureLM(
+                neural,
+                ngram,
+                weights,
+                cache_weights,
+                float(tensors["half_life"][0]),
+                _neural_cache_from(tensors),
+                tensors.get("confidence_edges"),
+            )
         except (KeyError, IndexError, ValueError, RuntimeError) as exc:
             raise _failed(out / MIXTURE_FILE, exc) from None
 
@@ -238,14 +259,18 @@ class Mixture:
 
     def describe(self, model: MixtureLM, config: ModelConfig) -> str:
         shares = ", ".join(f"{name} {share:.2f}" for name, share in model.summary()["mixture+cache"].items())
-        return (f"mixture of {NEURAL.describe(model.neural, config)}; {NGRAM_KIND.describe(model.ngram, config)} "
-                f"({model.ngram.entries:,} n-grams); a cache of half-life {model.cache.half_life:g} pieces"
-                f"{_neural_cache_words(model)}; "
-                f"mean weights {shares}")
+        return (
+            f"mixture of {NEURAL.describe(model.neural, config)}; {NGRAM_KIND.describe(model.ngram, config)} "
+            f"({model.ngram.entries:,} n-grams); a cache of half-life {model.cache.half_life:g} pieces"
+            f"{_neural_cache_words(model)}; "
+            f"mean weights {shares}"
+        )
 
     def exportable(self, model: MixtureLM) -> tuple[nn.Module, str | None]:
-        return model.neural, ("exported the neural part only: the n-gram and the cache of the mixture "
-                              "look their answers up with numpy, which an exported graph cannot hold")
+        return model.neural, (
+            "exported the neural part only: the n-gram and the cache of the mixture "
+            "look their answers up with numpy, which an exported graph cannot hold"
+        )
 
 
 def _neural_cache_words(model: MixtureLM) -> str:
@@ -270,6 +295,8 @@ def trained_kind(config: ModelConfig) -> Neural | Ngram:
 def of(manifest: Mapping[str, Any], where: Path) -> Neural | Ngram | Mixture:
     kind = manifest.get("kind")
     if kind not in KINDS:
-        raise ModelDirError(f"{where} holds a model of unknown kind {kind!r} (known: {', '.join(KINDS)}); "
-                            f"upgrade nextword or train it again")
+        raise ModelDirError(
+            f"{where} holds a model of unknown kind {kind!r} (known: {', '.join(KINDS)}); "
+            f"upgrade nextword or train it again"
+        )
     return KINDS[kind]

@@ -106,7 +106,8 @@ class _LexiconAndDocument(Words):
     def has_word_starting(self, prefix: str) -> bool:
         document = self.document
         return document.lexicon.has_word_starting(prefix) or any(
-            document.first[word] < self.before for word in document.starting(prefix))
+            document.first[word] < self.before for word in document.starting(prefix)
+        )
 
 
 def count_words(tokenizer: Tokenizer, ids: np.ndarray) -> Counter[str]:
@@ -134,8 +135,10 @@ def count_words(tokenizer: Tokenizer, ids: np.ndarray) -> Counter[str]:
 
 def write_lexicon(path: Path, counts: Mapping[str, int]) -> None:
     """The counts as TSV, most frequent first (ties in alphabetical order), written atomically."""
-    rows = sorted(((word, count) for word, count in counts.items() if not any(c in word for c in "\t\r\n")),
-                  key=lambda row: (-row[1], row[0]))
+    rows = sorted(
+        ((word, count) for word, count in counts.items() if not any(c in word for c in "\t\r\n")),
+        key=lambda row: (-row[1], row[0]),
+    )
     write_text(path, _HEADER + "\n" + "".join(f"{word}\t{count}\n" for word, count in rows))
 
 

@@ -93,13 +93,15 @@ class UnigramCache:
         return counts
 
     @staticmethod
-    def _after(counts: torch.Tensor, tokens: torch.Tensor, last: torch.Tensor, carry: torch.Tensor | float
-               ) -> torch.Tensor:
+    def _after(
+        counts: torch.Tensor, tokens: torch.Tensor, last: torch.Tensor, carry: torch.Tensor | float
+    ) -> torch.Tensor:
         """The counts after all of `tokens`, from the weights of the last position."""
         return (counts * carry).scatter_add_(1, tokens.long(), last.to(counts.dtype).expand(tokens.shape))
 
-    def distributions(self, counts: torch.Tensor | None, tokens: torch.Tensor, vocab_size: int, last_only: bool
-                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def distributions(
+        self, counts: torch.Tensor | None, tokens: torch.Tensor, vocab_size: int, last_only: bool
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The counts after each of `tokens` (batch, time), or only the last: (batch, time or 1, vocab),
         their totals (batch, time or 1), and the counts after the tokens (the new state)."""
         counts = self._start(counts, tokens, vocab_size)
@@ -113,8 +115,9 @@ class UnigramCache:
         at = carry[None, :, None] * counts[:, None, :].double() + torch.einsum("ts,bsv->btv", weights, seen)
         return at.float(), total, self._after(counts, tokens, weights[-1], carry[-1])
 
-    def target_probabilities(self, counts: torch.Tensor | None, tokens: torch.Tensor, targets: torch.Tensor,
-                             vocab_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def target_probabilities(
+        self, counts: torch.Tensor | None, tokens: torch.Tensor, targets: torch.Tensor, vocab_size: int
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """p_cache(targets[b, t]) after tokens up to [b, t] (batch, time) without the full distributions,
         the totals of the counts there (batch, time), and the counts after the tokens."""
         counts = self._start(counts, tokens, vocab_size)
@@ -141,9 +144,39 @@ def mix(weights: torch.Tensor, parts: list[torch.Tensor], present: torch.Tensor 
     return sum(weights[..., c] * part for c, part in enumerate(parts))
 
 
-def neural_and_ngram_targets(neural: nn.Module, ngram: NgramLM, tokens: torch.Tensor, targets: torch.Tensor,
-                             neural_state: Any, ngram_state: Any
-                             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, Any, Any]:
+def _mixed(
+    logits: torch.Tensor,
+    unigram: torch.Tensor,
+    followers: tuple[np.ndarray, ...],
+    caches: list[torch.Tensor],
+    weights: np.ndarray,
+) -> torch.Tensor:
+    """Σ_c weights[..., c] p_c (batch, steps, vocab) for `weights` (batch, steps, components): in place
+    on fresh tensors, one pass over (batch, steps, vocab) each, as prediction does at every step;
+    the n-gram's part without its dense distributions, its `unigram` scaled (one pass) and then the
+    `followers` its orders add (see `NgramLM.followers`), weighted in numpy before they are tensors."""
+    scale, rows, places, values = followers
+    ngram = weights[..., 1]
+    weights, scale, values, places = (
+        torch.from_numpy(part).to(logits.device)
+        for part in (
+            weights.astype(np.float32)[..., None],
+            (ngram * scale.reshape(ngram.shape)).astype(np.float32)[..., None],
+            (values * ngram.reshape(-1)[rows]).astype(np.float32),
+            places,
+        )
+    )
+    mixed = torch.softmax(logits.float(), dim=-1).mul_(weights[:, :, 0])
+    mixed.addcmul_(unigram, scale)
+    mixed.view(-1).index_add_(0, places, values)
+    for c, part in enumerate(caches, 2):
+        mixed.addcmul_(part, weights[:, :, c])
+    return mixed
+
+
+def neural_and_ngram_targets(
+    neural: nn.Module, ngram: NgramLM, tokens: torch.Tensor, targets: torch.Tensor, neural_state: Any, ngram_state: Any
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, Any, Any]:
     """p_neural and p_ngram of the targets (batch, time) float64, the n-gram's bucket of each
     position (batch, time) in numpy, the neural model's features (batch, time, dim), and both
     models' states after the tokens."""
@@ -160,15 +193,51 @@ def neural_and_ngram_targets(neural: nn.Module, ngram: NgramLM, tokens: torch.Te
     return logprobs.double().exp(), shaped(ngram_p), buckets.reshape(targets.shape), features, neural_state, ngram_state
 
 
-def _cache_table(cache_weights: torch.Tensor, neural_cache: NeuralCache | None) -> np.ndarray:
-    """The weights with the caches renormalised once (see `renormalised`), so that a step looks them up:
-    row 2 * bucket + 1 where the neural cache holds something, 2 * bucket where it holds nothing (none
-    without a neural cache: row bucket). The unigram cache is never empty where it is read: it holds
-    the piece just read."""
-    if neural_cache is None:
-        return cache_weights.cpu().numpy()
-    holds = torch.tensor([[False], [True]], device=cache_weights.device).repeat(len(cache_weights), 1)
-    return renormalised(cache_weights.repeat_interleave(2, 0), holds).cpu().numpy()
+class _Weights:
+    """A mixture's weights (see `MixtureLM`), checked, and looked up in numpy (where the n-gram's buckets
+    are), a few numbers per place: `plain` by n-gram bucket, `with_caches` for the caches' places."""
+
+    def __init__(
+        self,
+        weights: torch.Tensor,
+        cache_weights: torch.Tensor,
+        confidence: torch.Tensor | None,
+        neural_cache: bool,
+        ngram_buckets: int,
+    ):
+        if confidence is not None and (
+            not neural_cache
+            or confidence.dim() != 1
+            or not torch.all((confidence > 0) & (confidence < 1))
+            or not torch.all(confidence[1:] > confidence[:-1])
+        ):
+            raise ValueError("the confidence edges must increase within (0, 1), and need a neural cache")
+        buckets = ngram_buckets if confidence is None else len(confidence) + 1
+        components = 4 if neural_cache else 3
+        if weights.shape != (ngram_buckets, 2) or cache_weights.shape != (buckets, components):
+            raise ValueError(
+                f"the mixture's weights must be ({ngram_buckets}, 2) and ({buckets}, {components}); "
+                f"got {tuple(weights.shape)} and {tuple(cache_weights.shape)}"
+            )
+        self.plain, self.neural_cache = weights.cpu().numpy(), neural_cache
+        self.edges = None if confidence is None else confidence.cpu().numpy()
+        # The weights with the caches renormalised once (see `renormalised`), so that a step looks them up:
+        # row 2 * bucket + 1 where the neural cache holds something, 2 * bucket where it holds nothing (none
+        # without a neural cache: row bucket). The unigram cache is never empty where it is read: it holds
+        # the piece just read.
+        self.table = cache_weights.cpu().numpy()
+        if neural_cache:
+            holds = torch.tensor([[False], [True]], device=cache_weights.device).repeat(len(cache_weights), 1)
+            self.table = renormalised(cache_weights.repeat_interleave(2, 0), holds).cpu().numpy()
+
+    def with_caches(self, buckets: np.ndarray | None, peaks: np.ndarray | None) -> np.ndarray:
+        """The weights with the caches (float64, a new array) at places in n-gram `buckets` where the
+        neural cache's peak is `peaks`, its weight shared out among the others where it holds nothing."""
+        if not self.neural_cache:
+            return self.table[buckets]
+        if self.edges is not None:
+            buckets = np.searchsorted(self.edges, peaks, side="right")
+        return self.table[2 * buckets + (peaks > 0)]
 
 
 class MixtureLM(nn.Module):
@@ -182,53 +251,51 @@ class MixtureLM(nn.Module):
 
     gives_logprobs = True  # `forward` gives log P itself, not logits still to be normalised
 
-    def __init__(self, neural: nn.Module, ngram: NgramLM, weights: torch.Tensor, cache_weights: torch.Tensor,
-                 half_life: float, neural_cache: NeuralCache | None = None, confidence: torch.Tensor | None = None,
-                 use_cache: bool = True):
+    def __init__(
+        self,
+        neural: nn.Module,
+        ngram: NgramLM,
+        weights: torch.Tensor,
+        cache_weights: torch.Tensor,
+        half_life: float,
+        neural_cache: NeuralCache | None = None,
+        confidence: torch.Tensor | None = None,
+        use_cache: bool = True,
+    ):
         super().__init__()
-        if confidence is not None and (neural_cache is None or confidence.dim() != 1
-                                       or not torch.all((confidence > 0) & (confidence < 1))
-                                       or not torch.all(confidence[1:] > confidence[:-1])):
-            raise ValueError("the confidence edges must increase within (0, 1), and need a neural cache")
-        buckets = ngram.buckets if confidence is None else len(confidence) + 1
-        components = 3 if neural_cache is None else 4
-        if weights.shape != (ngram.buckets, 2) or cache_weights.shape != (buckets, components):
-            raise ValueError(f"the mixture's weights must be ({ngram.buckets}, 2) and ({buckets}, {components}); "
-                             f"got {tuple(weights.shape)} and {tuple(cache_weights.shape)}")
         self.neural, self.ngram, self.vocab_size = neural, ngram, ngram.vocab_size
         self.register_buffer("weights", weights.to(torch.float64))
         self.register_buffer("cache_weights", cache_weights.to(torch.float64))
         self.register_buffer("confidence", None if confidence is None else confidence.float())
         self.register_buffer("_unigram", torch.from_numpy(ngram.unigram).float(), persistent=False)
-        # The weights are looked up in numpy (where the n-gram's buckets are), a few numbers per place.
-        self._plain_weights = self.weights.cpu().numpy()
-        self._cache_table = _cache_table(self.cache_weights, neural_cache)
-        self._edges = None if confidence is None else self.confidence.cpu().numpy()
+        self._weights = _Weights(
+            self.weights, self.cache_weights, self.confidence, neural_cache is not None, ngram.buckets
+        )
         self.cache = UnigramCache(half_life)
         self.neural_cache = neural_cache
         self.use_cache = use_cache
 
     def without_cache(self) -> MixtureLM:
         """The same neural model and n-gram, mixed with their own weights and no cache."""
-        return MixtureLM(self.neural, self.ngram, self.weights, self.cache_weights, self.cache.half_life,
-                         self.neural_cache, self.confidence, use_cache=False)
+        return MixtureLM(
+            self.neural,
+            self.ngram,
+            self.weights,
+            self.cache_weights,
+            self.cache.half_life,
+            self.neural_cache,
+            self.confidence,
+            use_cache=False,
+        )
 
     @property
     def _remembers(self) -> bool:
         """Whether the neural cache is used: the state then holds its memory."""
         return self.use_cache and self.neural_cache is not None
 
-    def _cache_weights(self, buckets: np.ndarray | None, peaks: np.ndarray | None) -> np.ndarray:
-        """The weights with the caches (float64, a new array) at places in n-gram `buckets` where the
-        neural cache's peak is `peaks`, its weight shared out among the others where it holds nothing."""
-        if self.neural_cache is None:
-            return self._cache_table[buckets]
-        if self._edges is not None:
-            buckets = np.searchsorted(self._edges, peaks, side="right")
-        return self._cache_table[2 * buckets + (peaks > 0)]
-
-    def _neural(self, tokens: torch.Tensor, state: Any, last_only: bool
-                ) -> tuple[torch.Tensor, torch.Tensor | None, Any]:
+    def _neural(
+        self, tokens: torch.Tensor, state: Any, last_only: bool
+    ) -> tuple[torch.Tensor, torch.Tensor | None, Any]:
         """The neural model's logits after each of `tokens` (or the last), its features after each
         where the neural cache needs them (else None), and its state."""
         if not self._remembers:
@@ -237,8 +304,9 @@ class MixtureLM(nn.Module):
         features, state = self.neural.features(tokens, state, False)
         return self.neural.decoder(features[:, -1:] if last_only else features), features, state
 
-    def forward(self, tokens: torch.Tensor, state: tuple | None = None,
-                last_only: bool = False) -> tuple[torch.Tensor, tuple]:
+    def forward(
+        self, tokens: torch.Tensor, state: tuple | None = None, last_only: bool = False
+    ) -> tuple[torch.Tensor, tuple]:
         """log P(next piece) (batch, time or 1, vocab) after each of `tokens` (batch, time), and the state."""
         neural_state, ngram_state, counts, memory = state if state is not None else (None,) * 4
         logits, features, neural_state = self._neural(tokens, neural_state, last_only)
@@ -252,42 +320,27 @@ class MixtureLM(nn.Module):
             counted, total, counts = self.cache.distributions(counts, tokens, self.vocab_size, last_only)
             caches, peaks = [counted], None
             if self._remembers:
-                remembered, peaks, memory = self.neural_cache.distributions(memory, features, tokens, self.vocab_size,
-                                                                            last_only)
+                remembered, peaks, memory = self.neural_cache.distributions(
+                    memory, features, tokens, self.vocab_size, last_only
+                )
                 caches, peaks = caches + [remembered], peaks.cpu().numpy()
-            weights = self._cache_weights(buckets, peaks)
+            weights = self._weights.with_caches(buckets, peaks)
             # The cache's weight per count, so that its counts need not be divided into a distribution (their
             # total is at least 1: the piece just read).
             weights[..., 2] /= total.cpu().numpy()
         else:
-            weights, counts = self._plain_weights[buckets], tokens.new_zeros(tokens.shape[0], 0, dtype=torch.float32)
-        mixed = self._mixed(logits, self.ngram.followers(found), caches, weights)
+            weights, counts = self._weights.plain[buckets], tokens.new_zeros(tokens.shape[0], 0, dtype=torch.float32)
+        mixed = _mixed(logits, self._unigram, self.ngram.followers(found), caches, weights)
         return mixed.log_(), (neural_state, ngram_state, counts, memory)
 
-    def _mixed(self, logits: torch.Tensor, followers: tuple[np.ndarray, ...], caches: list[torch.Tensor],
-               weights: np.ndarray) -> torch.Tensor:
-        """Σ_c weights[..., c] p_c (batch, steps, vocab) for `weights` (batch, steps, components): in place
-        on fresh tensors, one pass over (batch, steps, vocab) each, as prediction does at every step;
-        the n-gram's part without its dense distributions, its unigram scaled (one pass) and then the
-        `followers` its orders add (see `NgramLM.followers`), weighted in numpy before they are tensors."""
-        scale, rows, places, values = followers
-        ngram = weights[..., 1]
-        weights, scale, values, places = (torch.from_numpy(part).to(logits.device) for part in (
-            weights.astype(np.float32)[..., None], (ngram * scale.reshape(ngram.shape)).astype(np.float32)[..., None],
-            (values * ngram.reshape(-1)[rows]).astype(np.float32), places))
-        mixed = torch.softmax(logits.float(), dim=-1).mul_(weights[:, :, 0])
-        mixed.addcmul_(self._unigram, scale)
-        mixed.view(-1).index_add_(0, places, values)
-        for c, part in enumerate(caches, 2):
-            mixed.addcmul_(part, weights[:, :, c])
-        return mixed
-
-    def target_logprobs(self, tokens: torch.Tensor, targets: torch.Tensor, state: tuple | None = None
-                        ) -> tuple[torch.Tensor, tuple]:
+    def target_logprobs(
+        self, tokens: torch.Tensor, targets: torch.Tensor, state: tuple | None = None
+    ) -> tuple[torch.Tensor, tuple]:
         """log P(targets[b, t] | tokens up to [b, t]) (batch, time) without the full distributions."""
         neural_state, ngram_state, counts, memory = state if state is not None else (None,) * 4
         neural_p, ngram_p, buckets, features, neural_state, ngram_state = neural_and_ngram_targets(
-            self.neural, self.ngram, tokens, targets, neural_state, ngram_state)
+            self.neural, self.ngram, tokens, targets, neural_state, ngram_state
+        )
         parts = [neural_p, ngram_p]
         if self.use_cache:
             cache_p, _, counts = self.cache.target_probabilities(counts, tokens, targets, self.vocab_size)
@@ -295,28 +348,38 @@ class MixtureLM(nn.Module):
             if self._remembers:
                 remembered, peaks, memory = self.neural_cache.target_probabilities(memory, features, tokens, targets)
                 parts, peaks = parts + [remembered[0]], peaks[0].cpu().numpy()
-            weights = self._cache_weights(buckets, peaks)
+            weights = self._weights.with_caches(buckets, peaks)
         else:
-            weights, counts = self._plain_weights[buckets], tokens.new_zeros(tokens.shape[0], 0, dtype=torch.float32)
+            weights, counts = self._weights.plain[buckets], tokens.new_zeros(tokens.shape[0], 0, dtype=torch.float32)
         mixed = mix(torch.from_numpy(weights).to(tokens.device), parts, None)
         return torch.log(mixed).float(), (neural_state, ngram_state, counts, memory)
 
     def select_state(self, state: tuple, rows: torch.Tensor) -> tuple:
         neural_state, ngram_state, counts, memory = state
-        return (self.neural.select_state(neural_state, rows), self.ngram.select_state(ngram_state, rows),
-                counts.index_select(0, rows), None if memory is None else memory.select(rows))
+        return (
+            self.neural.select_state(neural_state, rows),
+            self.ngram.select_state(ngram_state, rows),
+            counts.index_select(0, rows),
+            None if memory is None else memory.select(rows),
+        )
 
     def join_states(self, first: tuple, second: tuple) -> tuple:
-        return (self.neural.join_states(first[0], second[0]), self.ngram.join_states(first[1], second[1]),
-                torch.cat([first[2], second[2]]), None if first[3] is None else first[3].join(second[3]))
+        return (
+            self.neural.join_states(first[0], second[0]),
+            self.ngram.join_states(first[1], second[1]),
+            torch.cat([first[2], second[2]]),
+            None if first[3] is None else first[3].join(second[3]),
+        )
 
     def summary(self) -> dict[str, Any]:
         """The caches' half-life and sharpness and each component's weight, averaged over the buckets
         (each bucket counting once, however many places fall in it)."""
-        return {"half_life": self.cache.half_life,
-                "theta": None if self.neural_cache is None else self.neural_cache.theta,
-                "mixture": dict(zip(NAMES, self.weights.mean(0).tolist())),
-                "mixture+cache": dict(zip(NAMES, self.cache_weights.mean(0).tolist()))}
+        return {
+            "half_life": self.cache.half_life,
+            "theta": None if self.neural_cache is None else self.neural_cache.theta,
+            "mixture": dict(zip(NAMES, self.weights.mean(0).tolist())),
+            "mixture+cache": dict(zip(NAMES, self.cache_weights.mean(0).tolist())),
+        }
 
 
 class _Recorder(nn.Module):
@@ -331,31 +394,52 @@ class _Recorder(nn.Module):
         self.neural_cache, self.thetas = NeuralCache(thetas[0]), thetas
         self.rows: list[tuple[torch.Tensor, ...]] = []
 
-    def target_logprobs(self, tokens: torch.Tensor, targets: torch.Tensor, state: tuple | None = None
-                        ) -> tuple[torch.Tensor, tuple]:
+    def target_logprobs(
+        self, tokens: torch.Tensor, targets: torch.Tensor, state: tuple | None = None
+    ) -> tuple[torch.Tensor, tuple]:
         neural_state, ngram_state, counts, memory = state or (None, None, (None,) * len(self.caches), None)
         neural_p, ngram_p, buckets, features, neural_state, ngram_state = neural_and_ngram_targets(
-            self.neural, self.ngram, tokens, targets, neural_state, ngram_state)
-        cache_p, totals, after = zip(*(cache.target_probabilities(c, tokens, targets, self.ngram.vocab_size)
-                                       for cache, c in zip(self.caches, counts)))
-        remembered, peaks, memory = self.neural_cache.target_probabilities(memory, features, tokens, targets,
-                                                                           self.thetas)
-        self.rows.append(tuple(t.reshape(-1).cpu() for t in (neural_p, ngram_p, torch.from_numpy(buckets), *cache_p,
-                                                             *(total > 0 for total in totals), *remembered, *peaks)))
+            self.neural, self.ngram, tokens, targets, neural_state, ngram_state
+        )
+        cache_p, totals, after = zip(
+            *(
+                cache.target_probabilities(c, tokens, targets, self.ngram.vocab_size)
+                for cache, c in zip(self.caches, counts)
+            )
+        )
+        remembered, peaks, memory = self.neural_cache.target_probabilities(
+            memory, features, tokens, targets, self.thetas
+        )
+        self.rows.append(
+            tuple(
+                t.reshape(-1).cpu()
+                for t in (
+                    neural_p,
+                    ngram_p,
+                    torch.from_numpy(buckets),
+                    *cache_p,
+                    *(total > 0 for total in totals),
+                    *remembered,
+                    *peaks,
+                )
+            )
+        )
         return torch.zeros(targets.shape, device=tokens.device), (neural_state, ngram_state, after, memory)
 
     def columns(self) -> list[torch.Tensor]:
         return [torch.cat(column) for column in zip(*self.rows)]
 
 
-def _nlls(weights: torch.Tensor, probabilities: torch.Tensor, buckets: torch.Tensor,
-          present: torch.Tensor | None) -> torch.Tensor:
+def _nlls(
+    weights: torch.Tensor, probabilities: torch.Tensor, buckets: torch.Tensor, present: torch.Tensor | None
+) -> torch.Tensor:
     """The NLL of each piece (pieces,) under `weights` (see `fit_weights`)."""
     return -torch.log(mix(weights[buckets], list(probabilities.T), present))
 
 
-def fit_weights(probabilities: torch.Tensor, buckets: torch.Tensor, count: int,
-                present: torch.Tensor | None = None) -> tuple[torch.Tensor, float]:
+def fit_weights(
+    probabilities: torch.Tensor, buckets: torch.Tensor, count: int, present: torch.Tensor | None = None
+) -> tuple[torch.Tensor, float]:
     """The weights (count, components) that minimise the mean NLL of pieces whose components gave
     them `probabilities` (pieces, components) in `buckets` (pieces,), the caches left out where they
     are not `present` (pieces, caches) (see `renormalised`): first one set shared by all buckets,
@@ -365,8 +449,9 @@ def fit_weights(probabilities: torch.Tensor, buckets: torch.Tensor, count: int,
 
     def minimise(logits: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         logits = logits.clone().requires_grad_(True)
-        optimiser = torch.optim.LBFGS([logits], lr=1, max_iter=100, tolerance_grad=1e-9,
-                                      tolerance_change=1e-12, line_search_fn="strong_wolfe")
+        optimiser = torch.optim.LBFGS(
+            [logits], lr=1, max_iter=100, tolerance_grad=1e-9, tolerance_change=1e-12, line_search_fn="strong_wolfe"
+        )
 
         def closure() -> torch.Tensor:
             optimiser.zero_grad()
@@ -384,8 +469,9 @@ def fit_weights(probabilities: torch.Tensor, buckets: torch.Tensor, count: int,
     return weights, _nlls(weights, probabilities, buckets, present).mean().item()
 
 
-def held_out_nll(probabilities: torch.Tensor, buckets: torch.Tensor, count: int,
-                 present: torch.Tensor | None = None) -> float:
+def held_out_nll(
+    probabilities: torch.Tensor, buckets: torch.Tensor, count: int, present: torch.Tensor | None = None
+) -> float:
     """The mean NLL of weights fitted as `fit_weights` does, each half of the pieces scored by the
     weights fitted on the other: a fair comparison of bucketings with different numbers of buckets,
     which the NLL of the pieces fitted on is not (more buckets always fit those better)."""
@@ -393,15 +479,26 @@ def held_out_nll(probabilities: torch.Tensor, buckets: torch.Tensor, count: int,
     folds = (slice(0, half), slice(half, None))
     total = 0.0
     for fitted, scored in (folds, folds[::-1]):
-        weights, _ = fit_weights(probabilities[fitted], buckets[fitted], count,
-                                 None if present is None else present[fitted])
-        total += _nlls(weights, probabilities[scored], buckets[scored],
-                       None if present is None else present[scored]).sum().item()
+        weights, _ = fit_weights(
+            probabilities[fitted], buckets[fitted], count, None if present is None else present[fitted]
+        )
+        total += (
+            _nlls(weights, probabilities[scored], buckets[scored], None if present is None else present[scored])
+            .sum()
+            .item()
+        )
     return total / len(buckets)
 
 
-def fit(neural: nn.Module, ngram: NgramLM, tokenizer: Tokenizer, valid_ids: np.ndarray, *, seq_len: int,
-        device: torch.device) -> tuple[MixtureLM, dict[str, Any]]:
+def fit(
+    neural: nn.Module,
+    ngram: NgramLM,
+    tokenizer: Tokenizer,
+    valid_ids: np.ndarray,
+    *,
+    seq_len: int,
+    device: torch.device,
+) -> tuple[MixtureLM, dict[str, Any]]:
     """The mixture of `neural` and `ngram`, its weights and caches fitted on `valid_ids`, and a report:
     the n-gram's order, the half-life and θ chosen, and each component's and mixture's validation
     loss per piece and word perplexity. The half-life is chosen first (with the unigram cache
@@ -413,11 +510,13 @@ def fit(neural: nn.Module, ngram: NgramLM, tokenizer: Tokenizer, valid_ids: np.n
     # piece, not a sixteenth of it from a cold start, so their weights are fitted for what they will see.
     scored = stream_loss(recorder, tokenizer, valid_ids, seq_len=seq_len, device=device, streams=1)
     neural_p, ngram_p, buckets, *rest = recorder.columns()
-    cache_p, cache_present = rest[:len(caches)], rest[len(caches):2 * len(caches)]
-    remembered, peaks = rest[2 * len(caches):2 * len(caches) + len(THETAS)], rest[2 * len(caches) + len(THETAS):]
+    cache_p, cache_present = rest[: len(caches)], rest[len(caches) : 2 * len(caches)]
+    remembered, peaks = rest[2 * len(caches) : 2 * len(caches) + len(THETAS)], rest[2 * len(caches) + len(THETAS) :]
     weights, mixture_loss = fit_weights(torch.stack([neural_p, ngram_p], 1), buckets, ngram.buckets)
-    fits = [fit_weights(torch.stack([neural_p, ngram_p, p], 1), buckets, ngram.buckets, present[:, None])
-            for p, present in zip(cache_p, cache_present)]
+    fits = [
+        fit_weights(torch.stack([neural_p, ngram_p, p], 1), buckets, ngram.buckets, present[:, None])
+        for p, present in zip(cache_p, cache_present)
+    ]
     best = min(range(len(fits)), key=lambda i: fits[i][1])
     unigram_loss = fits[best][1]
     edges = torch.tensor(CONFIDENCE_EDGES)
@@ -425,16 +524,28 @@ def fit(neural: nn.Module, ngram: NgramLM, tokenizer: Tokenizer, valid_ids: np.n
     for i, (p, peak) in enumerate(zip(remembered, peaks)):
         probabilities = torch.stack([neural_p, ngram_p, cache_p[best], p], 1)
         present = torch.stack([cache_present[best], peak > 0], 1)
-        candidates += [(i, edges, (probabilities, torch.bucketize(peak, edges, right=True), len(edges) + 1, present)),
-                       (i, None, (probabilities, buckets, ngram.buckets, present))]
+        candidates += [
+            (i, edges, (probabilities, torch.bucketize(peak, edges, right=True), len(edges) + 1, present)),
+            (i, None, (probabilities, buckets, ngram.buckets, present)),
+        ]
     sharpest, confidence, arguments = min(candidates, key=lambda candidate: held_out_nll(*candidate[2]))
     cache_weights, cache_loss = fit_weights(*arguments)
-    model = MixtureLM(neural, ngram, weights, cache_weights, HALF_LIVES[best], NeuralCache(THETAS[sharpest]),
-                      confidence)
-    losses = {"neural": -neural_p.log().mean().item(), "ngram": -ngram_p.log().mean().item(),
-              "mixture": mixture_loss, "mixture+unigram cache": unigram_loss, "mixture+cache": cache_loss}
+    model = MixtureLM(
+        neural, ngram, weights, cache_weights, HALF_LIVES[best], NeuralCache(THETAS[sharpest]), confidence
+    )
+    losses = {
+        "neural": -neural_p.log().mean().item(),
+        "ngram": -ngram_p.log().mean().item(),
+        "mixture": mixture_loss,
+        "mixture+unigram cache": unigram_loss,
+        "mixture+cache": cache_loss,
+    }
     per_word = scored.tokens / max(scored.words, 1)
-    return model, {"order": ngram.order, "half_life": HALF_LIVES[best], "theta": THETAS[sharpest],
-                   "cache_buckets": "n-gram" if confidence is None else "confidence",
-                   "valid_loss": losses,
-                   "valid_word_perplexity": {name: math.exp(loss * per_word) for name, loss in losses.items()}}
+    return model, {
+        "order": ngram.order,
+        "half_life": HALF_LIVES[best],
+        "theta": THETAS[sharpest],
+        "cache_buckets": "n-gram" if confidence is None else "confidence",
+        "valid_loss": losses,
+        "valid_word_perplexity": {name: math.exp(loss * per_word) for name, loss in losses.items()},
+    }

@@ -17,9 +17,10 @@ Both are causal: the logits at position t depend only on tokens 0..t. Nothing ab
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
-from typing import Union
+from typing import Iterator, Union
 
 import numpy as np
 import torch
@@ -44,14 +45,16 @@ class _NeuralLM(nn.Module):
     def features(self, tokens: torch.Tensor, state: State | None, last_only: bool) -> tuple[torch.Tensor, State]:
         raise NotImplementedError
 
-    def forward(self, tokens: torch.Tensor, state: State | None = None,
-                last_only: bool = False) -> tuple[torch.Tensor, State]:
+    def forward(
+        self, tokens: torch.Tensor, state: State | None = None, last_only: bool = False
+    ) -> tuple[torch.Tensor, State]:
         """Logits (batch, time or 1, vocab) for token ids (batch, time), and the state after them."""
         features, state = self.features(tokens, state, last_only)
         return self.decoder(features), state
 
-    def target_logprobs(self, tokens: torch.Tensor, targets: torch.Tensor, state: State | None = None,
-                        last_only: bool = False) -> tuple[torch.Tensor, State]:
+    def target_logprobs(
+        self, tokens: torch.Tensor, targets: torch.Tensor, state: State | None = None, last_only: bool = False
+    ) -> tuple[torch.Tensor, State]:
         """log P(targets) (batch, time or 1) after the tokens: the training loss, without the full
         distributions when the output layer can avoid them."""
         features, state = self.features(tokens, state, last_only)
@@ -79,18 +82,28 @@ class ScaledEmbedding(nn.Embedding):
 class RecurrentLM(_NeuralLM):
     """A causal recurrent language model over a carried hidden state."""
 
-    def __init__(self, vocab_size: int, cell: str, layers: int, embed: int, hidden: int, dropout: float,
-                 cutoffs: list[int] | None = None):
+    def __init__(
+        self,
+        vocab_size: int,
+        cell: str,
+        layers: int,
+        embed: int,
+        hidden: int,
+        dropout: float,
+        cutoffs: list[int] | None = None,
+    ):
         super().__init__()
         self.embedding = ScaledEmbedding(vocab_size, embed)
         self.dropout = nn.Dropout(dropout)
-        self.rnn = _CELLS[cell](embed, hidden, num_layers=layers, batch_first=True,
-                                dropout=dropout if layers > 1 else 0.0)
+        self.rnn = _CELLS[cell](
+            embed, hidden, num_layers=layers, batch_first=True, dropout=dropout if layers > 1 else 0.0
+        )
         # Tied input and output embeddings (Press & Wolf, 2017): fewer parameters, better perplexity.
         self.decoder = output_layer(hidden, vocab_size, cutoffs, tie_to=self.embedding if embed == hidden else None)
 
-    def features(self, tokens: torch.Tensor, state: State | None = None,
-                 last_only: bool = False) -> tuple[torch.Tensor, State]:
+    def features(
+        self, tokens: torch.Tensor, state: State | None = None, last_only: bool = False
+    ) -> tuple[torch.Tensor, State]:
         """What the output layer reads (batch, time or 1, hidden), and the state after the tokens."""
         if tokens.shape[1] == 1 and not self.training:  # one step of prediction or generation
             hidden, state = one_step(self.rnn, self.embedding(tokens), state)
@@ -99,7 +112,6 @@ class RecurrentLM(_NeuralLM):
         if last_only:
             hidden = hidden[:, -1:]
         return self.dropout(hidden), state
-
 
     @staticmethod
     def select_state(state: State, rows: torch.Tensor) -> State:
@@ -156,14 +168,30 @@ class WindowedBiLM(_NeuralLM):
     is filled with line breaks, as training data begins each line after one.
     """
 
-    def __init__(self, vocab_size: int, cell: str, layers: int, embed: int, hidden: int, dropout: float,
-                 context: int, pool: str, cutoffs: list[int] | None = None):
+    def __init__(
+        self,
+        vocab_size: int,
+        cell: str,
+        layers: int,
+        embed: int,
+        hidden: int,
+        dropout: float,
+        context: int,
+        pool: str,
+        cutoffs: list[int] | None = None,
+    ):
         super().__init__()
         self.context = context
         self.embedding = ScaledEmbedding(vocab_size, embed)
         self.dropout = nn.Dropout(dropout)
-        self.rnn = _CELLS[cell](embed, hidden, num_layers=layers, batch_first=True, bidirectional=True,
-                                dropout=dropout if layers > 1 else 0.0)
+        self.rnn = _CELLS[cell](
+            embed,
+            hidden,
+            num_layers=layers,
+            batch_first=True,
+            bidirectional=True,
+            dropout=dropout if layers > 1 else 0.0,
+        )
         self.attention = nn.Linear(2 * hidden, 1) if pool == "attention" else None
         self.project = nn.Linear(2 * hidden, embed)
         # The projection makes tying possible at any size.
@@ -180,8 +208,9 @@ class WindowedBiLM(_NeuralLM):
             summary = torch.cat([last[-2], last[-1]], dim=-1)  # the top layer's forward and backward states
         return self.dropout(torch.tanh(self.project(summary)))
 
-    def features(self, tokens: torch.Tensor, state: torch.Tensor | None = None,
-                 last_only: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    def features(
+        self, tokens: torch.Tensor, state: torch.Tensor | None = None, last_only: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """What the output layer reads (batch, time or 1, embed); the state is the last window."""
         rows, k = tokens.shape[0], self.context
         if state is None:
@@ -191,7 +220,6 @@ class WindowedBiLM(_NeuralLM):
         windows = history[:, -k:].unsqueeze(1) if last_only else history.unfold(1, k, 1)[:, 1:]
         features = self.window_features(windows.reshape(-1, k)).reshape(rows, windows.shape[1], -1)
         return features, history[:, -k:]
-
 
     @staticmethod
     def select_state(state: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
@@ -244,8 +272,7 @@ def adaptive_cutoffs(counts: np.ndarray) -> list[int]:
     return cutoffs or [len(counts) // 2]
 
 
-def output_layer(features: int, vocab_size: int, cutoffs: list[int] | None,
-                 tie_to: nn.Embedding | None) -> nn.Module:
+def output_layer(features: int, vocab_size: int, cutoffs: list[int] | None, tie_to: nn.Embedding | None) -> nn.Module:
     """A linear layer for a full softmax (its weights tied to the embedding when given), or an
     adaptive softmax when `cutoffs` are given."""
     if cutoffs:
@@ -276,18 +303,28 @@ def build_model(config: ModelConfig, vocab_size: int, cutoffs: list[int] | None 
     if (config.softmax == "adaptive") != bool(cutoffs):
         raise ValueError("an adaptive softmax needs its cutoffs, and only it takes them")
     size = _weights_bytes(config, vocab_size)
-    too_large = ConfigError(f"the model is too large for memory: {config.cell} with hidden {config.hidden}, "
-                            f"embed {config.embed}, {config.layers} layers and {vocab_size} pieces needs about "
-                            f"{size / 2 ** 30:,.1f} GiB for its weights alone; lower --hidden, --embed, --layers "
-                            f"or --vocab-size")
+    too_large = ConfigError(
+        f"the model is too large for memory: {config.cell} with hidden {config.hidden}, "
+        f"embed {config.embed}, {config.layers} layers and {vocab_size} pieces needs about "
+        f"{size / 2**30:,.1f} GiB for its weights alone; lower --hidden, --embed, --layers "
+        f"or --vocab-size"
+    )
     if size > _memory_bytes():
         raise too_large  # refused before allocating: an allocation close to the memory's size may succeed
-    try:                 # and then be killed by the OS while it is filled
+    try:  # and then be killed by the OS while it is filled
         if config.bidirectional:
-            return WindowedBiLM(vocab_size, config.cell, config.layers, config.embed, config.hidden,
-                                config.dropout, config.context, config.pool, cutoffs)
-        return RecurrentLM(vocab_size, config.cell, config.layers, config.embed, config.hidden, config.dropout,
-                           cutoffs)
+            return WindowedBiLM(
+                vocab_size,
+                config.cell,
+                config.layers,
+                config.embed,
+                config.hidden,
+                config.dropout,
+                config.context,
+                config.pool,
+                cutoffs,
+            )
+        return RecurrentLM(vocab_size, config.cell, config.layers, config.embed, config.hidden, config.dropout, cutoffs)
     except (MemoryError, RuntimeError) as exc:
         if isinstance(exc, RuntimeError) and "allocate" not in str(exc):
             raise
@@ -325,3 +362,14 @@ def parameter_count(model: nn.Module) -> int:
 
 def model_device(model: nn.Module) -> torch.device:
     return next(model.parameters(), next(model.buffers(), torch.zeros(0))).device
+
+
+@contextlib.contextmanager
+def evaluating(model: nn.Module) -> Iterator[None]:
+    """`model` in eval mode (no dropout) inside the block, and back in the mode it was in after it."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)

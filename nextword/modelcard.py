@@ -32,10 +32,15 @@ def describe(out: Path) -> dict[str, Any]:
     weights = out / checkpoint.WEIGHTS
     dated = next((p for p in (out / checkpoint.SUMMARY, out / checkpoint.MANIFEST) if p.is_file()), None)
     return {
-        "path": str(out), "kind": manifest.get("kind"), "cell": config.get("cell"),
-        "parameters": summary.get("parameters"), "bytes": weights.stat().st_size if weights.is_file() else None,
-        "corpus": manifest.get("corpus"), "steps": summary.get("steps"),
-        "word_perplexity": _word_perplexity(summary), "stopped_because": summary.get("stopped_because"),
+        "path": str(out),
+        "kind": manifest.get("kind"),
+        "cell": config.get("cell"),
+        "parameters": summary.get("parameters"),
+        "bytes": weights.stat().st_size if weights.is_file() else None,
+        "corpus": manifest.get("corpus"),
+        "steps": summary.get("steps"),
+        "word_perplexity": _word_perplexity(summary),
+        "stopped_because": summary.get("stopped_because"),
         "date": datetime.datetime.fromtimestamp(dated.stat().st_mtime).isoformat(timespec="seconds") if dated else None,
     }
 
@@ -67,37 +72,83 @@ def write_card(out: Path) -> None:
     config = read_yaml(out / checkpoint.CONFIG)
     summary = checkpoint.read_json(out / checkpoint.SUMMARY) if (out / checkpoint.SUMMARY).is_file() else {}
     manifest = checkpoint.read_json(out / checkpoint.MANIFEST)
-    evaluations = checkpoint.read_metrics(out)
-    lines = [f"# {out.name}", "",
-             f"A nextword {manifest.get('kind') or 'language'} model ({config.get('cell')}) trained on "
-             f"`{manifest.get('corpus')}` (sha256 `{manifest.get('corpus_sha256')}`) with nextword "
-             f"{manifest.get('nextword')}.", ""]
+    lines = [
+        f"# {out.name}",
+        "",
+        f"A nextword {manifest.get('kind') or 'language'} model ({config.get('cell')}) trained on "
+        f"`{manifest.get('corpus')}` (sha256 `{manifest.get('corpus_sha256')}`) with nextword "
+        f"{manifest.get('nextword')}.",
+        "",
+    ]
     if manifest.get("init"):
-        lines += [f"It started from the weights of `{manifest['init']['path']}` (trained on "
-                  f"`{manifest['init']['corpus']}`).", ""]
-    lines += ["## Use it", "", "```console", f'$ nextword predict {out} "some words "',
-              f'$ nextword generate {out} "The next" --max-words 20', f"$ nextword info {out}", "```", "",
-              "```python", "from nextword import load", "", f'model = load("{out}")',
-              'model.predict("some words ", k=5)   # [(word, probability), ...]', "```", ""]
-    if summary:
-        lines += ["## Training", "", "| | |", "|---|---:|",
-                  *(f"| {name} | {value} |" for name, value in (
-                      ("steps", f"{summary.get('steps', 0):,} ({summary.get('epochs')} epochs)"),
-                      ("time", f"{summary.get('elapsed', 0):,.0f} s on {summary.get('device')}"),
-                      ("tokens/s", f"{summary.get('tokens_per_second', 0):,.0f}"),
-                      ("stopped by", summary.get("stopped_because")),
-                      ("best step", f"{summary.get('best_step', 0):,}"),
-                      ("validation loss", _figure(summary.get("best_valid_loss"), ".4f")),
-                      ("validation perplexity (token)", _figure(summary.get("best_valid_perplexity"), ".2f")),
-                      ("validation perplexity (word)", _figure(summary.get("best_valid_word_perplexity"), ".2f")))),
-                  ""]
-    if evaluations:
-        lines += ["Validation word perplexity by step: " + ", ".join(
-            f"{row['step']}: {row['valid_word_perplexity']:.1f}" for row in evaluations[-12:]) + ".", ""]
-    lines += ["## Settings", "", f"Reusable with `nextword train CORPUS --config {out / checkpoint.CONFIG}`.", "",
-              "| option | value |", "|---|---|",
-              *(f"| {key} | {'none' if value is None else value} |" for key, value in config.items()), ""]
+        lines += [
+            f"It started from the weights of `{manifest['init']['path']}` (trained on `{manifest['init']['corpus']}`).",
+            "",
+        ]
+    lines += [
+        "## Use it",
+        "",
+        "```console",
+        f'$ nextword predict {out} "some words "',
+        f'$ nextword generate {out} "The next" --max-words 20',
+        f"$ nextword info {out}",
+        "```",
+        "",
+        "```python",
+        "from nextword import load",
+        "",
+        f'model = load("{out}")',
+        'model.predict("some words ", k=5)   # [(word, probability), ...]',
+        "```",
+        "",
+    ]
+    lines += _training(summary, checkpoint.read_metrics(out))
+    lines += [
+        "## Settings",
+        "",
+        f"Reusable with `nextword train CORPUS --config {out / checkpoint.CONFIG}`.",
+        "",
+        "| option | value |",
+        "|---|---|",
+        *(f"| {key} | {'none' if value is None else value} |" for key, value in config.items()),
+        "",
+    ]
     write_text(out / CARD, "\n".join(lines))
+
+
+def _training(summary: dict[str, Any], evaluations: list[dict[str, Any]]) -> list[str]:
+    """The card's lines on how training went: the summary's figures (none before it is written), then the
+    validation word perplexity at the last evaluations."""
+    lines = []
+    if summary:
+        lines += [
+            "## Training",
+            "",
+            "| | |",
+            "|---|---:|",
+            *(
+                f"| {name} | {value} |"
+                for name, value in (
+                    ("steps", f"{summary.get('steps', 0):,} ({summary.get('epochs')} epochs)"),
+                    ("time", f"{summary.get('elapsed', 0):,.0f} s on {summary.get('device')}"),
+                    ("tokens/s", f"{summary.get('tokens_per_second', 0):,.0f}"),
+                    ("stopped by", summary.get("stopped_because")),
+                    ("best step", f"{summary.get('best_step', 0):,}"),
+                    ("validation loss", _figure(summary.get("best_valid_loss"), ".4f")),
+                    ("validation perplexity (token)", _figure(summary.get("best_valid_perplexity"), ".2f")),
+                    ("validation perplexity (word)", _figure(summary.get("best_valid_word_perplexity"), ".2f")),
+                )
+            ),
+            "",
+        ]
+    if evaluations:
+        lines += [
+            "Validation word perplexity by step: "
+            + ", ".join(f"{row['step']}: {row['valid_word_perplexity']:.1f}" for row in evaluations[-12:])
+            + ".",
+            "",
+        ]
+    return lines
 
 
 def _figure(value: Any, fmt: str) -> str:

@@ -27,7 +27,7 @@ import torch
 WINDOW = 2000  # entries a prediction looks back over (Grave et al.'s choice for wikitext-2)
 THETAS = (5.0, 10.0, 20.0, 40.0)  # the sharpness θ that `mixture.fit` chooses from (10 on both shared corpora)
 TAIL_LIMIT = 32  # a row's own entries past its log's end, at most, before they move to a log of their own
-_UNSEEN = -(2 ** 62)  # the place given to an entry that is not a row's: no place's window reaches it
+_UNSEEN = -(2**62)  # the place given to an entry that is not a row's: no place's window reaches it
 
 
 class _Log:
@@ -44,9 +44,9 @@ class _Log:
         if end > len(self.pieces):
             capacity = max(end, 2 * len(self.pieces), 256)
             grown = keys.new_empty(capacity, keys.shape[1]), pieces.new_empty(capacity)
-            grown[0][:self.length], grown[1][:self.length] = self.keys[:self.length], self.pieces[:self.length]
+            grown[0][: self.length], grown[1][: self.length] = self.keys[: self.length], self.pieces[: self.length]
             self.keys, self.pieces = grown
-        self.keys[self.length:end], self.pieces[self.length:end] = keys, pieces
+        self.keys[self.length : end], self.pieces[self.length : end] = keys, pieces
         self.length = end
 
 
@@ -68,18 +68,30 @@ class Memory:
 
     @staticmethod
     def empty(rows: int, dim: int, device: torch.device) -> Memory:
-        return Memory(tuple(_Log(dim, device) for _ in range(rows)), tuple(range(rows)), (0,) * rows,
-                      torch.empty(rows, 0, dim, device=device), torch.empty(rows, 0, dtype=torch.long, device=device),
-                      torch.empty(rows, 0, dtype=torch.bool, device=device), torch.zeros(rows, dim, device=device),
-                      torch.zeros(rows, dtype=torch.bool, device=device))
+        return Memory(
+            tuple(_Log(dim, device) for _ in range(rows)),
+            tuple(range(rows)),
+            (0,) * rows,
+            torch.empty(rows, 0, dim, device=device),
+            torch.empty(rows, 0, dtype=torch.long, device=device),
+            torch.empty(rows, 0, dtype=torch.bool, device=device),
+            torch.zeros(rows, dim, device=device),
+            torch.zeros(rows, dtype=torch.bool, device=device),
+        )
 
     def select(self, rows: torch.Tensor) -> Memory:
         """The state of `rows`, in that order; only the logs they use are kept."""
         picked = rows.tolist()
         logs, log_of = _used_logs(self.logs, [self.log_of[r] for r in picked])
-        return Memory(logs, log_of, tuple(self.ends[r] for r in picked),
-                      *(tensor.index_select(0, rows) for tensor in (self.tail_keys, self.tail_pieces, self.tail_valid,
-                                                                    self.pending, self.pending_valid)))
+        return Memory(
+            logs,
+            log_of,
+            tuple(self.ends[r] for r in picked),
+            *(
+                tensor.index_select(0, rows)
+                for tensor in (self.tail_keys, self.tail_pieces, self.tail_valid, self.pending, self.pending_valid)
+            ),
+        )
 
     def join(self, other: Memory) -> Memory:
         """The rows of `self`, then those of `other`; a log both use is kept once."""
@@ -92,8 +104,12 @@ class Memory:
                 logs.append(log)
             log_of.append(place[id(log)])
         width = max(self.tail_valid.shape[1], other.tail_valid.shape[1])
-        return Memory(tuple(logs), tuple(log_of), self.ends + other.ends,
-                      *(torch.cat(pair) for pair in zip(_row_tensors(self, width), _row_tensors(other, width))))
+        return Memory(
+            tuple(logs),
+            tuple(log_of),
+            self.ends + other.ends,
+            *(torch.cat(pair) for pair in zip(_row_tensors(self, width), _row_tensors(other, width))),
+        )
 
 
 def _used_logs(logs: tuple[_Log, ...] | list[_Log], log_of: list[int]) -> tuple[tuple[_Log, ...], tuple[int, ...]]:
@@ -123,8 +139,9 @@ class _Own:
         rows, time = tokens.shape
         self.keys = torch.cat([memory.tail_keys, memory.pending[:, None], keys[:, :-1]], 1)
         self.pieces = torch.cat([memory.tail_pieces, tokens.long()], 1)
-        self.valid = torch.cat([memory.tail_valid, memory.pending_valid[:, None],
-                                memory.pending_valid.new_ones(rows, time - 1)], 1)
+        self.valid = torch.cat(
+            [memory.tail_valid, memory.pending_valid[:, None], memory.pending_valid.new_ones(rows, time - 1)], 1
+        )
 
 
 class NeuralCache:
@@ -133,9 +150,14 @@ class NeuralCache:
     def __init__(self, theta: float, window: int = WINDOW):
         self.theta, self.window = float(theta), int(window)
 
-    def read(self, memory: Memory | None, features: torch.Tensor, tokens: torch.Tensor,
-             thetas: tuple[float, ...] | None = None, last_only: bool = False
-             ) -> tuple[list[tuple[slice | torch.Tensor, torch.Tensor, torch.Tensor]], Memory]:
+    def read(
+        self,
+        memory: Memory | None,
+        features: torch.Tensor,
+        tokens: torch.Tensor,
+        thetas: tuple[float, ...] | None = None,
+        last_only: bool = False,
+    ) -> tuple[list[tuple[slice | torch.Tensor, torch.Tensor, torch.Tensor]], Memory]:
         """Read `tokens` (rows, time) whose features are `features` (rows, time, dim): for each group of
         rows that share a log, (their row indices, or every row as a slice, the weights (thetas, rows,
         time or 1, entries) of the entries each place (or the last) sees, all zero where it sees none,
@@ -153,15 +175,27 @@ class NeuralCache:
             at = [b for b, i in enumerate(memory.log_of) if i == log_index]
             index = slice(None) if len(at) == rows else torch.tensor(at, device=keys.device)
             ends = [memory.ends[b] for b in at]
-            groups.append((index, *self._group(memory.logs[log_index], ends, keys[:, -1:] if last_only else keys,
-                                               own, index, theta)))
+            groups.append(
+                (
+                    index,
+                    *self._group(memory.logs[log_index], ends, keys[:, -1:] if last_only else keys, own, index, theta),
+                )
+            )
         return groups, _after(memory, own, keys[:, -1], self.window)
 
-    def _group(self, log: _Log, ends: list[int], queries: torch.Tensor, own: _Own, index: slice | torch.Tensor,
-               theta: float | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _group(
+        self,
+        log: _Log,
+        ends: list[int],
+        queries: torch.Tensor,
+        own: _Own,
+        index: slice | torch.Tensor,
+        theta: float | torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """The weights and pieces of `read` for the rows `index` (all of them as a slice), which share
         `log` up to their `ends`, whose `queries` (rows, time or 1, dim) are at their new places (or
         their last) and whose own entries are `own`'s."""
+
         def rows(tensor: torch.Tensor) -> torch.Tensor:
             return tensor if isinstance(index, slice) else tensor.index_select(0, index)
 
@@ -172,10 +206,10 @@ class NeuralCache:
         if count == 1 and ends.count(high) == len(ends) and width <= self.window:
             # At the newest place with one end for all: a row sees its valid entries (its last ones), and the
             # log but for its oldest entries where it has more than `fits` of its own.
-            scores[..., high - low:].masked_fill_(~valid[:, None], -torch.inf)
+            scores[..., high - low :].masked_fill_(~valid[:, None], -torch.inf)
             if width > fits:
                 cut = torch.arange(width - fits, device=keys.device) < valid.sum(1, keepdim=True) - fits
-                scores[..., :width - fits].masked_fill_(cut[:, None], -torch.inf)
+                scores[..., : width - fits].masked_fill_(cut[:, None], -torch.inf)
         else:
             # Each entry's place counted from its row's end: the log's before it (past it, not that row's text),
             # its own valid entries after it.
@@ -187,8 +221,14 @@ class NeuralCache:
         weights = torch.softmax(scores, -1).nan_to_num(0.0)  # a place that sees nothing: all zero
         return weights, torch.cat([log.pieces[low:high].expand(len(keys), -1), rows(own.pieces)], 1)
 
-    def distributions(self, memory: Memory | None, features: torch.Tensor, tokens: torch.Tensor, vocab_size: int,
-                      last_only: bool = False) -> tuple[torch.Tensor, torch.Tensor, Memory]:
+    def distributions(
+        self,
+        memory: Memory | None,
+        features: torch.Tensor,
+        tokens: torch.Tensor,
+        vocab_size: int,
+        last_only: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor, Memory]:
         """p_cache after each of `tokens` (or only the last) (rows, time or 1, vocab), its peak there
         (rows, time or 1: see `target_probabilities`), and the state after the tokens."""
         groups, after = self.read(memory, features, tokens, last_only=last_only)
@@ -201,9 +241,14 @@ class NeuralCache:
                 out[index] = found
         return out, out.amax(-1), after
 
-    def target_probabilities(self, memory: Memory | None, features: torch.Tensor, tokens: torch.Tensor,
-                             targets: torch.Tensor, thetas: tuple[float, ...] | None = None
-                             ) -> tuple[torch.Tensor, torch.Tensor, Memory]:
+    def target_probabilities(
+        self,
+        memory: Memory | None,
+        features: torch.Tensor,
+        tokens: torch.Tensor,
+        targets: torch.Tensor,
+        thetas: tuple[float, ...] | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, Memory]:
         """p_cache(targets[b, t]) after tokens up to [b, t], (thetas, rows, time) float64; the cache's
         peak there, the largest probability it gives any piece, (thetas, rows, time) float32, which is
         0 where it holds nothing and says how sure it is; and the state after the tokens."""
@@ -234,14 +279,18 @@ def _after(memory: Memory, own: _Own, last_features: torch.Tensor, window: int) 
         if log.length != ends[b]:  # a log of its own: the entries it can still see, then its own
             log = _Log(own.keys.shape[2], own.keys.device)
             low = max(0, ends[b] - window)
-            log.append(logs[log_of[b]].keys[low:ends[b]], logs[log_of[b]].pieces[low:ends[b]])
+            log.append(logs[log_of[b]].keys[low : ends[b]], logs[log_of[b]].pieces[low : ends[b]])
             log_of[b] = len(logs)
             logs.append(log)
         width = own.valid.shape[1]
-        log.append(own.keys[b, width - count:], own.pieces[b, width - count:])
+        log.append(own.keys[b, width - count :], own.pieces[b, width - count :])
         ends[b], counts[b] = log.length, 0
         own.valid[b] = False  # own's tensors are this read's alone: nothing else holds them yet
     width = max(counts, default=0)
-    return Memory(*_used_logs(logs, log_of), tuple(ends),
-                  *(tensor[:, tensor.shape[1] - width:] for tensor in (own.keys, own.pieces, own.valid)),
-                  last_features, torch.ones_like(memory.pending_valid))
+    return Memory(
+        *_used_logs(logs, log_of),
+        tuple(ends),
+        *(tensor[:, tensor.shape[1] - width :] for tensor in (own.keys, own.pieces, own.valid)),
+        last_features,
+        torch.ones_like(memory.pending_valid),
+    )

@@ -29,7 +29,7 @@ COUNT_CLASSES = np.array([1, 2, 4, 16, 256])
 def max_order(vocab_size: int) -> int:
     """The highest order whose contexts (order - 1 tokens) pack into one int64 key."""
     order = 1
-    while order < MAX_ORDER and vocab_size ** order < 2 ** 63:
+    while order < MAX_ORDER and vocab_size**order < 2**63:
         order += 1
     return order
 
@@ -75,12 +75,16 @@ def count_ngrams(ids: np.ndarray, vocab_size: int, order: int) -> dict[str, torc
     n = len(ids) - top
     if n < 1:
         raise ValueError(f"{len(ids)} tokens are too few for an order-{order} model")
-    contexts, words, counts = _unique_pairs(_pack([ids[j:j + n] for j in range(top)], vocab_size, n), ids[top:])
+    contexts, words, counts = _unique_pairs(_pack([ids[j : j + n] for j in range(top)], vocab_size, n), ids[top:])
     tables: dict[str, torch.Tensor] = {}
     for m in range(top, -1, -1):
         keys, starts = np.unique(contexts, return_index=True)
-        tables |= {f"contexts_{m}": keys, f"offsets_{m}": np.append(starts, len(words)),
-                   f"words_{m}": words, f"counts_{m}": counts}
+        tables |= {
+            f"contexts_{m}": keys,
+            f"offsets_{m}": np.append(starts, len(words)),
+            f"words_{m}": words,
+            f"counts_{m}": counts,
+        }
         if m:  # the next lower order counts the distinct tokens seen before each shorter n-gram
             contexts, words, counts = _unique_pairs(contexts % vocab_size ** (m - 1), words)
     return {name: torch.from_numpy(np.ascontiguousarray(a, dtype=np.int64)) for name, a in tables.items()}
@@ -101,8 +105,12 @@ class _Joined:
         self.backoffs, self.shares = np.empty(contexts), np.empty(entries)
         c = e = 0  # where this length's contexts and followers start, filled in place (no copy to concatenate)
         for m, (keys, offsets, followers, counts) in enumerate(levels):
-            if (len(offsets) != len(keys) + 1 or offsets[-1] != len(followers) or len(counts) != len(followers)
-                    or (len(followers) and (followers.min() < 0 or followers.max() >= vocab_size or counts.min() < 1))):
+            if (
+                len(offsets) != len(keys) + 1
+                or offsets[-1] != len(followers)
+                or len(counts) != len(followers)
+                or (len(followers) and (followers.min() < 0 or followers.max() >= vocab_size or counts.min() < 1))
+            ):
                 raise ValueError(f"the order-{m + 1} n-gram tables are inconsistent")
             discount = _discounts(counts)[np.minimum(counts, 3) - 1]
             total = np.add.reduceat(counts, offsets[:-1]) if len(keys) else np.zeros(0, np.int64)
@@ -116,19 +124,20 @@ class _Joined:
             c, e = c + len(keys), e + len(followers)
         self.offsets[-1] = e
         self.unigram = np.full(vocab_size, self.backoffs[0] / vocab_size)  # the empty context is number 0
-        self.unigram[self.words[:self.offsets[1]]] += self.shares[:self.offsets[1]]
+        self.unigram[self.words[: self.offsets[1]]] += self.shares[: self.offsets[1]]
 
     def find(self, history: np.ndarray) -> np.ndarray:
         """(order - 1, rows): the number of each row's last m tokens as a context, m = 1 .. order - 1, or -1."""
         width = history.shape[1]
-        keys = (np.cumsum(history[:, ::-1] * self.powers[:width], axis=1) + self.bases[1:width + 1]).T
+        keys = (np.cumsum(history[:, ::-1] * self.powers[:width], axis=1) + self.bases[1 : width + 1]).T
         at = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
         return np.where(self.keys[at] == keys, at, -1)
 
     def followers(self, found: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """P(next piece) at rows whose contexts are `found`, the recursion unrolled, P = (Π_m γ_m) P_unigram
-        + Σ_m (Π_{k>m} γ_k) own_m: the scale of P_unigram (rows,), and what each order's followers add to
-        it, as their rows, their places in (rows, vocab) flattened, and their values."""
+        """P(next piece) at rows whose contexts are `found` (see `find`) in parts, so that a mixture adds them
+        without a dense array, the recursion unrolled, P = (Π_m γ_m) P_unigram + Σ_m (Π_{k>m} γ_k) own_m: the
+        scale of P_unigram (rows,), and what each order's followers add to it, as their rows, their places in
+        (rows, vocab) flattened, and their values."""
         seen = found >= 0
         gammas = np.where(seen, self.backoffs[found], 1.0)
         above = np.ones_like(gammas)  # [m]: the product of the back-off weights of the longer contexts
@@ -158,8 +167,9 @@ class NgramLM(nn.Module):
                 if key not in tables:
                     raise ValueError(f"the n-gram tables lack {key}")
                 self.register_buffer(key, tables[key].to("cpu", torch.int64).contiguous())
-        self._joined = _Joined([tuple(getattr(self, f"{name}_{m}").numpy() for name in names) for m in range(order)],
-                               vocab_size)
+        self._joined = _Joined(
+            [tuple(getattr(self, f"{name}_{m}").numpy() for name in names) for m in range(order)], vocab_size
+        )
         self.unigram = self._joined.unigram  # P(next piece) with no context (vocab,): every context backs off to it
 
     @property
@@ -168,9 +178,7 @@ class NgramLM(nn.Module):
         return len(self._joined.words)
 
     def contexts_found(self, history: np.ndarray) -> np.ndarray:
-        """(order - 1, rows): for each context length m = 1 .. order - 1, the number of each row's last
-        m tokens as a context, -1 if unseen."""
-        return self._joined.find(history)
+        return self._joined.find(history)  # see _Joined.find
 
     def context_buckets(self, found: np.ndarray) -> np.ndarray:
         """For each row, a bucket of how much the model knows of its context (see `contexts_found`): the
@@ -188,10 +196,7 @@ class NgramLM(nn.Module):
         return self.order * len(COUNT_CLASSES)
 
     def followers(self, found: np.ndarray) -> tuple[np.ndarray, ...]:
-        """P(next piece) at rows whose contexts are `found` (see `contexts_found`) in parts, so that a
-        mixture adds them without a dense array: the scale of `unigram` in each row (rows,), and the
-        followers of each row's contexts as their rows, places in (rows, vocab) flattened and values."""
-        return self._joined.followers(found)
+        return self._joined.followers(found)  # see _Joined.followers
 
     def distributions(self, history: np.ndarray) -> np.ndarray:
         """P(next piece) (rows, vocab) float64 after each row of `history`: `followers` added up."""
@@ -211,8 +216,9 @@ class NgramLM(nn.Module):
             p = np.where(seen, own + joined.backoffs[at] * p, p)
         return p
 
-    def histories(self, tokens: torch.Tensor, state: np.ndarray | None, last_only: bool
-                  ) -> tuple[np.ndarray, int, np.ndarray]:
+    def histories(
+        self, tokens: torch.Tensor, state: np.ndarray | None, last_only: bool
+    ) -> tuple[np.ndarray, int, np.ndarray]:
         """The order - 1 tokens before each prediction, one row per prediction (row-major over batch and
         time), the number of predictions per batch row (time, or 1), and the new state. The state is
         numpy, as the tables are: a step's lookups then start without a torch call."""
@@ -220,23 +226,26 @@ class NgramLM(nn.Module):
         if state is None:  # before the text starts: line breaks, as training text begins after one
             state = np.full((rows, width), EOS_ID, dtype=np.int64)
         history = np.concatenate([state, tokens.cpu().numpy()], axis=1, dtype=np.int64)
-        steps, new_state = 1 if last_only else tokens.shape[1], history[:, history.shape[1] - width:]
+        steps, new_state = 1 if last_only else tokens.shape[1], history[:, history.shape[1] - width :]
         windows = new_state  # the last window; before each token, `width` columns shifted one step per token
         if not last_only:
-            windows = np.lib.stride_tricks.sliding_window_view(history[:, history.shape[1] - width - steps:], width,
-                                                               axis=1)[:, 1:].reshape(rows * steps, width)
+            windows = np.lib.stride_tricks.sliding_window_view(
+                history[:, history.shape[1] - width - steps :], width, axis=1
+            )[:, 1:].reshape(rows * steps, width)
         return windows, steps, new_state
 
-    def forward(self, tokens: torch.Tensor, state: np.ndarray | None = None,
-                last_only: bool = False) -> tuple[torch.Tensor, np.ndarray]:
+    def forward(
+        self, tokens: torch.Tensor, state: np.ndarray | None = None, last_only: bool = False
+    ) -> tuple[torch.Tensor, np.ndarray]:
         """Log-probabilities (batch, time or 1, vocab) of the piece after each of `tokens` (batch, time);
         the state is the last order - 1 tokens."""
         windows, steps, state = self.histories(tokens, state, last_only)
         logprobs = torch.from_numpy(np.log(self.distributions(windows))).float()
         return logprobs.reshape(tokens.shape[0], steps, -1).to(tokens.device), state
 
-    def target_logprobs(self, tokens: torch.Tensor, targets: torch.Tensor, state: np.ndarray | None = None
-                        ) -> tuple[torch.Tensor, np.ndarray]:
+    def target_logprobs(
+        self, tokens: torch.Tensor, targets: torch.Tensor, state: np.ndarray | None = None
+    ) -> tuple[torch.Tensor, np.ndarray]:
         """log P(targets[b, t] | tokens up to [b, t]) (batch, time) without the full distributions:
         what evaluation needs, at a fraction of the cost."""
         windows, _, state = self.histories(tokens, state, last_only=False)

@@ -48,3 +48,8 @@ class PieceModel:
         logits = logits[:, -1].float()
         # A neural model's logits are normalised here; an n-gram's and a mixture's are log-probabilities already.
         return (logits if self.model.gives_logprobs else torch.log_softmax(logits, dim=-1)), state
+
+    def word_ends(self, logprobs: torch.Tensor) -> torch.Tensor:
+        """log P(a word ends before the next piece) from next-piece `logprobs` (..., vocab): that of the pieces
+        that end one, summed."""
+        return torch.logsumexp(logprobs.index_select(-1, self.ends), dim=-1)

@@ -14,18 +14,18 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from . import sampling
 from .checkpoint import LoadedModel, load
-from .config import Sampling
+from .lexicon import DocumentWords
+from .model import State
 from .pieces import PieceModel
-from .search import MAX_WORD_PIECES, WordSearch, WordSearcher, check_query, split_partial
-from .session import Session
+from .search import MAX_WORD_PIECES, WordSearch, WordSearcher, split_partial
+from .session import Reader, Session
 from .tokenizer import EOS_ID
 
 __all__ = ["MAX_WORD_PIECES", "Predictor", "Session", "WordSearch", "split_partial"]
 
 
-class Predictor:
+class Predictor(Reader):
     """A loaded model with word-level prediction and sampling. Every method returns plain values."""
 
     def __init__(self, loaded: LoadedModel, component: str | None = None, any_word: bool = False):
@@ -41,22 +41,18 @@ class Predictor:
         self.searcher = WordSearcher(self.pieces, self.lexicon)
 
     @classmethod
-    def load(cls, path: str | Path, device: str = "cpu", component: str | None = None,
-             any_word: bool = False) -> Predictor:
+    def load(
+        cls, path: str | Path, device: str = "cpu", component: str | None = None, any_word: bool = False
+    ) -> Predictor:
         return cls(load(path, device=device), component, any_word)
 
     def session(self) -> Session:
         """A document to grow and edit, answered at the cost of what changed (see session.py)."""
         return Session(self.pieces, self.searcher)
 
-    @torch.inference_mode()
     def predict(self, text: str, k: int = 5) -> list[tuple[str, float]]:
         """The k most likely next words (or completions of a partial last word), with probabilities."""
-        check_query(text, k)
-        context, partial = split_partial(text)
-        ids = self.pieces.context_ids(context)
-        logprobs, state = self.pieces.run(ids)
-        return self.searcher.words(logprobs, state, partial, k, self.searcher.document(ids))
+        return self._predict(text, k)
 
     @torch.inference_mode()
     def searches_along(self, ids: np.ndarray, positions: list[int]) -> Iterator[WordSearch]:
@@ -72,19 +68,19 @@ class Predictor:
             start = position
             yield WordSearch(self.searcher, logprobs, state, document, before=position)
 
-    @torch.inference_mode()
     def stream(self, prompt: str, *, seed: int | None = None, **options: float) -> Iterator[str]:
         """The continuation of `prompt`, piece by piece, until `max_words` more words have begun.
 
         Options (see `config.Sampling` for their defaults): max_words, temperature, top_k, top_p.
         The same seed gives the same text."""
-        chosen = Sampling(**options)
-        sampling.check_prompt(prompt)
-        ids = self.pieces.context_ids(prompt)
-        logprobs, state = self.pieces.run(ids)
-        document = self.searcher.document(ids, last_complete=prompt[-1].isspace())
-        yield from sampling.stream(self.pieces, logprobs, state, prompt, chosen, seed, self.searcher.allowed(document))
+        return self._stream(prompt, seed, options)
 
     def generate(self, prompt: str, *, seed: int | None = None, **options: float) -> str:
         """The continuation of `prompt` as one string (see `stream` for the options)."""
         return "".join(self.stream(prompt, seed=seed, **options))
+
+    @torch.inference_mode()
+    def _read_to(self, text: str, end: int) -> tuple[torch.Tensor, State, DocumentWords | None]:
+        ids = self.pieces.context_ids(text[:end])  # from scratch: a Predictor keeps no text
+        logprobs, state = self.pieces.run(ids)
+        return logprobs, state, self.searcher.document(ids, last_complete=text[:end][-1:].isspace())

@@ -27,8 +27,17 @@ from typing import Any
 # Pieces a second the 2 × 256 network trains on one CPU core (bench/RESULTS.md: about 7,000 on 2).
 _PIECES_PER_CORE_SECOND = 3_500
 _BYTES_PER_PIECE = 4.0  # English text at a few thousand pieces
-_SMALL = {"cell": "lstm", "layers": 2, "embed": 256, "hidden": 256, "seq_len": 32, "batch_size": 16,
-          "lr": 0.003, "warmup": 100, "final_lr": 0.1}
+_SMALL = {
+    "cell": "lstm",
+    "layers": 2,
+    "embed": 256,
+    "hidden": 256,
+    "seq_len": 32,
+    "batch_size": 16,
+    "lr": 0.003,
+    "warmup": 100,
+    "final_lr": 0.1,
+}
 _MEDIUM = {**_SMALL, "embed": 512, "hidden": 512}  # its rate is the small shape's: not tuned for this one
 
 
@@ -68,10 +77,12 @@ def choose(corpus_bytes: int, time_budget: float | None, cores: int | None = Non
     settings = {**shape, "vocab_size": vocabulary, "dropout": dropout}
     if time_budget is not None:
         settings["epochs"] = None  # the budget stops the run
-    reason = (f"recipe: {settings['layers']} × {settings['hidden']} {settings['cell']}, {vocabulary:,} pieces, "
-              f"dropout {dropout:g}, lr {settings['lr']:g} warmed up over {settings['warmup']} steps and decayed to "
-              f"{settings['final_lr']:g} of it, for {_size(corpus_bytes)} of text and {budget}; "
-              f"--config or flags override any of it")
+    reason = (
+        f"recipe: {settings['layers']} × {settings['hidden']} {settings['cell']}, {vocabulary:,} pieces, "
+        f"dropout {dropout:g}, lr {settings['lr']:g} warmed up over {settings['warmup']} steps and decayed to "
+        f"{settings['final_lr']:g} of it, for {_size(corpus_bytes)} of text and {budget}; "
+        f"--config or flags override any of it"
+    )
     return Recipe(settings, reason)
 
 
@@ -85,4 +96,4 @@ def _size(corpus_bytes: int) -> str:
 def _duration(seconds: float) -> str:
     minutes, rest = divmod(round(seconds), 60)
     hours, minutes = divmod(minutes, 60)
-    return (f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{rest:02d}s" if minutes else f"{rest}s")
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{rest:02d}s" if minutes else f"{rest}s"

@@ -63,8 +63,15 @@ class _LexiconWords:
 
 
 @torch.inference_mode()
-def stream(pieces: PieceModel, logprobs: torch.Tensor, state: State, prompt: str, options: Sampling,
-           seed: int | None, lexicon: Words | None = None) -> Iterator[str]:
+def stream(
+    pieces: PieceModel,
+    logprobs: torch.Tensor,
+    state: State,
+    prompt: str,
+    options: Sampling,
+    seed: int | None,
+    lexicon: Words | None = None,
+) -> Iterator[str]:
     """The continuation, piece by piece, of `prompt`, which the model has read (`logprobs` (1, vocab) and
     `state` after it), until `options.max_words` more words have begun; with a `lexicon`, in its words
     (see the module docstring). The same seed gives the same text."""
@@ -96,8 +103,9 @@ def stream(pieces: PieceModel, logprobs: torch.Tensor, state: State, prompt: str
         logprobs, state = pieces.run([piece], state)
 
 
-def _sample_allowed(logprobs: torch.Tensor, options: Sampling, generator: torch.Generator,
-                    written: _LexiconWords | None) -> int:
+def _sample_allowed(
+    logprobs: torch.Tensor, options: Sampling, generator: torch.Generator, written: _LexiconWords | None
+) -> int:
     """A piece drawn from `logprobs`, with `written` from the pieces the lexicon allows: drawn again
     without a piece it rules out, and after _REDRAWS from all the pieces it allows, found one by one
     (the first draw is taken when it allows none)."""

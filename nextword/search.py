@@ -117,8 +117,15 @@ class WordSearcher:
         return is_word(word) and (allowed is None or word in found or allowed.accepts(word, logprob))
 
     @torch.inference_mode()
-    def words(self, logprobs: torch.Tensor, state: State, partial: str, k: int,
-              document: DocumentWords | None = None, before: float = math.inf) -> list[tuple[str, float]]:
+    def words(
+        self,
+        logprobs: torch.Tensor,
+        state: State,
+        partial: str,
+        k: int,
+        document: DocumentWords | None = None,
+        before: float = math.inf,
+    ) -> list[tuple[str, float]]:
         """The k likeliest next words that start with `partial`, best first, with their probabilities;
         words of `document` used before `before` count as lexicon words."""
         rows = Rows(self.pieces)
@@ -131,26 +138,35 @@ class WordSearcher:
     @torch.inference_mode()
     def logprobs_of(self, logprobs: torch.Tensor, state: State, words: list[str]) -> list[float]:
         """log P(word comes next) for each of `words`: the word's own pieces, then a word boundary."""
-        pieces, tokenizer, ends = self.pieces, self.pieces.tokenizer, self.pieces.ends
+        pieces, tokenizer = self.pieces, self.pieces.tokenizer
         encoded = [tokenizer.encode_line(word) for word in words]
         longest = max(map(len, encoded))
         rows = torch.tensor([ids + [EOS_ID] * (longest - len(ids)) for ids in encoded], device=pieces.device)
         # Every word at once: one row each, all starting from the same state.
-        logits, _ = pieces.model(rows, pieces.model.select_state(
-            state, torch.zeros(len(words), dtype=torch.long, device=pieces.device)))
+        logits, _ = pieces.model(
+            rows, pieces.model.select_state(state, torch.zeros(len(words), dtype=torch.long, device=pieces.device))
+        )
         following = torch.log_softmax(logits.float(), dim=-1)
         before_each = torch.cat([logprobs.expand(len(words), 1, -1), following], dim=1)  # [:, i]: before piece i
-        boundary = torch.logsumexp(before_each[:, :, ends], dim=-1)
-        return [float(before_each[row, torch.arange(len(ids)), ids].sum() + boundary[row, len(ids)])
-                for row, ids in enumerate(encoded)]
+        boundary = pieces.word_ends(before_each)
+        return [
+            float(before_each[row, torch.arange(len(ids)), ids].sum() + boundary[row, len(ids)])
+            for row, ids in enumerate(encoded)
+        ]
 
 
 class WordSearch:
     """What a model says at one place in a text: `search(partial, k)` gives the k likeliest next words
     (completions of `partial`), `logprobs_of(words)` the log-probability of given words coming next."""
 
-    def __init__(self, searcher: WordSearcher, logprobs: torch.Tensor, state: State,
-                 document: DocumentWords | None = None, before: float = math.inf):
+    def __init__(
+        self,
+        searcher: WordSearcher,
+        logprobs: torch.Tensor,
+        state: State,
+        document: DocumentWords | None = None,
+        before: float = math.inf,
+    ):
         self._searcher, self._logprobs, self._state = searcher, logprobs, state
         self._document, self._before = document, before
 
@@ -187,7 +203,7 @@ class Rows:
 
     def add(self, logprobs: torch.Tensor, state: State) -> range:
         """New rows: the places whose next-piece log-probabilities are `logprobs` (rows, vocab), with `state`."""
-        ends = torch.logsumexp(logprobs.index_select(1, self.pieces.ends), dim=-1).tolist()
+        ends = self.pieces.word_ends(logprobs).tolist()
         rows = range(self._rows, self._rows + len(ends))
         chunk = rows.start
         self._chunks[chunk] = (logprobs, ends, state, rows)
@@ -208,19 +224,21 @@ class Rows:
         return self._chunks[chunk][1][i]
 
     def logprobs(self, rows: list[int]) -> torch.Tensor:
-        return self._gather(rows, lambda chunk, at: chunk[0][at], lambda parts: torch.cat(parts),
-                            lambda joined, order: joined[order])
+        return self._gather(
+            rows, lambda chunk, at: chunk[0][at], lambda parts: torch.cat(parts), lambda joined, order: joined[order]
+        )
 
     def state(self, rows: list[int]) -> State:
         model = self.pieces.model
-        return self._gather(rows, lambda chunk, at: model.select_state(chunk[2], at), self.join,
-                            model.select_state)
+        return self._gather(rows, lambda chunk, at: model.select_state(chunk[2], at), self.join, model.select_state)
 
     def join(self, parts: list[State]) -> State:
         """The rows of `parts`, in order, as one state (joined pairwise, a tree)."""
         while len(parts) > 1:
-            parts = [self.pieces.model.join_states(parts[i], parts[i + 1]) if i + 1 < len(parts) else parts[i]
-                     for i in range(0, len(parts), 2)]
+            parts = [
+                self.pieces.model.join_states(parts[i], parts[i + 1]) if i + 1 < len(parts) else parts[i]
+                for i in range(0, len(parts), 2)
+            ]
         return parts[0]
 
     def _gather(self, rows: list[int], take, join, reorder):
@@ -292,8 +310,11 @@ class Query:
     def typed(self, partial: str, k: int, letters: Sequence[str]) -> Query:
         """This search afresh with `partial` typed, the k best asked, not `exact`; of its `known` rows only those
         of beams that agree with `partial` (spelled by `letters`, each piece's) are stepped from again."""
-        known = {pieces: row for pieces, row in self.known.items()
-                 if (text := "".join(letters[p] for p in pieces)).startswith(partial) or partial.startswith(text)}
+        known = {
+            pieces: row
+            for pieces, row in self.known.items()
+            if (text := "".join(letters[p] for p in pieces)).startswith(partial) or partial.startswith(text)
+        }
         return replace(self, partial=partial, k=k, known=known, exact=False)
 
     def kth_best(self) -> float:
@@ -422,7 +443,7 @@ class Searches:
         for i, query in enumerate(queries):
             width, kept = beam_width(query.k), []
             pool = width * (1 if query.allowed is None else _LEXICON_POOL)
-            for at in order[bounds[i]:min(bounds[i + 1], bounds[i] + pool)].tolist():
+            for at in order[bounds[i] : min(bounds[i + 1], bounds[i] + pool)].tolist():
                 if len(kept) == width:
                     break
                 parent, value, piece = flat[rows[at]][1], float(values[at]), int(pieces[at])
@@ -470,8 +491,9 @@ class Searches:
         return scores.masked_fill_(ruled_out, -np.inf)
 
 
-def _agreeing(index: _PieceIndex, flat: list[tuple[Query, _Beam]], firsts: list[bool], letters,
-              within: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _agreeing(
+    index: _PieceIndex, flat: list[tuple[Query, _Beam]], firsts: list[bool], letters, within: bool = False
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Where beams have `letters(query)` still to spell: (the beams' rows in `flat`; for each piece that
     agrees with them (see `_PieceIndex.agreeing`), its beam's place in those rows, and the piece)."""
     device = index.device
@@ -480,7 +502,10 @@ def _agreeing(index: _PieceIndex, flat: list[tuple[Query, _Beam]], firsts: list[
         word = letters(query)
         if word is not None and len(word) > len(beam.text) and word.startswith(beam.text):
             rows.append(row)
-            ids.append(index.agreeing(firsts[row], word[len(beam.text):], within))
+            ids.append(index.agreeing(firsts[row], word[len(beam.text) :], within))
     counts = torch.tensor([len(at) for at in ids[1:]], dtype=torch.long, device=device)
-    return (torch.tensor(rows, dtype=torch.long, device=device),
-            torch.repeat_interleave(torch.arange(len(rows), device=device), counts), torch.cat(ids))
+    return (
+        torch.tensor(rows, dtype=torch.long, device=device),
+        torch.repeat_interleave(torch.arange(len(rows), device=device), counts),
+        torch.cat(ids),
+    )

@@ -39,8 +39,11 @@ def serve(predictor: Predictor, requests: BinaryIO, replies: BinaryIO) -> None:
     """Answer each line of `requests` with a line on `replies`, flushed at once, until `requests` ends."""
     server = Server(predictor)
     for line in bounded_lines(requests, MAX_LINE_BYTES):
-        reply = server.answer(line) if line is not None else {
-            "error": f"request line longer than {MAX_LINE_BYTES:,} bytes; it was skipped"}
+        reply = (
+            server.answer(line)
+            if line is not None
+            else {"error": f"request line longer than {MAX_LINE_BYTES:,} bytes; it was skipped"}
+        )
         replies.write(json.dumps(reply, ensure_ascii=False).encode("utf-8") + b"\n")
         replies.flush()
 
@@ -123,5 +126,7 @@ def _check_fields(given: dict[str, Any], known: dict[str, tuple[type, ...]], pre
             raise RequestError(f'unknown field "{prefix}{name}"; known: {", ".join(prefix + k for k in known)}')
         if isinstance(value, bool) or not isinstance(value, known[name]):
             kind = {str: "a string", int: "an integer", dict: "an object"}[known[name][0]]
-            raise RequestError(f'"{prefix}{name}" must be {"a number" if known[name] is _NUMBER else kind}; '
-                               f"got {json.dumps(value)[:40]}")
+            raise RequestError(
+                f'"{prefix}{name}" must be {"a number" if known[name] is _NUMBER else kind}; '
+                f"got {json.dumps(value)[:40]}"
+            )

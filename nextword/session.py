@@ -27,6 +27,7 @@ import torch
 
 from . import sampling
 from .config import Sampling
+from .lexicon import DocumentWords
 from .model import State
 from .pieces import PieceModel
 from .search import WordSearcher, check_query, split_partial
@@ -45,12 +46,32 @@ class _Reading:
     state: State
 
 
-class Session:
+class Reader:
+    """What a `Predictor` and a `Session` both answer, a text's next words and its continuation, from what a
+    subclass's `_read_to(text, end)` says after `text[:end]`: next-piece log-probabilities, state, words read."""
+
+    pieces: PieceModel
+    searcher: WordSearcher
+
+    def _predict(self, text: str, k: int) -> list[tuple[str, float]]:
+        check_query(text, k)
+        context, partial = split_partial(text)
+        logprobs, state, document = self._read_to(text, len(context))
+        return self.searcher.words(logprobs, state, partial, k, document)
+
+    def _stream(self, text: str, seed: int | None, options: dict[str, float]) -> Iterator[str]:
+        chosen = Sampling(**options)
+        sampling.check_prompt(text)
+        logprobs, state, document = self._read_to(text, len(text))
+        yield from sampling.stream(self.pieces, logprobs, state, text, chosen, seed, self.searcher.allowed(document))
+
+
+class Session(Reader):
     """One document and what the model has read of it: `predict` answers what `Predictor.predict`
     answers for `text`, `generate` what `Predictor.generate` does, at the cost of what changed."""
 
     def __init__(self, pieces: PieceModel, searcher: WordSearcher):
-        self._pieces, self._searcher = pieces, searcher
+        self.pieces, self.searcher = pieces, searcher
         self._text = ""
         self._saved: list[_Reading] = []  # at settled places, by position; the first at 0
         self._latest: _Reading | None = None  # the last reading asked for, settled or not
@@ -67,7 +88,7 @@ class Session:
         """Make the document `text`; what was read of the prefix it shares with the old one is kept."""
         shared = common_prefix_length(self._text, text)
         self._text = text
-        del self._saved[bisect.bisect_right([r.position for r in self._saved], shared):]
+        del self._saved[bisect.bisect_right([r.position for r in self._saved], shared) :]
         if self._latest is not None and self._latest.position > shared:
             self._latest = None
         if self._document is not None:
@@ -78,47 +99,39 @@ class Session:
 
     def predict(self, k: int = 5) -> list[tuple[str, float]]:
         """The k most likely next words (or completions of a partial last word), with probabilities."""
-        check_query(self._text, k)
-        context, partial = split_partial(self._text)
-        reading = self._read(len(context))
-        return self._searcher.words(reading.logprobs, reading.state, partial, k, self._document)
+        return self._predict(self._text, k)
 
     def stream(self, *, seed: int | None = None, **options: float) -> Iterator[str]:
         """The continuation of the text, piece by piece (see `Predictor.stream`); the text stays as it is."""
-        chosen = Sampling(**options)
-        sampling.check_prompt(self._text)
-        reading = self._read(len(self._text))
-        yield from sampling.stream(self._pieces, reading.logprobs, reading.state, self._text, chosen, seed,
-                                   self._searcher.allowed(self._document))
+        return self._stream(self._text, seed, options)
 
     def generate(self, *, seed: int | None = None, **options: float) -> str:
         return "".join(self.stream(seed=seed, **options))
 
     @torch.inference_mode()
-    def _read(self, end: int) -> _Reading:
-        """The reading after the first `end` characters, from the last one saved before them."""
-        if self._latest is not None and self._latest.position == end:
-            return self._latest
-        if not self._saved:
-            self._saved.append(_Reading(0, *self._pieces.run(self._pieces.context_ids(""))))
-        at = bisect.bisect_right([r.position for r in self._saved], end)
-        reading, read = self._saved[at - 1], []
-        for stop in _spread([m.end() for m in _SETTLED.finditer(self._text, self._saved[at - 1].position, end)]):
-            reading = self._read_on(reading, stop)
-            read.append(reading)
-        self._saved[at:at] = read
-        self._thin()
-        self._latest = self._read_on(reading, end)
-        return self._latest
+    def _read_to(self, text: str, end: int) -> tuple[torch.Tensor, State, DocumentWords | None]:
+        """After the document's (`text`'s) first `end` characters, read on from the last reading saved before them."""
+        if self._latest is None or self._latest.position != end:
+            if not self._saved:
+                self._saved.append(_Reading(0, *self.pieces.run(self.pieces.context_ids(""))))
+            at = bisect.bisect_right([r.position for r in self._saved], end)
+            reading, read = self._saved[at - 1], []
+            for stop in _spread([m.end() for m in _SETTLED.finditer(text, self._saved[at - 1].position, end)]):
+                reading = self._read_on(reading, stop)
+                read.append(reading)
+            self._saved[at:at] = read
+            self._thin()
+            self._latest = self._read_on(reading, end)
+        return self._latest.logprobs, self._latest.state, self._document
 
     def _read_on(self, reading: _Reading, stop: int) -> _Reading:
-        text = self._text[reading.position:stop]
-        ids = self._pieces.tokenizer.encode(text)
+        text = self._text[reading.position : stop]
+        ids = self.pieces.tokenizer.encode(text)
         if self._document is not None:
-            self._document.add_words(self._pieces.tokenizer.words_at(ids), text[-1:].isspace(), place=stop)
+            self._document.add_words(self.pieces.tokenizer.words_at(ids), text[-1:].isspace(), place=stop)
         if not ids:  # spaces only: nothing new to read
             return _Reading(stop, reading.logprobs, reading.state)
-        return _Reading(stop, *self._pieces.run(ids, reading.state))
+        return _Reading(stop, *self.pieces.run(ids, reading.state))
 
     def _thin(self) -> None:
         """Keep the first reading, the RECENT newest, and every second one between once they are too many."""

@@ -48,6 +48,8 @@ def read_targets(path: str | Path) -> list[Target]:
                 try:
                     targets.append(Target(**json.loads(line)))
                 except (json.JSONDecodeError, TypeError):
-                    raise CorpusError(f"{path}, line {number}: not a target (want line, word, expected, "
-                                      f"distance, kind; regenerate it with corpora/generate.py)") from None
+                    raise CorpusError(
+                        f"{path}, line {number}: not a target (want line, word, expected, "
+                        f"distance, kind; regenerate it with corpora/generate.py)"
+                    ) from None
     return targets

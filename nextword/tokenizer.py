@@ -54,8 +54,10 @@ class TrainedTokenizer:
         """What to tell the user when the corpus could not support the vocabulary asked for."""
         if self.tokenizer.vocab_size >= self.requested_vocab:
             return None
-        return (f"vocabulary lowered from {self.requested_vocab} to {self.tokenizer.vocab_size}: "
-                f"the corpus is too small for more pieces")
+        return (
+            f"vocabulary lowered from {self.requested_vocab} to {self.tokenizer.vocab_size}: "
+            f"the corpus is too small for more pieces"
+        )
 
 
 class Tokenizer:
@@ -95,8 +97,10 @@ class Tokenizer:
         except RuntimeError:
             raise ModelDirError(f"tokenizer file is damaged: {path} is not a SentencePiece model") from None
         if sp.vocab_size() < 2 or sp.unk_id() != UNK_ID or sp.eos_id() != EOS_ID:
-            raise ModelDirError(f"tokenizer file is damaged: {path} is not a nextword tokenizer (one has at "
-                                f"least 2 pieces, the unknown piece at id {UNK_ID} and the line break at {EOS_ID})")
+            raise ModelDirError(
+                f"tokenizer file is damaged: {path} is not a nextword tokenizer (one has at "
+                f"least 2 pieces, the unknown piece at id {UNK_ID} and the line break at {EOS_ID})"
+            )
         return cls(proto)
 
     @property
@@ -199,8 +203,10 @@ def train_tokenizer(corpus: Path, kind: str, vocab_size: int, *, sample_lines: i
                 vocab_size = int(too_high.group(1))
                 continue
             if too_low := _TOO_LOW.search(message):
-                raise ConfigError(f"option 'vocab_size' is {too_low.group(1)}, but this corpus needs at least "
-                                  f"{too_low.group(2)} pieces to cover its characters") from None
+                raise ConfigError(
+                    f"option 'vocab_size' is {too_low.group(1)}, but this corpus needs at least "
+                    f"{too_low.group(2)} pieces to cover its characters"
+                ) from None
             raise CorpusError(f"could not train a tokenizer on {corpus}: {message.splitlines()[-1]}") from None
     raise CorpusError(f"could not train a tokenizer on {corpus}: it holds too little text")
 
@@ -218,12 +224,20 @@ def sample_lines_for(size: int, lines: int, sample_bytes: int = SAMPLE_BYTES) ->
 def _train_proto(corpus: Path, kind: str, vocab_size: int, sample_lines: int) -> bytes:
     model = io.BytesIO()
     spm.SentencePieceTrainer.train(
-        sentence_iterator=_sentences(corpus), model_type=kind, vocab_size=vocab_size, model_writer=model,
-        unk_id=UNK_ID, eos_id=EOS_ID, bos_id=-1, pad_id=-1,
+        sentence_iterator=_sentences(corpus),
+        model_type=kind,
+        vocab_size=vocab_size,
+        model_writer=model,
+        unk_id=UNK_ID,
+        eos_id=EOS_ID,
+        bos_id=-1,
+        pad_id=-1,
         character_coverage=1.0,  # a personal corpus is small: keep every character it uses
-        input_sentence_size=sample_lines, shuffle_input_sentence=True,
+        input_sentence_size=sample_lines,
+        shuffle_input_sentence=True,
         max_sentence_length=4 * LINE_PART_CHARS,  # bytes: a UTF-8 character takes up to 4
-        num_threads=os.cpu_count() or 1, minloglevel=2,
+        num_threads=os.cpu_count() or 1,
+        minloglevel=2,
     )
     return model.getvalue()
 
@@ -232,7 +246,9 @@ def _sentences(corpus: Path) -> Iterator[str]:
     """The corpus as SentencePiece trains on it: lines (CR and CRLF ends read as LF), long ones in parts."""
     # A character that is not UTF-8 can only be there if the file changed since it was checked; encoding
     # it later finds that out (the text must hash as checked), so the sample need not stop on it.
-    with open_regular(corpus, "corpus", CorpusError) as raw, \
-            io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline=None) as stream:
+    with (
+        open_regular(corpus, "corpus", CorpusError) as raw,
+        io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline=None) as stream,
+    ):
         for line in stream:
             yield from line_parts(line.rstrip("\n"))

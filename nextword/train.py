@@ -46,12 +46,14 @@ _GO, _STOP, _INTERRUPTED = 0, 1, 2
 @dataclass(frozen=True)
 class Stage:
     """A preparation stage has started ("tokenizer", "encoding", "training")."""
+
     name: str
 
 
 @dataclass(frozen=True)
 class Notice:
     """Something the user should know that is not an error."""
+
     message: str
 
 
@@ -118,16 +120,25 @@ class Prepared:
     valid_ids: np.ndarray
 
 
-def prepare(corpus: str | Path, settings: Settings, *, valid_file: str | Path | None = None,
-            on_event: Emit | None = None) -> Prepared:
+def prepare(
+    corpus: str | Path, settings: Settings, *, valid_file: str | Path | None = None, on_event: Emit | None = None
+) -> Prepared:
     """`corpus` (and `valid_file`) checked, a tokenizer for `settings` trained on it, its ids encoded and split:
     what a new run does first. compare prepares once and trains each variant on the result."""
     return _prepare(settings, corpus, valid_file, on_event or (lambda event: None))
 
 
-def train(settings: Settings, corpus: str | Path | Prepared, out: str | Path, *,
-          valid_file: str | Path | None = None, force: bool = False, resume: bool = False,
-          init: str | Path | None = None, on_event: Emit | None = None) -> TrainSummary:
+def train(
+    settings: Settings,
+    corpus: str | Path | Prepared,
+    out: str | Path,
+    *,
+    valid_file: str | Path | None = None,
+    force: bool = False,
+    resume: bool = False,
+    init: str | Path | None = None,
+    on_event: Emit | None = None,
+) -> TrainSummary:
     """Train a model on `corpus` into the model directory `out`, or continue one with `resume`.
 
     `corpus` is a text file, or what `prepare` made of one for a new run. With `resume`, `settings` must
@@ -136,53 +147,84 @@ def train(settings: Settings, corpus: str | Path | Prepared, out: str | Path, *,
     Its optimiser and step are not carried over: this is a new run, evaluated once before its first step.
     Raises `TrainingInterrupted` after saving a checkpoint when SIGINT or SIGTERM arrives."""
     out = Path(out)
-    if resume and init is not None:
-        raise ConfigError("--resume continues a run in --out and --init starts a new one from another model; "
-                          "give one of them")
-    if isinstance(corpus, Prepared) and (resume or init is not None or valid_file is not None):
-        raise ConfigError("prepared data is for a new run on the validation text it was prepared with: give --resume "
-                          "and --init the corpus (they tokenize it as their model directory does), and the "
-                          "validation file to prepare")
-    device = pick_device(settings.train.device)
-    world = distributed.join(device)  # one rank, unless torchrun started this process
-    if world.size > 1 and device.type == "cuda":
-        device = torch.device("cuda", torch.cuda.current_device())
+    _check_starts(corpus, valid_file, resume, init)
+    world, device = distributed.join(pick_device(settings.train.device))  # one rank, unless torchrun started this
     emit = (on_event if world.main else None) or (lambda event: None)  # rank 0 speaks for all
-    # Loaded before anything is written: a model that is not there or is damaged costs nothing.
-    initial = checkpoint.load(init) if init is not None else None
+    initial = _load_initial(init) if init is not None else None
     kind = kinds.trained_kind(settings.model)
     if kind.counted and (resume or world.size > 1):
-        raise ConfigError("an n-gram model is counted in one pass by one process, so there is nothing to "
-                          "resume or share; train it again with --force, without torchrun")
-    if initial is not None and "neural" not in initial.components():
-        # Its lower orders hold continuation counts, not text counts: new text cannot simply be added in.
-        raise ConfigError(f"{init} is an n-gram model, which has no weights to start from; count the old "
-                          f"and the new text together instead (nextword train BOTH.txt --cell ngram)")
-    data = corpus if isinstance(corpus, Prepared) else _prepare(
-        settings, corpus, valid_file, emit, out, force=force, resume=resume, initial=initial, world=world)
+        raise ConfigError(
+            "an n-gram model is counted in one pass by one process, so there is nothing to "
+            "resume or share; train it again with --force, without torchrun"
+        )
+    data = (
+        corpus
+        if isinstance(corpus, Prepared)
+        else _prepare(settings, corpus, valid_file, emit, out, force=force, resume=resume, initial=initial, world=world)
+    )
     kind.check(settings.model, data.tokenizer.vocab_size)
     # Made before the output is touched: a corpus too small for one batch must not cost the old model.
-    batches = None if kind.counted else make_batches(data.train_ids, settings, world)
+    batches = None if kind.counted else _make_batches(data.train_ids, settings, world)
     # Piece frequencies order an adaptive softmax's pieces; only a new one needs this pass over the corpus.
     adaptive = settings.model.softmax == "adaptive" and batches is not None and initial is None
     counts = np.bincount(data.train_ids, minlength=data.tokenizer.vocab_size) if adaptive else None
     summary = None
     try:
         with checkpoint.writing(out) if world.main else contextlib.nullcontext():  # one training per directory
-            manifest = world.from_main(lambda: _set_up(out, settings, data, kind, force=force, resume=resume,
-                                                       initial=initial, counts=counts))
+            manifest = world.from_main(
+                lambda: _set_up(out, settings, data, kind, force=force, resume=resume, initial=initial, counts=counts)
+            )
             if batches is None:
                 return _count(kind, settings, data, out, emit)
-            summary = _train_neural(settings, data, batches, out, device, world, manifest.get("cutoffs"), counts,
-                                    initial, resume, emit)
+            model = _new_model(settings, data.tokenizer.vocab_size, manifest.get("cutoffs"), counts, initial)
+            run = _Run(settings=settings, data=data, batches=batches, out=out, device=device, world=world, model=model)
+            summary = _train_neural(run, initial, resume, emit)
             return summary
     finally:
         distributed.leave(world, together=summary is not None)
 
 
-def _prepare(settings: Settings, corpus: str | Path, valid_file: str | Path | None, emit: Emit,
-             out: Path | None = None, *, force: bool = False, resume: bool = False,
-             initial: checkpoint.LoadedModel | None = None, world: distributed.World = distributed.World()) -> Prepared:
+def _check_starts(
+    corpus: str | Path | Prepared, valid_file: str | Path | None, resume: bool, init: str | Path | None
+) -> None:
+    """Refuse the ways to start a run that exclude each other."""
+    if resume and init is not None:
+        raise ConfigError(
+            "--resume continues a run in --out and --init starts a new one from another model; give one of them"
+        )
+    if isinstance(corpus, Prepared) and (resume or init is not None or valid_file is not None):
+        raise ConfigError(
+            "prepared data is for a new run on the validation text it was prepared with: give --resume "
+            "and --init the corpus (they tokenize it as their model directory does), and the "
+            "validation file to prepare"
+        )
+
+
+def _load_initial(init: str | Path) -> checkpoint.LoadedModel:
+    """The model --init starts from, loaded before anything is written: one that is not there or is damaged
+    costs nothing. An n-gram is refused: its lower orders hold continuation counts, not text counts, so new
+    text cannot simply be added in."""
+    initial = checkpoint.load(init)
+    if "neural" not in initial.components():
+        raise ConfigError(
+            f"{init} is an n-gram model, which has no weights to start from; count the old "
+            f"and the new text together instead (nextword train BOTH.txt --cell ngram)"
+        )
+    return initial
+
+
+def _prepare(
+    settings: Settings,
+    corpus: str | Path,
+    valid_file: str | Path | None,
+    emit: Emit,
+    out: Path | None = None,
+    *,
+    force: bool = False,
+    resume: bool = False,
+    initial: checkpoint.LoadedModel | None = None,
+    world: distributed.World = distributed.World(),
+) -> Prepared:
     """The corpus checked and encoded with the run's tokenizer: the directory's when resuming (the text must be
     the one the run started on), the initial model's with --init, or else one trained on rank 0 once it has
     checked that it may write to `out` (when given), so that a refusal costs nothing."""
@@ -213,20 +255,46 @@ def _prepare(settings: Settings, corpus: str | Path, valid_file: str | Path | No
     return world.from_main(encoded, share=False)
 
 
-def _set_up(out: Path, settings: Settings, data: Prepared, kind: kinds.Neural | kinds.Ngram, *, force: bool,
-            resume: bool, initial: checkpoint.LoadedModel | None, counts: np.ndarray | None) -> dict[str, Any]:
+def _set_up(
+    out: Path,
+    settings: Settings,
+    data: Prepared,
+    kind: kinds.Neural | kinds.Ngram,
+    *,
+    force: bool,
+    resume: bool,
+    initial: checkpoint.LoadedModel | None,
+    counts: np.ndarray | None,
+) -> dict[str, Any]:
     """On rank 0: a new model directory (unless resuming), and its manifest."""
     if resume:  # the neural weights will change: a mixture fitted to the old ones no longer fits
         checkpoint.set_kind(out, kind.name)
     else:
         checkpoint.prepare_output(out, force=force)
-        checkpoint.write_new(out, settings, data.tokenizer, {
-            "kind": kind.name, "vocab_size": data.tokenizer.vocab_size, "corpus": data.corpus.path.name,
-            "corpus_sha256": data.corpus.sha256, "valid_sha256": data.held_out.sha256 if data.held_out else None,
-            "cutoffs": initial.manifest.get("cutoffs") if initial else
-            adaptive_cutoffs(counts) if counts is not None else None,
-            "init": {"path": str(initial.path), "corpus": initial.manifest.get("corpus"),
-                     "corpus_sha256": initial.manifest.get("corpus_sha256")} if initial else None})
+        checkpoint.write_new(
+            out,
+            settings,
+            data.tokenizer,
+            {
+                "kind": kind.name,
+                "vocab_size": data.tokenizer.vocab_size,
+                "corpus": data.corpus.path.name,
+                "corpus_sha256": data.corpus.sha256,
+                "valid_sha256": data.held_out.sha256 if data.held_out else None,
+                "cutoffs": initial.manifest.get("cutoffs")
+                if initial
+                else adaptive_cutoffs(counts)
+                if counts is not None
+                else None,
+                "init": {
+                    "path": str(initial.path),
+                    "corpus": initial.manifest.get("corpus"),
+                    "corpus_sha256": initial.manifest.get("corpus_sha256"),
+                }
+                if initial
+                else None,
+            },
+        )
     # The words of the training text with their counts, which suggestions keep to (see lexicon.py): written now,
     # as they depend on the text alone, so that an interrupted run's model suggests words only as well. A run
     # from another model's weights keeps that model's words too, its counts added in: the model still knows them.
@@ -245,17 +313,30 @@ def _count(kind: kinds.Ngram, settings: Settings, data: Prepared, out: Path, emi
     model = kind.fit(data.train_ids, data.tokenizer.vocab_size, settings.model)
     elapsed = time.perf_counter() - started
     checkpoint.save_weights(out, model, 1)
-    totals = stream_loss(model, data.tokenizer, data.valid_ids, seq_len=settings.train.seq_len,
-                         device=torch.device("cpu"))
+    totals = stream_loss(
+        model, data.tokenizer, data.valid_ids, seq_len=settings.train.seq_len, device=torch.device("cpu")
+    )
     checkpoint.write_metrics(out, [_metrics_row(1, 1, elapsed, 0.0, totals)])
     emit(Evaluation(1, totals.loss, totals.token_perplexity, totals.word_perplexity, improved=True))
     summary = TrainSummary(
-        out=str(out), corpus=data.corpus.path.name, cell="ngram", parameters=model.entries,
-        vocab_size=data.tokenizer.vocab_size, train_tokens=len(data.train_ids), valid_tokens=len(data.valid_ids),
-        device="cpu", steps=1, epochs=1.0, elapsed=round(elapsed, 3),
-        tokens_per_second=round(len(data.train_ids) / elapsed, 1), best_step=1, best_valid_loss=totals.loss,
-        best_valid_perplexity=totals.token_perplexity, best_valid_word_perplexity=totals.word_perplexity,
-        stopped_because="counted")
+        out=str(out),
+        corpus=data.corpus.path.name,
+        cell="ngram",
+        parameters=model.entries,
+        vocab_size=data.tokenizer.vocab_size,
+        train_tokens=len(data.train_ids),
+        valid_tokens=len(data.valid_ids),
+        device="cpu",
+        steps=1,
+        epochs=1.0,
+        elapsed=round(elapsed, 3),
+        tokens_per_second=round(len(data.train_ids) / elapsed, 1),
+        best_step=1,
+        best_valid_loss=totals.loss,
+        best_valid_perplexity=totals.token_perplexity,
+        best_valid_word_perplexity=totals.word_perplexity,
+        stopped_because="counted",
+    )
     checkpoint.write_summary(out, summary.to_dict())
     modelcard.write_card(out)
     return summary
@@ -263,35 +344,47 @@ def _count(kind: kinds.Ngram, settings: Settings, data: Prepared, out: Path, emi
 
 def _metrics_row(step: int, epoch: int, elapsed: float, lr: float, totals: LossTotals) -> dict[str, Any]:
     """One row of metrics.jsonl."""
-    return {"step": step, "epoch": epoch, "elapsed": round(elapsed, 3), "lr": lr, "valid_loss": totals.loss,
-            "valid_perplexity": totals.token_perplexity, "valid_word_perplexity": totals.word_perplexity}
+    return {
+        "step": step,
+        "epoch": epoch,
+        "elapsed": round(elapsed, 3),
+        "lr": lr,
+        "valid_loss": totals.loss,
+        "valid_perplexity": totals.token_perplexity,
+        "valid_word_perplexity": totals.word_perplexity,
+    }
 
 
 def _check_same_data(manifest: dict[str, Any], corpus: CorpusFile, held_out: CorpusFile | None) -> None:
     """A resumed run must read the very text it started on, or it would not continue it exactly."""
     if manifest.get("corpus_sha256") != corpus.sha256:
         if manifest.get("corpus") == corpus.path.name:  # the same file, edited since: saying so names the cause
-            raise ConfigError(f"the content of {corpus.path} changed since this run started; resume with the "
-                              f"text it started on, or train anew with --force")
-        raise ConfigError(f"{corpus.path} is not the corpus this model was trained on "
-                          f"({manifest.get('corpus')}); resume with that file, or train anew")
+            raise ConfigError(
+                f"the content of {corpus.path} changed since this run started; resume with the "
+                f"text it started on, or train anew with --force"
+            )
+        raise ConfigError(
+            f"{corpus.path} is not the corpus this model was trained on "
+            f"({manifest.get('corpus')}); resume with that file, or train anew"
+        )
     if manifest.get("valid_sha256") != (held_out.sha256 if held_out else None):
-        raise ConfigError("the validation text differs from the one this run started with; "
-                          "resume with the same --valid (or none)")
+        raise ConfigError(
+            "the validation text differs from the one this run started with; resume with the same --valid (or none)"
+        )
 
 
 def train_tokenizer_for(corpus: CorpusFile, config: ModelConfig, emit: Emit) -> Tokenizer:
     """Train the config's tokenizer on the corpus, telling `emit` when the vocabulary had to shrink."""
     emit(Stage("tokenizer"))
-    trained = train_tokenizer(corpus.path, config.tokenizer, config.vocab_size,
-                              sample_lines=sample_lines_for(corpus.size, corpus.lines))
+    trained = train_tokenizer(
+        corpus.path, config.tokenizer, config.vocab_size, sample_lines=sample_lines_for(corpus.size, corpus.lines)
+    )
     if trained.notice:
         emit(Notice(trained.notice))
     return trained.tokenizer
 
 
-def make_batches(ids: np.ndarray, settings: Settings, world: distributed.World = distributed.World()
-                 ) -> StreamBatches | WindowBatches:
+def _make_batches(ids: np.ndarray, settings: Settings, world: distributed.World) -> StreamBatches | WindowBatches:
     """Consecutive TBPTT segments for a causal model; random windows for a bidirectional one, as many
     predictions per step as a causal batch makes. Each rank of a distributed run gets its own part."""
     model, args = settings
@@ -338,7 +431,7 @@ class _Scorer(torch.nn.Module):
 @dataclass
 class _Run:
     """What stays the same through a run, whose progress is a TrainState: its settings and data, the model
-    with its optimiser, where it writes, and the rows of metrics.jsonl so far."""
+    (moved to the device) with its optimiser, where it writes, and the rows of metrics.jsonl so far."""
 
     settings: Settings
     data: Prepared
@@ -347,9 +440,21 @@ class _Run:
     device: torch.device
     world: distributed.World
     model: torch.nn.Module
-    scorer: torch.nn.Module  # the model's training forward pass; DistributedDataParallel's, with ranks
-    optimizer: torch.optim.Optimizer
+    scorer: torch.nn.Module = field(init=False)  # the model's training forward pass; DistributedDataParallel's
+    optimizer: torch.optim.Optimizer = field(init=False)
     metrics: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.model.to(self.device)
+        # DistributedDataParallel averages gradients in backward, but only for work done in its forward.
+        self.scorer = distributed.wrap(_Scorer(self.model), self.world, self.device)
+        args = self.settings.train
+        self.optimizer = torch.optim.AdamW(
+            self.model.parameters(),
+            lr=args.lr,
+            weight_decay=args.weight_decay,
+            fused=self.device.type == "cuda" or None,
+        )
 
     @property
     def tokens_per_step(self) -> int:  # predictions per step, for either kind and all ranks together
@@ -361,26 +466,27 @@ class _Run:
         return min((x for x in (args.max_steps, args.epochs and args.epochs * len(self.batches)) if x), default=None)
 
 
-def _train_neural(settings: Settings, data: Prepared, batches: StreamBatches | WindowBatches, out: Path,
-                  device: torch.device, world: distributed.World, cutoffs: list[int] | None,
-                  counts: np.ndarray | None, initial: checkpoint.LoadedModel | None, resume: bool,
-                  emit: Emit) -> TrainSummary:
-    """The seeded model, new or with the initial model's weights (--init), and its optimiser; the loop from
-    a new state or the checkpoint's; then the mixture, when asked for."""
+def _new_model(
+    settings: Settings,
+    vocab_size: int,
+    cutoffs: list[int] | None,
+    counts: np.ndarray | None,
+    initial: checkpoint.LoadedModel | None,
+) -> torch.nn.Module:
+    """The seeded model, new (an adaptive softmax's pieces ordered by `counts`) or with the initial model's
+    weights (--init)."""
     torch.manual_seed(settings.train.seed)
-    model = build_model(settings.model, data.tokenizer.vocab_size, cutoffs)
+    model = build_model(settings.model, vocab_size, cutoffs)
     if initial is not None:  # with an adaptive softmax's order of pieces
         model.load_state_dict(initial.components()["neural"].state_dict())
     elif isinstance(model.decoder, AdaptiveOutput):
         model.decoder.sort_by(counts)
-    model.to(device)
-    # DistributedDataParallel averages gradients in backward, but only for work done in its forward.
-    scorer = distributed.wrap(_Scorer(model), world, device)
-    args = settings.train
-    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay,
-                                  fused=device.type == "cuda" or None)
-    run = _Run(settings=settings, data=data, batches=batches, out=out, device=device, world=world, model=model,
-               scorer=scorer, optimizer=optimizer)
+    return model
+
+
+def _train_neural(run: _Run, initial: checkpoint.LoadedModel | None, resume: bool, emit: Emit) -> TrainSummary:
+    """The loop from a new state or the checkpoint's (`resume`), the initial model (--init) evaluated first;
+    then the mixture, when asked for."""
     state = _restore(run) if resume else TrainState()
     emit(Stage("training"))
     if initial is not None:
@@ -388,14 +494,16 @@ def _train_neural(settings: Settings, data: Prepared, batches: StreamBatches | W
     with _stop_on_signals() as stop:
         try:
             summary = _loop(run, state, emit, stop)
-            if args.mixture:  # on rank 0; the others wait for it, not leave the group under it
-                summary = world.from_main(lambda: _fit_mixture(summary, run, emit))
+            if run.settings.train.mixture:  # on rank 0; the others wait for it, not leave the group under it
+                summary = run.world.from_main(lambda: _fit_mixture(summary, run, emit))
             return summary
         except WriteError as exc:  # a full disk, say: each file is whole, old or new
-            kept, saved = _kept(out)
+            kept, saved = _kept(run.out)
             verb, flag = ("resume", "--resume") if saved is not None else ("start again", "--force")
-            raise WriteError(f"{exc}; {kept}. Free some space, then {verb} with: nextword train "
-                             f"{data.corpus.path} --out {out} {flag}") from None
+            raise WriteError(
+                f"{exc}; {kept}. Free some space, then {verb} with: nextword train "
+                f"{run.data.corpus.path} --out {run.out} {flag}"
+            ) from None
 
 
 def _loop(run: _Run, state: TrainState, emit: Emit, stop: threading.Event) -> TrainSummary:
@@ -415,8 +523,10 @@ def _loop(run: _Run, state: TrainState, emit: Emit, stop: threading.Event) -> Tr
             break
         if decision == _INTERRUPTED:
             _save_checkpoint(run, state, "interrupted")
-            raise TrainingInterrupted(f"training stopped at step {state.step}; checkpoint saved. Resume with: "
-                                      f"nextword train {run.data.corpus.path} --out {run.out} --resume")
+            raise TrainingInterrupted(
+                f"training stopped at step {state.step}; checkpoint saved. Resume with: "
+                f"nextword train {run.data.corpus.path} --out {run.out} --resume"
+            )
         loss = _train_step(run, state)
         # On a CPU reading the loss costs nothing, so every step is checked; on a GPU that would
         # stall the device each step, so the loss is checked when it is read for a report.
@@ -433,8 +543,9 @@ def _loop(run: _Run, state: TrainState, emit: Emit, stop: threading.Event) -> Tr
             trained = now - started_here - evaluation_seconds
             if steps_here == _PLAN_SKIP_STEPS and not _needs_total(args, state.step):
                 timed_from = (state.step, trained)
-            _plan_when_due(run, state, state.step - timed_from[0], trained - timed_from[1],
-                           steps_here > _PLAN_SKIP_STEPS)
+            _plan_when_due(
+                run, state, state.step - timed_from[0], trained - timed_from[1], steps_here > _PLAN_SKIP_STEPS
+            )
         if state.step % args.eval_every == 0:
             _evaluate(run, state, emit)
             evaluation_seconds += time.perf_counter() - now
@@ -459,8 +570,9 @@ def _loop(run: _Run, state: TrainState, emit: Emit, stop: threading.Event) -> Tr
 
 def _train_step(run: _Run, state: TrainState) -> torch.Tensor:
     """One optimiser step on the next segment, after which `state` points at the one after it."""
-    x, y = (torch.from_numpy(a).to(run.device, non_blocking=True)
-            for a in run.batches.batch(state.segment, state.epoch))
+    x, y = (
+        torch.from_numpy(a).to(run.device, non_blocking=True) for a in run.batches.batch(state.segment, state.epoch)
+    )
     for group in run.optimizer.param_groups:
         group["lr"] = _learning_rate(run.settings.train, state.step, _total_steps(run, state))
     with torch.autocast(device_type=run.device.type, dtype=torch.bfloat16, enabled=run.device.type == "cuda"):
@@ -493,13 +605,26 @@ def _report(run: _Run, state: TrainState, steps_per_second: float, mean_loss: fl
     if args.time_budget:
         done.append(state.elapsed / args.time_budget)
         eta.append(args.time_budget - state.elapsed)
-    emit(Progress(state.step, total, state.epoch, mean_loss, lr, steps_per_second * run.tokens_per_step,
-                  state.elapsed, min(max(done, default=0.0), 1.0), max(min(eta), 0.0) if eta else None))
-    run.metrics.append({"step": state.step, "train_loss": round(mean_loss, 6), "lr": lr,
-                        "elapsed": round(state.elapsed, 3)})
+    emit(
+        Progress(
+            state.step,
+            total,
+            state.epoch,
+            mean_loss,
+            lr,
+            steps_per_second * run.tokens_per_step,
+            state.elapsed,
+            min(max(done, default=0.0), 1.0),
+            max(min(eta), 0.0) if eta else None,
+        )
+    )
+    run.metrics.append(
+        {"step": state.step, "train_loss": round(mean_loss, 6), "lr": lr, "elapsed": round(state.elapsed, 3)}
+    )
 
 
 # -- budget and schedule: functions of the settings and the progress alone ---------------------------
+
 
 def _total_steps(run: _Run, state: TrainState) -> int | None:
     """The steps the schedule follows: the step limit, or under a time budget the planned steps
@@ -533,8 +658,11 @@ def _stop_reason(run: _Run, state: TrainState) -> str | None:
     if state.plan and state.step >= state.plan["steps"]:
         return "planned_steps"
     if args.time_budget and state.elapsed >= args.time_budget:
-        return (f"time_budget (at step {state.step} of the {state.plan['steps']} planned: slower than measured)"
-                if state.plan else "time_budget")
+        return (
+            f"time_budget (at step {state.step} of the {state.plan['steps']} planned: slower than measured)"
+            if state.plan
+            else "time_budget"
+        )
     if args.patience and state.bad_evaluations >= args.patience:
         return "patience"
     return None
@@ -553,24 +681,37 @@ def _plan_when_due(run: _Run, state: TrainState, measured_steps: int, measured_s
     evaluation = len(run.data.valid_ids) / run.tokens_per_step * per_step * _EVALUATION_COST
     fitting = state.step + max(int((args.time_budget - state.elapsed) / (per_step + evaluation / args.eval_every)), 0)
     steps = min(fitting, run.step_limit or fitting)
-    state.plan = {"steps": run.world.from_main(lambda: steps), "time_budget": args.time_budget,
-                  "planned_at_step": state.step, "measured_steps": measured_steps,
-                  "measured_seconds": round(measured_seconds, 4), "seconds_per_step": per_step,
-                  "estimated_evaluation_seconds": round(evaluation, 4)}
+    state.plan = {
+        "steps": run.world.from_main(lambda: steps),
+        "time_budget": args.time_budget,
+        "planned_at_step": state.step,
+        "measured_steps": measured_steps,
+        "measured_seconds": round(measured_seconds, 4),
+        "seconds_per_step": per_step,
+        "estimated_evaluation_seconds": round(evaluation, 4),
+    }
 
 
 # -- evaluation, checkpoints and the summary ---------------------------------------------------------
+
 
 def _evaluate(run: _Run, state: TrainState, emit: Emit) -> None:
     """Score the validation text; keep a new best, and save a checkpoint."""
     if not run.world.main:
         return  # rank 0 evaluates and keeps the files; the others carry on to the next step
-    totals = stream_loss(run.model, run.data.tokenizer, run.data.valid_ids, seq_len=run.settings.train.seq_len,
-                         device=run.device, autocast=run.device.type == "cuda")
+    totals = stream_loss(
+        run.model,
+        run.data.tokenizer,
+        run.data.valid_ids,
+        seq_len=run.settings.train.seq_len,
+        device=run.device,
+        autocast=run.device.type == "cuda",
+    )
     if not math.isfinite(totals.loss):
         raise _diverged(run, state)  # before anything is saved: the files keep the last good state
-    run.metrics.append(_metrics_row(state.step, state.epoch, state.elapsed, run.optimizer.param_groups[0]["lr"],
-                                    totals))
+    run.metrics.append(
+        _metrics_row(state.step, state.epoch, state.elapsed, run.optimizer.param_groups[0]["lr"], totals)
+    )
     improved = totals.loss < state.best_loss
     if improved:
         state.best_loss, state.best_step, state.bad_evaluations = totals.loss, state.step, 0
@@ -585,9 +726,16 @@ def _save_checkpoint(run: _Run, state: TrainState, stopped_because: str = "runni
     """The state first, then the weights and summary: a crash between them loses nothing (see checkpoint)."""
     if not run.world.main:
         return
-    checkpoint.save_state(run.out, state, {
-        "model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(), "rng": torch.get_rng_state(),
-        "cuda_rng": torch.cuda.get_rng_state_all() if run.device.type == "cuda" else []})
+    checkpoint.save_state(
+        run.out,
+        state,
+        {
+            "model": run.model.state_dict(),
+            "optimizer": run.optimizer.state_dict(),
+            "rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if run.device.type == "cuda" else [],
+        },
+    )
     # New best weights; when interrupted before the first evaluation, weights so that the model loads.
     unloadable = stopped_because == "interrupted" and not (run.out / checkpoint.WEIGHTS).exists()
     if checkpoint.best_weights_missing(run.out, state) or unloadable:
@@ -605,14 +753,20 @@ def _restore(run: _Run) -> TrainState:
         if saved["cuda_rng"] and run.device.type == "cuda":
             torch.cuda.set_rng_state_all(saved["cuda_rng"])
     except (KeyError, RuntimeError, ValueError, TypeError) as exc:
-        raise checkpoint.ModelDirError(f"{run.out / checkpoint.STATE} does not fit this model "
-                                       f"({type(exc).__name__}: {exc}); it cannot be resumed") from None
+        raise checkpoint.ModelDirError(
+            f"{run.out / checkpoint.STATE} does not fit this model ({type(exc).__name__}: {exc}); it cannot be resumed"
+        ) from None
     if run.world.main and checkpoint.best_weights_missing(run.out, state):
         checkpoint.save_weights(run.out, run.model, state.step)  # the model now holds the state's weights
     # The saved state is rank 0's streams; the others start theirs afresh.
     hidden = state.hidden if run.world.main else None
-    state.hidden = (tuple(h.to(run.device) for h in hidden) if isinstance(hidden, (tuple, list))
-                    else hidden.to(run.device) if hidden is not None else None)
+    state.hidden = (
+        tuple(h.to(run.device) for h in hidden)
+        if isinstance(hidden, (tuple, list))
+        else hidden.to(run.device)
+        if hidden is not None
+        else None
+    )
     run.metrics[:] = [row for row in checkpoint.read_metrics(run.out, training=True) if row["step"] <= state.step]
     return state
 
@@ -620,14 +774,25 @@ def _restore(run: _Run) -> TrainState:
 def _summary(run: _Run, state: TrainState, stopped_because: str, tokens_per_second: float) -> TrainSummary:
     best = next((row for row in run.metrics if row["step"] == state.best_step and "valid_loss" in row), {})
     return TrainSummary(
-        out=str(run.out), corpus=run.data.corpus.path.name, cell=run.settings.model.cell,
-        parameters=parameter_count(run.model), vocab_size=run.data.tokenizer.vocab_size,
-        train_tokens=len(run.batches) * run.tokens_per_step, valid_tokens=len(run.data.valid_ids),
-        device=run.device.type, steps=state.step, epochs=round(state.step / len(run.batches), 3),
-        elapsed=round(state.elapsed, 3), tokens_per_second=round(tokens_per_second, 1), best_step=state.best_step,
-        best_valid_loss=best.get("valid_loss", math.nan), best_valid_perplexity=best.get("valid_perplexity", math.nan),
+        out=str(run.out),
+        corpus=run.data.corpus.path.name,
+        cell=run.settings.model.cell,
+        parameters=parameter_count(run.model),
+        vocab_size=run.data.tokenizer.vocab_size,
+        train_tokens=len(run.batches) * run.tokens_per_step,
+        valid_tokens=len(run.data.valid_ids),
+        device=run.device.type,
+        steps=state.step,
+        epochs=round(state.step / len(run.batches), 3),
+        elapsed=round(state.elapsed, 3),
+        tokens_per_second=round(tokens_per_second, 1),
+        best_step=state.best_step,
+        best_valid_loss=best.get("valid_loss", math.nan),
+        best_valid_perplexity=best.get("valid_perplexity", math.nan),
         best_valid_word_perplexity=best.get("valid_word_perplexity", math.nan),
-        stopped_because=stopped_because, plan=state.plan)
+        stopped_because=stopped_because,
+        plan=state.plan,
+    )
 
 
 def _fit_mixture(summary: TrainSummary, run: _Run, emit: Emit) -> TrainSummary:
@@ -637,8 +802,9 @@ def _fit_mixture(summary: TrainSummary, run: _Run, emit: Emit) -> TrainSummary:
     data = run.data
     neural = checkpoint.load(run.out, run.device).model  # the best weights, which the run saved
     ngram = kinds.fit_ngram(data.train_ids, data.tokenizer.vocab_size, run.settings.model.order)
-    model, report = mixture.fit(neural, ngram, data.tokenizer, data.valid_ids, seq_len=run.settings.train.seq_len,
-                                device=run.device)
+    model, report = mixture.fit(
+        neural, ngram, data.tokenizer, data.valid_ids, seq_len=run.settings.train.seq_len, device=run.device
+    )
     kinds.MIXTURE_KIND.save(run.out, model)
     checkpoint.set_kind(run.out, kinds.MIXTURE_KIND.name, mixture=report)  # last: until then it is a neural model
     summary = replace(summary, mixture=report)
@@ -652,12 +818,16 @@ def _diverged(run: _Run, state: TrainState) -> TrainingDiverged:
     return TrainingDiverged(
         f"training diverged at step {state.step}: the loss is no longer a finite number; {_kept(run.out)[0]}. "
         f"Lower --lr (now {args.lr:g}) or clip gradients harder (--clip, now {args.clip:g}), "
-        f"then train again with --force")
+        f"then train again with --force"
+    )
 
 
 def _kept(out: Path) -> tuple[str, int | None]:
     """What a failed run leaves, in words, and the step of the checkpoint on disk, if one was saved (read from
     state.pt, which holds the whole model, once)."""
     saved = checkpoint.load_state(out)[0].step if (out / checkpoint.STATE).is_file() else None
-    return (f"the last good checkpoint (step {saved}) is kept in {out}" if saved is not None
-            else "no checkpoint had been saved yet"), saved
+    return (
+        f"the last good checkpoint (step {saved}) is kept in {out}"
+        if saved is not None
+        else "no checkpoint had been saved yet"
+    ), saved

@@ -8,8 +8,23 @@ from pathlib import Path
 import pytest
 
 # A tiny model, seconds to train: the settings every test starts from.
-TINY = dict(tokenizer="unigram", vocab_size=30, cell="lstm", layers=1, embed=32, hidden=32, dropout=0.0,
-            seq_len=16, batch_size=8, lr=0.01, warmup=5, max_steps=60, eval_every=20, seed=0, device="cpu")
+TINY = dict(
+    tokenizer="unigram",
+    vocab_size=30,
+    cell="lstm",
+    layers=1,
+    embed=32,
+    hidden=32,
+    dropout=0.0,
+    seq_len=16,
+    batch_size=8,
+    lr=0.01,
+    warmup=5,
+    max_steps=60,
+    eval_every=20,
+    seed=0,
+    device="cpu",
+)
 
 _NAMES = ("anna", "ben", "cora", "dan")
 _THINGS = ("the red ball", "a small cup", "the old book", "a green hat")
@@ -61,8 +76,9 @@ def trained_model(tmp_path_factory: pytest.TempPathFactory, corpus_file: Path) -
 @pytest.fixture(scope="session")
 def trained_bidirectional(tmp_path_factory: pytest.TempPathFactory, corpus_file: Path) -> Path:
     """A tiny bidirectional-encoded GRU of `corpus_file` (shared, read-only)."""
-    return _train_shared(tmp_path_factory, corpus_file, "bidirectional", cell="gru", bidirectional=True,
-                         context=8, max_steps=150)
+    return _train_shared(
+        tmp_path_factory, corpus_file, "bidirectional", cell="gru", bidirectional=True, context=8, max_steps=150
+    )
 
 
 @pytest.fixture(scope="session")

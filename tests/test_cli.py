@@ -69,9 +69,13 @@ def test_resume_continues_a_run(tmp_path: Path, corpus_file: Path) -> None:
 @pytest.fixture
 def bad_files(tmp_path: Path) -> dict[str, Path]:
     files = {
-        "empty": b"", "blank": b" \n\n\t \n", "binary": b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR",
-        "latin1": "caf\u00e9 au lait\n".encode("latin-1"), "tiny": b"just a few words\n",
-        "malformed_yaml": b"cell: [lstm\n", "unknown_yaml": b"hiden: 32\n",
+        "empty": b"",
+        "blank": b" \n\n\t \n",
+        "binary": b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR",
+        "latin1": "caf\u00e9 au lait\n".encode("latin-1"),
+        "tiny": b"just a few words\n",
+        "malformed_yaml": b"cell: [lstm\n",
+        "unknown_yaml": b"hiden: 32\n",
     }
     for name, content in files.items():
         (tmp_path / name).write_bytes(content)
@@ -95,19 +99,25 @@ TRAIN_CASES = [
     (["{corpus}", "--config={unknown_yaml}"], "unknown option 'hiden'"),
     (["{corpus}", "--config={missing}"], "config file not found"),
     (["{corpus}", "--valid={empty}"], "empty or holds only whitespace"),
-    (["{corpus}", "--device=cuda"] if not __import__("torch").cuda.is_available() else ["{corpus}", "--seq-len=0"],
-     "option '"),
+    (
+        ["{corpus}", "--device=cuda"] if not __import__("torch").cuda.is_available() else ["{corpus}", "--seq-len=0"],
+        "option '",
+    ),
 ]
 
 
 @pytest.mark.parametrize("args, message", TRAIN_CASES, ids=[" ".join(a) for a, _ in TRAIN_CASES])
 def test_bad_training_input_is_one_line_exit_2_and_loses_nothing(
-        args, message, tmp_path: Path, corpus_file: Path, trained_model: Path, bad_files) -> None:
+    args, message, tmp_path: Path, corpus_file: Path, trained_model: Path, bad_files
+) -> None:
     existing = tmp_path / "existing"
     shutil.copytree(trained_model, existing)
     before = {p.name: p.read_bytes() for p in existing.iterdir()}
-    names = {**{k: str(v) for k, v in bad_files.items()}, "missing": str(tmp_path / "missing.txt"),
-             "corpus": str(corpus_file)}
+    names = {
+        **{k: str(v) for k, v in bad_files.items()},
+        "missing": str(tmp_path / "missing.txt"),
+        "corpus": str(corpus_file),
+    }
     argv = [a.format(**names) for a in args]
     result = run("train", *argv, *TINY_FLAGS[1:2], "--out", existing, "--force")
     assert result.exit_code == 2, result.output
@@ -120,26 +130,33 @@ def test_bad_training_input_is_one_line_exit_2_and_loses_nothing(
 
 @pytest.mark.parametrize("command", ["predict", "generate", "info"])
 def test_model_that_is_not_a_model_directory(command: str, tmp_path: Path, corpus_file: Path) -> None:
-    for target, message in ((tmp_path / "nothing", "model not found"), (tmp_path, "not a nextword model directory"),
-                            (corpus_file, "not a nextword model directory")):
+    for target, message in (
+        (tmp_path / "nothing", "model not found"),
+        (tmp_path, "not a nextword model directory"),
+        (corpus_file, "not a nextword model directory"),
+    ):
         result = run(command, target, *(["some text"] if command != "info" else []))
         assert result.exit_code == 2 and message in result.stderr and len(result.stderr.splitlines()) == 1
 
 
-@pytest.mark.parametrize("command, args, message", [
-    ("predict", ["  "], "the text is empty"),
-    ("generate", [""], "the prompt is empty"),
-    ("predict", ["anna", "--top-k", "0"], "'--suggestions' / '-k' / '--top-k': 0 is not in the range 1<=x<=100"),
-    ("generate", ["anna", "--temperature", "-1"], "'temperature' must be >= 0"),
-    ("generate", ["anna", "--samples", "0"], "'--samples': 0 is not in the range 1<=x<=100"),
-])
+@pytest.mark.parametrize(
+    "command, args, message",
+    [
+        ("predict", ["  "], "the text is empty"),
+        ("generate", [""], "the prompt is empty"),
+        ("predict", ["anna", "--top-k", "0"], "'--suggestions' / '-k' / '--top-k': 0 is not in the range 1<=x<=100"),
+        ("generate", ["anna", "--temperature", "-1"], "'temperature' must be >= 0"),
+        ("generate", ["anna", "--samples", "0"], "'--samples': 0 is not in the range 1<=x<=100"),
+    ],
+)
 def test_bad_prompts_and_options(command, args, message, trained_model: Path) -> None:
     result = run(command, trained_model, *args)
     assert result.exit_code == 2 and message in result.stderr and "Traceback" not in result.output
 
 
-def test_existing_model_is_not_overwritten_without_force(tmp_path: Path, corpus_file: Path,
-                                                        trained_model: Path) -> None:
+def test_existing_model_is_not_overwritten_without_force(
+    tmp_path: Path, corpus_file: Path, trained_model: Path
+) -> None:
     result = run("train", corpus_file, "--out", trained_model, *TINY_FLAGS)
     assert result.exit_code == 2 and "use --force" in result.stderr
 
@@ -149,10 +166,13 @@ def test_typer_usage_errors_exit_2_without_traceback(corpus_file: Path) -> None:
     assert result.exit_code == 2 and "Traceback" not in result.output
 
 
-@pytest.mark.parametrize("option, value, choices", [
-    ("--cell", "transformer", "'rnn', 'gru', 'lstm', 'ngram'"),
-    ("--tokenizer", "morfessor", "'unigram', 'bpe', 'char', 'word'"),
-])
+@pytest.mark.parametrize(
+    "option, value, choices",
+    [
+        ("--cell", "transformer", "'rnn', 'gru', 'lstm', 'ngram'"),
+        ("--tokenizer", "morfessor", "'unigram', 'bpe', 'char', 'word'"),
+    ],
+)
 def test_a_choice_outside_its_values_names_them(option: str, value: str, choices: str, corpus_file: Path) -> None:
     result = runner.invoke(app, ["train", str(corpus_file), option, value], env={"COLUMNS": "200"})
     assert result.exit_code == 2 and "Traceback" not in result.output
@@ -180,10 +200,24 @@ def test_ctrl_c_saves_a_checkpoint_and_says_how_to_resume(tmp_path: Path, corpus
 
     out = tmp_path / "m"
     flags = [f for f in TINY_FLAGS if not f.startswith("--max-steps")]
-    process = subprocess.Popen([sys.executable, "-m", "nextword", "train", str(corpus_file), "--out", str(out),
-                                *flags, "--max-steps=1000000", "--eval-every=50"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env={**os.environ, "NEXTWORD_CACHE": str(tmp_path / "cache")})
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "nextword",
+            "train",
+            str(corpus_file),
+            "--out",
+            str(out),
+            *flags,
+            "--max-steps=1000000",
+            "--eval-every=50",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "NEXTWORD_CACHE": str(tmp_path / "cache")},
+    )
     deadline = time.monotonic() + 60
     while not (out / "state.pt").exists() and time.monotonic() < deadline:  # training is under way
         time.sleep(0.05)
@@ -195,8 +229,11 @@ def test_ctrl_c_saves_a_checkpoint_and_says_how_to_resume(tmp_path: Path, corpus
     assert resumed.exit_code == 0 and json.loads(resumed.stdout)["steps"] >= 50
 
 
-@pytest.mark.parametrize("prompt", ["🙂🚀 ✨", "anna " * 4000, "日本語のテキスト ", "a\x00b "],
-                         ids=["emoji", "very long", "unseen script", "NUL in the prompt"])
+@pytest.mark.parametrize(
+    "prompt",
+    ["🙂🚀 ✨", "anna " * 4000, "日本語のテキスト ", "a\x00b "],
+    ids=["emoji", "very long", "unseen script", "NUL in the prompt"],
+)
 def test_unusual_prompts_still_predict_and_generate(prompt: str, trained_model: Path) -> None:
     predicted = run("predict", trained_model, prompt, "--json")
     assert predicted.exit_code == 0, predicted.output
@@ -206,8 +243,10 @@ def test_unusual_prompts_still_predict_and_generate(prompt: str, trained_model: 
 
 
 def test_temperature_zero_is_greedy_and_repeatable(trained_model: Path) -> None:
-    runs = [run("generate", trained_model, "anna has", "-n", "6", "--temperature", "0", "--seed", str(s)).stdout
-            for s in (1, 2)]
+    runs = [
+        run("generate", trained_model, "anna has", "-n", "6", "--temperature", "0", "--seed", str(s)).stdout
+        for s in (1, 2)
+    ]
     assert runs[0] == runs[1] and runs[0].strip()
 
 
@@ -226,8 +265,9 @@ def test_one_repeated_word_and_an_unwritable_out(tmp_path: Path) -> None:
     assert blocked.read_text() == "keep me"
 
 
-def test_init_trains_a_personal_model_and_info_says_where_it_came_from(tmp_path: Path, trained_model: Path,
-                                                                      trained_ngram: Path, corpus_file: Path) -> None:
+def test_init_trains_a_personal_model_and_info_says_where_it_came_from(
+    tmp_path: Path, trained_model: Path, trained_ngram: Path, corpus_file: Path
+) -> None:
     personal = tmp_path / "personal.txt"
     personal.write_text("ben reads the old book to the cat .\n" * 200)
     out = tmp_path / "p"
@@ -237,8 +277,12 @@ def test_init_trains_a_personal_model_and_info_says_where_it_came_from(tmp_path:
     assert info["init"]["path"] == str(trained_model) and info["config"]["lr"] == pytest.approx(TINY["lr"] * 0.3)
     shown = run("info", out).stdout
     assert "started from" in shown and "trained on" in shown
-    for args, message in ((["--hidden=64"], "hidden cannot change"), (["--resume"], "give one of them"),
-                          (["--init", tmp_path], "not a model"), ([], "n-gram model")):
+    for args, message in (
+        (["--hidden=64"], "hidden cannot change"),
+        (["--resume"], "give one of them"),
+        (["--init", tmp_path], "not a model"),
+        ([], "n-gram model"),
+    ):
         init = trained_ngram if not args else trained_model
         result = run("train", personal, "--init", init, "--out", tmp_path / "q", *args)
         assert result.exit_code == 2 and len(result.stderr.splitlines()) == 1 and "Traceback" not in result.output
@@ -262,12 +306,19 @@ def _colours(text: str) -> set[str]:
     return {code for code in codes if code[:1] in "349" and len(code) >= 2}
 
 
-@pytest.mark.parametrize("args", [["info", "no-such-model"], ["predict", "--top-k"], ["train", "--help"]],
-                         ids=["error", "usage error", "help"])
+@pytest.mark.parametrize(
+    "args",
+    [["info", "no-such-model"], ["predict", "--top-k"], ["train", "--help"]],
+    ids=["error", "usage error", "help"],
+)
 def test_no_color_turns_colour_off_even_where_colour_is_forced(args: list[str]) -> None:
     def shown(**env: str) -> str:
-        done = subprocess.run([sys.executable, "-m", "nextword", *args], capture_output=True, text=True,
-                              env={**os.environ, "FORCE_COLOR": "1", "COLUMNS": "100", **env})
+        done = subprocess.run(
+            [sys.executable, "-m", "nextword", *args],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "FORCE_COLOR": "1", "COLUMNS": "100", **env},
+        )
         return done.stdout + done.stderr
 
     assert _colours(shown())  # what a terminal would show is coloured…
@@ -278,14 +329,21 @@ def _variant_flags() -> list[str]:
     return [flag for flag in TINY_FLAGS if not flag.startswith(("--cell", "--max-steps"))] + ["--max-steps=10"]
 
 
-@pytest.mark.parametrize("command, progress", [
-    (["train", "{corpus}", *_variant_flags(), "--cell=lstm", "--out", "{tmp}/m"], "step 10/10"),
-    (["compare", "{corpus}", "--cells", "rnn", *_variant_flags(), "--accuracy-words", "20", "--out", "{tmp}/c"],
-     "step 10/10"),
-    (["evaluate", "{model}", "{corpus}", "--predict-words", "50"], "reading"),
-], ids=["train", "compare", "evaluate"])
-def test_json_alone_on_stdout_while_progress_goes_to_stderr(command, progress, tmp_path: Path, corpus_file: Path,
-                                                            trained_model: Path, monkeypatch) -> None:
+@pytest.mark.parametrize(
+    "command, progress",
+    [
+        (["train", "{corpus}", *_variant_flags(), "--cell=lstm", "--out", "{tmp}/m"], "step 10/10"),
+        (
+            ["compare", "{corpus}", "--cells", "rnn", *_variant_flags(), "--accuracy-words", "20", "--out", "{tmp}/c"],
+            "step 10/10",
+        ),
+        (["evaluate", "{model}", "{corpus}", "--predict-words", "50"], "reading"),
+    ],
+    ids=["train", "compare", "evaluate"],
+)
+def test_json_alone_on_stdout_while_progress_goes_to_stderr(
+    command, progress, tmp_path: Path, corpus_file: Path, trained_model: Path, monkeypatch
+) -> None:
     from rich.console import Console
 
     from nextword import cli
@@ -301,15 +359,24 @@ def test_json_alone_on_stdout_while_progress_goes_to_stderr(command, progress, t
 
 def test_shell_completion_script_completes_commands_and_options(tmp_path: Path) -> None:
     # bash itself sources what --show-completion prints and asks it, as a Tab press would.
-    asked = "; ".join([f"source <({Path(sys.executable).with_name('nextword')} --show-completion bash)",
-                       "COMP_WORDS=(nextword pred); COMP_CWORD=1; _nextword_completion nextword",
-                       'echo "${COMPREPLY[@]}"',
-                       "COMP_WORDS=(nextword predict m --to); COMP_CWORD=3; _nextword_completion nextword",
-                       'echo "${COMPREPLY[@]}"',
-                       "COMP_WORDS=(nextword train c --cell ''); COMP_CWORD=4; _nextword_completion nextword",
-                       'echo "${COMPREPLY[@]}"'])
-    done = subprocess.run(["bash", "-c", asked], capture_output=True, text=True, timeout=60,
-                          env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"})
+    asked = "; ".join(
+        [
+            f"source <({Path(sys.executable).with_name('nextword')} --show-completion bash)",
+            "COMP_WORDS=(nextword pred); COMP_CWORD=1; _nextword_completion nextword",
+            'echo "${COMPREPLY[@]}"',
+            "COMP_WORDS=(nextword predict m --to); COMP_CWORD=3; _nextword_completion nextword",
+            'echo "${COMPREPLY[@]}"',
+            "COMP_WORDS=(nextword train c --cell ''); COMP_CWORD=4; _nextword_completion nextword",
+            'echo "${COMPREPLY[@]}"',
+        ]
+    )
+    done = subprocess.run(
+        ["bash", "-c", asked],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"},
+    )
     assert done.stdout.splitlines() == ["predict", "--top-k", "rnn gru lstm ngram"], done.stderr
 
 

@@ -37,8 +37,14 @@ def test_compare_defaults_sit_under_the_yaml_and_the_flags(tmp_path: Path) -> No
     assert (timed.max_steps, timed.time_budget) == (None, 120.0)  # equal time, not also 1000 steps
 
 
-@pytest.mark.parametrize("model", [RecurrentLM(30, "rnn", 1, 8, 8, 0.0), RecurrentLM(30, "lstm", 2, 8, 8, 0.0),
-                                   WindowedBiLM(30, "gru", 1, 8, 8, 0.0, context=5, pool="attention")])
+@pytest.mark.parametrize(
+    "model",
+    [
+        RecurrentLM(30, "rnn", 1, 8, 8, 0.0),
+        RecurrentLM(30, "lstm", 2, 8, 8, 0.0),
+        WindowedBiLM(30, "gru", 1, 8, 8, 0.0, context=5, pool="attention"),
+    ],
+)
 def test_gradient_flow_is_finite_and_positive(model) -> None:
     torch.manual_seed(0)
     ids = np.random.default_rng(0).integers(0, 30, 400)
@@ -53,15 +59,34 @@ def test_compare_writes_a_row_per_variant_plots_and_a_report(tmp_path: Path, cor
     corpus = tmp_path / "far.txt"
     lines = corpus_file.read_text().splitlines()
     corpus.write_text("\n".join(lines) + "\n")
-    (tmp_path / "far.txt.targets.jsonl").write_text("".join(
-        json.dumps({"line": n, "word": 4, "expected": line.split()[4], "distance": 3, "kind": "name"}) + "\n"
-        for n, line in enumerate(lines)))
+    (tmp_path / "far.txt.targets.jsonl").write_text(
+        "".join(
+            json.dumps({"line": n, "word": 4, "expected": line.split()[4], "distance": 3, "kind": "name"}) + "\n"
+            for n, line in enumerate(lines)
+        )
+    )
     out = tmp_path / "cmp"
-    result = CliRunner().invoke(app, ["compare", str(corpus), "--cells", "rnn,gru", "--bidirectional", "--out",
-                                      str(out), "--accuracy-words", "20", "--context", "4", "--seq-len", "8",
-                                      *[f"--{k.replace('_', '-')}={v}" for k, v in TINY.items()
-                                        if k not in ("cell", "seq_len")],
-                                      "--max-steps", "30"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "compare",
+            str(corpus),
+            "--cells",
+            "rnn,gru",
+            "--bidirectional",
+            "--out",
+            str(out),
+            "--accuracy-words",
+            "20",
+            "--context",
+            "4",
+            "--seq-len",
+            "8",
+            *[f"--{k.replace('_', '-')}={v}" for k, v in TINY.items() if k not in ("cell", "seq_len")],
+            "--max-steps",
+            "30",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "Comparison" in result.stdout and "word perplexity" in result.stdout
     header = next(line for line in result.stdout.splitlines() if "variant" in line)
@@ -104,10 +129,25 @@ def test_gradient_flow_needs_some_text() -> None:
 
 def test_the_ngram_baseline_takes_its_place_in_the_table(tmp_path: Path, corpus_file: Path) -> None:
     out = tmp_path / "cmp"
-    result = CliRunner().invoke(app, ["compare", str(corpus_file), "--cells", "ngram,rnn", "--bidirectional",
-                                      "--order", "3", "--out", str(out), "--accuracy-words", "20",
-                                      *[f"--{k.replace('_', '-')}={v}" for k, v in TINY.items() if k != "cell"],
-                                      "--max-steps", "20"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "compare",
+            str(corpus_file),
+            "--cells",
+            "ngram,rnn",
+            "--bidirectional",
+            "--order",
+            "3",
+            "--out",
+            str(out),
+            "--accuracy-words",
+            "20",
+            *[f"--{k.replace('_', '-')}={v}" for k, v in TINY.items() if k != "cell"],
+            "--max-steps",
+            "20",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "ngram" in result.stdout and "Comparison" in result.stdout
     rows = json.loads((out / "compare.json").read_text())["variants"]

@@ -31,9 +31,23 @@ def test_one_file_of_model_and_training_options_splits_into_both(tmp_path: Path)
     assert set(load(preset).to_dict()) == set(FIELDS) and dump_yaml(load(preset)).count("\n") == len(FIELDS)
 
 
-@pytest.mark.parametrize("text, seconds", [("90", 90), ("90s", 90), ("10m", 600), ("3m", 180), ("1h30m", 5400),
-                                           ("1.5h", 5400), ("1h30m15s", 5415), (" 1h 30m ", 5400), ("1:30:00", 5400),
-                                           ("2:30", 150), ("0:00:05", 5), (45, 45)])
+@pytest.mark.parametrize(
+    "text, seconds",
+    [
+        ("90", 90),
+        ("90s", 90),
+        ("10m", 600),
+        ("3m", 180),
+        ("1h30m", 5400),
+        ("1.5h", 5400),
+        ("1h30m15s", 5415),
+        (" 1h 30m ", 5400),
+        ("1:30:00", 5400),
+        ("2:30", 150),
+        ("0:00:05", 5),
+        (45, 45),
+    ],
+)
 def test_durations(text: object, seconds: float) -> None:
     assert parse_duration(text) == seconds
 
@@ -44,21 +58,24 @@ def test_ambiguous_or_malformed_durations_are_refused_with_an_example(text: str)
         parse_duration(text)
 
 
-@pytest.mark.parametrize("options, words", [
-    ({"cell": "transformer"}, "'cell' must be one of rnn, gru, lstm"),
-    ({"tokenizer": "bytes"}, "'tokenizer' must be one of"),
-    ({"layers": 0}, "'layers' must be >= 1"),
-    ({"layers": 2.5}, "'layers' must be an integer"),
-    ({"layers": "two"}, "'layers' must be an integer"),
-    ({"dropout": 1.5}, "'dropout' must be <= 0.9"),
-    ({"lr": 0}, "'lr' must be > 0"),
-    ({"lr": -1e-3}, "'lr' must be > 0"),
-    ({"lr": float("nan")}, "'lr' must be a finite number"),
-    ({"batch_size": True}, "'batch_size' must be a number"),
-    ({"time_budget": "soon"}, "'time_budget': 'soon' is not a duration"),
-    ({"valid_fraction": 0}, "'valid_fraction' must be > 0"),
-    ({"epochs": None, "max_steps": None, "time_budget": None}, "no stopping rule"),
-])
+@pytest.mark.parametrize(
+    "options, words",
+    [
+        ({"cell": "transformer"}, "'cell' must be one of rnn, gru, lstm"),
+        ({"tokenizer": "bytes"}, "'tokenizer' must be one of"),
+        ({"layers": 0}, "'layers' must be >= 1"),
+        ({"layers": 2.5}, "'layers' must be an integer"),
+        ({"layers": "two"}, "'layers' must be an integer"),
+        ({"dropout": 1.5}, "'dropout' must be <= 0.9"),
+        ({"lr": 0}, "'lr' must be > 0"),
+        ({"lr": -1e-3}, "'lr' must be > 0"),
+        ({"lr": float("nan")}, "'lr' must be a finite number"),
+        ({"batch_size": True}, "'batch_size' must be a number"),
+        ({"time_budget": "soon"}, "'time_budget': 'soon' is not a duration"),
+        ({"valid_fraction": 0}, "'valid_fraction' must be > 0"),
+        ({"epochs": None, "max_steps": None, "time_budget": None}, "no stopping rule"),
+    ],
+)
 def test_bad_values_name_the_option(options: dict, words: str) -> None:
     with pytest.raises(ConfigError, match=words.replace("(", r"\(")):
         resolve(options)
@@ -71,11 +88,14 @@ def test_unknown_key_suggests_the_right_one(tmp_path: Path) -> None:
         load(preset)
 
 
-@pytest.mark.parametrize("text, words", [
-    ("cell: [lstm\n", "malformed YAML .* at line 2"),
-    ("- lstm\n- gru\n", "must hold a mapping"),
-    ("cell: !!python/object/apply:os.system ['touch pwned']\n", "malformed YAML"),
-])
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("cell: [lstm\n", "malformed YAML .* at line 2"),
+        ("- lstm\n- gru\n", "must hold a mapping"),
+        ("cell: !!python/object/apply:os.system ['touch pwned']\n", "malformed YAML"),
+    ],
+)
 def test_bad_yaml_files(tmp_path: Path, text: str, words: str) -> None:
     preset = tmp_path / "bad.yaml"
     preset.write_text(text)
@@ -98,8 +118,7 @@ def test_presets_are_valid() -> None:
         load(preset)
 
 
-@pytest.mark.parametrize("preset", sorted(PRESETS.glob("*.yaml")),
-                         ids=lambda path: path.stem)
+@pytest.mark.parametrize("preset", sorted(PRESETS.glob("*.yaml")), ids=lambda path: path.stem)
 def test_every_preset_loads_and_says_what_it_is_for(preset: Path) -> None:
     assert preset.read_text().startswith(f"# {preset.stem}: ")  # the README's presets table relies on these
     options = read_yaml(preset)

@@ -104,8 +104,24 @@ def test_targets_round_trip_through_the_sidecar(tmp_path):
 
 def test_command_line_writes_text_and_sidecar(tmp_path):
     out = tmp_path / "lr.txt"
-    subprocess.run([sys.executable, str(GENERATOR), "longrange", "--seed", "7", "--size", "3000",
-                    "--min-distance", "3", "--max-distance", "9", "--out", str(out)], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            str(GENERATOR),
+            "longrange",
+            "--seed",
+            "7",
+            "--size",
+            "3000",
+            "--min-distance",
+            "3",
+            "--max-distance",
+            "9",
+            "--out",
+            str(out),
+        ],
+        check=True,
+    )
     text, targets = gen.generate_longrange(7, 3000, 3, 9)
     assert out.read_text() == text
     assert read_targets(gen.targets_path(out)) == targets
@@ -114,21 +130,25 @@ def test_command_line_writes_text_and_sidecar(tmp_path):
 def test_committed_stories_match_the_generator():
     committed = (CORPORA / "stories.txt").read_text(encoding="ascii")
     assert committed == gen.generate_stories(0, STORIES_SIZE), (
-        "corpora/stories.txt is out of date: regenerate it with the command in corpora/README.md")
+        "corpora/stories.txt is out of date: regenerate it with the command in corpora/README.md"
+    )
 
 
 def test_committed_longrange_matches_the_generator():
     text, targets = gen.generate_longrange(0, LONGRANGE_SIZE, *LONGRANGE_DISTANCES)
     path = CORPORA / "longrange.txt"
     assert path.read_text(encoding="ascii") == text, (
-        "corpora/longrange.txt is out of date: regenerate it with the command in corpora/README.md")
+        "corpora/longrange.txt is out of date: regenerate it with the command in corpora/README.md"
+    )
     assert read_targets(gen.targets_path(path)) == targets
 
 
 def test_template_files_read_sections_keys_and_continued_lines(tmp_path):
     path = tmp_path / "t.txt"
-    path.write_text("# a comment\n[kind: tale]\nopening: Once, {hero} {v:say}: hi.\nopening: Then\n"
-                    "   it ended.\n\n[words]\nbig: a, b,\n     c d\nall: @big, e\n")
+    path.write_text(
+        "# a comment\n[kind: tale]\nopening: Once, {hero} {v:say}: hi.\nopening: Then\n"
+        "   it ended.\n\n[words]\nbig: a, b,\n     c d\nall: @big, e\n"
+    )
     sections = gen.read_templates(path)
     assert sections["kind: tale"] == {"opening": ("Once, {hero} {v:say}: hi.", "Then it ended.")}
     assert gen.records(sections, "kind") == {"tale": sections["kind: tale"]}

@@ -25,20 +25,45 @@ FLAGS = [f"--{k.replace('_', '-')}={v}" for k, v in {**TINY, "max_steps": 60, "e
 # Twenty kills, in order, each of the run that resumes after the one before: at the n-th call of a function
 # (the moment exactly: before the tokenizer exists, between two files of a checkpoint, before a temporary
 # file is renamed, in the middle of evaluation), or a delay after the run's first evaluation (any moment).
-KILLS = [("tokenizer", 1), ("set-up file", 1), ("rename", 3), ("step", 3), ("metrics", 1), ("state", 1),
-         ("weights", 1), ("summary", 1), ("evaluation", 1), ("rename", 2), ("weights", 1), ("delay", 0.0),
-         ("step", 7), ("state", 2), ("delay", 0.01), ("directory sync", 3), ("weights", 2), ("delay", 0.03),
-         ("metrics", 2), ("evaluation", 3)]
+KILLS = [
+    ("tokenizer", 1),
+    ("set-up file", 1),
+    ("rename", 3),
+    ("step", 3),
+    ("metrics", 1),
+    ("state", 1),
+    ("weights", 1),
+    ("summary", 1),
+    ("evaluation", 1),
+    ("rename", 2),
+    ("weights", 1),
+    ("delay", 0.0),
+    ("step", 7),
+    ("state", 2),
+    ("delay", 0.01),
+    ("directory sync", 3),
+    ("weights", 2),
+    ("delay", 0.03),
+    ("metrics", 2),
+    ("evaluation", 3),
+]
 
 
 def _moment(name: str) -> tuple[object, str]:
     from nextword import train
 
-    return {"tokenizer": (train, "train_tokenizer_for"), "set-up file": (checkpoint, "write_text"),
-            "rename": (os, "replace"), "directory sync": (files, "_fsync_dir"), "step": (train, "_train_step"),
-            "evaluation": (train, "stream_loss"), "metrics": (checkpoint, "write_metrics"),
-            "state": (checkpoint, "save_state"), "weights": (checkpoint, "save_weights"),
-            "summary": (checkpoint, "write_summary")}[name]
+    return {
+        "tokenizer": (train, "train_tokenizer_for"),
+        "set-up file": (checkpoint, "write_text"),
+        "rename": (os, "replace"),
+        "directory sync": (files, "_fsync_dir"),
+        "step": (train, "_train_step"),
+        "evaluation": (train, "stream_loss"),
+        "metrics": (checkpoint, "write_metrics"),
+        "state": (checkpoint, "save_state"),
+        "weights": (checkpoint, "save_weights"),
+        "summary": (checkpoint, "write_summary"),
+    }[name]
 
 
 def _nextword_train(argv: list[str], log: str, cache: str, die_at: tuple[str, int] | None) -> None:
@@ -68,15 +93,17 @@ class Runner:
     def __init__(self, tmp_path: Path):
         self.context = multiprocessing.get_context("forkserver")
         # What the first training step would import (torch._dynamo, for the optimizer) is imported once, here.
-        self.context.set_forkserver_preload(["nextword.cli", "nextword.train", "nextword.predict", "torch._dynamo",
-                                             __name__])
+        self.context.set_forkserver_preload(
+            ["nextword.cli", "nextword.train", "nextword.predict", "torch._dynamo", __name__]
+        )
         self.tmp_path, self.runs = tmp_path, 0
 
     def start(self, argv: list, die_at: tuple[str, int] | None = None) -> tuple[multiprocessing.Process, Path]:
         self.runs += 1
         log = self.tmp_path / f"run{self.runs}.log"
-        process = self.context.Process(target=_nextword_train, args=(
-            [str(a) for a in argv], str(log), str(self.tmp_path / "cache"), die_at))
+        process = self.context.Process(
+            target=_nextword_train, args=([str(a) for a in argv], str(log), str(self.tmp_path / "cache"), die_at)
+        )
         process.start()
         return process, log
 
@@ -139,10 +166,15 @@ def test_twenty_sigkills_lose_nothing_and_resume_to_the_same_weights(tmp_path: P
     assert not any(files.leftover_temporaries(out / name) for name in checkpoint._OWN_FILES)
     straight, resumed = (load_file(tmp_path / d / checkpoint.WEIGHTS) for d in ("straight", "killed"))
     assert all(torch.equal(straight[k], resumed[k]) for k in straight)
-    assert checkpoint.weights_step(out) == checkpoint.load_state(out)[0].best_step == \
-        checkpoint.read_json(out / checkpoint.SUMMARY)["best_step"]
-    rows = [[{k: v for k, v in row.items() if k != "elapsed"} for row in checkpoint.read_metrics(tmp_path / d)]
-            for d in ("straight", "killed")]
+    assert (
+        checkpoint.weights_step(out)
+        == checkpoint.load_state(out)[0].best_step
+        == checkpoint.read_json(out / checkpoint.SUMMARY)["best_step"]
+    )
+    rows = [
+        [{k: v for k, v in row.items() if k != "elapsed"} for row in checkpoint.read_metrics(tmp_path / d)]
+        for d in ("straight", "killed")
+    ]
     assert rows[0] == rows[1]
 
 
@@ -166,11 +198,13 @@ def _disk_full_at(monkeypatch: pytest.MonkeyPatch, out: Path, name: str, nth: in
     return kept
 
 
-@pytest.mark.parametrize("name, kept_step", [(checkpoint.METRICS, 5), (checkpoint.STATE, 5),
-                                             (checkpoint.WEIGHTS, 10), (checkpoint.SUMMARY, 10)])
-def test_a_disk_that_fills_during_a_checkpoint_keeps_the_last_one(name: str, kept_step: int, tmp_path: Path,
-                                                                  corpus_file: Path, straight_10: Path,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    "name, kept_step",
+    [(checkpoint.METRICS, 5), (checkpoint.STATE, 5), (checkpoint.WEIGHTS, 10), (checkpoint.SUMMARY, 10)],
+)
+def test_a_disk_that_fills_during_a_checkpoint_keeps_the_last_one(
+    name: str, kept_step: int, tmp_path: Path, corpus_file: Path, straight_10: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     out = tmp_path / "m"
     flags = [f"--{k.replace('_', '-')}={v}" for k, v in {**TINY, "max_steps": 10, "eval_every": 5}.items()]
     before = _disk_full_at(monkeypatch, out, name, 2)  # the second checkpoint's
@@ -178,7 +212,8 @@ def test_a_disk_that_fills_during_a_checkpoint_keeps_the_last_one(name: str, kep
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert result.stderr.splitlines() == [
         f"error: cannot write {out / name}: No space left on device; the last good checkpoint (step {kept_step}) "
-        f"is kept in {out}. Free some space, then resume with: nextword train {corpus_file} --out {out} --resume"]
+        f"is kept in {out}. Free some space, then resume with: nextword train {corpus_file} --out {out} --resume"
+    ]
     assert (out / name).read_bytes() == before[name]
     assert not any(files.leftover_temporaries(out / own) for own in checkpoint._OWN_FILES)
     assert checkpoint.load_state(out)[0].step == kept_step

@@ -8,13 +8,16 @@ from nextword.errors import CorpusError
 from nextword.tokenizer import EOS_ID, train_tokenizer
 
 
-@pytest.mark.parametrize("content, words", [
-    (b"", "empty or holds only whitespace"),
-    (b"  \n\t\n", "empty or holds only whitespace"),
-    (b"hello\x00world", "looks binary \\(a NUL byte at offset 5\\)"),
-    ("caf\u00e9 ".encode("utf-8") + b"\xff rest", "not UTF-8 text: invalid byte at offset 6"),
-    ("na\u00efve".encode("utf-8")[:3], "ends inside a character \\(offset 3\\)"),
-])
+@pytest.mark.parametrize(
+    "content, words",
+    [
+        (b"", "empty or holds only whitespace"),
+        (b"  \n\t\n", "empty or holds only whitespace"),
+        (b"hello\x00world", "looks binary \\(a NUL byte at offset 5\\)"),
+        ("caf\u00e9 ".encode("utf-8") + b"\xff rest", "not UTF-8 text: invalid byte at offset 6"),
+        ("na\u00efve".encode("utf-8")[:3], "ends inside a character \\(offset 3\\)"),
+    ],
+)
 def test_unusable_corpora(tmp_path: Path, content: bytes, words: str) -> None:
     path = tmp_path / "corpus.txt"
     path.write_bytes(content)
@@ -57,8 +60,9 @@ def test_crlf_corpus_encodes_like_lf(tmp_path: Path, corpus_file: Path) -> None:
     tokenizer = train_tokenizer(corpus_file, "unigram", 100).tokenizer
     crlf = tmp_path / "crlf.txt"
     crlf.write_bytes(corpus_file.read_bytes().replace(b"\n", b"\r\n"))
-    assert np.array_equal(encode_corpus(check_corpus(crlf), tokenizer),
-                          encode_corpus(check_corpus(corpus_file), tokenizer))
+    assert np.array_equal(
+        encode_corpus(check_corpus(crlf), tokenizer), encode_corpus(check_corpus(corpus_file), tokenizer)
+    )
 
 
 def test_stream_batches_continue_each_stream() -> None:

@@ -34,8 +34,14 @@ def _in_a_terminal(args: list[str], columns: int, stop_when: bytes, env: dict[st
     leader, follower = pty.openpty()
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
     environment = {k: v for k, v in {**os.environ, **env}.items() if k not in ("COLUMNS", "NO_COLOR", "LINES")}
-    process = subprocess.Popen([sys.executable, "-m", "nextword", *args], stdin=follower, stdout=follower,
-                               stderr=follower, env={**environment, "TERM": "xterm-256color"}, start_new_session=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "nextword", *args],
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+        env={**environment, "TERM": "xterm-256color"},
+        start_new_session=True,
+    )
     os.close(follower)
     shown, interrupted, deadline = b"", False, time.monotonic() + 240
     while time.monotonic() < deadline:
@@ -63,12 +69,16 @@ def _screen_lines(shown: str) -> list[str]:
 
 
 def test_train_in_an_80_column_terminal_says_where_first_and_keeps_the_last_line_on_ctrl_c(
-        tmp_path: Path, corpus_file: Path) -> None:
+    tmp_path: Path, corpus_file: Path
+) -> None:
     out = tmp_path / "m"
     flags = [f"--{k.replace('_', '-')}={v}" for k, v in TINY.items() if k != "max_steps"]
-    code, shown = _in_a_terminal(["train", str(corpus_file), "--out", str(out), *flags, "--max-steps=1000000",
-                                  "--eval-every=20"], 80, stop_when=b"val ppl 1",
-                                 env={"NEXTWORD_CACHE": str(tmp_path / "cache")})
+    code, shown = _in_a_terminal(
+        ["train", str(corpus_file), "--out", str(out), *flags, "--max-steps=1000000", "--eval-every=20"],
+        80,
+        stop_when=b"val ppl 1",
+        env={"NEXTWORD_CACHE": str(tmp_path / "cache")},
+    )
     assert code == 130, shown
     lines = _screen_lines(shown)
     assert lines[0] == f"Training {out} on {corpus_file}" or lines[0].startswith(f"Training {out} on ")
@@ -92,8 +102,17 @@ def terminal(monkeypatch) -> io.StringIO:
 
 
 def _progress(step: int, total: int | None, eta: float | None = 60.0) -> Progress:
-    return Progress(step=step, total_steps=total, epoch=0, loss=2.5, lr=1e-3, tokens_per_second=12345.0,
-                    elapsed=10.0, done=step / total if total else 0.5, eta=eta)
+    return Progress(
+        step=step,
+        total_steps=total,
+        epoch=0,
+        loss=2.5,
+        lr=1e-3,
+        tokens_per_second=12345.0,
+        elapsed=10.0,
+        done=step / total if total else 0.5,
+        eta=eta,
+    )
 
 
 def _rendered(display: cli.TrainDisplay) -> str:
@@ -128,8 +147,7 @@ def test_the_eta_keeps_counting_down_between_events(terminal, monkeypatch) -> No
 
 
 @pytest.mark.parametrize("width", [60, 80, 100, 140])
-def test_the_live_line_fits_its_terminal_dropping_tokens_per_second_before_the_times(width: int,
-                                                                                    monkeypatch) -> None:
+def test_the_live_line_fits_its_terminal_dropping_tokens_per_second_before_the_times(width: int, monkeypatch) -> None:
     monkeypatch.setattr(cli, "err", Console(file=io.StringIO(), force_terminal=True, width=width))
     display = cli.TrainDisplay(resolve(TINY))
     display.handle(_progress(123456, 1000000))

@@ -28,14 +28,34 @@ def test_ranks_take_disjoint_streams_that_together_are_the_single_process_batch(
 
 
 def test_torchrun_with_two_processes_matches_one_process_with_the_same_global_batch(
-        tmp_path: Path, corpus_file: Path) -> None:
+    tmp_path: Path, corpus_file: Path
+) -> None:
     settings = {**TINY, "batch_size": 4, "max_steps": 40, "eval_every": 20}
     flags = [f"--{key.replace('_', '-')}={value}" for key, value in settings.items()]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-         "-m", "nextword", "train", str(corpus_file), *flags, "--out", str(tmp_path / "ddp"), "--json"],
-        capture_output=True, text=True, env=env, timeout=300, stdin=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "nextword",
+            "train",
+            str(corpus_file),
+            *flags,
+            "--out",
+            str(tmp_path / "ddp"),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout)  # only rank 0 printed
     assert summary["steps"] == 40

@@ -12,8 +12,7 @@ from nextword.tokenizer import EOS_ID
 from nextword.evaluate import WordMetrics, evaluate_file, stream_loss, word_metrics
 
 
-@pytest.fixture(scope="module", params=["trained_model", "trained_bidirectional", "trained_adaptive",
-                                        "trained_ngram"])
+@pytest.fixture(scope="module", params=["trained_model", "trained_bidirectional", "trained_adaptive", "trained_ngram"])
 def model(request: pytest.FixtureRequest):
     """Each test runs on every kind of model: recurrent, bidirectional-encoded, with an adaptive softmax,
     and the n-gram baseline."""
@@ -76,11 +75,13 @@ def test_bits_per_char_is_the_total_nll_over_the_characters_of_the_file(tokenize
     first = evaluate_file(tokenizer_model, path, perplexity_lines=2, suggestions=0)
     assert first["characters"] == 24 + 35
     assert first["tokens"] == 2 + len(tokenizer.encode_line("anna has the red ball .")) + len(
-        tokenizer.encode_line("ben gives a small cup to the cat ."))
+        tokenizer.encode_line("ben gives a small cup to the cat .")
+    )
 
 
-def _slow_word_metrics(predictor, ids: np.ndarray, ks=(1, 3, 5), suggestions: int = 3,
-                       max_words: int | None = None) -> WordMetrics:
+def _slow_word_metrics(
+    predictor, ids: np.ndarray, ks=(1, 3, 5), suggestions: int = 3, max_words: int | None = None
+) -> WordMetrics:
     """The word metrics by their definition: at each word, `predict`'s search, then one search for each
     letter typed until the word is offered."""
     targets = predictor.tokenizer.words_at(ids, limit=max_words)
@@ -90,9 +91,15 @@ def _slow_word_metrics(predictor, ids: np.ndarray, ks=(1, 3, 5), suggestions: in
         for k in ks:
             hits[k] += word in predicted[:k]
         chars += len(word) + 1
-        typed = next((typed for typed in range(len(word) + 1)
-                      if word in (predicted if typed == 0 else [w for w, _ in search(word[:typed], suggestions)]
-                                  )[:suggestions]), len(word))
+        typed = next(
+            (
+                typed
+                for typed in range(len(word) + 1)
+                if word
+                in (predicted if typed == 0 else [w for w, _ in search(word[:typed], suggestions)])[:suggestions]
+            ),
+            len(word),
+        )
         keys += typed + 1
     return WordMetrics(len(targets), hits, keys, chars)
 
@@ -118,13 +125,15 @@ def test_word_metrics_and_loss_whatever_the_stretches_read_side_by_side(model, c
     monkeypatch.setattr(evaluate, "_BLOCK", 3)
     nll, metrics = evaluate.read_text(model, ids, scored=len(ids), ks=(1, 3, 5), suggestions=3)
     assert metrics == expected
-    reference = stream_loss(model.model, model.tokenizer, np.concatenate([[EOS_ID], ids]), seq_len=64,
-                            device=torch.device("cpu"), streams=1)
+    reference = stream_loss(
+        model.model, model.tokenizer, np.concatenate([[EOS_ID], ids]), seq_len=64, device=torch.device("cpu"), streams=1
+    )
     assert nll == pytest.approx(reference.nll, rel=1e-5)
 
 
 def test_the_targets_segmentations_below_its_floor_are_followed_where_they_could_matter(
-        model, corpus_file: Path, monkeypatch) -> None:
+    model, corpus_file: Path, monkeypatch
+) -> None:
     from nextword import search
 
     ids = np.array(model.tokenizer.encode(corpus_file.read_text()[:900]))
@@ -197,8 +206,12 @@ def test_evaluate_file_and_its_long_range_sidecar(model, tmp_path: Path) -> None
     with pytest.raises(CorpusError, match="--long-range needs far.txt.targets.jsonl"):
         evaluate_file(model, text, long_range=True)
     sidecar = tmp_path / "far.txt.targets.jsonl"
-    sidecar.write_text("".join(json.dumps({"line": n, "word": 6, "expected": "anna", "distance": 5,
-                                           "kind": "name"}) + "\n" for n in range(3)))
+    sidecar.write_text(
+        "".join(
+            json.dumps({"line": n, "word": 6, "expected": "anna", "distance": 5, "kind": "name"}) + "\n"
+            for n in range(3)
+        )
+    )
     result = evaluate_file(model, text, long_range=True, predict_words=200)
     far = result["long_range"]
     assert far["targets"] == 3 and 0 <= far["recall"] <= 1 and 0 <= far["top1"] <= 1
@@ -213,8 +226,9 @@ def test_long_range_targets_are_found_where_the_sidecar_says(model, monkeypatch)
     from nextword.evaluate import long_range_accuracy
     from nextword.targets import Target
 
-    text = ("ben has a small cup .\nanna has the red ball . dan gives the red ball to the cat .\n"
-            "cora has a green hat .\n")
+    text = (
+        "ben has a small cup .\nanna has the red ball . dan gives the red ball to the cat .\ncora has a green hat .\n"
+    )
     ids = np.array(model.tokenizer.encode(text))
     seen = []
     original = model.searches_along
@@ -224,8 +238,12 @@ def test_long_range_targets_are_found_where_the_sidecar_says(model, monkeypatch)
         return original(ids_, positions)
 
     monkeypatch.setattr(model, "searches_along", spy)
-    targets = [Target(1, 6, "dan", 6, "name"), Target(2, 3, "green", 2, "colour"), Target(0, 1, "has", 1, "verb"),
-               Target(5, 0, "x", 1, "name")]
+    targets = [
+        Target(1, 6, "dan", 6, "name"),
+        Target(2, 3, "green", 2, "colour"),
+        Target(0, 1, "has", 1, "verb"),
+        Target(5, 0, "x", 1, "name"),
+    ]
     result = long_range_accuracy(model, ids, 0, targets)
     words = dict(model.tokenizer.words_at(ids))
     assert sorted(words[p] for p in seen) == ["dan", "green", "has"]  # the missing line is skipped

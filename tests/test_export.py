@@ -29,8 +29,9 @@ def _run_export(path: Path, fmt: str):
 
     session = onnxruntime.InferenceSession(str(path))
     names = [i.name for i in session.get_inputs()]
-    return lambda *tensors: tuple(torch.from_numpy(a) for a in
-                                  session.run(None, {n: t.numpy() for n, t in zip(names, tensors)}))
+    return lambda *tensors: tuple(
+        torch.from_numpy(a) for a in session.run(None, {n: t.numpy() for n, t in zip(names, tensors)})
+    )
 
 
 def _assert_same_steps(model, path: Path, fmt: str) -> None:
@@ -55,9 +56,12 @@ def _untrained(**changes):
     return build_model(config, 30, [10] if config.softmax == "adaptive" else None).eval()
 
 
-MODELS = {"rnn": dict(cell="rnn"), "gru": dict(cell="gru"), "gru-bidirectional": dict(cell="gru", bidirectional=True,
-                                                                                          context=6),
-          "lstm-adaptive": dict(cell="lstm", softmax="adaptive")}
+MODELS = {
+    "rnn": dict(cell="rnn"),
+    "gru": dict(cell="gru"),
+    "gru-bidirectional": dict(cell="gru", bidirectional=True, context=6),
+    "lstm-adaptive": dict(cell="lstm", softmax="adaptive"),
+}
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -85,11 +89,11 @@ def test_cli_exports_a_trained_lstm_in_one_file(fmt: str, suffix: str, tmp_path:
     _assert_same_steps(load(trained_model).components()["neural"], out, fmt)  # a mixture exports its neural part
 
 
-def test_ngram_models_and_unknown_formats_are_refused(tmp_path: Path, trained_ngram: Path,
-                                                      trained_model: Path) -> None:
+def test_ngram_models_and_unknown_formats_are_refused(tmp_path: Path, trained_ngram: Path, trained_model: Path) -> None:
     with pytest.raises(ExportError, match="n-gram model"):
         export(load(trained_ngram).model, "onnx", tmp_path / "x.onnx")
-    result = CliRunner().invoke(app, ["export", str(trained_model), "--format", "tflite", "--out", str(tmp_path / "x")],
-                                env={"COLUMNS": "200"})  # a usage error, as for any value of the wrong type
+    result = CliRunner().invoke(
+        app, ["export", str(trained_model), "--format", "tflite", "--out", str(tmp_path / "x")], env={"COLUMNS": "200"}
+    )  # a usage error, as for any value of the wrong type
     assert result.exit_code == 2 and "'tflite' is not one of 'torchscript', 'onnx'" in result.stderr
     assert "Traceback" not in result.output and list(tmp_path.iterdir()) == []

@@ -34,8 +34,11 @@ def _rows(text: str) -> dict[str, str]:
             rows.append(inner)
         elif rows and inner and not line.lstrip().startswith(("╭", "╰")):
             rows[-1] += " " + inner
-    return {flag: row for row in rows for flag in re.findall(r"(?<![\w-])--?[\w-]+", row.split("  ")[0] + " "
-                                                                 + row.lstrip("* ").split("  ")[0])}
+    return {
+        flag: row
+        for row in rows
+        for flag in re.findall(r"(?<![\w-])--?[\w-]+", row.split("  ")[0] + " " + row.lstrip("* ").split("  ")[0])
+    }
 
 
 def _shown(value: object) -> str:
@@ -109,8 +112,9 @@ def test_each_flag_has_one_meaning_in_every_verb() -> None:
     # What the words of the scheme mean: -k offers words, -n writes them, sampling says so.
     assert meanings["-k"] == {"suggestions"} and meanings["-n"] == {"max_words"}
     assert "--top-k" not in {f for p in _options("generate") for f in p.opts}
-    assert all("-k" in p.opts for c in ("predict", "interactive", "evaluate") for p in _options(c)
-               if p.name == "suggestions")
+    assert all(
+        "-k" in p.opts for c in ("predict", "interactive", "evaluate") for p in _options(c) if p.name == "suggestions"
+    )
 
 
 def test_choices_complete_their_values() -> None:

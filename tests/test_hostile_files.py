@@ -49,8 +49,9 @@ def test_training_state_with_a_payload_is_refused(model_dir: Path, tmp_path: Pat
 
 def test_yaml_with_python_tags_is_refused(model_dir: Path, tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
-    (model_dir / "config.yaml").write_text(f"cell: !!python/object/apply:pathlib.Path.touch [!!python/object/apply:"
-                                           f"pathlib.Path ['{marker}']]\n")
+    (model_dir / "config.yaml").write_text(
+        f"cell: !!python/object/apply:pathlib.Path.touch [!!python/object/apply:pathlib.Path ['{marker}']]\n"
+    )
     with pytest.raises(ModelDirError, match="config.yaml"):
         load(model_dir)
     assert not marker.exists()
@@ -58,19 +59,37 @@ def test_yaml_with_python_tags_is_refused(model_dir: Path, tmp_path: Path) -> No
     assert result.exit_code == 2 and not marker.exists()
 
 
-@pytest.mark.parametrize("damage, message", [
-    (lambda d: (d / "nextword.json").write_text(json.dumps({"format": 99})), "newer nextword"),
-    (lambda d: (d / "nextword.json").write_text(json.dumps({"format": 1})), "older nextword .* train it again"),
-    (lambda d: (d / "tokenizer.model").unlink(), "tokenizer missing"),
-    (lambda d: (d / "tokenizer.model").write_bytes(b"not a sentencepiece model"), "tokenizer file is damaged"),
-    (lambda d: (d / "config.yaml").write_text((d / "config.yaml").read_text().replace("hidden: 32", "hidden: 48")),
-     "does not match config.yaml"),
-    (lambda d: (d / "model.safetensors").write_bytes((d / "model.safetensors").read_bytes()[:1000]),
-     "damaged or not a safetensors file"),
-    (lambda d: (d / "nextword.json").write_text('{"format": 1,'), "nextword.json is damaged"),
-    (lambda d: (d / "model.safetensors").unlink(), "no trained weights yet"),
-], ids=["newer format", "older format", "missing tokenizer", "damaged tokenizer", "weights of other shapes",
-        "truncated weights", "truncated manifest", "missing weights"])
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda d: (d / "nextword.json").write_text(json.dumps({"format": 99})), "newer nextword"),
+        (lambda d: (d / "nextword.json").write_text(json.dumps({"format": 1})), "older nextword .* train it again"),
+        (lambda d: (d / "tokenizer.model").unlink(), "tokenizer missing"),
+        (lambda d: (d / "tokenizer.model").write_bytes(b"not a sentencepiece model"), "tokenizer file is damaged"),
+        (
+            lambda d: (d / "config.yaml").write_text(
+                (d / "config.yaml").read_text().replace("hidden: 32", "hidden: 48")
+            ),
+            "does not match config.yaml",
+        ),
+        (
+            lambda d: (d / "model.safetensors").write_bytes((d / "model.safetensors").read_bytes()[:1000]),
+            "damaged or not a safetensors file",
+        ),
+        (lambda d: (d / "nextword.json").write_text('{"format": 1,'), "nextword.json is damaged"),
+        (lambda d: (d / "model.safetensors").unlink(), "no trained weights yet"),
+    ],
+    ids=[
+        "newer format",
+        "older format",
+        "missing tokenizer",
+        "damaged tokenizer",
+        "weights of other shapes",
+        "truncated weights",
+        "truncated manifest",
+        "missing weights",
+    ],
+)
 def test_damaged_directories_name_the_problem(model_dir: Path, damage, message: str) -> None:
     damage(model_dir)
     with pytest.raises(ModelDirError, match=message):

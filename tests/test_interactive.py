@@ -14,8 +14,19 @@ from typer.testing import CliRunner
 
 from nextword.cli import app
 from nextword.errors import ConfigError, WriteError
-from nextword.interactive import (BACKSPACE, CTRL_C, CTRL_D, CTRL_G, CTRL_U, CTRL_W, ENTER, TAB, Keyboard,
-                                  KeyReader, screen)
+from nextword.interactive import (
+    BACKSPACE,
+    CTRL_C,
+    CTRL_D,
+    CTRL_G,
+    CTRL_U,
+    CTRL_W,
+    ENTER,
+    TAB,
+    Keyboard,
+    KeyReader,
+    screen,
+)
 
 WORDS = ["anna", "and", "apple", "ball", "the", "to"]
 
@@ -140,7 +151,8 @@ def test_without_a_terminal_it_refuses_in_one_line(trained_model: Path) -> None:
     result = CliRunner().invoke(app, ["interactive", str(trained_model)])
     assert result.exit_code == 2
     assert result.stderr.strip().splitlines() == [
-        "error: nextword interactive needs a terminal; in a script, use: nextword predict MODEL TEXT --json"]
+        "error: nextword interactive needs a terminal; in a script, use: nextword predict MODEL TEXT --json"
+    ]
 
 
 def _screen(output: str) -> list[str]:
@@ -159,9 +171,9 @@ def _screen(output: str) -> list[str]:
             elif token[-1] == "G":
                 col = count - 1
             elif token[-1] == "J":
-                rows[row], rows[row + 1:] = rows[row][:col], []
+                rows[row], rows[row + 1 :] = rows[row][:col], []
         else:
-            rows[row] = rows[row][:col].ljust(col) + token + rows[row][col + 1:]
+            rows[row] = rows[row][:col].ljust(col) + token + rows[row][col + 1 :]
             col += 1
     return rows
 
@@ -172,9 +184,13 @@ class Terminal:
 
     def __init__(self, *args: str):
         self.main, child = os.openpty()
-        self.process = subprocess.Popen([sys.executable, "-m", "nextword", "interactive", *map(str, args)],
-                                        stdin=child, stdout=child, stderr=child,
-                                        env={**os.environ, "NO_COLOR": "1"})
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "nextword", "interactive", *map(str, args)],
+            stdin=child,
+            stdout=child,
+            stderr=child,
+            env={**os.environ, "NO_COLOR": "1"},
+        )
         os.close(child)
         self.shown = ""
 
@@ -230,8 +246,9 @@ def _offered(rows: list[str]) -> list[str]:
 
 
 @pytest.mark.parametrize("quit_key", [CTRL_D, CTRL_C])
-def test_the_document_goes_on_across_lines_and_is_saved_on_quitting(trained_model: Path, tmp_path: Path,
-                                                                     quit_key: str) -> None:
+def test_the_document_goes_on_across_lines_and_is_saved_on_quitting(
+    trained_model: Path, tmp_path: Path, quit_key: str
+) -> None:
     """Keys typed before the first screen are kept, every line typed is context for the next, and
     --save writes the whole document when Ctrl-D or Ctrl-C quits."""
     from nextword import load

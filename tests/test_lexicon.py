@@ -46,8 +46,10 @@ def test_a_model_directory_holds_the_words_of_its_training_text(trained_model: P
     corpus_words = Counter(corpus_file.read_text().split())
     assert set(lexicon.counts) == set(corpus_words) - {"."}
     assert 0 < lexicon.counts["cat"] <= corpus_words["cat"]  # the end of the corpus is held out
-    assert (trained_model / checkpoint.LEXICON).read_text().splitlines()[:2] == ["word\tcount", "the\t"
-                                                                                 f"{lexicon.counts['the']}"]
+    assert (trained_model / checkpoint.LEXICON).read_text().splitlines()[:2] == [
+        "word\tcount",
+        f"the\t{lexicon.counts['the']}",
+    ]
 
 
 def test_the_lexicon_round_trips_and_a_damaged_one_is_refused(tmp_path: Path) -> None:
@@ -139,15 +141,23 @@ def test_generated_words_are_lexicon_words_unless_any_word(raw: Path) -> None:
         session = words.session()
         session.append(prompt)
         assert session.generate(seed=seed, max_words=30) == words.generate(prompt, seed=seed, max_words=30)
-    assert any(word not in lexicon for seed in range(3) for word in written(anything, "anna has ", seed)
-               if any(c.isalnum() for c in word))
+    assert any(
+        word not in lexicon
+        for seed in range(3)
+        for word in written(anything, "anna has ", seed)
+        if any(c.isalnum() for c in word)
+    )
     # The command takes the same choice, shown on a seed where the two differ.
     hot = {"temperature": 2.0, "max_words": 30}
-    seed = next(seed for seed in range(3)
-                if words.generate("anna has ", seed=seed, **hot) != anything.generate("anna has ", seed=seed, **hot))
+    seed = next(
+        seed
+        for seed in range(3)
+        if words.generate("anna has ", seed=seed, **hot) != anything.generate("anna has ", seed=seed, **hot)
+    )
     for flag, predictor in (([], words), (["--any-word"], anything)):
-        shown = CliRunner().invoke(app, ["generate", str(raw), "anna has ", "--seed", str(seed), "-t", "2", "-n", "30",
-                                         *flag])
+        shown = CliRunner().invoke(
+            app, ["generate", str(raw), "anna has ", "--seed", str(seed), "-t", "2", "-n", "30", *flag]
+        )
         assert shown.exit_code == 0, shown.output
         assert shown.stdout.rstrip("\n") == "anna has " + predictor.generate("anna has ", seed=seed, **hot).rstrip("\n")
 
@@ -179,8 +189,16 @@ def test_interactive_suggests_lexicon_words_unless_any_word(raw: Path, monkeypat
     monkeypatch.setattr(cli.sys, "stdin", _Terminal())
     monkeypatch.setattr(cli.sys, "stdout", _Terminal())
     monkeypatch.setattr(cli, "_raw_terminal", contextlib.nullcontext)
-    cli.interactive(model=raw, suggestions=5, max_words=4, from_file=None, save=None, force=False,
-                    device=cli.Device("cpu"), any_word=any_word)
+    cli.interactive(
+        model=raw,
+        suggestions=5,
+        max_words=4,
+        from_file=None,
+        save=None,
+        force=False,
+        device=cli.Device("cpu"),
+        any_word=any_word,
+    )
     keyboard, lexicon = keyboards[0], read_lexicon(raw / checkpoint.LEXICON)
     offered = set()
     for key in "the c":

@@ -62,15 +62,18 @@ def _bucketed_by(model: MixtureLM, bucketing: str) -> MixtureLM:
     edges = torch.tensor(CONFIDENCE_EDGES) if bucketing == "confidence" else None
     rows = len(CONFIDENCE_EDGES) + 1 if bucketing == "confidence" else model.ngram.buckets
     weights = torch.softmax(torch.randn(rows, 4, generator=torch.Generator().manual_seed(0)).double(), 1)
-    return MixtureLM(model.neural, model.ngram, model.weights, weights, model.cache.half_life, model.neural_cache,
-                     edges)
+    return MixtureLM(
+        model.neural, model.ngram, model.weights, weights, model.cache.half_life, model.neural_cache, edges
+    )
 
 
 @pytest.mark.parametrize("name", ["mixture", "mixture+cache", "by confidence", "by n-gram"])
-def test_target_logprobs_carried_over_segments_equal_the_full_distributions(loaded: checkpoint.LoadedModel,
-                                                                             name: str) -> None:
-    model = (_bucketed_by(loaded.model, name.removeprefix("by ")) if name.startswith("by ")
-             else loaded.components()[name])
+def test_target_logprobs_carried_over_segments_equal_the_full_distributions(
+    loaded: checkpoint.LoadedModel, name: str
+) -> None:
+    model = (
+        _bucketed_by(loaded.model, name.removeprefix("by ")) if name.startswith("by ") else loaded.components()[name]
+    )
     ids = _ids(loaded, length=41)
     with torch.inference_mode():
         full, _ = model(ids[:, :-1])
@@ -78,7 +81,7 @@ def test_target_logprobs_carried_over_segments_equal_the_full_distributions(load
         state, pieces = None, []
         for start in range(0, 40, 16):  # segments of 16, 16 and 8, the state carried as evaluation carries it
             end = min(start + 16, 40)
-            logprobs, state = model.target_logprobs(ids[:, start:end], ids[:, start + 1:end + 1], state)
+            logprobs, state = model.target_logprobs(ids[:, start:end], ids[:, start + 1 : end + 1], state)
             pieces.append(logprobs)
         also, _ = model(ids[:, :20])  # the full distributions carried over two segments too
         then, _ = model(ids[:, 20:40], model(ids[:, :20])[1])
@@ -97,8 +100,9 @@ def test_stream_loss_of_the_mixture_is_the_sum_of_its_full_distributions(loaded:
 
 @pytest.mark.parametrize("bucketing", ["confidence", "n-gram"])
 @pytest.mark.parametrize("window", [2000, 6])
-def test_the_last_only_step_is_the_full_distributions_last_row(loaded: checkpoint.LoadedModel, bucketing: str,
-                                                               window: int) -> None:
+def test_the_last_only_step_is_the_full_distributions_last_row(
+    loaded: checkpoint.LoadedModel, bucketing: str, window: int
+) -> None:
     """Prediction's path (`last_only`: predict, sessions, serve and the word search) against the full
     distributions' last row, with both caches, from empty states and from carried ones, and then a piece
     at a time for rows selected and joined as a search steps its beams; with a window shorter than the
@@ -116,12 +120,14 @@ def test_the_last_only_step_is_the_full_distributions_last_row(loaded: checkpoin
             rows = torch.tensor([0, 0, 2, 1, 2])
             states = [model.select_state(state, rows) for state in (full_state, last_state)]
             for piece in range(30, 33):  # beams: the same rows read on, one row joined from elsewhere
-                step = ids[rows, piece:piece + 1]
+                step = ids[rows, piece : piece + 1]
                 (full, full_state), (last, last_state) = (model(step, state) for state in states)
                 assert torch.allclose(last[:, 0], full[:, -1], atol=1e-5)
                 assert torch.allclose(model(step, states[0], last_only=True)[0], full, atol=1e-5)
-                states = [model.join_states(model.select_state(state, rows[:3]), model.select_state(state, rows[3:]))
-                          for state in (full_state, last_state)]
+                states = [
+                    model.join_states(model.select_state(state, rows[:3]), model.select_state(state, rows[3:]))
+                    for state in (full_state, last_state)
+                ]
 
 
 def test_the_cache_never_looks_ahead(loaded: checkpoint.LoadedModel) -> None:
@@ -139,7 +145,7 @@ def test_the_cache_never_looks_ahead(loaded: checkpoint.LoadedModel) -> None:
     at, total, counts = cache.distributions(None, ids, loaded.tokenizer.vocab_size, last_only=False)
     expected = torch.zeros(loaded.tokenizer.vocab_size, dtype=torch.float64)
     for t in range(ids.shape[1]):
-        expected = expected * 0.5 ** 0.5
+        expected = expected * 0.5**0.5
         expected[ids[0, t]] += 1
         assert torch.allclose(at[0, t].double(), expected)
         assert total[0, t].item() == pytest.approx(expected.sum().item())
@@ -152,8 +158,9 @@ def test_the_cache_never_looks_ahead(loaded: checkpoint.LoadedModel) -> None:
         assert last_total[:, 0].double() == pytest.approx(full_total[:, -1].double())
 
 
-def test_the_weights_are_distributions_and_round_trip_through_the_directory(trained_model: Path,
-                                                                             tmp_path: Path) -> None:
+def test_the_weights_are_distributions_and_round_trip_through_the_directory(
+    trained_model: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "copy"
     shutil.copytree(trained_model, out)
     model = checkpoint.load(out).model
@@ -162,8 +169,15 @@ def test_the_weights_are_distributions_and_round_trip_through_the_directory(trai
     assert model.cache_weights.shape[1] == 4 and model.neural_cache.theta in THETAS
     for confidence in (torch.tensor([0.3, 0.6, 0.9]), None):
         rows = model.ngram.buckets if confidence is None else 4
-        changed = MixtureLM(model.neural, model.ngram, model.weights.flip(1), torch.full((rows, 4), 0.25).double(),
-                            300.0, NeuralCache(12.5, window=700), confidence)
+        changed = MixtureLM(
+            model.neural,
+            model.ngram,
+            model.weights.flip(1),
+            torch.full((rows, 4), 0.25).double(),
+            300.0,
+            NeuralCache(12.5, window=700),
+            confidence,
+        )
         kinds.MIXTURE_KIND.save(out, changed)
         again = checkpoint.load(out).model
         assert torch.equal(again.weights, changed.weights) and torch.equal(again.cache_weights, changed.cache_weights)
@@ -172,24 +186,36 @@ def test_the_weights_are_distributions_and_round_trip_through_the_directory(trai
         assert (again.confidence is None) == (confidence is None)
         assert confidence is None or torch.equal(again.confidence, confidence)
     with pytest.raises(ValueError, match="confidence edges must increase"):
-        MixtureLM(model.neural, model.ngram, model.weights, torch.full((3, 4), 0.25).double(), 300.0,
-                  NeuralCache(12.5), torch.tensor([0.5, 0.2]))
+        MixtureLM(
+            model.neural,
+            model.ngram,
+            model.weights,
+            torch.full((3, 4), 0.25).double(),
+            300.0,
+            NeuralCache(12.5),
+            torch.tensor([0.5, 0.2]),
+        )
     save = {"weights": -model.weights, "cache_weights": model.cache_weights, "half_life": torch.ones(1).double()}
     from safetensors.torch import save_file
+
     save_file(save, str(out / kinds.MIXTURE_FILE))
     with pytest.raises(checkpoint.ModelDirError, match="mixture.safetensors does not match"):
         checkpoint.load(out)
 
 
-def test_a_mixture_from_before_the_neural_cache_loads_and_predicts_with_its_unigram_cache(trained_model: Path,
-                                                                                       tmp_path: Path) -> None:
+def test_a_mixture_from_before_the_neural_cache_loads_and_predicts_with_its_unigram_cache(
+    trained_model: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "before"
     shutil.copytree(trained_model, out)
     model = checkpoint.load(out).model
     three = torch.softmax(torch.randn(model.ngram.buckets, 3, generator=torch.Generator().manual_seed(0)).double(), 1)
     from safetensors.torch import save_file
-    save_file({"weights": model.weights, "cache_weights": three, "half_life": torch.tensor([100.0]).double()},
-              str(out / kinds.MIXTURE_FILE))  # as written before: no theta, three weights per bucket
+
+    save_file(
+        {"weights": model.weights, "cache_weights": three, "half_life": torch.tensor([100.0]).double()},
+        str(out / kinds.MIXTURE_FILE),
+    )  # as written before: no theta, three weights per bucket
     loaded = checkpoint.load(out)
     assert loaded.model.neural_cache is None and torch.equal(loaded.model.cache_weights, three)
     words = Predictor(loaded).predict("anna has the red ", k=3)
@@ -202,10 +228,18 @@ def test_a_mixture_from_before_the_confidence_buckets_loads_and_predicts(trained
     shutil.copytree(trained_model, out)
     model = checkpoint.load(out).model
     from safetensors.torch import save_file
+
     four = torch.full((model.ngram.buckets, 4), 0.25).double()
-    save_file({"weights": model.weights, "cache_weights": four, "half_life": torch.tensor([100.0]).double(),
-               "theta": torch.tensor([10.0]).double(), "window": torch.tensor([2000])},
-              str(out / kinds.MIXTURE_FILE))  # as written before: θ, but four weights per n-gram bucket, no edges
+    save_file(
+        {
+            "weights": model.weights,
+            "cache_weights": four,
+            "half_life": torch.tensor([100.0]).double(),
+            "theta": torch.tensor([10.0]).double(),
+            "window": torch.tensor([2000]),
+        },
+        str(out / kinds.MIXTURE_FILE),
+    )  # as written before: θ, but four weights per n-gram bucket, no edges
     loaded = checkpoint.load(out)
     assert loaded.model.confidence is None and loaded.model.neural_cache.theta == 10.0
     words = Predictor(loaded).predict("anna has the red ", k=3)
@@ -282,7 +316,7 @@ def test_init_refits_the_ngram_and_the_weights_on_the_new_text(tmp_path: Path, t
     assert after.manifest["kind"] == "mixture"
     assert after.model.ngram.entries != before.model.ngram.entries
     ids = np.asarray(after.tokenizer.encode("dan gives the old book to anna ."))
-    history = np.stack([np.concatenate([[0] * 4, ids])[i:i + after.model.ngram.order - 1] for i in range(len(ids))])
+    history = np.stack([np.concatenate([[0] * 4, ids])[i : i + after.model.ngram.order - 1] for i in range(len(ids))])
     # Counted on the new text alone, which repeats one line: after its first pieces, the n-gram knows the rest.
     assert after.model.ngram.probabilities(history[4:], ids[4:]).min() > 0.9
     assert not torch.equal(after.model.cache_weights, before.model.cache_weights)
@@ -307,15 +341,18 @@ def test_evaluate_info_and_export_name_the_components(trained_model: Path, tmp_p
     details = json.loads(info.stdout)
     assert details["kind"] == "mixture" and details["components"][-1] == "mixture+cache"
     assert "mixture of lstm" in runner.invoke(app, ["info", str(trained_model)]).stdout
-    exported = runner.invoke(app, ["export", str(trained_model), "--format", "torchscript", "--out",
-                                   str(tmp_path / "step.pt")])
+    exported = runner.invoke(
+        app, ["export", str(trained_model), "--format", "torchscript", "--out", str(tmp_path / "step.pt")]
+    )
     assert exported.exit_code == 0 and exported.stdout.startswith("note: exported the neural part only")
 
 
 def test_an_ngram_of_order_5_still_trains_and_predicts(tmp_path: Path, corpus_file: Path) -> None:
     out = tmp_path / "kn5"
-    result = CliRunner().invoke(app, ["train", str(corpus_file), "--cell", "ngram", "--order", "5", "--vocab-size",
-                                      "30", "--out", str(out), "-q"])
+    result = CliRunner().invoke(
+        app,
+        ["train", str(corpus_file), "--cell", "ngram", "--order", "5", "--vocab-size", "30", "--out", str(out), "-q"],
+    )
     assert result.exit_code == 0, result.output
     loaded = checkpoint.load(out)
     assert loaded.manifest["kind"] == "ngram" and list(loaded.components()) == ["ngram"]

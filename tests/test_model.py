@@ -12,11 +12,11 @@ def test_causal_changing_later_tokens_never_changes_earlier_predictions(cell: st
     tokens = torch.randint(0, 50, (3, 20))
     for t in (0, 7, 18):
         changed = tokens.clone()
-        changed[:, t + 1:] = torch.randint(0, 50, (3, 19 - t))
+        changed[:, t + 1 :] = torch.randint(0, 50, (3, 19 - t))
         before, _ = model(tokens)
         after, _ = model(changed)
         assert torch.equal(before[:, : t + 1], after[:, : t + 1])
-        assert not torch.allclose(before[:, t + 1:], after[:, t + 1:])
+        assert not torch.allclose(before[:, t + 1 :], after[:, t + 1 :])
 
 
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
@@ -30,16 +30,18 @@ def test_carried_state_equals_one_long_pass(cell: str) -> None:
     assert torch.allclose(torch.cat([first, second], dim=1), whole, atol=1e-6)
     state = None
     for t in range(24):  # one token at a time takes the written-out step, not the fused kernel
-        step, state = model(tokens[:, t:t + 1], state)
+        step, state = model(tokens[:, t : t + 1], state)
         torch.testing.assert_close(step[:, 0], whole[:, t], atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("model", [RecurrentLM(2000, "lstm", 1, 64, 64, 0.0),
-                                   WindowedBiLM(2000, "gru", 1, 64, 32, 0.0, context=4, pool="final")])
+@pytest.mark.parametrize(
+    "model",
+    [RecurrentLM(2000, "lstm", 1, 64, 64, 0.0), WindowedBiLM(2000, "gru", 1, 64, 32, 0.0, context=4, pool="final")],
+)
 def test_embeddings_start_small_and_are_read_at_unit_scale(model) -> None:
     torch.manual_seed(0)
     stored = model.embedding.weight
-    assert stored.std().item() == pytest.approx(64 ** -0.5, rel=0.05)  # what the tied output layer reads
+    assert stored.std().item() == pytest.approx(64**-0.5, rel=0.05)  # what the tied output layer reads
     assert model.embedding(torch.arange(2000)).std().item() == pytest.approx(1.0, rel=0.05)  # what the cell reads
     assert model.decoder.weight is stored
 
@@ -56,15 +58,16 @@ def _windowed(cell: str, pool: str = "final") -> "WindowedBiLM":
     return WindowedBiLM(40, cell, layers=2, embed=16, hidden=12, dropout=0.0, context=6, pool=pool).eval()
 
 
-@pytest.mark.parametrize("cell, pool", [("rnn", "final"), ("gru", "attention"), ("lstm", "final"),
-                                        ("lstm", "attention")])
+@pytest.mark.parametrize(
+    "cell, pool", [("rnn", "final"), ("gru", "attention"), ("lstm", "final"), ("lstm", "attention")]
+)
 def test_bidirectional_never_sees_the_token_it_predicts_nor_anything_after(cell: str, pool: str) -> None:
     model = _windowed(cell, pool)
     tokens = torch.randint(0, 40, (2, 15))
     before, _ = model(tokens)
     for t in range(14):
         changed = tokens.clone()
-        changed[:, t + 1:] = (changed[:, t + 1:] + 1 + torch.randint(0, 38, changed[:, t + 1:].shape)) % 40
+        changed[:, t + 1 :] = (changed[:, t + 1 :] + 1 + torch.randint(0, 38, changed[:, t + 1 :].shape)) % 40
         after, _ = model(changed)
         # The logits at t predict token t + 1: neither it nor anything later may change them.
         assert torch.equal(before[:, : t + 1], after[:, : t + 1])
@@ -105,8 +108,11 @@ def test_adaptive_softmax_gives_distributions_in_piece_order(bidirectional: bool
     torch.manual_seed(0)
     vocab = 300
     args = dict(layers=1, embed=16, hidden=16, dropout=0.0, cutoffs=[40, 120])
-    model = (WindowedBiLM(vocab, "gru", context=5, pool="final", **args) if bidirectional
-             else RecurrentLM(vocab, "lstm", **args)).eval()
+    model = (
+        WindowedBiLM(vocab, "gru", context=5, pool="final", **args)
+        if bidirectional
+        else RecurrentLM(vocab, "lstm", **args)
+    ).eval()
     counts = np.random.default_rng(1).permutation(np.arange(vocab) ** 2)  # frequency unrelated to id
     model.decoder.sort_by(counts)
     assert isinstance(model.decoder, AdaptiveOutput) and int(model.decoder.rank[int(np.argmax(counts))]) == 0
@@ -119,9 +125,14 @@ def test_adaptive_softmax_gives_distributions_in_piece_order(bidirectional: bool
     torch.testing.assert_close(scored, logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1))
 
 
-
-@pytest.mark.parametrize("model", [RecurrentLM(30, "lstm", 2, 8, 8, 0.0), RecurrentLM(30, "gru", 1, 8, 8, 0.0),
-                                   WindowedBiLM(30, "rnn", 1, 8, 8, 0.0, context=3, pool="final")])
+@pytest.mark.parametrize(
+    "model",
+    [
+        RecurrentLM(30, "lstm", 2, 8, 8, 0.0),
+        RecurrentLM(30, "gru", 1, 8, 8, 0.0),
+        WindowedBiLM(30, "rnn", 1, 8, 8, 0.0, context=3, pool="final"),
+    ],
+)
 def test_joined_states_are_the_rows_of_both_in_order(model) -> None:
     _, state = model.eval()(torch.randint(0, 30, (4, 5)))
     rows = model.select_state
@@ -137,8 +148,10 @@ def test_info_says_whether_the_embeddings_are_tied() -> None:
 
     from conftest import TINY
 
-    for sizes, said in (({"embed": 32, "hidden": 32}, "embeddings tied"),
-                        ({"embed": 16, "hidden": 32}, "embeddings not tied (embed differs from hidden)")):
+    for sizes, said in (
+        ({"embed": 32, "hidden": 32}, "embeddings tied"),
+        ({"embed": 16, "hidden": 32}, "embeddings not tied (embed differs from hidden)"),
+    ):
         config = resolve(TINY, sizes).model
         description = kinds.NEURAL.describe(kinds.build_model(config, 30), config)
         assert description.endswith(said), description

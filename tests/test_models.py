@@ -53,8 +53,11 @@ def test_list_of_an_empty_or_missing_folder_says_what_to_do(tmp_path: Path, monk
     monkeypatch.chdir(tmp_path)
     (tmp_path / "models").mkdir()
     empty = runner.invoke(app, ["list"])  # models/ by default
-    assert empty.exit_code == 0 and "no models in models; train one with: nextword train CORPUS --out models/NAME" \
+    assert (
+        empty.exit_code == 0
+        and "no models in models; train one with: nextword train CORPUS --out models/NAME"
         in " ".join(empty.stderr.split())
+    )
     missing = runner.invoke(app, ["list", "nowhere"])
     assert missing.exit_code == 2 and "no such folder: nowhere" in missing.stderr
 
@@ -62,8 +65,9 @@ def test_list_of_an_empty_or_missing_folder_says_what_to_do(tmp_path: Path, monk
 def test_info_on_a_folder_of_models_points_to_list(folder: Path) -> None:
     result = runner.invoke(app, ["info", str(folder)])
     assert result.exit_code == 2
-    assert f"{folder} is a folder of models, not a model; see them with: nextword list {folder}" in \
-        " ".join(result.stderr.split())
+    assert f"{folder} is a folder of models, not a model; see them with: nextword list {folder}" in " ".join(
+        result.stderr.split()
+    )
 
 
 def test_training_writes_a_model_card(trained_model: Path) -> None:
@@ -87,29 +91,35 @@ def test_a_readme_alone_is_not_taken_for_a_model_to_overwrite(tmp_path: Path) ->
 def test_metrics_hold_training_loss_rows_that_evaluation_readers_skip(tmp_path: Path, corpus_file: Path) -> None:
     out = tmp_path / "m"
     flags = [f"--{k.replace('_', '-')}={v}" for k, v in TINY.items() if k not in ("max_steps", "eval_every")]
-    assert runner.invoke(app, ["train", str(corpus_file), "--out", str(out), *flags, "--max-steps=20",
-                               "--eval-every=10", "-q"]).exit_code == 0
+    assert (
+        runner.invoke(
+            app, ["train", str(corpus_file), "--out", str(out), *flags, "--max-steps=20", "--eval-every=10", "-q"]
+        ).exit_code
+        == 0
+    )
     first = checkpoint.read_metrics(out, training=True)
     resumed = runner.invoke(app, ["train", str(corpus_file), "--out", str(out), "--resume", "--max-steps=30", "-q"])
     assert resumed.exit_code == 0, resumed.output
     rows = checkpoint.read_metrics(out, training=True)
     training = [row for row in rows if "train_loss" in row]
     assert training and all(set(row) == {"step", "train_loss", "lr", "elapsed"} for row in training)
-    assert training[-1]["step"] == 30 and rows[:len(first)] == first  # resume kept the rows before it
+    assert training[-1]["step"] == 30 and rows[: len(first)] == first  # resume kept the rows before it
     assert [row["step"] for row in checkpoint.read_metrics(out)] == [10, 20, 30]  # evaluations alone
     assert all("valid_loss" in row for row in checkpoint.read_metrics(out))
 
 
 def test_predict_dash_answers_each_line_of_stdin_in_one_process(trained_model: Path) -> None:
-    answered = runner.invoke(app, ["predict", str(trained_model), "-", "--json", "-k", "2"],
-                             input="anna has the \nben gi\n\ncora \n")
+    answered = runner.invoke(
+        app, ["predict", str(trained_model), "-", "--json", "-k", "2"], input="anna has the \nben gi\n\ncora \n"
+    )
     assert answered.exit_code == 2  # one line had no text: answered as such, the others still are
     lines = [json.loads(line) for line in answered.stdout.splitlines()]
     assert [line.get("context") for line in lines] == ["anna has the ", "ben ", None, "cora "]
     assert lines[1]["partial"] == "gi" and all(p["word"].startswith("gi") for p in lines[1]["predictions"])
     assert len(lines[0]["predictions"]) == 2 and "the text is empty" in lines[2]["error"]
-    single = json.loads(runner.invoke(app, ["predict", str(trained_model), "anna has the ", "--json", "-k", "2"]
-                                      ).stdout)
+    single = json.loads(
+        runner.invoke(app, ["predict", str(trained_model), "anna has the ", "--json", "-k", "2"]).stdout
+    )
     assert single == lines[0]  # the same answer as for the text given as an argument
     tables = runner.invoke(app, ["predict", str(trained_model), "-"], input="anna has the \nben gi\n")
     assert tables.exit_code == 0 and tables.stdout.count("probability") == 2
@@ -130,7 +140,8 @@ def test_metrics_shows_the_evaluations_and_gives_every_row_as_csv_or_json(traine
     read = list(csv.DictReader(sheet.stdout.splitlines()))
     assert [int(row["step"]) for row in read] == [row["step"] for row in rows]
     assert [float(row["train_loss"]) for row in read if row["train_loss"]] == [
-        row["train_loss"] for row in rows if "train_loss" in row]
+        row["train_loss"] for row in rows if "train_loss" in row
+    ]
     assert [float(row["valid_loss"]) for row in read if row["valid_loss"]] == [row["valid_loss"] for row in evaluations]
     as_json = runner.invoke(app, ["metrics", str(trained_model), "--json"])
     assert json.loads(as_json.stdout) == rows

@@ -39,7 +39,7 @@ def test_the_cache_is_its_definition_read_whole_in_stretches_or_piece_by_piece()
     assert peaks[0, 0] == 0 and (peaks[0, 1:] > 0).all()  # nothing to see after the first piece alone
     state, parts, at = None, [], 0
     for length in (1, 7, 1, 1, 40, 3, 2 * TAIL_LIMIT, 1, 1, 1, LENGTH - 56 - 2 * TAIL_LIMIT):
-        part, _, state = cache.distributions(state, features[:, at:at + length], tokens[:, at:at + length], VOCAB)
+        part, _, state = cache.distributions(state, features[:, at : at + length], tokens[:, at : at + length], VOCAB)
         parts.append(part[0])
         at += length
     assert at == LENGTH and torch.allclose(torch.cat(parts), expected, atol=1e-5)
@@ -60,13 +60,14 @@ def test_states_that_share_a_document_never_change_one_another() -> None:
     # ...and the true text read on from the same state, piece by piece past TAIL_LIMIT, is still its definition.
     state, parts = at_100, []
     for t in range(100, 100 + 3 * TAIL_LIMIT):
-        part, _, state = cache.distributions(state, features[:, t:t + 1], tokens[:, t:t + 1], VOCAB)
+        part, _, state = cache.distributions(state, features[:, t : t + 1], tokens[:, t : t + 1], VOCAB)
         parts.append(part[0])
-    assert torch.allclose(torch.cat(parts), expected[100:100 + 3 * TAIL_LIMIT], atol=1e-5)
+    assert torch.allclose(torch.cat(parts), expected[100 : 100 + 3 * TAIL_LIMIT], atol=1e-5)
     # Rows selected and joined (the same log twice, and the guess) give each row its own answer.
     joined = at_100.join(guessed).join(at_100).select(torch.tensor([2, 1, 0]))
-    last, _, _ = cache.distributions(joined, features[:, 100:101].expand(3, -1, -1), tokens[:, 100:101].expand(3, -1),
-                                     VOCAB, last_only=True)
+    last, _, _ = cache.distributions(
+        joined, features[:, 100:101].expand(3, -1, -1), tokens[:, 100:101].expand(3, -1), VOCAB, last_only=True
+    )
     assert torch.allclose(last[0, 0], expected[100], atol=1e-5) and torch.allclose(last[2, 0], expected[100], atol=1e-5)
     assert not torch.allclose(last[1, 0], expected[100], atol=1e-5)  # it has read the guess
     assert len(joined.logs) == 1  # the log is shared, not copied

@@ -30,7 +30,7 @@ def _ids(n: int = 3000, seed: int = 0) -> np.ndarray:
 
 def _reference(ids: np.ndarray, order: int):
     """Interpolated modified Kneser-Ney written the slow, obvious way, from the textbook formulas."""
-    grams = {order: Counter(tuple(ids[i:i + order]) for i in range(len(ids) - order + 1))}
+    grams = {order: Counter(tuple(ids[i : i + order]) for i in range(len(ids) - order + 1))}
     for k in range(order - 1, 0, -1):  # continuation counts: distinct tokens seen before each shorter n-gram
         grams[k] = Counter(gram[1:] for gram in grams[k + 1])
 
@@ -47,7 +47,7 @@ def _reference(ids: np.ndarray, order: int):
     def probability(history: tuple[int, ...], word: int) -> float:
         p = 1 / VOCAB
         for k in range(1, order + 1):
-            context = history[len(history) - k + 1:] if k > 1 else ()
+            context = history[len(history) - k + 1 :] if k > 1 else ()
             followers = {g[-1]: c for g, c in grams[k].items() if g[:-1] == context}
             if not followers:
                 break
@@ -67,7 +67,7 @@ def test_probabilities_match_the_textbook_formulas(order: int) -> None:
     reference = _reference(ids, order)
     histories = [(2, 3, 4), (9, 3, 4), (0, 1, 7), (3, 5, 6), (11, 11, 11), (1, 1, 1)]
     for history in histories:
-        history = history[len(history) - order + 1:] if order > 1 else ()
+        history = history[len(history) - order + 1 :] if order > 1 else ()
         got = model.distributions(np.array([history], dtype=np.int64).reshape(1, order - 1))[0]
         want = np.array([reference(history, w) for w in range(VOCAB)])
         np.testing.assert_allclose(got, want, rtol=1e-9)
@@ -107,8 +107,9 @@ def test_train_predict_generate_evaluate_info_and_resume(tmp_path: Path, corpus_
     out = tmp_path / "ngram"
     runner = CliRunner()
     options = [f"--{k.replace('_', '-')}={v}" for k, v in TINY.items() if k != "cell"]
-    result = runner.invoke(app, ["train", str(corpus_file), "--cell", "ngram", "--order", "3", "--out", str(out),
-                                 "--json", *options])
+    result = runner.invoke(
+        app, ["train", str(corpus_file), "--cell", "ngram", "--order", "3", "--out", str(out), "--json", *options]
+    )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["cell"] == "ngram" and summary["parameters"] > 0 and summary["best_valid_word_perplexity"] < 5
@@ -123,17 +124,20 @@ def test_train_predict_generate_evaluate_info_and_resume(tmp_path: Path, corpus_
     assert info.exit_code == 0 and "Kneser-Ney" in info.stdout
     resumed = runner.invoke(app, ["train", str(corpus_file), "--out", str(out), "--resume"])
     assert resumed.exit_code == 2 and "nothing to resume" in resumed.stderr
-    both = runner.invoke(app, ["train", str(corpus_file), "--cell", "ngram", "--bidirectional",
-                               "--out", str(tmp_path / "bi")])
+    both = runner.invoke(
+        app, ["train", str(corpus_file), "--cell", "ngram", "--bidirectional", "--out", str(tmp_path / "bi")]
+    )
     assert both.exit_code == 2 and "drop --bidirectional" in both.stderr
 
 
-def test_an_order_too_high_for_the_vocabulary_is_refused_before_writing(tmp_path: Path, corpus_file: Path,
-                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_order_too_high_for_the_vocabulary_is_refused_before_writing(
+    tmp_path: Path, corpus_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import nextword.kinds as kinds
 
     monkeypatch.setattr(kinds, "max_order", lambda vocab_size: 2)  # as for a vocabulary of 2**32 pieces
-    result = CliRunner().invoke(app, ["train", str(corpus_file), "--cell", "ngram", "--order", "3",
-                                      "--out", str(tmp_path / "m")])
+    result = CliRunner().invoke(
+        app, ["train", str(corpus_file), "--cell", "ngram", "--order", "3", "--out", str(tmp_path / "m")]
+    )
     assert result.exit_code == 2 and "option 'order' must be <= 2 with" in result.stderr
     assert not (tmp_path / "m").exists()

@@ -26,18 +26,24 @@ from conftest import TINY, sentence_corpus
 from test_safety import VICTIM, watched_fifo
 
 COMMANDS = typer.main.get_command(app).commands
-TRAINING = [f"--{key.replace('_', '-')}={value}" for key, value in TINY.items() if key != "max_steps"] + \
-           ["--max-steps=1", "--epochs=1", "--eval-every=1", "-q"]
+TRAINING = [f"--{key.replace('_', '-')}={value}" for key, value in TINY.items() if key != "max_steps"] + [
+    "--max-steps=1",
+    "--epochs=1",
+    "--eval-every=1",
+    "-q",
+]
 
 
 def _base_type(param) -> type:
     """What a parameter takes, from the class of its click type (IntRange, FloatParamType, Path...)."""
     kind = type(param.type).__name__
-    declared = int if kind.startswith("Int") else float if kind.startswith("Float") else \
-        Path if kind.endswith("Path") else str
+    declared = (
+        int if kind.startswith("Int") else float if kind.startswith("Float") else Path if kind.endswith("Path") else str
+    )
     if declared is str and param.name in CONFIG_TYPES:  # durations are typed as text for the flag only
-        declared = [t for t in typing.get_args(CONFIG_TYPES[param.name]) or (CONFIG_TYPES[param.name],)
-                    if t is not type(None)][0]
+        declared = [
+            t for t in typing.get_args(CONFIG_TYPES[param.name]) or (CONFIG_TYPES[param.name],) if t is not type(None)
+        ][0]
     return declared
 
 
@@ -45,8 +51,12 @@ def _option(param) -> str:
     return next(opt for opt in param.opts if opt.startswith("--"))
 
 
-NUMERIC = [(verb, _option(p)) for verb, command in COMMANDS.items() for p in command.params
-           if p.param_type_name == "option" and _base_type(p) in (int, float)]
+NUMERIC = [
+    (verb, _option(p))
+    for verb, command in COMMANDS.items()
+    for p in command.params
+    if p.param_type_name == "option" and _base_type(p) in (int, float)
+]
 PATHS = [(verb, p.name) for verb, command in COMMANDS.items() for p in command.params if _base_type(p) is Path]
 HOSTILE_NUMBERS = {"negative": "-1", "zero": "0", "huge": str(10**30), "nan": "nan", "wrong type": "many"}
 HOSTILE_PATHS = ("missing", "directory", "fifo", "symlink to elsewhere", "unreadable", "empty", "not UTF-8")
@@ -63,15 +73,26 @@ def _command_line(verb: str, root: Path, model: Path, corpus: Path) -> dict[str,
     """A valid command line for `verb`, as {parameter name: its words}, so that one can be swapped."""
     lines = {
         "train": {"corpus": [str(corpus)], "out_dir": ["--out", str(root / "m")], "rest": TRAINING},
-        "compare": {"corpus": [str(corpus)], "out_dir": ["--out", str(root / "c")],
-                    "rest": ["--cells", "rnn", "--accuracy-words", "20",
-                             *(flag for flag in TRAINING if not flag.startswith("--cell="))]},
+        "compare": {
+            "corpus": [str(corpus)],
+            "out_dir": ["--out", str(root / "c")],
+            "rest": [
+                "--cells",
+                "rnn",
+                "--accuracy-words",
+                "20",
+                *(flag for flag in TRAINING if not flag.startswith("--cell=")),
+            ],
+        },
         "predict": {"model": [str(model)], "text": ["anna has "]},
         "generate": {"model": [str(model)], "prompt": ["anna has"], "rest": ["--max-words", "3"]},
         "interactive": {"model": [str(model)]},
         "evaluate": {"model": [str(model)], "file": [str(corpus)], "rest": ["--predict-words", "30"]},
-        "export": {"model": [str(model)], "out_file": ["--out", str(root / "step.pt")],
-                   "rest": ["--format", "torchscript"]},
+        "export": {
+            "model": [str(model)],
+            "out_file": ["--out", str(root / "step.pt")],
+            "rest": ["--format", "torchscript"],
+        },
         "info": {"model": [str(model)]},
         "list": {"folder": [str(model.parent)]},
         "metrics": {"model": [str(model)], "rest": ["--csv"]},
@@ -103,8 +124,9 @@ def test_the_sweep_covers_the_app() -> None:
 
 @pytest.mark.parametrize("value", HOSTILE_NUMBERS.values(), ids=HOSTILE_NUMBERS.keys())
 @pytest.mark.parametrize("verb, option", NUMERIC, ids=[f"{v} {o}" for v, o in NUMERIC])
-def test_every_numeric_option_answers_in_one_line(verb: str, option: str, value: str, tmp_path: Path,
-                                                  trained_model: Path, small_corpus: Path) -> None:
+def test_every_numeric_option_answers_in_one_line(
+    verb: str, option: str, value: str, tmp_path: Path, trained_model: Path, small_corpus: Path
+) -> None:
     line = _command_line(verb, tmp_path, trained_model, small_corpus)
     _assert_clean(CliRunner().invoke(app, [verb, *_flat(line), option, value]))
 
@@ -126,11 +148,13 @@ def _hostile_path(kind: str, place: Path, victim: Path) -> None:
 def _deny_reading(place: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Opening `place` fails with EACCES, as it does for a file of mode 000 unless the process is root:
     the suite runs as root in CI, where the mode alone would prove nothing."""
+
     def guarded(real):
         def opener(path, *args, **kwargs):
             if isinstance(path, (str, os.PathLike)) and Path(path).absolute() == place.absolute():
                 raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
             return real(path, *args, **kwargs)
+
         return opener
 
     for module, name in ((os, "open"), (io, "open"), (builtins, "open")):
@@ -138,8 +162,9 @@ def _deny_reading(place: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.parametrize("verb", sorted(COMMANDS))
-def test_each_verb_s_command_line_works_as_it_stands(verb: str, tmp_path: Path, trained_model: Path,
-                                                     small_corpus: Path) -> None:
+def test_each_verb_s_command_line_works_as_it_stands(
+    verb: str, tmp_path: Path, trained_model: Path, small_corpus: Path
+) -> None:
     """The sweep changes one word of a working command line: unchanged, each must work."""
     result = CliRunner().invoke(app, [verb, *_flat(_command_line(verb, tmp_path, trained_model, small_corpus))])
     if verb == "interactive":  # it needs a terminal, which a test runner is not
@@ -150,9 +175,15 @@ def test_each_verb_s_command_line_works_as_it_stands(verb: str, tmp_path: Path, 
 
 @pytest.mark.parametrize("kind", HOSTILE_PATHS)
 @pytest.mark.parametrize("verb, name", PATHS, ids=[f"{v} {n}" for v, n in PATHS])
-def test_every_path_argument_answers_in_one_line(verb: str, name: str, kind: str, tmp_path: Path,
-                                                 trained_model: Path, small_corpus: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_every_path_argument_answers_in_one_line(
+    verb: str,
+    name: str,
+    kind: str,
+    tmp_path: Path,
+    trained_model: Path,
+    small_corpus: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     victim = tmp_path / "elsewhere.txt"
     victim.write_bytes(VICTIM)
     line = _command_line(verb, tmp_path, trained_model, small_corpus)

@@ -103,23 +103,29 @@ def test_a_prompt_ending_in_a_space_gets_a_new_word(model) -> None:
     assert not text.startswith(" ") and text.split()[0] in {"the", "a"}
 
 
-@pytest.mark.parametrize("call, words", [
-    (lambda m: m.predict("   "), "the text is empty"),
-    (lambda m: m.predict("anna", k=0), "'top_k' must be >= 1"),
-    (lambda m: m.generate(""), "the prompt is empty"),
-    (lambda m: m.generate("anna", max_words=0), "'max_words' must be >= 1"),
-    (lambda m: m.generate("anna", temperature=-1), "'temperature' must be >= 0"),
-    (lambda m: m.generate("anna", top_k=-2), "'top_k' must be >= 0"),
-    (lambda m: m.generate("anna", top_p=0), "'top_p' must be in"),
-])
+@pytest.mark.parametrize(
+    "call, words",
+    [
+        (lambda m: m.predict("   "), "the text is empty"),
+        (lambda m: m.predict("anna", k=0), "'top_k' must be >= 1"),
+        (lambda m: m.generate(""), "the prompt is empty"),
+        (lambda m: m.generate("anna", max_words=0), "'max_words' must be >= 1"),
+        (lambda m: m.generate("anna", temperature=-1), "'temperature' must be >= 0"),
+        (lambda m: m.generate("anna", top_k=-2), "'top_k' must be >= 0"),
+        (lambda m: m.generate("anna", top_p=0), "'top_p' must be in"),
+    ],
+)
 def test_bad_arguments(model, call, words: str) -> None:
     with pytest.raises((NextwordError, ConfigError), match=words):
         call(model)
 
 
 def test_bidirectional_models_predict_and_generate_like_causal_ones(tmp_path: Path, corpus_file: Path) -> None:
-    train(resolve(TINY, {"bidirectional": True, "context": 12, "seq_len": 8, "max_steps": 400}),
-          corpus_file, tmp_path / "bi")
+    train(
+        resolve(TINY, {"bidirectional": True, "context": 12, "seq_len": 8, "max_steps": 400}),
+        corpus_file,
+        tmp_path / "bi",
+    )
     bi = load(str(tmp_path / "bi"))
     assert bi.predict("anna gives the red ball to the ", k=1)[0][0] == "cat"
     for word, prob in bi.predict("cora has ", k=3):

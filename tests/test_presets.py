@@ -16,8 +16,22 @@ runner = CliRunner()
 def test_a_preset_by_name_trains_from_another_directory(tmp_path: Path, corpus_file: Path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)  # no models/ folder here
     out = tmp_path / "m"
-    result = runner.invoke(app, ["train", str(corpus_file), "--config", "tiny", "--max-steps=3", "--eval-every=3",
-                                 "--vocab-size=30", "--device=cpu", "--out", str(out), "--json"])
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            str(corpus_file),
+            "--config",
+            "tiny",
+            "--max-steps=3",
+            "--eval-every=3",
+            "--vocab-size=30",
+            "--device=cpu",
+            "--out",
+            str(out),
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     saved = (out / "config.yaml").read_text()
     assert "hidden: 64" in saved and "max_steps: 3" in saved  # the preset's shape, the flags' budget
@@ -33,8 +47,11 @@ def test_a_file_of_the_same_name_wins_and_an_unknown_name_lists_the_presets(tmp_
     monkeypatch.chdir(tmp_path)
     (tmp_path / "small").write_text("hidden: 8\n")
     assert find_config("small") == Path("small") and load(find_config("small")).model.hidden == 8
-    with pytest.raises(ConfigError, match=r"config file not found: smal; give a YAML file or a preset: "
-                                          r"tiny, small, medium, large"):
+    with pytest.raises(
+        ConfigError,
+        match=r"config file not found: smal; give a YAML file or a preset: "
+        r"tiny, small, medium, large",
+    ):
         find_config("smal")
 
 

@@ -12,8 +12,14 @@ from nextword.errors import ConfigError, NextwordError
 
 QUICK = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
-values = st.one_of(st.none(), st.booleans(), st.integers(-10**12, 10**12), st.floats(allow_nan=True),
-                   st.text(max_size=12), st.lists(st.integers(), max_size=3))
+values = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**12), 10**12),
+    st.floats(allow_nan=True),
+    st.text(max_size=12),
+    st.lists(st.integers(), max_size=3),
+)
 
 
 @pytest.fixture(scope="module")
@@ -34,10 +40,15 @@ def test_any_prompt_predicts_or_says_why(predictor, text: str) -> None:
 
 
 @QUICK
-@given(text=st.text(min_size=1, max_size=60), temperature=st.floats(0, 5), top_k=st.integers(0, 50),
-       top_p=st.floats(0.01, 1))
-def test_any_prompt_and_sampling_generates_or_says_why(predictor, text: str, temperature: float, top_k: int,
-                                                       top_p: float) -> None:
+@given(
+    text=st.text(min_size=1, max_size=60),
+    temperature=st.floats(0, 5),
+    top_k=st.integers(0, 50),
+    top_p=st.floats(0.01, 1),
+)
+def test_any_prompt_and_sampling_generates_or_says_why(
+    predictor, text: str, temperature: float, top_k: int, top_p: float
+) -> None:
     try:
         out = predictor.generate(text, seed=0, max_words=5, temperature=temperature, top_k=top_k, top_p=top_p)
     except NextwordError:
@@ -52,8 +63,9 @@ def test_any_option_values_resolve_or_raise_a_config_error(options: dict) -> Non
     try:
         config = resolve(options)
     except ConfigError as error:
-        assert "\n" not in str(error) and "option" in str(error) or "stopping rule" in str(error) \
-            or "n-gram" in str(error)
+        assert (
+            "\n" not in str(error) and "option" in str(error) or "stopping rule" in str(error) or "n-gram" in str(error)
+        )
         return
     for key, value in config.to_dict().items():
         assert value is None or isinstance(value, (int, float, str, bool)), key

@@ -55,8 +55,25 @@ def test_train_without_a_config_follows_the_recipe_and_says_so(tmp_path, corpus_
     from nextword.cli import app
 
     out = tmp_path / "model"
-    result = CliRunner().invoke(app, ["train", str(corpus_file), "--out", str(out), "--time-budget", "1m",
-                                      "--max-steps", "2", "--eval-every", "1", "--hidden", "32", "--embed", "32"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "train",
+            str(corpus_file),
+            "--out",
+            str(out),
+            "--time-budget",
+            "1m",
+            "--max-steps",
+            "2",
+            "--eval-every",
+            "1",
+            "--hidden",
+            "32",
+            "--embed",
+            "32",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "recipe: 2 × 256 lstm" in result.stderr and "--config or flags override" in result.stderr
     saved = yaml.safe_load((out / "config.yaml").read_text())

@@ -96,8 +96,10 @@ def watched_fifo(path: Path) -> Iterator[list[bool]]:
 
 # -- 1. nothing is written through a link ----------------------------------------------------------------
 
-def test_a_lock_that_is_a_symlink_is_refused_and_its_target_is_unchanged(model_dir: Path, victim: Path,
-                                                                          corpus_file: Path) -> None:
+
+def test_a_lock_that_is_a_symlink_is_refused_and_its_target_is_unchanged(
+    model_dir: Path, victim: Path, corpus_file: Path
+) -> None:
     (model_dir / ".nextword.lock").symlink_to(victim)
     result = run("train", corpus_file, "--out", model_dir, "--force", *TINY_FLAGS, "--max-steps=1", "-q")
     assert_refused(result, str(model_dir / ".nextword.lock"), "symbolic link")
@@ -105,8 +107,9 @@ def test_a_lock_that_is_a_symlink_is_refused_and_its_target_is_unchanged(model_d
 
 
 @pytest.mark.parametrize("make", ["fifo", "hard link", "directory"])
-def test_a_lock_that_is_not_a_regular_file_of_its_own_is_refused(model_dir: Path, victim: Path, corpus_file: Path,
-                                                                 make: str) -> None:
+def test_a_lock_that_is_not_a_regular_file_of_its_own_is_refused(
+    model_dir: Path, victim: Path, corpus_file: Path, make: str
+) -> None:
     lock = model_dir / ".nextword.lock"
     {"fifo": lambda: os.mkfifo(lock), "hard link": lambda: os.link(victim, lock), "directory": lock.mkdir}[make]()
     result = run("train", corpus_file, "--out", model_dir, "--force", *TINY_FLAGS, "--max-steps=1", "-q")
@@ -139,8 +142,9 @@ def test_a_temporary_file_replaced_by_a_link_is_not_renamed_into_place(tmp_path:
     assert not target.exists() and not os.path.lexists(temporary) and victim.read_bytes() == VICTIM
 
 
-def test_resuming_into_a_directory_of_links_writes_none_of_their_targets(tmp_path: Path, corpus_file: Path,
-                                                                         victim: Path) -> None:
+def test_resuming_into_a_directory_of_links_writes_none_of_their_targets(
+    tmp_path: Path, corpus_file: Path, victim: Path
+) -> None:
     out = tmp_path / "m"
     assert run("train", corpus_file, "--out", out, *TINY_FLAGS, "--max-steps=2", "--eval-every=1", "-q").exit_code == 0
     victims = {}
@@ -153,11 +157,13 @@ def test_resuming_into_a_directory_of_links_writes_none_of_their_targets(tmp_pat
     result = run("train", corpus_file, "--out", out, "--resume", "--max-steps=4", "-q")
     assert result.exit_code == 0, result.output
     assert all(path.read_bytes() == content for path, content in victims.items())
-    assert not any((out / name).is_symlink() for name in ("metrics.jsonl", "summary.json", "state.pt",
-                                                          "model.safetensors"))
+    assert not any(
+        (out / name).is_symlink() for name in ("metrics.jsonl", "summary.json", "state.pt", "model.safetensors")
+    )
 
 
 # -- 2. export never replaces a file unasked, nor a model's own files -------------------------------------
+
 
 def test_export_refuses_an_existing_file_without_force(model_dir: Path, victim: Path) -> None:
     result = run("export", model_dir, "--format", "torchscript", "--out", victim)
@@ -191,8 +197,10 @@ def test_export_with_force_over_a_link_replaces_the_link(model_dir: Path, tmp_pa
 
 # -- 3. the bytes encoded are the bytes hashed -------------------------------------------------------------
 
-def test_a_corpus_edited_between_hash_and_encoding_is_never_cached(tmp_path: Path, token_cache: Path,
-                                                                   trained_model: Path) -> None:
+
+def test_a_corpus_edited_between_hash_and_encoding_is_never_cached(
+    tmp_path: Path, token_cache: Path, trained_model: Path
+) -> None:
     corpus = tmp_path / "notes.txt"
     corpus.write_text("anna has the red ball .\n" * 50)
     checked = check_corpus(corpus)
@@ -207,28 +215,41 @@ def test_resume_after_the_corpus_content_changed_says_so(tmp_path: Path, corpus_
     corpus.write_bytes(corpus_file.read_bytes())
     assert run("train", corpus, "--out", out, *TINY_FLAGS, "--max-steps=2", "--eval-every=1", "-q").exit_code == 0
     corpus.write_text(corpus.read_text() + "cora has a green hat .\n")
-    line = assert_refused(run("train", corpus, "--out", out, "--resume", "--max-steps=4", "-q"),
-                          "content", "changed since this run started")
+    line = assert_refused(
+        run("train", corpus, "--out", out, "--resume", "--max-steps=4", "-q"),
+        "content",
+        "changed since this run started",
+    )
     assert line.count("c.txt") == 1
 
 
 # -- 4. only regular files are read; - is standard input ---------------------------------------------------
 
+
 @pytest.mark.parametrize("place", ["corpus", "--valid", "--config", "evaluate"])
-def test_a_fifo_is_refused_without_being_opened(tmp_path: Path, corpus_file: Path, trained_model: Path,
-                                                place: str) -> None:
+def test_a_fifo_is_refused_without_being_opened(
+    tmp_path: Path, corpus_file: Path, trained_model: Path, place: str
+) -> None:
     fifo = tmp_path / "pipe"
     with watched_fifo(fifo) as opened:
-        args = {"corpus": ["train", fifo], "--valid": ["train", corpus_file, "--valid", fifo],
-                "--config": ["train", corpus_file, "--config", fifo], "evaluate": ["evaluate", trained_model, fifo]}
-        result = run(*args[place], "--out" if place != "evaluate" else "--json", *(
-            [tmp_path / "m", *TINY_FLAGS, "--max-steps=1", "-q"] if place != "evaluate" else []))
+        args = {
+            "corpus": ["train", fifo],
+            "--valid": ["train", corpus_file, "--valid", fifo],
+            "--config": ["train", corpus_file, "--config", fifo],
+            "evaluate": ["evaluate", trained_model, fifo],
+        }
+        result = run(
+            *args[place],
+            "--out" if place != "evaluate" else "--json",
+            *([tmp_path / "m", *TINY_FLAGS, "--max-steps=1", "-q"] if place != "evaluate" else []),
+        )
     assert_refused(result, str(fifo), "FIFO")
     assert not opened[0]
 
 
-@pytest.mark.parametrize("name", ["tokenizer.model", "nextword.json", "model.safetensors", "config.yaml",
-                                  "summary.json"])
+@pytest.mark.parametrize(
+    "name", ["tokenizer.model", "nextword.json", "model.safetensors", "config.yaml", "summary.json"]
+)
 def test_a_model_file_that_is_a_fifo_is_refused_without_being_opened(model_dir: Path, name: str) -> None:
     (model_dir / name).unlink()
     with watched_fifo(model_dir / name) as opened:
@@ -257,6 +278,7 @@ def test_standard_input_that_is_empty_is_refused(tmp_path: Path) -> None:
 
 # -- 5. counts are bounded up front ------------------------------------------------------------------------
 
+
 def test_a_huge_top_k_is_refused_at_once(trained_model: Path) -> None:
     assert_refused(run("predict", trained_model, "anna has ", "-k", "1000000"), "--top-k", "100")
 
@@ -267,28 +289,39 @@ def test_a_huge_seed_for_training_is_refused(tmp_path: Path, corpus_file: Path) 
 
 # -- 6. one device check ------------------------------------------------------------------------------------
 
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 @pytest.mark.parametrize("verb", ["predict", "generate", "evaluate", "train", "compare"])
-def test_a_device_that_is_not_there_is_one_line(verb: str, trained_model: Path, corpus_file: Path,
-                                                tmp_path: Path) -> None:
-    args = {"predict": [trained_model, "anna has "], "generate": [trained_model, "anna has"],
-            "evaluate": [trained_model, corpus_file],
-            "train": [corpus_file, "--out", tmp_path / "m", *TINY_FLAGS[:-1], "--max-steps=1", "-q"],
-            "compare": [corpus_file, "--cells", "rnn", "--out", tmp_path / "c", "--max-steps=1", "-q"]}[verb]
+def test_a_device_that_is_not_there_is_one_line(
+    verb: str, trained_model: Path, corpus_file: Path, tmp_path: Path
+) -> None:
+    args = {
+        "predict": [trained_model, "anna has "],
+        "generate": [trained_model, "anna has"],
+        "evaluate": [trained_model, corpus_file],
+        "train": [corpus_file, "--out", tmp_path / "m", *TINY_FLAGS[:-1], "--max-steps=1", "-q"],
+        "compare": [corpus_file, "--cells", "rnn", "--out", tmp_path / "c", "--max-steps=1", "-q"],
+    }[verb]
     assert_refused(run(verb, *args, "--device", "cuda"), "device", "cuda")
 
 
 def test_device_means_the_same_for_every_verb() -> None:
     import typer.main
 
-    defaults = {(command.name, param.default) for command in typer.main.get_command(app).commands.values()
-                for param in command.params if param.name == "device"}
+    defaults = {
+        (command.name, param.default)
+        for command in typer.main.get_command(app).commands.values()
+        for param in command.params
+        if param.name == "device"
+    }
     assert {default for _, default in defaults} <= {"auto", None}  # None: training options default to the config
     from nextword.config import TrainArgs
+
     assert TrainArgs().device == "auto"
 
 
 # -- 7. text that is not UTF-8 ------------------------------------------------------------------------------
+
 
 def test_undecodable_bytes_in_a_prompt_are_one_line(trained_model: Path) -> None:
     prompt = b"the \xff king ".decode("utf-8", "surrogateescape")  # what the shell's bytes become in argv
@@ -304,40 +337,56 @@ def test_undecodable_bytes_in_a_path_are_one_line(trained_model: Path, tmp_path:
 
 
 def test_undecodable_bytes_from_a_real_shell_are_one_line(trained_model: Path) -> None:
-    result = subprocess.run([sys.executable, "-m", "nextword", "predict", str(trained_model).encode(),
-                             b"the \xff king "], capture_output=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "nextword", "predict", str(trained_model).encode(), b"the \xff king "],
+        capture_output=True,
+        timeout=120,
+    )
     assert result.returncode == 2 and result.stderr.decode().count("\n") == 1 and b"not UTF-8" in result.stderr
 
 
 # -- 8. damaged tokenizers -----------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("content", [b"", b"\x00" * 64, b"\n\x03abc"], ids=["empty", "zeros", "garbage"])
-def test_a_damaged_tokenizer_is_one_line_for_predict_and_init(model_dir: Path, corpus_file: Path, tmp_path: Path,
-                                                              content: bytes) -> None:
+def test_a_damaged_tokenizer_is_one_line_for_predict_and_init(
+    model_dir: Path, corpus_file: Path, tmp_path: Path, content: bytes
+) -> None:
     (model_dir / "tokenizer.model").write_bytes(content)
     assert_refused(run("predict", model_dir, "anna has "), "tokenizer file is damaged")
-    assert_refused(run("train", corpus_file, "--init", model_dir, "--out", tmp_path / "new", "--max-steps=1", "-q"),
-                   "tokenizer file is damaged")
+    assert_refused(
+        run("train", corpus_file, "--init", model_dir, "--out", tmp_path / "new", "--max-steps=1", "-q"),
+        "tokenizer file is damaged",
+    )
 
 
 def test_an_empty_tokenizer_leaves_no_native_log_on_stderr(model_dir: Path) -> None:
     (model_dir / "tokenizer.model").write_bytes(b"")
-    result = subprocess.run([sys.executable, "-m", "nextword", "predict", str(model_dir), "anna has "],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "nextword", "predict", str(model_dir), "anna has "],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "empty" in result.stderr
 
 
 # -- 9, 10. broken weights, manifests of the wrong types ---------------------------------------------------
 
+
 @pytest.mark.parametrize("value", [float("nan"), float("inf")], ids=["nan", "inf"])
-def test_weights_that_are_not_finite_are_broken(model_dir: Path, corpus_file: Path, tmp_path: Path,
-                                                value: float) -> None:
+def test_weights_that_are_not_finite_are_broken(
+    model_dir: Path, corpus_file: Path, tmp_path: Path, value: float
+) -> None:
     tensors = load_file(str(model_dir / "model.safetensors"))
     name = next(iter(tensors))
     tensors[name].view(-1)[0] = value
     save_file(tensors, str(model_dir / "model.safetensors"))
-    for args in (["predict", model_dir, "anna has "], ["generate", model_dir, "anna has"],
-                 ["train", corpus_file, "--init", model_dir, "--out", tmp_path / "new", "--max-steps=1", "-q"]):
+    for args in (
+        ["predict", model_dir, "anna has "],
+        ["generate", model_dir, "anna has"],
+        ["train", corpus_file, "--init", model_dir, "--out", tmp_path / "new", "--max-steps=1", "-q"],
+    ):
         assert_refused(run(*args), "weights are broken")
 
 
@@ -350,8 +399,17 @@ def test_weights_of_another_dtype_are_refused(model_dir: Path, dtype: torch.dtyp
     assert_refused(run("predict", model_dir, "anna has "), "model.safetensors", repr(name), f"is {stored}")
 
 
-@pytest.mark.parametrize("field, value", [("vocab_size", "many"), ("format", True), ("kind", "zzz"),
-                                          ("corpus_sha256", 7), ("cutoffs", [5, 3]), ("init", "elsewhere")])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("vocab_size", "many"),
+        ("format", True),
+        ("kind", "zzz"),
+        ("corpus_sha256", 7),
+        ("cutoffs", [5, 3]),
+        ("init", "elsewhere"),
+    ],
+)
 def test_a_manifest_field_of_the_wrong_type_is_named(model_dir: Path, field: str, value) -> None:
     manifest = json.loads((model_dir / "nextword.json").read_text())
     manifest[field] = value
@@ -373,9 +431,13 @@ def test_a_manifest_whose_vocabulary_differs_from_the_tokenizer_is_refused(model
 
 # -- 11. messages that name the real cause ------------------------------------------------------------------
 
+
 def test_a_model_too_large_for_memory_says_so(tmp_path: Path, corpus_file: Path, model_dir: Path) -> None:
-    assert_refused(run("train", corpus_file, "--out", tmp_path / "m", *TINY_FLAGS, "--hidden", str(10**7),
-                       "--max-steps=1", "-q"), "too large for memory", "--hidden")
+    assert_refused(
+        run("train", corpus_file, "--out", tmp_path / "m", *TINY_FLAGS, "--hidden", str(10**7), "--max-steps=1", "-q"),
+        "too large for memory",
+        "--hidden",
+    )
     config = model_dir / "config.yaml"
     config.write_text(config.read_text().replace("hidden: 32", f"hidden: {10**30}"))
     assert_refused(run("predict", model_dir, "anna has "), "too large for memory")
@@ -399,6 +461,7 @@ def test_generate_prints_nothing_before_an_option_error(trained_model: Path) -> 
 
 # -- loading needs no POSIX-only module (Windows) ------------------------------------------------------------
 
+
 def test_the_package_loads_and_predicts_without_fcntl_or_termios(tmp_path: Path, trained_model: Path) -> None:
     blocker = tmp_path / "sitecustomize.py"
     blocker.write_text(
@@ -409,11 +472,14 @@ def test_the_package_loads_and_predicts_without_fcntl_or_termios(tmp_path: Path,
         "            raise ImportError(f'{name} is not on this platform')\n"
         "sys.meta_path.insert(0, Block())\n"
         "for name in ('fcntl', 'termios', 'tty'):\n"
-        "    sys.modules.pop(name, None)\n")
-    script = ("import nextword, nextword.cli, nextword.checkpoint, nextword.train\n"
-              "from nextword.predict import Predictor\n"
-              f"print(Predictor.load({str(trained_model)!r}).predict('anna has ', k=2))\n"
-              "try:\n    import fcntl\nexcept ImportError:\n    print('blocked')\n")
+        "    sys.modules.pop(name, None)\n"
+    )
+    script = (
+        "import nextword, nextword.cli, nextword.checkpoint, nextword.train\n"
+        "from nextword.predict import Predictor\n"
+        f"print(Predictor.load({str(trained_model)!r}).predict('anna has ', k=2))\n"
+        "try:\n    import fcntl\nexcept ImportError:\n    print('blocked')\n"
+    )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 0, result.stderr

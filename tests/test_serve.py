@@ -31,11 +31,16 @@ def exchange(predictor, *requests: str | bytes | dict) -> list[dict]:
 
 def test_good_requests_are_answered_as_predict_answers(predictor) -> None:
     text = "anna gives the red ball to the "
-    replies = exchange(predictor, {"text": text}, {"text": text + "c", "k": 2, "id": "a"},
-                       {"text": "ben has ", "id": "b", "generate": {"max_words": 3, "seed": 1}})
+    replies = exchange(
+        predictor,
+        {"text": text},
+        {"text": text + "c", "k": 2, "id": "a"},
+        {"text": "ben has ", "id": "b", "generate": {"max_words": 3, "seed": 1}},
+    )
     assert replies[0] == {"predictions": [[w, pytest.approx(p, abs=1e-6)] for w, p in predictor.predict(text, 5)]}
-    assert replies[1]["id"] == "a" and [w for w, _ in replies[1]["predictions"]] == \
-        [w for w, _ in predictor.predict(text + "c", 2)]
+    assert replies[1]["id"] == "a" and [w for w, _ in replies[1]["predictions"]] == [
+        w for w, _ in predictor.predict(text + "c", 2)
+    ]
     assert replies[2]["id"] == "b" and replies[2]["generated"] == predictor.generate("ben has ", max_words=3, seed=1)
 
 
@@ -58,28 +63,31 @@ def test_a_session_reads_only_what_changed(predictor) -> None:
     assert all(not isinstance(tokens, list) or len(tokens) < 5 for tokens in read)  # never the whole document
 
 
-@pytest.mark.parametrize("line, error", [
-    (b"{not json", "not JSON"),
-    (b"\xff\xfe", "not UTF-8"),
-    (b"[1, 2]", "a JSON object"),
-    (b"", "not JSON"),
-    (b'{"text": "anna ", "colour": 1}', 'unknown field "colour"'),
-    (b'{"text": "anna ", "generate": {"words": 3}}', 'unknown field "generate.words"'),
-    (b'{"k": 3}', 'no "text"'),
-    (b'{"text": 5}', '"text" must be a string'),
-    (b'{"text": "anna ", "k": "5"}', '"k" must be an integer'),
-    (b'{"text": "anna ", "k": true}', '"k" must be an integer'),
-    (b'{"text": "anna ", "k": 0}', '"k" must be between 1 and 100'),
-    (b'{"text": "anna ", "k": 1000000}', '"k" must be between 1 and 100'),
-    (b'{"text": "anna ", "id": 7}', '"id" must be a string'),
-    (b'{"text": "anna ", "generate": {"temperature": "hot"}}', '"generate.temperature" must be a number'),
-    (b'{"text": "anna ", "generate": {"top_p": 2}}', "top_p"),
-    (b'{"text": "anna ", "generate": {"max_words": 100000}}', "at most 1000"),
-    (b'{"text": "\\ud800"}', "unpaired surrogate"),
-    (b'{"text": "   "}', "the text is empty"),
-    (b"[" * 100_000 + b"]" * 100_000, "not JSON this server reads"),
-    (b'{"text": "anna ", "k": ' + b"9" * 5000 + b"}", "not JSON this server reads"),
-])
+@pytest.mark.parametrize(
+    "line, error",
+    [
+        (b"{not json", "not JSON"),
+        (b"\xff\xfe", "not UTF-8"),
+        (b"[1, 2]", "a JSON object"),
+        (b"", "not JSON"),
+        (b'{"text": "anna ", "colour": 1}', 'unknown field "colour"'),
+        (b'{"text": "anna ", "generate": {"words": 3}}', 'unknown field "generate.words"'),
+        (b'{"k": 3}', 'no "text"'),
+        (b'{"text": 5}', '"text" must be a string'),
+        (b'{"text": "anna ", "k": "5"}', '"k" must be an integer'),
+        (b'{"text": "anna ", "k": true}', '"k" must be an integer'),
+        (b'{"text": "anna ", "k": 0}', '"k" must be between 1 and 100'),
+        (b'{"text": "anna ", "k": 1000000}', '"k" must be between 1 and 100'),
+        (b'{"text": "anna ", "id": 7}', '"id" must be a string'),
+        (b'{"text": "anna ", "generate": {"temperature": "hot"}}', '"generate.temperature" must be a number'),
+        (b'{"text": "anna ", "generate": {"top_p": 2}}', "top_p"),
+        (b'{"text": "anna ", "generate": {"max_words": 100000}}', "at most 1000"),
+        (b'{"text": "\\ud800"}', "unpaired surrogate"),
+        (b'{"text": "   "}', "the text is empty"),
+        (b"[" * 100_000 + b"]" * 100_000, "not JSON this server reads"),
+        (b'{"text": "anna ", "k": ' + b"9" * 5000 + b"}", "not JSON this server reads"),
+    ],
+)
 def test_a_bad_request_gets_an_error_and_the_server_goes_on(predictor, line: bytes, error: str) -> None:
     bad, good = exchange(predictor, line, {"text": "anna has "})
     assert set(bad) == {"error"} and error in bad["error"]
@@ -111,8 +119,12 @@ def test_sessions_are_bounded_by_forgetting_the_least_recently_used(predictor) -
 
 
 def test_the_command_answers_each_line_at_once_and_exits_0_at_the_end(trained_model: Path) -> None:
-    process = subprocess.Popen([sys.executable, "-m", "nextword", "serve", str(trained_model)],
-                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "nextword", "serve", str(trained_model)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         process.stdin.write(b'{"text": "anna gives the ", "id": "1"}\n')
         process.stdin.flush()

@@ -12,13 +12,38 @@ from nextword import load
 from nextword.errors import ConfigError, NextwordError
 from nextword.session import RECENT, _SETTLED, common_prefix_length
 
-WORDS = ["anna", "ben", "has", "gives", "the", "red", "ball", "to", "cat", "a", "small", "cup", "old", "book",
-         ".", "cora's", "dan,", "well-known", "xyzzy", "é", "e\u0301", "日本", "🙂", "\u00a8"]
+WORDS = [
+    "anna",
+    "ben",
+    "has",
+    "gives",
+    "the",
+    "red",
+    "ball",
+    "to",
+    "cat",
+    "a",
+    "small",
+    "cup",
+    "old",
+    "book",
+    ".",
+    "cora's",
+    "dan,",
+    "well-known",
+    "xyzzy",
+    "é",
+    "e\u0301",
+    "日本",
+    "🙂",
+    "\u00a8",
+]
 # What people type between words, and what SentencePiece normalises: runs of spaces, tabs, no-break spaces.
 GAPS = [" ", " ", " ", "  ", "\n", " \n", "\n\n", "\t", "\u00a0", " \u3000"]
 
 fragment = st.lists(st.tuples(st.sampled_from(WORDS), st.sampled_from(GAPS)), max_size=6).map(
-    lambda pairs: "".join(word + gap for word, gap in pairs))
+    lambda pairs: "".join(word + gap for word, gap in pairs)
+)
 partial = st.sampled_from(["", "", "a", "gi", "c", "th", "zq", "日", "bal", "xy"])  # xyzzy: no lexicon word
 edit = st.one_of(
     st.tuples(st.just("append"), fragment.map(lambda text: text), partial),
@@ -45,8 +70,11 @@ def apply(session, edit: tuple) -> None:
 
 @pytest.fixture(scope="module")
 def predictors(trained_model: Path, trained_bidirectional: Path, trained_ngram: Path) -> dict:
-    return {"causal": load(str(trained_model)), "bidirectional": load(str(trained_bidirectional)),
-            "ngram": load(str(trained_ngram))}
+    return {
+        "causal": load(str(trained_model)),
+        "bidirectional": load(str(trained_bidirectional)),
+        "ngram": load(str(trained_ngram)),
+    }
 
 
 def assert_same(found: list, expected: list) -> None:
@@ -58,8 +86,7 @@ def assert_same(found: list, expected: list) -> None:
 @pytest.mark.parametrize("kind", ["causal", "bidirectional", "ngram"])
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(start=fragment, edits=st.lists(edit, min_size=1, max_size=5), k=st.sampled_from([1, 5]))
-def test_a_session_answers_what_predict_answers(predictors: dict, kind: str, start: str, edits: list,
-                                                 k: int) -> None:
+def test_a_session_answers_what_predict_answers(predictors: dict, kind: str, start: str, edits: list, k: int) -> None:
     predictor = predictors[kind]
     session = predictor.session()
     session.set_text(start)
@@ -91,6 +118,7 @@ def test_a_long_document_keeps_few_readings_and_edits_back_cheaply(predictors: d
     assert saved[-RECENT:] == [m.end() for m in _SETTLED.finditer(document)][-RECENT:]  # the newest: all
     calls = []
     original = predictor.pieces.run
+
     def counted(tokens, state=None):  # the time steps of each call: a list of ids, or (rows, 1) in a search
         calls.append(len(tokens) if isinstance(tokens, list) else tokens.shape[-1])
         return original(tokens, state)
@@ -114,8 +142,7 @@ def test_generation_continues_the_document(predictors: dict) -> None:
         for text in ("anna has the red", "anna has the red ball .\nben gives "):
             session.set_text(text)
             for seed in range(3):
-                assert session.generate(seed=seed, max_words=6) == predictor.generate(text, seed=seed,
-                                                                                     max_words=6)
+                assert session.generate(seed=seed, max_words=6) == predictor.generate(text, seed=seed, max_words=6)
         assert session.text == "anna has the red ball .\nben gives "  # generating leaves the text alone
 
 
@@ -132,8 +159,18 @@ def test_an_empty_session_refuses_like_predict(predictors: dict) -> None:
         session.generate()
 
 
-@pytest.mark.parametrize("a, b", [("", ""), ("abc", "abc"), ("abc", "abd"), ("abc", "ab"), ("ab", "abc"),
-                                  ("x" * 1000 + "a", "x" * 1000 + "b"), ("abc", "xbc")])
+@pytest.mark.parametrize(
+    "a, b",
+    [
+        ("", ""),
+        ("abc", "abc"),
+        ("abc", "abd"),
+        ("abc", "ab"),
+        ("ab", "abc"),
+        ("x" * 1000 + "a", "x" * 1000 + "b"),
+        ("abc", "xbc"),
+    ],
+)
 def test_common_prefix_length(a: str, b: str) -> None:
     expected = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
     assert common_prefix_length(a, b) == expected

@@ -50,7 +50,7 @@ def test_a_10_mb_line_is_learnt_and_encoded_in_parts(tmp_path: Path) -> None:
     ids = encode_corpus(check_corpus(corpus), tokenizer)
     assert ids[-1] == EOS_ID and EOS_ID not in ids[:-1]  # still one line
     assert tokenizer.sp.decode(ids[:-1].tolist()) == line
-    start = line[:3 * LINE_PART_CHARS]
+    start = line[: 3 * LINE_PART_CHARS]
     parts = line_parts(start)
     assert len(parts) == 4 and "".join(parts) == start and all(p.startswith(" ") for p in parts[1:])
     assert tokenizer.encode_line(start) == tokenizer.sp.encode(start)  # the parts encode as the whole line

@@ -22,9 +22,20 @@ def test_training_learns_and_writes_a_model_directory(tmp_path: Path, corpus_fil
     events = []
     summary = train(config(max_steps=80), corpus_file, tmp_path / "m", on_event=events.append)
     files = {p.name for p in (tmp_path / "m").iterdir()}
-    assert files == {"nextword.json", "config.yaml", "tokenizer.model", "model.safetensors", "metrics.jsonl",
-                     "summary.json", "state.pt", "README.md", "lexicon.tsv", ".nextword.lock",
-                     "ngram.safetensors", "mixture.safetensors"}
+    assert files == {
+        "nextword.json",
+        "config.yaml",
+        "tokenizer.model",
+        "model.safetensors",
+        "metrics.jsonl",
+        "summary.json",
+        "state.pt",
+        "README.md",
+        "lexicon.tsv",
+        ".nextword.lock",
+        "ngram.safetensors",
+        "mixture.safetensors",
+    }
     metrics = checkpoint.read_metrics(tmp_path / "m")
     assert [row["step"] for row in metrics] == [20, 40, 60, 80]
     assert metrics[-1]["valid_loss"] < metrics[0]["valid_loss"] < 5.0
@@ -50,16 +61,34 @@ def _interrupt_at(step: int):
     def on_event(event):
         if isinstance(event, Evaluation) and event.step == step:
             os.kill(os.getpid(), signal.SIGINT)  # a real Ctrl-C, handled between two steps
+
     return on_event
 
 
-@pytest.mark.parametrize("cell, bidirectional, softmax", [("rnn", False, "full"), ("gru", False, "full"),
-                                                          ("lstm", False, "full"), ("gru", True, "full"),
-                                                          ("lstm", False, "adaptive")])
-def test_interrupt_then_resume_gives_bitwise_identical_weights(tmp_path: Path, corpus_file: Path,
-                                                               cell: str, bidirectional: bool, softmax: str) -> None:
-    settings = config(cell=cell, layers=2, dropout=0.2, max_steps=40, eval_every=10, bidirectional=bidirectional,
-                      context=8, seq_len=4, softmax=softmax)
+@pytest.mark.parametrize(
+    "cell, bidirectional, softmax",
+    [
+        ("rnn", False, "full"),
+        ("gru", False, "full"),
+        ("lstm", False, "full"),
+        ("gru", True, "full"),
+        ("lstm", False, "adaptive"),
+    ],
+)
+def test_interrupt_then_resume_gives_bitwise_identical_weights(
+    tmp_path: Path, corpus_file: Path, cell: str, bidirectional: bool, softmax: str
+) -> None:
+    settings = config(
+        cell=cell,
+        layers=2,
+        dropout=0.2,
+        max_steps=40,
+        eval_every=10,
+        bidirectional=bidirectional,
+        context=8,
+        seq_len=4,
+        softmax=softmax,
+    )
     train(settings, corpus_file, tmp_path / "straight")
     with pytest.raises(TrainingInterrupted, match=r"stopped at step 20.*--resume"):
         train(settings, corpus_file, tmp_path / "resumed", on_event=_interrupt_at(20))
@@ -70,8 +99,10 @@ def test_interrupt_then_resume_gives_bitwise_identical_weights(tmp_path: Path, c
     assert all(torch.equal(best[0][k], best[1][k]) for k in best[0])
     last = [checkpoint.load_state(tmp_path / d)[1]["model"] for d in ("straight", "resumed")]
     assert all(torch.equal(last[0][k], last[1][k]) for k in last[0])
-    straight, resumed = ([{k: v for k, v in row.items() if k != "elapsed"}
-                          for row in checkpoint.read_metrics(tmp_path / d)] for d in ("straight", "resumed"))
+    straight, resumed = (
+        [{k: v for k, v in row.items() if k != "elapsed"} for row in checkpoint.read_metrics(tmp_path / d)]
+        for d in ("straight", "resumed")
+    )
     assert straight == resumed
 
 
@@ -90,13 +121,13 @@ def test_stopping_rules(tmp_path: Path, corpus_file: Path) -> None:
     one_epoch = train(config(max_steps=None, epochs=1, eval_every=1000), corpus_file, tmp_path / "e")
     assert one_epoch.stopped_because == "epochs" and one_epoch.epochs == 1.0
     # A learning rate far too high: validation stops improving, and patience ends the run early.
-    diverging = train(config(max_steps=200, eval_every=2, patience=2, lr=50.0, warmup=0, clip=0.0),
-                      corpus_file, tmp_path / "p")
+    diverging = train(
+        config(max_steps=200, eval_every=2, patience=2, lr=50.0, warmup=0, clip=0.0), corpus_file, tmp_path / "p"
+    )
     assert diverging.stopped_because == "patience" and diverging.steps < 200
 
 
-def test_existing_model_needs_force_and_other_directories_are_never_touched(tmp_path: Path,
-                                                                           corpus_file: Path) -> None:
+def test_existing_model_needs_force_and_other_directories_are_never_touched(tmp_path: Path, corpus_file: Path) -> None:
     train(config(max_steps=5), corpus_file, tmp_path / "m")
     weights = (tmp_path / "m" / "model.safetensors").read_bytes()
     with pytest.raises(ModelDirError, match="use --force to overwrite it, or --resume"):
@@ -126,8 +157,9 @@ def test_separate_validation_file(tmp_path: Path, corpus_file: Path) -> None:
     assert summary.valid_tokens > 20 and summary.train_tokens > 5 * summary.valid_tokens
 
 
-def test_prepared_data_is_for_a_new_run_on_the_validation_text_it_was_prepared_with(tmp_path: Path,
-                                                                                    corpus_file: Path) -> None:
+def test_prepared_data_is_for_a_new_run_on_the_validation_text_it_was_prepared_with(
+    tmp_path: Path, corpus_file: Path
+) -> None:
     from nextword.errors import ConfigError
     from nextword.train import prepare
 
@@ -138,8 +170,9 @@ def test_prepared_data_is_for_a_new_run_on_the_validation_text_it_was_prepared_w
     assert not (tmp_path / "m").exists()
 
 
-def test_resume_refuses_other_data_and_accepts_the_same_options_spelt_differently(tmp_path: Path,
-                                                                                  corpus_file: Path) -> None:
+def test_resume_refuses_other_data_and_accepts_the_same_options_spelt_differently(
+    tmp_path: Path, corpus_file: Path
+) -> None:
     train(config(max_steps=10, lr=0.003), corpus_file, tmp_path / "m")
     other = tmp_path / "other.txt"
     other.write_text(corpus_file.read_text() + "one more line .\n")
@@ -160,8 +193,9 @@ def test_a_second_training_into_the_same_directory_refuses(tmp_path: Path, corpu
     assert (tmp_path / "m" / "model.safetensors").read_bytes() != before
 
 
-def test_a_diverging_run_stops_and_keeps_the_last_good_checkpoint(tmp_path: Path, corpus_file: Path,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_diverging_run_stops_and_keeps_the_last_good_checkpoint(
+    tmp_path: Path, corpus_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from nextword import train as training
     from nextword.errors import TrainingDiverged
 
@@ -204,8 +238,11 @@ def _other_text(path: Path, lines: int, seed: int) -> Path:
 
     rng = random.Random(seed)
     names, things = ("anna", "ben", "cora", "dan"), ("the red ball", "a small cup", "the old book", "a green hat")
-    path.write_text("".join(f"the cat finds {rng.choice(things)} and {rng.choice(names)} reads to the cat .\n"
-                            for _ in range(lines)))
+    path.write_text(
+        "".join(
+            f"the cat finds {rng.choice(things)} and {rng.choice(names)} reads to the cat .\n" for _ in range(lines)
+        )
+    )
     return path
 
 
@@ -224,8 +261,9 @@ def test_init_starts_from_a_models_weights_and_tokenizer_on_new_text(tmp_path: P
     assert (tmp_path / "p" / "tokenizer.model").read_bytes() == (trained_model / "tokenizer.model").read_bytes()
     before = checkpoint.load(trained_model)
     ids = encode_corpus(check_corpus(held_out), before.tokenizer)
-    loss_of_a = stream_loss(before.components()["neural"], before.tokenizer, ids, seq_len=TINY["seq_len"],
-                            device=torch.device("cpu"))  # step 0 scores the neural part, which training changes
+    loss_of_a = stream_loss(
+        before.components()["neural"], before.tokenizer, ids, seq_len=TINY["seq_len"], device=torch.device("cpu")
+    )  # step 0 scores the neural part, which training changes
     metrics = checkpoint.read_metrics(tmp_path / "p")
     assert metrics[0]["step"] == 0 and metrics[0]["valid_loss"] == pytest.approx(loss_of_a.loss, rel=1e-6)
     assert summary.best_valid_loss < 0.9 * loss_of_a.loss and summary.steps == 40
@@ -233,12 +271,16 @@ def test_init_starts_from_a_models_weights_and_tokenizer_on_new_text(tmp_path: P
     assert manifest["init"]["path"] == str(trained_model) and manifest["init"]["corpus"] == "sentences.txt"
 
 
-def test_init_refuses_shape_changes_resume_ngrams_and_non_models(tmp_path: Path, trained_model: Path,
-                                                                 trained_ngram: Path, corpus_file: Path) -> None:
+def test_init_refuses_shape_changes_resume_ngrams_and_non_models(
+    tmp_path: Path, trained_model: Path, trained_ngram: Path, corpus_file: Path
+) -> None:
     from nextword.errors import ConfigError
 
-    with pytest.raises(ConfigError, match=r"so hidden, bidirectional cannot change \(it has hidden=32, "
-                                          r"bidirectional=False\)"):
+    with pytest.raises(
+        ConfigError,
+        match=r"so hidden, bidirectional cannot change \(it has hidden=32, "
+        r"bidirectional=False\)",
+    ):
         load(flags={"hidden": 64, "bidirectional": True, "dropout": 0.1}, init=trained_model)
     assert load(flags={"hidden": 32, "cell": "LSTM"}, init=trained_model).model.cell == "lstm"
     with pytest.raises(ModelDirError, match="not a nextword model directory"):
@@ -250,15 +292,17 @@ def test_init_refuses_shape_changes_resume_ngrams_and_non_models(tmp_path: Path,
     assert not (tmp_path / "m").exists()
 
 
-def test_a_budgeted_run_plans_its_steps_and_max_steps_repeats_it_bit_for_bit(tmp_path: Path, corpus_file: Path,
-                                                                              monkeypatch) -> None:
+def test_a_budgeted_run_plans_its_steps_and_max_steps_repeats_it_bit_for_bit(
+    tmp_path: Path, corpus_file: Path, monkeypatch
+) -> None:
     from nextword import train as training
 
     ticks = iter(range(10**9))
     monkeypatch.setattr(training.time, "perf_counter", lambda: next(ticks) * 0.002)  # a steady machine
     events = []
-    budgeted = train(config(max_steps=None, time_budget=1.5, warmup=10), corpus_file, tmp_path / "b",
-                     on_event=events.append)
+    budgeted = train(
+        config(max_steps=None, time_budget=1.5, warmup=10), corpus_file, tmp_path / "b", on_event=events.append
+    )
     monkeypatch.undo()
     plan = budgeted.plan
     assert budgeted.stopped_because == "planned_steps" and budgeted.steps == plan["steps"] > 20
@@ -270,12 +314,16 @@ def test_a_budgeted_run_plans_its_steps_and_max_steps_repeats_it_bit_for_bit(tmp
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-@pytest.mark.parametrize("changes, losses", [
-    (dict(layers=2, dropout=0.2), [2.9395289194949887, 2.671610986715869]),
-    (dict(cell="gru", bidirectional=True, context=8, dropout=0.1), [2.3004472654378203, 1.8204316154710556]),
-])
-def test_a_fixed_seed_gives_the_pinned_losses_bit_for_bit(tmp_path: Path, corpus_file: Path, changes: dict,
-                                                          losses: list[float]) -> None:
+@pytest.mark.parametrize(
+    "changes, losses",
+    [
+        (dict(layers=2, dropout=0.2), [2.9395289194949887, 2.671610986715869]),
+        (dict(cell="gru", bidirectional=True, context=8, dropout=0.1), [2.3004472654378203, 1.8204316154710556]),
+    ],
+)
+def test_a_fixed_seed_gives_the_pinned_losses_bit_for_bit(
+    tmp_path: Path, corpus_file: Path, changes: dict, losses: list[float]
+) -> None:
     # The validation losses of nextword 0.1.0 on a CPU (torch 2.13), pinned so that a change to the training code
     # that moves a single bit (the schedule, the order of random draws, the batches) is seen. Should another
     # CPU's kernels differ in the last bits, check the old code gives the same new values before pinning them.
@@ -283,8 +331,9 @@ def test_a_fixed_seed_gives_the_pinned_losses_bit_for_bit(tmp_path: Path, corpus
     assert [row["valid_loss"] for row in checkpoint.read_metrics(tmp_path / "m")] == losses
 
 
-def test_a_checkpoint_from_before_state_formats_resumes_and_a_newer_one_says_so(tmp_path: Path,
-                                                                              corpus_file: Path) -> None:
+def test_a_checkpoint_from_before_state_formats_resumes_and_a_newer_one_says_so(
+    tmp_path: Path, corpus_file: Path
+) -> None:
     settings = config(max_steps=20, eval_every=10, mixture=False)
     train(settings, corpus_file, tmp_path / "straight")
     with pytest.raises(TrainingInterrupted):
@@ -314,9 +363,31 @@ def test_a_config_yaml_of_an_older_nextword_still_loads(tmp_path: Path, trained_
     saved = {line.split(":")[0]: line for line in (old / "config.yaml").read_text().splitlines()}
     # Model and training options in one file, in the order of the one Config that came before ModelConfig and
     # TrainArgs, and without options that came later (there, their defaults).
-    order = ["tokenizer", "vocab_size", "valid_fraction", "cell", "layers", "embed", "hidden", "dropout",
-             "bidirectional", "seq_len", "batch_size", "lr", "weight_decay", "warmup", "final_lr", "clip", "epochs",
-             "max_steps", "time_budget", "eval_every", "patience", "seed", "device"]
+    order = [
+        "tokenizer",
+        "vocab_size",
+        "valid_fraction",
+        "cell",
+        "layers",
+        "embed",
+        "hidden",
+        "dropout",
+        "bidirectional",
+        "seq_len",
+        "batch_size",
+        "lr",
+        "weight_decay",
+        "warmup",
+        "final_lr",
+        "clip",
+        "epochs",
+        "max_steps",
+        "time_budget",
+        "eval_every",
+        "patience",
+        "seed",
+        "device",
+    ]
     (old / "config.yaml").write_text("".join(saved[key] + "\n" for key in order))
     loaded = checkpoint.load(old)
     assert loaded.settings.model == checkpoint.read_settings(trained_model).model
