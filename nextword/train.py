@@ -461,6 +461,10 @@ class _Run:
         return self.settings.train.batch_size * self.settings.train.seq_len * self.world.size
 
     @property
+    def autocast(self) -> bool:  # bf16 on GPUs, for training and evaluation alike; CPUs train in fp32
+        return self.device.type == "cuda"
+
+    @property
     def step_limit(self) -> int | None:  # the steps that max_steps and epochs allow
         args = self.settings.train
         return min((x for x in (args.max_steps, args.epochs and args.epochs * len(self.batches)) if x), default=None)
@@ -575,7 +579,7 @@ def _train_step(run: _Run, state: TrainState) -> torch.Tensor:
     )
     for group in run.optimizer.param_groups:
         group["lr"] = _learning_rate(run.settings.train, state.step, _total_steps(run, state))
-    with torch.autocast(device_type=run.device.type, dtype=torch.bfloat16, enabled=run.device.type == "cuda"):
+    with torch.autocast(device_type=run.device.type, dtype=torch.bfloat16, enabled=run.autocast):
         logprobs, hidden = run.scorer(x, y, state.hidden, not run.batches.carries_state)
         loss = -logprobs.float().mean()
     run.optimizer.zero_grad(set_to_none=True)
@@ -705,7 +709,7 @@ def _evaluate(run: _Run, state: TrainState, emit: Emit) -> None:
         run.data.valid_ids,
         seq_len=run.settings.train.seq_len,
         device=run.device,
-        autocast=run.device.type == "cuda",
+        autocast=run.autocast,
     )
     if not math.isfinite(totals.loss):
         raise _diverged(run, state)  # before anything is saved: the files keep the last good state
