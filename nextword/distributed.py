@@ -48,13 +48,15 @@ class World:
             raise message[0]
         return message[1] if share else result if self.main else make()
 
-    def decide(self, code: int) -> int:
-        """Rank 0's decision, on every rank: whether to stop is rank 0's to say, as only it evaluates."""
+    def decide(self, code: int, planned: int | None) -> tuple[int, int | None]:
+        """Rank 0's decision and planned steps, on every rank: whether to stop and how many steps a time budget
+        allows are rank 0's to say, as only it evaluates and keeps time."""
         if self.size == 1:
-            return code
-        value = torch.tensor([code])
+            return code, planned
+        value = torch.tensor([code, -1 if planned is None else planned])
         dist.broadcast(value, src=0)
-        return int(value.item())
+        code, planned = value.tolist()
+        return code, None if planned < 0 else planned
 
 
 def is_main_process() -> bool:

@@ -39,6 +39,11 @@ _REPORT_SECONDS = 0.25  # how often progress is reported (and the loss read back
 # the first few (which allocate and warm caches), for this long at most: within the warmup, whose
 # learning rate does not depend on the total, so that `--max-steps` with the planned steps repeats the run.
 _PLAN_SKIP_STEPS, _PLAN_SECONDS, _PLAN_FRACTION = 3, 5.0, 0.05
+# The pace is timed again every tenth of the budget, and the steps planned again when the machine has slowed
+# down so that the plan would end the run more than 1% of the budget late, or sped up so that it would end more
+# than 5% early: a plan kept from a fast start is cut off by the clock halfway down its decay, one from a slow
+# start leaves time unused.
+_REPLAN_EVERY, _REPLAN_LATE, _REPLAN_EARLY = 0.1, 0.01, 0.05
 _EVALUATION_COST = 1 / 3  # a validation token costs about a third of a training token: forward only
 _GO, _STOP, _INTERRUPTED = 0, 1, 2
 
@@ -519,10 +524,13 @@ def _loop(run: _Run, state: TrainState, emit: Emit, stop: threading.Event) -> Tr
     started_here, evaluation_seconds, steps_here = time.perf_counter(), 0.0, 0  # this process's part of it
     loss_sum, loss_steps, last_report = torch.zeros((), device=run.device), 0, 0.0
     timed_from = (state.step, 0.0)  # (step, training seconds) where the timing for a time budget's plan starts
+    trained = 0.0  # this process's training seconds, evaluations left out
     while True:
         reason = _stop_reason(run, state)
-        # Rank 0 decides for every rank (only it evaluates and keeps time): go on, stop, or interrupted.
-        decision = run.world.decide(_INTERRUPTED if stop.is_set() else _STOP if reason else _GO)
+        # Rank 0 decides for every rank (only it evaluates and keeps time): go on, stop, or interrupted; the steps.
+        code = _INTERRUPTED if stop.is_set() else _STOP if reason else _GO
+        decision, planned = run.world.decide(code, state.plan["steps"] if state.plan else None)
+        _follow_plan(args, state, planned)
         if decision == _STOP:
             break
         if decision == _INTERRUPTED:
@@ -539,17 +547,14 @@ def _loop(run: _Run, state: TrainState, emit: Emit, stop: threading.Event) -> Tr
         loss_sum += loss
         loss_steps += 1
         steps_here += 1
-        if planning := args.time_budget and state.plan is None:
-            loss.item()  # wait for the device: the step's time must be its real time
+        # Rank 0 times the steps until it has planned them, then one step every tenth of the budget.
+        timing = args.time_budget and run.world.main
+        if timing := timing and (state.plan is None or trained - timed_from[1] >= _REPLAN_EVERY * args.time_budget):
+            loss.item()  # wait for the device: the steps' time must be their real time
         now = time.perf_counter()
-        state.elapsed = now - started
-        if planning:  # timed after the first, slow steps, unless the schedule needs the total before
-            trained = now - started_here - evaluation_seconds
-            if steps_here == _PLAN_SKIP_STEPS and not _needs_total(args, state.step):
-                timed_from = (state.step, trained)
-            _plan_when_due(
-                run, state, state.step - timed_from[0], trained - timed_from[1], steps_here > _PLAN_SKIP_STEPS
-            )
+        state.elapsed, trained = now - started, now - started_here - evaluation_seconds
+        if timing:
+            timed_from = _plan_when_due(run, state, timed_from, trained, steps_here)
         if state.step % args.eval_every == 0:
             _evaluate(run, state, emit)
             evaluation_seconds += time.perf_counter() - now
@@ -577,8 +582,9 @@ def _train_step(run: _Run, state: TrainState) -> torch.Tensor:
     x, y = (
         torch.from_numpy(a).to(run.device, non_blocking=True) for a in run.batches.batch(state.segment, state.epoch)
     )
+    decay_from = state.plan.get("decay_from") if state.plan else None
     for group in run.optimizer.param_groups:
-        group["lr"] = _learning_rate(run.settings.train, state.step, _total_steps(run, state))
+        group["lr"] = _learning_rate(run.settings.train, state.step, _total_steps(run, state), decay_from)
     with torch.autocast(device_type=run.device.type, dtype=torch.bfloat16, enabled=run.autocast):
         logprobs, hidden = run.scorer(x, y, state.hidden, not run.batches.carries_state)
         loss = -logprobs.float().mean()
@@ -638,14 +644,21 @@ def _total_steps(run: _Run, state: TrainState) -> int | None:
     return run.step_limit
 
 
-def _learning_rate(args: TrainArgs, step: int, total: int | None) -> float:
+def _learning_rate(args: TrainArgs, step: int, total: int | None, decay_from: list | None = None) -> float:
     """Linear warmup, then cosine decay to `final_lr` by the total steps: a function of the step alone,
-    so a run repeats exactly whatever the clock did."""
+    so a run repeats exactly whatever the clock did (unless it was planned again: see _decayed)."""
     if step < args.warmup:
         return args.lr * (step + 1) / args.warmup
-    total = total or step + 1  # unknown only at a constant rate (final_lr 1)
-    done = min((step - args.warmup) / max(total - args.warmup, 1), 1.0)
+    done = _decayed(args, step, total, decay_from)
     return args.lr * (args.final_lr + (1 - args.final_lr) * 0.5 * (1 + math.cos(math.pi * done)))
+
+
+def _decayed(args: TrainArgs, step: int, total: int | None, decay_from: list | None) -> float:
+    """How far along its decay the learning rate is at `step`: from the warmup's end, or for a run planned again
+    from where the plan changed (`decay_from`, [step, fraction]), evenly to the total steps."""
+    start, done = decay_from or (args.warmup, 0.0)
+    total = total or step + 1  # unknown only at a constant rate (final_lr 1)
+    return min(done + (1 - done) * max(step - start, 0) / max(total - start, 1), 1.0)
 
 
 def _needs_total(args: TrainArgs, step: int) -> bool:
@@ -672,21 +685,33 @@ def _stop_reason(run: _Run, state: TrainState) -> str | None:
     return None
 
 
-def _plan_when_due(run: _Run, state: TrainState, measured_steps: int, measured_seconds: float, warmed_up: bool) -> None:
-    """Once timed long enough after the first, slow steps (`warmed_up`), or as soon as the schedule needs it
-    (then from what was timed, slow steps and all), a time-budgeted run's total: the steps that fit in what is
-    left of the budget at the pace of the last `measured_steps` (evaluations left out), with an evaluation every
-    eval_every steps. The time budget still stops the run should the machine slow down."""
+def _plan_when_due(
+    run: _Run, state: TrainState, timed_from: tuple[int, float], trained: float, steps_here: int
+) -> tuple[int, float]:
+    """A time-budgeted run's total: the steps that fit in what is left of the budget at the pace since `timed_from`
+    (step, training seconds; evaluations left out), with an evaluation every eval_every steps. Planned once timed
+    long enough after the first, slow steps, or as soon as the schedule needs it (then from what was timed, slow
+    steps and all); planned again should the pace drift (_REPLAN_LATE, _REPLAN_EARLY). Rank 0 plans, and says
+    where the next pace is timed from. The time budget still stops the run."""
     args = run.settings.train
+    if steps_here == _PLAN_SKIP_STEPS and not _needs_total(args, state.step):
+        return state.step, trained  # timed after the first, slow steps
+    measured_steps, measured_seconds = state.step - timed_from[0], trained - timed_from[1]
     long_enough = measured_seconds >= min(_PLAN_SECONDS, _PLAN_FRACTION * args.time_budget)
-    if measured_steps < 1 or not (_needs_total(args, state.step) or warmed_up and long_enough):
-        return
-    per_step = measured_seconds / max(measured_steps, 1)
+    warmed_up = steps_here > _PLAN_SKIP_STEPS
+    if measured_steps < 1 or not (state.plan or _needs_total(args, state.step) or warmed_up and long_enough):
+        return timed_from
+    per_step = measured_seconds / measured_steps
     evaluation = len(run.data.valid_ids) / run.tokens_per_step * per_step * _EVALUATION_COST
     fitting = state.step + max(int((args.time_budget - state.elapsed) / (per_step + evaluation / args.eval_every)), 0)
     steps = min(fitting, run.step_limit or fitting)
+    if state.plan:
+        late = (state.plan["steps"] - steps) * per_step / args.time_budget  # how late the old plan would end
+        if late > _REPLAN_LATE or -late > _REPLAN_EARLY:
+            _replan(args, state, steps, per_step)
+        return state.step, trained
     state.plan = {
-        "steps": run.world.from_main(lambda: steps),
+        "steps": steps,
         "time_budget": args.time_budget,
         "planned_at_step": state.step,
         "measured_steps": measured_steps,
@@ -694,6 +719,28 @@ def _plan_when_due(run: _Run, state: TrainState, measured_steps: int, measured_s
         "seconds_per_step": per_step,
         "estimated_evaluation_seconds": round(evaluation, 4),
     }
+    return state.step, trained
+
+
+def _replan(args: TrainArgs, state: TrainState, steps: int, seconds_per_step: float | None = None) -> None:
+    """Plan `steps` in all from this step on, the learning rate going on from where the old plan had it: the
+    rest of its decay is spread evenly over the new steps left."""
+    start = max(state.step, args.warmup)
+    state.plan["decay_from"] = [start, _decayed(args, start, state.plan["steps"], state.plan.get("decay_from"))]
+    state.plan["steps"] = steps
+    state.plan.setdefault("replanned", []).append(
+        {"at_step": state.step, "steps": steps, "seconds_per_step": seconds_per_step}
+    )
+
+
+def _follow_plan(args: TrainArgs, state: TrainState, planned: int | None) -> None:
+    """Rank 0's planned steps, on another rank (on rank 0 they are its own)."""
+    if planned is None or state.plan and state.plan["steps"] == planned:
+        return
+    if state.plan:
+        _replan(args, state, planned)
+    else:
+        state.plan = {"steps": planned}
 
 
 # -- evaluation, checkpoints and the summary ---------------------------------------------------------

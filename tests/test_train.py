@@ -300,18 +300,45 @@ def test_a_budgeted_run_plans_its_steps_and_max_steps_repeats_it_bit_for_bit(
     ticks = iter(range(10**9))
     monkeypatch.setattr(training.time, "perf_counter", lambda: next(ticks) * 0.002)  # a steady machine
     events = []
-    budgeted = train(
-        config(max_steps=None, time_budget=1.5, warmup=10), corpus_file, tmp_path / "b", on_event=events.append
-    )
+    # No evaluation before the end: on this clock it takes no time, and its estimate would leave time to plan again.
+    settings = config(max_steps=None, time_budget=1.5, warmup=10, eval_every=10**6)
+    budgeted = train(settings, corpus_file, tmp_path / "b", on_event=events.append)
     monkeypatch.undo()
     plan = budgeted.plan
     assert budgeted.stopped_because == "planned_steps" and budgeted.steps == plan["steps"] > 20
     assert plan["planned_at_step"] <= 10 and plan["measured_steps"] >= 1
     assert checkpoint.read_settings(tmp_path / "b").train.epochs is None  # no hidden epoch cap under a budget
     assert {e.total_steps for e in events if isinstance(e, Progress) and e.step > 10} == {plan["steps"]}
-    train(config(max_steps=plan["steps"], warmup=10), corpus_file, tmp_path / "s")
+    assert "replanned" not in plan
+    train(config(max_steps=plan["steps"], warmup=10, eval_every=10**6), corpus_file, tmp_path / "s")
     a, b = (load_file(tmp_path / d / "model.safetensors") for d in ("b", "s"))
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_budgeted_run_plans_again_when_the_machine_slows_down_and_its_learning_rate_only_falls(
+    tmp_path: Path, corpus_file: Path, monkeypatch
+) -> None:
+    from nextword import train as training
+
+    ticks = iter(range(10**9))
+    slow_after = 300  # readings of the clock at the first pace, then every step takes twice as long
+
+    def clock() -> float:
+        tick = next(ticks)
+        return 0.002 * tick + 0.002 * max(tick - slow_after, 0)
+
+    monkeypatch.setattr(training.time, "perf_counter", clock)
+    events = []
+    budget = 1.5
+    summary = train(
+        config(max_steps=None, time_budget=budget, warmup=10), corpus_file, tmp_path / "m", on_event=events.append
+    )
+    plan = summary.plan
+    assert plan["replanned"][-1]["seconds_per_step"] > 1.5 * plan["seconds_per_step"], plan  # the slower pace
+    assert summary.elapsed >= (1 - 2 * training._REPLAN_EARLY) * budget  # the budget was used
+    rates = [e.lr for e in events if isinstance(e, Progress) and e.step > 10]
+    assert all(later <= earlier for earlier, later in zip(rates, rates[1:]))  # no jump up where the plan changed
+    assert rates[-1] <= 0.01 * (0.1 + 0.05 * 0.9)  # and the decay nearly done (lr 0.01, final_lr 0.1)
 
 
 @pytest.mark.parametrize(
