@@ -727,6 +727,7 @@ def _replan(args: TrainArgs, state: TrainState, steps: int, seconds_per_step: fl
     rest of its decay is spread evenly over the new steps left."""
     start = max(state.step, args.warmup)
     state.plan["decay_from"] = [start, _decayed(args, start, state.plan["steps"], state.plan.get("decay_from"))]
+    state.plan.setdefault("first_planned_steps", state.plan["steps"])
     state.plan["steps"] = steps
     state.plan.setdefault("replanned", []).append(
         {"at_step": state.step, "steps": steps, "seconds_per_step": seconds_per_step}

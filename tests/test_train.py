@@ -335,6 +335,7 @@ def test_a_budgeted_run_plans_again_when_the_machine_slows_down_and_its_learning
     )
     plan = summary.plan
     assert plan["replanned"][-1]["seconds_per_step"] > 1.5 * plan["seconds_per_step"], plan  # the slower pace
+    assert plan["steps"] < plan["first_planned_steps"]
     assert summary.elapsed >= (1 - 2 * training._REPLAN_EARLY) * budget  # the budget was used
     rates = [e.lr for e in events if isinstance(e, Progress) and e.step > 10]
     assert all(later <= earlier for earlier, later in zip(rates, rates[1:]))  # no jump up where the plan changed
