@@ -197,13 +197,8 @@ def _measure(
 
 
 def _write_outputs(out: Path, results: list[VariantResult], made: dict[str, Any]) -> None:
-    write_text(
-        out / RESULTS,
-        json.dumps(
-            {"created": time.strftime("%Y-%m-%dT%H:%M:%S"), **made, "variants": [r.to_dict() for r in results]},
-            indent=2,
-        ),
-    )
+    record = {"created": time.strftime("%Y-%m-%dT%H:%M:%S"), **made, "variants": [r.to_dict() for r in results]}
+    write_text(out / RESULTS, json.dumps(record, indent=2))
     plots.learning_curves({r.name: r.curve for r in results}, out / CURVES_PNG)
     plots.gradient_flow({r.name: r.gradient for r in results}, out / GRADIENTS_PNG)
     write_text(out / REPORT, markdown_report(results, made))

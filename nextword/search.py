@@ -504,8 +504,5 @@ def _agreeing(
             rows.append(row)
             ids.append(index.agreeing(firsts[row], word[len(beam.text) :], within))
     counts = torch.tensor([len(at) for at in ids[1:]], dtype=torch.long, device=device)
-    return (
-        torch.tensor(rows, dtype=torch.long, device=device),
-        torch.repeat_interleave(torch.arange(len(rows), device=device), counts),
-        torch.cat(ids),
-    )
+    places = torch.repeat_interleave(torch.arange(len(rows), device=device), counts)
+    return torch.tensor(rows, dtype=torch.long, device=device), places, torch.cat(ids)
