@@ -1129,13 +1129,8 @@ def presets(as_json: bool = typer.Option(False, "--json", help="Print JSON inste
     """The built-in presets that --config NAME takes, smallest first."""
     found = configuration.presets()
     if as_json:
-        _print_json(
-            [
-                {"name": name, "description": about, "path": str(configuration.PRESETS / f"{name}.yaml")}
-                for name, about in found.items()
-            ]
-        )
-        return
+        paths = {name: str(configuration.PRESETS / f"{name}.yaml") for name in found}
+        return _print_json([{"name": name, "description": about, "path": paths[name]} for name, about in found.items()])
     table = Table(title="Presets (nextword train CORPUS --config NAME)", title_justify="left")
     table.add_column("name", style="bold")
     table.add_column("description")

@@ -182,12 +182,9 @@ def neural_and_ngram_targets(
     windows, _, ngram_state = ngram.histories(tokens, ngram_state, last_only=False)
     found = ngram.contexts_found(windows)
     ngram_p = ngram.probabilities(windows, targets.cpu().numpy().reshape(-1), found)
-    buckets = ngram.context_buckets(found)
-
-    def shaped(array: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(array).reshape(targets.shape).to(tokens.device)
-
-    return logprobs.double().exp(), shaped(ngram_p), buckets.reshape(targets.shape), features, neural_state, ngram_state
+    ngram_p = torch.from_numpy(ngram_p).reshape(targets.shape).to(tokens.device)
+    buckets = ngram.context_buckets(found).reshape(targets.shape)
+    return logprobs.double().exp(), ngram_p, buckets, features, neural_state, ngram_state
 
 
 class _Weights:
