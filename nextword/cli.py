@@ -1072,11 +1072,8 @@ def info(
         overview.add_row("started from", escape(f"{details['init']['path']} (trained on {details['init']['corpus']})"))
     overview.add_row("model", kind.describe(loaded.model, loaded.settings.model))
     # An n-gram has none of the options that steer gradient training; a network's shape is in the model row.
-    shown = (
-        ("vocab_size", "valid_fraction")
-        if kind.counted
-        else [k for k in settings if k not in ("cell", "order", "layers", "embed", "hidden", "dropout", "tokenizer")]
-    )
+    in_other_rows = ("cell", "order", "layers", "embed", "hidden", "dropout", "tokenizer")
+    shown = ("vocab_size", "valid_fraction") if kind.counted else [k for k in settings if k not in in_other_rows]
     overview.add_row("tokenizer", f"{settings['tokenizer']}, {loaded.tokenizer.vocab_size:,} pieces")
     overview.add_row("config", ", ".join(f"{k}={settings[k]}" for k in shown))
     out.print(overview)

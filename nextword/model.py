@@ -108,8 +108,7 @@ class RecurrentLM(_NeuralLM):
     ) -> tuple[torch.Tensor, State]:
         """What the output layer reads (batch, time or 1, hidden), and the state after the tokens."""
         if tokens.shape[1] == 1 and not self.training:  # one step of prediction or generation
-            hidden, state = one_step(self.rnn, self.embedding(tokens), state)
-            return hidden, state
+            return one_step(self.rnn, self.embedding(tokens), state)
         hidden, state = self.rnn(self.dropout(self.embedding(tokens)), state)
         if last_only:
             hidden = hidden[:, -1:]
