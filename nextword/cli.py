@@ -212,9 +212,8 @@ def train(
         None,
         "--config",
         "-c",
-        help=f"YAML file of options, or a preset "
-        f"({', '.join(configuration.presets())}; see nextword presets); "
-        f"flags override it.",
+        help=f"YAML file of options, or a preset ({', '.join(configuration.presets())}; see nextword presets); "
+        "flags override it.",
     ),
     out_dir: Optional[Path] = typer.Option(
         None, "--out", "-o", help="Model directory to write.", show_default="models/<corpus>-<cell>"
@@ -227,9 +226,8 @@ def train(
     init: Optional[Path] = typer.Option(
         None,
         "--init",
-        help="Start from this trained model's weights and "
-        f"tokenizer (a personal model); its options are the defaults, its "
-        f"learning rate times {INIT_LR_SCALE:g} unless --lr is given.",
+        help="Start from this trained model's weights and tokenizer (a personal model); its options are the "
+        f"defaults, its learning rate times {INIT_LR_SCALE:g} unless --lr is given.",
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display (errors only)."),
     as_json: bool = typer.Option(False, "--json", help="Print the training summary as JSON."),
@@ -551,10 +549,8 @@ def predict(
     model: Path = typer.Argument(..., help="A model directory."),
     text: str = typer.Argument(
         ...,
-        help="The text so far. End it with a space for the next word; "
-        "without one, the last word is completed. - reads one text a "
-        "line from stdin and answers each in turn (with --json, a line "
-        "of JSON each).",
+        help="The text so far. End it with a space for the next word; without one, the last word is completed. "
+        "- reads one text a line from stdin and answers each in turn (with --json, a line of JSON each).",
     ),
     suggestions: int = typer.Option(
         5, "--suggestions", "-k", "--top-k", min=1, max=MAX_SHOWN, help="How many words to offer."
@@ -663,19 +659,14 @@ def generate(
     # it gives: on 2 CPU cores, generation runs 1,203 pieces/s on one thread and 953 on two (bench/RESULTS.md).
     torch.set_num_threads(1)
     predictor = Predictor.load(model, device=device.value, any_word=any_word)
+    options = dict(max_words=max_words, temperature=temperature, top_k=sample_top_k, top_p=sample_top_p)
     completions = []
     for index in range(samples):
-        options = dict(
-            max_words=max_words,
-            temperature=temperature,
-            top_k=sample_top_k,
-            top_p=sample_top_p,
-            seed=None if seed is None else seed + index,
-        )
+        each_seed = None if seed is None else seed + index
         if as_json:
-            completions.append(predictor.generate(prompt, **options))
+            completions.append(predictor.generate(prompt, seed=each_seed, **options))
             continue
-        pieces = predictor.stream(prompt, **options)
+        pieces = predictor.stream(prompt, seed=each_seed, **options)
         first = next(pieces, "")  # an option or prompt the library refuses fails here, before any output
         if samples > 1:
             out.print(f"[dim]── sample {index + 1} ──[/]")
@@ -840,9 +831,8 @@ def evaluate(
     component: Optional[str] = typer.Option(
         None,
         "--component",
-        help="Evaluate one component of a mixture (neural, ngram, mixture, "
-        "mixture+cache), or all of them side by side; without it, the "
-        "model as predict uses it.",
+        help="Evaluate one component of a mixture (neural, ngram, mixture, mixture+cache), or all of them side "
+        "by side; without it, the model as predict uses it.",
     ),
     device: Device = _device_option(),
     any_word: bool = typer.Option(False, "--any-word", help=ANY_WORD_HELP),
@@ -894,15 +884,8 @@ def _stage_progress() -> Iterator[Callable[[str, int, int], None]]:
     once done; none where stderr is not a terminal."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    progress = Progress(
-        TextColumn("{task.description:<11}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=err,
-        transient=True,
-        disable=not err.is_terminal,
-    )
+    columns = TextColumn("{task.description:<11}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()
+    progress = Progress(*columns, console=err, transient=True, disable=not err.is_terminal)
     tasks: dict[str, Any] = {}
 
     def on_progress(stage: str, done: int, total: int) -> None:
@@ -941,12 +924,8 @@ def _evaluation_rows(result: dict[str, Any], suggestions: int) -> list[tuple[str
         rows.append((f"keystroke savings ({suggestions} suggestions)", f"{result['keystroke_savings']:.1%}"))
     if "long_range" in result:
         far = result["long_range"]
-        rows.append(
-            (
-                f"long-range recall, top-1 ({far['targets']} words)",
-                f"{far['recall']:.1%}, {far['top1']:.1%} (chance {far['chance']:.1%})",
-            )
-        )
+        recall = f"{far['recall']:.1%}, {far['top1']:.1%} (chance {far['chance']:.1%})"
+        rows.append((f"long-range recall, top-1 ({far['targets']} words)", recall))
         rows += [
             (f"  {bucket} words back", f"{v['recall']:.1%}, {v['top1']:.1%} of {v['targets']}")
             for bucket, v in far["by_distance"].items()
@@ -1021,11 +1000,8 @@ def list_models(
         return
     table = Table(title=f"Models in {escape(str(folder))}", title_justify="left")
     for title in ("model", "kind", "cell", "params", "size", "corpus", "word ppl", "trained"):
-        table.add_column(
-            title,
-            justify="right" if title in ("params", "size", "word ppl") else "left",
-            no_wrap=title in ("model", "trained"),
-        )
+        justify = "right" if title in ("params", "size", "word ppl") else "left"
+        table.add_column(title, justify=justify, no_wrap=title in ("model", "trained"))
     for model in models:
         name = str(Path(model["path"]).relative_to(folder)) if model["path"] != str(folder) else model["path"]
         table.add_row(
@@ -1096,11 +1072,8 @@ def info(
         overview.add_row("started from", escape(f"{details['init']['path']} (trained on {details['init']['corpus']})"))
     overview.add_row("model", kind.describe(loaded.model, loaded.settings.model))
     # An n-gram has none of the options that steer gradient training; a network's shape is in the model row.
-    shown = (
-        ("vocab_size", "valid_fraction")
-        if kind.counted
-        else [k for k in settings if k not in ("cell", "order", "layers", "embed", "hidden", "dropout", "tokenizer")]
-    )
+    in_other_rows = ("cell", "order", "layers", "embed", "hidden", "dropout", "tokenizer")
+    shown = ("vocab_size", "valid_fraction") if kind.counted else [k for k in settings if k not in in_other_rows]
     overview.add_row("tokenizer", f"{settings['tokenizer']}, {loaded.tokenizer.vocab_size:,} pieces")
     overview.add_row("config", ", ".join(f"{k}={settings[k]}" for k in shown))
     out.print(overview)
@@ -1108,16 +1081,7 @@ def info(
         out.print(summary_table(loaded.summary))
 
 
-METRIC_COLUMNS = (
-    "step",
-    "epoch",
-    "elapsed",
-    "lr",
-    "train_loss",
-    "valid_loss",
-    "valid_perplexity",
-    "valid_word_perplexity",
-)
+METRIC_COLUMNS = "step epoch elapsed lr train_loss valid_loss valid_perplexity valid_word_perplexity".split()
 
 
 @_command()
@@ -1162,13 +1126,8 @@ def presets(as_json: bool = typer.Option(False, "--json", help="Print JSON inste
     """The built-in presets that --config NAME takes, smallest first."""
     found = configuration.presets()
     if as_json:
-        _print_json(
-            [
-                {"name": name, "description": about, "path": str(configuration.PRESETS / f"{name}.yaml")}
-                for name, about in found.items()
-            ]
-        )
-        return
+        paths = {name: str(configuration.PRESETS / f"{name}.yaml") for name in found}
+        return _print_json([{"name": name, "description": about, "path": paths[name]} for name, about in found.items()])
     table = Table(title="Presets (nextword train CORPUS --config NAME)", title_justify="left")
     table.add_column("name", style="bold")
     table.add_column("description")

@@ -171,6 +171,7 @@ def _measure(
     neural = predictor.loaded.components().get("neural")
     flow = [] if neural is None else gradient_flow(neural, valid_ids, args.seq_len, device=predictor.device)
     far: LongRangeAccuracy | None = long_range_accuracy(predictor, valid_ids, *long_range) if long_range else None
+    evaluations = checkpoint.read_metrics(model_dir)
     return VariantResult(
         name=name,
         cell=model.cell,
@@ -189,21 +190,13 @@ def _measure(
         accuracy_words=accuracy.words,
         gradient=[float(g) for g in flow],
         long_range=far.to_dict() if far else None,
-        curve=[
-            {k: row[k] for k in ("step", "elapsed", "valid_word_perplexity")}
-            for row in checkpoint.read_metrics(model_dir)
-        ],
+        curve=[{k: row[k] for k in ("step", "elapsed", "valid_word_perplexity")} for row in evaluations],
     )
 
 
 def _write_outputs(out: Path, results: list[VariantResult], made: dict[str, Any]) -> None:
-    write_text(
-        out / RESULTS,
-        json.dumps(
-            {"created": time.strftime("%Y-%m-%dT%H:%M:%S"), **made, "variants": [r.to_dict() for r in results]},
-            indent=2,
-        ),
-    )
+    record = {"created": time.strftime("%Y-%m-%dT%H:%M:%S"), **made, "variants": [r.to_dict() for r in results]}
+    write_text(out / RESULTS, json.dumps(record, indent=2))
     plots.learning_curves({r.name: r.curve for r in results}, out / CURVES_PNG)
     plots.gradient_flow({r.name: r.gradient for r in results}, out / GRADIENTS_PNG)
     write_text(out / REPORT, markdown_report(results, made))

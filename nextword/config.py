@@ -224,11 +224,8 @@ def _coerce(key: str, value: Any) -> Any:
     if low is not None and (number < low or (meta["low_open"] and number == low)):
         raise ConfigError(f"option '{key}' must be {'>' if meta['low_open'] else '>='} {low:g}; got {value!r}")
     if high is not None and number > high:
-        raise ConfigError(
-            f"option '{key}' must be <= {high:,}; got {value!r}"
-            if isinstance(high, int)
-            else f"option '{key}' must be <= {high:g}; got {value!r}"
-        )
+        shown = f"{high:,}" if isinstance(high, int) else f"{high:g}"
+        raise ConfigError(f"option '{key}' must be <= {shown}; got {value!r}")
     return number
 
 

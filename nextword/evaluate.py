@@ -236,11 +236,8 @@ class _Reading:
             if live == 0:
                 break
             if live < len(places):
-                state, places, stops = (
-                    model.select_state(state, torch.arange(live, device=pieces.device)),
-                    places[:live],
-                    stops[:live],
-                )
+                state = model.select_state(state, torch.arange(live, device=pieces.device))
+                places, stops = places[:live], stops[:live]
             logprobs, state = pieces.run(torch.from_numpy(self.inputs[places, None]).to(pieces.device), state)
             self._record(places, logprobs, state)
             places = places + 1
@@ -253,14 +250,8 @@ class _Reading:
         self.word_ends[places] = self.predictor.pieces.word_ends(logprobs).double().cpu().numpy()
         starting = [row for row, place in enumerate(places.tolist()) if place in self.word_at]
         if starting:
-            at = torch.tensor(starting, device=logprobs.device)
-            self.starting.append(
-                (
-                    [self.word_at[int(places[row])] for row in starting],
-                    logprobs[at],
-                    self.predictor.model.select_state(state, at),
-                )
-            )
+            at, words = torch.tensor(starting, device=logprobs.device), [self.word_at[int(places[r])] for r in starting]
+            self.starting.append((words, logprobs[at], self.predictor.model.select_state(state, at)))
 
     def _add_roots(self) -> None:
         """The places recorded where words start, as rows of `rows` in one chunk: the searches take them

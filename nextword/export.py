@@ -140,12 +140,6 @@ def export(model: LanguageModel, fmt: str, out: str | Path, *, force: bool = Fal
     shapes = {name: list(tensor.shape) for name, tensor in zip(names, example[1:])}
     for name in names:
         shapes[name][batch_axis] = "batch"
-    return {
-        "format": fmt,
-        "out": str(out),
-        "inputs": {"tokens": ["batch", 1], **shapes},
-        "outputs": {
-            "logits": ["batch", model.embedding.num_embeddings],
-            **{f"next_{name}": shape for name, shape in shapes.items()},
-        },
-    }
+    after = {f"next_{name}": shape for name, shape in shapes.items()}
+    outputs = {"logits": ["batch", model.embedding.num_embeddings], **after}
+    return {"format": fmt, "out": str(out), "inputs": {"tokens": ["batch", 1], **shapes}, "outputs": outputs}

@@ -186,10 +186,7 @@ class Ngram:
 def _neural_cache_tensors(model: MixtureLM) -> dict[str, torch.Tensor]:
     cache, tensors = model.neural_cache, {}
     if cache is not None:
-        tensors = {
-            "theta": torch.tensor([cache.theta], dtype=torch.float64),
-            "window": torch.tensor([cache.window], dtype=torch.int64),
-        }
+        tensors = {"theta": torch.tensor([cache.theta], dtype=torch.float64), "window": torch.tensor([cache.window])}
     if model.confidence is not None:
         tensors["confidence_edges"] = model.confidence
     return tensors
@@ -213,16 +210,10 @@ class Mixture:
         """The n-gram's tables and the mixture's weights; the neural weights are already in model.safetensors."""
         with atomic_path(out / NGRAM_FILE) as temporary:
             save_model(model.ngram, str(temporary))
+        half_life = torch.tensor([model.cache.half_life], dtype=torch.float64)
+        tensors = {"weights": model.weights, "cache_weights": model.cache_weights, "half_life": half_life}
         with atomic_path(out / MIXTURE_FILE) as temporary:
-            save_file(
-                {
-                    "weights": model.weights,
-                    "cache_weights": model.cache_weights,
-                    "half_life": torch.tensor([model.cache.half_life], dtype=torch.float64),
-                    **_neural_cache_tensors(model),
-                },
-                str(temporary),
-            )
+            save_file({**tensors, **_neural_cache_tensors(model)}, str(temporary))
 
     def load(self, out: Path, config: ModelConfig, vocab_size: int, manifest: Mapping[str, Any]) -> nn.Module:
         neural = NEURAL.load(out, config, vocab_size, manifest)
@@ -238,16 +229,9 @@ class Mixture:
                 sums = table.sum(1)
                 if not (torch.all((table >= 0) & (table <= 1)) and torch.allclose(sums, torch.ones_like(sums))):
                     raise ValueError("its weights are not distributions over the components")
+            half_life, cache = float(tensors["half_life"][0]), _neural_cache_from(tensors)
             # A mixture from before the confidence buckets has no edges: its weights are by n-gram bucket.
-            return MixtureLM(
-                neural,
-                ngram,
-                weights,
-                cache_weights,
-                float(tensors["half_life"][0]),
-                _neural_cache_from(tensors),
-                tensors.get("confidence_edges"),
-            )
+            return MixtureLM(neural, ngram, weights, cache_weights, half_life, cache, tensors.get("confidence_edges"))
         except (KeyError, IndexError, ValueError, RuntimeError) as exc:
             raise _failed(out / MIXTURE_FILE, exc) from None
 
@@ -262,8 +246,7 @@ class Mixture:
         return (
             f"mixture of {NEURAL.describe(model.neural, config)}; {NGRAM_KIND.describe(model.ngram, config)} "
             f"({model.ngram.entries:,} n-grams); a cache of half-life {model.cache.half_life:g} pieces"
-            f"{_neural_cache_words(model)}; "
-            f"mean weights {shares}"
+            f"{_neural_cache_words(model)}; mean weights {shares}"
         )
 
     def exportable(self, model: MixtureLM) -> tuple[nn.Module, str | None]:

@@ -135,10 +135,8 @@ def count_words(tokenizer: Tokenizer, ids: np.ndarray) -> Counter[str]:
 
 def write_lexicon(path: Path, counts: Mapping[str, int]) -> None:
     """The counts as TSV, most frequent first (ties in alphabetical order), written atomically."""
-    rows = sorted(
-        ((word, count) for word, count in counts.items() if not any(c in word for c in "\t\r\n")),
-        key=lambda row: (-row[1], row[0]),
-    )
+    kept = [(word, count) for word, count in counts.items() if not any(c in word for c in "\t\r\n")]
+    rows = sorted(kept, key=lambda row: (-row[1], row[0]))
     write_text(path, _HEADER + "\n" + "".join(f"{word}\t{count}\n" for word, count in rows))
 
 

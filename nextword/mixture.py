@@ -25,9 +25,6 @@ what follows, and where one is empty its weight goes to the other components:
 - the neural cache (neural_cache.py): the pieces that followed the places most like this one, by
   the neural model's features; its sharpness chosen on validation among neural_cache.THETAS.
 
-A model directory from before the neural cache has three weights per n-gram bucket and no neural
-cache; one from before the confidence buckets has four weights per n-gram bucket.
-
 It has the interface of every model (see model.py): `forward` gives the log of the mixed
 distribution, and the state is (neural state, n-gram state, cache counts (batch, vocab), neural
 cache memory or None), which nothing changes."""
@@ -185,12 +182,9 @@ def neural_and_ngram_targets(
     windows, _, ngram_state = ngram.histories(tokens, ngram_state, last_only=False)
     found = ngram.contexts_found(windows)
     ngram_p = ngram.probabilities(windows, targets.cpu().numpy().reshape(-1), found)
-    buckets = ngram.context_buckets(found)
-
-    def shaped(array: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(array).reshape(targets.shape).to(tokens.device)
-
-    return logprobs.double().exp(), shaped(ngram_p), buckets.reshape(targets.shape), features, neural_state, ngram_state
+    ngram_p = torch.from_numpy(ngram_p).reshape(targets.shape).to(tokens.device)
+    buckets = ngram.context_buckets(found).reshape(targets.shape)
+    return logprobs.double().exp(), ngram_p, buckets, features, neural_state, ngram_state
 
 
 class _Weights:
@@ -277,16 +271,8 @@ class MixtureLM(nn.Module):
 
     def without_cache(self) -> MixtureLM:
         """The same neural model and n-gram, mixed with their own weights and no cache."""
-        return MixtureLM(
-            self.neural,
-            self.ngram,
-            self.weights,
-            self.cache_weights,
-            self.cache.half_life,
-            self.neural_cache,
-            self.confidence,
-            use_cache=False,
-        )
+        parts = (self.neural, self.ngram, self.weights, self.cache_weights, self.cache.half_life, self.neural_cache)
+        return MixtureLM(*parts, self.confidence, use_cache=False)
 
     @property
     def _remembers(self) -> bool:
@@ -410,20 +396,8 @@ class _Recorder(nn.Module):
         remembered, peaks, memory = self.neural_cache.target_probabilities(
             memory, features, tokens, targets, self.thetas
         )
-        self.rows.append(
-            tuple(
-                t.reshape(-1).cpu()
-                for t in (
-                    neural_p,
-                    ngram_p,
-                    torch.from_numpy(buckets),
-                    *cache_p,
-                    *(total > 0 for total in totals),
-                    *remembered,
-                    *peaks,
-                )
-            )
-        )
+        kept = (neural_p, ngram_p, torch.from_numpy(buckets), *cache_p, *(t > 0 for t in totals), *remembered, *peaks)
+        self.rows.append(tuple(t.reshape(-1).cpu() for t in kept))
         return torch.zeros(targets.shape, device=tokens.device), (neural_state, ngram_state, after, memory)
 
     def columns(self) -> list[torch.Tensor]:
@@ -475,18 +449,12 @@ def held_out_nll(
     """The mean NLL of weights fitted as `fit_weights` does, each half of the pieces scored by the
     weights fitted on the other: a fair comparison of bucketings with different numbers of buckets,
     which the NLL of the pieces fitted on is not (more buckets always fit those better)."""
-    half = len(buckets) // 2
-    folds = (slice(0, half), slice(half, None))
+    halves = (slice(0, len(buckets) // 2), slice(len(buckets) // 2, None))
+    folds = [(probabilities[half], buckets[half], None if present is None else present[half]) for half in halves]
     total = 0.0
-    for fitted, scored in (folds, folds[::-1]):
-        weights, _ = fit_weights(
-            probabilities[fitted], buckets[fitted], count, None if present is None else present[fitted]
-        )
-        total += (
-            _nlls(weights, probabilities[scored], buckets[scored], None if present is None else present[scored])
-            .sum()
-            .item()
-        )
+    for (fitted, fitted_buckets, fitted_present), scored in (folds, folds[::-1]):
+        weights, _ = fit_weights(fitted, fitted_buckets, count, fitted_present)
+        total += _nlls(weights, *scored).sum().item()
     return total / len(buckets)
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-from typing import Iterator, Union
+from typing import Any, Iterator, Union
 
 import numpy as np
 import torch
@@ -37,10 +37,17 @@ _CELLS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
 
 
 class _NeuralLM(nn.Module):
-    """What both neural models share: `features` (theirs) feed the output layer `decoder`."""
+    """What both neural models share: an embedding read by a recurrent stack, whose `features` (each model's
+    own) feed the output layer `decoder`."""
 
     decoder: nn.Module
     gives_logprobs = False  # `forward` gives logits, which prediction normalises (an n-gram and a mixture do not)
+
+    def __init__(self, vocab_size: int, cell: str, layers: int, embed: int, hidden: int, dropout: float, **rnn: Any):
+        super().__init__()
+        self.embedding = ScaledEmbedding(vocab_size, embed)
+        self.dropout = nn.Dropout(dropout)
+        self.rnn = _CELLS[cell](embed, hidden, layers, batch_first=True, dropout=dropout if layers > 1 else 0.0, **rnn)
 
     def features(self, tokens: torch.Tensor, state: State | None, last_only: bool) -> tuple[torch.Tensor, State]:
         raise NotImplementedError
@@ -92,12 +99,7 @@ class RecurrentLM(_NeuralLM):
         dropout: float,
         cutoffs: list[int] | None = None,
     ):
-        super().__init__()
-        self.embedding = ScaledEmbedding(vocab_size, embed)
-        self.dropout = nn.Dropout(dropout)
-        self.rnn = _CELLS[cell](
-            embed, hidden, num_layers=layers, batch_first=True, dropout=dropout if layers > 1 else 0.0
-        )
+        super().__init__(vocab_size, cell, layers, embed, hidden, dropout)
         # Tied input and output embeddings (Press & Wolf, 2017): fewer parameters, better perplexity.
         self.decoder = output_layer(hidden, vocab_size, cutoffs, tie_to=self.embedding if embed == hidden else None)
 
@@ -106,8 +108,7 @@ class RecurrentLM(_NeuralLM):
     ) -> tuple[torch.Tensor, State]:
         """What the output layer reads (batch, time or 1, hidden), and the state after the tokens."""
         if tokens.shape[1] == 1 and not self.training:  # one step of prediction or generation
-            hidden, state = one_step(self.rnn, self.embedding(tokens), state)
-            return hidden, state
+            return one_step(self.rnn, self.embedding(tokens), state)
         hidden, state = self.rnn(self.dropout(self.embedding(tokens)), state)
         if last_only:
             hidden = hidden[:, -1:]
@@ -180,18 +181,8 @@ class WindowedBiLM(_NeuralLM):
         pool: str,
         cutoffs: list[int] | None = None,
     ):
-        super().__init__()
+        super().__init__(vocab_size, cell, layers, embed, hidden, dropout, bidirectional=True)
         self.context = context
-        self.embedding = ScaledEmbedding(vocab_size, embed)
-        self.dropout = nn.Dropout(dropout)
-        self.rnn = _CELLS[cell](
-            embed,
-            hidden,
-            num_layers=layers,
-            batch_first=True,
-            bidirectional=True,
-            dropout=dropout if layers > 1 else 0.0,
-        )
         self.attention = nn.Linear(2 * hidden, 1) if pool == "attention" else None
         self.project = nn.Linear(2 * hidden, embed)
         # The projection makes tying possible at any size.
@@ -312,19 +303,10 @@ def build_model(config: ModelConfig, vocab_size: int, cutoffs: list[int] | None 
     if size > _memory_bytes():
         raise too_large  # refused before allocating: an allocation close to the memory's size may succeed
     try:  # and then be killed by the OS while it is filled
+        shape = (vocab_size, config.cell, config.layers, config.embed, config.hidden, config.dropout)
         if config.bidirectional:
-            return WindowedBiLM(
-                vocab_size,
-                config.cell,
-                config.layers,
-                config.embed,
-                config.hidden,
-                config.dropout,
-                config.context,
-                config.pool,
-                cutoffs,
-            )
-        return RecurrentLM(vocab_size, config.cell, config.layers, config.embed, config.hidden, config.dropout, cutoffs)
+            return WindowedBiLM(*shape, config.context, config.pool, cutoffs)
+        return RecurrentLM(*shape, cutoffs)
     except (MemoryError, RuntimeError) as exc:
         if isinstance(exc, RuntimeError) and "allocate" not in str(exc):
             raise

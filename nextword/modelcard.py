@@ -121,26 +121,17 @@ def _training(summary: dict[str, Any], evaluations: list[dict[str, Any]]) -> lis
     validation word perplexity at the last evaluations."""
     lines = []
     if summary:
-        lines += [
-            "## Training",
-            "",
-            "| | |",
-            "|---|---:|",
-            *(
-                f"| {name} | {value} |"
-                for name, value in (
-                    ("steps", f"{summary.get('steps', 0):,} ({summary.get('epochs')} epochs)"),
-                    ("time", f"{summary.get('elapsed', 0):,.0f} s on {summary.get('device')}"),
-                    ("tokens/s", f"{summary.get('tokens_per_second', 0):,.0f}"),
-                    ("stopped by", summary.get("stopped_because")),
-                    ("best step", f"{summary.get('best_step', 0):,}"),
-                    ("validation loss", _figure(summary.get("best_valid_loss"), ".4f")),
-                    ("validation perplexity (token)", _figure(summary.get("best_valid_perplexity"), ".2f")),
-                    ("validation perplexity (word)", _figure(summary.get("best_valid_word_perplexity"), ".2f")),
-                )
-            ),
-            "",
-        ]
+        figures = (
+            ("steps", f"{summary.get('steps', 0):,} ({summary.get('epochs')} epochs)"),
+            ("time", f"{summary.get('elapsed', 0):,.0f} s on {summary.get('device')}"),
+            ("tokens/s", f"{summary.get('tokens_per_second', 0):,.0f}"),
+            ("stopped by", summary.get("stopped_because")),
+            ("best step", f"{summary.get('best_step', 0):,}"),
+            ("validation loss", _figure(summary.get("best_valid_loss"), ".4f")),
+            ("validation perplexity (token)", _figure(summary.get("best_valid_perplexity"), ".2f")),
+            ("validation perplexity (word)", _figure(summary.get("best_valid_word_perplexity"), ".2f")),
+        )
+        lines += ["## Training", "", "| | |", "|---|---:|", *(f"| {name} | {value} |" for name, value in figures), ""]
     if evaluations:
         lines += [
             "Validation word perplexity by step: "

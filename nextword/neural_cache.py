@@ -83,15 +83,9 @@ class Memory:
         """The state of `rows`, in that order; only the logs they use are kept."""
         picked = rows.tolist()
         logs, log_of = _used_logs(self.logs, [self.log_of[r] for r in picked])
-        return Memory(
-            logs,
-            log_of,
-            tuple(self.ends[r] for r in picked),
-            *(
-                tensor.index_select(0, rows)
-                for tensor in (self.tail_keys, self.tail_pieces, self.tail_valid, self.pending, self.pending_valid)
-            ),
-        )
+        tensors = (self.tail_keys, self.tail_pieces, self.tail_valid, self.pending, self.pending_valid)
+        ends = tuple(self.ends[r] for r in picked)
+        return Memory(logs, log_of, ends, *(tensor.index_select(0, rows) for tensor in tensors))
 
     def join(self, other: Memory) -> Memory:
         """The rows of `self`, then those of `other`; a log both use is kept once."""
@@ -104,12 +98,8 @@ class Memory:
                 logs.append(log)
             log_of.append(place[id(log)])
         width = max(self.tail_valid.shape[1], other.tail_valid.shape[1])
-        return Memory(
-            tuple(logs),
-            tuple(log_of),
-            self.ends + other.ends,
-            *(torch.cat(pair) for pair in zip(_row_tensors(self, width), _row_tensors(other, width))),
-        )
+        tensors = (torch.cat(pair) for pair in zip(_row_tensors(self, width), _row_tensors(other, width)))
+        return Memory(tuple(logs), tuple(log_of), self.ends + other.ends, *tensors)
 
 
 def _used_logs(logs: tuple[_Log, ...] | list[_Log], log_of: list[int]) -> tuple[tuple[_Log, ...], tuple[int, ...]]:
@@ -170,17 +160,12 @@ class NeuralCache:
         keys = keys / torch.linalg.vector_norm(keys, dim=-1, keepdim=True).clamp_min(1e-12)  # as normalize does
         own = _Own(memory, keys, tokens)
         theta = self.theta if thetas is None else torch.tensor(thetas, device=keys.device)[:, None, None, None]
-        groups = []
+        queries, groups = keys[:, -1:] if last_only else keys, []
         for log_index in sorted(set(memory.log_of)):
             at = [b for b, i in enumerate(memory.log_of) if i == log_index]
             index = slice(None) if len(at) == rows else torch.tensor(at, device=keys.device)
             ends = [memory.ends[b] for b in at]
-            groups.append(
-                (
-                    index,
-                    *self._group(memory.logs[log_index], ends, keys[:, -1:] if last_only else keys, own, index, theta),
-                )
-            )
+            groups.append((index, *self._group(memory.logs[log_index], ends, queries, own, index, theta)))
         return groups, _after(memory, own, keys[:, -1], self.window)
 
     def _group(
@@ -287,10 +272,5 @@ def _after(memory: Memory, own: _Own, last_features: torch.Tensor, window: int) 
         ends[b], counts[b] = log.length, 0
         own.valid[b] = False  # own's tensors are this read's alone: nothing else holds them yet
     width = max(counts, default=0)
-    return Memory(
-        *_used_logs(logs, log_of),
-        tuple(ends),
-        *(tensor[:, tensor.shape[1] - width :] for tensor in (own.keys, own.pieces, own.valid)),
-        last_features,
-        torch.ones_like(memory.pending_valid),
-    )
+    tails = (tensor[:, tensor.shape[1] - width :] for tensor in (own.keys, own.pieces, own.valid))
+    return Memory(*_used_logs(logs, log_of), tuple(ends), *tails, last_features, torch.ones_like(memory.pending_valid))

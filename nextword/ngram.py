@@ -79,12 +79,8 @@ def count_ngrams(ids: np.ndarray, vocab_size: int, order: int) -> dict[str, torc
     tables: dict[str, torch.Tensor] = {}
     for m in range(top, -1, -1):
         keys, starts = np.unique(contexts, return_index=True)
-        tables |= {
-            f"contexts_{m}": keys,
-            f"offsets_{m}": np.append(starts, len(words)),
-            f"words_{m}": words,
-            f"counts_{m}": counts,
-        }
+        offsets = np.append(starts, len(words))
+        tables |= {f"contexts_{m}": keys, f"offsets_{m}": offsets, f"words_{m}": words, f"counts_{m}": counts}
         if m:  # the next lower order counts the distinct tokens seen before each shorter n-gram
             contexts, words, counts = _unique_pairs(contexts % vocab_size ** (m - 1), words)
     return {name: torch.from_numpy(np.ascontiguousarray(a, dtype=np.int64)) for name, a in tables.items()}

@@ -155,26 +155,22 @@ class WordSearcher:
         ]
 
 
+@dataclass(frozen=True, eq=False)
 class WordSearch:
     """What a model says at one place in a text: `search(partial, k)` gives the k likeliest next words
     (completions of `partial`), `logprobs_of(words)` the log-probability of given words coming next."""
 
-    def __init__(
-        self,
-        searcher: WordSearcher,
-        logprobs: torch.Tensor,
-        state: State,
-        document: DocumentWords | None = None,
-        before: float = math.inf,
-    ):
-        self._searcher, self._logprobs, self._state = searcher, logprobs, state
-        self._document, self._before = document, before
+    searcher: WordSearcher
+    logprobs: torch.Tensor
+    state: State
+    document: DocumentWords | None = None
+    before: float = math.inf
 
     def __call__(self, partial: str, k: int) -> list[tuple[str, float]]:
-        return self._searcher.words(self._logprobs, self._state, partial, k, self._document, self._before)
+        return self.searcher.words(self.logprobs, self.state, partial, k, self.document, self.before)
 
     def logprobs_of(self, words: list[str]) -> list[float]:
-        return self._searcher.logprobs_of(self._logprobs, self._state, words)
+        return self.searcher.logprobs_of(self.logprobs, self.state, words)
 
 
 # Log-probabilities from a reading of the text and from a search's steps differ in the last float32 bits:
@@ -504,8 +500,5 @@ def _agreeing(
             rows.append(row)
             ids.append(index.agreeing(firsts[row], word[len(beam.text) :], within))
     counts = torch.tensor([len(at) for at in ids[1:]], dtype=torch.long, device=device)
-    return (
-        torch.tensor(rows, dtype=torch.long, device=device),
-        torch.repeat_interleave(torch.arange(len(rows), device=device), counts),
-        torch.cat(ids),
-    )
+    places = torch.repeat_interleave(torch.arange(len(rows), device=device), counts)
+    return torch.tensor(rows, dtype=torch.long, device=device), places, torch.cat(ids)

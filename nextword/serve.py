@@ -38,12 +38,9 @@ class RequestError(NextwordError):
 def serve(predictor: Predictor, requests: BinaryIO, replies: BinaryIO) -> None:
     """Answer each line of `requests` with a line on `replies`, flushed at once, until `requests` ends."""
     server = Server(predictor)
+    too_long = {"error": f"request line longer than {MAX_LINE_BYTES:,} bytes; it was skipped"}
     for line in bounded_lines(requests, MAX_LINE_BYTES):
-        reply = (
-            server.answer(line)
-            if line is not None
-            else {"error": f"request line longer than {MAX_LINE_BYTES:,} bytes; it was skipped"}
-        )
+        reply = server.answer(line) if line is not None else too_long
         replies.write(json.dumps(reply, ensure_ascii=False).encode("utf-8") + b"\n")
         replies.flush()
 

@@ -276,30 +276,18 @@ def _set_up(
         checkpoint.set_kind(out, kind.name)
     else:
         checkpoint.prepare_output(out, force=force)
-        checkpoint.write_new(
-            out,
-            settings,
-            data.tokenizer,
-            {
-                "kind": kind.name,
-                "vocab_size": data.tokenizer.vocab_size,
-                "corpus": data.corpus.path.name,
-                "corpus_sha256": data.corpus.sha256,
-                "valid_sha256": data.held_out.sha256 if data.held_out else None,
-                "cutoffs": initial.manifest.get("cutoffs")
-                if initial
-                else adaptive_cutoffs(counts)
-                if counts is not None
-                else None,
-                "init": {
-                    "path": str(initial.path),
-                    "corpus": initial.manifest.get("corpus"),
-                    "corpus_sha256": initial.manifest.get("corpus_sha256"),
-                }
-                if initial
-                else None,
-            },
-        )
+        cutoffs = initial.manifest.get("cutoffs") if initial else None if counts is None else adaptive_cutoffs(counts)
+        started_from = {key: initial.manifest.get(key) for key in ("corpus", "corpus_sha256")} if initial else None
+        manifest = {
+            "kind": kind.name,
+            "vocab_size": data.tokenizer.vocab_size,
+            "corpus": data.corpus.path.name,
+            "corpus_sha256": data.corpus.sha256,
+            "valid_sha256": data.held_out.sha256 if data.held_out else None,
+            "cutoffs": cutoffs,
+            "init": {"path": str(initial.path), **started_from} if initial else None,
+        }
+        checkpoint.write_new(out, settings, data.tokenizer, manifest)
     # The words of the training text with their counts, which suggestions keep to (see lexicon.py): written now,
     # as they depend on the text alone, so that an interrupted run's model suggests words only as well. A run
     # from another model's weights keeps that model's words too, its counts added in: the model still knows them.
@@ -453,12 +441,9 @@ class _Run:
         self.model.to(self.device)
         # DistributedDataParallel averages gradients in backward, but only for work done in its forward.
         self.scorer = distributed.wrap(_Scorer(self.model), self.world, self.device)
-        args = self.settings.train
+        args, fused = self.settings.train, self.device.type == "cuda" or None
         self.optimizer = torch.optim.AdamW(
-            self.model.parameters(),
-            lr=args.lr,
-            weight_decay=args.weight_decay,
-            fused=self.device.type == "cuda" or None,
+            self.model.parameters(), lr=args.lr, weight_decay=args.weight_decay, fused=fused
         )
 
     @property
@@ -615,19 +600,9 @@ def _report(run: _Run, state: TrainState, steps_per_second: float, mean_loss: fl
     if args.time_budget:
         done.append(state.elapsed / args.time_budget)
         eta.append(args.time_budget - state.elapsed)
-    emit(
-        Progress(
-            state.step,
-            total,
-            state.epoch,
-            mean_loss,
-            lr,
-            steps_per_second * run.tokens_per_step,
-            state.elapsed,
-            min(max(done, default=0.0), 1.0),
-            max(min(eta), 0.0) if eta else None,
-        )
-    )
+    speed = steps_per_second * run.tokens_per_step
+    done, eta = min(max(done, default=0.0), 1.0), max(min(eta), 0.0) if eta else None
+    emit(Progress(state.step, total, state.epoch, mean_loss, lr, speed, state.elapsed, done, eta))
     run.metrics.append(
         {"step": state.step, "train_loss": round(mean_loss, 6), "lr": lr, "elapsed": round(state.elapsed, 3)}
     )
@@ -751,19 +726,13 @@ def _evaluate(run: _Run, state: TrainState, emit: Emit) -> None:
     """Score the validation text; keep a new best, and save a checkpoint."""
     if not run.world.main:
         return  # rank 0 evaluates and keeps the files; the others carry on to the next step
+    data, seq_len, lr = run.data, run.settings.train.seq_len, run.optimizer.param_groups[0]["lr"]
     totals = stream_loss(
-        run.model,
-        run.data.tokenizer,
-        run.data.valid_ids,
-        seq_len=run.settings.train.seq_len,
-        device=run.device,
-        autocast=run.autocast,
+        run.model, data.tokenizer, data.valid_ids, seq_len=seq_len, device=run.device, autocast=run.autocast
     )
     if not math.isfinite(totals.loss):
         raise _diverged(run, state)  # before anything is saved: the files keep the last good state
-    run.metrics.append(
-        _metrics_row(state.step, state.epoch, state.elapsed, run.optimizer.param_groups[0]["lr"], totals)
-    )
+    run.metrics.append(_metrics_row(state.step, state.epoch, state.elapsed, lr, totals))
     improved = totals.loss < state.best_loss
     if improved:
         state.best_loss, state.best_step, state.bad_evaluations = totals.loss, state.step, 0
@@ -811,14 +780,11 @@ def _restore(run: _Run) -> TrainState:
     if run.world.main and checkpoint.best_weights_missing(run.out, state):
         checkpoint.save_weights(run.out, run.model, state.step)  # the model now holds the state's weights
     # The saved state is rank 0's streams; the others start theirs afresh.
-    hidden = state.hidden if run.world.main else None
-    state.hidden = (
-        tuple(h.to(run.device) for h in hidden)
-        if isinstance(hidden, (tuple, list))
-        else hidden.to(run.device)
-        if hidden is not None
-        else None
-    )
+    state.hidden = state.hidden if run.world.main else None
+    if isinstance(state.hidden, (tuple, list)):
+        state.hidden = tuple(h.to(run.device) for h in state.hidden)
+    elif state.hidden is not None:
+        state.hidden = state.hidden.to(run.device)
     run.metrics[:] = [row for row in checkpoint.read_metrics(run.out, training=True) if row["step"] <= state.step]
     return state
 
@@ -877,9 +843,7 @@ def _diverged(run: _Run, state: TrainState) -> TrainingDiverged:
 def _kept(out: Path) -> tuple[str, int | None]:
     """What a failed run leaves, in words, and the step of the checkpoint on disk, if one was saved (read from
     state.pt, which holds the whole model, once)."""
-    saved = checkpoint.load_state(out)[0].step if (out / checkpoint.STATE).is_file() else None
-    return (
-        f"the last good checkpoint (step {saved}) is kept in {out}"
-        if saved is not None
-        else "no checkpoint had been saved yet"
-    ), saved
+    if not (out / checkpoint.STATE).is_file():
+        return "no checkpoint had been saved yet", None
+    saved = checkpoint.load_state(out)[0].step
+    return f"the last good checkpoint (step {saved}) is kept in {out}", saved
