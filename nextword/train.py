@@ -533,9 +533,8 @@ def _loop(run: _Run, state: TrainState, emit: Emit, stop: threading.Event) -> Tr
         loss_sum += loss
         loss_steps += 1
         steps_here += 1
-        # Rank 0 times the steps until it has planned them, then one step every tenth of the budget.
         timing = args.time_budget and run.world.main
-        if timing := timing and (state.plan is None or trained - timed_from[1] >= _REPLAN_EVERY * args.time_budget):
+        if timing := timing and _timing_due(state, timed_from, trained, args.time_budget):
             loss.item()  # wait for the device: the steps' time must be their real time
         now = time.perf_counter()
         state.elapsed, trained = now - started, now - started_here - evaluation_seconds
@@ -659,6 +658,17 @@ def _stop_reason(run: _Run, state: TrainState) -> str | None:
     if args.patience and state.bad_evaluations >= args.patience:
         return "patience"
     return None
+
+
+def _timing_due(state: TrainState, timed_from: tuple[int, float], trained: float, budget: float) -> bool:
+    """Whether rank 0 times this step: each one until it has planned the steps, then one every tenth of the budget
+    or of the planned steps, whichever comes first (a plan from a slow start may end long before the budget)."""
+    if state.plan is None:
+        return True
+    return (
+        trained - timed_from[1] >= _REPLAN_EVERY * budget
+        or state.step - timed_from[0] >= _REPLAN_EVERY * state.plan["steps"]
+    )
 
 
 def _plan_when_due(

@@ -315,17 +315,18 @@ def test_a_budgeted_run_plans_its_steps_and_max_steps_repeats_it_bit_for_bit(
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_a_budgeted_run_plans_again_when_the_machine_slows_down_and_its_learning_rate_only_falls(
-    tmp_path: Path, corpus_file: Path, monkeypatch
+@pytest.mark.parametrize("pace", [2.0, 0.5], ids=["slows down", "speeds up"])
+def test_a_budgeted_run_plans_again_when_the_pace_changes_and_its_learning_rate_only_falls(
+    tmp_path: Path, corpus_file: Path, monkeypatch, pace: float
 ) -> None:
     from nextword import train as training
 
     ticks = iter(range(10**9))
-    slow_after = 300  # readings of the clock at the first pace, then every step takes twice as long
+    change_after = 300  # readings of the clock at the first pace, then each step takes `pace` times as long
 
     def clock() -> float:
         tick = next(ticks)
-        return 0.002 * tick + 0.002 * max(tick - slow_after, 0)
+        return 0.002 * tick + 0.002 * (pace - 1) * max(tick - change_after, 0)
 
     monkeypatch.setattr(training.time, "perf_counter", clock)
     events = []
@@ -334,8 +335,9 @@ def test_a_budgeted_run_plans_again_when_the_machine_slows_down_and_its_learning
         config(max_steps=None, time_budget=budget, warmup=10), corpus_file, tmp_path / "m", on_event=events.append
     )
     plan = summary.plan
-    assert plan["replanned"][-1]["seconds_per_step"] > 1.5 * plan["seconds_per_step"], plan  # the slower pace
-    assert plan["steps"] < plan["first_planned_steps"]
+    measured = plan["replanned"][-1]["seconds_per_step"] / plan["seconds_per_step"]
+    assert measured == pytest.approx(pace, rel=0.25), plan
+    assert (plan["steps"] < plan["first_planned_steps"]) == (pace > 1)
     assert summary.elapsed >= (1 - 2 * training._REPLAN_EARLY) * budget  # the budget was used
     rates = [e.lr for e in events if isinstance(e, Progress) and e.step > 10]
     assert all(later <= earlier for earlier, later in zip(rates, rates[1:]))  # no jump up where the plan changed
