@@ -689,10 +689,11 @@ def _plan_when_due(
         return timed_from
     per_step = measured_seconds / measured_steps
     evaluation = len(run.data.valid_ids) / run.tokens_per_step * per_step * _EVALUATION_COST
-    fitting = state.step + max(int((args.time_budget - state.elapsed) / (per_step + evaluation / args.eval_every)), 0)
+    cost = per_step + evaluation / args.eval_every  # a step's seconds, its share of the evaluations with it
+    fitting = state.step + max(int((args.time_budget - state.elapsed) / cost), 0)
     steps = min(fitting, run.step_limit or fitting)
     if state.plan:
-        late = (state.plan["steps"] - steps) * per_step / args.time_budget  # how late the old plan would end
+        late = (state.plan["steps"] - steps) * cost / args.time_budget  # how late the old plan would end
         if late > _REPLAN_LATE or -late > _REPLAN_EARLY:
             _replan(args, state, steps, per_step)
         return state.step, trained
