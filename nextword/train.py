@@ -45,6 +45,9 @@ _PLAN_SKIP_STEPS, _PLAN_SECONDS, _PLAN_FRACTION = 3, 5.0, 0.05
 # start leaves time unused. A little late costs nothing (97% of the way, the decay is all but done), and the
 # tolerance keeps a steady machine's noise from planning again, which `--max-steps` could not repeat.
 _REPLAN_EVERY, _REPLAN_LATE, _REPLAN_EARLY = 0.1, 0.03, 0.05
+# A plan too short for the settings' warmup (a loaded machine makes few steps in its budget) warms up over this
+# share of its steps instead: a budget that ends inside the warmup never decays its learning rate.
+_WARMUP_SHARE = 0.05
 _EVALUATION_COST = 1 / 3  # a validation token costs about a third of a training token: forward only
 _GO, _STOP, _INTERRUPTED = 0, 1, 2
 
@@ -567,9 +570,8 @@ def _train_step(run: _Run, state: TrainState) -> torch.Tensor:
     x, y = (
         torch.from_numpy(a).to(run.device, non_blocking=True) for a in run.batches.batch(state.segment, state.epoch)
     )
-    decay_from = state.plan.get("decay_from") if state.plan else None
     for group in run.optimizer.param_groups:
-        group["lr"] = _learning_rate(run.settings.train, state.step, _total_steps(run, state), decay_from)
+        group["lr"] = _learning_rate(run.settings.train, state.step, _total_steps(run, state), state.plan)
     with torch.autocast(device_type=run.device.type, dtype=torch.bfloat16, enabled=run.autocast):
         logprobs, hidden = run.scorer(x, y, state.hidden, not run.batches.carries_state)
         loss = -logprobs.float().mean()
@@ -619,19 +621,25 @@ def _total_steps(run: _Run, state: TrainState) -> int | None:
     return run.step_limit
 
 
-def _learning_rate(args: TrainArgs, step: int, total: int | None, decay_from: list | None = None) -> float:
+def _learning_rate(args: TrainArgs, step: int, total: int | None, plan: dict | None) -> float:
     """Linear warmup, then cosine decay to `final_lr` by the total steps: a function of the step alone,
     so a run repeats exactly whatever the clock did (unless it was planned again: see _decayed)."""
-    if step < args.warmup:
-        return args.lr * (step + 1) / args.warmup
-    done = _decayed(args, step, total, decay_from)
+    warmup = _warmup(args, plan)
+    if step < warmup:
+        return args.lr * (step + 1) / warmup
+    done = _decayed(args, step, total, plan)
     return args.lr * (args.final_lr + (1 - args.final_lr) * 0.5 * (1 + math.cos(math.pi * done)))
 
 
-def _decayed(args: TrainArgs, step: int, total: int | None, decay_from: list | None) -> float:
+def _warmup(args: TrainArgs, plan: dict | None) -> int:
+    """The warmup's steps: the settings', or the plan's where it is too short for them (_WARMUP_SHARE)."""
+    return plan.get("warmup", args.warmup) if plan else args.warmup
+
+
+def _decayed(args: TrainArgs, step: int, total: int | None, plan: dict | None) -> float:
     """How far along its decay the learning rate is at `step`: from the warmup's end, or for a run planned again
     from where the plan changed (`decay_from`, [step, fraction]), evenly to the total steps."""
-    start, done = decay_from or (args.warmup, 0.0)
+    start, done = (plan or {}).get("decay_from") or (_warmup(args, plan), 0.0)
     total = total or step + 1  # unknown only at a constant rate (final_lr 1)
     return min(done + (1 - done) * max(step - start, 0) / max(total - start, 1), 1.0)
 
@@ -698,7 +706,7 @@ def _plan_when_due(
             _replan(args, state, steps, per_step)
         return state.step, trained
     state.plan = {
-        "steps": steps,
+        **_first_plan(args, state.step, steps),
         "time_budget": args.time_budget,
         "planned_at_step": state.step,
         "measured_steps": measured_steps,
@@ -709,11 +717,18 @@ def _plan_when_due(
     return state.step, trained
 
 
+def _first_plan(args: TrainArgs, step: int, steps: int) -> dict[str, Any]:
+    """The steps planned at `step`, with a shorter warmup where they are too few for the settings' (it ends no
+    earlier than this step: the steps before it followed the settings' ramp)."""
+    warmup = max(step, math.ceil(_WARMUP_SHARE * steps))
+    return {"steps": steps} if warmup >= args.warmup else {"steps": steps, "warmup": warmup}
+
+
 def _replan(args: TrainArgs, state: TrainState, steps: int, seconds_per_step: float | None = None) -> None:
     """Plan `steps` in all from this step on, the learning rate going on from where the old plan had it: the
     rest of its decay is spread evenly over the new steps left."""
-    start = max(state.step, args.warmup)
-    state.plan["decay_from"] = [start, _decayed(args, start, state.plan["steps"], state.plan.get("decay_from"))]
+    start = max(state.step, _warmup(args, state.plan))
+    state.plan["decay_from"] = [start, _decayed(args, start, state.plan["steps"], state.plan)]
     state.plan.setdefault("first_planned_steps", state.plan["steps"])
     state.plan["steps"] = steps
     state.plan.setdefault("replanned", []).append(
@@ -728,7 +743,7 @@ def _follow_plan(args: TrainArgs, state: TrainState, planned: int | None) -> Non
     if state.plan:
         _replan(args, state, planned)
     else:
-        state.plan = {"steps": planned}
+        state.plan = _first_plan(args, state.step, planned)
 
 
 # -- evaluation, checkpoints and the summary ---------------------------------------------------------

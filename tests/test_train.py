@@ -1,3 +1,4 @@
+import math
 import os
 import signal
 from pathlib import Path
@@ -313,6 +314,24 @@ def test_a_budgeted_run_plans_its_steps_and_max_steps_repeats_it_bit_for_bit(
     train(config(max_steps=plan["steps"], warmup=10, eval_every=10**6), corpus_file, tmp_path / "s")
     a, b = (load_file(tmp_path / d / "model.safetensors") for d in ("b", "s"))
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_plan_too_short_for_the_warmup_warms_up_over_a_share_of_it_and_decays(
+    tmp_path: Path, corpus_file: Path, monkeypatch
+) -> None:
+    from nextword import train as training
+
+    ticks = iter(range(10**9))
+    monkeypatch.setattr(training.time, "perf_counter", lambda: next(ticks) * 0.002)
+    events = []
+    # A loaded machine, in effect: the budget holds far fewer steps than the warmup asks for.
+    settings = config(max_steps=None, time_budget=1.0, warmup=10_000, eval_every=10**6)
+    plan = train(settings, corpus_file, tmp_path / "m", on_event=events.append).plan
+    share = math.ceil(training._WARMUP_SHARE * plan["steps"])
+    assert plan["warmup"] == max(share, plan["planned_at_step"]) < 100, plan  # it ends no earlier than planned
+    rates = [e.lr for e in events if isinstance(e, Progress)]
+    assert max(rates) > 0.8 * 0.01  # near the peak (lr 0.01), where the settings' ramp would reach 0.05 of it...
+    assert rates[-1] <= 0.01 * (0.1 + 0.05 * 0.9)  # ...and the decay nearly done by the end (final_lr 0.1)
 
 
 @pytest.mark.parametrize("pace", [2.0, 0.5], ids=["slows down", "speeds up"])
