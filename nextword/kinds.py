@@ -189,6 +189,8 @@ def _neural_cache_tensors(model: MixtureLM) -> dict[str, torch.Tensor]:
         tensors = {"theta": torch.tensor([cache.theta], dtype=torch.float64), "window": torch.tensor([cache.window])}
     if model.confidence is not None:
         tensors["confidence_edges"] = model.confidence
+    if model.places is not None:
+        tensors["places"] = model.places
     return tensors
 
 
@@ -230,8 +232,12 @@ class Mixture:
                 if not (torch.all((table >= 0) & (table <= 1)) and torch.allclose(sums, torch.ones_like(sums))):
                     raise ValueError("its weights are not distributions over the components")
             half_life, cache = float(tensors["half_life"][0]), _neural_cache_from(tensors)
-            # A mixture from before the confidence buckets has no edges: its weights are by n-gram bucket.
-            return MixtureLM(neural, ngram, weights, cache_weights, half_life, cache, tensors.get("confidence_edges"))
+            # A mixture from before the confidence buckets has no edges: its weights are by n-gram bucket; one from
+            # before the places has none: its weights are by confidence alone.
+            confidence, places = tensors.get("confidence_edges"), tensors.get("places")
+            if places is not None and places.shape != (vocab_size,):
+                raise ValueError(f"its places are {tuple(places.shape)}, not one for each of {vocab_size} pieces")
+            return MixtureLM(neural, ngram, weights, cache_weights, half_life, cache, confidence, places)
         except (KeyError, IndexError, ValueError, RuntimeError) as exc:
             raise _failed(out / MIXTURE_FILE, exc) from None
 
@@ -260,7 +266,8 @@ def _neural_cache_words(model: MixtureLM) -> str:
     cache = model.neural_cache
     if cache is None:
         return ""
-    by = "its confidence" if model.confidence is not None else "the n-gram's context"
+    by = "the n-gram's context" if model.confidence is None else "its confidence"
+    by += "" if model.places is None else " and the place"
     return f"; a neural cache of the last {cache.window:,} pieces (θ {cache.theta:g}), weights by {by}"
 
 

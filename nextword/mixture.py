@@ -9,12 +9,15 @@ The weights depend on a bucket b of the place. Without the caches it is what the
 the context (the longest context it has seen, and how often: `NgramLM.context_buckets`): where it
 has seen the context many times it is worth more than where it backs off to a guess. With them it
 is how sure the neural cache is, its peak (the largest probability it gives any piece) cut at
-CONFIDENCE_EDGES: where the cache is sure (a name or a phrase the document has used just so
-before) its weight may carry a piece, where it is vague it counts for little. On validation that
-bucketing fits better than the n-gram's on every corpus tried, and their product worse than
-either (too few pieces per bucket; bench/RESULTS.md). In each bucket the weights lie in [0, 1] and
-sum to 1, a softmax of logits fitted by minimising the NLL of the validation text (`fit`); a
-bucket with fewer than MIN_BUCKET_PIECES validation pieces keeps the weights fitted over all of them.
+CONFIDENCE_EDGES, and, in a mixture fitted since, the kind of the place (PLACES: inside a word,
+after a line break, elsewhere). Where the cache is sure it may carry a piece, where it is vague it
+counts for little; and it is surer of the letters that carry on a name it has seen spelled than of
+the word that comes next, so the place tells its weight apart (bench/RESULTS.md: a five-piece
+speaker's name in Tiny Shakespeare paid a weight of 0.64 on each piece the cache was 99% sure of).
+`fit` chooses the bucketing on validation: the n-gram's, the confidence's, or confidence and place.
+In each bucket the weights lie in [WEIGHT_FLOOR, 1] and sum to 1, fitted by minimising the NLL of
+the validation text; a bucket with fewer than MIN_BUCKET_PIECES validation pieces keeps the weights
+fitted over all of them.
 
 Two caches adapt the mixture to the text being read; both hold only the text already read, never
 what follows, and where one is empty its weight goes to the other components:
@@ -43,12 +46,16 @@ from .evaluate import stream_loss
 from .model import target_logprobs
 from .neural_cache import THETAS, NeuralCache
 from .ngram import NgramLM
-from .tokenizer import Tokenizer
+from .tokenizer import EOS_ID, Tokenizer
 
 NAMES = ("neural", "ngram", "cache", "neural cache")  # the components, in the order of the weights' columns
 HALF_LIVES = (30, 100, 300, 1000, 3000)  # the cache's half-lives, in pieces, that `fit` chooses from
 MIN_BUCKET_PIECES = 200
-CONFIDENCE_EDGES = (0.2, 0.5, 0.8)  # where the neural cache's peak moves a place to the next bucket
+CONFIDENCE_EDGES = (0.2, 0.5, 0.8, 0.95)  # where the neural cache's peak moves a place to the next bucket
+PLACES = ("in a word", "after a line break", "elsewhere")  # what the last piece read was: letters, EOS, other
+# No component's weight falls below this: where one was always right on validation, the fit would give it
+# all the weight (the logits running off to infinity), and the place it is wrong would then cost without bound.
+WEIGHT_FLOOR = 0.02
 _KEPT_LENGTHS = 64  # reads up to this long keep their decays: a search's steps, not whole prompts or documents
 
 
@@ -196,6 +203,7 @@ class _Weights:
         weights: torch.Tensor,
         cache_weights: torch.Tensor,
         confidence: torch.Tensor | None,
+        places: torch.Tensor | None,
         neural_cache: bool,
         ngram_buckets: int,
     ):
@@ -206,7 +214,12 @@ class _Weights:
             or not torch.all(confidence[1:] > confidence[:-1])
         ):
             raise ValueError("the confidence edges must increase within (0, 1), and need a neural cache")
-        buckets = ngram_buckets if confidence is None else len(confidence) + 1
+        if places is not None and (
+            confidence is None or places.dim() != 1 or not torch.all((places >= 0) & (places < len(PLACES)))
+        ):
+            raise ValueError(f"the places must each be one of {len(PLACES)} kinds, and need confidence edges")
+        self.places = 1 if places is None else len(PLACES)
+        buckets = ngram_buckets if confidence is None else (len(confidence) + 1) * self.places
         components = 4 if neural_cache else 3
         if weights.shape != (ngram_buckets, 2) or cache_weights.shape != (buckets, components):
             raise ValueError(
@@ -224,13 +237,17 @@ class _Weights:
             holds = torch.tensor([[False], [True]], device=cache_weights.device).repeat(len(cache_weights), 1)
             self.table = renormalised(cache_weights.repeat_interleave(2, 0), holds).cpu().numpy()
 
-    def with_caches(self, buckets: np.ndarray | None, peaks: np.ndarray | None) -> np.ndarray:
+    def with_caches(
+        self, buckets: np.ndarray | None, peaks: np.ndarray | None, places: np.ndarray | None
+    ) -> np.ndarray:
         """The weights with the caches (float64, a new array) at places in n-gram `buckets` where the
-        neural cache's peak is `peaks`, its weight shared out among the others where it holds nothing."""
+        neural cache's peak is `peaks` and the place kind `places` (None where they do not count), its
+        weight shared out among the others where it holds nothing."""
         if not self.neural_cache:
             return self.table[buckets]
         if self.edges is not None:
             buckets = np.searchsorted(self.edges, peaks, side="right")
+            buckets = buckets if places is None else buckets * self.places + places
         return self.table[2 * buckets + (peaks > 0)]
 
 
@@ -238,10 +255,12 @@ class MixtureLM(nn.Module):
     """The neural model, the n-gram and (with `use_cache`) the caches, mixed; see the module docstring.
 
     `weights` (n-gram buckets, 2) mix the neural model and the n-gram alone; `cache_weights`
-    (confidence buckets, 4) mix them with both caches, by the neural cache's peak cut at
-    `confidence` (increasing, in (0, 1)). A model directory from before the confidence buckets has
-    no `confidence` and `cache_weights` (n-gram buckets, 4), and one from before the neural cache
-    no `neural_cache` either and (n-gram buckets, 3), the unigram cache alone."""
+    (confidence buckets × places, 4) mix them with both caches, by the neural cache's peak cut at
+    `confidence` (increasing, in (0, 1)) and, with `places` (vocabulary,), the place kind each piece
+    leaves when read (see `places_of`; row bucket × len(PLACES) + place). A model directory from before
+    the places has none (rows: confidence buckets); one from before the confidence buckets no
+    `confidence` and `cache_weights` (n-gram buckets, 4); one from before the neural cache no
+    `neural_cache` either and (n-gram buckets, 3), the unigram cache alone."""
 
     gives_logprobs = True  # `forward` gives log P itself, not logits still to be normalised
 
@@ -254,6 +273,7 @@ class MixtureLM(nn.Module):
         half_life: float,
         neural_cache: NeuralCache | None = None,
         confidence: torch.Tensor | None = None,
+        places: torch.Tensor | None = None,
         use_cache: bool = True,
     ):
         super().__init__()
@@ -261,9 +281,10 @@ class MixtureLM(nn.Module):
         self.register_buffer("weights", weights.to(torch.float64))
         self.register_buffer("cache_weights", cache_weights.to(torch.float64))
         self.register_buffer("confidence", None if confidence is None else confidence.float())
+        self.register_buffer("places", None if places is None else places.long())
         self.register_buffer("_unigram", torch.from_numpy(ngram.unigram).float(), persistent=False)
         self._weights = _Weights(
-            self.weights, self.cache_weights, self.confidence, neural_cache is not None, ngram.buckets
+            self.weights, self.cache_weights, self.confidence, self.places, neural_cache is not None, ngram.buckets
         )
         self.cache = UnigramCache(half_life)
         self.neural_cache = neural_cache
@@ -272,7 +293,7 @@ class MixtureLM(nn.Module):
     def without_cache(self) -> MixtureLM:
         """The same neural model and n-gram, mixed with their own weights and no cache."""
         parts = (self.neural, self.ngram, self.weights, self.cache_weights, self.cache.half_life, self.neural_cache)
-        return MixtureLM(*parts, self.confidence, use_cache=False)
+        return MixtureLM(*parts, self.confidence, self.places, use_cache=False)
 
     @property
     def _remembers(self) -> bool:
@@ -310,7 +331,7 @@ class MixtureLM(nn.Module):
                     memory, features, tokens, self.vocab_size, last_only
                 )
                 caches, peaks = caches + [remembered], peaks.cpu().numpy()
-            weights = self._weights.with_caches(buckets, peaks)
+            weights = self._weights.with_caches(buckets, peaks, self._places(tokens, last_only))
             # The cache's weight per count, so that its counts need not be divided into a distribution (their
             # total is at least 1: the piece just read).
             weights[..., 2] /= total.cpu().numpy()
@@ -334,11 +355,17 @@ class MixtureLM(nn.Module):
             if self._remembers:
                 remembered, peaks, memory = self.neural_cache.target_probabilities(memory, features, tokens, targets)
                 parts, peaks = parts + [remembered[0]], peaks[0].cpu().numpy()
-            weights = self._weights.with_caches(buckets, peaks)
+            weights = self._weights.with_caches(buckets, peaks, self._places(tokens, False))
         else:
             weights, counts = self._weights.plain[buckets], tokens.new_zeros(tokens.shape[0], 0, dtype=torch.float32)
         mixed = mix(torch.from_numpy(weights).to(tokens.device), parts, None)
         return torch.log(mixed).float(), (neural_state, ngram_state, counts, memory)
+
+    def _places(self, tokens: torch.Tensor, last_only: bool) -> np.ndarray | None:
+        """The place kind after each of `tokens` (batch, time or 1), where the weights depend on it."""
+        if self.places is None:
+            return None
+        return self.places[tokens[:, -1:] if last_only else tokens].cpu().numpy()
 
     def select_state(self, state: tuple, rows: torch.Tensor) -> tuple:
         neural_state, ngram_state, counts, memory = state
@@ -404,6 +431,18 @@ class _Recorder(nn.Module):
         return [torch.cat(column) for column in zip(*self.rows)]
 
 
+def places_of(tokenizer: Tokenizer) -> torch.Tensor:
+    """The place kind (an index into PLACES) that reading each piece leaves, (vocabulary,)."""
+    places = np.where(tokenizer.starts_word | tokenizer.extends_word, 0, 2)
+    places[EOS_ID] = 1
+    return torch.from_numpy(places)
+
+
+def _floored(logits: torch.Tensor) -> torch.Tensor:
+    """Weights in [WEIGHT_FLOOR, 1] summing to 1 over the last dimension."""
+    return WEIGHT_FLOOR + (1 - logits.shape[-1] * WEIGHT_FLOOR) * torch.softmax(logits, -1)
+
+
 def _nlls(
     weights: torch.Tensor, probabilities: torch.Tensor, buckets: torch.Tensor, present: torch.Tensor | None
 ) -> torch.Tensor:
@@ -418,7 +457,7 @@ def fit_weights(
     them `probabilities` (pieces, components) in `buckets` (pieces,), the caches left out where they
     are not `present` (pieces, caches) (see `renormalised`): first one set shared by all buckets,
     then each bucket's own from there; a bucket with fewer than MIN_BUCKET_PIECES pieces keeps the
-    shared set. Returns them and the mean NLL they reach."""
+    shared set; none below WEIGHT_FLOOR. Returns them and the mean NLL they reach."""
     components = probabilities.shape[1]
 
     def minimise(logits: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
@@ -429,7 +468,7 @@ def fit_weights(
 
         def closure() -> torch.Tensor:
             optimiser.zero_grad()
-            loss = _nlls(torch.softmax(logits, -1), probabilities, rows, present).mean()
+            loss = _nlls(_floored(logits), probabilities, rows, present).mean()
             loss.backward()
             return loss
 
@@ -439,7 +478,7 @@ def fit_weights(
     shared = minimise(torch.zeros(1, components, dtype=torch.float64), torch.zeros_like(buckets))
     own = minimise(shared.expand(count, components), buckets)
     rare = torch.bincount(buckets, minlength=count) < MIN_BUCKET_PIECES
-    weights = torch.softmax(torch.where(rare[:, None], shared, own), -1)
+    weights = _floored(torch.where(rare[:, None], shared, own))
     return weights, _nlls(weights, probabilities, buckets, present).mean().item()
 
 
@@ -458,6 +497,21 @@ def held_out_nll(
     return total / len(buckets)
 
 
+def _bucketings(
+    buckets: torch.Tensor, count: int, peak: torch.Tensor, place: torch.Tensor, places: torch.Tensor
+) -> list[tuple[str, torch.Tensor | None, torch.Tensor | None, torch.Tensor, int]]:
+    """The ways `fit` may bucket the cache weights, each as (name, confidence edges, places, each validation
+    piece's bucket, the number of buckets): by the n-gram's `buckets`, by the neural cache's `peak`, and by
+    that and the `place` before each piece (`places` of each piece read)."""
+    edges = torch.tensor(CONFIDENCE_EDGES)
+    sure, confident = torch.bucketize(peak, edges, right=True), len(edges) + 1
+    return [
+        ("n-gram", None, None, buckets, count),
+        ("confidence", edges, None, sure, confident),
+        ("confidence and place", edges, places, sure * len(PLACES) + place, confident * len(PLACES)),
+    ]
+
+
 def fit(
     neural: nn.Module,
     ngram: NgramLM,
@@ -470,8 +524,8 @@ def fit(
     """The mixture of `neural` and `ngram`, its weights and caches fitted on `valid_ids`, and a report:
     the n-gram's order, the half-life and θ chosen, and each component's and mixture's validation
     loss per piece and word perplexity. The half-life is chosen first (with the unigram cache
-    alone), then θ and the bucketing of the weights with both caches (the neural cache's confidence
-    or the n-gram's buckets), by `held_out_nll`."""
+    alone), then θ and the bucketing of the weights with both caches (the n-gram's buckets, the neural
+    cache's confidence, or its confidence and the place), by `held_out_nll`."""
     caches = [UnigramCache(half_life) for half_life in HALF_LIVES]
     recorder = _Recorder(neural, ngram, caches, THETAS).eval()
     # One stream, as evaluate and a session read a document: the caches see all the text before each
@@ -487,19 +541,18 @@ def fit(
     ]
     best = min(range(len(fits)), key=lambda i: fits[i][1])
     unigram_loss = fits[best][1]
-    edges = torch.tensor(CONFIDENCE_EDGES)
-    candidates = []  # (θ's index, the confidence edges or None for the n-gram's buckets, fit_weights's arguments)
+    places = places_of(tokenizer)
+    place = places[torch.from_numpy(np.asarray(valid_ids[: len(neural_p)], dtype=np.int64))]  # after each input
+    candidates = []  # (θ's index, the bucketing's name, its edges and places or None, fit_weights's arguments)
     for i, (p, peak) in enumerate(zip(remembered, peaks)):
         probabilities = torch.stack([neural_p, ngram_p, cache_p[best], p], 1)
         present = torch.stack([cache_present[best], peak > 0], 1)
-        candidates += [
-            (i, edges, (probabilities, torch.bucketize(peak, edges, right=True), len(edges) + 1, present)),
-            (i, None, (probabilities, buckets, ngram.buckets, present)),
-        ]
-    sharpest, confidence, arguments = min(candidates, key=lambda candidate: held_out_nll(*candidate[2]))
+        for name, edges, kinds, rows, count in _bucketings(buckets, ngram.buckets, peak, place, places):
+            candidates.append((i, name, edges, kinds, (probabilities, rows, count, present)))
+    sharpest, bucketing, confidence, by_place, arguments = min(candidates, key=lambda c: held_out_nll(*c[-1]))
     cache_weights, cache_loss = fit_weights(*arguments)
     model = MixtureLM(
-        neural, ngram, weights, cache_weights, HALF_LIVES[best], NeuralCache(THETAS[sharpest]), confidence
+        neural, ngram, weights, cache_weights, HALF_LIVES[best], NeuralCache(THETAS[sharpest]), confidence, by_place
     )
     losses = {
         "neural": -neural_p.log().mean().item(),
@@ -513,7 +566,7 @@ def fit(
         "order": ngram.order,
         "half_life": HALF_LIVES[best],
         "theta": THETAS[sharpest],
-        "cache_buckets": "n-gram" if confidence is None else "confidence",
+        "cache_buckets": bucketing,
         "valid_loss": losses,
         "valid_word_perplexity": {name: math.exp(loss * per_word) for name, loss in losses.items()},
     }

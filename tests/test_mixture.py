@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -16,7 +17,18 @@ from nextword import checkpoint, kinds
 from nextword.cli import app
 from nextword.config import load, resolve
 from nextword.evaluate import stream_loss
-from nextword.mixture import CONFIDENCE_EDGES, HALF_LIVES, MixtureLM, UnigramCache, fit_weights, held_out_nll
+from nextword.mixture import (
+    CONFIDENCE_EDGES,
+    HALF_LIVES,
+    PLACES,
+    WEIGHT_FLOOR,
+    MixtureLM,
+    UnigramCache,
+    fit_weights,
+    held_out_nll,
+    places_of,
+)
+from nextword.tokenizer import EOS_ID
 from nextword.neural_cache import THETAS, NeuralCache
 from nextword.predict import Predictor
 from nextword.train import train
@@ -38,11 +50,13 @@ def test_training_fits_a_mixture_by_default_and_the_manifest_names_it(loaded: ch
     assert loaded.default_component == "mixture+cache"
     report = loaded.manifest["mixture"]
     assert report["half_life"] in HALF_LIVES and report["order"] == loaded.settings.model.order
-    assert report["cache_buckets"] == ("n-gram" if loaded.model.confidence is None else "confidence")
-    # Fitted on validation, each mixture is at least as good there as the components it mixes.
-    losses = report["valid_loss"]
-    assert losses["mixture"] <= min(losses["neural"], losses["ngram"]) + 1e-6
-    assert losses["mixture+cache"] <= losses["mixture"] + 1e-6
+    named = "n-gram" if loaded.model.confidence is None else "confidence"
+    assert report["cache_buckets"] == named + ("" if loaded.model.places is None else " and place")
+    # Fitted on validation, each mixture is at least as good there as the components it mixes, but for what the
+    # weights' floor may cost (where one component alone would do best, the others keep WEIGHT_FLOOR each).
+    losses, slack = report["valid_loss"], -math.log(1 - 3 * WEIGHT_FLOOR)
+    assert losses["mixture"] <= min(losses["neural"], losses["ngram"]) + slack
+    assert losses["mixture+cache"] <= losses["mixture"] + slack
     assert loaded.summary["mixture"] == report
 
 
@@ -58,16 +72,19 @@ def test_every_component_gives_distributions_that_sum_to_one_in_every_state(load
 
 
 def _bucketed_by(model: MixtureLM, bucketing: str) -> MixtureLM:
-    """`model` with other weights for the caches, one set per confidence bucket or per n-gram bucket."""
-    edges = torch.tensor(CONFIDENCE_EDGES) if bucketing == "confidence" else None
-    rows = len(CONFIDENCE_EDGES) + 1 if bucketing == "confidence" else model.ngram.buckets
-    weights = torch.softmax(torch.randn(rows, 4, generator=torch.Generator().manual_seed(0)).double(), 1)
+    """`model` with other weights for the caches, one set per confidence bucket (and place, each piece's drawn
+    at random), or per n-gram bucket."""
+    generator = torch.Generator().manual_seed(0)
+    edges = torch.tensor(CONFIDENCE_EDGES) if bucketing.startswith("confidence") else None
+    places = torch.randint(0, len(PLACES), (model.vocab_size,), generator=generator) if "place" in bucketing else None
+    rows = model.ngram.buckets if edges is None else (len(edges) + 1) * (1 if places is None else len(PLACES))
+    weights = torch.softmax(torch.randn(rows, 4, generator=generator).double(), 1)
     return MixtureLM(
-        model.neural, model.ngram, model.weights, weights, model.cache.half_life, model.neural_cache, edges
+        model.neural, model.ngram, model.weights, weights, model.cache.half_life, model.neural_cache, edges, places
     )
 
 
-@pytest.mark.parametrize("name", ["mixture", "mixture+cache", "by confidence", "by n-gram"])
+@pytest.mark.parametrize("name", ["mixture", "mixture+cache", "by confidence", "by confidence and place", "by n-gram"])
 def test_target_logprobs_carried_over_segments_equal_the_full_distributions(
     loaded: checkpoint.LoadedModel, name: str
 ) -> None:
@@ -98,7 +115,7 @@ def test_stream_loss_of_the_mixture_is_the_sum_of_its_full_distributions(loaded:
     assert totals.tokens == len(ids) - 1 and totals.nll == pytest.approx(nll, rel=1e-5)
 
 
-@pytest.mark.parametrize("bucketing", ["confidence", "n-gram"])
+@pytest.mark.parametrize("bucketing", ["confidence", "confidence and place", "n-gram"])
 @pytest.mark.parametrize("window", [2000, 6])
 def test_the_last_only_step_is_the_full_distributions_last_row(
     loaded: checkpoint.LoadedModel, bucketing: str, window: int
@@ -130,14 +147,16 @@ def test_the_last_only_step_is_the_full_distributions_last_row(
                 ]
 
 
-def test_the_cache_never_looks_ahead(loaded: checkpoint.LoadedModel) -> None:
+@pytest.mark.parametrize("bucketing", ["as fitted", "confidence and place"])
+def test_the_cache_never_looks_ahead(loaded: checkpoint.LoadedModel, bucketing: str) -> None:
+    model = loaded.model if bucketing == "as fitted" else _bucketed_by(loaded.model, bucketing)
     ids = _ids(loaded, rows=1, length=30)
     changed = ids.clone()
     changed[0, 15:] = (changed[0, 15:] + 1) % loaded.tokenizer.vocab_size
     with torch.inference_mode():
-        before, _ = loaded.model(ids)
-        after, _ = loaded.model(changed)
-        targets, _ = loaded.model.target_logprobs(ids, changed)  # the targets differ from position 14 on
+        before, _ = model(ids)
+        after, _ = model(changed)
+        targets, _ = model.target_logprobs(ids, changed)  # the targets differ from position 14 on
     assert torch.allclose(before[:, :15], after[:, :15], atol=1e-6, rtol=0)
     assert not torch.allclose(before[:, 15:], after[:, 15:])
     # The cache's counts at each position are those of the pieces read so far, decayed.
@@ -158,6 +177,22 @@ def test_the_cache_never_looks_ahead(loaded: checkpoint.LoadedModel) -> None:
         assert last_total[:, 0].double() == pytest.approx(full_total[:, -1].double())
 
 
+def test_the_place_is_what_the_last_piece_read_leaves_and_picks_the_cache_weights(
+    loaded: checkpoint.LoadedModel,
+) -> None:
+    tokenizer = loaded.tokenizer
+    places = places_of(tokenizer).numpy()
+    letters = tokenizer.starts_word | tokenizer.extends_word
+    assert places[EOS_ID] == PLACES.index("after a line break")
+    assert np.array_equal(places == PLACES.index("in a word"), letters)
+    assert set(places[~letters & (np.arange(len(places)) != EOS_ID)]) == {PLACES.index("elsewhere")}
+    model = _bucketed_by(loaded.model, "confidence and place")
+    sure = len(CONFIDENCE_EDGES)  # the bucket of a peak above the last edge
+    for place in range(len(PLACES)):
+        weights = model._weights.with_caches(None, np.array([[0.99]]), np.array([[place]]))
+        assert np.allclose(weights[0, 0], model.cache_weights[sure * len(PLACES) + place].numpy())
+
+
 def test_the_weights_are_distributions_and_round_trip_through_the_directory(
     trained_model: Path, tmp_path: Path
 ) -> None:
@@ -167,8 +202,11 @@ def test_the_weights_are_distributions_and_round_trip_through_the_directory(
     for table in (model.weights, model.cache_weights):
         assert torch.all((table >= 0) & (table <= 1)) and torch.allclose(table.sum(1), torch.ones(len(table)).double())
     assert model.cache_weights.shape[1] == 4 and model.neural_cache.theta in THETAS
-    for confidence in (torch.tensor([0.3, 0.6, 0.9]), None):
-        rows = model.ngram.buckets if confidence is None else 4
+    places = places_of(checkpoint.load(out).tokenizer)
+    # By confidence and place; by confidence alone (from before the places); by n-gram bucket (from before that).
+    edges = torch.tensor([0.3, 0.6, 0.9])
+    for confidence, by_place in ((edges, places), (edges, None), (None, None)):
+        rows = model.ngram.buckets if confidence is None else 4 * (1 if by_place is None else len(PLACES))
         changed = MixtureLM(
             model.neural,
             model.ngram,
@@ -177,6 +215,7 @@ def test_the_weights_are_distributions_and_round_trip_through_the_directory(
             300.0,
             NeuralCache(12.5, window=700),
             confidence,
+            by_place,
         )
         kinds.MIXTURE_KIND.save(out, changed)
         again = checkpoint.load(out).model
@@ -185,6 +224,7 @@ def test_the_weights_are_distributions_and_round_trip_through_the_directory(
         assert (again.neural_cache.theta, again.neural_cache.window) == (12.5, 700)
         assert (again.confidence is None) == (confidence is None)
         assert confidence is None or torch.equal(again.confidence, confidence)
+        assert (again.places is None) == (by_place is None) and (by_place is None or torch.equal(again.places, places))
     with pytest.raises(ValueError, match="confidence edges must increase"):
         MixtureLM(
             model.neural,
@@ -265,8 +305,10 @@ def test_fit_weights_finds_the_component_that_predicts_and_keeps_rare_buckets_sh
     buckets = torch.zeros(rows, dtype=torch.long)
     buckets[:10] = 1  # too few pieces for a bucket of its own
     weights, nll = fit_weights(probabilities, buckets, 3)
-    assert weights[0, 0] > 0.99 and torch.equal(weights[1], weights[0]) and torch.equal(weights[2], weights[0])
-    assert nll == pytest.approx(-np.log(0.9), abs=1e-3)
+    # All the weight it may have: the other keeps the floor.
+    assert weights[0, 0] == pytest.approx(1 - WEIGHT_FLOOR, abs=1e-4) and weights.min() >= WEIGHT_FLOOR - 1e-12
+    assert torch.equal(weights[1], weights[0]) and torch.equal(weights[2], weights[0])
+    assert nll == pytest.approx(-np.log((1 - WEIGHT_FLOOR) * 0.9 + WEIGHT_FLOOR * 0.01), abs=1e-3)
     # Where each is right half the time, the best mixture is half and half.
     probabilities[::2] = torch.tensor([0.9, 0.1]).double()
     probabilities[1::2] = torch.tensor([0.1, 0.9]).double()
