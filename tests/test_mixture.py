@@ -28,9 +28,9 @@ from nextword.mixture import (
     held_out_nll,
     places_of,
 )
-from nextword.tokenizer import EOS_ID
 from nextword.neural_cache import THETAS, NeuralCache
 from nextword.predict import Predictor
+from nextword.tokenizer import EOS_ID
 from nextword.train import train
 
 
