@@ -235,8 +235,6 @@ class Mixture:
             # A mixture from before the confidence buckets has no edges: its weights are by n-gram bucket; one from
             # before the places has none: its weights are by confidence alone.
             confidence, places = tensors.get("confidence_edges"), tensors.get("places")
-            if places is not None and places.shape != (vocab_size,):
-                raise ValueError(f"its places are {tuple(places.shape)}, not one for each of {vocab_size} pieces")
             return MixtureLM(neural, ngram, weights, cache_weights, half_life, cache, confidence, places)
         except (KeyError, IndexError, ValueError, RuntimeError) as exc:
             raise _failed(out / MIXTURE_FILE, exc) from None

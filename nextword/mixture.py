@@ -206,6 +206,7 @@ class _Weights:
         places: torch.Tensor | None,
         neural_cache: bool,
         ngram_buckets: int,
+        vocab_size: int,
     ):
         if confidence is not None and (
             not neural_cache
@@ -215,11 +216,15 @@ class _Weights:
         ):
             raise ValueError("the confidence edges must increase within (0, 1), and need a neural cache")
         if places is not None and (
-            confidence is None or places.dim() != 1 or not torch.all((places >= 0) & (places < len(PLACES)))
+            confidence is None or places.shape != (vocab_size,) or not torch.all((places >= 0) & (places < len(PLACES)))
         ):
-            raise ValueError(f"the places must each be one of {len(PLACES)} kinds, and need confidence edges")
-        self.places = 1 if places is None else len(PLACES)
-        buckets = ngram_buckets if confidence is None else (len(confidence) + 1) * self.places
+            raise ValueError(
+                f"the places must be one of {len(PLACES)} kinds for each of the {vocab_size} pieces, and need "
+                f"confidence edges; got {tuple(places.shape)}"
+            )
+        buckets = (
+            ngram_buckets if confidence is None else (len(confidence) + 1) * (1 if places is None else len(PLACES))
+        )
         components = 4 if neural_cache else 3
         if weights.shape != (ngram_buckets, 2) or cache_weights.shape != (buckets, components):
             raise ValueError(
@@ -247,7 +252,7 @@ class _Weights:
             return self.table[buckets]
         if self.edges is not None:
             buckets = np.searchsorted(self.edges, peaks, side="right")
-            buckets = buckets if places is None else buckets * self.places + places
+            buckets = buckets if places is None else _by_place(buckets, places)
         return self.table[2 * buckets + (peaks > 0)]
 
 
@@ -284,7 +289,13 @@ class MixtureLM(nn.Module):
         self.register_buffer("places", None if places is None else places.long())
         self.register_buffer("_unigram", torch.from_numpy(ngram.unigram).float(), persistent=False)
         self._weights = _Weights(
-            self.weights, self.cache_weights, self.confidence, self.places, neural_cache is not None, ngram.buckets
+            self.weights,
+            self.cache_weights,
+            self.confidence,
+            self.places,
+            neural_cache is not None,
+            ngram.buckets,
+            ngram.vocab_size,
         )
         self.cache = UnigramCache(half_life)
         self.neural_cache = neural_cache
@@ -431,6 +442,11 @@ class _Recorder(nn.Module):
         return [torch.cat(column) for column in zip(*self.rows)]
 
 
+def _by_place(confident: torch.Tensor | np.ndarray, place: torch.Tensor | np.ndarray) -> torch.Tensor | np.ndarray:
+    """The row of the cache weights for a confidence bucket and a place: each bucket's rows, one a place."""
+    return confident * len(PLACES) + place
+
+
 def places_of(tokenizer: Tokenizer) -> torch.Tensor:
     """The place kind (an index into PLACES) that reading each piece leaves, (vocabulary,)."""
     places = np.where(tokenizer.starts_word | tokenizer.extends_word, 0, 2)
@@ -508,7 +524,7 @@ def _bucketings(
     return [
         ("n-gram", None, None, buckets, count),
         ("confidence", edges, None, sure, confident),
-        ("confidence and place", edges, places, sure * len(PLACES) + place, confident * len(PLACES)),
+        ("confidence and place", edges, places, _by_place(sure, place), confident * len(PLACES)),
     ]
 
 
