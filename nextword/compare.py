@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -114,7 +114,8 @@ def compare(
     out = Path(out)
     variants = plan(base, cells, bidirectional)
     _check_output(out, force)
-    data = prepare(corpus, base, valid_file=valid_file, on_event=emit)
+    # Every model is measured on the validation split: none may count it into its n-gram or lexicon.
+    data = replace(prepare(corpus, base, valid_file=valid_file, on_event=emit), count_validation=False)
     long_range = _long_range_targets(data)
     out.mkdir(parents=True, exist_ok=True)
     results = []

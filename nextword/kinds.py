@@ -240,7 +240,12 @@ class Mixture:
             raise _failed(out / MIXTURE_FILE, exc) from None
 
     def components(self, model: MixtureLM) -> dict[str, nn.Module]:
-        return {"neural": model.neural, "ngram": model.ngram, "mixture": model.without_cache(), "mixture+cache": model}
+        return {
+            "neural": model.neural,
+            "ngram": model.ngram,
+            "mixture": model.replaced(use_cache=False),
+            "mixture+cache": model,
+        }
 
     def size(self, model: MixtureLM) -> tuple[str, int]:
         return "parameters", NEURAL.size(model.neural)[1]

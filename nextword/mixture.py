@@ -301,10 +301,12 @@ class MixtureLM(nn.Module):
         self.neural_cache = neural_cache
         self.use_cache = use_cache
 
-    def without_cache(self) -> MixtureLM:
-        """The same neural model and n-gram, mixed with their own weights and no cache."""
-        parts = (self.neural, self.ngram, self.weights, self.cache_weights, self.cache.half_life, self.neural_cache)
-        return MixtureLM(*parts, self.confidence, self.places, use_cache=False)
+    def replaced(self, *, ngram: NgramLM | None = None, use_cache: bool | None = None) -> MixtureLM:
+        """The same mixture, with its weights, but with `ngram` (the same order's, counted over more text) or
+        `use_cache` in place of its own."""
+        ngram = self.ngram if ngram is None else ngram
+        parts = (self.neural, ngram, self.weights, self.cache_weights, self.cache.half_life, self.neural_cache)
+        return MixtureLM(*parts, self.confidence, self.places, self.use_cache if use_cache is None else use_cache)
 
     @property
     def _remembers(self) -> bool:

@@ -127,6 +127,18 @@ class Prepared:
     tokenizer: Tokenizer
     train_ids: np.ndarray
     valid_ids: np.ndarray
+    # Whether the counted parts take in the validation split once it has measured them (see `corpus_ids`);
+    # not where the models are to be measured on it afterwards, as `compare` does.
+    count_validation: bool = True
+
+    @property
+    def corpus_ids(self) -> np.ndarray:
+        """Every token of the training file: its training split, and its validation split when that was cut
+        from the file's end (not a --valid file). What the counted parts (the n-gram, the lexicon) are made
+        of once validation has measured them: the file's last pieces are often the writer's latest."""
+        if self.held_out is not None or not self.count_validation:
+            return self.train_ids
+        return np.concatenate([self.train_ids, self.valid_ids])
 
 
 def prepare(
@@ -296,7 +308,7 @@ def _set_up(
     # as they depend on the text alone, so that an interrupted run's model suggests words only as well. A run
     # from another model's weights keeps that model's words too, its counts added in: the model still knows them.
     if not (out / checkpoint.LEXICON).is_file():  # resuming: already there, unless from before lexicons
-        words = count_words(data.tokenizer, data.train_ids)
+        words = count_words(data.tokenizer, data.corpus_ids)
         if initial is not None and initial.lexicon is not None:
             words.update(initial.lexicon.counts)
         write_lexicon(out / checkpoint.LEXICON, words)
@@ -309,12 +321,13 @@ def _count(kind: kinds.Ngram, settings: Settings, data: Prepared, out: Path, emi
     started = time.perf_counter()
     model = kind.fit(data.train_ids, data.tokenizer.vocab_size, settings.model)
     elapsed = time.perf_counter() - started
-    checkpoint.save_weights(out, model, 1)
     totals = stream_loss(
         model, data.tokenizer, data.valid_ids, seq_len=settings.train.seq_len, device=torch.device("cpu")
     )
     checkpoint.write_metrics(out, [_metrics_row(1, 1, elapsed, 0.0, totals)])
     emit(Evaluation(1, totals.loss, totals.token_perplexity, totals.word_perplexity, improved=True))
+    model = kind.fit(data.corpus_ids, data.tokenizer.vocab_size, settings.model)  # measured: now every piece counts
+    checkpoint.save_weights(out, model, 1)
     summary = TrainSummary(
         out=str(out),
         corpus=data.corpus.path.name,
@@ -842,7 +855,8 @@ def _summary(run: _Run, state: TrainState, stopped_because: str, tokens_per_seco
 
 def _fit_mixture(summary: TrainSummary, run: _Run, emit: Emit) -> TrainSummary:
     """After a finished run: an n-gram of the training pieces, mixed with the best neural weights and a
-    cache, the weights fitted on validation; the directory then holds a mixture (kinds.py)."""
+    cache, the weights fitted on validation, then the n-gram counted again over the whole file (see
+    `Prepared.corpus_ids`); the directory then holds a mixture (kinds.py)."""
     emit(Stage("mixture"))
     data = run.data
     neural = checkpoint.load(run.out, run.device).model  # the best weights, which the run saved
@@ -850,6 +864,7 @@ def _fit_mixture(summary: TrainSummary, run: _Run, emit: Emit) -> TrainSummary:
     model, report = mixture.fit(
         neural, ngram, data.tokenizer, data.valid_ids, seq_len=run.settings.train.seq_len, device=run.device
     )
+    model = model.replaced(ngram=kinds.fit_ngram(data.corpus_ids, data.tokenizer.vocab_size, ngram.order))
     kinds.MIXTURE_KIND.save(run.out, model)
     checkpoint.set_kind(run.out, kinds.MIXTURE_KIND.name, mixture=report)  # last: until then it is a neural model
     summary = replace(summary, mixture=report)

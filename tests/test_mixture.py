@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -362,6 +363,43 @@ def test_init_refits_the_ngram_and_the_weights_on_the_new_text(tmp_path: Path, t
     # Counted on the new text alone, which repeats one line: after its first pieces, the n-gram knows the rest.
     assert after.model.ngram.probabilities(history[4:], ids[4:]).min() > 0.9
     assert not torch.equal(after.model.cache_weights, before.model.cache_weights)
+
+
+def _knows(model, tokenizer, line: str) -> float:
+    """The n-gram's least probability of a line's pieces after its first four: high where it counted the line."""
+    ids = np.asarray(tokenizer.encode(line))
+    history = np.stack([np.concatenate([[0] * 4, ids])[i : i + model.order - 1] for i in range(len(ids))])
+    return float(model.probabilities(history[4:], ids[4:]).min())
+
+
+def test_the_counted_parts_take_in_the_validation_split_once_it_has_measured_them_but_not_for_compare(
+    tmp_path: Path,
+) -> None:
+    from nextword.lexicon import read_lexicon
+    from nextword.train import prepare
+
+    latest = "zed brings a blue kite"
+    corpus = tmp_path / "notes.txt"  # the latest lines, only in the validation split (its last 5%)
+    corpus.write_text(sentence_corpus(400) + f"{latest} to the dog .\n" * 12, encoding="utf-8")
+    data = prepare(corpus, resolve(TINY, {}))
+    assert "kite" in data.tokenizer.decode(data.valid_ids.tolist())
+    assert "kite" not in data.tokenizer.decode(data.train_ids.tolist())
+    ngram = {"cell": "ngram", "order": 5}
+    runs = {"mixture": (data, {}), "n-gram": (data, ngram), "compare": (replace(data, count_validation=False), ngram)}
+    for name, (prepared, changes) in runs.items():
+        train(resolve(TINY, {"max_steps": 10, **changes}), prepared, tmp_path / name)
+    for name in runs:
+        loaded = checkpoint.load(tmp_path / name)
+        ngram = loaded.model.ngram if name == "mixture" else loaded.model
+        counted = name != "compare"
+        assert (_knows(ngram, loaded.tokenizer, latest) > 0.5) is counted, name
+        assert ("kite" in read_lexicon(tmp_path / name / checkpoint.LEXICON).counts) is counted, name
+    # The weights were fitted with the n-gram of the training split: validation scored one that had not seen it.
+    mixture = checkpoint.load(tmp_path / "mixture")
+    seen = stream_loss(
+        mixture.model.ngram, mixture.tokenizer, data.valid_ids, seq_len=16, device=torch.device("cpu"), streams=1
+    )
+    assert mixture.manifest["mixture"]["valid_loss"]["ngram"] > seen.loss + 0.5
 
 
 def test_evaluate_info_and_export_name_the_components(trained_model: Path, tmp_path: Path) -> None:
