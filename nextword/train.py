@@ -326,7 +326,8 @@ def _count(kind: kinds.Ngram, settings: Settings, data: Prepared, out: Path, emi
     )
     checkpoint.write_metrics(out, [_metrics_row(1, 1, elapsed, 0.0, totals)])
     emit(Evaluation(1, totals.loss, totals.token_perplexity, totals.word_perplexity, improved=True))
-    model = kind.fit(data.corpus_ids, data.tokenizer.vocab_size, settings.model)  # measured: now every piece counts
+    # Validation has measured the counts of the training split; the model kept counts the whole file.
+    model = kind.fit(data.corpus_ids, data.tokenizer.vocab_size, settings.model)
     checkpoint.save_weights(out, model, 1)
     summary = TrainSummary(
         out=str(out),
