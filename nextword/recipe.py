@@ -11,6 +11,9 @@ in bench/RESULTS.md ("The recipe"), at equal time on 2 CPU cores:
   teach thousands of rare pieces, a large one pays for them.
 - Dropout grows with the passes the budget allows over the text: none for a text read once or
   twice (the model underfits), more the more often it sees the same words.
+- Validation takes at most a twentieth of the run: every 200 steps (the Config's), or less often where
+  the validation split (5% of the text, up to 100,000 pieces) would otherwise cost more: on a 2.7 MB
+  novel, validating every 200 steps took 11% of a 3-minute budget.
 - The learning rate peaks at 0.003: at 0.01 the network learns little until the rate has decayed,
   and 0.002-0.003 is best on every corpus tried, at 72 seconds and at 3 minutes. It warms up for
   100 steps and decays (cosine) to a tenth of its peak by the end of the budget; the budget alone
@@ -20,9 +23,13 @@ This module does not import torch: `nextword --help` must stay fast."""
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from typing import Any
+
+from .config import TrainArgs
+from .data import MAX_VALID_TOKENS
 
 # Pieces a second the 2 × 256 network trains on one CPU core (bench/RESULTS.md: about 7,000 on 2).
 _PIECES_PER_CORE_SECOND = 3_500
@@ -39,6 +46,7 @@ _SMALL = {
     "final_lr": 0.1,
 }
 _MEDIUM = {**_SMALL, "embed": 512, "hidden": 512}  # its rate is the small shape's: not tuned for this one
+_EVALUATION_SHARE = 0.05  # of the training time, the most validation may take
 
 
 @dataclass(frozen=True)
@@ -58,6 +66,16 @@ def dropout_for(passes: float) -> float:
     return 0.0 if passes < 2 else 0.1 if passes < 6 else 0.2 if passes < 15 else 0.3
 
 
+def eval_every_for(corpus_bytes: int, batch_size: int, seq_len: int) -> int:
+    """Steps between validations: TrainArgs' (200), or more (in hundreds) where validating that often would
+    take more than _EVALUATION_SHARE of the training time."""
+    defaults = TrainArgs()
+    valid = min(corpus_bytes / _BYTES_PER_PIECE * defaults.valid_fraction, MAX_VALID_TOKENS)
+    # A validation piece costs about a third of a training piece: forward only (train._EVALUATION_COST).
+    steps = valid / (batch_size * seq_len) / 3 / _EVALUATION_SHARE
+    return max(defaults.eval_every, math.ceil(steps / 100) * 100)
+
+
 def choose(corpus_bytes: int, time_budget: float | None, cores: int | None = None) -> Recipe:
     """The settings for a run on `corpus_bytes` of text for `time_budget` seconds (None: by epochs)."""
     cores = cores or os.cpu_count() or 1
@@ -75,12 +93,14 @@ def choose(corpus_bytes: int, time_budget: float | None, cores: int | None = Non
         budget = f"{_duration(time_budget)} (about {passes:.1f} passes over it on {cores} cores)"
     dropout = dropout_for(passes)
     settings = {**shape, "vocab_size": vocabulary, "dropout": dropout}
+    settings["eval_every"] = eval_every_for(corpus_bytes, shape["batch_size"], shape["seq_len"])
     if time_budget is not None:
         settings["epochs"] = None  # the budget stops the run
     reason = (
         f"recipe: {settings['layers']} × {settings['hidden']} {settings['cell']}, {vocabulary:,} pieces, "
         f"dropout {dropout:g}, lr {settings['lr']:g} warmed up over {settings['warmup']} steps and decayed to "
-        f"{settings['final_lr']:g} of it, for {_size(corpus_bytes)} of text and {budget}; "
+        f"{settings['final_lr']:g} of it, validated every {settings['eval_every']} steps, "
+        f"for {_size(corpus_bytes)} of text and {budget}; "
         f"--config or flags override any of it"
     )
     return Recipe(settings, reason)

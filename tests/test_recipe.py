@@ -35,10 +35,18 @@ def test_a_longer_budget_on_the_same_text_regularises_more() -> None:
     assert long.settings["dropout"] > short.settings["dropout"]
 
 
+def test_validation_takes_a_small_share_of_a_large_corpus_run() -> None:
+    assert choose(1_000_000, 180.0, cores=2).settings["eval_every"] == 200  # the Config's, for a megabyte
+    large = choose(30_000_000, 180.0, cores=2).settings
+    # 100,000 validation pieces (the most held out) each eval_every steps of batch × seq_len pieces, a third the cost
+    share = 100_000 / 3 / (large["eval_every"] * large["batch_size"] * large["seq_len"])
+    assert large["eval_every"] > 200 and share <= 0.05
+
+
 def test_the_reason_says_what_was_chosen_and_from_what() -> None:
     reason = choose(1_000_000, 180.0, cores=2).reason
     assert "\n" not in reason
-    for part in ("2 × 256 lstm", "4,000 pieces", "1.0 MB", "3m00s", "passes", "--config or flags override"):
+    for part in ("2 × 256 lstm", "4,000 pieces", "every 200 steps", "1.0 MB", "3m00s", "passes", "--config or flags"):
         assert part in reason, part
 
 
