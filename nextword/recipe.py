@@ -47,6 +47,7 @@ _SMALL = {
 }
 _MEDIUM = {**_SMALL, "embed": 512, "hidden": 512}  # its rate is the small shape's: not tuned for this one
 _EVALUATION_SHARE = 0.05  # of the training time, the most validation may take
+EVALUATION_COST = 1 / 3  # a validation token costs about a third of a training token (forward only); train plans by it
 
 
 @dataclass(frozen=True)
@@ -71,8 +72,7 @@ def eval_every_for(corpus_bytes: int, batch_size: int, seq_len: int) -> int:
     take more than _EVALUATION_SHARE of the training time."""
     defaults = TrainArgs()
     valid = min(corpus_bytes / _BYTES_PER_PIECE * defaults.valid_fraction, MAX_VALID_TOKENS)
-    # A validation piece costs about a third of a training piece: forward only (train._EVALUATION_COST).
-    steps = valid / (batch_size * seq_len) / 3 / _EVALUATION_SHARE
+    steps = valid / (batch_size * seq_len) * EVALUATION_COST / _EVALUATION_SHARE
     return max(defaults.eval_every, math.ceil(steps / 100) * 100)
 
 

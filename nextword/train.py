@@ -33,6 +33,7 @@ from .evaluate import LossTotals, stream_loss
 from .lexicon import count_words, write_lexicon
 from .model import AdaptiveOutput, adaptive_cutoffs, build_model, detach_state, parameter_count
 from .tokenizer import Tokenizer, sample_lines_for, train_tokenizer
+from .recipe import EVALUATION_COST
 
 _REPORT_SECONDS = 0.25  # how often progress is reported (and the loss read back from the device)
 # A time budget is turned into a number of steps (see `_plan_when_due`), timed over the steps after
@@ -48,7 +49,6 @@ _REPLAN_EVERY, _REPLAN_LATE, _REPLAN_EARLY = 0.1, 0.03, 0.05
 # A plan too short for the settings' warmup (a loaded machine makes few steps in its budget) warms up over this
 # share of its steps instead: a budget that ends inside the warmup never decays its learning rate.
 _WARMUP_SHARE = 0.05
-_EVALUATION_COST = 1 / 3  # a validation token costs about a third of a training token: forward only
 _GO, _STOP, _INTERRUPTED = 0, 1, 2
 
 
@@ -710,7 +710,7 @@ def _plan_when_due(
     if measured_steps < 1 or not (state.plan or _needs_total(args, state.step) or warmed_up and long_enough):
         return timed_from
     per_step = measured_seconds / measured_steps
-    evaluation = len(run.data.valid_ids) / run.tokens_per_step * per_step * _EVALUATION_COST
+    evaluation = len(run.data.valid_ids) / run.tokens_per_step * per_step * EVALUATION_COST
     cost = per_step + evaluation / args.eval_every  # a step's seconds, its share of the evaluations with it
     fitting = state.step + max(int((args.time_budget - state.elapsed) / cost), 0)
     steps = min(fitting, run.step_limit or fitting)
