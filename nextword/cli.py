@@ -1127,7 +1127,8 @@ def presets(as_json: bool = typer.Option(False, "--json", help="Print JSON inste
     found = configuration.presets()
     if as_json:
         paths = {name: str(configuration.PRESETS / f"{name}.yaml") for name in found}
-        return _print_json([{"name": name, "description": about, "path": paths[name]} for name, about in found.items()])
+        _print_json([{"name": name, "description": about, "path": paths[name]} for name, about in found.items()])
+        return
     table = Table(title="Presets (nextword train CORPUS --config NAME)", title_justify="left")
     table.add_column("name", style="bold")
     table.add_column("description")

@@ -451,8 +451,9 @@ def _by_place(confident: torch.Tensor | np.ndarray, place: torch.Tensor | np.nda
 
 def places_of(tokenizer: Tokenizer) -> torch.Tensor:
     """The place kind (an index into PLACES) that reading each piece leaves, (vocabulary,)."""
-    places = np.where(tokenizer.starts_word | tokenizer.extends_word, 0, 2)
-    places[EOS_ID] = 1
+    in_word, line_break, elsewhere = range(len(PLACES))
+    places = np.where(tokenizer.starts_word | tokenizer.extends_word, in_word, elsewhere)
+    places[EOS_ID] = line_break
     return torch.from_numpy(places)
 
 
