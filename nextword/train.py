@@ -31,7 +31,7 @@ from .devices import pick_device
 from .errors import ConfigError, CorpusError, TrainingDiverged, TrainingInterrupted, WriteError
 from .evaluate import LossTotals, stream_loss
 from .lexicon import count_words, write_lexicon
-from .model import AdaptiveOutput, adaptive_cutoffs, build_model, detach_state, parameter_count
+from .model import adaptive_cutoffs, build_model, detach_state, parameter_count, start_output
 from .tokenizer import Tokenizer, sample_lines_for, train_tokenizer
 from .recipe import EVALUATION_COST
 
@@ -186,9 +186,9 @@ def train(
     kind.check(settings.model, data.tokenizer.vocab_size)
     # Made before the output is touched: a corpus too small for one batch must not cost the old model.
     batches = None if kind.counted else _make_batches(data.train_ids, settings, world)
-    # Piece frequencies order an adaptive softmax's pieces; only a new one needs this pass over the corpus.
-    adaptive = settings.model.softmax == "adaptive" and batches is not None and initial is None
-    counts = np.bincount(data.train_ids, minlength=data.tokenizer.vocab_size) if adaptive else None
+    # Piece frequencies start a new network's output layer (model.start_output): only a new one needs this pass.
+    new = batches is not None and initial is None
+    counts = np.bincount(data.train_ids, minlength=data.tokenizer.vocab_size) if new else None
     summary = None
     try:
         with checkpoint.writing(out) if world.main else contextlib.nullcontext():  # one training per directory
@@ -292,7 +292,8 @@ def _set_up(
         checkpoint.set_kind(out, kind.name)
     else:
         checkpoint.prepare_output(out, force=force)
-        cutoffs = initial.manifest.get("cutoffs") if initial else None if counts is None else adaptive_cutoffs(counts)
+        adaptive = counts is not None and settings.model.softmax == "adaptive"
+        cutoffs = initial.manifest.get("cutoffs") if initial else adaptive_cutoffs(counts) if adaptive else None
         started_from = {key: initial.manifest.get(key) for key in ("corpus", "corpus_sha256")} if initial else None
         manifest = {
             "kind": kind.name,
@@ -485,14 +486,14 @@ def _new_model(
     counts: np.ndarray | None,
     initial: checkpoint.LoadedModel | None,
 ) -> torch.nn.Module:
-    """The seeded model, new (an adaptive softmax's pieces ordered by `counts`) or with the initial model's
-    weights (--init)."""
+    """The seeded model, new (its output layer started from the training text's piece `counts`) or with the
+    initial model's weights (--init)."""
     torch.manual_seed(settings.train.seed)
     model = build_model(settings.model, vocab_size, cutoffs)
     if initial is not None:  # with an adaptive softmax's order of pieces
         model.load_state_dict(initial.components()["neural"].state_dict())
-    elif isinstance(model.decoder, AdaptiveOutput):
-        model.decoder.sort_by(counts)
+    else:
+        start_output(model.decoder, counts)
     return model
 
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from nextword.model import AdaptiveOutput, RecurrentLM, WindowedBiLM, adaptive_cutoffs, parameter_count
+from nextword.model import AdaptiveOutput, RecurrentLM, WindowedBiLM, adaptive_cutoffs, parameter_count, start_output
 
 
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
@@ -51,6 +51,26 @@ def test_embeddings_are_tied_when_sizes_allow() -> None:
     untied = RecurrentLM(100, "lstm", 1, embed=16, hidden=24, dropout=0.0)
     assert tied.decoder.weight is tied.embedding.weight
     assert parameter_count(untied) - parameter_count(tied) > 100 * 16
+
+
+@pytest.mark.parametrize(
+    "model",
+    [RecurrentLM(50, "lstm", 2, 32, 32, 0.0), WindowedBiLM(50, "gru", 1, 32, 16, 0.0, context=4, pool="final")],
+)
+def test_a_new_output_layer_starts_at_the_pieces_frequencies(model) -> None:
+    counts = np.zeros(50, dtype=np.int64)
+    counts[:10] = 2 ** np.arange(20, 0, -2)  # ten pieces, each 4x as common as the next; the rest never seen
+    torch.manual_seed(0)
+    tokens = torch.randint(0, 50, (4, 12))
+    frequencies = (counts + 1) / (counts + 1).sum()
+
+    def distance_from_frequencies() -> float:  # total variation, over every place
+        return 0.5 * (model.eval()(tokens)[0].softmax(-1) - torch.from_numpy(frequencies)).abs().sum(-1).max().item()
+
+    assert distance_from_frequencies() > 0.5  # a zero bias: about uniform
+    start_output(model.decoder, counts)
+    assert distance_from_frequencies() < 0.15
+    assert (model(tokens)[0].argmax(-1) == 0).all()  # the most common piece first, wherever the network is
 
 
 def _windowed(cell: str, pool: str = "final") -> "WindowedBiLM":
@@ -114,7 +134,7 @@ def test_adaptive_softmax_gives_distributions_in_piece_order(bidirectional: bool
         else RecurrentLM(vocab, "lstm", **args)
     ).eval()
     counts = np.random.default_rng(1).permutation(np.arange(vocab) ** 2)  # frequency unrelated to id
-    model.decoder.sort_by(counts)
+    start_output(model.decoder, counts)  # a new adaptive softmax orders its pieces by frequency
     assert isinstance(model.decoder, AdaptiveOutput) and int(model.decoder.rank[int(np.argmax(counts))]) == 0
     tokens = torch.randint(0, vocab, (2, 9))
     targets = torch.randint(0, vocab, (2, 9))
