@@ -186,9 +186,9 @@ def train(
     kind.check(settings.model, data.tokenizer.vocab_size)
     # Made before the output is touched: a corpus too small for one batch must not cost the old model.
     batches = None if kind.counted else _make_batches(data.train_ids, settings, world)
-    # Piece frequencies start a new network's output layer (model.start_output): only a new one needs this pass.
-    new = batches is not None and initial is None
-    counts = np.bincount(data.train_ids, minlength=data.tokenizer.vocab_size) if new else None
+    # Piece frequencies start a new network's output layer (model.start_output); --init brings its own.
+    built = batches is not None and initial is None
+    counts = np.bincount(data.train_ids, minlength=data.tokenizer.vocab_size) if built else None
     summary = None
     try:
         with checkpoint.writing(out) if world.main else contextlib.nullcontext():  # one training per directory
