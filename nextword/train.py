@@ -186,9 +186,9 @@ def train(
     kind.check(settings.model, data.tokenizer.vocab_size)
     # Made before the output is touched: a corpus too small for one batch must not cost the old model.
     batches = None if kind.counted else _make_batches(data.train_ids, settings, world)
-    # Piece frequencies start a new network's output layer (model.start_output); --init brings its own.
-    built = batches is not None and initial is None
-    counts = np.bincount(data.train_ids, minlength=data.tokenizer.vocab_size) if built else None
+    # Piece frequencies start a new network's output layer (model.start_output); --init and state.pt bring their own.
+    new = batches is not None and initial is None and not resume
+    counts = np.bincount(data.train_ids, minlength=data.tokenizer.vocab_size) if new else None
     summary = None
     try:
         with checkpoint.writing(out) if world.main else contextlib.nullcontext():  # one training per directory
@@ -486,13 +486,13 @@ def _new_model(
     counts: np.ndarray | None,
     initial: checkpoint.LoadedModel | None,
 ) -> torch.nn.Module:
-    """The seeded model, new (its output layer started from the training text's piece `counts`) or with the
-    initial model's weights (--init)."""
+    """The seeded model, new (its output layer started from the training text's piece `counts`), with the
+    initial model's weights (--init), or as built (resuming: `counts` is None, and state.pt replaces them)."""
     torch.manual_seed(settings.train.seed)
     model = build_model(settings.model, vocab_size, cutoffs)
     if initial is not None:  # with an adaptive softmax's order of pieces
         model.load_state_dict(initial.components()["neural"].state_dict())
-    else:
+    elif counts is not None:
         start_output(model.decoder, counts)
     return model
 
