@@ -22,7 +22,8 @@ import torch
 from common import ROOT, console, corpus_files, machine, show, write_json
 
 from nextword.data import check_corpus, encode_corpus
-from nextword.evaluate import evaluate_file, stream_loss
+from nextword.evaluate import evaluate_file
+from nextword.loss import stream_loss
 from nextword.predict import Predictor
 from nextword.tokenizer import EOS_ID
 

@@ -20,7 +20,8 @@ from . import checkpoint, plots
 from . import config as configuration
 from .config import CELLS, COMPARE_DEFAULTS, COMPARE_STEPS, NEURAL_CELLS, Settings
 from .errors import ConfigError, ModelDirError
-from .evaluate import LongRangeAccuracy, long_range_accuracy, stream_loss, word_metrics
+from .evaluate import LongRangeAccuracy, long_range_accuracy, word_metrics
+from .loss import stream_loss
 from .targets import read_targets, targets_path
 from .files import existing_directory, write_text
 from .gradients import gradient_flow

@@ -1,8 +1,8 @@
-"""How well a model predicts a text: negative log-likelihood, token and word-level perplexity.
+"""How well a model predicts a text: everything `nextword evaluate` reports from one reading of it.
 
-Word-level perplexity is exp(total NLL / whitespace-separated words): it does not depend on how
-the text was cut into tokens, so models with different tokenizers compare fairly. Training's
-validation and `nextword evaluate` share this one implementation."""
+The loss (perplexities, bits per character; see loss.py) comes with the reading; the word metrics
+(top-k next-word accuracy, keystroke savings) run `predict`'s word searches from the states it
+passes through, and the long-range accuracy scores the far-dependent words of a generated corpus."""
 
 from __future__ import annotations
 
@@ -10,89 +10,20 @@ import math
 from collections import deque
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
 
+from .data import check_corpus, encode_corpus
 from .errors import ConfigError, CorpusError
 from .lexicon import Words
-from .model import LanguageModel, evaluating
+from .loss import LossTotals
+from .model import evaluating
+from .predict import Predictor
+from .search import Query, Rows, Searches, beam_width
 from .targets import Target, read_targets, targets_path
-from .tokenizer import EOS_ID, Tokenizer
-
-if TYPE_CHECKING:
-    from .predict import Predictor
-    from .search import Query, Rows
-
-
-@dataclass(frozen=True)
-class LossTotals:
-    nll: float  # summed negative log-likelihood, in nats
-    tokens: int  # scored tokens
-    words: int  # whitespace-separated words among them
-    chars: int  # characters they stand for (see bits_per_char)
-
-    @property
-    def loss(self) -> float:
-        """Mean NLL per token (the training loss)."""
-        return self.nll / max(self.tokens, 1)
-
-    @property
-    def token_perplexity(self) -> float:
-        return _safe_exp(self.loss)
-
-    @property
-    def word_perplexity(self) -> float:
-        return _safe_exp(self.nll / max(self.words, 1))
-
-    @property
-    def bits_per_char(self) -> float:
-        """Bits per character of `chars`: the characters of the file for `evaluate_file`, those the tokens
-        stand for (after SentencePiece's normalisation of spaces) for `stream_loss`."""
-        return self.nll / math.log(2) / max(self.chars, 1)
-
-
-def _safe_exp(x: float) -> float:
-    return math.exp(x) if x < 700 else math.inf
-
-
-@torch.inference_mode()
-def stream_loss(
-    model: LanguageModel,
-    tokenizer: Tokenizer,
-    ids: np.ndarray,
-    *,
-    seq_len: int,
-    device: torch.device,
-    streams: int = 16,
-    autocast: bool = False,
-) -> LossTotals:
-    """Score every token of `ids` given all tokens before it, in `streams` parallel slices.
-
-    Each slice starts with an empty state, and the last (len - 1) mod streams tokens are not
-    scored; `streams=1` scores every token after the first."""
-    streams = max(1, min(streams, (len(ids) - 1) // max(seq_len, 1)))
-    stream_len = (len(ids) - 1) // streams
-    used = streams * stream_len
-    inputs = ids[:used].reshape(streams, stream_len)
-    targets = ids[1 : used + 1].reshape(streams, stream_len)
-    state, nll = None, torch.zeros((), dtype=torch.float64, device=device)
-    words = chars = 0
-    with evaluating(model):
-        for start in range(0, stream_len, seq_len):
-            cut = slice(start, start + seq_len)
-            # Counted a segment at a time, like the scoring: a large validation text is never copied whole.
-            words += tokenizer.word_count(targets[:, cut])
-            chars += tokenizer.char_count(targets[:, cut], inputs[:, cut])
-            x = torch.from_numpy(inputs[:, cut].astype(np.int64)).to(device, non_blocking=True)
-            y = torch.from_numpy(targets[:, cut].astype(np.int64)).to(device, non_blocking=True)
-            # Each model scores its targets itself: the n-gram model and an adaptive softmax never build
-            # the full distributions they do not need.
-            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=autocast):
-                logprobs, state = model.target_logprobs(x, y, state)
-            nll -= logprobs.double().sum()
-    return LossTotals(nll.item(), used, words, chars)
+from .tokenizer import EOS_ID
 
 
 @dataclass(frozen=True)
@@ -113,7 +44,7 @@ class WordMetrics:
 
 
 def word_metrics(
-    predictor: "Predictor",
+    predictor: Predictor,
     ids: np.ndarray,
     *,
     ks: Sequence[int] = (1, 5),
@@ -133,7 +64,7 @@ def word_metrics(
 
 @torch.inference_mode()  # the searches too: no autograd graph, and the neural cache's memory is made in it
 def read_text(
-    predictor: "Predictor",
+    predictor: Predictor,
     ids: np.ndarray,
     *,
     scored: int,
@@ -152,8 +83,6 @@ def read_text(
         raise ConfigError(f"option 'max_words' must be >= 1; got {max_words}")
     if suggestions < 0:
         raise ConfigError(f"option 'suggestions' must be >= 0 (0 skips keystroke savings); got {suggestions}")
-    from .search import Rows  # not at the top: search.py loads models, and mixture.py this module
-
     ids = np.asarray(ids)
     targets = predictor.tokenizer.words_at(ids, limit=max_words)
     rows = Rows(predictor.pieces)
@@ -190,7 +119,7 @@ class _Reading:
     and the probability that a word ends before it are kept. Iterating gives, block by block, (index,
     row) of the words whose ends have been read. Past the last word's end only the loss is computed."""
 
-    def __init__(self, predictor: "Predictor", ids: np.ndarray, positions: list[int], scored: int, rows: Rows):
+    def __init__(self, predictor: Predictor, ids: np.ndarray, positions: list[int], scored: int, rows: Rows):
         self.predictor, self.rows, self.positions = predictor, rows, positions  # where the words start
         # Where each word ends: the first piece after its first that does not carry it on (or the text's end).
         stops = np.append(np.flatnonzero(~predictor.tokenizer.extends_word[ids]), len(ids))
@@ -288,10 +217,8 @@ class _Typing:
     A word's searches share the model steps they have in common (`Query.known`)."""
 
     def __init__(
-        self, predictor: "Predictor", rows: Rows, ks: Sequence[int], suggestions: int, on_word: Callable[[int], Any]
+        self, predictor: Predictor, rows: Rows, ks: Sequence[int], suggestions: int, on_word: Callable[[int], Any]
     ):
-        from .search import Searches, beam_width
-
         self.searches, self.rows, self.on_word = Searches(predictor.searcher, rows, stages=(1, 2)), rows, on_word
         self.ks, self.suggestions, self.letters = tuple(ks), suggestions, predictor.searcher.index.letters
         # The word's place among `predict`'s words; beyond the longest list asked for is as good as absent.
@@ -302,8 +229,6 @@ class _Typing:
         self.words, self.done, self.hits, self.keys, self.chars = 0, 0, {k: 0 for k in ks}, 0, 0
 
     def add(self, root: int, word: str, floor: float, allowed: Words | None) -> None:
-        from .search import Query
-
         self.waiting.append(Query(root, "", self.shown, allowed, word, floor, exact=False))
 
     def run(self, held: set[int], finish: bool = False) -> None:
@@ -385,7 +310,7 @@ class LongRangeAccuracy:
 
 
 def long_range_accuracy(
-    predictor: "Predictor",
+    predictor: Predictor,
     ids: np.ndarray,
     first_line: int,
     targets: Sequence[Target],
@@ -455,7 +380,7 @@ def count_characters(path: str | Path, lines: int | None = None) -> int:
 
 
 def evaluate_file(
-    predictor: "Predictor",
+    predictor: Predictor,
     path: str | Path,
     *,
     perplexity_lines: int | None = None,
@@ -472,8 +397,6 @@ def evaluate_file(
     first lines, `predict_words` predicts only the first words (accuracy, keystrokes), each for a
     quicker estimate. With `long_range`, the file's `<file>.targets.jsonl` sidecar gives the
     far-dependent words to score."""
-    from .data import check_corpus, encode_corpus
-
     report = on_progress or (lambda stage, done, total: None)
     if perplexity_lines is not None and perplexity_lines < 1:  # predict_words: read_text checks it, as max_words
         raise ConfigError(f"option 'perplexity_lines' must be >= 1; got {perplexity_lines}")

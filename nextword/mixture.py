@@ -42,7 +42,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .evaluate import stream_loss
+from .loss import stream_loss
 from .model import target_logprobs
 from .neural_cache import THETAS, NeuralCache
 from .ngram import NgramLM

@@ -29,7 +29,7 @@ from .config import ModelConfig, Settings, TrainArgs
 from .data import CorpusFile, StreamBatches, WindowBatches, check_corpus, encode_corpus, split_validation
 from .devices import pick_device
 from .errors import ConfigError, CorpusError, TrainingDiverged, TrainingInterrupted, WriteError
-from .evaluate import LossTotals, stream_loss
+from .loss import LossTotals, stream_loss
 from .lexicon import count_words, write_lexicon
 from .model import adaptive_cutoffs, build_model, detach_state, parameter_count, start_output
 from .tokenizer import Tokenizer, sample_lines_for, train_tokenizer

@@ -9,7 +9,8 @@ import torch
 from nextword import load
 from nextword.errors import CorpusError
 from nextword.tokenizer import EOS_ID
-from nextword.evaluate import WordMetrics, evaluate_file, stream_loss, word_metrics
+from nextword.evaluate import WordMetrics, evaluate_file, word_metrics
+from nextword.loss import stream_loss
 
 
 @pytest.fixture(scope="module", params=["trained_model", "trained_bidirectional", "trained_adaptive", "trained_ngram"])

@@ -17,7 +17,7 @@ from conftest import TINY, sentence_corpus
 from nextword import checkpoint, kinds
 from nextword.cli import app
 from nextword.config import load, resolve
-from nextword.evaluate import stream_loss
+from nextword.loss import stream_loss
 from nextword.mixture import (
     CONFIDENCE_EDGES,
     HALF_LIVES,

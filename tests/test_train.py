@@ -260,7 +260,7 @@ def _other_text(path: Path, lines: int, seed: int) -> Path:
 
 def test_init_starts_from_a_models_weights_and_tokenizer_on_new_text(tmp_path: Path, trained_model: Path) -> None:
     from nextword.data import check_corpus, encode_corpus
-    from nextword.evaluate import stream_loss
+    from nextword.loss import stream_loss
 
     new, held_out = _other_text(tmp_path / "b.txt", 300, 1), _other_text(tmp_path / "b-valid.txt", 40, 2)
     settings = load(flags={"max_steps": 40}, init=trained_model)
