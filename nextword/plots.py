@@ -31,6 +31,12 @@ def _figure(columns: int):
     return plt, figure, axes[0]
 
 
+def _log_scale(axis, values: Sequence[float]) -> None:
+    """A log scale for the y axis, where some value can be drawn on it (a diverged run's are not)."""
+    if any(math.isfinite(value) and value > 0 for value in values):
+        axis.set_yscale("log")
+
+
 def _save(plt, figure, path: Path) -> None:
     figure.tight_layout()
     with atomic_path(path) as temporary:
@@ -52,7 +58,7 @@ def learning_curves(curves: dict[str, list[dict]], path: Path) -> None:
     for axis, label in ((by_step, "training step"), (by_time, "training time (s)")):
         axis.set_xlabel(label)
         axis.set_ylabel("validation word perplexity")
-        axis.set_yscale("log")
+        _log_scale(axis, [row["valid_word_perplexity"] for rows in curves.values() for row in rows])
         axis.grid(True, which="both", alpha=0.3)
         axis.legend()
     by_step.set_title("Learning curves by step")
@@ -66,7 +72,7 @@ def gradient_flow(curves: dict[str, Sequence[float]], path: Path) -> None:
     for name, norms in curves.items():
         if len(norms):  # an n-gram model has no gradient to show
             axis.plot(range(1, len(norms) + 1), norms, marker=".", label=name)
-    axis.set_yscale("log")
+    _log_scale(axis, [norm for norms in curves.values() for norm in norms])
     axis.set_xlabel("k: steps back from the predicted position")
     axis.set_ylabel("mean ‖∂ loss / ∂ input embedding‖")
     axis.set_title("Gradient flow (vanishing gradients fall steeply)")
