@@ -45,9 +45,16 @@ class PieceModel:
         `tokens` is (rows, time), or a list of ids for a single row."""
         tokens = torch.as_tensor(tokens, device=self.device)
         logits, state = self.model(tokens.reshape(1, -1) if tokens.dim() == 1 else tokens, state, last_only=True)
-        logits = logits[:, -1].float()
+        return self._normalised(logits[:, -1]), state
+
+    def read(self, tokens: torch.Tensor, state: State | None = None) -> torch.Tensor:
+        """Log-probabilities of the next token after every token of `tokens` (rows, time): (rows, time, vocab)."""
+        return self._normalised(self.model(tokens, state)[0])
+
+    def _normalised(self, logits: torch.Tensor) -> torch.Tensor:
         # A neural model's logits are normalised here; an n-gram's and a mixture's are log-probabilities already.
-        return (logits if self.model.gives_logprobs else torch.log_softmax(logits, dim=-1)), state
+        logits = logits.float()
+        return logits if self.model.gives_logprobs else torch.log_softmax(logits, dim=-1)
 
     def word_ends(self, logprobs: torch.Tensor) -> torch.Tensor:
         """log P(a word ends before the next piece) from next-piece `logprobs` (..., vocab): that of the pieces

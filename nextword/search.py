@@ -143,10 +143,9 @@ class WordSearcher:
         longest = max(map(len, encoded))
         rows = torch.tensor([ids + [EOS_ID] * (longest - len(ids)) for ids in encoded], device=pieces.device)
         # Every word at once: one row each, all starting from the same state.
-        logits, _ = pieces.model(
+        following = pieces.read(
             rows, pieces.model.select_state(state, torch.zeros(len(words), dtype=torch.long, device=pieces.device))
         )
-        following = torch.log_softmax(logits.float(), dim=-1)
         before_each = torch.cat([logprobs.expand(len(words), 1, -1), following], dim=1)  # [:, i]: before piece i
         boundary = pieces.word_ends(before_each)
         return [
