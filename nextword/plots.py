@@ -55,10 +55,11 @@ def learning_curves(curves: dict[str, list[dict]], path: Path) -> None:
             continue
         by_step.plot([r["step"] for r in rows], perplexities, marker=".", label=name)
         by_time.plot([r["elapsed"] for r in rows], perplexities, marker=".", label=name)
+    drawn = [row["valid_word_perplexity"] for rows in curves.values() for row in rows]
     for axis, label in ((by_step, "training step"), (by_time, "training time (s)")):
         axis.set_xlabel(label)
         axis.set_ylabel("validation word perplexity")
-        _log_scale(axis, [row["valid_word_perplexity"] for rows in curves.values() for row in rows])
+        _log_scale(axis, drawn)
         axis.grid(True, which="both", alpha=0.3)
         axis.legend()
     by_step.set_title("Learning curves by step")
