@@ -171,6 +171,8 @@ def test_export_refuses_an_existing_file_without_force(model_dir: Path, victim: 
     assert victim.read_bytes() == VICTIM
 
 
+# Loaded as users load it; torch 2.13 deprecates torch.jit.load (see test_export.py).
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
 def test_export_replaces_an_existing_file_with_force(model_dir: Path, tmp_path: Path) -> None:
     target = tmp_path / "step.pt"
     target.write_bytes(b"old")
