@@ -23,15 +23,22 @@ other processes taking the cores, a rise in CPU time per step is the run itself 
 
     python bench/throughput.py --intervals --budget 180
 
+With --busy-core START:SECONDS, another process keeps one core busy for part of each run: what the
+trainer does when a program starts beside it (threads.py gives that program its core).
+
 Prints a table and writes bench/throughput-intervals.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import resource
+import subprocess
+import sys
 import time
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -147,6 +154,23 @@ def interval_rates(data: Prepared, settings: Settings, work: Path) -> list[dict]
     return intervals
 
 
+@contextlib.contextmanager
+def busy_core(window: str | None) -> Iterator[None]:
+    """Another process that keeps one core busy from START to START + SECONDS into the run (`window`
+    "START:SECONDS"), as a program a user starts beside a training run would."""
+    if not window:
+        yield
+        return
+    start, seconds = (float(part) for part in window.split(":"))
+    loop = f"import time\ntime.sleep({start})\nend = time.monotonic() + {seconds}\nwhile time.monotonic() < end: pass"
+    process = subprocess.Popen([sys.executable, "-c", loop])
+    try:
+        yield
+    finally:
+        process.kill()
+        process.wait()
+
+
 def interval_main(args: argparse.Namespace) -> None:
     preset = read_yaml(find_config("small"))
     base = resolve(
@@ -168,7 +192,7 @@ def interval_main(args: argparse.Namespace) -> None:
     for cell, onednn in variants:
         name = cell if onednn else f"{cell} (oneDNN off)"
         console.print(f"{name}: {args.budget:g} s of training…")
-        with torch.backends.mkldnn.flags(enabled=onednn):
+        with torch.backends.mkldnn.flags(enabled=onednn), busy_core(args.busy_core):
             intervals = interval_rates(data, base.replace(cell=cell), args.work / f"intervals-{cell}-{onednn}")
         rates = [i["tokens_per_second"] for i in intervals]
         runs.append({"cell": name, "intervals": intervals, "last_over_first": rates[-1] / rates[0] if rates else None})
@@ -254,6 +278,11 @@ def main() -> None:
         "--eval-every", type=int, default=0, help="steps between validations (--intervals; default: the preset's)"
     )
     parser.add_argument("--threads", type=int, default=0, help="torch threads (--intervals; default: torch's)")
+    parser.add_argument(
+        "--busy-core",
+        metavar="START:SECONDS",
+        help="with --intervals, another process keeps one core busy from START to START + SECONDS into each run",
+    )
     parser.add_argument(
         "--lstm-without-onednn", action="store_true", help="with --intervals, also an LSTM run with oneDNN (mkldnn) off"
     )

@@ -34,6 +34,7 @@ from .lexicon import count_words, write_lexicon
 from .model import adaptive_cutoffs, build_model, detach_state, parameter_count, start_output
 from .tokenizer import Tokenizer, sample_lines_for, train_tokenizer
 from .recipe import EVALUATION_COST
+from .threads import ThreadGovernor, usable_cores
 
 _REPORT_SECONDS = 0.25  # how often progress is reported (and the loss read back from the device)
 # A time budget is turned into a number of steps (see `_plan_when_due`), timed over the steps after
@@ -454,6 +455,7 @@ class _Run:
     model: torch.nn.Module
     scorer: torch.nn.Module = field(init=False)  # the model's training forward pass; DistributedDataParallel's
     optimizer: torch.optim.Optimizer = field(init=False)
+    governor: ThreadGovernor | None = field(init=False)  # the threads on a CPU (a distributed run's ranks share it)
     metrics: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -464,6 +466,8 @@ class _Run:
         self.optimizer = torch.optim.AdamW(
             self.model.parameters(), lr=args.lr, weight_decay=args.weight_decay, fused=fused
         )
+        cpu_alone = self.device.type == "cpu" and self.world.size == 1
+        self.governor = ThreadGovernor(torch.get_num_threads(), usable_cores()) if cpu_alone else None
 
     @property
     def tokens_per_step(self) -> int:  # predictions per step, for either kind and all ranks together
@@ -506,7 +510,8 @@ def _train_neural(run: _Run, initial: checkpoint.LoadedModel | None, resume: boo
         _evaluate(run, state, emit)  # step 0: the starting model on the new text, the figure training improves on
     with _stop_on_signals() as stop:
         try:
-            summary = _loop(run, state, emit, stop)
+            with _all_threads_after(run):
+                summary = _loop(run, state, emit, stop)
             if run.settings.train.mixture:  # on rank 0; the others wait for it, not leave the group under it
                 summary = run.world.from_main(lambda: _fit_mixture(summary, run, emit))
             return summary
@@ -551,6 +556,7 @@ def _loop(run: _Run, state: TrainState, emit: Emit, stop: threading.Event) -> Tr
         loss_sum += loss
         loss_steps += 1
         steps_here += 1
+        _share_cores(run, emit)
         timing = args.time_budget and run.world.main
         if timing := timing and _timing_due(state, timed_from, trained, args.time_budget):
             loss.item()  # wait for the device: the steps' time must be their real time
@@ -578,6 +584,30 @@ def _loop(run: _Run, state: TrainState, emit: Emit, stop: threading.Event) -> Tr
         checkpoint.write_summary(run.out, summary.to_dict())
         modelcard.write_card(run.out)
     return summary
+
+
+@contextlib.contextmanager
+def _all_threads_after(run: _Run) -> Iterator[None]:
+    """Give the process its threads back after the loop, however it ends: the mixture's fit, and the next
+    run of a comparison, start with all of them."""
+    try:
+        yield
+    finally:
+        if run.governor is not None:
+            torch.set_num_threads(run.governor.most)
+
+
+def _share_cores(run: _Run, emit: Emit) -> None:
+    """Train on the cores other processes leave free (see threads.py), and say so when that changes."""
+    governor = run.governor
+    threads = governor.check() if governor is not None else None
+    if threads is None:
+        return
+    torch.set_num_threads(threads)
+    if threads < governor.most:
+        emit(Notice(f"other processes are using the CPU: training on {threads} of {governor.most} threads"))
+    else:
+        emit(Notice(f"the CPU is free again: training on {threads} threads"))
 
 
 def _train_step(run: _Run, state: TrainState) -> torch.Tensor:

@@ -46,7 +46,8 @@ def test_training_learns_and_writes_a_model_directory(tmp_path: Path, corpus_fil
     assert summary.best_valid_loss == min(row["valid_loss"] for row in metrics)
     assert 1 < summary.best_valid_perplexity < summary.best_valid_word_perplexity
     assert [e.name for e in events if isinstance(e, Stage)] == ["tokenizer", "encoding", "training", "mixture"]
-    assert not any(isinstance(e, Notice) for e in events)
+    # Nothing to tell but, on a machine that other processes keep busy, the threads it trains on (test_threads.py).
+    assert not [e for e in events if isinstance(e, Notice) and "threads" not in e.message]
     assert [e.step for e in events if isinstance(e, Evaluation)] == [20, 40, 60, 80]
     assert [e.step for e in events if isinstance(e, Progress)][-1] == 80
     assert checkpoint.read_settings(tmp_path / "m") == config(max_steps=80)
