@@ -3,8 +3,8 @@
 torch runs its CPU kernels on a pool of OpenMP threads that spin while they wait for one another.
 When another process takes a core, the pool's thread on that core is descheduled in the middle of a
 kernel and the others spin until it comes back: on 2 cores, a one-core busy loop cut the LSTM's
-training from about 6,500 to 2,200 pieces a second, where one thread makes 3,600 beside it
-(bench/RESULTS.md, issue 16). So a run on the CPU looks at how much of the machine the other
+training from about 6,000 to 1,800 pieces a second, where one thread makes 3,600-4,400 beside it
+(bench/RESULTS.md, "Sharing the CPU"). So a run on the CPU looks at how much of the machine the other
 processes use, every few seconds, and leaves them their cores. A model's arithmetic does not depend
 on the number of threads (checked bitwise), so a run that changes it stays reproducible."""
 

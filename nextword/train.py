@@ -455,7 +455,7 @@ class _Run:
     model: torch.nn.Module
     scorer: torch.nn.Module = field(init=False)  # the model's training forward pass; DistributedDataParallel's
     optimizer: torch.optim.Optimizer = field(init=False)
-    governor: ThreadGovernor | None = field(init=False)  # the threads on a CPU (a distributed run's ranks share it)
+    governor: ThreadGovernor | None = field(init=False)  # None on a GPU, and for ranks that share the cores by design
     metrics: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
