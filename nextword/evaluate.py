@@ -23,6 +23,7 @@ from .model import evaluating
 from .predict import Predictor
 from .search import Query, Rows, Searches, beam_width
 from .targets import Target, read_targets, targets_path
+from .threads import SharedCores
 from .tokenizer import EOS_ID
 
 
@@ -91,12 +92,15 @@ def read_text(
     document = predictor.searcher.document()  # the words read so far count as lexicon words, as in predict
     if document is not None:
         document.add_words(targets)
-    for ready in reading:  # the words whose ends the reading has passed: their probabilities are known
-        for index, root in ready:
-            position, word = targets[index]
-            typing.add(root, word, reading.word_logprob(index), predictor.searcher.allowed(document, before=position))
-        typing.run(set(reading.roots.values()))
-    typing.run(set(), finish=True)
+    with SharedCores.for_device(predictor.device) as cores:  # on the cores other processes leave free
+        for ready in reading:  # the words whose ends the reading has passed: their probabilities are known
+            for index, root in ready:
+                position, word = targets[index]
+                allowed = predictor.searcher.allowed(document, before=position)
+                typing.add(root, word, reading.word_logprob(index), allowed)
+            typing.run(set(reading.roots.values()))
+            cores.adjust()
+        typing.run(set(), finish=True)
     return reading.nll(scored), typing.metrics()
 
 

@@ -1,19 +1,21 @@
-"""How many CPU threads a run uses: fewer while other processes keep cores busy, all again when they stop.
+"""How many CPU threads a long job uses: fewer while other processes keep cores busy, all again when they stop.
 
 torch runs its CPU kernels on a pool of OpenMP threads that spin while they wait for one another.
 When another process takes a core, the pool's thread on that core is descheduled in the middle of a
 kernel and the others spin until it comes back: on 2 cores, a one-core busy loop cut the LSTM's
 training from about 6,000 to 1,800 pieces a second, where one thread makes 3,600-4,400 beside it
-(bench/RESULTS.md, "Sharing the CPU"). So a run on the CPU looks at how much of the machine the other
-processes use, every few seconds, and leaves them their cores. A model's arithmetic does not depend
-on the number of threads (checked bitwise), so a run that changes it stays reproducible."""
+(bench/RESULTS.md, "Sharing the CPU"). So training and evaluation on the CPU look at how much of the
+machine the other processes use, every few seconds, and leave them their cores. A model's arithmetic
+does not depend on the number of threads (checked bitwise), so a job that changes it stays reproducible."""
 
 from __future__ import annotations
 
 import math
 import os
 import time
-from typing import Callable
+from typing import Any, Callable
+
+import torch
 
 CHECK_SECONDS = 2.0  # how often the machine is looked at (reading /proc/stat takes about 40 µs)
 
@@ -82,3 +84,34 @@ def _others(before: tuple[float, float, float], after: tuple[float, float, float
     the machine's work less this process's."""
     wall, busy, own = (b - a for a, b in zip(before, after))
     return max(0.0, (busy - own) / wall) if wall > 0 else 0.0
+
+
+class SharedCores:
+    """torch's threads through one long loop on the CPU: `adjust()`, between two pieces of its work, moves
+    them to the cores other processes leave free (see `ThreadGovernor`); leaving the `with` block gives
+    all of them back, so that what runs next starts with every thread."""
+
+    def __init__(self, governor: ThreadGovernor | None):
+        self.governor = governor  # None: the threads are left alone
+
+    @classmethod
+    def for_device(cls, device: torch.device, shared_by_design: bool = False) -> SharedCores:
+        """Governed on a CPU; not on a GPU, nor for processes that share the cores by design (the ranks
+        of a distributed run)."""
+        if device.type != "cpu" or shared_by_design:
+            return cls(None)
+        return cls(ThreadGovernor(torch.get_num_threads(), usable_cores()))
+
+    def adjust(self) -> int | None:
+        """The number of threads from now on when it changed (else None), set in torch."""
+        threads = self.governor.check() if self.governor is not None else None
+        if threads is not None:
+            torch.set_num_threads(threads)
+        return threads
+
+    def __enter__(self) -> SharedCores:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.governor is not None:
+            torch.set_num_threads(self.governor.most)

@@ -34,7 +34,7 @@ from .lexicon import count_words, write_lexicon
 from .model import adaptive_cutoffs, build_model, detach_state, parameter_count, start_output
 from .tokenizer import Tokenizer, sample_lines_for, train_tokenizer
 from .recipe import EVALUATION_COST
-from .threads import ThreadGovernor, usable_cores
+from .threads import SharedCores
 
 _REPORT_SECONDS = 0.25  # how often progress is reported (and the loss read back from the device)
 # A time budget is turned into a number of steps (see `_plan_when_due`), timed over the steps after
@@ -455,7 +455,7 @@ class _Run:
     model: torch.nn.Module
     scorer: torch.nn.Module = field(init=False)  # the model's training forward pass; DistributedDataParallel's
     optimizer: torch.optim.Optimizer = field(init=False)
-    governor: ThreadGovernor | None = field(init=False)  # None on a GPU, and for ranks that share the cores by design
+    cores: SharedCores = field(init=False)  # the threads the loop trains on (see threads.py)
     metrics: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -466,8 +466,7 @@ class _Run:
         self.optimizer = torch.optim.AdamW(
             self.model.parameters(), lr=args.lr, weight_decay=args.weight_decay, fused=fused
         )
-        cpu_alone = self.device.type == "cpu" and self.world.size == 1
-        self.governor = ThreadGovernor(torch.get_num_threads(), usable_cores()) if cpu_alone else None
+        self.cores = SharedCores.for_device(self.device, shared_by_design=self.world.size > 1)
 
     @property
     def tokens_per_step(self) -> int:  # predictions per step, for either kind and all ranks together
@@ -510,7 +509,7 @@ def _train_neural(run: _Run, initial: checkpoint.LoadedModel | None, resume: boo
         _evaluate(run, state, emit)  # step 0: the starting model on the new text, the figure training improves on
     with _stop_on_signals() as stop:
         try:
-            with _all_threads_after(run):
+            with run.cores:  # all the threads again after the loop: for the mixture's fit, a comparison's next run
                 summary = _loop(run, state, emit, stop)
             if run.settings.train.mixture:  # on rank 0; the others wait for it, not leave the group under it
                 summary = run.world.from_main(lambda: _fit_mixture(summary, run, emit))
@@ -586,26 +585,14 @@ def _loop(run: _Run, state: TrainState, emit: Emit, stop: threading.Event) -> Tr
     return summary
 
 
-@contextlib.contextmanager
-def _all_threads_after(run: _Run) -> Iterator[None]:
-    """Give the process its threads back after the loop, however it ends: the mixture's fit, and the next
-    run of a comparison, start with all of them."""
-    try:
-        yield
-    finally:
-        if run.governor is not None:
-            torch.set_num_threads(run.governor.most)
-
-
 def _share_cores(run: _Run, emit: Emit) -> None:
     """Train on the cores other processes leave free (see threads.py), and say so when that changes."""
-    governor = run.governor
-    threads = governor.check() if governor is not None else None
+    threads = run.cores.adjust()
     if threads is None:
         return
-    torch.set_num_threads(threads)
-    if threads < governor.most:
-        emit(Notice(f"other processes are using the CPU: training on {threads} of {governor.most} threads"))
+    most = run.cores.governor.most
+    if threads < most:
+        emit(Notice(f"other processes are using the CPU: training on {threads} of {most} threads"))
     else:
         emit(Notice(f"the CPU is free again: training on {threads} threads"))
 

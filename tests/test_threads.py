@@ -1,15 +1,19 @@
-"""The threads a run trains on: fewer while other processes keep cores busy, all again when they stop."""
+"""The threads training and evaluation run on: fewer while other processes keep cores busy, all again after."""
 
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
+from nextword import threads as nextword_threads
 from nextword import train as training
 from nextword.config import resolve
-from nextword.threads import CHECK_SECONDS, ThreadGovernor, machine_busy_seconds
+from nextword.evaluate import read_text
+from nextword.predict import Predictor
+from nextword.threads import CHECK_SECONDS, SharedCores, ThreadGovernor, machine_busy_seconds
 from nextword.train import Notice
 
 from conftest import TINY
@@ -93,30 +97,72 @@ def test_the_machines_cpu_seconds_count_this_processs_work() -> None:
     assert isinstance(before, float) and after - before >= 0.2  # ticks of 10 ms: most of the 0.3 s shows
 
 
-def test_a_run_trains_on_fewer_threads_while_the_cpu_is_taken_then_gets_them_back(
-    tmp_path: Path, corpus_file: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def taken_cpu(monkeypatch: pytest.MonkeyPatch) -> Machine:
+    """A machine of 2 cores, both kept busy by other processes (`others`: change it at will), that every
+    governor made from here on watches, each look finding the interval passed; torch starts with 2
+    threads and gets its own count back after."""
     machine = Machine()
-    machine.others = 2.0  # every core taken by something else
+    machine.others = 2.0
+
+    def tick() -> float:
+        machine.tick()
+        return machine.clock
 
     def governed(most: int, cores: int) -> ThreadGovernor:  # on 2 cores, whatever this machine has
         return ThreadGovernor(most, 2, busy=lambda: machine.busy, own=lambda: machine.own, clock=tick)
 
-    def tick() -> float:  # every look finds the interval passed
-        machine.tick()
-        return machine.clock
-
-    monkeypatch.setattr(training, "ThreadGovernor", governed)
+    monkeypatch.setattr(nextword_threads, "ThreadGovernor", governed)
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
+    yield machine
+    torch.set_num_threads(threads)
+
+
+def test_shared_cores_set_torchs_threads_and_give_them_back(taken_cpu) -> None:
+    with SharedCores.for_device(torch.device("cpu")) as cores:
+        assert [cores.adjust(), cores.adjust()] == [None, 1]
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == 2
+    with SharedCores.for_device(torch.device("cpu"), shared_by_design=True) as cores:
+        assert [cores.adjust(), cores.adjust()] == [None, None]  # a distributed run's rank keeps its threads
+    assert torch.get_num_threads() == 2
+
+
+def test_a_run_trains_on_fewer_threads_while_the_cpu_is_taken_then_gets_them_back(
+    tmp_path: Path, corpus_file: Path, taken_cpu
+) -> None:
     events = []
-    try:
-        training.train(
-            resolve(TINY, {"max_steps": 6, "mixture": False}), corpus_file, tmp_path / "m", on_event=events.append
-        )
-        after = torch.get_num_threads()
-    finally:
-        torch.set_num_threads(threads)
+    training.train(
+        resolve(TINY, {"max_steps": 6, "mixture": False}), corpus_file, tmp_path / "m", on_event=events.append
+    )
     notices = [event.message for event in events if isinstance(event, Notice)]
     assert notices == ["other processes are using the CPU: training on 1 of 2 threads"]
-    assert after == 2  # the threads given back when the loop ends
+    assert torch.get_num_threads() == 2  # the threads given back when the loop ends
+
+
+def test_evaluation_gives_the_same_figures_on_the_cores_left_free(
+    trained_model: Path, corpus_file: Path, taken_cpu: Machine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nextword import evaluate
+
+    monkeypatch.setattr(evaluate, "_STRIDE", 5)  # many blocks read, so that the threads are looked at often
+    monkeypatch.setattr(evaluate, "_BLOCK", 3)
+    predictor = Predictor.load(trained_model)
+    ids = np.array(predictor.tokenizer.encode(corpus_file.read_text()[:1500]))
+    seen = []
+
+    def note_threads(done: int, total: int) -> None:  # the threads torch has at each word scored
+        seen.append(torch.get_num_threads())
+
+    def read() -> tuple[float, object]:
+        seen.clear()
+        return read_text(predictor, ids, scored=len(ids), suggestions=3, on_word=note_threads)
+
+    taken_cpu.others = 0.0
+    alone = read()
+    assert set(seen) == {2}
+    taken_cpu.others = 2.0
+    shared = read()
+    assert 1 in seen and torch.get_num_threads() == 2  # fewer threads while the CPU is taken, all of them after
+    assert shared == alone
