@@ -18,6 +18,8 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from nextword.threads import usable_cores
+
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("NEXTWORD_SHARED_CORPORA", ROOT.parent / "shared" / "corpora"))
 CORPORA = ("shakespeare", "wikitext")
@@ -72,7 +74,7 @@ def machine() -> dict[str, Any]:
         pass
     return {
         "cpu": cpu,
-        "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "cores": usable_cores(),
         "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "python": platform.python_version(),

@@ -31,8 +31,14 @@ class Machine:
         self.busy += (self.mine + self.others) * CHECK_SECONDS
         self.own += self.mine * CHECK_SECONDS
 
-    def governor(self, most: int = 2, cores: int = 2) -> ThreadGovernor:
-        return ThreadGovernor(most, cores, busy=lambda: self.busy, own=lambda: self.own, clock=lambda: self.clock)
+    def passing_clock(self) -> float:
+        """The clock of a governor whose every look finds the interval passed."""
+        self.tick()
+        return self.clock
+
+    def governor(self, most: int = 2, cores: int = 2, passing: bool = False) -> ThreadGovernor:
+        clock = self.passing_clock if passing else lambda: self.clock
+        return ThreadGovernor(most, cores, busy=lambda: self.busy, own=lambda: self.own, clock=clock)
 
 
 def looks(machine: Machine, governor: ThreadGovernor, others: list[float]) -> list[int | None]:
@@ -104,15 +110,8 @@ def taken_cpu(monkeypatch: pytest.MonkeyPatch) -> Machine:
     threads and gets its own count back after."""
     machine = Machine()
     machine.others = 2.0
-
-    def tick() -> float:
-        machine.tick()
-        return machine.clock
-
-    def governed(most: int, cores: int) -> ThreadGovernor:  # on 2 cores, whatever this machine has
-        return ThreadGovernor(most, 2, busy=lambda: machine.busy, own=lambda: machine.own, clock=tick)
-
-    monkeypatch.setattr(nextword_threads, "ThreadGovernor", governed)
+    # On 2 cores, whatever this machine has.
+    monkeypatch.setattr(nextword_threads, "ThreadGovernor", lambda most, cores: machine.governor(most, 2, passing=True))
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
     yield machine
