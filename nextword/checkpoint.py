@@ -204,7 +204,7 @@ class TrainState:
     step: int = 0
     epoch: int = 0
     segment: int = 0  # the next segment of the epoch
-    hidden: Any = None  # the recurrent state carried into it: a tensor, a pair of them (LSTM), or None
+    hidden: Any = None  # the recurrent state carried into it: a tensor, a pair (LSTM), an ensemble's tuple, or None
     best_loss: float = math.inf
     best_step: int = 0
     bad_evaluations: int = 0  # evaluations since the best one

@@ -243,7 +243,9 @@ def train(
     settings = configuration.load(config, flags, init=init)
     recipe = None
     if config is None and not init and not resume:  # the recipe sizes a new model for its text and budget
-        corpus, recipe = _recipe_for(corpus, settings.train.time_budget)
+        # Networks the user asked for (an n-gram is one count) shape the recipe's dropout and what it says.
+        members = 1 if settings.model.cell == "ngram" else flags.get("members")
+        corpus, recipe = _recipe_for(corpus, settings.train.time_budget, members)
         settings = configuration.load(None, flags, defaults=recipe.settings)
     out_dir = out_dir or Path("models") / f"{_corpus_name(corpus)}-{settings.model.cell}"
     if not is_main_process():  # under torchrun, rank 0 speaks for every rank
@@ -262,14 +264,15 @@ def train(
     _show_trained(summary.to_dict(), out_dir, quiet, as_json)
 
 
-def _recipe_for(corpus: Path, time_budget: float | None) -> tuple[Path, Any]:
+def _recipe_for(corpus: Path, time_budget: float | None, members: int | None) -> tuple[Path, Any]:
     """The corpus to read, standard input spooled to a file (read once, here: the recipe needs its size),
-    and the recipe's choice for a new model of it in `time_budget` (see recipe.py)."""
+    and the recipe's choice for a new model of it in `time_budget` of `members` networks (None: its own
+    choice; see recipe.py)."""
     from .data import STDIN, spool_stdin
     from .recipe import choose
 
     corpus = spool_stdin() if str(corpus) == STDIN else corpus
-    return corpus, choose(corpus.stat().st_size if corpus.is_file() else 0, time_budget)
+    return corpus, choose(corpus.stat().st_size if corpus.is_file() else 0, time_budget, members=members)
 
 
 def _show_trained(summary: dict[str, Any], out_dir: Path, quiet: bool, as_json: bool) -> None:
@@ -517,6 +520,7 @@ def summary_table(summary: dict[str, Any]) -> Table:
     counted = summary["stopped_because"] == "counted"  # an n-gram, counted in one pass: no steps
     rows = [
         ("cell", summary["cell"]),
+        *([("networks", f"{summary['members']} averaged")] if summary.get("members", 1) > 1 else []),
         ("n-grams" if counted else "parameters", f"{summary['parameters']:,}"),
         ("vocabulary", f"{summary['vocab_size']:,}"),
         ("device", summary["device"]),
@@ -1072,7 +1076,7 @@ def info(
         overview.add_row("started from", escape(f"{details['init']['path']} (trained on {details['init']['corpus']})"))
     overview.add_row("model", kind.describe(loaded.model, loaded.settings.model))
     # An n-gram has none of the options that steer gradient training; a network's shape is in the model row.
-    in_other_rows = ("cell", "order", "layers", "embed", "hidden", "dropout", "tokenizer")
+    in_other_rows = ("cell", "order", "layers", "embed", "hidden", "dropout", "members", "tokenizer")
     shown = ("vocab_size", "valid_fraction") if kind.counted else [k for k in settings if k not in in_other_rows]
     overview.add_row("tokenizer", f"{settings['tokenizer']}, {loaded.tokenizer.vocab_size:,} pieces")
     overview.add_row("config", ", ".join(f"{k}={settings[k]}" for k in shown))

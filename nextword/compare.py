@@ -89,7 +89,8 @@ def plan(base: Settings, cells: Sequence[str], bidirectional: bool) -> list[tupl
         raise ConfigError(f"--cells takes a comma-separated list of {', '.join(CELLS)}; got {','.join(cells)!r}")
     variants = []
     for cell in dict.fromkeys(cells):
-        variant = base.replace(cell=cell, bidirectional=False)
+        # An n-gram is counted once: neither a window nor an ensemble of it.
+        variant = base.replace(cell=cell, bidirectional=False, members=1 if cell == "ngram" else base.model.members)
         variants.append((cell, variant))
         if bidirectional and not trained_kind(variant.model).counted:  # an n-gram reads no window
             variants.append((f"{cell}-bi", base.replace(cell=cell, bidirectional=True)))

@@ -71,6 +71,13 @@ class ModelConfig:
     embed: int = _opt(256, "Embedding size.", low=1)
     hidden: int = _opt(256, "Hidden state size of each layer.", low=1)
     dropout: float = _opt(0.2, "Dropout probability.", low=0.0, high=0.9)
+    members: int = _opt(
+        1,
+        "Networks trained side by side from different starting weights, their predictions averaged: "
+        "an ensemble, for a budget that reads the text many times (each step costs one per member).",
+        low=1,
+        high=8,
+    )
     softmax: str = _opt(
         "full",
         "Output layer: full, or adaptive (clusters of rarer pieces; faster training with a large vocabulary).",
@@ -251,6 +258,8 @@ def resolve(*layers: Mapping[str, Any], sources: tuple[str, ...] | None = None) 
     args = TrainArgs(**{key: value for key, value in values.items() if key not in MODEL_KEYS})
     if args.epochs is None and args.max_steps is None and args.time_budget is None:
         raise ConfigError("no stopping rule: set at least one of epochs, max_steps or time_budget")
+    if model.cell == "ngram" and model.members > 1:
+        raise ConfigError("an n-gram model is counted once, not trained from starting weights; drop --members")
     if model.cell == "ngram" and model.bidirectional:
         raise ConfigError(
             "an n-gram model reads only the pieces before the next one; drop --bidirectional "

@@ -6,10 +6,13 @@ and the state after the token; feed a prompt one token at a time, then sample fr
     rnn, gru         step(tokens, hidden) -> (logits, hidden)         hidden: (layers, batch, size), zeros to start
     lstm             step(tokens, hidden, cell) -> (logits, hidden, cell)   both (layers, batch, size), zeros
     bidirectional    step(tokens, window) -> (logits, window)         window: (batch, context) token ids, EOS_ID
+    ensemble         each member's state in turn, numbered: step(tokens, hidden_0, cell_0, hidden_1, ...)
+                     (a bidirectional one's members each keep the same window: window_0, window_1, ...)
 
-Token ids and the window are int64, the rest float32. With an adaptive softmax the logits are
-log-probabilities (softmax leaves them as they are). The file holds the weights; the tokenizer
-stays in the model directory (tokenizer.model, a SentencePiece model).
+Token ids and the window are int64, the rest float32. With an adaptive softmax, and for an ensemble
+(its members' distributions averaged), the logits are log-probabilities (softmax leaves them as they
+are). The file holds the weights; the tokenizer stays in the model directory (tokenizer.model, a
+SentencePiece model).
 
 An n-gram model is refused: it answers by numpy searches in its count tables, which neither a
 TorchScript trace nor an ONNX graph can hold."""
@@ -31,7 +34,7 @@ from torch import nn
 from .checkpoint import is_own_file
 from .errors import ConfigError, ExportError
 from .files import atomic_path
-from .model import LanguageModel, RecurrentLM, WindowedBiLM
+from .model import EnsembleLM, LanguageModel, RecurrentLM, WindowedBiLM, flat_state, networks
 from .ngram import NgramLM
 from .tokenizer import EOS_ID
 
@@ -42,27 +45,48 @@ _ONNX_PACKAGES = ("onnx", "onnxscript")  # what torch.onnx.export needs besides 
 class _Step(nn.Module):
     """The model's own one-token path, with the state as separate tensors: what both formats take."""
 
-    def __init__(self, model: RecurrentLM | WindowedBiLM):
+    def __init__(self, model: RecurrentLM | WindowedBiLM | EnsembleLM):
         super().__init__()
         self.model = model
 
     def forward(self, tokens: torch.Tensor, *state: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        logits, after = self.model(tokens, state if len(state) > 1 else state[0], last_only=True)
-        return (logits[:, -1], *(after if isinstance(after, tuple) else (after,)))
+        logits, after = self.model(tokens, _nested(self.model, list(state)), last_only=True)
+        return (logits[:, -1], *flat_state(after))
 
 
-def state_names(model: RecurrentLM | WindowedBiLM) -> tuple[str, ...]:
-    if isinstance(model, WindowedBiLM):
+def _own_names(network: RecurrentLM | WindowedBiLM) -> tuple[str, ...]:
+    if isinstance(network, WindowedBiLM):
         return ("window",)
-    return ("hidden", "cell") if model.rnn.mode == "LSTM" else ("hidden",)
+    return ("hidden", "cell") if network.rnn.mode == "LSTM" else ("hidden",)
 
 
-def initial_state(model: RecurrentLM | WindowedBiLM, batch: int) -> tuple[torch.Tensor, ...]:
+def state_names(model: RecurrentLM | WindowedBiLM | EnsembleLM) -> tuple[str, ...]:
+    """The state's tensors, in order; an ensemble's are its members', numbered (hidden_0, cell_0, hidden_1, ...)."""
+    if not isinstance(model, EnsembleLM):
+        return _own_names(model)
+    return tuple(f"{name}_{i}" for i, network in enumerate(model.members) for name in _own_names(network))
+
+
+def _nested(model: nn.Module, tensors: list[torch.Tensor]) -> Any:
+    """The model's state from its tensors in `state_names` order."""
+    states = []
+    for network in networks(model):
+        count = len(_own_names(network))
+        own, tensors = tensors[:count], tensors[count:]
+        states.append(tuple(own) if count > 1 else own[0])
+    return tuple(states) if isinstance(model, EnsembleLM) else states[0]
+
+
+def initial_state(model: RecurrentLM | WindowedBiLM | EnsembleLM, batch: int) -> tuple[torch.Tensor, ...]:
     """The state before any text, as the exported step takes it."""
-    if isinstance(model, WindowedBiLM):
-        return (torch.full((batch, model.context), EOS_ID, dtype=torch.int64),)
-    # Separate tensors even where equal: an export given one tensor twice may merge the two inputs.
-    return tuple(torch.zeros(model.rnn.num_layers, batch, model.rnn.hidden_size) for _ in state_names(model))
+    found: list[torch.Tensor] = []
+    for network in networks(model):
+        if isinstance(network, WindowedBiLM):
+            found.append(torch.full((batch, network.context), EOS_ID, dtype=torch.int64))
+        else:  # separate tensors even where equal: an export given one tensor twice may merge the two inputs
+            rnn = network.rnn
+            found += [torch.zeros(rnn.num_layers, batch, rnn.hidden_size) for _ in _own_names(network)]
+    return tuple(found)
 
 
 @contextlib.contextmanager
@@ -111,7 +135,7 @@ def export(model: LanguageModel, fmt: str, out: str | Path, *, force: bool = Fal
     names = state_names(model)
     # Two rows, not one: an example batch of 1 would be taken as a fixed size by torch.export.
     example = (torch.full((2, 1), EOS_ID, dtype=torch.int64), *initial_state(model, 2))
-    batch_axis = 0 if isinstance(model, WindowedBiLM) else 1
+    batch_axis = 0 if isinstance(networks(model)[0], WindowedBiLM) else 1
     # Tracing warns that the one-step branch is fixed, which is the point; the ONNX exporter reports
     # its stages on stdout and logs that torchvision's operators are missing. The library prints
     # nothing, so all of it is kept quiet.
@@ -141,5 +165,5 @@ def export(model: LanguageModel, fmt: str, out: str | Path, *, force: bool = Fal
     for name in names:
         shapes[name][batch_axis] = "batch"
     after = {f"next_{name}": shape for name, shape in shapes.items()}
-    outputs = {"logits": ["batch", model.embedding.num_embeddings], **after}
+    outputs = {"logits": ["batch", networks(model)[0].embedding.num_embeddings], **after}
     return {"format": fmt, "out": str(out), "inputs": {"tokens": ["batch", 1], **shapes}, "outputs": outputs}

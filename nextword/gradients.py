@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import CorpusError
-from .model import LanguageModel, WindowedBiLM, evaluating
+from .model import LanguageModel, WindowedBiLM, evaluating, networks
 
 
 def gradient_flow(
@@ -21,7 +21,9 @@ def gradient_flow(
 
     Returns an array whose entry k - 1 is the mean norm for k steps back. `sequences` evenly
     spaced sequences of `length` tokens are taken from `ids`, each starting from an empty state.
-    A windowed model reads only its window, so its curve is `context` long at most."""
+    A windowed model reads only its window, so its curve is `context` long at most. An ensemble's
+    first member stands for them all: they share the cell and the shape."""
+    model = networks(model)[0]
     if isinstance(model, WindowedBiLM):
         length = min(length, model.context)
     length = min(length, len(ids) - 1)

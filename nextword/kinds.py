@@ -1,7 +1,7 @@
 """The kinds of model a directory can hold, named by its manifest's `kind`, as peers:
 
-    neural   a recurrent model (rnn, gru or lstm; causal or bidirectional-encoded), trained by gradient
-             descent (train.py); its weights in model.safetensors
+    neural   a recurrent model (rnn, gru or lstm; causal or bidirectional-encoded), or an ensemble of them,
+             trained by gradient descent (train.py); its weights in model.safetensors
     ngram    an interpolated Kneser-Ney n-gram (ngram.py), counted; its tables in model.safetensors
     mixture  the neural model, an n-gram of the same pieces and a cache of the document, mixed with
              weights fitted on validation (mixture.py); model.safetensors, ngram.safetensors and
@@ -28,7 +28,7 @@ from .errors import ConfigError, ModelDirError
 from .files import atomic_path, regular_file
 from .mixture import MixtureLM
 from .neural_cache import NeuralCache
-from .model import build_model, parameter_count
+from .model import build_model, networks, parameter_count
 from .ngram import NgramLM, count_ngrams, max_order
 
 WEIGHTS, NGRAM_FILE, MIXTURE_FILE = "model.safetensors", "ngram.safetensors", "mixture.safetensors"
@@ -107,6 +107,7 @@ def fit_ngram(ids: np.ndarray, vocab_size: int, order: int) -> NgramLM:
 
 def _tying(model: nn.Module) -> str:
     """Whether the output layer shares the input embedding's weights, and why not where it does not."""
+    model = networks(model)[0]  # an ensemble's members are alike
     if not isinstance(model.decoder, nn.Linear):
         return "embeddings not tied (adaptive softmax)"
     if model.decoder.weight is model.embedding.weight:
@@ -140,8 +141,9 @@ class Neural:
 
     def describe(self, model: nn.Module, config: ModelConfig) -> str:
         encoder = f", bidirectional over {config.context} pieces ({config.pool})" if config.bidirectional else ""
+        ensemble = f"an ensemble of {config.members} averaged networks: " if config.members > 1 else ""
         return (
-            f"{config.cell}, {config.layers} layers, embed {config.embed}, hidden {config.hidden}, "
+            f"{ensemble}{config.cell}, {config.layers} layers, embed {config.embed}, hidden {config.hidden}, "
             f"dropout {config.dropout}{encoder}, {_tying(model)}"
         )
 

@@ -43,7 +43,6 @@ import torch
 from torch import nn
 
 from .loss import stream_loss
-from .model import target_logprobs
 from .neural_cache import THETAS, NeuralCache
 from .ngram import NgramLM
 from .tokenizer import EOS_ID, Tokenizer
@@ -185,7 +184,7 @@ def neural_and_ngram_targets(
     position (batch, time) in numpy, the neural model's features (batch, time, dim), and both
     models' states after the tokens."""
     features, neural_state = neural.features(tokens, neural_state, False)
-    logprobs = target_logprobs(neural.decoder, features, targets)
+    logprobs = neural.decode_targets(features, targets)
     windows, _, ngram_state = ngram.histories(tokens, ngram_state, last_only=False)
     found = ngram.contexts_found(windows)
     ngram_p = ngram.probabilities(windows, targets.cpu().numpy().reshape(-1), found)
@@ -322,7 +321,7 @@ class MixtureLM(nn.Module):
             logits, state = self.neural(tokens, state, last_only)
             return logits, None, state
         features, state = self.neural.features(tokens, state, False)
-        return self.neural.decoder(features[:, -1:] if last_only else features), features, state
+        return self.neural.decode(features[:, -1:] if last_only else features), features, state
 
     def forward(
         self, tokens: torch.Tensor, state: tuple | None = None, last_only: bool = False

@@ -9,10 +9,12 @@ evaluation, prediction and generation treat them alike:
   predicts from both directions' summaries; its state is the last `context` tokens.
 - `NgramLM` (ngram.py), the Kneser-Ney baseline, counts instead of learning; its state is the last
   `order - 1` tokens.
+- `EnsembleLM` averages the next-token probabilities of several networks of one shape, trained side by
+  side from different starting weights; its state is theirs together.
 - `MixtureLM` (mixture.py) mixes a neural model, an n-gram and a cache of the text read; its state
   is theirs together. kinds.py says which of these a model directory holds.
 
-Both are causal: the logits at position t depend only on tokens 0..t. Nothing about training here.
+All are causal: the logits at position t depend only on tokens 0..t. Nothing about training here.
 """
 
 from __future__ import annotations
@@ -31,13 +33,43 @@ from .errors import ConfigError
 from .ngram import NgramLM
 from .tokenizer import EOS_ID
 
-State = Union[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]
+# A network's state is a tensor or an LSTM's pair of them; an ensemble's, a tuple of its members' states.
+State = Union[torch.Tensor, tuple[Any, ...]]
 
 _CELLS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
 
 
-class _NeuralLM(nn.Module):
-    """What both neural models share: an embedding read by a recurrent stack, whose `features` (each model's
+class _ReadsFeatures(nn.Module):
+    """A neural model as its users see it: `features` after each token, which `decode` turns into the next
+    token's logits and `decode_targets` into the log-probabilities of given next tokens."""
+
+    def features(self, tokens: torch.Tensor, state: State | None, last_only: bool) -> tuple[torch.Tensor, State]:
+        raise NotImplementedError
+
+    def decode(self, features: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def decode_targets(self, features: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(
+        self, tokens: torch.Tensor, state: State | None = None, last_only: bool = False
+    ) -> tuple[torch.Tensor, State]:
+        """Logits (batch, time or 1, vocab) for token ids (batch, time), and the state after them."""
+        features, state = self.features(tokens, state, last_only)
+        return self.decode(features), state
+
+    def target_logprobs(
+        self, tokens: torch.Tensor, targets: torch.Tensor, state: State | None = None, last_only: bool = False
+    ) -> tuple[torch.Tensor, State]:
+        """log P(targets) (batch, time or 1) after the tokens: the training loss, without the full
+        distributions when the output layer can avoid them."""
+        features, state = self.features(tokens, state, last_only)
+        return self.decode_targets(features, targets), state
+
+
+class _NeuralLM(_ReadsFeatures):
+    """What both networks share: an embedding read by a recurrent stack, whose `features` (each model's
     own) feed the output layer `decoder`."""
 
     decoder: nn.Module
@@ -49,23 +81,14 @@ class _NeuralLM(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.rnn = _CELLS[cell](embed, hidden, layers, batch_first=True, dropout=dropout if layers > 1 else 0.0, **rnn)
 
-    def features(self, tokens: torch.Tensor, state: State | None, last_only: bool) -> tuple[torch.Tensor, State]:
-        raise NotImplementedError
+    def decode(self, features: torch.Tensor) -> torch.Tensor:
+        return self.decoder(features)
 
-    def forward(
-        self, tokens: torch.Tensor, state: State | None = None, last_only: bool = False
-    ) -> tuple[torch.Tensor, State]:
-        """Logits (batch, time or 1, vocab) for token ids (batch, time), and the state after them."""
-        features, state = self.features(tokens, state, last_only)
-        return self.decoder(features), state
-
-    def target_logprobs(
-        self, tokens: torch.Tensor, targets: torch.Tensor, state: State | None = None, last_only: bool = False
-    ) -> tuple[torch.Tensor, State]:
-        """log P(targets) (batch, time or 1) after the tokens: the training loss, without the full
-        distributions when the output layer can avoid them."""
-        features, state = self.features(tokens, state, last_only)
-        return target_logprobs(self.decoder, features, targets), state
+    def decode_targets(self, features: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        if isinstance(self.decoder, AdaptiveOutput):
+            return self.decoder.target_logprobs(features, targets)
+        logprobs = torch.log_softmax(self.decoder(features).float(), dim=-1)
+        return logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
 
 
 class ScaledEmbedding(nn.Embedding):
@@ -221,6 +244,62 @@ class WindowedBiLM(_NeuralLM):
         return torch.cat([first, second])
 
 
+class EnsembleLM(_ReadsFeatures):
+    """Several networks of one shape, their next-token distributions averaged (a seed ensemble).
+
+    A single network that reads a small text many times only overfits it; networks that each read it
+    fewer times from their own starting weights make different errors, and their average predicts
+    better than each of them (bench/RESULTS.md, "A seed ensemble"). They train side by side on the
+    same batches, each on its own loss; their average is what validation, the mixture and prediction
+    read. Its state is a tuple of the members' states; its features are theirs side by side."""
+
+    gives_logprobs = True  # its average is a distribution already
+
+    def __init__(self, members: list[RecurrentLM | WindowedBiLM]):
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def features(self, tokens: torch.Tensor, state: tuple | None, last_only: bool) -> tuple[torch.Tensor, tuple]:
+        states = state if state is not None else (None,) * len(self.members)
+        read = [member.features(tokens, s, last_only) for member, s in zip(self.members, states)]
+        return torch.cat([features for features, _ in read], dim=-1), tuple(s for _, s in read)
+
+    def decode(self, features: torch.Tensor) -> torch.Tensor:
+        """Log-probabilities (..., vocab): the members' distributions averaged."""
+        return self._average([torch.log_softmax(m.decode(f).float(), -1) for m, f in self._split(features)])
+
+    def decode_targets(self, features: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """In evaluation, the ensemble's log P(targets); in training, the mean of each member's own, so that
+        each learns alone, as in a run of its own (train.py scales the mean back to each member's whole loss,
+        and `clip_gradients` bounds each one's gradient)."""
+        own = torch.stack([member.decode_targets(f, targets) for member, f in self._split(features)])
+        return own.mean(0) if self.training else self._average(own)
+
+    def _split(self, features: torch.Tensor) -> list[tuple[_NeuralLM, torch.Tensor]]:
+        return list(zip(self.members, features.chunk(len(self.members), dim=-1)))
+
+    def _average(self, logprobs: list[torch.Tensor] | torch.Tensor) -> torch.Tensor:
+        """log of the mean of the members' probabilities, from their log-probabilities (stacked first)."""
+        return torch.logsumexp(torch.stack(list(logprobs)), dim=0) - math.log(len(self.members))
+
+    def select_state(self, state: tuple, rows: torch.Tensor) -> tuple:
+        return tuple(member.select_state(s, rows) for member, s in zip(self.members, state))
+
+    def join_states(self, first: tuple, second: tuple) -> tuple:
+        return tuple(member.join_states(a, b) for member, a, b in zip(self.members, first, second))
+
+
+def networks(model: nn.Module) -> list[nn.Module]:
+    """The networks a neural model is made of: an ensemble's members, or the model itself."""
+    return list(model.members) if isinstance(model, EnsembleLM) else [model]
+
+
+def clip_gradients(model: nn.Module, clip: float) -> None:
+    """Bound each network's gradient norm by `clip`: an ensemble's members each as in a run of its own."""
+    for network in networks(model):
+        nn.utils.clip_grad_norm_(network.parameters(), clip)
+
+
 class AdaptiveOutput(nn.Module):
     """An adaptive softmax (Grave et al., 2017): frequent pieces in a full-size head, rarer ones in
     smaller clusters, so most predictions never touch most of the vocabulary.
@@ -290,18 +369,14 @@ def output_layer(features: int, vocab_size: int, cutoffs: list[int] | None, tie_
     return linear
 
 
-def target_logprobs(decoder: nn.Module, features: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    if isinstance(decoder, AdaptiveOutput):
-        return decoder.target_logprobs(features, targets)
-    logprobs = torch.log_softmax(decoder(features).float(), dim=-1)
-    return logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+LanguageModel = Union[RecurrentLM, WindowedBiLM, EnsembleLM, NgramLM]
 
 
-LanguageModel = Union[RecurrentLM, WindowedBiLM, NgramLM]
-
-
-def build_model(config: ModelConfig, vocab_size: int, cutoffs: list[int] | None = None) -> RecurrentLM | WindowedBiLM:
-    """A freshly initialised neural model (an n-gram model is counted, not built: see ngram.py).
+def build_model(
+    config: ModelConfig, vocab_size: int, cutoffs: list[int] | None = None
+) -> RecurrentLM | WindowedBiLM | EnsembleLM:
+    """A freshly initialised neural model (an n-gram model is counted, not built: see ngram.py): one
+    network, or an ensemble of `config.members`, each drawn from torch's generator in turn.
 
     `cutoffs` are the adaptive softmax's cluster boundaries (`softmax: adaptive`), kept in the
     model directory's manifest.
@@ -309,19 +384,22 @@ def build_model(config: ModelConfig, vocab_size: int, cutoffs: list[int] | None 
     if (config.softmax == "adaptive") != bool(cutoffs):
         raise ValueError("an adaptive softmax needs its cutoffs, and only it takes them")
     size = _weights_bytes(config, vocab_size)
+    ensemble = f"{config.members} networks of " if config.members > 1 else ""
     too_large = ConfigError(
-        f"the model is too large for memory: {config.cell} with hidden {config.hidden}, "
+        f"the model is too large for memory: {ensemble}{config.cell} with hidden {config.hidden}, "
         f"embed {config.embed}, {config.layers} layers and {vocab_size} pieces needs about "
-        f"{size / 2**30:,.1f} GiB for its weights alone; lower --hidden, --embed, --layers "
-        f"or --vocab-size"
+        f"{size / 2**30:,.1f} GiB for its weights alone; lower --hidden, --embed, --layers, "
+        f"--members or --vocab-size"
     )
     if size > _memory_bytes():
         raise too_large  # refused before allocating: an allocation close to the memory's size may succeed
     try:  # and then be killed by the OS while it is filled
         shape = (vocab_size, config.cell, config.layers, config.embed, config.hidden, config.dropout)
         if config.bidirectional:
-            return WindowedBiLM(*shape, config.context, config.pool, cutoffs)
-        return RecurrentLM(*shape, cutoffs)
+            members = [WindowedBiLM(*shape, config.context, config.pool, cutoffs) for _ in range(config.members)]
+        else:
+            members = [RecurrentLM(*shape, cutoffs) for _ in range(config.members)]
+        return members[0] if config.members == 1 else EnsembleLM(members)
     except (MemoryError, RuntimeError) as exc:
         if isinstance(exc, RuntimeError) and "allocate" not in str(exc):
             raise
@@ -334,7 +412,7 @@ def _weights_bytes(config: ModelConfig, vocab_size: int) -> int:
     directions = 2 if config.bidirectional else 1
     width = config.embed + config.hidden * directions
     recurrent = config.layers * directions * gates * config.hidden * (width + 2)
-    return 4 * (vocab_size * config.embed + recurrent + config.hidden * directions * (vocab_size + 1))
+    return 4 * config.members * (vocab_size * config.embed + recurrent + config.hidden * directions * (vocab_size + 1))
 
 
 def _memory_bytes() -> int:
@@ -345,11 +423,22 @@ def _memory_bytes() -> int:
         return 1 << 62
 
 
-def detach_state(state: State | None) -> State | None:
-    """The same state cut from the graph, so backpropagation stops at the segment boundary."""
+def flat_state(state: Any) -> list[torch.Tensor]:
+    """A state's tensors in order: an LSTM's hidden then cell, an ensemble's members one after another."""
+    return [t for s in state for t in flat_state(s)] if isinstance(state, tuple) else [state]
+
+
+def map_state(function: Any, state: Any) -> Any:
+    """`function` applied to every tensor of a state: a tensor, a tuple of states (an LSTM's pair, an
+    ensemble's members), or None."""
     if state is None:
         return None
-    return tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
+    return tuple(map_state(function, s) for s in state) if isinstance(state, (tuple, list)) else function(state)
+
+
+def detach_state(state: Any) -> Any:
+    """The same state cut from the graph, so backpropagation stops at the segment boundary."""
+    return map_state(torch.Tensor.detach, state)
 
 
 def parameter_count(model: nn.Module) -> int:

@@ -16,7 +16,8 @@ instead of copying them. A row whose log another row has already carried on past
 its new entries as its own `tail`; a tail longer than TAIL_LIMIT moves to a log of its own
 (the last WINDOW entries copied). Appending to a log at an end no state has passed adds only what
 no existing state can see, so no state ever changes. A log keeps all its document's entries,
-4 × dim bytes a piece (1 KB for the small preset): a state may go back to any place in it."""
+4 × dim bytes a piece (1 KB for the small preset; an ensemble's features are its members' side by
+side, dim each): a state may go back to any place in it."""
 
 from __future__ import annotations
 

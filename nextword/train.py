@@ -31,7 +31,16 @@ from .devices import pick_device
 from .errors import ConfigError, CorpusError, TrainingDiverged, TrainingInterrupted, WriteError
 from .loss import LossTotals, stream_loss
 from .lexicon import count_words, write_lexicon
-from .model import adaptive_cutoffs, build_model, detach_state, parameter_count, start_output
+from .model import (
+    adaptive_cutoffs,
+    build_model,
+    clip_gradients,
+    detach_state,
+    map_state,
+    networks,
+    parameter_count,
+    start_output,
+)
 from .tokenizer import Tokenizer, sample_lines_for, train_tokenizer
 from .recipe import EVALUATION_COST
 from .threads import SharedCores
@@ -112,6 +121,7 @@ class TrainSummary:
     best_valid_perplexity: float
     best_valid_word_perplexity: float
     stopped_because: str
+    members: int = 1  # networks averaged (an ensemble), each of `cell`
     mixture: dict[str, Any] | None = None  # what fitting the mixture found (mixture.fit), once it is fitted
     plan: dict[str, Any] | None = None  # a time-budgeted run's planned steps (see _plan_when_due)
 
@@ -496,7 +506,8 @@ def _new_model(
     if initial is not None:  # with an adaptive softmax's order of pieces
         model.load_state_dict(initial.components()["neural"].state_dict())
     elif counts is not None:
-        start_output(model.decoder, counts)
+        for network in networks(model):
+            start_output(network.decoder, counts)
     return model
 
 
@@ -608,9 +619,11 @@ def _train_step(run: _Run, state: TrainState) -> torch.Tensor:
         logprobs, hidden = run.scorer(x, y, state.hidden, not run.batches.carries_state)
         loss = -logprobs.float().mean()
     run.optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    # An ensemble's loss is its members' mean (the figure shown): at `members` times it, each member's
+    # gradient is the one a run of its own would take.
+    (loss * len(networks(run.model))).backward()
     if run.settings.train.clip > 0:
-        torch.nn.utils.clip_grad_norm_(run.model.parameters(), run.settings.train.clip)
+        clip_gradients(run.model, run.settings.train.clip)
     run.optimizer.step()
     state.hidden = detach_state(hidden) if run.batches.carries_state else None
     state.step += 1
@@ -840,10 +853,7 @@ def _restore(run: _Run) -> TrainState:
         checkpoint.save_weights(run.out, run.model, state.step)  # the model now holds the state's weights
     # The saved state is rank 0's streams; the others start theirs afresh.
     state.hidden = state.hidden if run.world.main else None
-    if isinstance(state.hidden, (tuple, list)):
-        state.hidden = tuple(h.to(run.device) for h in state.hidden)
-    elif state.hidden is not None:
-        state.hidden = state.hidden.to(run.device)
+    state.hidden = map_state(lambda tensor: tensor.to(run.device), state.hidden)
     run.metrics[:] = [row for row in checkpoint.read_metrics(run.out, training=True) if row["step"] <= state.step]
     return state
 
@@ -854,6 +864,7 @@ def _summary(run: _Run, state: TrainState, stopped_because: str, tokens_per_seco
         out=str(run.out),
         corpus=run.data.corpus.path.name,
         cell=run.settings.model.cell,
+        members=run.settings.model.members,
         parameters=parameter_count(run.model),
         vocab_size=run.data.tokenizer.vocab_size,
         train_tokens=len(run.batches) * run.tokens_per_step,

@@ -12,7 +12,7 @@ from nextword.cli import app
 from nextword.config import resolve
 from nextword.errors import ExportError
 from nextword.export import export, initial_state
-from nextword.model import build_model
+from nextword.model import build_model, flat_state
 
 from conftest import TINY
 
@@ -38,12 +38,13 @@ def _assert_same_steps(model, path: Path, fmt: str) -> None:
     """Three greedy steps of a batch of three, from a fresh state, through the file and through the model."""
     step = _run_export(path, fmt)
     tokens = torch.tensor([[3], [5], [7]])
-    ours = theirs = initial_state(model, 3)
+    state, theirs = None, initial_state(model, 3)  # None: the model's own start, which the file's must equal
     for _ in range(3):
         with torch.no_grad():
-            logits, state = model(tokens, ours if len(ours) > 1 else ours[0], last_only=True)
-        ours = state if isinstance(state, tuple) else (state,)
+            logits, state = model(tokens, state, last_only=True)
+        ours = flat_state(state)
         got, *theirs = step(tokens, *theirs)
+        assert len(theirs) == len(ours)
         torch.testing.assert_close(got, logits[:, -1], atol=1e-5, rtol=1e-4)
         for mine, exported in zip(ours, theirs):
             torch.testing.assert_close(exported, mine, atol=1e-5, rtol=1e-4)
@@ -61,6 +62,8 @@ MODELS = {
     "gru": dict(cell="gru"),
     "gru-bidirectional": dict(cell="gru", bidirectional=True, context=6),
     "lstm-adaptive": dict(cell="lstm", softmax="adaptive"),
+    "lstm-ensemble": dict(cell="lstm", members=2),
+    "gru-bidirectional-ensemble": dict(cell="gru", bidirectional=True, context=6, members=2),
 }
 
 
@@ -71,7 +74,7 @@ def test_torchscript_step_matches_the_model(name: str, tmp_path: Path) -> None:
     _assert_same_steps(model, tmp_path / "step.pt", "torchscript")
 
 
-@pytest.mark.parametrize("name", ["rnn", "gru-bidirectional"])
+@pytest.mark.parametrize("name", ["rnn", "gru-bidirectional", "lstm-ensemble"])
 def test_onnx_step_matches_the_model(name: str, tmp_path: Path) -> None:
     model = _untrained(**MODELS[name])
     export(model, "onnx", tmp_path / "step.onnx")

@@ -2,7 +2,16 @@ import numpy as np
 import pytest
 import torch
 
-from nextword.model import AdaptiveOutput, RecurrentLM, WindowedBiLM, adaptive_cutoffs, parameter_count, start_output
+from nextword.model import (
+    AdaptiveOutput,
+    EnsembleLM,
+    RecurrentLM,
+    WindowedBiLM,
+    adaptive_cutoffs,
+    flat_state,
+    parameter_count,
+    start_output,
+)
 
 
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
@@ -155,6 +164,7 @@ def test_adaptive_softmax_gives_distributions_in_piece_order(bidirectional: bool
         RecurrentLM(30, "lstm", 2, 8, 8, 0.0),
         RecurrentLM(30, "gru", 1, 8, 8, 0.0),
         WindowedBiLM(30, "rnn", 1, 8, 8, 0.0, context=3, pool="final"),
+        EnsembleLM([RecurrentLM(30, "lstm", 1, 8, 8, 0.0), RecurrentLM(30, "lstm", 1, 8, 8, 0.0)]),
     ],
 )
 def test_joined_states_are_the_rows_of_both_in_order(model) -> None:
@@ -162,8 +172,36 @@ def test_joined_states_are_the_rows_of_both_in_order(model) -> None:
     rows = model.select_state
     joined = model.join_states(rows(state, torch.tensor([3, 0])), rows(state, torch.tensor([2])))
     whole = rows(state, torch.tensor([3, 0, 2]))
-    for a, b in zip(*(s if isinstance(s, tuple) else (s,) for s in (joined, whole))):
+    for a, b in zip(flat_state(joined), flat_state(whole), strict=True):
         assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize(
+    "members",
+    [
+        lambda: [RecurrentLM(40, "lstm", 2, 16, 16, 0.0) for _ in range(3)],
+        lambda: [WindowedBiLM(40, "gru", 1, 16, 8, 0.0, context=4, pool="final") for _ in range(2)],
+        lambda: [RecurrentLM(40, "gru", 1, 16, 16, 0.0, cutoffs=[10]) for _ in range(2)],
+    ],
+)
+def test_an_ensemble_gives_the_average_of_its_members_distributions(members) -> None:
+    torch.manual_seed(0)
+    ensemble = EnsembleLM(members()).eval()
+    tokens, targets = torch.randint(0, 40, (2, 12)), torch.randint(0, 40, (2, 12))
+    logprobs, _ = ensemble(tokens)
+    alone = torch.stack([torch.log_softmax(member(tokens)[0], -1).exp() for member in ensemble.members])
+    torch.testing.assert_close(logprobs.exp(), alone.mean(0))
+    torch.testing.assert_close(logprobs.exp().sum(-1), torch.ones(2, 12))
+    state, steps = None, []
+    for t in range(12):  # carried state, one token at a time
+        step, state = ensemble(tokens[:, t : t + 1], state)
+        steps.append(step)
+    torch.testing.assert_close(torch.cat(steps, 1), logprobs, atol=1e-5, rtol=1e-5)
+    chosen, _ = ensemble.target_logprobs(tokens, targets)
+    torch.testing.assert_close(chosen, logprobs.gather(-1, targets[..., None])[..., 0])
+    # In training each member learns from its own log-probability: their mean, not the average's.
+    own = torch.stack([member.target_logprobs(tokens, targets)[0] for member in ensemble.members]).mean(0)
+    torch.testing.assert_close(ensemble.train().target_logprobs(tokens, targets)[0], own)
 
 
 def test_info_says_whether_the_embeddings_are_tied() -> None:

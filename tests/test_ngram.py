@@ -128,6 +128,10 @@ def test_train_predict_generate_evaluate_info_and_resume(tmp_path: Path, corpus_
         app, ["train", str(corpus_file), "--cell", "ngram", "--bidirectional", "--out", str(tmp_path / "bi")]
     )
     assert both.exit_code == 2 and "drop --bidirectional" in both.stderr
+    ensemble = runner.invoke(
+        app, ["train", str(corpus_file), "--cell", "ngram", "--members", "3", "--out", str(tmp_path / "ens")]
+    )
+    assert ensemble.exit_code == 2 and "drop --members" in ensemble.stderr
 
 
 def test_an_order_too_high_for_the_vocabulary_is_refused_before_writing(

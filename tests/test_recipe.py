@@ -3,7 +3,7 @@
 import pytest
 
 from nextword.config import resolve
-from nextword.recipe import choose, dropout_for, vocabulary_for
+from nextword.recipe import choose, dropout_for, members_for, vocabulary_for
 
 
 @pytest.mark.parametrize("size", [2_000, 50_000, 1_000_000, 30_000_000, 3_000_000_000])
@@ -33,6 +33,17 @@ def test_dropout_grows_with_the_passes_over_the_text() -> None:
 def test_a_longer_budget_on_the_same_text_regularises_more() -> None:
     short, long = choose(1_000_000, 60.0, cores=2), choose(1_000_000, 3600.0, cores=2)
     assert long.settings["dropout"] > short.settings["dropout"]
+
+
+def test_a_budget_that_would_overfit_one_network_is_shared_by_an_ensemble() -> None:
+    assert members_for(14.9) == 1 and members_for(15) == 3 == members_for(200)
+    short, long = choose(1_000_000, 180.0, cores=2), choose(1_000_000, 600.0, cores=2)  # 5.0 and 16.8 passes
+    assert short.settings["members"] == 1 and "averaged" not in short.reason
+    assert long.settings["members"] == 3
+    assert long.settings["dropout"] == dropout_for(16.8 / 3)  # each network reads the text a third as often
+    for part in ("3 averaged networks, each 2 × 256 lstm", "16.8 passes", "5.6 each for 3 networks"):
+        assert part in long.reason, part
+    assert choose(1_000_000, None).settings["members"] == 1  # ten epochs: one network
 
 
 def test_validation_takes_a_small_share_of_a_large_corpus_run() -> None:
@@ -83,8 +94,10 @@ def test_train_without_a_config_follows_the_recipe_and_says_so(tmp_path, corpus_
         ],
     )
     assert result.exit_code == 0, result.output
-    assert "recipe: 2 × 256 lstm" in result.stderr and "--config or flags override" in result.stderr
+    # A minute reads this small text hundreds of times: three networks share it.
+    assert "recipe: 3 averaged networks, each 2 × 256 lstm" in result.stderr
+    assert "--config or flags override" in result.stderr
     saved = yaml.safe_load((out / "config.yaml").read_text())
     chosen = choose(corpus_file.stat().st_size, 60.0).settings
-    assert saved["epochs"] is None and saved["vocab_size"] == chosen["vocab_size"]
+    assert saved["epochs"] is None and (saved["vocab_size"], saved["members"]) == (chosen["vocab_size"], 3)
     assert (saved["hidden"], saved["layers"], saved["lr"]) == (32, chosen["layers"], chosen["lr"])

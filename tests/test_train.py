@@ -70,6 +70,24 @@ def test_same_seed_same_weights_other_seed_other_weights(tmp_path: Path, corpus_
     assert not all(torch.equal(a[k], c[k]) for k in a)
 
 
+def test_an_ensemble_trains_each_member_alone_and_predicts_with_their_average(
+    tmp_path: Path, corpus_file: Path
+) -> None:
+    for name, members in (("one", 1), ("two", 2)):
+        train(config(max_steps=20, members=members, mixture=False), corpus_file, tmp_path / name)
+    one, two = (load_file(tmp_path / name / "model.safetensors") for name in ("one", "two"))
+    # The first member is the network a run of its own trains, bit for bit: the same start, batches and steps.
+    assert all(torch.equal(two[f"members.0.{k}"], one[k]) for k in one)
+    assert not torch.equal(two["members.0.rnn.weight_hh_l0"], two["members.1.rnn.weight_hh_l0"])  # its own start
+    predictor = Predictor.load(tmp_path / "two")
+    ids = torch.tensor([predictor.tokenizer.encode("anna has the red ball . anna gives")])
+    with torch.inference_mode():
+        averaged, _ = predictor.model(ids)
+        alone = [torch.softmax(member(ids)[0], -1) for member in predictor.model.members]
+    torch.testing.assert_close(averaged.exp(), torch.stack(alone).mean(0))
+    assert predictor.predict("anna has the red ball . anna gives", k=3)
+
+
 def _interrupt_at(step: int):
     def on_event(event):
         if isinstance(event, Evaluation) and event.step == step:
@@ -79,19 +97,21 @@ def _interrupt_at(step: int):
 
 
 @pytest.mark.parametrize(
-    "cell, bidirectional, softmax",
+    "cell, bidirectional, softmax, members",
     [
-        ("rnn", False, "full"),
-        ("gru", False, "full"),
-        ("lstm", False, "full"),
-        ("gru", True, "full"),
-        ("lstm", False, "adaptive"),
+        ("rnn", False, "full", 1),
+        ("gru", False, "full", 1),
+        ("lstm", False, "full", 1),
+        ("gru", True, "full", 1),
+        ("lstm", False, "adaptive", 1),
+        ("lstm", False, "full", 2),  # an ensemble: a state of pairs, one per member
     ],
 )
 def test_interrupt_then_resume_gives_bitwise_identical_weights(
-    tmp_path: Path, corpus_file: Path, cell: str, bidirectional: bool, softmax: str
+    tmp_path: Path, corpus_file: Path, cell: str, bidirectional: bool, softmax: str, members: int
 ) -> None:
     settings = config(
+        members=members,
         cell=cell,
         layers=2,
         dropout=0.2,
