@@ -28,7 +28,6 @@ This module does not import torch: `nextword --help` must stay fast."""
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,7 +90,10 @@ def choose(
 ) -> Recipe:
     """The settings for a run on `corpus_bytes` of text for `time_budget` seconds (None: by epochs), of
     `members` networks (None: as many as the budget calls for)."""
-    cores = cores or os.cpu_count() or 1
+    if cores is None:
+        from .threads import usable_cores  # it imports torch, which only a run that is about to train needs
+
+        cores = usable_cores()
     pieces = corpus_bytes / _BYTES_PER_PIECE
     vocabulary = vocabulary_for(corpus_bytes)
     if time_budget is None:
@@ -111,7 +113,8 @@ def choose(
     if time_budget is not None:
         settings["epochs"] = None  # the budget stops the run
         shared = f": {passes / members:.1f} each for {members} networks{why}" if members > 1 else ""
-        budget = f"{_duration(time_budget)} (about {passes:.1f} passes over it on {cores} cores{shared})"
+        on = f"{cores} core{'s' * (cores != 1)}"
+        budget = f"{_duration(time_budget)} (about {passes:.1f} passes over it on {on}{shared})"
     ensemble = f"{members} averaged networks, each " if members > 1 else ""
     reason = (
         f"recipe: {ensemble}{settings['layers']} × {settings['hidden']} {settings['cell']}, {vocabulary:,} pieces, "

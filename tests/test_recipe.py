@@ -46,6 +46,14 @@ def test_a_budget_that_would_overfit_one_network_is_shared_by_an_ensemble() -> N
     assert choose(1_000_000, None).settings["members"] == 1  # ten epochs: one network
 
 
+def test_the_budget_is_counted_on_the_cores_this_process_may_use(monkeypatch) -> None:
+    from nextword import threads
+
+    monkeypatch.setattr(threads, "usable_cores", lambda: 1)  # as under `taskset -c 0` on any machine
+    recipe = choose(1_000_000, 600.0)
+    assert "8.4 passes over it on 1 core)" in recipe.reason and recipe.settings["members"] == 1
+
+
 def test_validation_takes_a_small_share_of_a_large_corpus_run() -> None:
     assert choose(1_000_000, 180.0, cores=2).settings["eval_every"] == 200  # the Config's, for a megabyte
     large = choose(30_000_000, 180.0, cores=2).settings
