@@ -249,7 +249,7 @@ class EnsembleLM(_ReadsFeatures):
 
     A single network that reads a small text many times only overfits it; networks that each read it
     fewer times from their own starting weights make different errors, and their average predicts
-    better than each of them (bench/RESULTS.md, "A seed ensemble"). They train side by side on the
+    better than each of them (bench/RESULTS.md, "The ensemble built"). They train side by side on the
     same batches, each on its own loss; their average is what validation, the mixture and prediction
     read. Its state is a tuple of the members' states; its features are theirs side by side."""
 
@@ -266,7 +266,8 @@ class EnsembleLM(_ReadsFeatures):
 
     def decode(self, features: torch.Tensor) -> torch.Tensor:
         """Log-probabilities (..., vocab): the members' distributions averaged."""
-        return self._average([torch.log_softmax(m.decode(f).float(), -1) for m, f in self._split(features)])
+        own = [torch.log_softmax(member.decode(f).float(), -1) for member, f in self._split(features)]
+        return self._average(torch.stack(own))
 
     def decode_targets(self, features: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """In evaluation, the ensemble's log P(targets); in training, the mean of each member's own, so that
@@ -278,9 +279,9 @@ class EnsembleLM(_ReadsFeatures):
     def _split(self, features: torch.Tensor) -> list[tuple[_NeuralLM, torch.Tensor]]:
         return list(zip(self.members, features.chunk(len(self.members), dim=-1)))
 
-    def _average(self, logprobs: list[torch.Tensor] | torch.Tensor) -> torch.Tensor:
-        """log of the mean of the members' probabilities, from their log-probabilities (stacked first)."""
-        return torch.logsumexp(torch.stack(list(logprobs)), dim=0) - math.log(len(self.members))
+    def _average(self, logprobs: torch.Tensor) -> torch.Tensor:
+        """log of the mean of the members' probabilities, from their log-probabilities stacked (members, ...)."""
+        return torch.logsumexp(logprobs, dim=0) - math.log(len(self.members))
 
     def select_state(self, state: tuple, rows: torch.Tensor) -> tuple:
         return tuple(member.select_state(s, rows) for member, s in zip(self.members, state))
