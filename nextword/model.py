@@ -396,10 +396,9 @@ def build_model(
         raise too_large  # refused before allocating: an allocation close to the memory's size may succeed
     try:  # and then be killed by the OS while it is filled
         shape = (vocab_size, config.cell, config.layers, config.embed, config.hidden, config.dropout)
-        if config.bidirectional:
-            members = [WindowedBiLM(*shape, config.context, config.pool, cutoffs) for _ in range(config.members)]
-        else:
-            members = [RecurrentLM(*shape, cutoffs) for _ in range(config.members)]
+        encoder = (config.context, config.pool) if config.bidirectional else ()
+        network = WindowedBiLM if config.bidirectional else RecurrentLM
+        members = [network(*shape, *encoder, cutoffs) for _ in range(config.members)]
         return members[0] if config.members == 1 else EnsembleLM(members)
     except (MemoryError, RuntimeError) as exc:
         if isinstance(exc, RuntimeError) and "allocate" not in str(exc):
