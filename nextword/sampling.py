@@ -40,6 +40,8 @@ class _LexiconWords:
         partial = split_partial(text)[1]
         # A prompt's last word is carried on only when it is plain (no punctuation has ended it).
         self.word = partial if partial and not any(map(is_trailing_punctuation, partial)) else None
+        # Letters glued to the punctuation that ended a word would spell no word of the lexicon ("cat.ntn").
+        self.after_punctuation = bool(partial) and is_trailing_punctuation(partial[-1])
 
     def _reachable(self, prefix: str) -> bool:
         return not is_word(prefix) or self.lexicon.has_word_starting(prefix)
@@ -47,7 +49,9 @@ class _LexiconWords:
     def allows(self, piece: int) -> bool:
         tok, text = self.tokenizer, self.tokenizer.piece_text[piece]
         if tok.extends_word[piece]:
-            return self.word is None or self._reachable(self.word + text)
+            if self.word is None:
+                return not (self.after_punctuation and is_word(text))
+            return self._reachable(self.word + text)
         if self.word is not None and is_word(self.word) and self.word not in self.lexicon:
             return False  # this piece would end a word that is none
         return not tok.starts_word[piece] or self._reachable(text.lstrip(" "))
@@ -55,9 +59,9 @@ class _LexiconWords:
     def take(self, piece: int) -> None:
         tok, text = self.tokenizer, self.tokenizer.piece_text[piece]
         if tok.starts_word[piece]:
-            self.word = text.lstrip(" ")
+            self.word, self.after_punctuation = text.lstrip(" "), False
         elif not tok.extends_word[piece]:  # a line break or punctuation ends the word
-            self.word = None
+            self.word, self.after_punctuation = None, piece != EOS_ID
         elif self.word is not None:
             self.word += text
 

@@ -17,6 +17,8 @@ from nextword.errors import ModelDirError
 from nextword.evaluate import word_metrics
 from nextword.lexicon import DocumentWords, Lexicon, count_words, read_lexicon, write_lexicon
 from nextword.predict import Predictor
+from nextword.sampling import _LexiconWords
+from nextword.tokenizer import EOS_ID
 from nextword.train import train
 
 from conftest import TINY
@@ -123,6 +125,24 @@ def test_every_suggestion_is_a_lexicon_word_unless_any_word(raw: Path) -> None:
         assert len(kept) == min(5, len(fitting)), (text, kept)
         strays.update(word for word, _ in anything.predict(text, k=5) if word not in lexicon)
     assert strays  # the barely trained model does spell non-words, which --any-word lets through
+
+
+def test_generation_glues_no_letters_to_the_punctuation_that_ended_a_word(raw: Path) -> None:
+    """ "cat." may be followed by a new word, a line break or more punctuation, never by "ntn": the
+    letters would make "cat.ntn", which no lexicon holds."""
+    predictor = Predictor.load(raw)
+    tok = predictor.pieces.tokenizer
+    letters = next(i for i in np.flatnonzero(tok.extends_word) if tok.piece_text[i].isalpha())
+    full_stop = tok.encode_line("cat.")[-1]
+    assert tok.piece_text[full_stop] == "."
+    for prompt in ("the cat.", "the cat"):
+        written = _LexiconWords(tok, predictor.lexicon, prompt)
+        if prompt == "the cat":
+            written.take(full_stop)
+        assert not written.allows(letters)
+        assert written.allows(full_stop) and written.allows(EOS_ID)
+        written.take(EOS_ID)  # a line break: the next line may start as it likes
+        assert written.allows(letters)
 
 
 def test_generated_words_are_lexicon_words_unless_any_word(raw: Path) -> None:
