@@ -343,21 +343,6 @@ def adaptive_cutoffs(counts: np.ndarray) -> list[int]:
     return cutoffs or [len(counts) // 2]
 
 
-def start_output(decoder: nn.Module, counts: np.ndarray) -> None:
-    """Start a new output layer from the training text's piece `counts`: an adaptive softmax orders its
-    pieces by them; a full softmax's bias starts at their log frequencies (add-one), so that the first
-    prediction is the unigram distribution. From a zero bias, Adam's steps of about the learning rate
-    each take thousands of steps to get there (a rare piece's bias is about -8: some 2,700 steps at
-    the recipe's 0.003, more than a 3-minute run makes), and the network spends its short budget on
-    it (bench/RESULTS.md: 22% lower perplexity after a 3-minute run)."""
-    if isinstance(decoder, AdaptiveOutput):
-        decoder.sort_by(counts)
-        return
-    with torch.no_grad():
-        smoothed = torch.from_numpy(counts + 1.0)
-        decoder.bias.copy_(torch.log(smoothed / smoothed.sum()))
-
-
 def output_layer(features: int, vocab_size: int, cutoffs: list[int] | None, tie_to: nn.Embedding | None) -> nn.Module:
     """A linear layer for a full softmax (its weights tied to the embedding when given), or an
     adaptive softmax when `cutoffs` are given."""

@@ -39,11 +39,11 @@ from .model import (
     map_state,
     networks,
     parameter_count,
-    start_output,
 )
 from .tokenizer import Tokenizer, sample_lines_for, train_tokenizer
 from .recipe import EVALUATION_COST
 from .threads import SharedCores
+from .warm_start import piece_vectors, start_embedding, start_output
 
 _REPORT_SECONDS = 0.25  # how often progress is reported (and the loss read back from the device)
 # A time budget is turned into a number of steps (see `_plan_when_due`), timed over the steps after
@@ -197,7 +197,7 @@ def train(
     kind.check(settings.model, data.tokenizer.vocab_size)
     # Made before the output is touched: a corpus too small for one batch must not cost the old model.
     batches = None if kind.counted else _make_batches(data.train_ids, settings, world)
-    # Piece frequencies start a new network's output layer (model.start_output); --init and state.pt bring their own.
+    # The text's piece counts start a new network (warm_start.py); --init and state.pt bring their own weights.
     new = batches is not None and initial is None and not resume
     counts = np.bincount(data.train_ids, minlength=data.tokenizer.vocab_size) if new else None
     summary = None
@@ -208,7 +208,7 @@ def train(
             )
             if batches is None:
                 return _count(kind, settings, data, out, emit)
-            model = _new_model(settings, data.tokenizer.vocab_size, manifest.get("cutoffs"), counts, initial)
+            model = _new_model(settings, data, manifest.get("cutoffs"), counts, initial)
             run = _Run(settings=settings, data=data, batches=batches, out=out, device=device, world=world, model=model)
             summary = _train_neural(run, initial, resume, emit)
             return summary
@@ -494,20 +494,22 @@ class _Run:
 
 def _new_model(
     settings: Settings,
-    vocab_size: int,
+    data: Prepared,
     cutoffs: list[int] | None,
     counts: np.ndarray | None,
     initial: checkpoint.LoadedModel | None,
 ) -> torch.nn.Module:
-    """The seeded model, new (its output layer started from the training text's piece `counts`), with the
-    initial model's weights (--init), or as built (resuming: `counts` is None, and state.pt replaces them)."""
+    """The seeded model, new (started from the training text and its piece `counts`: warm_start.py), with
+    the initial model's weights (--init), or as built (resuming: `counts` is None, and state.pt replaces them)."""
     torch.manual_seed(settings.train.seed)
-    model = build_model(settings.model, vocab_size, cutoffs)
+    model = build_model(settings.model, data.tokenizer.vocab_size, cutoffs)
     if initial is not None:  # with an adaptive softmax's order of pieces
         model.load_state_dict(initial.components()["neural"].state_dict())
     elif counts is not None:
+        vectors = piece_vectors(data.train_ids, data.tokenizer.vocab_size, networks(model)[0].embedding.embedding_dim)
         for network in networks(model):
             start_output(network.decoder, counts)
+            start_embedding(network.embedding, vectors)
     return model
 
 

@@ -10,8 +10,8 @@ from nextword.model import (
     adaptive_cutoffs,
     flat_state,
     parameter_count,
-    start_output,
 )
+from nextword.warm_start import start_output
 
 
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
@@ -60,30 +60,6 @@ def test_embeddings_are_tied_when_sizes_allow() -> None:
     untied = RecurrentLM(100, "lstm", 1, embed=16, hidden=24, dropout=0.0)
     assert tied.decoder.weight is tied.embedding.weight
     assert parameter_count(untied) - parameter_count(tied) > 100 * 16
-
-
-@pytest.mark.parametrize(
-    "make",
-    [
-        lambda: RecurrentLM(50, "lstm", 2, 32, 32, 0.0),
-        lambda: WindowedBiLM(50, "gru", 1, 32, 16, 0.0, context=4, pool="final"),
-    ],
-)
-def test_a_new_output_layer_starts_at_the_pieces_frequencies(make) -> None:
-    counts = np.zeros(50, dtype=np.int64)
-    counts[:10] = 2 ** np.arange(20, 0, -2)  # ten pieces, each 4x as common as the next; the rest never seen
-    torch.manual_seed(0)  # the same weights whatever ran before
-    model = make()
-    tokens = torch.randint(0, 50, (4, 12))
-    frequencies = (counts + 1) / (counts + 1).sum()
-
-    def distance_from_frequencies() -> float:  # total variation, over every place
-        return 0.5 * (model.eval()(tokens)[0].softmax(-1) - torch.from_numpy(frequencies)).abs().sum(-1).max().item()
-
-    assert distance_from_frequencies() > 0.5  # a zero bias: about uniform
-    start_output(model.decoder, counts)
-    assert distance_from_frequencies() < 0.25
-    assert (model(tokens)[0].argmax(-1) == 0).all()  # the most common piece first, wherever the network is
 
 
 def _windowed(cell: str, pool: str = "final") -> "WindowedBiLM":
