@@ -69,7 +69,8 @@ def piece_vectors(ids: np.ndarray, vocab_size: int, dim: int) -> torch.Tensor:
         left, values, _ = torch.svd_lowrank(ppmi, q=min(vocab_size, 2 * rank), niter=4)
     vectors = torch.zeros(vocab_size, dim)
     vectors[:, :rank] = left[:, :rank] * values[:rank].sqrt()
-    vectors[torch.from_numpy(np.bincount(ids, minlength=vocab_size) == 0)] = 0.0  # exactly: the SVD leaves rounding there
+    unused = torch.from_numpy(np.bincount(ids, minlength=vocab_size) == 0)
+    vectors[unused] = 0.0  # exactly: the SVD leaves rounding noise there
     return vectors
 
 
