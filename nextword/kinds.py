@@ -13,6 +13,7 @@ The rest of nextword calls a kind's methods, and every model has the interface i
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any, Mapping
@@ -189,6 +190,8 @@ def _neural_cache_tensors(model: MixtureLM) -> dict[str, torch.Tensor]:
     cache, tensors = model.neural_cache, {}
     if cache is not None:
         tensors = {"theta": torch.tensor([cache.theta], dtype=torch.float64), "window": torch.tensor([cache.window])}
+        if cache.typical is not None:
+            tensors["typical_weight"] = torch.tensor([cache.typical], dtype=torch.float64)
     if model.confidence is not None:
         tensors["confidence_edges"] = model.confidence
     if model.places is not None:
@@ -197,13 +200,17 @@ def _neural_cache_tensors(model: MixtureLM) -> dict[str, torch.Tensor]:
 
 
 def _neural_cache_from(tensors: Mapping[str, torch.Tensor]) -> NeuralCache | None:
-    """The neural cache a mixture file names; None in one from before the neural cache (no θ)."""
+    """The neural cache a mixture file names; None in one from before the neural cache (no θ). One from
+    before the typical weight has none: its confidence counts only the entries read."""
     if "theta" not in tensors:
         return None
     theta, window = float(tensors["theta"][0]), int(tensors["window"][0])
     if not (theta > 0 and window > 0):
         raise ValueError(f"its neural cache's theta {theta} and window {window} must both be positive")
-    return NeuralCache(theta, window)
+    typical = float(tensors["typical_weight"][0]) if "typical_weight" in tensors else None
+    if typical is not None and not math.isfinite(typical):
+        raise ValueError(f"its neural cache's typical weight {typical} must be a finite number")
+    return NeuralCache(theta, window, typical)
 
 
 class Mixture:

@@ -8,12 +8,13 @@ piece by piece (linear interpolation, Jelinek & Mercer 1980; the unigram cache a
 The weights depend on a bucket b of the place. Without the caches it is what the n-gram knows of
 the context (the longest context it has seen, and how often: `NgramLM.context_buckets`): where it
 has seen the context many times it is worth more than where it backs off to a guess. With them it
-is how sure the neural cache is, its peak (the largest probability it gives any piece) cut at
-CONFIDENCE_EDGES, and, in a mixture fitted since, the kind of the place (PLACES: inside a word,
-after a line break, elsewhere). Where the cache is sure it may carry a piece, where it is vague it
-counts for little; and it is surer of the letters that carry on a name it has seen spelled than of
-the word that comes next, so the place tells its weight apart (bench/RESULTS.md: a five-piece
-speaker's name in Tiny Shakespeare paid a weight of 0.64 on each piece the cache was 99% sure of).
+is how sure the neural cache is, its peak (the largest probability it gives any piece, as a full
+window would give it: `NeuralCache.confidence`) cut at CONFIDENCE_EDGES, and, in a mixture fitted
+since, the kind of the place (PLACES: inside a word, after a line break, elsewhere). Where the
+cache is sure it may carry a piece, where it is vague it counts for little; and it is surer of the
+letters that carry on a name it has seen spelled than of the word that comes next, so the place
+tells its weight apart (bench/RESULTS.md: a five-piece speaker's name in Tiny Shakespeare paid a
+weight of 0.64 on each piece the cache was 99% sure of).
 `fit` chooses the bucketing on validation: the n-gram's, the confidence's, or confidence and place.
 In each bucket the weights lie in [WEIGHT_FLOOR, 1] and sum to 1, fitted by minimising the NLL of
 the validation text; a bucket with fewer than MIN_BUCKET_PIECES validation pieces keeps the weights
@@ -43,7 +44,7 @@ import torch
 from torch import nn
 
 from .loss import stream_loss
-from .neural_cache import THETAS, NeuralCache
+from .neural_cache import THETAS, NeuralCache, Peaks, typical_weight
 from .ngram import NgramLM
 from .tokenizer import EOS_ID, Tokenizer
 
@@ -342,7 +343,7 @@ class MixtureLM(nn.Module):
                 remembered, peaks, memory = self.neural_cache.distributions(
                     memory, features, tokens, self.vocab_size, last_only
                 )
-                caches, peaks = caches + [remembered], peaks.cpu().numpy()
+                caches, peaks = caches + [remembered], self.neural_cache.confidence(peaks).cpu().numpy()
             weights = self._weights.with_caches(buckets, peaks, self._places(tokens, last_only))
             # The cache's weight per count, so that its counts need not be divided into a distribution (their
             # total is at least 1: the piece just read).
@@ -366,7 +367,7 @@ class MixtureLM(nn.Module):
             parts, peaks = parts + [cache_p], None
             if self._remembers:
                 remembered, peaks, memory = self.neural_cache.target_probabilities(memory, features, tokens, targets)
-                parts, peaks = parts + [remembered[0]], peaks[0].cpu().numpy()
+                parts, peaks = parts + [remembered[0]], self.neural_cache.confidence(peaks)[0].cpu().numpy()
             weights = self._weights.with_caches(buckets, peaks, self._places(tokens, False))
         else:
             weights, counts = self._weights.plain[buckets], tokens.new_zeros(tokens.shape[0], 0, dtype=torch.float32)
@@ -410,7 +411,8 @@ class MixtureLM(nn.Module):
 class _Recorder(nn.Module):
     """A model for `stream_loss` that scores nothing and keeps, for each validation piece, each
     component's probability of it (a unigram cache per half-life, a neural cache per θ), the
-    n-gram's bucket, whether each unigram cache held anything there, and each neural cache's peak."""
+    n-gram's bucket, whether each unigram cache held anything there, and each neural cache's `Peaks`:
+    see `columns`."""
 
     def __init__(self, neural: nn.Module, ngram: NgramLM, caches: list[UnigramCache], thetas: tuple[float, ...]):
         super().__init__()
@@ -435,12 +437,16 @@ class _Recorder(nn.Module):
         remembered, peaks, memory = self.neural_cache.target_probabilities(
             memory, features, tokens, targets, self.thetas
         )
-        kept = (neural_p, ngram_p, torch.from_numpy(buckets), *cache_p, *(t > 0 for t in totals), *remembered, *peaks)
-        self.rows.append(tuple(t.reshape(-1).cpu() for t in kept))
+        kept = (neural_p, ngram_p, torch.from_numpy(buckets), torch.stack(cache_p), torch.stack(totals) > 0)
+        kept += (remembered, peaks.peak, peaks.seen, peaks.log_mean)
+        self.rows.append(tuple(t.flatten(-2).cpu() for t in kept))
         return torch.zeros(targets.shape, device=tokens.device), (neural_state, ngram_state, after, memory)
 
     def columns(self) -> list[torch.Tensor]:
-        return [torch.cat(column) for column in zip(*self.rows)]
+        """For each validation piece: p_neural, p_ngram, the n-gram's bucket, (pieces,) each; p_cache and
+        whether it held anything, (half-lives, pieces) each; p_neural_cache (θs, pieces); and its `Peaks`'
+        peak (θs, pieces), seen (pieces,) and log_mean (θs, pieces)."""
+        return [torch.cat(column, -1) for column in zip(*self.rows)]
 
 
 def _by_place(confident: torch.Tensor | np.ndarray, place: torch.Tensor | np.ndarray) -> torch.Tensor | np.ndarray:
@@ -516,13 +522,13 @@ def held_out_nll(
 
 
 def _bucketings(
-    buckets: torch.Tensor, count: int, peak: torch.Tensor, place: torch.Tensor, places: torch.Tensor
+    buckets: torch.Tensor, count: int, confidence: torch.Tensor, place: torch.Tensor, places: torch.Tensor
 ) -> list[tuple[str, torch.Tensor | None, torch.Tensor | None, torch.Tensor, int]]:
     """The ways `fit` may bucket the cache weights, each as (name, confidence edges, places, each validation
-    piece's bucket, the number of buckets): by the n-gram's `buckets`, by the neural cache's `peak`, and by
-    that and the `place` before each piece (`places` of each piece read)."""
+    piece's bucket, the number of buckets): by the n-gram's `buckets`, by the neural cache's `confidence`,
+    and by that and the `place` before each piece (`places` of each piece read)."""
     edges = torch.tensor(CONFIDENCE_EDGES)
-    sure, confident = torch.bucketize(peak, edges, right=True), len(edges) + 1
+    sure, confident = torch.bucketize(confidence, edges.to(confidence.dtype), right=True), len(edges) + 1
     return [
         ("n-gram", None, None, buckets, count),
         ("confidence", edges, None, sure, confident),
@@ -549,9 +555,7 @@ def fit(
     # One stream, as evaluate and a session read a document: the caches see all the text before each
     # piece, not a sixteenth of it from a cold start, so their weights are fitted for what they will see.
     scored = stream_loss(recorder, tokenizer, valid_ids, seq_len=seq_len, device=device, streams=1)
-    neural_p, ngram_p, buckets, *rest = recorder.columns()
-    cache_p, cache_present = rest[: len(caches)], rest[len(caches) : 2 * len(caches)]
-    remembered, peaks = rest[2 * len(caches) : 2 * len(caches) + len(THETAS)], rest[2 * len(caches) + len(THETAS) :]
+    neural_p, ngram_p, buckets, cache_p, cache_present, remembered, peak, seen, log_mean = recorder.columns()
     weights, mixture_loss = fit_weights(torch.stack([neural_p, ngram_p], 1), buckets, ngram.buckets)
     fits = [
         fit_weights(torch.stack([neural_p, ngram_p, p], 1), buckets, ngram.buckets, present[:, None])
@@ -561,17 +565,18 @@ def fit(
     unigram_loss = fits[best][1]
     places = places_of(tokenizer)
     place = places[torch.from_numpy(np.asarray(valid_ids[: len(neural_p)], dtype=np.int64))]  # after each input
-    candidates = []  # (θ's index, the bucketing's name, its edges and places or None, fit_weights's arguments)
-    for i, (p, peak) in enumerate(zip(remembered, peaks)):
-        probabilities = torch.stack([neural_p, ngram_p, cache_p[best], p], 1)
-        present = torch.stack([cache_present[best], peak > 0], 1)
-        for name, edges, kinds, rows, count in _bucketings(buckets, ngram.buckets, peak, place, places):
-            candidates.append((i, name, edges, kinds, (probabilities, rows, count, present)))
-    sharpest, bucketing, confidence, by_place, arguments = min(candidates, key=lambda c: held_out_nll(*c[-1]))
+    candidates = []  # (the neural cache, the bucketing's name, its edges and places or None, fit_weights's arguments)
+    for i, theta in enumerate(THETAS):
+        peaks = Peaks(peak[i], seen, log_mean[i])
+        cache = NeuralCache(theta, typical=typical_weight(peaks))
+        probabilities = torch.stack([neural_p, ngram_p, cache_p[best], remembered[i]], 1)
+        present = torch.stack([cache_present[best], peaks.peak > 0], 1)
+        sure = cache.confidence(peaks)
+        for name, edges, kinds, rows, count in _bucketings(buckets, ngram.buckets, sure, place, places):
+            candidates.append((cache, name, edges, kinds, (probabilities, rows, count, present)))
+    cache, bucketing, confidence, by_place, arguments = min(candidates, key=lambda c: held_out_nll(*c[-1]))
     cache_weights, cache_loss = fit_weights(*arguments)
-    model = MixtureLM(
-        neural, ngram, weights, cache_weights, HALF_LIVES[best], NeuralCache(THETAS[sharpest]), confidence, by_place
-    )
+    model = MixtureLM(neural, ngram, weights, cache_weights, HALF_LIVES[best], cache, confidence, by_place)
     losses = {
         "neural": -neural_p.log().mean().item(),
         "ngram": -ngram_p.log().mean().item(),
@@ -583,7 +588,7 @@ def fit(
     return model, {
         "order": ngram.order,
         "half_life": HALF_LIVES[best],
-        "theta": THETAS[sharpest],
+        "theta": cache.theta,
         "cache_buckets": bucketing,
         "valid_loss": losses,
         "valid_word_perplexity": {name: math.exp(loss * per_word) for name, loss in losses.items()},

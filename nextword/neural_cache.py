@@ -9,6 +9,13 @@ to length 1) and the piece. At a place whose features are h,
 so a name, a phrase or a speaker's label that followed a similar place earlier comes back. It
 holds only text already read, never what follows. θ is chosen on validation (mixture.fit).
 
+How sure the cache is at a place (`NeuralCache.confidence`, which the mixture's weights depend on)
+is its peak, the largest probability it gives a piece, as a full window would give it: at the start
+of a document, the entries not yet read are counted at an entry's typical weight, measured on
+validation (`typical_weight`). Softmax over a handful of entries puts nearly all the weight on the
+closest however far it is, and the mixture, fitted on long texts where such a peak means a name
+coming back, trusted it to repeat the last words of a short prompt ("I will not not").
+
 A document's entries are kept once, in a `_Log` that only grows, and a state (`Memory`) names for
 each row its log and how far into it the row's text has reached: the many beams of a word search,
 and the many places of one reading that evaluate searches from, share their document's entries
@@ -29,6 +36,27 @@ WINDOW = 2000  # entries a prediction looks back over (Grave et al.'s choice for
 THETAS = (5.0, 10.0, 20.0, 40.0)  # the sharpness θ that `mixture.fit` chooses from (10 on both shared corpora)
 TAIL_LIMIT = 32  # a row's own entries past its log's end, at most, before they move to a log of their own
 _UNSEEN = -(2**62)  # the place given to an entry that is not a row's: no place's window reaches it
+
+
+@dataclass(frozen=True)
+class Peaks:
+    """What the mixture needs to know of the cache at each place (..., places): its `peak`, the largest
+    probability it gives any piece (0 where it sees no entry); how many entries it sees, `seen`; and
+    `log_mean`, the log of their mean weight exp(θ h·h_j) (-inf where none)."""
+
+    peak: torch.Tensor
+    seen: torch.Tensor
+    log_mean: torch.Tensor
+
+
+def typical_weight(peaks: Peaks) -> float | None:
+    """The log of an entry's typical weight in a document, from the places of one read (flattened) that see
+    the most entries (at least half as many as the most any sees): the mean of their `log_mean`. None
+    where no place sees an entry."""
+    most = peaks.seen.max()
+    if most == 0:
+        return None
+    return peaks.log_mean[2 * peaks.seen >= most].double().mean().item()
 
 
 class _Log:
@@ -136,10 +164,22 @@ class _Own:
 
 
 class NeuralCache:
-    """The cache of one sharpness θ (or several at once, for fitting) over the last `window` entries."""
+    """The cache of one sharpness θ (or several at once, for fitting) over the last `window` entries; the
+    entries not yet read count as `typical` (see `typical_weight`) in its confidence, or not at all where
+    it is None (a model directory from before it)."""
 
-    def __init__(self, theta: float, window: int = WINDOW):
-        self.theta, self.window = float(theta), int(window)
+    def __init__(self, theta: float, window: int = WINDOW, typical: float | None = None):
+        self.theta, self.window, self.typical = float(theta), int(window), typical
+
+    def confidence(self, peaks: Peaks) -> torch.Tensor:
+        """How sure the cache is at each place: the peak, times the part of a full window's weight that the
+        entries seen carry, the `window - seen` entries not yet read counted at the typical weight."""
+        if self.typical is None:
+            return peaks.peak
+        seen = peaks.seen.double()  # float64: the share stays above 0 wherever an entry is seen
+        # log(weight seen / weight of the entries not yet read); +inf with a full window, -inf with none seen
+        balance = seen.log() + peaks.log_mean.double() - (self.window - seen).clamp_min(0).log() - self.typical
+        return peaks.peak * torch.sigmoid(balance)
 
     def read(
         self,
@@ -148,12 +188,13 @@ class NeuralCache:
         tokens: torch.Tensor,
         thetas: tuple[float, ...] | None = None,
         last_only: bool = False,
-    ) -> tuple[list[tuple[slice | torch.Tensor, torch.Tensor, torch.Tensor]], Memory]:
+    ) -> tuple[list[tuple[slice | torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]], Memory]:
         """Read `tokens` (rows, time) whose features are `features` (rows, time, dim): for each group of
         rows that share a log, (their row indices, or every row as a slice, the weights (thetas, rows,
         time or 1, entries) of the entries each place (or the last) sees, all zero where it sees none,
-        and the entries' pieces (rows, entries)); and the state after the tokens. `thetas` default to
-        this cache's θ."""
+        the entries' pieces (rows, entries), and each place's `seen` (rows, time or 1) and `log_mean`
+        (thetas, rows, time or 1) as `Peaks` has them); and the state after the tokens. `thetas` default
+        to this cache's θ."""
         rows, time, dim = features.shape
         if memory is None:
             memory = Memory.empty(rows, dim, features.device)
@@ -177,10 +218,10 @@ class NeuralCache:
         own: _Own,
         index: slice | torch.Tensor,
         theta: float | torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The weights and pieces of `read` for the rows `index` (all of them as a slice), which share
-        `log` up to their `ends`, whose `queries` (rows, time or 1, dim) are at their new places (or
-        their last) and whose own entries are `own`'s."""
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The weights, pieces, entries seen and their log mean weight of `read` for the rows `index` (all
+        of them as a slice), which share `log` up to their `ends`, whose `queries` (rows, time or 1, dim)
+        are at their new places (or their last) and whose own entries are `own`'s."""
 
         def rows(tensor: torch.Tensor) -> torch.Tensor:
             return tensor if isinstance(index, slice) else tensor.index_select(0, index)
@@ -205,7 +246,9 @@ class NeuralCache:
             age = counted[:, -count:, None] - places[:, None]  # places before the query
             scores = torch.where((age >= 0) & (age < self.window), scores, -torch.inf)
         weights = torch.softmax(scores, -1).nan_to_num(0.0)  # a place that sees nothing: all zero
-        return weights, torch.cat([log.pieces[low:high].expand(len(keys), -1), rows(own.pieces)], 1)
+        seen = torch.isfinite(scores[0]).sum(-1)
+        log_mean = torch.where(seen > 0, torch.logsumexp(scores, -1) - seen.log(), -torch.inf)
+        return weights, torch.cat([log.pieces[low:high].expand(len(keys), -1), rows(own.pieces)], 1), seen, log_mean
 
     def distributions(
         self,
@@ -214,18 +257,20 @@ class NeuralCache:
         tokens: torch.Tensor,
         vocab_size: int,
         last_only: bool = False,
-    ) -> tuple[torch.Tensor, torch.Tensor, Memory]:
-        """p_cache after each of `tokens` (or only the last) (rows, time or 1, vocab), its peak there
-        (rows, time or 1: see `target_probabilities`), and the state after the tokens."""
+    ) -> tuple[torch.Tensor, Peaks, Memory]:
+        """p_cache after each of `tokens` (or only the last) (rows, time or 1, vocab), its `Peaks` there
+        (rows, time or 1), and the state after the tokens."""
         groups, after = self.read(memory, features, tokens, last_only=last_only)
         time = 1 if last_only else tokens.shape[1]
         out = features.new_zeros(tokens.shape[0], time, vocab_size, dtype=torch.float32)
-        for index, weights, pieces in groups:
+        seen, log_mean = out.new_zeros(out.shape[:2], dtype=torch.long), out.new_zeros(out.shape[:2])
+        for index, weights, pieces, group_seen, group_log_mean in groups:
             found = out if isinstance(index, slice) else out.new_zeros(len(index), time, vocab_size)
             found.scatter_add_(2, pieces[:, None].expand(-1, time, -1), weights[0])
+            seen[index], log_mean[index] = group_seen, group_log_mean[0]
             if found is not out:
                 out[index] = found
-        return out, out.amax(-1), after
+        return out, Peaks(out.amax(-1), seen, log_mean), after
 
     def target_probabilities(
         self,
@@ -234,21 +279,22 @@ class NeuralCache:
         tokens: torch.Tensor,
         targets: torch.Tensor,
         thetas: tuple[float, ...] | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor, Memory]:
-        """p_cache(targets[b, t]) after tokens up to [b, t], (thetas, rows, time) float64; the cache's
-        peak there, the largest probability it gives any piece, (thetas, rows, time) float32, which is
-        0 where it holds nothing and says how sure it is; and the state after the tokens."""
+    ) -> tuple[torch.Tensor, Peaks, Memory]:
+        """p_cache(targets[b, t]) after tokens up to [b, t], (thetas, rows, time) float64; its `Peaks` there
+        (thetas, rows, time; `seen` (rows, time)), float32; and the state after the tokens."""
         groups, after = self.read(memory, features, tokens, thetas)
         out = torch.zeros(len(thetas or (self.theta,)), *tokens.shape, dtype=torch.float64, device=tokens.device)
-        peaks = torch.zeros(out.shape, device=tokens.device)
-        for index, weights, pieces in groups:
+        peaks, log_mean = torch.zeros(out.shape, device=tokens.device), torch.zeros(out.shape, device=tokens.device)
+        seen = torch.zeros(tokens.shape, dtype=torch.long, device=tokens.device)
+        for index, weights, pieces, group_seen, group_log_mean in groups:
+            seen[index], log_mean[:, index] = group_seen, group_log_mean
             same = pieces[:, None, :] == targets[index][:, :, None]  # (rows, time, entries)
             out[:, index] = (weights.double() * same[None]).sum(-1)
             # Each piece's probability, summed over the distinct pieces the rows see rather than the vocabulary.
             distinct, numbered = torch.unique(pieces, return_inverse=True)
             summed = weights.new_zeros(*weights.shape[:-1], len(distinct))
             peaks[:, index] = summed.scatter_add_(-1, numbered[None, :, None].expand_as(weights), weights).amax(-1)
-        return out, peaks, after
+        return out, Peaks(peaks, seen, log_mean), after
 
 
 def _after(memory: Memory, own: _Own, last_features: torch.Tensor, window: int) -> Memory:

@@ -29,7 +29,7 @@ from nextword.mixture import (
     held_out_nll,
     places_of,
 )
-from nextword.neural_cache import THETAS, NeuralCache
+from nextword.neural_cache import THETAS, NeuralCache, Peaks, typical_weight
 from nextword.predict import Predictor
 from nextword.tokenizer import EOS_ID
 from nextword.train import train
@@ -51,6 +51,7 @@ def test_training_fits_a_mixture_by_default_and_the_manifest_names_it(loaded: ch
     assert loaded.default_component == "mixture+cache"
     report = loaded.manifest["mixture"]
     assert report["half_life"] in HALF_LIVES and report["order"] == loaded.settings.model.order
+    assert math.isfinite(loaded.model.neural_cache.typical)  # fitted on validation with the rest
     named = "n-gram" if loaded.model.confidence is None else "confidence"
     assert report["cache_buckets"] == named + ("" if loaded.model.places is None else " and place")
     # Fitted on validation, each mixture is at least as good there as the components it mixes, but for what the
@@ -214,7 +215,7 @@ def test_the_weights_are_distributions_and_round_trip_through_the_directory(
             model.weights.flip(1),
             torch.full((rows, 4), 0.25).double(),
             300.0,
-            NeuralCache(12.5, window=700),
+            NeuralCache(12.5, window=700, typical=None if by_place is None else 4.5),
             confidence,
             by_place,
         )
@@ -223,6 +224,7 @@ def test_the_weights_are_distributions_and_round_trip_through_the_directory(
         assert torch.equal(again.weights, changed.weights) and torch.equal(again.cache_weights, changed.cache_weights)
         assert again.cache.half_life == 300.0
         assert (again.neural_cache.theta, again.neural_cache.window) == (12.5, 700)
+        assert again.neural_cache.typical == changed.neural_cache.typical
         assert (again.confidence is None) == (confidence is None)
         assert confidence is None or torch.equal(again.confidence, confidence)
         assert (again.places is None) == (by_place is None) and (by_place is None or torch.equal(again.places, places))
@@ -236,6 +238,10 @@ def test_the_weights_are_distributions_and_round_trip_through_the_directory(
             NeuralCache(12.5),
             torch.tensor([0.5, 0.2]),
         )
+    changed.neural_cache = NeuralCache(12.5, typical=math.nan)
+    kinds.MIXTURE_KIND.save(out, changed)
+    with pytest.raises(checkpoint.ModelDirError, match="typical weight nan must be a finite number"):
+        checkpoint.load(out)
     save = {"weights": -model.weights, "cache_weights": model.cache_weights, "half_life": torch.ones(1).double()}
     from safetensors.torch import save_file
 
@@ -283,6 +289,7 @@ def test_a_mixture_from_before_the_confidence_buckets_loads_and_predicts(trained
     )  # as written before: θ, but four weights per n-gram bucket, no edges
     loaded = checkpoint.load(out)
     assert loaded.model.confidence is None and loaded.model.neural_cache.theta == 10.0
+    assert loaded.model.neural_cache.typical is None  # its confidence counts the entries read alone, as before
     words = Predictor(loaded).predict("anna has the red ", k=3)
     assert len(words) == 3 and all(0 < p <= 1 for _, p in words)
     assert "weights by the n-gram's context" in loaded.kind.describe(loaded.model, loaded.settings.model)
@@ -447,3 +454,31 @@ def test_a_resumed_run_refits_the_mixture_to_its_new_weights(tmp_path: Path, cor
     again = checkpoint.load(out)
     assert again.manifest["kind"] == "mixture" and again.summary["steps"] == 40
     assert again.manifest["mixture"]["valid_loss"]["neural"] < first.manifest["mixture"]["valid_loss"]["neural"]
+
+
+def test_a_short_prompt_is_not_repeated_by_a_cache_fitted_on_long_texts(
+    loaded: checkpoint.LoadedModel, corpus_file: Path
+) -> None:
+    """A few pieces in, the neural cache's softmax over a handful of entries is sure of the closest one
+    however far it is; weights that trust a sure cache (as a long text teaches: a name coming back) then
+    made a prompt's last words its next ones. Counted against a full window of typical entries, such a
+    place is not sure: weights that trust a sure cache mix there as cautious ones do."""
+    model = loaded.model
+    text = torch.tensor([loaded.tokenizer.encode(corpus_file.read_text(encoding="utf-8"))[:3000]])
+    with torch.inference_mode():
+        features, _ = model.neural.features(text, None, False)
+        _, peaks, _ = NeuralCache(40.0).distributions(None, features, text, model.vocab_size)
+    typical = typical_weight(Peaks(peaks.peak.flatten(), peaks.seen.flatten(), peaks.log_mean.flatten()))
+    cautious = torch.tensor([[0.49, 0.49, 0.01, 0.01]] * 5).double()
+    trusting = torch.cat([cautious[:4], torch.tensor([[0.05, 0.03, 0.02, 0.9]]).double()])  # above the last edge
+    prompt = torch.tensor([[EOS_ID, *loaded.tokenizer.encode("ben has a small cup . ben")]])
+    for cache in (NeuralCache(40.0), NeuralCache(40.0, typical=typical)):
+        with torch.inference_mode():
+            trusted, careful = (
+                MixtureLM(
+                    model.neural, model.ngram, model.weights, weights, 100.0, cache, torch.tensor(CONFIDENCE_EDGES)
+                )(prompt, last_only=True)[0].exp()
+                for weights in (trusting, cautious)
+            )
+        moved = (trusted - careful).abs().sum().item() / 2  # total variation
+        assert moved > 0.5 if cache.typical is None else moved < 1e-6, (cache.typical, moved)
