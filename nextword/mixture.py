@@ -300,6 +300,9 @@ class MixtureLM(nn.Module):
         self.cache = UnigramCache(half_life)
         self.neural_cache = neural_cache
         self.use_cache = use_cache
+        # Nothing here trains: a new module would start in training mode, which `evaluating` restores on all its
+        # parts after a reading, and the word searches after it then ran with dropout. Its parts keep their modes.
+        self.training = False
 
     def replaced(self, *, ngram: NgramLM | None = None, use_cache: bool | None = None) -> MixtureLM:
         """The same mixture, with its weights, but with `ngram` (the same order's, counted over more text) or

@@ -437,10 +437,11 @@ def model_device(model: nn.Module) -> torch.device:
 
 @contextlib.contextmanager
 def evaluating(model: nn.Module) -> Iterator[None]:
-    """`model` in eval mode (no dropout) inside the block, and back in the mode it was in after it."""
-    was_training = model.training
+    """`model` in eval mode (no dropout) inside the block, and each of its modules back in its own mode after it."""
+    modes = [(module, module.training) for module in model.modules()]
     model.eval()
     try:
         yield
     finally:
-        model.train(was_training)
+        for module, training in modes:  # each its own: `model.train(mode)` would give its mode to all its parts
+            module.training = training

@@ -17,7 +17,9 @@ from conftest import TINY, sentence_corpus
 from nextword import checkpoint, kinds
 from nextword.cli import app
 from nextword.config import load, resolve
+from nextword.evaluate import word_metrics
 from nextword.loss import stream_loss
+from nextword.model import evaluating
 from nextword.mixture import (
     CONFIDENCE_EDGES,
     HALF_LIVES,
@@ -482,3 +484,21 @@ def test_a_short_prompt_is_not_repeated_by_a_cache_fitted_on_long_texts(
             )
         moved = (trusted - careful).abs().sum().item() / 2  # total variation
         assert moved > 0.5 if cache.typical is None else moved < 1e-6, (cache.typical, moved)
+
+
+def test_every_component_is_in_eval_mode_and_an_evaluation_leaves_it_there(trained_model: Path) -> None:
+    """The mixture without its caches is made anew (`MixtureLM.replaced`); in training mode, `evaluating` put its
+    neural part back in training mode after the reading, and the last words' searches ran with dropout, their
+    metrics different from one run to the next."""
+    loaded = checkpoint.load(trained_model)
+    ids = np.asarray(loaded.tokenizer.encode(sentence_corpus(20)))
+    for name in loaded.components():
+        predictor = Predictor(loaded, component=name)
+        assert not any(module.training for module in predictor.model.modules()), name
+        word_metrics(predictor, ids, ks=(1,), max_words=30)
+        assert not any(module.training for module in predictor.model.modules()), name
+    parent = torch.nn.Sequential(torch.nn.Dropout(0.5))
+    child = parent[0].eval()
+    with evaluating(parent):
+        assert not parent.training and not child.training
+    assert parent.training and not child.training  # each module back in its own mode
