@@ -27,7 +27,9 @@ what follows, and where one is empty its weight goes to the other components:
   onehot(piece)` after each piece, and p_cache = counts / counts.sum(); its decay chosen on
   validation among half-lives of HALF_LIVES pieces;
 - the neural cache (neural_cache.py): the pieces that followed the places most like this one, by
-  the neural model's features; its sharpness chosen on validation among neural_cache.THETAS.
+  the neural model's features; its sharpness chosen on validation among neural_cache.THETAS. In a
+  document's first pieces it holds only a share of the weight enough entries would (see
+  `NeuralCache.share`): its weight is scaled by that share, the rest shared out among the others.
 
 It has the interface of every model (see model.py): `forward` gives the log of the mixed
 distribution, and the state is (neural state, n-gram state, cache counts (batch, vocab), neural
@@ -233,27 +235,27 @@ class _Weights:
             )
         self.plain, self.neural_cache = weights.cpu().numpy(), neural_cache
         self.edges = None if confidence is None else confidence.cpu().numpy()
-        # The weights with the caches renormalised once (see `renormalised`), so that a step looks them up:
-        # row 2 * bucket + 1 where the neural cache holds something, 2 * bucket where it holds nothing (none
-        # without a neural cache: row bucket). The unigram cache is never empty where it is read: it holds
-        # the piece just read.
         self.table = cache_weights.cpu().numpy()
-        if neural_cache:
-            holds = torch.tensor([[False], [True]], device=cache_weights.device).repeat(len(cache_weights), 1)
-            self.table = renormalised(cache_weights.repeat_interleave(2, 0), holds).cpu().numpy()
 
     def with_caches(
-        self, buckets: np.ndarray | None, peaks: np.ndarray | None, places: np.ndarray | None
+        self,
+        buckets: np.ndarray | None,
+        confidence: np.ndarray | None,
+        share: np.ndarray | None,
+        places: np.ndarray | None,
     ) -> np.ndarray:
         """The weights with the caches (float64, a new array) at places in n-gram `buckets` where the
-        neural cache's peak is `peaks` and the place kind `places` (None where they do not count), its
-        weight shared out among the others where it holds nothing."""
+        neural cache's confidence is `confidence`, its share `share` and the place kind `places` (None where
+        they do not count): its weight times its share, the rest shared out among the others (see
+        `renormalised`). The unigram cache is never empty where it is read: it holds the piece just read."""
         if not self.neural_cache:
             return self.table[buckets]
         if self.edges is not None:
-            buckets = np.searchsorted(self.edges, peaks, side="right")
+            buckets = np.searchsorted(self.edges, confidence, side="right")
             buckets = buckets if places is None else _by_place(buckets, places)
-        return self.table[2 * buckets + (peaks > 0)]
+        weights = self.table[buckets]
+        weights[..., -1] *= share
+        return weights / weights.sum(-1, keepdims=True)
 
 
 class MixtureLM(nn.Module):
@@ -341,13 +343,13 @@ class MixtureLM(nn.Module):
         caches = []  # each cache's distribution, or the unigram cache's counts (batch, steps, vocab)
         if self.use_cache:
             counted, total, counts = self.cache.distributions(counts, tokens, self.vocab_size, last_only)
-            caches, peaks = [counted], None
+            caches, sure = [counted], (None, None)
             if self._remembers:
                 remembered, peaks, memory = self.neural_cache.distributions(
                     memory, features, tokens, self.vocab_size, last_only
                 )
-                caches, peaks = caches + [remembered], self.neural_cache.confidence(peaks).cpu().numpy()
-            weights = self._weights.with_caches(buckets, peaks, self._places(tokens, last_only))
+                caches, sure = caches + [remembered], self._sure(peaks)
+            weights = self._weights.with_caches(buckets, *sure, self._places(tokens, last_only))
             # The cache's weight per count, so that its counts need not be divided into a distribution (their
             # total is at least 1: the piece just read).
             weights[..., 2] /= total.cpu().numpy()
@@ -367,15 +369,23 @@ class MixtureLM(nn.Module):
         parts = [neural_p, ngram_p]
         if self.use_cache:
             cache_p, _, counts = self.cache.target_probabilities(counts, tokens, targets, self.vocab_size)
-            parts, peaks = parts + [cache_p], None
+            parts, sure = parts + [cache_p], (None, None)
             if self._remembers:
                 remembered, peaks, memory = self.neural_cache.target_probabilities(memory, features, tokens, targets)
-                parts, peaks = parts + [remembered[0]], self.neural_cache.confidence(peaks)[0].cpu().numpy()
-            weights = self._weights.with_caches(buckets, peaks, self._places(tokens, False))
+                parts, sure = parts + [remembered[0]], self._sure(peaks, theta=0)
+            weights = self._weights.with_caches(buckets, *sure, self._places(tokens, False))
         else:
             weights, counts = self._weights.plain[buckets], tokens.new_zeros(tokens.shape[0], 0, dtype=torch.float32)
         mixed = mix(torch.from_numpy(weights).to(tokens.device), parts, None)
         return torch.log(mixed).float(), (neural_state, ngram_state, counts, memory)
+
+    def _sure(self, peaks: Peaks, theta: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The neural cache's confidence and share at each place, in numpy, of `peaks` (of its `theta`th θ)."""
+        share = self.neural_cache.share(peaks)
+        confidence = peaks.peak * share
+        if theta is not None:
+            share, confidence = share.expand_as(confidence)[theta], confidence[theta]
+        return confidence.cpu().numpy(), share.cpu().numpy()
 
     def _places(self, tokens: torch.Tensor, last_only: bool) -> np.ndarray | None:
         """The place kind after each of `tokens` (batch, time or 1), where the weights depend on it."""
@@ -573,8 +583,9 @@ def fit(
         peaks = Peaks(peak[i], seen, log_mean[i])
         cache = NeuralCache(theta, typical=typical_weight(peaks))
         probabilities = torch.stack([neural_p, ngram_p, cache_p[best], remembered[i]], 1)
-        present = torch.stack([cache_present[best], peaks.peak > 0], 1)
-        sure = cache.confidence(peaks)
+        # Where the neural cache holds less than enough entries' weight, it has that share of its weight.
+        share = cache.share(peaks)
+        present, sure = torch.stack([cache_present[best].double(), share], 1), peaks.peak * share
         for name, edges, kinds, rows, count in _bucketings(buckets, ngram.buckets, sure, place, places):
             candidates.append((cache, name, edges, kinds, (probabilities, rows, count, present)))
     cache, bucketing, confidence, by_place, arguments = min(candidates, key=lambda c: held_out_nll(*c[-1]))

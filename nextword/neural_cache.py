@@ -9,12 +9,14 @@ to length 1) and the piece. At a place whose features are h,
 so a name, a phrase or a speaker's label that followed a similar place earlier comes back. It
 holds only text already read, never what follows. θ is chosen on validation (mixture.fit).
 
-How sure the cache is at a place (`NeuralCache.confidence`, which the mixture's weights depend on)
-is its peak, the largest probability it gives a piece, as a full window would give it: at the start
-of a document, the entries not yet read are counted at an entry's typical weight, measured on
-validation (`typical_weight`). Softmax over a handful of entries puts nearly all the weight on the
-closest however far it is, and the mixture, fitted on long texts where such a peak means a name
-coming back, trusted it to repeat the last words of a short prompt ("I will not not").
+At the start of a document, where a place has read fewer than FEWEST_ENTRIES entries, the cache
+holds only their `share` of what that many would weigh, those not yet read counted at an entry's
+typical weight, measured on validation (`typical_weight`): the mixture gives it that share of its
+weight (the rest to the other components), and how sure it is (`confidence`, which the weights
+depend on) is its peak times that share. Softmax over a handful of entries puts nearly all the
+weight on the closest however far it is, and the mixture, fitted on long texts where such a peak
+means a name coming back, repeated the last words of a short prompt ("I will not not"); on short
+documents the caches then cost more than they gave (bench/RESULTS.md).
 
 A document's entries are kept once, in a `_Log` that only grows, and a state (`Memory`) names for
 each row its log and how far into it the row's text has reached: the many beams of a word search,
@@ -35,6 +37,7 @@ import torch
 WINDOW = 2000  # entries a prediction looks back over (Grave et al.'s choice for wikitext-2)
 THETAS = (5.0, 10.0, 20.0, 40.0)  # the sharpness θ that `mixture.fit` chooses from (10 on both shared corpora)
 TAIL_LIMIT = 32  # a row's own entries past its log's end, at most, before they move to a log of their own
+FEWEST_ENTRIES = 200  # a place is counted as seeing at least this many entries (see `NeuralCache.confidence`)
 _UNSEEN = -(2**62)  # the place given to an entry that is not a row's: no place's window reaches it
 
 
@@ -171,15 +174,20 @@ class NeuralCache:
     def __init__(self, theta: float, window: int = WINDOW, typical: float | None = None):
         self.theta, self.window, self.typical = float(theta), int(window), typical
 
-    def confidence(self, peaks: Peaks) -> torch.Tensor:
-        """How sure the cache is at each place: the peak, times the part of a full window's weight that the
-        entries seen carry, the `window - seen` entries not yet read counted at the typical weight."""
+    def share(self, peaks: Peaks) -> torch.Tensor:
+        """The part of FEWEST_ENTRIES entries' weight that the entries seen at each place carry, those not yet
+        read counted at the typical weight: 1 from FEWEST_ENTRIES entries on, 0 where none is seen; without a
+        typical weight, 1 wherever one is. Float64: above 0 wherever an entry is seen."""
+        seen = peaks.seen.double()
         if self.typical is None:
-            return peaks.peak
-        seen = peaks.seen.double()  # float64: the share stays above 0 wherever an entry is seen
-        # log(weight seen / weight of the entries not yet read); +inf with a full window, -inf with none seen
-        balance = seen.log() + peaks.log_mean.double() - (self.window - seen).clamp_min(0).log() - self.typical
-        return peaks.peak * torch.sigmoid(balance)
+            return (seen > 0).double()
+        # log(weight seen / weight of the entries not yet read): +inf from FEWEST_ENTRIES on, -inf with none seen
+        missing = (min(FEWEST_ENTRIES, self.window) - seen).clamp_min(0)
+        return torch.sigmoid(seen.log() + peaks.log_mean.double() - missing.log() - self.typical)
+
+    def confidence(self, peaks: Peaks) -> torch.Tensor:
+        """How sure the cache is at each place: its peak times its `share`."""
+        return peaks.peak * self.share(peaks)
 
     def read(
         self,

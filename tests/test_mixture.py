@@ -193,7 +193,7 @@ def test_the_place_is_what_the_last_piece_read_leaves_and_picks_the_cache_weight
     model = _bucketed_by(loaded.model, "confidence and place")
     sure = len(CONFIDENCE_EDGES)  # the bucket of a peak above the last edge
     for place in range(len(PLACES)):
-        weights = model._weights.with_caches(None, np.array([[0.99]]), np.array([[place]]))
+        weights = model._weights.with_caches(None, np.array([[0.99]]), np.ones((1, 1)), np.array([[place]]))
         assert np.allclose(weights[0, 0], model.cache_weights[sure * len(PLACES) + place].numpy())
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
-from nextword.neural_cache import TAIL_LIMIT, NeuralCache, Peaks, typical_weight
+from nextword.neural_cache import FEWEST_ENTRIES, TAIL_LIMIT, NeuralCache, Peaks, typical_weight
 
 VOCAB, DIM, LENGTH, WINDOW, THETA = 11, 8, 200, 50, 20.0
 
@@ -92,16 +94,19 @@ def test_several_thetas_at_once_are_each_their_own_cache() -> None:
     assert (both_peaks.peak[1, :, 1:] > both_peaks.peak[0, :, 1:]).float().mean() > 0.9  # a sharper cache is surer
 
 
-def test_a_place_that_has_read_few_entries_is_no_surer_than_a_full_window_of_typical_ones() -> None:
-    peaks = Peaks(
-        torch.tensor([0.0, 0.9, 0.9, 0.9]),
-        torch.tensor([0, 5, WINDOW, WINDOW + 7]),
-        torch.tensor([-torch.inf, 3.0, 3.0, 9.0]),
-    )
-    assert torch.equal(NeuralCache(THETA, WINDOW).confidence(peaks), peaks.peak)  # no typical weight: the peak
-    sure = NeuralCache(THETA, WINDOW, typical=3.0).confidence(peaks)
-    # Five entries of the typical weight carry 5 / WINDOW of a full window's; a full window is itself.
-    assert torch.allclose(sure, torch.tensor([0.0, 0.9 * 5 / WINDOW, 0.9, 0.9], dtype=torch.float64))
+def test_a_place_that_has_read_few_entries_is_no_surer_than_enough_typical_ones_would_make_it() -> None:
+    peaks = Peaks(torch.tensor([0.0, 0.9, 0.9, 0.9]), torch.tensor([0, 5, 50, 57]), torch.tensor([-torch.inf, 3, 3, 9]))
+    # No typical weight: the peak, and all the weight wherever an entry is seen.
+    assert torch.equal(NeuralCache(THETA, 50).confidence(peaks), peaks.peak)
+    assert torch.equal(NeuralCache(THETA, 50).share(peaks), torch.tensor([0.0, 1, 1, 1], dtype=torch.float64))
+    # Five entries of the typical weight carry 5 / 50 of a full window's weight; a full window is itself...
+    sure = NeuralCache(THETA, 50, typical=3.0).confidence(peaks)
+    assert torch.allclose(sure, torch.tensor([0.0, 0.9 * 5 / 50, 0.9, 0.9], dtype=torch.float64))
+    assert torch.equal(sure, peaks.peak * NeuralCache(THETA, 50, typical=3.0).share(peaks))
+    # ...and in a window longer than FEWEST_ENTRIES, 5 / FEWEST_ENTRIES of that many entries' weight.
+    peaks = replace(peaks, seen=torch.tensor([0, 5, FEWEST_ENTRIES, FEWEST_ENTRIES + 7]))
+    sure = NeuralCache(THETA, 10 * FEWEST_ENTRIES, typical=3.0).confidence(peaks)
+    assert torch.allclose(sure, torch.tensor([0.0, 0.9 * 5 / FEWEST_ENTRIES, 0.9, 0.9], dtype=torch.float64))
     # The typical weight is the mean log weight of the places that see the most entries.
     features, tokens = _text(3)
     _, seen, log_mean = _by_definition(features, tokens)
