@@ -201,7 +201,7 @@ def _neural_cache_tensors(model: MixtureLM) -> dict[str, torch.Tensor]:
 
 def _neural_cache_from(tensors: Mapping[str, torch.Tensor]) -> NeuralCache | None:
     """The neural cache a mixture file names; None in one from before the neural cache (no θ). One from
-    before the typical weight has none: its confidence counts only the entries read."""
+    before the typical weight has none: its cache holds all its weight wherever it sees an entry, as before."""
     if "theta" not in tensors:
         return None
     theta, window = float(tensors["theta"][0]), int(tensors["window"][0])

@@ -8,8 +8,8 @@ piece by piece (linear interpolation, Jelinek & Mercer 1980; the unigram cache a
 The weights depend on a bucket b of the place. Without the caches it is what the n-gram knows of
 the context (the longest context it has seen, and how often: `NgramLM.context_buckets`): where it
 has seen the context many times it is worth more than where it backs off to a guess. With them it
-is how sure the neural cache is, its peak (the largest probability it gives any piece, as a full
-window would give it: `NeuralCache.confidence`) cut at CONFIDENCE_EDGES, and, in a mixture fitted
+is how sure the neural cache is, its peak (the largest probability it gives any piece, times its
+share: see below) cut at CONFIDENCE_EDGES, and, in a mixture fitted
 since, the kind of the place (PLACES: inside a word, after a line break, elsewhere). Where the
 cache is sure it may carry a piece, where it is vague it counts for little; and it is surer of the
 letters that carry on a name it has seen spelled than of the word that comes next, so the place

@@ -12,8 +12,8 @@ holds only text already read, never what follows. θ is chosen on validation (mi
 At the start of a document, where a place has read fewer than FEWEST_ENTRIES entries, the cache
 holds only their `share` of what that many would weigh, those not yet read counted at an entry's
 typical weight, measured on validation (`typical_weight`): the mixture gives it that share of its
-weight (the rest to the other components), and how sure it is (`confidence`, which the weights
-depend on) is its peak times that share. Softmax over a handful of entries puts nearly all the
+weight (the rest to the other components), and how sure it is (which the weights depend on) is
+its peak times that share. Softmax over a handful of entries puts nearly all the
 weight on the closest however far it is, and the mixture, fitted on long texts where such a peak
 means a name coming back, repeated the last words of a short prompt ("I will not not"); on short
 documents the caches then cost more than they gave (bench/RESULTS.md).
@@ -37,7 +37,7 @@ import torch
 WINDOW = 2000  # entries a prediction looks back over (Grave et al.'s choice for wikitext-2)
 THETAS = (5.0, 10.0, 20.0, 40.0)  # the sharpness θ that `mixture.fit` chooses from (10 on both shared corpora)
 TAIL_LIMIT = 32  # a row's own entries past its log's end, at most, before they move to a log of their own
-FEWEST_ENTRIES = 200  # a place is counted as seeing at least this many entries (see `NeuralCache.confidence`)
+FEWEST_ENTRIES = 200  # a place is counted as seeing at least this many entries (see `NeuralCache.share`)
 _UNSEEN = -(2**62)  # the place given to an entry that is not a row's: no place's window reaches it
 
 
@@ -168,8 +168,8 @@ class _Own:
 
 class NeuralCache:
     """The cache of one sharpness θ (or several at once, for fitting) over the last `window` entries; the
-    entries not yet read count as `typical` (see `typical_weight`) in its confidence, or not at all where
-    it is None (a model directory from before it)."""
+    entries not yet read count as `typical` (see `typical_weight`) in its `share`, or not at all where it
+    is None (a model directory from before it)."""
 
     def __init__(self, theta: float, window: int = WINDOW, typical: float | None = None):
         self.theta, self.window, self.typical = float(theta), int(window), typical
@@ -184,10 +184,6 @@ class NeuralCache:
         # log(weight seen / weight of the entries not yet read): +inf from FEWEST_ENTRIES on, -inf with none seen
         missing = (min(FEWEST_ENTRIES, self.window) - seen).clamp_min(0)
         return torch.sigmoid(seen.log() + peaks.log_mean.double() - missing.log() - self.typical)
-
-    def confidence(self, peaks: Peaks) -> torch.Tensor:
-        """How sure the cache is at each place: its peak times its `share`."""
-        return peaks.peak * self.share(peaks)
 
     def read(
         self,

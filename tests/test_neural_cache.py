@@ -94,19 +94,17 @@ def test_several_thetas_at_once_are_each_their_own_cache() -> None:
     assert (both_peaks.peak[1, :, 1:] > both_peaks.peak[0, :, 1:]).float().mean() > 0.9  # a sharper cache is surer
 
 
-def test_a_place_that_has_read_few_entries_is_no_surer_than_enough_typical_ones_would_make_it() -> None:
+def test_a_place_that_has_read_few_entries_holds_the_share_of_enough_typical_ones_it_carries() -> None:
     peaks = Peaks(torch.tensor([0.0, 0.9, 0.9, 0.9]), torch.tensor([0, 5, 50, 57]), torch.tensor([-torch.inf, 3, 3, 9]))
-    # No typical weight: the peak, and all the weight wherever an entry is seen.
-    assert torch.equal(NeuralCache(THETA, 50).confidence(peaks), peaks.peak)
+    # No typical weight: all the weight wherever an entry is seen, as before.
     assert torch.equal(NeuralCache(THETA, 50).share(peaks), torch.tensor([0.0, 1, 1, 1], dtype=torch.float64))
-    # Five entries of the typical weight carry 5 / 50 of a full window's weight; a full window is itself...
-    sure = NeuralCache(THETA, 50, typical=3.0).confidence(peaks)
-    assert torch.allclose(sure, torch.tensor([0.0, 0.9 * 5 / 50, 0.9, 0.9], dtype=torch.float64))
-    assert torch.equal(sure, peaks.peak * NeuralCache(THETA, 50, typical=3.0).share(peaks))
+    # Five entries of the typical weight carry 5 / 50 of a full window's weight; a full window all of it...
+    share = NeuralCache(THETA, 50, typical=3.0).share(peaks)
+    assert torch.allclose(share, torch.tensor([0.0, 5 / 50, 1, 1], dtype=torch.float64))
     # ...and in a window longer than FEWEST_ENTRIES, 5 / FEWEST_ENTRIES of that many entries' weight.
     peaks = replace(peaks, seen=torch.tensor([0, 5, FEWEST_ENTRIES, FEWEST_ENTRIES + 7]))
-    sure = NeuralCache(THETA, 10 * FEWEST_ENTRIES, typical=3.0).confidence(peaks)
-    assert torch.allclose(sure, torch.tensor([0.0, 0.9 * 5 / FEWEST_ENTRIES, 0.9, 0.9], dtype=torch.float64))
+    share = NeuralCache(THETA, 10 * FEWEST_ENTRIES, typical=3.0).share(peaks)
+    assert torch.allclose(share, torch.tensor([0.0, 5 / FEWEST_ENTRIES, 1, 1], dtype=torch.float64))
     # The typical weight is the mean log weight of the places that see the most entries.
     features, tokens = _text(3)
     _, seen, log_mean = _by_definition(features, tokens)
@@ -114,8 +112,6 @@ def test_a_place_that_has_read_few_entries_is_no_surer_than_enough_typical_ones_
     typical = typical_weight(Peaks(read.peak.flatten(), read.seen.flatten(), read.log_mean.flatten()))
     assert typical == pytest.approx(log_mean[2 * seen >= WINDOW].double().mean().item(), abs=1e-4)
     assert typical_weight(Peaks(torch.zeros(3), torch.zeros(3, dtype=torch.long), torch.full((3,), -torch.inf))) is None
-    # Read with it, a short document's places are less sure than their peaks, and a full window's are their peaks.
-    sure = NeuralCache(THETA, WINDOW, typical).confidence(read)[0]
-    assert (sure[1:WINDOW] < read.peak[0, 1:WINDOW]).all() and torch.allclose(
-        sure[WINDOW + 1 :], read.peak[0, WINDOW + 1 :].double()
-    )
+    # Read with it, a short document's places hold less than all the weight, a full window's all of it.
+    share = NeuralCache(THETA, WINDOW, typical).share(read)[0]
+    assert (share[0] == 0) and ((share[1:WINDOW] > 0) & (share[1:WINDOW] < 1)).all() and (share[WINDOW:] == 1).all()
