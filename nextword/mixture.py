@@ -258,6 +258,24 @@ class _Weights:
         return weights / weights.sum(-1, keepdims=True)
 
 
+def _sureness(cache: NeuralCache, peaks: Peaks, theta: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The neural cache's confidence (its peak times its share) and share at each place, in numpy, of `peaks`
+    (of its `theta`th θ)."""
+    share = cache.share(peaks)
+    confidence = peaks.peak * share
+    if theta is not None:
+        share, confidence = share.expand_as(confidence)[theta], confidence[theta]
+    return confidence.cpu().numpy(), share.cpu().numpy()
+
+
+def _place_kinds(places: torch.Tensor | None, tokens: torch.Tensor, last_only: bool) -> np.ndarray | None:
+    """The place kind (`places` of each piece) after each of `tokens` (batch, time or 1), where the weights
+    depend on it (else None)."""
+    if places is None:
+        return None
+    return places[tokens[:, -1:] if last_only else tokens].cpu().numpy()
+
+
 class MixtureLM(nn.Module):
     """The neural model, the n-gram and (with `use_cache`) the caches, mixed; see the module docstring.
 
@@ -302,9 +320,7 @@ class MixtureLM(nn.Module):
         self.cache = UnigramCache(half_life)
         self.neural_cache = neural_cache
         self.use_cache = use_cache
-        # Nothing here trains: a new module would start in training mode, which `evaluating` restores on all its
-        # parts after a reading, and the word searches after it then ran with dropout. Its parts keep their modes.
-        self.training = False
+        self.training = False  # nothing here trains (a new module starts in training mode); its parts keep theirs
 
     def replaced(self, *, ngram: NgramLM | None = None, use_cache: bool | None = None) -> MixtureLM:
         """The same mixture, with its weights, but with `ngram` (the same order's, counted over more text) or
@@ -348,8 +364,8 @@ class MixtureLM(nn.Module):
                 remembered, peaks, memory = self.neural_cache.distributions(
                     memory, features, tokens, self.vocab_size, last_only
                 )
-                caches, sure = caches + [remembered], self._sure(peaks)
-            weights = self._weights.with_caches(buckets, *sure, self._places(tokens, last_only))
+                caches, sure = caches + [remembered], _sureness(self.neural_cache, peaks)
+            weights = self._weights.with_caches(buckets, *sure, _place_kinds(self.places, tokens, last_only))
             # The cache's weight per count, so that its counts need not be divided into a distribution (their
             # total is at least 1: the piece just read).
             weights[..., 2] /= total.cpu().numpy()
@@ -372,26 +388,12 @@ class MixtureLM(nn.Module):
             parts, sure = parts + [cache_p], (None, None)
             if self._remembers:
                 remembered, peaks, memory = self.neural_cache.target_probabilities(memory, features, tokens, targets)
-                parts, sure = parts + [remembered[0]], self._sure(peaks, theta=0)
-            weights = self._weights.with_caches(buckets, *sure, self._places(tokens, False))
+                parts, sure = parts + [remembered[0]], _sureness(self.neural_cache, peaks, theta=0)
+            weights = self._weights.with_caches(buckets, *sure, _place_kinds(self.places, tokens, False))
         else:
             weights, counts = self._weights.plain[buckets], tokens.new_zeros(tokens.shape[0], 0, dtype=torch.float32)
         mixed = mix(torch.from_numpy(weights).to(tokens.device), parts, None)
         return torch.log(mixed).float(), (neural_state, ngram_state, counts, memory)
-
-    def _sure(self, peaks: Peaks, theta: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """The neural cache's confidence and share at each place, in numpy, of `peaks` (of its `theta`th θ)."""
-        share = self.neural_cache.share(peaks)
-        confidence = peaks.peak * share
-        if theta is not None:
-            share, confidence = share.expand_as(confidence)[theta], confidence[theta]
-        return confidence.cpu().numpy(), share.cpu().numpy()
-
-    def _places(self, tokens: torch.Tensor, last_only: bool) -> np.ndarray | None:
-        """The place kind after each of `tokens` (batch, time or 1), where the weights depend on it."""
-        if self.places is None:
-            return None
-        return self.places[tokens[:, -1:] if last_only else tokens].cpu().numpy()
 
     def select_state(self, state: tuple, rows: torch.Tensor) -> tuple:
         neural_state, ngram_state, counts, memory = state
