@@ -27,7 +27,7 @@ from torch import nn
 from .config import ModelConfig
 from .errors import ConfigError, ModelDirError
 from .files import atomic_path, regular_file
-from .mixture import MixtureLM
+from .mixture import MixtureLM, summary_of
 from .neural_cache import NeuralCache
 from .model import build_model, networks, parameter_count
 from .ngram import NgramLM, count_ngrams, max_order
@@ -260,7 +260,7 @@ class Mixture:
         return "parameters", NEURAL.size(model.neural)[1]
 
     def describe(self, model: MixtureLM, config: ModelConfig) -> str:
-        shares = ", ".join(f"{name} {share:.2f}" for name, share in model.summary()["mixture+cache"].items())
+        shares = ", ".join(f"{name} {share:.2f}" for name, share in summary_of(model)["mixture+cache"].items())
         return (
             f"mixture of {NEURAL.describe(model.neural, config)}; {NGRAM_KIND.describe(model.ngram, config)} "
             f"({model.ngram.entries:,} n-grams); a cache of half-life {model.cache.half_life:g} pieces"

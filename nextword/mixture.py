@@ -285,7 +285,8 @@ class MixtureLM(nn.Module):
     leaves when read (see `places_of`; row bucket × len(PLACES) + place). A model directory from before
     the places has none (rows: confidence buckets); one from before the confidence buckets no
     `confidence` and `cache_weights` (n-gram buckets, 4); one from before the neural cache no
-    `neural_cache` either and (n-gram buckets, 3), the unigram cache alone."""
+    `neural_cache` either and (n-gram buckets, 3), the unigram cache alone. Without `adapts` it reads
+    against its caches but not into them (see `writer`)."""
 
     gives_logprobs = True  # `forward` gives log P itself, not logits still to be normalised
 
@@ -300,6 +301,7 @@ class MixtureLM(nn.Module):
         confidence: torch.Tensor | None = None,
         places: torch.Tensor | None = None,
         use_cache: bool = True,
+        adapts: bool = True,
     ):
         super().__init__()
         self.neural, self.ngram, self.vocab_size = neural, ngram, ngram.vocab_size
@@ -319,15 +321,27 @@ class MixtureLM(nn.Module):
         )
         self.cache = UnigramCache(half_life)
         self.neural_cache = neural_cache
-        self.use_cache = use_cache
+        self.use_cache, self.adapts = use_cache, adapts
         self.training = False  # nothing here trains (a new module starts in training mode); its parts keep theirs
 
-    def replaced(self, *, ngram: NgramLM | None = None, use_cache: bool | None = None) -> MixtureLM:
-        """The same mixture, with its weights, but with `ngram` (the same order's, counted over more text) or
-        `use_cache` in place of its own."""
+    def replaced(
+        self, *, ngram: NgramLM | None = None, use_cache: bool | None = None, adapts: bool | None = None
+    ) -> MixtureLM:
+        """The same mixture, with its weights, but with `ngram` (the same order's, counted over more text),
+        `use_cache` or `adapts` in place of its own."""
         ngram = self.ngram if ngram is None else ngram
         parts = (self.neural, ngram, self.weights, self.cache_weights, self.cache.half_life, self.neural_cache)
-        return MixtureLM(*parts, self.confidence, self.places, self.use_cache if use_cache is None else use_cache)
+        use_cache, adapts = (
+            self.use_cache if use_cache is None else use_cache,
+            self.adapts if adapts is None else adapts,
+        )
+        return MixtureLM(*parts, self.confidence, self.places, use_cache, adapts)
+
+    def writer(self) -> MixtureLM:
+        """The mixture as generation steps it over the pieces it writes: its caches keep to the document it
+        was given, and do not take in what the sampler makes of it (which fed repetition back: "this this
+        this"). It steps the last place only."""
+        return self.replaced(adapts=False)
 
     @property
     def _remembers(self) -> bool:
@@ -358,13 +372,17 @@ class MixtureLM(nn.Module):
             buckets = self.ngram.context_buckets(found).reshape(shape)
         caches = []  # each cache's distribution, or the unigram cache's counts (batch, steps, vocab)
         if self.use_cache:
-            counted, total, counts = self.cache.distributions(counts, tokens, self.vocab_size, last_only)
+            if not (self.adapts or last_only):
+                raise ValueError("a mixture that does not adapt to what it reads steps its last place only")
+            kept, read = (counts, memory), tokens if self.adapts else tokens[:, :0]
+            counted, total, counts = self.cache.distributions(counts, read, self.vocab_size, last_only)
             caches, sure = [counted], (None, None)
             if self._remembers:
                 remembered, peaks, memory = self.neural_cache.distributions(
-                    memory, features, tokens, self.vocab_size, last_only
+                    memory if self.adapts else memory.unread(), features, tokens, self.vocab_size, last_only
                 )
                 caches, sure = caches + [remembered], _sureness(self.neural_cache, peaks)
+            counts, memory = (counts, memory) if self.adapts else kept
             weights = self._weights.with_caches(buckets, *sure, _place_kinds(self.places, tokens, last_only))
             # The cache's weight per count, so that its counts need not be divided into a distribution (their
             # total is at least 1: the piece just read).
@@ -412,15 +430,16 @@ class MixtureLM(nn.Module):
             None if first[3] is None else first[3].join(second[3]),
         )
 
-    def summary(self) -> dict[str, Any]:
-        """The caches' half-life and sharpness and each component's weight, averaged over the buckets
-        (each bucket counting once, however many places fall in it)."""
-        return {
-            "half_life": self.cache.half_life,
-            "theta": None if self.neural_cache is None else self.neural_cache.theta,
-            "mixture": dict(zip(NAMES, self.weights.mean(0).tolist())),
-            "mixture+cache": dict(zip(NAMES, self.cache_weights.mean(0).tolist())),
-        }
+
+def summary_of(model: MixtureLM) -> dict[str, Any]:
+    """The caches' half-life and sharpness and each component's weight, averaged over the buckets (each
+    bucket counting once, however many places fall in it)."""
+    return {
+        "half_life": model.cache.half_life,
+        "theta": None if model.neural_cache is None else model.neural_cache.theta,
+        "mixture": dict(zip(NAMES, model.weights.mean(0).tolist())),
+        "mixture+cache": dict(zip(NAMES, model.cache_weights.mean(0).tolist())),
+    }
 
 
 class _Recorder(nn.Module):

@@ -30,7 +30,7 @@ side, dim each): a state may go back to any place in it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -110,6 +110,10 @@ class Memory:
             torch.zeros(rows, dim, device=device),
             torch.zeros(rows, dtype=torch.bool, device=device),
         )
+
+    def unread(self) -> Memory:
+        """The same memory, its pending features not to be entered: a read of one piece from it adds no entry."""
+        return replace(self, pending_valid=torch.zeros_like(self.pending_valid))
 
     def select(self, rows: torch.Tensor) -> Memory:
         """The state of `rows`, in that order; only the logs they use are kept."""

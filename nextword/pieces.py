@@ -5,10 +5,13 @@ on that device, built once per model: they are consulted once per piece searched
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 
 from .checkpoint import LoadedModel
+from .mixture import MixtureLM
 from .model import State, model_device
 from .tokenizer import EOS_ID
 
@@ -33,6 +36,12 @@ class PieceModel:
         sampleable, word_or_line_start = tok.ordinary.copy(), tok.starts_word.copy()
         sampleable[EOS_ID] = word_or_line_start[EOS_ID] = True
         self.not_sampleable, self.not_word_or_line_start = ~mask(sampleable), ~mask(word_or_line_start)
+
+    @functools.cached_property
+    def writer(self) -> PieceModel:
+        """The model as generation steps it over the pieces it writes: a mixture's caches keep to the text it
+        was given (see `MixtureLM.writer`); any other model is itself."""
+        return PieceModel(self.loaded, self.model.writer()) if isinstance(self.model, MixtureLM) else self
 
     def context_ids(self, context: str) -> list[int]:
         """The ids the model reads for `context`. A leading line break: text given without history

@@ -63,7 +63,9 @@ class Reader:
         chosen = Sampling(**options)
         sampling.check_prompt(text)
         logprobs, state, document = self._read_to(text, len(text))
-        yield from sampling.stream(self.pieces, logprobs, state, text, chosen, seed, self.searcher.allowed(document))
+        allowed = self.searcher.allowed(document)
+        # The pieces it writes are read against the caches of the text, not into them: see `PieceModel.writer`.
+        yield from sampling.stream(self.pieces.writer, logprobs, state, text, chosen, seed, allowed)
 
 
 class Session(Reader):

@@ -32,6 +32,7 @@ from nextword.mixture import (
     places_of,
 )
 from nextword.neural_cache import THETAS, NeuralCache, Peaks, typical_weight
+from nextword.pieces import PieceModel
 from nextword.predict import Predictor
 from nextword.tokenizer import EOS_ID
 from nextword.train import train
@@ -502,3 +503,25 @@ def test_every_component_is_in_eval_mode_and_an_evaluation_leaves_it_there(train
     with evaluating(parent):
         assert not parent.training and not child.training
     assert parent.training and not child.training  # each module back in its own mode
+
+
+def test_generation_reads_what_it_writes_against_the_caches_not_into_them(loaded: checkpoint.LoadedModel) -> None:
+    """The sampler's pieces are not the document: fed into the caches they fed a loop back ("this this this")."""
+    model, writer = loaded.model, PieceModel(loaded).writer
+    assert (
+        writer.model.adapts is False
+        and writer.model.use_cache
+        and PieceModel(loaded, model.neural).writer.model is model.neural
+    )
+    prompt, written = _ids(loaded, rows=1, length=12), torch.tensor([[3]])
+    with torch.inference_mode():
+        _, state = model(prompt)
+        logprobs, after = writer.model(written, state, last_only=True)
+        _, read = model(written, state, last_only=True)
+        with pytest.raises(ValueError, match="steps its last place only"):
+            writer.model(written, state)
+    assert after[2] is state[2] and after[3] is state[3]  # the caches as the prompt left them
+    assert np.array_equal(after[1], read[1]) and torch.equal(after[0][0], read[0][0])  # the rest read on
+    assert torch.allclose(logprobs.exp().sum(-1), torch.ones(1, 1), atol=1e-5)
+    # Against the caches: the written piece is not among the neural cache's entries, nor in the counts.
+    assert torch.equal(after[2], state[2]) and after[3].ends == state[3].ends
