@@ -331,16 +331,12 @@ class MixtureLM(nn.Module):
         `use_cache` or `adapts` in place of its own."""
         ngram = self.ngram if ngram is None else ngram
         parts = (self.neural, ngram, self.weights, self.cache_weights, self.cache.half_life, self.neural_cache)
-        use_cache, adapts = (
-            self.use_cache if use_cache is None else use_cache,
-            self.adapts if adapts is None else adapts,
-        )
-        return MixtureLM(*parts, self.confidence, self.places, use_cache, adapts)
+        use_cache = self.use_cache if use_cache is None else use_cache
+        return MixtureLM(*parts, self.confidence, self.places, use_cache, self.adapts if adapts is None else adapts)
 
     def writer(self) -> MixtureLM:
-        """The mixture as generation steps it over the pieces it writes: its caches keep to the document it
-        was given, and do not take in what the sampler makes of it (which fed repetition back: "this this
-        this"). It steps the last place only."""
+        """The mixture as generation steps it over the pieces it writes: its caches keep to the text it was
+        given, not what the sampler makes of it (which fed loops back). It steps the last place only."""
         return self.replaced(adapts=False)
 
     @property
