@@ -253,9 +253,11 @@ class NeuralCache:
             places = torch.where(torch.cat([log_places < 0, valid], 1), torch.cat([log_places, counted], 1), _UNSEEN)
             age = counted[:, -count:, None] - places[:, None]  # places before the query
             scores = torch.where((age >= 0) & (age < self.window), scores, -torch.inf)
-        weights = torch.softmax(scores, -1).nan_to_num(0.0)  # a place that sees nothing: all zero
+        # The softmax from its normaliser, which the log mean weight needs too: one reduction, not two.
+        total = torch.logsumexp(scores, -1)
+        weights = (scores - total[..., None]).exp_().nan_to_num_(0.0)  # a place that sees nothing: all zero
         seen = torch.isfinite(scores[0]).sum(-1)
-        log_mean = torch.where(seen > 0, torch.logsumexp(scores, -1) - seen.log(), -torch.inf)
+        log_mean = torch.where(seen > 0, total - seen.log(), -torch.inf)
         return weights, torch.cat([log.pieces[low:high].expand(len(keys), -1), rows(own.pieces)], 1), seen, log_mean
 
     def distributions(
