@@ -9,12 +9,12 @@ The weights depend on a bucket b of the place. Without the caches it is what the
 the context (the longest context it has seen, and how often: `NgramLM.context_buckets`): where it
 has seen the context many times it is worth more than where it backs off to a guess. With them it
 is how sure the neural cache is, its peak (the largest probability it gives any piece, times its
-share: see below) cut at CONFIDENCE_EDGES, and, in a mixture fitted
-since, the kind of the place (PLACES: inside a word, after a line break, elsewhere). Where the
-cache is sure it may carry a piece, where it is vague it counts for little; and it is surer of the
-letters that carry on a name it has seen spelled than of the word that comes next, so the place
-tells its weight apart (bench/RESULTS.md: a five-piece speaker's name in Tiny Shakespeare paid a
-weight of 0.64 on each piece the cache was 99% sure of).
+share: see below) cut at CONFIDENCE_EDGES, and, in a mixture fitted since, the kind of the place
+(PLACES: inside a word, after a line break, elsewhere). Where the cache is sure it may carry a
+piece, where it is vague it counts for little; and it is surer of the letters that carry on a name
+it has seen spelled than of the word that comes next, so the place tells its weight apart
+(bench/RESULTS.md: a five-piece speaker's name in Tiny Shakespeare paid a weight of 0.64 on each
+piece the cache was 99% sure of).
 `fit` chooses the bucketing on validation: the n-gram's, the confidence's, or confidence and place.
 In each bucket the weights lie in [WEIGHT_FLOOR, 1] and sum to 1, fitted by minimising the NLL of
 the validation text; a bucket with fewer than MIN_BUCKET_PIECES validation pieces keeps the weights
