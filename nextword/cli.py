@@ -132,6 +132,17 @@ MAX_SEED = 2**32 - 1
 DEVICE_HELP = "Where to run: auto picks cuda, then mps, then cpu."
 
 
+def _component_option(verb: str, side_by_side: bool) -> Any:
+    """The same --component for every verb that predicts: one part of a mixture, or (`side_by_side`) all."""
+    every = ", or all of them side by side" if side_by_side else ""
+    return typer.Option(
+        None,
+        "--component",
+        help=f"{verb} with one component of a mixture (neural, ngram, mixture, mixture+cache){every}; without it, "
+        "with the whole model, as predict does.",
+    )
+
+
 def _device_option() -> Any:
     """The same --device for every verb: the same default, the same values (config.DEVICES), which help
     lists and the shell completes, as train's."""
@@ -559,20 +570,19 @@ def predict(
     suggestions: int = typer.Option(
         5, "--suggestions", "-k", "--top-k", min=1, max=MAX_SHOWN, help="How many words to offer."
     ),
+    component: Optional[str] = _component_option("Predict", side_by_side=True),
     device: Device = _device_option(),
     any_word: bool = typer.Option(False, "--any-word", help=ANY_WORD_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """The most likely next words after TEXT, with their probabilities."""
-    from .predict import Predictor
-
-    predictor = Predictor.load(model, device=device.value, any_word=any_word)
+    predictors = _component_predictors(model, component, device, any_word)
     if text != "-":
-        return _answer(predictor, text, suggestions, as_json)
+        return _answer(predictors, text, suggestions, as_json)
     failed = False
     for line in sys.stdin:  # one process, one model load, for any number of texts
         try:
-            _answer(predictor, line.rstrip("\r\n"), suggestions, as_json, one_line=True)
+            _answer(predictors, line.rstrip("\r\n"), suggestions, as_json, one_line=True)
         except NextwordError as exc:  # a bad line is answered as such, and the next ones still are
             failed = True
             if as_json:
@@ -584,34 +594,50 @@ def predict(
         raise typer.Exit(2)
 
 
-def _answer(predictor: Any, text: str, suggestions: int, as_json: bool, one_line: bool = False) -> None:
-    """predict's answer for one text: a table, or JSON."""
+def _answer(predictors: dict[str, Any], text: str, suggestions: int, as_json: bool, one_line: bool = False) -> None:
+    """predict's answer for one text, from one predictor or (several) each side by side: a table, or JSON."""
     from .predict import split_partial
 
-    predictions = predictor.predict(text, k=suggestions)
+    answers = {name: predictor.predict(text, k=suggestions) for name, predictor in predictors.items()}
     context, partial = split_partial(text)
     if as_json:
-        _print_json(
-            {"context": context, "partial": partial, "predictions": [{"word": w, "prob": p} for w, p in predictions]},
-            one_line,
-        )
+        listed = {name: [{"word": w, "prob": p} for w, p in predictions] for name, predictions in answers.items()}
+        found = {"predictions": next(iter(listed.values()))} if len(listed) == 1 else {"components": listed}
+        _print_json({"context": context, "partial": partial, **found}, one_line)
         return
     after = f" after “{escape(_tail(context))}”" if context.strip() else ""
     title = f"Completions of [bold]{escape(partial)}[/]{after}" if partial else f"Next word{after}"
-    if not predictions:
-        unknown = predictor.lexicon is not None and not predictor.lexicon.has_word_starting(partial)
+    if not any(answers.values()):
+        lexicon = next(iter(predictors.values())).lexicon
+        unknown = lexicon is not None and not lexicon.has_word_starting(partial)
         source = "in the model's lexicon" if unknown else "the model knows"
         err.print(f"[yellow]note:[/] no word {source} starts with {escape(repr(partial))}", soft_wrap=True)
         return
     out.print(title)
     table = Table()
     table.add_column("#", justify="right", style="dim")
-    table.add_column("word", style="bold")
-    table.add_column("probability", justify="right")
-    table.add_column("")
-    for rank, (word, prob) in enumerate(predictions, 1):
-        table.add_row(str(rank), escape(word), probability(prob), "█" * round(prob * 30) or "▏")
+    if len(answers) == 1:
+        table.add_column("word", style="bold")
+        table.add_column("probability", justify="right")
+        table.add_column("")
+        for rank, (word, prob) in enumerate(next(iter(answers.values())), 1):
+            table.add_row(str(rank), escape(word), probability(prob), "█" * round(prob * 30) or "▏")
+    else:
+        for name in answers:
+            table.add_column(escape(name), style="bold")
+            table.add_column("p", justify="right")
+        for rank in range(max(map(len, answers.values()))):
+            cells = [part for found in answers.values() for part in _ranked(found, rank)]
+            table.add_row(str(rank + 1), *cells)
     out.print(table)
+
+
+def _ranked(predictions: list[tuple[str, float]], rank: int) -> tuple[str, str]:
+    """A word and its probability at `rank` of `predictions`, or blanks where there are fewer."""
+    if rank >= len(predictions):
+        return "", ""
+    word, prob = predictions[rank]
+    return escape(word), probability(prob)
 
 
 def probability(p: float) -> str:
@@ -648,6 +674,7 @@ def generate(
         None, "--seed", min=0, max=MAX_SEED - MAX_SAMPLES, help="The same seed gives the same text."
     ),
     samples: int = typer.Option(1, "--samples", min=1, max=MAX_SAMPLES, help="How many completions to write."),
+    component: Optional[str] = _component_option("Write", side_by_side=False),
     any_word: bool = typer.Option(False, "--any-word", help=ANY_WORD_HELP),
     device: Device = _device_option(),
     as_json: bool = typer.Option(False, "--json", help="Print JSON once done, instead of streaming."),
@@ -662,7 +689,7 @@ def generate(
     # One piece at a time is a chain of tiny products, where a second thread costs more in waiting than
     # it gives: on 2 CPU cores, generation runs 1,203 pieces/s on one thread and 953 on two (bench/RESULTS.md).
     torch.set_num_threads(1)
-    predictor = Predictor.load(model, device=device.value, any_word=any_word)
+    predictor = Predictor.load(model, device=device.value, component=component, any_word=any_word)
     options = dict(max_words=max_words, temperature=temperature, top_k=sample_top_k, top_p=sample_top_p)
     completions = []
     for index in range(samples):
@@ -700,6 +727,7 @@ def interactive(
         help="On quitting (Ctrl-D, Ctrl-C), write the whole document here: the --from text, then what was typed.",
     ),
     force: bool = typer.Option(False, "--force", help="Let --save replace an existing file other than --from."),
+    component: Optional[str] = _component_option("Suggest", side_by_side=False),
     device: Device = _device_option(),
     any_word: bool = typer.Option(False, "--any-word", help=ANY_WORD_HELP),
 ) -> None:
@@ -720,7 +748,7 @@ def interactive(
     if save:
         check_save_target(save, from_file, force)
     with _raw_terminal():  # before the model loads: keys typed meanwhile wait, unechoed, to be read
-        session = Predictor.load(model, device=device.value, any_word=any_word).session()
+        session = Predictor.load(model, device=device.value, component=component, any_word=any_word).session()
 
         def suggest(text: str) -> list[str]:
             session.set_text(text)
@@ -743,6 +771,7 @@ def interactive(
 @_command()
 def serve(
     model: Path = typer.Argument(..., help="A model directory."),
+    component: Optional[str] = _component_option("Answer", side_by_side=False),
     any_word: bool = typer.Option(False, "--any-word", help=ANY_WORD_HELP),
     device: Device = _device_option(),
 ) -> None:
@@ -754,7 +783,7 @@ def serve(
     from .predict import Predictor
     from .serve import serve as answer_lines
 
-    predictor = Predictor.load(model, device=device.value, any_word=any_word)
+    predictor = Predictor.load(model, device=device.value, component=component, any_word=any_word)
     try:
         answer_lines(predictor, sys.stdin.buffer, sys.stdout.buffer)
     except KeyboardInterrupt:
@@ -832,12 +861,7 @@ def evaluate(
     long_range: bool = typer.Option(
         False, "--long-range", help="Also score the far-dependent words listed in FILE.targets.jsonl."
     ),
-    component: Optional[str] = typer.Option(
-        None,
-        "--component",
-        help="Evaluate one component of a mixture (neural, ngram, mixture, mixture+cache), or all of them side "
-        "by side; without it, the model as predict uses it.",
-    ),
+    component: Optional[str] = _component_option("Evaluate", side_by_side=True),
     device: Device = _device_option(),
     any_word: bool = typer.Option(False, "--any-word", help=ANY_WORD_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),

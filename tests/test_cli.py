@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from nextword import checkpoint
 from nextword.cli import app
+from nextword.predict import Predictor
 
 from conftest import TINY
 
@@ -390,3 +392,32 @@ def test_ctrl_c_before_training_begins_says_so_and_exits_130(tmp_path: Path, cor
     monkeypatch.setattr(nextword.train, "train_tokenizer_for", interrupted)
     result = CliRunner().invoke(app, ["train", str(corpus_file), "--out", str(tmp_path / "m"), "--quiet"])
     assert result.exit_code == 130 and result.stderr.strip() == "interrupted"
+
+
+def test_predict_generate_and_serve_take_a_component_and_predict_shows_them_all_side_by_side(
+    trained_model: Path,
+) -> None:
+    """A student's question, which part guesses what: the CLI's verbs name a component as evaluate does."""
+    runner, text = CliRunner(), "anna has the red "
+    loaded = checkpoint.load(trained_model)
+    result = runner.invoke(app, ["predict", str(trained_model), text, "-k", "2", "--component", "all", "--json"])
+    assert result.exit_code == 0, result.output
+    shown = json.loads(result.output)["components"]
+    assert list(shown) == list(loaded.components())
+    for name, predictions in shown.items():
+        expected = Predictor(loaded, component=name).predict(text, k=2)
+        assert [(p["word"], p["prob"]) for p in predictions] == [(w, pytest.approx(p)) for w, p in expected], name
+    table = runner.invoke(app, ["predict", str(trained_model), text, "--component", "all"])
+    assert table.exit_code == 0 and all(name in table.output for name in shown), table.output
+    one = runner.invoke(app, ["predict", str(trained_model), text, "-k", "2", "--component", "ngram", "--json"])
+    assert json.loads(one.output)["predictions"] == shown["ngram"]
+    written = runner.invoke(
+        app, ["generate", str(trained_model), "anna", "-n", "3", "--seed", "1", "--component", "ngram", "--json"]
+    )
+    expected = Predictor(loaded, component="ngram").generate("anna", seed=1, max_words=3)
+    assert written.exit_code == 0 and json.loads(written.output)["completions"] == [expected], written.output
+    served = runner.invoke(app, ["serve", str(trained_model), "--component", "neural"], input='{"text": "anna has "}\n')
+    answer = [(w, p) for w, p in json.loads(served.output)["predictions"]]
+    assert answer == [(w, pytest.approx(p)) for w, p in Predictor(loaded, component="neural").predict("anna has ")]
+    refused = runner.invoke(app, ["generate", str(trained_model), "anna", "--component", "all"])
+    assert refused.exit_code == 2 and "no component 'all'" in refused.output
