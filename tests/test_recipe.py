@@ -13,6 +13,7 @@ def test_every_choice_is_a_valid_config(size: int, budget: float | None) -> None
     model, args = resolve(recipe.settings, {"time_budget": budget} if budget else {})
     assert model.vocab_size == vocabulary_for(size)
     assert 0.0 <= model.dropout <= 0.3
+    assert args.weight_decay == 0.3  # the recipe's, over the Config's default
     # A budget alone stops the run: no epoch cap cuts it short.
     assert (args.epochs is None) == (budget is not None)
 
