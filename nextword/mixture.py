@@ -21,15 +21,19 @@ the validation text; a bucket with fewer than MIN_BUCKET_PIECES validation piece
 fitted over all of them.
 
 Two caches adapt the mixture to the text being read; both hold only the text already read, never
-what follows, and where one is empty its weight goes to the other components:
+what follows:
 
 - the unigram cache, a decaying count of the pieces read so far, `counts <- decay * counts +
   onehot(piece)` after each piece, and p_cache = counts / counts.sum(); its decay chosen on
-  validation among half-lives of HALF_LIVES pieces;
+  validation among half-lives of HALF_LIVES pieces. Until its counts add up to what a long text keeps,
+  1 / (1 - decay), it holds their share of its weight (`UnigramCache.share`);
 - the neural cache (neural_cache.py): the pieces that followed the places most like this one, by
   the neural model's features; its sharpness chosen on validation among neural_cache.THETAS. In a
   document's first pieces it holds only a share of the weight enough entries would (see
-  `NeuralCache.share`): its weight is scaled by that share, the rest shared out among the others.
+  `NeuralCache.share`).
+
+A cache's weight is scaled by its share, and what that takes away goes to the neural model and the
+n-gram in proportion to theirs (`renormalised`): a prompt's few words no longer stand for a document.
 
 It has the interface of every model (see model.py): `forward` gives the log of the mixed
 distribution, and the state is (neural state, n-gram state, cache counts (batch, vocab), neural
@@ -82,6 +86,13 @@ class UnigramCache:
         self.half_life = float(half_life)
         self.log_decay = math.log(0.5) / self.half_life
 
+    def share(self, total: torch.Tensor) -> torch.Tensor:
+        """The share of its weight the cache holds where its counts add up to `total`: their total against
+        what a long text keeps, 1 / (1 - decay). In a document's first pieces a few counts would otherwise
+        stand for the whole document (one piece read: p_cache 1), as they never did where the weights were
+        fitted."""
+        return (total * -math.expm1(self.log_decay)).clamp(max=1.0)
+
     def _decays(self, counts: torch.Tensor, length: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """How much piece s of `length` new pieces counts at each position t, decay^(t - s) for s <= t
         and 0 after t, (length, length); how much the `counts` from before count there, decay^(t + 1);
@@ -133,20 +144,23 @@ class UnigramCache:
         return found / total.clamp_min(1e-300), total, self._after(counts, tokens, weights[-1], carry[-1])
 
 
-def renormalised(weights: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
-    """`weights` (..., components) where the caches (the last `present.shape[-1]` components) hold
-    something (`present` (..., caches) true): an empty one's weight shared out among the others in
-    proportion to theirs."""
-    caches = present.shape[-1]
-    weights = torch.cat([weights[..., :-caches], weights[..., -caches:] * present], dim=-1)
-    return weights / weights.sum(-1, keepdim=True)
+def renormalised(weights: torch.Tensor, shares: torch.Tensor) -> torch.Tensor:
+    """`weights` (..., components) where the caches (the last `shares.shape[-1]` components) hold `shares`
+    (..., caches) of what a long text gives them (0 where empty, 1 once full): each cache's weight times its
+    share, what that takes away given to the models before them in proportion to theirs. A cache that has
+    read little stands in for the document that much less; the models know what any text holds."""
+    caches = shares.shape[-1]
+    kept = weights[..., -caches:] * shares
+    models = weights[..., :-caches]
+    freed = (weights[..., -caches:] - kept).sum(-1, keepdim=True)
+    return torch.cat([models * (1 + freed / models.sum(-1, keepdim=True)), kept], dim=-1)
 
 
-def mix(weights: torch.Tensor, parts: list[torch.Tensor], present: torch.Tensor | None) -> torch.Tensor:
-    """Σ_c weights[..., c] parts[c], the caches (the last parts, if `present` is given: see
-    `renormalised`) left out where they are empty."""
-    if present is not None:
-        weights = renormalised(weights, present)
+def mix(weights: torch.Tensor, parts: list[torch.Tensor], shares: torch.Tensor | None) -> torch.Tensor:
+    """Σ_c weights[..., c] parts[c], the caches (the last parts, if their `shares` are given) holding their
+    shares of their weights (see `renormalised`)."""
+    if shares is not None:
+        weights = renormalised(weights, shares)
     return sum(weights[..., c] * part for c, part in enumerate(parts))
 
 
@@ -241,21 +255,17 @@ class _Weights:
         self,
         buckets: np.ndarray | None,
         confidence: np.ndarray | None,
-        share: np.ndarray | None,
+        shares: list[np.ndarray],
         places: np.ndarray | None,
     ) -> np.ndarray:
         """The weights with the caches (float64, a new array) at places in n-gram `buckets` where the
-        neural cache's confidence is `confidence`, its share `share` and the place kind `places` (None where
-        they do not count): its weight times its share, the rest shared out among the others (see
-        `renormalised`). The unigram cache is never empty where it is read: it holds the piece just read."""
-        if not self.neural_cache:
-            return self.table[buckets]
-        if self.edges is not None:
+        neural cache's confidence is `confidence`, each cache's share is in `shares` (see `renormalised`) and
+        the place kind is `places` (None where they do not count)."""
+        if self.neural_cache and self.edges is not None:
             buckets = np.searchsorted(self.edges, confidence, side="right")
             buckets = buckets if places is None else _by_place(buckets, places)
-        weights = self.table[buckets]
-        weights[..., -1] *= share
-        return weights / weights.sum(-1, keepdims=True)
+        shares = torch.from_numpy(np.stack(np.broadcast_arrays(*shares), -1))
+        return renormalised(torch.from_numpy(self.table[buckets]), shares).numpy()
 
 
 def _sureness(cache: NeuralCache, peaks: Peaks, theta: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -372,16 +382,16 @@ class MixtureLM(nn.Module):
                 raise ValueError("a mixture that does not adapt to what it reads steps its last place only")
             kept, read = (counts, memory), tokens if self.adapts else tokens[:, :0]
             counted, total, counts = self.cache.distributions(counts, read, self.vocab_size, last_only)
-            caches, sure = [counted], (None, None)
+            caches, sure, shares = [counted], None, [self.cache.share(total).cpu().numpy()]
             if self._remembers:
                 remembered, peaks, memory = self.neural_cache.distributions(
                     memory if self.adapts else memory.unread(), features, tokens, self.vocab_size, last_only
                 )
-                caches, sure = caches + [remembered], _sureness(self.neural_cache, peaks)
+                caches, (sure, share) = caches + [remembered], _sureness(self.neural_cache, peaks)
+                shares.append(share)
             counts, memory = (counts, memory) if self.adapts else kept
-            weights = self._weights.with_caches(buckets, *sure, _place_kinds(self.places, tokens, last_only))
-            # The cache's weight per count, so that its counts need not be divided into a distribution (their
-            # total is at least 1: the piece just read).
+            weights = self._weights.with_caches(buckets, sure, shares, _place_kinds(self.places, tokens, last_only))
+            # The unigram cache's weight per count: its counts need no dividing (their total is at least 1).
             weights[..., 2] /= total.cpu().numpy()
         else:
             weights, counts = self._weights.plain[buckets], tokens.new_zeros(tokens.shape[0], 0, dtype=torch.float32)
@@ -398,12 +408,13 @@ class MixtureLM(nn.Module):
         )
         parts = [neural_p, ngram_p]
         if self.use_cache:
-            cache_p, _, counts = self.cache.target_probabilities(counts, tokens, targets, self.vocab_size)
-            parts, sure = parts + [cache_p], (None, None)
+            cache_p, total, counts = self.cache.target_probabilities(counts, tokens, targets, self.vocab_size)
+            parts, sure, shares = parts + [cache_p], None, [self.cache.share(total).cpu().numpy()]
             if self._remembers:
                 remembered, peaks, memory = self.neural_cache.target_probabilities(memory, features, tokens, targets)
-                parts, sure = parts + [remembered[0]], _sureness(self.neural_cache, peaks, theta=0)
-            weights = self._weights.with_caches(buckets, *sure, _place_kinds(self.places, tokens, False))
+                parts, (sure, share) = parts + [remembered[0]], _sureness(self.neural_cache, peaks, theta=0)
+                shares.append(share)
+            weights = self._weights.with_caches(buckets, sure, shares, _place_kinds(self.places, tokens, False))
         else:
             weights, counts = self._weights.plain[buckets], tokens.new_zeros(tokens.shape[0], 0, dtype=torch.float32)
         mixed = mix(torch.from_numpy(weights).to(tokens.device), parts, None)
@@ -441,8 +452,8 @@ def summary_of(model: MixtureLM) -> dict[str, Any]:
 class _Recorder(nn.Module):
     """A model for `stream_loss` that scores nothing and keeps, for each validation piece, each
     component's probability of it (a unigram cache per half-life, a neural cache per θ), the
-    n-gram's bucket, whether each unigram cache held anything there, and each neural cache's `Peaks`:
-    see `columns`."""
+    n-gram's bucket, each unigram cache's share of its weight there (see `UnigramCache.share`), and each
+    neural cache's `Peaks`: see `columns`."""
 
     def __init__(self, neural: nn.Module, ngram: NgramLM, caches: list[UnigramCache], thetas: tuple[float, ...]):
         super().__init__()
@@ -467,14 +478,15 @@ class _Recorder(nn.Module):
         remembered, peaks, memory = self.neural_cache.target_probabilities(
             memory, features, tokens, targets, self.thetas
         )
-        kept = (neural_p, ngram_p, torch.from_numpy(buckets), torch.stack(cache_p), torch.stack(totals) > 0)
+        shares = torch.stack([cache.share(total) for cache, total in zip(self.caches, totals)])
+        kept = (neural_p, ngram_p, torch.from_numpy(buckets), torch.stack(cache_p), shares)
         kept += (remembered, peaks.peak, peaks.seen, peaks.log_mean)
         self.rows.append(tuple(t.flatten(-2).cpu() for t in kept))
         return torch.zeros(targets.shape, device=tokens.device), (neural_state, ngram_state, after, memory)
 
     def columns(self) -> list[torch.Tensor]:
         """For each validation piece: p_neural, p_ngram, the n-gram's bucket, (pieces,) each; p_cache and
-        whether it held anything, (half-lives, pieces) each; p_neural_cache (θs, pieces); and its `Peaks`'
+        its share, (half-lives, pieces) each; p_neural_cache (θs, pieces); and its `Peaks`'
         peak (θs, pieces), seen (pieces,) and log_mean (θs, pieces)."""
         return [torch.cat(column, -1) for column in zip(*self.rows)]
 
@@ -498,18 +510,18 @@ def _floored(logits: torch.Tensor) -> torch.Tensor:
 
 
 def _nlls(
-    weights: torch.Tensor, probabilities: torch.Tensor, buckets: torch.Tensor, present: torch.Tensor | None
+    weights: torch.Tensor, probabilities: torch.Tensor, buckets: torch.Tensor, shares: torch.Tensor | None
 ) -> torch.Tensor:
     """The NLL of each piece (pieces,) under `weights` (see `fit_weights`)."""
-    return -torch.log(mix(weights[buckets], list(probabilities.T), present))
+    return -torch.log(mix(weights[buckets], list(probabilities.T), shares))
 
 
 def fit_weights(
-    probabilities: torch.Tensor, buckets: torch.Tensor, count: int, present: torch.Tensor | None = None
+    probabilities: torch.Tensor, buckets: torch.Tensor, count: int, shares: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, float]:
     """The weights (count, components) that minimise the mean NLL of pieces whose components gave
-    them `probabilities` (pieces, components) in `buckets` (pieces,), the caches left out where they
-    are not `present` (pieces, caches) (see `renormalised`): first one set shared by all buckets,
+    them `probabilities` (pieces, components) in `buckets` (pieces,), the caches holding their `shares`
+    (pieces, caches) of their weights (see `renormalised`): first one set shared by all buckets,
     then each bucket's own from there; a bucket with fewer than MIN_BUCKET_PIECES pieces keeps the
     shared set; none below WEIGHT_FLOOR. Returns them and the mean NLL they reach."""
     components = probabilities.shape[1]
@@ -522,7 +534,7 @@ def fit_weights(
 
         def closure() -> torch.Tensor:
             optimiser.zero_grad()
-            loss = _nlls(_floored(logits), probabilities, rows, present).mean()
+            loss = _nlls(_floored(logits), probabilities, rows, shares).mean()
             loss.backward()
             return loss
 
@@ -533,20 +545,20 @@ def fit_weights(
     own = minimise(shared.expand(count, components), buckets)
     rare = torch.bincount(buckets, minlength=count) < MIN_BUCKET_PIECES
     weights = _floored(torch.where(rare[:, None], shared, own))
-    return weights, _nlls(weights, probabilities, buckets, present).mean().item()
+    return weights, _nlls(weights, probabilities, buckets, shares).mean().item()
 
 
 def held_out_nll(
-    probabilities: torch.Tensor, buckets: torch.Tensor, count: int, present: torch.Tensor | None = None
+    probabilities: torch.Tensor, buckets: torch.Tensor, count: int, shares: torch.Tensor | None = None
 ) -> float:
     """The mean NLL of weights fitted as `fit_weights` does, each half of the pieces scored by the
     weights fitted on the other: a fair comparison of bucketings with different numbers of buckets,
     which the NLL of the pieces fitted on is not (more buckets always fit those better)."""
     halves = (slice(0, len(buckets) // 2), slice(len(buckets) // 2, None))
-    folds = [(probabilities[half], buckets[half], None if present is None else present[half]) for half in halves]
+    folds = [(probabilities[half], buckets[half], None if shares is None else shares[half]) for half in halves]
     total = 0.0
-    for (fitted, fitted_buckets, fitted_present), scored in (folds, folds[::-1]):
-        weights, _ = fit_weights(fitted, fitted_buckets, count, fitted_present)
+    for (fitted, fitted_buckets, fitted_shares), scored in (folds, folds[::-1]):
+        weights, _ = fit_weights(fitted, fitted_buckets, count, fitted_shares)
         total += _nlls(weights, *scored).sum().item()
     return total / len(buckets)
 
@@ -585,11 +597,11 @@ def fit(
     # One stream, as evaluate and a session read a document: the caches see all the text before each
     # piece, not a sixteenth of it from a cold start, so their weights are fitted for what they will see.
     scored = stream_loss(recorder, tokenizer, valid_ids, seq_len=seq_len, device=device, streams=1)
-    neural_p, ngram_p, buckets, cache_p, cache_present, remembered, peak, seen, log_mean = recorder.columns()
+    neural_p, ngram_p, buckets, cache_p, cache_share, remembered, peak, seen, log_mean = recorder.columns()
     weights, mixture_loss = fit_weights(torch.stack([neural_p, ngram_p], 1), buckets, ngram.buckets)
     fits = [
-        fit_weights(torch.stack([neural_p, ngram_p, p], 1), buckets, ngram.buckets, present[:, None])
-        for p, present in zip(cache_p, cache_present)
+        fit_weights(torch.stack([neural_p, ngram_p, p], 1), buckets, ngram.buckets, share[:, None])
+        for p, share in zip(cache_p, cache_share)
     ]
     best = min(range(len(fits)), key=lambda i: fits[i][1])
     unigram_loss = fits[best][1]
@@ -602,9 +614,9 @@ def fit(
         probabilities = torch.stack([neural_p, ngram_p, cache_p[best], remembered[i]], 1)
         # Where the neural cache holds less than enough entries' weight, it has that share of its weight.
         share = cache.share(peaks)
-        present, sure = torch.stack([cache_present[best].double(), share], 1), peaks.peak * share
+        shares, sure = torch.stack([cache_share[best], share], 1), peaks.peak * share
         for name, edges, kinds, rows, count in _bucketings(buckets, ngram.buckets, sure, place, places):
-            candidates.append((cache, name, edges, kinds, (probabilities, rows, count, present)))
+            candidates.append((cache, name, edges, kinds, (probabilities, rows, count, shares)))
     cache, bucketing, confidence, by_place, arguments = min(candidates, key=lambda c: held_out_nll(*c[-1]))
     cache_weights, cache_loss = fit_weights(*arguments)
     model = MixtureLM(neural, ngram, weights, cache_weights, HALF_LIVES[best], cache, confidence, by_place)

@@ -30,6 +30,7 @@ from nextword.mixture import (
     fit_weights,
     held_out_nll,
     places_of,
+    renormalised,
 )
 from nextword.neural_cache import THETAS, NeuralCache, Peaks, typical_weight
 from nextword.pieces import PieceModel
@@ -194,7 +195,7 @@ def test_the_place_is_what_the_last_piece_read_leaves_and_picks_the_cache_weight
     model = _bucketed_by(loaded.model, "confidence and place")
     sure = len(CONFIDENCE_EDGES)  # the bucket of a peak above the last edge
     for place in range(len(PLACES)):
-        weights = model._weights.with_caches(None, np.array([[0.99]]), np.ones((1, 1)), np.array([[place]]))
+        weights = model._weights.with_caches(None, np.array([[0.99]]), [np.ones((1, 1))] * 2, np.array([[place]]))
         assert np.allclose(weights[0, 0], model.cache_weights[sure * len(PLACES) + place].numpy())
 
 
@@ -525,3 +526,30 @@ def test_generation_reads_what_it_writes_against_the_caches_not_into_them(loaded
     assert torch.allclose(logprobs.exp().sum(-1), torch.ones(1, 1), atol=1e-5)
     # Against the caches: the written piece is not among the neural cache's entries, nor in the counts.
     assert torch.equal(after[2], state[2]) and after[3].ends == state[3].ends
+
+
+def test_a_unigram_cache_that_has_read_little_holds_that_share_of_its_weight(loaded: checkpoint.LoadedModel) -> None:
+    """Its counts over what a long text keeps, 1 / (1 - decay): one piece read would otherwise be p_cache 1, and a
+    prompt's last pieces its likeliest next ones. A cache that forgets at once (half-life of a piece) is full from
+    the first pieces; one that keeps hundreds holds a small part of its weight after a prompt, the rest going to
+    the models in proportion to theirs."""
+    steady = 1 / (1 - 0.5 ** (1 / 100))
+    share = UnigramCache(100.0).share(torch.tensor([1.0, 10.0, steady, 1e6], dtype=torch.float64))
+    assert share.tolist() == pytest.approx([1 / steady, 10 / steady, 1.0, 1.0])
+    weights = torch.tensor([[0.2, 0.4, 0.3, 0.1]]).double()
+    kept = renormalised(weights, torch.tensor([[0.5, 0.0]]).double())
+    assert kept[0].tolist() == pytest.approx([0.2 + 0.25 / 3, 0.4 + 0.5 / 3, 0.15, 0.0])
+    assert torch.equal(renormalised(weights, torch.ones(1, 2).double()), weights)
+    model, buckets = loaded.model, loaded.model.ngram.buckets
+    trusting = torch.tensor([[0.05, 0.05, 0.9]] * buckets).double()  # a unigram cache alone, trusted
+    even = torch.full((buckets, 2), 0.5).double()
+    prompt = torch.tensor([[EOS_ID, *loaded.tokenizer.encode("ben has a small cup . ben")]])
+    moved = {}
+    for half_life in (1.0, 300.0):
+        with torch.inference_mode():
+            mixed, alone = (
+                MixtureLM(model.neural, model.ngram, even, trusting, half_life, use_cache=use)(prompt, last_only=True)
+                for use in (True, False)
+            )
+        moved[half_life] = (mixed[0].exp() - alone[0].exp()).abs().sum().item() / 2  # total variation
+    assert moved[1.0] > 0.8 and moved[300.0] < 0.05, moved
