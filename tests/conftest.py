@@ -19,6 +19,7 @@ TINY = dict(
     seq_len=16,
     batch_size=8,
     lr=0.01,
+    weight_decay=0.01,  # the Config's: as flags, where the recipe fills what they leave out, these train the same
     warmup=5,
     max_steps=60,
     eval_every=20,

@@ -217,6 +217,7 @@ def test_interactive_suggests_lexicon_words_unless_any_word(raw: Path, monkeypat
         from_file=None,
         save=None,
         force=False,
+        component=None,
         device=cli.Device("cpu"),
         any_word=any_word,
     )
