@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -62,6 +62,7 @@ PLACES = ("in a word", "after a line break", "elsewhere")  # what the last piece
 # No component's weight falls below this: where one was always right on validation, the fit would give it
 # all the weight (the logits running off to infinity), and the place it is wrong would then cost without bound.
 WEIGHT_FLOOR = 0.02
+Array = TypeVar("Array", torch.Tensor, np.ndarray)
 _KEPT_LENGTHS = 64  # reads up to this long keep their decays: a search's steps, not whole prompts or documents
 
 
@@ -144,16 +145,19 @@ class UnigramCache:
         return found / total.clamp_min(1e-300), total, self._after(counts, tokens, weights[-1], carry[-1])
 
 
-def renormalised(weights: torch.Tensor, shares: torch.Tensor) -> torch.Tensor:
+def renormalised(weights: Array, shares: Array) -> Array:
     """`weights` (..., components) where the caches (the last `shares.shape[-1]` components) hold `shares`
     (..., caches) of what a long text gives them (0 where empty, 1 once full): each cache's weight times its
     share, what that takes away given to the models before them in proportion to theirs. A cache that has
-    read little stands in for the document that much less; the models know what any text holds."""
+    read little stands in for the document that much less; the models know what any text holds. Tensors
+    (fitting) or numpy arrays (prediction, where the weights are looked up), a new one of the same kind."""
     caches = shares.shape[-1]
-    kept = weights[..., -caches:] * shares
+    out = weights * 1
+    out[..., -caches:] *= shares
     models = weights[..., :-caches]
-    freed = (weights[..., -caches:] - kept).sum(-1, keepdim=True)
-    return torch.cat([models * (1 + freed / models.sum(-1, keepdim=True)), kept], dim=-1)
+    freed = (weights[..., -caches:] - out[..., -caches:]).sum(-1)[..., None]
+    out[..., :-caches] *= 1 + freed / models.sum(-1)[..., None]
+    return out
 
 
 def mix(weights: torch.Tensor, parts: list[torch.Tensor], shares: torch.Tensor | None) -> torch.Tensor:
@@ -264,8 +268,7 @@ class _Weights:
         if self.neural_cache and self.edges is not None:
             buckets = np.searchsorted(self.edges, confidence, side="right")
             buckets = buckets if places is None else _by_place(buckets, places)
-        shares = torch.from_numpy(np.stack(np.broadcast_arrays(*shares), -1))
-        return renormalised(torch.from_numpy(self.table[buckets]), shares).numpy()
+        return renormalised(self.table[buckets], np.stack(np.broadcast_arrays(*shares), -1))
 
 
 def _sureness(cache: NeuralCache, peaks: Peaks, theta: int | None = None) -> tuple[np.ndarray, np.ndarray]:
