@@ -577,12 +577,13 @@ def predict(
 ) -> None:
     """The most likely next words after TEXT, with their probabilities."""
     predictors = _component_predictors(model, component, device, any_word)
+    side_by_side = component == "all"
     if text != "-":
-        return _answer(predictors, text, suggestions, as_json)
+        return _answer(predictors, text, suggestions, as_json, side_by_side)
     failed = False
     for line in sys.stdin:  # one process, one model load, for any number of texts
         try:
-            _answer(predictors, line.rstrip("\r\n"), suggestions, as_json, one_line=True)
+            _answer(predictors, line.rstrip("\r\n"), suggestions, as_json, side_by_side, one_line=True)
         except NextwordError as exc:  # a bad line is answered as such, and the next ones still are
             failed = True
             if as_json:
@@ -594,15 +595,18 @@ def predict(
         raise typer.Exit(2)
 
 
-def _answer(predictors: dict[str, Any], text: str, suggestions: int, as_json: bool, one_line: bool = False) -> None:
-    """predict's answer for one text, from one predictor or (several) each side by side: a table, or JSON."""
+def _answer(
+    predictors: dict[str, Any], text: str, suggestions: int, as_json: bool, side_by_side: bool, one_line: bool = False
+) -> None:
+    """predict's answer for one text, from one predictor or (`side_by_side`: --component all, however many
+    the model has) each under its name: a table, or JSON."""
     from .predict import split_partial
 
     answers = {name: predictor.predict(text, k=suggestions) for name, predictor in predictors.items()}
     context, partial = split_partial(text)
     if as_json:
         listed = {name: [{"word": w, "prob": p} for w, p in predictions] for name, predictions in answers.items()}
-        found = {"predictions": next(iter(listed.values()))} if len(listed) == 1 else {"components": listed}
+        found = {"components": listed} if side_by_side else {"predictions": next(iter(listed.values()))}
         _print_json({"context": context, "partial": partial, **found}, one_line)
         return
     after = f" after “{escape(_tail(context))}”" if context.strip() else ""
@@ -616,7 +620,7 @@ def _answer(predictors: dict[str, Any], text: str, suggestions: int, as_json: bo
     out.print(title)
     table = Table()
     table.add_column("#", justify="right", style="dim")
-    if len(answers) == 1:
+    if not side_by_side:
         table.add_column("word", style="bold")
         table.add_column("probability", justify="right")
         table.add_column("")

@@ -395,7 +395,7 @@ def test_ctrl_c_before_training_begins_says_so_and_exits_130(tmp_path: Path, cor
 
 
 def test_predict_generate_and_serve_take_a_component_and_predict_shows_them_all_side_by_side(
-    trained_model: Path,
+    trained_model: Path, trained_ngram: Path
 ) -> None:
     """A student's question, which part guesses what: the CLI's verbs name a component as evaluate does."""
     runner, text = CliRunner(), "anna has the red "
@@ -421,3 +421,9 @@ def test_predict_generate_and_serve_take_a_component_and_predict_shows_them_all_
     assert answer == [(w, pytest.approx(p)) for w, p in Predictor(loaded, component="neural").predict("anna has ")]
     refused = runner.invoke(app, ["generate", str(trained_model), "anna", "--component", "all"])
     assert refused.exit_code == 2 and "no component 'all'" in refused.output
+    # A model of one component answers --component all in the same shape, for a script that asks every model so.
+    alone = runner.invoke(app, ["predict", str(trained_ngram), text, "-k", "2", "--component", "all", "--json"])
+    expected = Predictor(checkpoint.load(trained_ngram)).predict(text, k=2)
+    assert [(p["word"], p["prob"]) for p in json.loads(alone.output)["components"]["ngram"]] == [
+        (w, pytest.approx(p)) for w, p in expected
+    ], alone.output
