@@ -402,15 +402,17 @@ def test_a_budgeted_run_plans_again_when_the_pace_changes_and_its_learning_rate_
         (dict(cell="gru", bidirectional=True, context=8, dropout=0.1), [2.108016869674126, 1.6112351944964183]),
     ],
 )
-def test_a_fixed_seed_gives_the_pinned_losses_bit_for_bit(
+def test_a_fixed_seed_gives_the_pinned_losses(
     tmp_path: Path, corpus_file: Path, changes: dict, losses: list[float]
 ) -> None:
-    # The validation losses on a CPU (torch 2.13), since the embeddings start at the pieces' vectors, pinned
-    # so that a change to the training code that moves a single bit (the schedule, the order of random draws, the
-    # batches) is seen. Should another CPU's kernels differ in the last bits, check the old code gives the same
-    # new values before pinning them.
+    # The validation losses on a CPU (torch 2.13), since the embeddings start at the pieces' vectors, pinned so
+    # that a change to the training code (the schedule, the order of random draws, the batches) is seen: one
+    # such change moves them by 1e-3 or more (a warm-up one step longer, another seed, lr 1% higher). Two CPUs'
+    # kernels differ in the last bits (about 1e-9 between two AMD EPYC machines, the same code on both), which
+    # the tolerance allows. Should a change move them at all, check the old code gives the same new values
+    # before pinning them.
     train(config(max_steps=20, eval_every=10, mixture=False, **changes), corpus_file, tmp_path / "m")
-    assert [row["valid_loss"] for row in checkpoint.read_metrics(tmp_path / "m")] == losses
+    assert [row["valid_loss"] for row in checkpoint.read_metrics(tmp_path / "m")] == pytest.approx(losses, rel=1e-7)
 
 
 def test_a_checkpoint_from_before_state_formats_resumes_and_a_newer_one_says_so(
