@@ -46,19 +46,30 @@ def corpus_files(name: str, work: Path) -> tuple[Path, Path]:
         train, test = SHARED / "wikitext-2" / "valid.txt", SHARED / "wikitext-2" / "test.txt"
     elif name == "shakespeare":
         source = SHARED / "tinyshakespeare" / "input.txt"
-        text = source.read_bytes()
-        cut = text.index(b"\n", int(len(text) * 0.9)) + 1
-        work.mkdir(parents=True, exist_ok=True)
-        train, test = work / "shakespeare-train.txt", work / "shakespeare-test.txt"
-        for path, part in ((train, text[:cut]), (test, text[cut:])):
-            if not path.is_file() or path.read_bytes() != part:
-                path.write_bytes(part)
+        train, test = write_split(source.read_text(encoding="utf-8"), work, "shakespeare")
     else:
         raise SystemExit(f"unknown corpus {name!r}; choose from {', '.join(CORPORA)}")
     for path in (train, test):
         if not path.is_file():
             raise SystemExit(f"{path} is missing: the benchmarks read the public corpora from {SHARED}")
     return train, test
+
+
+def held_out(text: str, fraction: float = 0.1) -> tuple[str, str]:
+    """`text` cut at the first line start after its first 1 - `fraction` of characters: (to train, held out)."""
+    cut = text.index("\n", int(len(text) * (1 - fraction))) + 1
+    return text[:cut], text[cut:]
+
+
+def write_split(text: str, work: Path, name: str) -> tuple[Path, Path]:
+    """`held_out`'s two parts of `text` as work/NAME-train.txt and NAME-test.txt (UTF-8, line ends as they
+    are), each written only where it is not already there."""
+    work.mkdir(parents=True, exist_ok=True)
+    paths = work / f"{name}-train.txt", work / f"{name}-test.txt"
+    for path, part in zip(paths, (part.encode("utf-8") for part in held_out(text))):
+        if not path.is_file() or path.read_bytes() != part:
+            path.write_bytes(part)
+    return paths
 
 
 def machine() -> dict[str, Any]:
