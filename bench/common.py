@@ -63,7 +63,7 @@ def held_out(text: str, fraction: float = 0.1) -> tuple[str, str]:
 
 def write_split(text: str, work: Path, name: str) -> tuple[Path, Path]:
     """`held_out`'s two parts of `text` as work/NAME-train.txt and NAME-test.txt (UTF-8, line ends as they
-    are), each written only where it is not already there."""
+    are), each written unless the file already holds it."""
     work.mkdir(parents=True, exist_ok=True)
     paths = work / f"{name}-train.txt", work / f"{name}-test.txt"
     for path, part in zip(paths, (part.encode("utf-8") for part in held_out(text))):
