@@ -443,7 +443,8 @@ class TrainDisplay:
             self.progress.start()
         if isinstance(event, VariantStarted):
             self.variant, self.name = event, f"{event.name} ({event.index + 1}/{event.total})"
-            self.progress.update(self.task, description=self.name, step="-", loss="-", ppl="-")
+            self.last = None  # its log lines must not show the last variant's loss and speed (an n-gram has none)
+            self.progress.update(self.task, description=self.name, step="-", loss="-", ppl="-", speed="-")
             if not self.live:
                 err.print(f"variant {self.name}")
         elif isinstance(event, Stage):
@@ -950,6 +951,7 @@ def _evaluation_rows(result: dict[str, Any], suggestions: int) -> list[tuple[str
         ("token perplexity", f"{result['token_perplexity']:.2f}"),
         ("word perplexity", f"{result['word_perplexity']:.2f}"),
         ("bits per character", f"{result['bits_per_char']:.3f}"),
+        ("words predicted", f"{result['predicted_words']:,}"),  # --predict-words: perhaps fewer than scored
     ]
     rows += [(f"top-{k} next-word accuracy", f"{result['accuracy'][f'top{k}']:.1%}") for k in (1, 3, 5)]
     if result["keystroke_savings"] is not None:

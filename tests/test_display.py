@@ -155,3 +155,22 @@ def test_the_live_line_fits_its_terminal_dropping_tokens_per_second_before_the_t
     assert len("⠋ lstm " + line) <= width and "step 123456/1000000" in line and "ETA 0:01:00" in line
     assert ("12,345 tok/s" in line) == (width >= 100)
     display.close(keep=False)
+
+
+def test_a_variants_log_lines_never_show_the_previous_variants_training(monkeypatch) -> None:
+    """In a log (no terminal), compare's n-gram variant counts rather than trains: its line has no loss or speed,
+    not the LSTM's before it."""
+    from nextword.compare import VariantStarted
+
+    log = io.StringIO()
+    monkeypatch.setattr(cli, "err", Console(file=log, force_terminal=False, width=200))
+    display = cli.TrainDisplay(resolve(TINY))
+    display.handle(VariantStarted(0, 2, "lstm"))
+    display.handle(_progress(5, 10))
+    display.handle(Evaluation(5, 2.0, 7.4, 30.1, True))
+    display.handle(VariantStarted(1, 2, "ngram"))
+    display.handle(Evaluation(1, 2.5, 12.2, 60.3, False))
+    lines = [line for line in log.getvalue().splitlines() if line.startswith("step")]
+    assert "train loss 2.500" in lines[0] and "12,345 tok/s" in lines[0]
+    assert lines[1].startswith("step 1  val loss 2.5000") and "train loss" not in lines[1] and "tok/s" not in lines[1]
+    display.close(keep=True)

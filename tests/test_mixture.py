@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -425,6 +426,7 @@ def test_evaluate_info_and_export_name_the_components(trained_model: Path, tmp_p
     assert scores["mixture"]["word_perplexity"] < scores["neural"]["word_perplexity"]
     table = runner.invoke(app, [*evaluate, "--component", "all"])
     assert table.exit_code == 0 and "mixture+cache" in table.stdout and "word perplexity" in table.stdout
+    assert re.search(r"words predicted\s*│\s*40\s*│", table.stdout)  # the accuracies' words, not all scored
     one = runner.invoke(app, [*evaluate, "--component", "ngram", "--json"])
     assert json.loads(one.stdout)["component"] == "ngram"
     assert json.loads(one.stdout)["word_perplexity"] == pytest.approx(scores["ngram"]["word_perplexity"])
