@@ -200,7 +200,8 @@ def _measure(
 def _write_outputs(out: Path, results: list[VariantResult], made: dict[str, Any]) -> None:
     record = {"created": time.strftime("%Y-%m-%dT%H:%M:%S"), **made, "variants": [r.to_dict() for r in results]}
     write_text(out / RESULTS, json.dumps(record, indent=2))
-    plots.learning_curves({r.name: r.curve for r in results}, out / CURVES_PNG)
+    levels = {r.name for r in results if r.cell == "ngram"}  # counted, not trained: no curve
+    plots.learning_curves({r.name: r.curve for r in results}, out / CURVES_PNG, levels)
     plots.gradient_flow({r.name: r.gradient for r in results}, out / GRADIENTS_PNG)
     write_text(out / REPORT, markdown_report(results, made))
 

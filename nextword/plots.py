@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Sequence
+from typing import Collection, Sequence
 
 from .files import atomic_path
 
@@ -44,14 +44,16 @@ def _save(plt, figure, path: Path) -> None:
     plt.close(figure)
 
 
-def learning_curves(curves: dict[str, list[dict]], path: Path) -> None:
-    """Validation word perplexity against step and against seconds, one line per variant."""
+def learning_curves(curves: dict[str, list[dict]], path: Path, levels: Collection[str] = ()) -> None:
+    """Validation word perplexity against step and against seconds, one line per variant; those named in
+    `levels` have no training curve (the n-gram baseline) and are drawn as a level to beat. A run validated
+    once is a point of its own colour."""
     plt, figure, (by_step, by_time) = _figure(2)
     for name, rows in curves.items():
         perplexities = [r["valid_word_perplexity"] for r in rows]
-        if len(rows) == 1:  # a model with no training curve (the n-gram baseline): a level to beat
+        if name in levels:
             for axis in (by_step, by_time):
-                axis.axhline(perplexities[0], linestyle="--", color="gray", label=name)
+                axis.axhline(perplexities[-1], linestyle="--", color="gray", label=name)
             continue
         by_step.plot([r["step"] for r in rows], perplexities, marker=".", label=name)
         by_time.plot([r["elapsed"] for r in rows], perplexities, marker=".", label=name)
