@@ -9,6 +9,7 @@ import contextlib
 import csv
 import enum
 import functools
+import inspect
 import json
 import os
 import re
@@ -110,8 +111,15 @@ def _friendly(command: Callable) -> Callable:
 
 
 def _command(**options: Any) -> Callable[[Callable], Callable]:
-    """Register a command as `app.command(**options)` does, its errors made one line each (`_friendly`)."""
-    return lambda command: app.command(**options)(_friendly(command))
+    """Register a command as `app.command(**options)` does, its errors made one line each (`_friendly`) and
+    its help given in paragraphs the terminal wraps: typer keeps a docstring's line breaks, which at 80
+    columns leave every other line half empty."""
+
+    def register(command: Callable) -> Callable:
+        paragraphs = inspect.cleandoc(command.__doc__ or "").split("\n\n")
+        return app.command(help="\n\n".join(" ".join(p.split()) for p in paragraphs), **options)(_friendly(command))
+
+    return register
 
 
 def _check_text(name: str, value: Any) -> None:

@@ -93,6 +93,15 @@ def test_compare_shows_its_own_defaults_not_trains() -> None:
     assert "[default:" not in train["--max-steps"] and "[default: 0.2]" in train["--dropout"]
 
 
+@pytest.mark.parametrize("command", COMMANDS)
+def test_each_paragraph_of_a_verbs_help_is_one_line_the_terminal_wraps(command: str) -> None:
+    """A docstring's line breaks are the source's, not the terminal's: at 300 columns no paragraph breaks."""
+    doc = COMMANDS[command].callback.__doc__ or ""
+    described = _help(command).split("╭")[0]  # above the panels of arguments and options
+    for paragraph in doc.split("\n\n"):
+        assert " ".join(paragraph.split()) in described
+
+
 def test_help_text_survives_rich_markup() -> None:
     assert "pip install 'nextword[export]'" in " ".join(_help("export").split())
     assert {f.value for f in ExportFormat} == set(__import__("nextword.export").export.FORMATS)
