@@ -589,19 +589,9 @@ def predict(
     side_by_side = component == "all"
     if text != "-":
         return _answer(predictors, text, suggestions, as_json, side_by_side)
-    failed = False
     for line in sys.stdin:  # one process, one model load, for any number of texts
-        try:
-            _answer(predictors, line.rstrip("\r\n"), suggestions, as_json, side_by_side, one_line=True)
-        except NextwordError as exc:  # a bad line is answered as such, and the next ones still are
-            failed = True
-            if as_json:
-                _print_json({"text": line.rstrip("\r\n"), "error": str(exc)}, one_line=True)
-            else:
-                _fail(str(exc))
+        _answer(predictors, line.rstrip("\r\n"), suggestions, as_json, side_by_side, one_line=True)
         sys.stdout.flush()
-    if failed:
-        raise typer.Exit(2)
 
 
 def _answer(

@@ -16,7 +16,6 @@ import numpy as np
 import torch
 
 from .config import Sampling
-from .errors import NextwordError
 from .lexicon import Words
 from .model import State
 from .pieces import PieceModel
@@ -24,11 +23,6 @@ from .search import MAX_WORD_PIECES, split_partial
 from .tokenizer import EOS_ID, Tokenizer, is_trailing_punctuation, is_word
 
 _REDRAWS = 8  # pieces the lexicon rules out one at a time before it is asked of every piece
-
-
-def check_prompt(prompt: str) -> None:
-    if not prompt.strip():
-        raise NextwordError("the prompt is empty; give the text to continue")
 
 
 class _LexiconWords:
@@ -84,8 +78,9 @@ def stream(
         generator.seed()  # fresh randomness, without touching torch's global generator
     else:
         generator.manual_seed(seed)
-    # After a typed space or a line break, a new word must begin (as every line does in training).
-    must_start_word = in_space = prompt[-1].isspace()
+    # After a typed space or a line break, a new word must begin (as every line does in training); an
+    # empty prompt is read as a line break.
+    must_start_word = in_space = not prompt or prompt[-1].isspace()
     words, written = 0, None if lexicon is None else _LexiconWords(pieces.tokenizer, lexicon, prompt)
     for _ in range(options.max_words * MAX_WORD_PIECES):  # a bound, should a model never begin a word
         if must_start_word:

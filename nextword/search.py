@@ -19,7 +19,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .errors import ConfigError, NextwordError
+from .errors import ConfigError
 from .lexicon import DocumentWords, Lexicon, Words
 from .model import State
 from .pieces import PieceModel
@@ -43,10 +43,9 @@ def beam_width(k: int) -> int:
     return max(4 * k, 16)  # the beams a search for the k best words keeps at each depth
 
 
-def check_query(text: str, k: int) -> None:
-    """Refuse what no prediction can answer: an empty text, fewer than one word."""
-    if not text.strip():
-        raise NextwordError("the text is empty; give the words that come before the one to predict")
+def check_query(k: int) -> None:
+    """Refuse what no prediction can answer: fewer than one word. (An empty text asks for the first word of
+    a document, as a keyboard does before the first key: the model reads a line break there.)"""
     if k < 1:
         raise ConfigError(f"option 'top_k' must be >= 1; got {k}")
 

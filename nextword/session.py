@@ -54,14 +54,13 @@ class Reader:
     searcher: WordSearcher
 
     def _predict(self, text: str, k: int) -> list[tuple[str, float]]:
-        check_query(text, k)
+        check_query(k)
         context, partial = split_partial(text)
         logprobs, state, document = self._read_to(text, len(context))
         return self.searcher.words(logprobs, state, partial, k, document)
 
     def _stream(self, text: str, seed: int | None, options: dict[str, float]) -> Iterator[str]:
         chosen = Sampling(**options)
-        sampling.check_prompt(text)
         logprobs, state, document = self._read_to(text, len(text))
         allowed = self.searcher.allowed(document)
         # The pieces it writes are read against the caches of the text, not into them: see `PieceModel.writer`.

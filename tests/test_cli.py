@@ -144,8 +144,6 @@ def test_model_that_is_not_a_model_directory(command: str, tmp_path: Path, corpu
 @pytest.mark.parametrize(
     "command, args, message",
     [
-        ("predict", ["  "], "the text is empty"),
-        ("generate", [""], "the prompt is empty"),
         ("predict", ["anna", "--top-k", "0"], "'--suggestions' / '-k' / '--top-k': 0 is not in the range 1<=x<=100"),
         ("generate", ["anna", "--temperature", "-1"], "'temperature' must be >= 0"),
         ("generate", ["anna", "--samples", "0"], "'--samples': 0 is not in the range 1<=x<=100"),

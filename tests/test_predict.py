@@ -48,6 +48,16 @@ def test_the_model_learned_the_obvious_next_words(model) -> None:
     assert model.predict("ben has the red ", k=1)[0][0] == "ball"
 
 
+def test_an_empty_text_asks_for_the_first_word_of_a_document(model) -> None:
+    """As a keyboard offers words before the first key: the words after a line break alone."""
+    predictions = model.predict("", k=4)
+    assert len(predictions) == 4
+    for word, prob in predictions:
+        assert prob == pytest.approx(_word_probability_by_hand(model, "", word), rel=0.05, abs=1e-4)
+    written = model.generate("", temperature=0, max_words=4)
+    assert len(written.split()) == 4 and written == written.lstrip()  # words from the first, no space before
+
+
 def test_word_probabilities_agree_with_piece_probabilities(model) -> None:
     context = "cora has "
     predictions = model.predict(context, k=8)
@@ -106,9 +116,7 @@ def test_a_prompt_ending_in_a_space_gets_a_new_word(model) -> None:
 @pytest.mark.parametrize(
     "call, words",
     [
-        (lambda m: m.predict("   "), "the text is empty"),
         (lambda m: m.predict("anna", k=0), "'top_k' must be >= 1"),
-        (lambda m: m.generate(""), "the prompt is empty"),
         (lambda m: m.generate("anna", max_words=0), "'max_words' must be >= 1"),
         (lambda m: m.generate("anna", temperature=-1), "'temperature' must be >= 0"),
         (lambda m: m.generate("anna", top_k=-2), "'top_k' must be >= 0"),

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from nextword import load
-from nextword.errors import ConfigError, NextwordError
+from nextword.errors import ConfigError
 from nextword.session import RECENT, _SETTLED, common_prefix_length
 
 WORDS = [
@@ -146,17 +146,16 @@ def test_generation_continues_the_document(predictors: dict) -> None:
         assert session.text == "anna has the red ball .\nben gives "  # generating leaves the text alone
 
 
-def test_an_empty_session_refuses_like_predict(predictors: dict) -> None:
-    session = predictors["causal"].session()
-    with pytest.raises(NextwordError, match="the text is empty"):
-        session.predict()
+def test_an_empty_session_answers_and_refuses_like_predict(predictors: dict) -> None:
+    predictor = predictors["causal"]
+    session = predictor.session()
+    assert session.predict() == predictor.predict("")  # the first words of a document
     session.append("anna ")
     with pytest.raises(ConfigError, match="top_k"):
         session.predict(0)
     session.reset()
     assert session.text == ""
-    with pytest.raises(NextwordError, match="the prompt is empty"):
-        session.generate()
+    assert session.generate(seed=3, max_words=4) == predictor.generate("", seed=3, max_words=4)
 
 
 @pytest.mark.parametrize(
