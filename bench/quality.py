@@ -58,7 +58,7 @@ def main() -> None:
     results = []
     for corpus in args.corpora.split(","):
         name, (train_file, test_file) = _files(corpus, args.work)
-        recipe = choose(check_corpus(train_file).size, budget)
+        recipe = choose(check_corpus(train_file).characters, budget)
         console.print(f"[bold]{name}[/]: {recipe.reason}")
         out = args.work / name / "recipe"
         summary = train(resolve(recipe.settings, {"time_budget": budget}), train_file, out, force=True, on_event=_log)

@@ -286,12 +286,12 @@ def train(
 def _recipe_for(corpus: Path, time_budget: float | None, members: int | None) -> tuple[Path, Any]:
     """The corpus to read, standard input spooled to a file (read once, here: the recipe needs its size),
     and the recipe's choice for a new model of it in `time_budget` of `members` networks (None: its own
-    choice; see recipe.py)."""
-    from .data import STDIN, spool_stdin
+    choice; see recipe.py). A corpus that is not UTF-8 text fails here, as training would fail on it."""
+    from .data import check_corpus
     from .recipe import choose
 
-    corpus = spool_stdin() if str(corpus) == STDIN else corpus
-    return corpus, choose(corpus.stat().st_size if corpus.is_file() else 0, time_budget, members=members)
+    checked = check_corpus(corpus)
+    return checked.path, choose(checked.characters, time_budget, members=members)
 
 
 def _show_trained(summary: dict[str, Any], out_dir: Path, quiet: bool, as_json: bool) -> None:

@@ -37,11 +37,12 @@ class CorpusFile:
     size: int
     sha256: str
     lines: int  # line breaks it holds
+    characters: int  # what the recipe sizes a model by: a byte is a character in English, not in Russian
 
 
 def check_corpus(path: str | Path) -> CorpusFile:
-    """Check that a file is non-empty UTF-8 text, hash it and count its lines, in one pass that needs
-    little memory. `-` is standard input, spooled to a temporary file first (see `spool_stdin`).
+    """Check that a file is non-empty UTF-8 text, hash it and count its lines and characters, in one pass
+    that needs little memory. `-` is standard input, spooled to a temporary file first (see `spool_stdin`).
 
     Anything but a regular file (a directory, a FIFO, a device) is refused without being opened."""
     path = spool_stdin() if str(path) == STDIN else Path(path)
@@ -51,7 +52,7 @@ def check_corpus(path: str | Path) -> CorpusFile:
         )
     digest = hashlib.sha256()
     decoder = codecs.getincrementaldecoder("utf-8")()
-    offset, lines, has_text = 0, 0, False
+    offset, lines, characters, has_text = 0, 0, 0, False
     with open_regular(path, "corpus", CorpusError) as stream:
         while chunk := stream.read(_CHUNK):
             digest.update(chunk)
@@ -67,6 +68,7 @@ def check_corpus(path: str | Path) -> CorpusFile:
                     f"{offset - pending + exc.start}; convert it to UTF-8"
                 ) from None
             has_text = has_text or not text.isspace() and text != ""
+            characters += len(text)
             offset += len(chunk)
         try:
             decoder.decode(b"", final=True)
@@ -74,7 +76,7 @@ def check_corpus(path: str | Path) -> CorpusFile:
             raise CorpusError(f"{path} is not UTF-8 text: it ends inside a character (offset {offset})") from None
     if not has_text:
         raise CorpusError(f"{path} is empty or holds only whitespace")
-    return CorpusFile(path, offset, digest.hexdigest(), lines)
+    return CorpusFile(path, offset, digest.hexdigest(), lines, characters)
 
 
 def spool_stdin() -> Path:

@@ -8,7 +8,10 @@ in bench/RESULTS.md ("The recipe"), at equal time on 2 CPU cores:
   on a CPU: larger ones make too few steps, smaller ones stop learning early. It grows with the
   budget only where a budget gives it several passes over a large corpus.
 - The vocabulary grows with the corpus (about the cube root of its size): a small text cannot
-  teach thousands of rare pieces, a large one pays for them.
+  teach thousands of rare pieces, a large one pays for them. A corpus is measured in characters, not
+  bytes: a Russian novel's 3.0 MB of UTF-8 hold 1.7 million characters, which the pieces cut much as
+  they cut English (War and Peace: 3.7 characters a piece at 6,000 pieces; Tiny Shakespeare 3.2 at
+  4,000). Counted in bytes, its 3 minutes were reckoned at 1.7 passes where they made 3.0.
 - Where the budget would read the text 15 times or more, one network only overfits it: three
   networks from different starting weights share the budget, and their predictions are averaged
   (an ensemble: on Tiny Shakespeare at 10 minutes, 16.7 passes, the neural model alone 39% lower
@@ -39,7 +42,7 @@ from .data import MAX_VALID_TOKENS
 
 # Pieces a second the 2 × 256 network trains on one CPU core (bench/RESULTS.md: about 7,000 on 2).
 _PIECES_PER_CORE_SECOND = 3_500
-_BYTES_PER_PIECE = 4.0  # English text at a few thousand pieces
+_CHARACTERS_PER_PIECE = 4.0  # text at a few thousand pieces (English and Russian alike)
 _SMALL = {
     "cell": "lstm",
     "layers": 2,
@@ -64,9 +67,9 @@ class Recipe:
     reason: str  # one line: what was chosen and why
 
 
-def vocabulary_for(corpus_bytes: int) -> int:
-    """About 4,000 pieces for a megabyte of text, growing with the cube root of its size."""
-    size = 4000 * (max(corpus_bytes, 1) / 1e6) ** (1 / 3)
+def vocabulary_for(characters: int) -> int:
+    """About 4,000 pieces for a million characters of text, growing with the cube root of its size."""
+    size = 4000 * (max(characters, 1) / 1e6) ** (1 / 3)
     return int(min(max(round(size / 500) * 500, 1000), 16000))
 
 
@@ -80,26 +83,24 @@ def dropout_for(passes: float) -> float:
     return 0.0 if passes < 2 else 0.1 if passes < 6 else 0.2 if passes < 15 else 0.3
 
 
-def eval_every_for(corpus_bytes: int, batch_size: int, seq_len: int) -> int:
+def eval_every_for(characters: int, batch_size: int, seq_len: int) -> int:
     """Steps between validations: TrainArgs' (200), or more (in hundreds) where validating that often would
     take more than _EVALUATION_SHARE of the training time."""
     defaults = TrainArgs()
-    valid = min(corpus_bytes / _BYTES_PER_PIECE * defaults.valid_fraction, MAX_VALID_TOKENS)
+    valid = min(characters / _CHARACTERS_PER_PIECE * defaults.valid_fraction, MAX_VALID_TOKENS)
     steps = valid / (batch_size * seq_len) * EVALUATION_COST / _EVALUATION_SHARE
     return max(defaults.eval_every, math.ceil(steps / 100) * 100)
 
 
-def choose(
-    corpus_bytes: int, time_budget: float | None, cores: int | None = None, members: int | None = None
-) -> Recipe:
-    """The settings for a run on `corpus_bytes` of text for `time_budget` seconds (None: by epochs), of
+def choose(characters: int, time_budget: float | None, cores: int | None = None, members: int | None = None) -> Recipe:
+    """The settings for a run on a corpus of `characters` for `time_budget` seconds (None: by epochs), of
     `members` networks (None: as many as the budget calls for)."""
     if cores is None:
         from .threads import usable_cores  # it imports torch, which only a run that is about to train needs
 
         cores = usable_cores()
-    pieces = corpus_bytes / _BYTES_PER_PIECE
-    vocabulary = vocabulary_for(corpus_bytes)
+    pieces = characters / _CHARACTERS_PER_PIECE
+    vocabulary = vocabulary_for(characters)
     if time_budget is None:
         shape, passes = _SMALL, 10.0  # the Config's ten epochs
     else:
@@ -112,7 +113,7 @@ def choose(
     members = members or members_for(passes)
     dropout = dropout_for(passes / members)
     settings = {**shape, "vocab_size": vocabulary, "dropout": dropout, "members": members}
-    settings["eval_every"] = eval_every_for(corpus_bytes, shape["batch_size"], shape["seq_len"])
+    settings["eval_every"] = eval_every_for(characters, shape["batch_size"], shape["seq_len"])
     budget = "10 epochs"
     if time_budget is not None:
         settings["epochs"] = None  # the budget stops the run
@@ -125,17 +126,17 @@ def choose(
         f"dropout {dropout:g}, weight decay {settings['weight_decay']:g}, "
         f"lr {settings['lr']:g} warmed up over {settings['warmup']} steps and decayed to "
         f"{settings['final_lr']:g} of it, validated every {settings['eval_every']} steps, "
-        f"for {_size(corpus_bytes)} of text and {budget}; "
+        f"for {_size(characters)} characters of text and {budget}; "
         f"--config or flags override any of it"
     )
     return Recipe(settings, reason)
 
 
-def _size(corpus_bytes: int) -> str:
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
-        if corpus_bytes >= scale:
-            return f"{corpus_bytes / scale:.1f} {unit}"
-    return f"{corpus_bytes} bytes"
+def _size(characters: int) -> str:
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if characters >= scale:
+            return f"{characters / scale:.{1 if characters < 100 * scale else 0}f}{unit}"  # 1.7M, 460k
+    return str(characters)
 
 
 def _duration(seconds: float) -> str:

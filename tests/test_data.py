@@ -34,6 +34,15 @@ def test_invalid_byte_offset_across_chunk_boundary(tmp_path: Path) -> None:
         check_corpus(path)
 
 
+def test_characters_are_counted_whatever_their_bytes_and_the_chunks(tmp_path: Path) -> None:
+    """What the recipe sizes a model by: Russian takes two bytes a letter, one split by the 1 MiB read boundary."""
+    text = "a" * ((1 << 20) - 1) + "война и мир\n"
+    path = tmp_path / "mixed.txt"
+    path.write_text(text, encoding="utf-8")
+    checked = check_corpus(path)
+    assert (checked.characters, checked.size, checked.lines) == (len(text), len(text.encode("utf-8")), 1)
+
+
 def test_missing_and_directory(tmp_path: Path) -> None:
     with pytest.raises(CorpusError, match="corpus not found"):
         check_corpus(tmp_path / "missing.txt")

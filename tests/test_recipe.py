@@ -66,7 +66,7 @@ def test_validation_takes_a_small_share_of_a_large_corpus_run() -> None:
 def test_the_reason_says_what_was_chosen_and_from_what() -> None:
     reason = choose(1_000_000, 180.0, cores=2).reason
     assert "\n" not in reason
-    for part in ("2 × 256 lstm", "4,000 pieces", "every 200 steps", "1.0 MB", "3m00s", "passes", "--config or flags"):
+    for part in ("2 × 256 lstm", "4,000 pieces", "every 200 steps", "1.0M characters", "3m00s", "passes", "--config"):
         assert part in reason, part
 
 
@@ -107,6 +107,19 @@ def test_train_without_a_config_follows_the_recipe_and_says_so(tmp_path, corpus_
     assert "recipe: 3 averaged networks, each 2 × 256 lstm" in result.stderr
     assert "--config or flags override" in result.stderr
     saved = yaml.safe_load((out / "config.yaml").read_text())
-    chosen = choose(corpus_file.stat().st_size, 60.0).settings
+    chosen = choose(len(corpus_file.read_text(encoding="utf-8")), 60.0).settings
     assert saved["epochs"] is None and (saved["vocab_size"], saved["members"]) == (chosen["vocab_size"], 3)
     assert (saved["hidden"], saved["layers"], saved["lr"]) == (32, chosen["layers"], chosen["lr"])
+
+
+def test_a_text_is_sized_by_its_characters_not_its_bytes(tmp_path) -> None:
+    """A Russian novel's UTF-8 holds two bytes a letter: the recipe must see as much text as in English."""
+    from nextword.cli import _recipe_for
+
+    english, russian = tmp_path / "english.txt", tmp_path / "russian.txt"
+    english.write_text("the cat sat on the mat\n" * 20_000, encoding="utf-8")
+    russian.write_text("кот сидел на ковре уже\n" * 20_000, encoding="utf-8")  # as many characters
+    assert russian.stat().st_size > 1.7 * english.stat().st_size
+    chosen = {path.name: _recipe_for(path, 180.0, None)[1] for path in (english, russian)}
+    assert chosen["english.txt"].settings == chosen["russian.txt"].settings
+    assert "460k characters" in chosen["russian.txt"].reason
