@@ -39,6 +39,7 @@ from typing import Any
 
 from .config import TrainArgs
 from .data import MAX_VALID_TOKENS
+from .threads import usable_cores
 
 # Pieces a second the 2 × 256 network trains on one CPU core (bench/RESULTS.md: about 7,000 on 2).
 _PIECES_PER_CORE_SECOND = 3_500
@@ -95,10 +96,7 @@ def eval_every_for(characters: int, batch_size: int, seq_len: int) -> int:
 def choose(characters: int, time_budget: float | None, cores: int | None = None, members: int | None = None) -> Recipe:
     """The settings for a run on a corpus of `characters` for `time_budget` seconds (None: by epochs), of
     `members` networks (None: as many as the budget calls for)."""
-    if cores is None:
-        from .threads import usable_cores  # it imports torch, which only a run that is about to train needs
-
-        cores = usable_cores()
+    cores = usable_cores() if cores is None else cores
     pieces = characters / _CHARACTERS_PER_PIECE
     vocabulary = vocabulary_for(characters)
     if time_budget is None:

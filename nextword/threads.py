@@ -13,9 +13,10 @@ from __future__ import annotations
 import math
 import os
 import time
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 CHECK_SECONDS = 2.0  # how often the machine is looked at (reading /proc/stat takes about 40 µs)
 
@@ -98,6 +99,8 @@ class SharedCores:
     def for_device(cls, device: torch.device, shared_by_design: bool = False) -> SharedCores:
         """Governed on a CPU; not on a GPU, nor for processes that share the cores by design (the ranks
         of a distributed run)."""
+        import torch  # here, not above: the tokenizer and the recipe ask for the cores without loading torch
+
         if device.type != "cpu" or shared_by_design:
             return cls(None)
         return cls(ThreadGovernor(torch.get_num_threads(), usable_cores()))
@@ -106,6 +109,8 @@ class SharedCores:
         """The number of threads from now on when it changed (else None), set in torch."""
         threads = self.governor.check() if self.governor is not None else None
         if threads is not None:
+            import torch
+
             torch.set_num_threads(threads)
         return threads
 
@@ -114,4 +119,6 @@ class SharedCores:
 
     def __exit__(self, *exc: Any) -> None:
         if self.governor is not None:
+            import torch
+
             torch.set_num_threads(self.governor.most)

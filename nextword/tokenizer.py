@@ -25,6 +25,7 @@ import sentencepiece as spm
 
 from .errors import ConfigError, CorpusError, ModelDirError
 from .files import open_regular, read_bytes
+from .threads import usable_cores
 
 WORD_MARK = "\u2581"  # "▁", SentencePiece's mark for a preceding space
 UNK_ID, EOS_ID = 0, 1
@@ -236,7 +237,7 @@ def _train_proto(corpus: Path, kind: str, vocab_size: int, sample_lines: int) ->
         input_sentence_size=sample_lines,
         shuffle_input_sentence=True,
         max_sentence_length=4 * LINE_PART_CHARS,  # bytes: a UTF-8 character takes up to 4
-        num_threads=os.cpu_count() or 1,
+        num_threads=usable_cores(),  # those this process may run on: a container's, not the host's
         minloglevel=2,
     )
     return model.getvalue()

@@ -1,9 +1,12 @@
 """The default recipe: settings chosen from the corpus size and the time budget, under the YAML file and flags."""
 
+import os
+
 import pytest
 
 from nextword.config import resolve
 from nextword.recipe import choose, dropout_for, members_for, vocabulary_for
+from nextword.tokenizer import train_tokenizer
 
 
 @pytest.mark.parametrize("size", [2_000, 50_000, 1_000_000, 30_000_000, 3_000_000_000])
@@ -47,12 +50,21 @@ def test_a_budget_that_would_overfit_one_network_is_shared_by_an_ensemble() -> N
     assert choose(1_000_000, None).settings["members"] == 1  # ten epochs: one network
 
 
-def test_the_budget_is_counted_on_the_cores_this_process_may_use(monkeypatch) -> None:
-    from nextword import threads
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="no CPU affinity on this platform (not Linux)")
+def test_the_budget_is_counted_on_the_cores_this_process_may_use(monkeypatch, corpus_file) -> None:
+    import sentencepiece
 
-    monkeypatch.setattr(threads, "usable_cores", lambda: 1)  # as under `taskset -c 0` on any machine
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})  # as under `taskset -c 0` on any machine
     recipe = choose(1_000_000, 600.0)
     assert "8.4 passes over it on 1 core)" in recipe.reason and recipe.settings["members"] == 1
+    # SentencePiece too trains on those cores, not on every core of the host.
+    asked = []
+    trainer = sentencepiece.SentencePieceTrainer.train
+    monkeypatch.setattr(
+        sentencepiece.SentencePieceTrainer, "train", lambda **kw: asked.append(kw["num_threads"]) or trainer(**kw)
+    )
+    train_tokenizer(corpus_file, "unigram", 60)
+    assert asked and set(asked) == {1}  # (asked again with fewer pieces where the text is too small)
 
 
 def test_validation_takes_a_small_share_of_a_large_corpus_run() -> None:
