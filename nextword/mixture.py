@@ -87,12 +87,12 @@ class UnigramCache:
         self.half_life = float(half_life)
         self.log_decay = math.log(0.5) / self.half_life
 
-    def share(self, total: torch.Tensor) -> torch.Tensor:
+    def share(self, total: Array) -> Array:
         """The share of its weight the cache holds where its counts add up to `total`: their total against
         what a long text keeps, 1 / (1 - decay). In a document's first pieces a few counts would otherwise
         stand for the whole document (one piece read: p_cache 1), as they never did where the weights were
-        fitted."""
-        return (total * -math.expm1(self.log_decay)).clamp(max=1.0)
+        fitted. A tensor (fitting) or a numpy array (prediction), as `total` is."""
+        return (total * -math.expm1(self.log_decay)).clip(max=1.0)
 
     def _decays(self, counts: torch.Tensor, length: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """How much piece s of `length` new pieces counts at each position t, decay^(t - s) for s <= t
@@ -385,7 +385,8 @@ class MixtureLM(nn.Module):
                 raise ValueError("a mixture that does not adapt to what it reads steps its last place only")
             kept, read = (counts, memory), tokens if self.adapts else tokens[:, :0]
             counted, total, counts = self.cache.distributions(counts, read, self.vocab_size, last_only)
-            caches, sure, shares = [counted], None, [self.cache.share(total).cpu().numpy()]
+            total = total.cpu().numpy()
+            caches, sure, shares = [counted], None, [self.cache.share(total)]
             if self._remembers:
                 remembered, peaks, memory = self.neural_cache.distributions(
                     memory if self.adapts else memory.unread(), features, tokens, self.vocab_size, last_only
@@ -394,8 +395,7 @@ class MixtureLM(nn.Module):
                 shares.append(share)
             counts, memory = (counts, memory) if self.adapts else kept
             weights = self._weights.with_caches(buckets, sure, shares, _place_kinds(self.places, tokens, last_only))
-            # The unigram cache's weight per count: its counts need no dividing (their total is at least 1).
-            weights[..., 2] /= total.cpu().numpy()
+            weights[..., 2] /= total  # the unigram cache's weight per count: its counts (total >= 1) need no dividing
         else:
             weights, counts = self._weights.plain[buckets], tokens.new_zeros(tokens.shape[0], 0, dtype=torch.float32)
         mixed = _mixed(logits, self._unigram, self.ngram.followers(found), caches, weights)
