@@ -20,6 +20,7 @@ keystrokes saved with 3 suggestions over its first --words words.
     python bench/quality.py --budget 10m --corpora shakespeare
     python bench/quality.py --budget 3m --corpora pride=/tmp/pride-train.txt:/tmp/pride-test.txt
     python bench/quality.py --budget 3m --any-word-too     # also: suggestions not kept to the lexicon
+    python bench/quality.py --budget 3m --set dropout=0 --set vocab_size=6000   # over the recipe, as flags
 
 A corpus is a name from ../shared/corpora (shakespeare, wikitext) or NAME=TRAIN:TEST for any other
 text. Prints a table and writes bench/quality.json.
@@ -30,6 +31,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import yaml
 from common import arguments, console, corpus_files, machine, show, write_json
 from reference import run as run_reference
 
@@ -52,16 +54,26 @@ def main() -> None:
         action="store_true",
         help="also score mixture + cache with --any-word (suggestions as before the lexicon)",
     )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="OPTION=VALUE",
+        help="a training option over the recipe's choice, as its flag would give it (repeatable)",
+    )
     args = parser.parse_args()
     budget = parse_duration(args.budget)
+    overrides = dict(_override(item) for item in args.overrides)
     info = machine()
     results = []
     for corpus in args.corpora.split(","):
         name, (train_file, test_file) = _files(corpus, args.work)
         recipe = choose(check_corpus(train_file).characters, budget)
-        console.print(f"[bold]{name}[/]: {recipe.reason}")
+        console.print(f"[bold]{name}[/]: {recipe.reason}" + (f"; over it: {overrides}" if overrides else ""))
         out = args.work / name / "recipe"
-        summary = train(resolve(recipe.settings, {"time_budget": budget}), train_file, out, force=True, on_event=_log)
+        settings = resolve(recipe.settings, {"time_budget": budget, **overrides})
+        summary = train(settings, train_file, out, force=True, on_event=_log)
         extra = [("mixture+cache", "mixture + cache, any word")] if args.any_word_too else []
         for component, label in COMPONENTS + tuple(extra):
             started = time.perf_counter()
@@ -75,6 +87,7 @@ def main() -> None:
                     "measure_seconds": round(time.perf_counter() - started, 1),
                     "training": summary.to_dict(),
                     "recipe": recipe.reason,
+                    "overrides": overrides,
                 }
             )
             write_json(args.out, {"machine": info, "budget_seconds": budget, "results": results})
@@ -100,6 +113,14 @@ def main() -> None:
         ],
         info,
     )
+
+
+def _override(item: str) -> tuple[str, object]:
+    """`--set OPTION=VALUE` as (option, value), the value read as YAML reads it (0.1, 6000, true, lstm)."""
+    option, equals, value = item.partition("=")
+    if not equals:
+        raise SystemExit(f"--set {item!r}: give OPTION=VALUE, for example dropout=0")
+    return option.replace("-", "_"), yaml.safe_load(value)
 
 
 def _files(corpus: str, work: Path) -> tuple[str, tuple[Path, Path]]:
