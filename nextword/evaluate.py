@@ -277,7 +277,11 @@ class _Typing:
         return WordMetrics(self.words, self.hits, self.keys, self.chars)
 
 
-_SCORES_PER_STEP = 16_000_000  # floats in one step's score matrix (beams × vocabulary) at most, about 64 MB
+# Floats in one step's score matrix (beams × vocabulary) at most, about 16 MB. A mixture makes several dense
+# tensors of that size a step (its distribution, each cache's), so this bounds evaluate's memory: at 64 MB
+# it peaked at 3.7 GB on Tiny Shakespeare's held-out text (4,000 pieces, 3,000 words), at 16 MB 1.7 GB,
+# in the same time (bench/RESULTS.md).
+_SCORES_PER_STEP = 4_000_000
 
 
 DISTANCE_BUCKETS = ((1, 5), (6, 10), (11, 20), (21, 30), (31, 60), (61, 10**9))
