@@ -123,9 +123,8 @@ class Keyboard:
             self.text = re.sub(r"\S*\s*$", "", self.text)
         elif key == CTRL_U:
             self.text = ""
-        elif key == CTRL_G:
-            if self.document.strip():
-                self.continuation = self._continue(self.document)
+        elif key == CTRL_G:  # on an empty document too: a beginning, as `generate ""` writes
+            self.continuation = self._continue(self.document)
         elif key.isprintable():
             self.text += key
         return None

@@ -106,9 +106,9 @@ def test_ctrl_d_and_ctrl_c_quit(key: str) -> None:
 
 def test_ctrl_g_shows_a_continuation_until_the_next_key() -> None:
     asked: list[str] = []
-    assert typed(CTRL_G, asked=asked).continuation == "" and asked == []  # nothing typed to continue
+    assert typed(CTRL_G, asked=asked).continuation == " went\nhome" and asked == [""]  # nothing typed: a beginning
     keyboard = typed("anna", CTRL_G, asked=asked)
-    assert keyboard.continuation == " went\nhome" and asked == ["anna"] and keyboard.text == "anna"
+    assert keyboard.continuation == " went\nhome" and asked == ["", "anna"] and keyboard.text == "anna"
     keyboard.press(" ")
     assert keyboard.continuation == ""
 
