@@ -166,16 +166,21 @@ def _choice_type(key: str) -> type[enum.Enum]:
 Device = _choice_type("device")
 
 
+BY_RECIPE = object()  # a training option's default where the recipe chooses it for the text and budget
+
+
 def _training_option(key: str, default: Any) -> Any:
     """A training option, documented once in config.py, as typer makes it of a parameter; its help shows
-    `default`, the one in effect."""
+    `default`, the one in effect, or says the recipe chooses it (BY_RECIPE)."""
     name, meta = key.replace("_", "-"), FIELDS[key].metadata
     declared = [t for t in typing.get_args(CONFIG_TYPES[key]) or (CONFIG_TYPES[key],) if t is not type(None)][0]
+    chosen = default is BY_RECIPE
+    default = None if chosen else default
     option = typer.Option(
         _choice_type(key)(default) if meta["choices"] and default is not None else default,
         f"--{name}/--no-{name}" if declared is bool else f"--{name}",
         help=meta["help"],
-        show_default=default is not None,
+        show_default="by the recipe" if chosen else default is not None,
         case_sensitive=False,
         rich_help_panel="Training options",
     )
@@ -223,7 +228,15 @@ def _corpus_name(corpus: Path) -> str:
     return "stdin" if str(corpus) == STDIN else re.sub(r"[^A-Za-z0-9_.-]+", "-", corpus.stem).strip("-") or "corpus"
 
 
-@_command(cls=_training_command())
+def _recipe_defaults() -> dict[str, Any]:
+    """The defaults train's help shows: the recipe's, which apply without --config (see recipe.py)."""
+    from .recipe import shown_in_help
+
+    alike, chosen = shown_in_help()
+    return alike | dict.fromkeys(chosen, BY_RECIPE)
+
+
+@_command(cls=_training_command(defaults=_recipe_defaults()))
 def train(
     ctx: typer.Context,
     corpus: Path = typer.Argument(..., help="The text file to learn from (UTF-8); - reads standard input."),

@@ -70,6 +70,14 @@ class Recipe:
     reason: str  # one line: what was chosen and why
 
 
+def shown_in_help() -> tuple[dict[str, Any], tuple[str, ...]]:
+    """The options `choose` sets (but for the epoch cap it lifts with a time budget), as `train --help` shows
+    their defaults: those every recipe sets alike, with their values, and those it chooses for the text
+    and the budget."""
+    alike = {key: value for key, value in _SMALL.items() if _MEDIUM[key] == value}
+    return alike, (*(key for key in _SMALL if key not in alike), "vocab_size", "dropout", "members", "eval_every")
+
+
 def vocabulary_for(characters: int) -> int:
     """About 4,000 pieces for a million characters of text, growing with the cube root of its size."""
     size = 4000 * (max(characters, 1) / 1e6) ** (1 / 3)

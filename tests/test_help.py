@@ -12,8 +12,9 @@ import typer.main
 from typer.testing import CliRunner
 
 from nextword import config as configuration
-from nextword.cli import ExportFormat, app
+from nextword.cli import BY_RECIPE, ExportFormat, app
 from nextword.config import FIELDS
+from nextword.recipe import shown_in_help
 
 runner = CliRunner()
 COMMANDS = typer.main.get_command(app).commands
@@ -46,12 +47,14 @@ def _shown(value: object) -> str:
 
 
 def _real_training_defaults(command: str) -> dict[str, object]:
-    """What a command trains with when no option is given (compare has its own defaults)."""
+    """What a command trains with when no option is given: compare has its own defaults, and train the recipe's,
+    some of them chosen for the text and budget (BY_RECIPE)."""
     if command == "compare":
         from nextword.compare import compare_settings
 
         return compare_settings(None, {}).to_dict()
-    return configuration.load().to_dict()
+    alike, chosen = shown_in_help()
+    return configuration.load(defaults=alike).to_dict() | dict.fromkeys(chosen, BY_RECIPE)
 
 
 def _options(command: str):
@@ -71,7 +74,9 @@ def test_help_shows_each_real_default_and_every_choice(command: str) -> None:
             assert "|".join(map(_shown, choices)) in row, f"{command} {param.opts[0]} does not list its values"
         if getattr(param, "rich_help_panel", None) == "Training options":
             real = _real_training_defaults(command)[param.name]
-            if isinstance(real, bool):
+            if real is BY_RECIPE:
+                assert "[default: (by the recipe)]" in row, row
+            elif isinstance(real, bool):
                 assert f"[default: {'' if real else 'no-'}{param.name}]" in row, row
             elif real is None:
                 assert "[default:" not in row, row
@@ -90,7 +95,8 @@ def test_compare_shows_its_own_defaults_not_trains() -> None:
     assert "[default: 1000]" in rows["--max-steps"] and "[default: 0.0]" in rows["--dropout"]
     assert "[default: 1.0]" in rows["--final-lr"] and "[default: 0]" in rows["--warmup"]
     train = _rows(_help("train"))
-    assert "[default:" not in train["--max-steps"] and "[default: 0.2]" in train["--dropout"]
+    assert "[default:" not in train["--max-steps"] and "[default: (by the recipe)]" in train["--dropout"]
+    assert "[default: 32]" in train["--seq-len"] and "[default: 0.3]" in train["--weight-decay"]  # not the Config's
 
 
 @pytest.mark.parametrize("command", COMMANDS)

@@ -5,7 +5,7 @@ import os
 import pytest
 
 from nextword.config import resolve
-from nextword.recipe import choose, dropout_for, members_for, vocabulary_for
+from nextword.recipe import choose, dropout_for, members_for, shown_in_help, vocabulary_for
 from nextword.tokenizer import train_tokenizer
 
 
@@ -19,6 +19,11 @@ def test_every_choice_is_a_valid_config(size: int, budget: float | None) -> None
     assert args.weight_decay == 0.3  # the recipe's, over the Config's default
     # A budget alone stops the run: no epoch cap cuts it short.
     assert (args.epochs is None) == (budget is not None)
+    # train --help shows each option the recipe sets: its value where every recipe sets it alike, else that the
+    # recipe chooses it.
+    alike, chosen = shown_in_help()
+    assert set(recipe.settings) - {"epochs"} == set(alike) | set(chosen) and not set(alike) & set(chosen)
+    assert all(recipe.settings[key] == value for key, value in alike.items())
 
 
 def test_vocabulary_grows_with_the_corpus_within_bounds() -> None:
