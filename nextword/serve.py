@@ -93,7 +93,8 @@ def parse(line: bytes) -> dict[str, Any]:
     except UnicodeDecodeError:
         raise RequestError("the request is not UTF-8 text") from None
     except json.JSONDecodeError as exc:
-        raise RequestError(f"the request is not JSON: {exc.msg} at character {exc.pos}") from None
+        # Some of json's messages end in "at" ("Unterminated string starting at"): the place is said once.
+        raise RequestError(f"the request is not JSON: {exc.msg.removesuffix(' at')} at character {exc.pos}") from None
     except (ValueError, RecursionError) as exc:  # an integer of thousands of digits; arrays nested too deep
         raise RequestError(f"the request is not JSON this server reads: {str(exc)[:80]}") from None
     if not isinstance(request, dict):

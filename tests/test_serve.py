@@ -66,7 +66,8 @@ def test_a_session_reads_only_what_changed(predictor) -> None:
 @pytest.mark.parametrize(
     "line, error",
     [
-        (b"{not json", "not JSON"),
+        (b"{not json", "not JSON: Expecting property name enclosed in double quotes at character 1"),
+        (b'{"text": "anna', "not JSON: Unterminated string starting at character 9"),
         (b"\xff\xfe", "not UTF-8"),
         (b"[1, 2]", "a JSON object"),
         (b"", "not JSON"),
