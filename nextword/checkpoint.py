@@ -299,11 +299,15 @@ def read_manifest(out: Path) -> dict[str, Any]:
         )
     if out.is_dir() and any(is_model_dir(p) for p in out.iterdir() if p.is_dir()):
         raise ModelDirError(f"{out} is a folder of models, not a model; see them with: nextword list {out}")
-    if not out.is_dir() or not is_model_dir(out):
+    if not out.is_dir():
         raise ModelDirError(
-            f"{out} is not a nextword model directory (no {MANIFEST}); "
-            f"train one with: nextword train CORPUS --out {out}"
+            f"{out} is a file, not a model directory; give the folder nextword train wrote "
+            f"(to train a model on this file: nextword train {out})"
         )
+    if not is_model_dir(out):
+        # Training writes into an empty folder, not one that holds other files.
+        how = f"train one with: nextword train CORPUS --out {out}" if not any(out.iterdir()) else "give another"
+        raise ModelDirError(f"{out} is not a nextword model directory (no {MANIFEST}); {how}")
     manifest = read_json(out / MANIFEST)
     version = manifest.get("format")
     if not _integer(version):

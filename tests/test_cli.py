@@ -135,7 +135,11 @@ def test_model_that_is_not_a_model_directory(command: str, tmp_path: Path, corpu
     for target, message in (
         (tmp_path / "nothing", "model not found"),
         (tmp_path, "not a nextword model directory"),
-        (corpus_file, "not a nextword model directory"),
+        (
+            corpus_file,
+            f"is a file, not a model directory; give the folder nextword train wrote (to train a model on "
+            f"this file: nextword train {corpus_file})",
+        ),
     ):
         result = run(command, target, *(["some text"] if command != "info" else []))
         assert result.exit_code == 2 and message in result.stderr and len(result.stderr.splitlines()) == 1
