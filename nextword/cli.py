@@ -603,8 +603,12 @@ def predict(
     side_by_side = component == "all"
     if text != "-":
         return _answer(predictors, text, suggestions, as_json, side_by_side)
-    for line in sys.stdin:  # one process, one model load, for any number of texts
-        _answer(predictors, line.rstrip("\r\n"), suggestions, as_json, side_by_side, one_line=True)
+    for number, line in enumerate(sys.stdin.buffer, 1):  # one process, one model load, for any number of texts
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError as exc:  # as TEXT is refused: stdin's own decoding would hand on lone surrogates
+            raise ConfigError(f"line {number} of stdin is not UTF-8 text (byte {exc.start}); give UTF-8 text") from None
+        _answer(predictors, text.rstrip("\r\n"), suggestions, as_json, side_by_side, one_line=True)
         sys.stdout.flush()
 
 

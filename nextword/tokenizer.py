@@ -41,6 +41,7 @@ LINE_PART_CHARS = 1 << 14
 # needs several times its size in memory.
 SAMPLE_BYTES = 20_000_000
 
+_SURROGATE = re.compile("[\ud800-\udfff]")  # in a str, what undecodable bytes become; SentencePiece cannot take it
 _TOO_HIGH = re.compile(r"Please set it to a value <= (\d+)")
 _TOO_LOW = re.compile(r"smaller than required_chars\. (\d+) vs (\d+)")
 
@@ -117,7 +118,16 @@ class Tokenizer:
         parts = [line_parts(line) for line in lines]
         flat = [part for line in parts for part in line]
         # A list starts SentencePiece's thread pool: worth it for a file, 30 times slower for one prompt.
-        ids = iter(self.sp.encode(flat) if len(flat) > 1 else [self.sp.encode(part) for part in flat])
+        try:
+            ids = iter(self.sp.encode(flat) if len(flat) > 1 else [self.sp.encode(part) for part in flat])
+        except RuntimeError:  # SentencePiece's only word on a str it cannot take; text read from a file never is one
+            found = next((found for part in flat if (found := _SURROGATE.search(part))), None)
+            if found is None:
+                raise
+            raise ConfigError(
+                f"the text holds an unpaired surrogate ({found.group()!a}), which is not text: decode its bytes "
+                "as UTF-8 before predicting from it"
+            ) from None
         return [list(itertools.chain.from_iterable(next(ids) for _ in line)) for line in parts]
 
     def encode(self, text: str) -> list[int]:

@@ -126,6 +126,13 @@ def test_predict_dash_answers_each_line_of_stdin_in_one_process(trained_model: P
     assert "Next word after “anna has the”" in tables.stdout and "Completions of gi" in tables.stdout
 
 
+def test_predict_dash_refuses_a_line_that_is_not_utf8_as_it_refuses_such_a_text(trained_model: Path) -> None:
+    answered = runner.invoke(app, ["predict", str(trained_model), "-", "--json"], input=b"anna has \n\xff ben\ncora \n")
+    assert answered.exit_code == 2 and "Traceback" not in answered.output
+    assert [json.loads(line)["context"] for line in answered.stdout.splitlines()] == ["anna has "]  # the line before
+    assert answered.stderr.strip() == "error: line 2 of stdin is not UTF-8 text (byte 0); give UTF-8 text"
+
+
 def test_metrics_shows_the_evaluations_and_gives_every_row_as_csv_or_json(trained_model: Path, tmp_path: Path) -> None:
     import csv
 

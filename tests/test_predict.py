@@ -58,6 +58,12 @@ def test_an_empty_text_asks_for_the_first_word_of_a_document(model) -> None:
     assert len(written.split()) == 4 and written == written.lstrip()  # words from the first, no space before
 
 
+def test_a_text_that_is_not_text_is_refused_in_words(model) -> None:
+    """Bytes decoded leniently (surrogateescape) come as lone surrogates, which SentencePiece cannot take."""
+    with pytest.raises(ConfigError, match=r"unpaired surrogate \('\\udcff'\), which is not text"):
+        model.predict("anna \udcff has ")
+
+
 def test_word_probabilities_agree_with_piece_probabilities(model) -> None:
     context = "cora has "
     predictions = model.predict(context, k=8)
