@@ -31,7 +31,7 @@ in bench/RESULTS.md ("The recipe"), at equal time on 2 CPU cores:
   100 steps and decays (cosine) to a tenth of its peak by the end of the budget; the budget alone
   stops the run (no epoch cap).
 
-This module does not import torch: `nextword --help` must stay fast."""
+This module imports neither torch nor numpy: `nextword --help` must stay fast."""
 
 from __future__ import annotations
 
@@ -40,7 +40,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from .config import TrainArgs
-from .data import MAX_VALID_TOKENS
 from .threads import usable_cores
 
 # Pieces a second the 2 × 256 network trains on one CPU core (bench/RESULTS.md: about 7,000 on 2).
@@ -97,6 +96,8 @@ def dropout_for(passes: float) -> float:
 def eval_every_for(characters: int, batch_size: int, seq_len: int) -> int:
     """Steps between validations: TrainArgs' (200), or more (in hundreds) where validating that often would
     take more than _EVALUATION_SHARE of the training time."""
+    from .data import MAX_VALID_TOKENS  # here: data imports numpy, which train's help (built from this module) need not
+
     defaults = TrainArgs()
     valid = min(characters / _CHARACTERS_PER_PIECE * defaults.valid_fraction, MAX_VALID_TOKENS)
     steps = valid / (batch_size * seq_len) * EVALUATION_COST / _EVALUATION_SHARE
