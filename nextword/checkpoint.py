@@ -305,8 +305,9 @@ def read_manifest(out: Path) -> dict[str, Any]:
             f"(to train a model on this file: nextword train {out})"
         )
     if not is_model_dir(out):
-        # Training writes into an empty folder, not one that holds other files.
-        how = f"train one with: nextword train CORPUS --out {out}" if not any(out.iterdir()) else "give another"
+        # Training writes into an empty folder, not into one that holds other files.
+        empty = not any(out.iterdir())
+        how = f"train one with: nextword train CORPUS --out {out}" if empty else "give the folder nextword train wrote"
         raise ModelDirError(f"{out} is not a nextword model directory (no {MANIFEST}); {how}")
     manifest = read_json(out / MANIFEST)
     version = manifest.get("format")

@@ -132,9 +132,13 @@ def test_bad_training_input_is_one_line_exit_2_and_loses_nothing(
 
 @pytest.mark.parametrize("command", ["predict", "generate", "info"])
 def test_model_that_is_not_a_model_directory(command: str, tmp_path: Path, corpus_file: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "today.txt").write_text("milk")
     for target, message in (
         (tmp_path / "nothing", "model not found"),
-        (tmp_path, "not a nextword model directory"),
+        (tmp_path / "empty", f"no nextword.json); train one with: nextword train CORPUS --out {tmp_path / 'empty'}"),
+        (tmp_path / "notes", "not a nextword model directory (no nextword.json); give the folder nextword train wrote"),
         (
             corpus_file,
             f"is a file, not a model directory; give the folder nextword train wrote (to train a model on "
