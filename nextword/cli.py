@@ -869,7 +869,11 @@ def evaluate(
         None, "--perplexity-lines", min=1, help="Score perplexity and bits per character on the first lines only."
     ),
     predict_words: Optional[int] = typer.Option(
-        None, "--predict-words", min=1, help="Predict only the first words (accuracy, keystroke savings): quicker."
+        None,
+        "--predict-words",
+        min=1,
+        help="Predict only the first words (accuracy, keystroke savings, and the long-range words of the lines "
+        "they reach): quicker.",
     ),
     suggestions: int = typer.Option(
         3,

@@ -24,7 +24,7 @@ from .predict import Predictor
 from .search import Query, Rows, Searches, beam_width
 from .targets import Target, read_targets, targets_path
 from .threads import SharedCores
-from .tokenizer import EOS_ID
+from .tokenizer import EOS_ID, Tokenizer
 
 
 @dataclass(frozen=True)
@@ -404,7 +404,7 @@ def evaluate_file(
     over the characters of the file (see `count_characters`). `perplexity_lines` scores only the
     first lines, `predict_words` predicts only the first words (accuracy, keystrokes), each for a
     quicker estimate. With `long_range`, the file's `<file>.targets.jsonl` sidecar gives the
-    far-dependent words to score."""
+    far-dependent words to score (with `predict_words`, those in the lines its words reach)."""
     report = on_progress or (lambda stage, done, total: None)
     if perplexity_lines is not None and perplexity_lines < 1:  # predict_words: read_text checks it, as max_words
         raise ConfigError(f"option 'perplexity_lines' must be >= 1; got {perplexity_lines}")
@@ -441,10 +441,21 @@ def evaluate_file(
         "suggestions": suggestions,
     }
     if targets is not None:
+        reached = ids if predict_words is None else _lines_reaching(ids, predictor.tokenizer, predict_words)
         result["long_range"] = long_range_accuracy(
-            predictor, ids, 0, targets, on_target=lambda done, total: report("long-range", done, total)
+            predictor, reached, 0, targets, on_target=lambda done, total: report("long-range", done, total)
         ).to_dict()
     return result
+
+
+def _lines_reaching(ids: np.ndarray, tokenizer: Tokenizer, words: int) -> np.ndarray:
+    """`ids` up to the end of the line that holds its `words`th word: with --predict-words, the long-range
+    words scored are those of the lines the words predicted reach (each a search, thousands in a file)."""
+    found = tokenizer.words_at(ids, limit=words)
+    if not found:
+        return ids
+    ends = np.flatnonzero(ids[found[-1][0] :] == EOS_ID)
+    return ids[: found[-1][0] + ends[0] + 1] if len(ends) else ids
 
 
 def _sidecar_targets(corpus: Path) -> list[Target]:

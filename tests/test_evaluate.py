@@ -221,6 +221,10 @@ def test_evaluate_file_and_its_long_range_sidecar(model, tmp_path: Path) -> None
     assert result["words"] > 30 and math.isfinite(result["word_perplexity"])
     short = evaluate_file(model, text, predict_words=5, suggestions=0)
     assert short["predicted_words"] == 5 and short["keystroke_savings"] is None
+    # --predict-words bounds the long-range words too: those of the lines its words reach (a line: 13 words).
+    for words, lines in ((13, 1), (14, 2)):
+        reached = evaluate_file(model, text, long_range=True, predict_words=words, suggestions=0)["long_range"]
+        assert reached["targets"] == lines, (words, reached)
 
 
 def test_long_range_targets_are_found_where_the_sidecar_says(model, monkeypatch) -> None:
