@@ -40,20 +40,21 @@ class CorpusFile:
     characters: int  # what the recipe sizes a model by: a byte is a character in English, not in Russian
 
 
-def check_corpus(path: str | Path) -> CorpusFile:
+def check_corpus(path: str | Path, what: str = "corpus") -> CorpusFile:
     """Check that a file is non-empty UTF-8 text, hash it and count its lines and characters, in one pass
     that needs little memory. `-` is standard input, spooled to a temporary file first (see `spool_stdin`).
 
-    Anything but a regular file (a directory, a FIFO, a device) is refused without being opened."""
+    Anything but a regular file (a directory, a FIFO, a device) is refused without being opened; the
+    messages call the file `what` (the corpus, a --valid file)."""
     path = spool_stdin() if str(path) == STDIN else Path(path)
     if path.is_fifo():  # /dev/stdin given for a pipe, say: the spelling that works is -
         raise CorpusError(
-            f"corpus {path} is a FIFO (named pipe), not a regular file; to read standard input, give - as the corpus"
+            f"{what} {path} is a FIFO (named pipe), not a regular file; to read standard input, give - as the {what}"
         )
     digest = hashlib.sha256()
     decoder = codecs.getincrementaldecoder("utf-8")()
     offset, lines, characters, has_text = 0, 0, 0, False
-    with open_regular(path, "corpus", CorpusError) as stream:
+    with open_regular(path, what, CorpusError) as stream:
         while chunk := stream.read(_CHUNK):
             digest.update(chunk)
             lines += chunk.count(b"\n")

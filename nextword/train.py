@@ -261,7 +261,7 @@ def _prepare(
     the one the run started on), the initial model's with --init, or else one trained on rank 0 once it has
     checked that it may write to `out` (when given), so that a refusal costs nothing."""
     corpus_file = check_corpus(corpus)
-    held_out = check_corpus(valid_file) if valid_file is not None else None
+    held_out = check_corpus(valid_file, "--valid file") if valid_file is not None else None
 
     def tokenizer() -> bytes:
         if resume:

@@ -101,6 +101,7 @@ TRAIN_CASES = [
     (["{corpus}", "--config={unknown_yaml}"], "unknown option 'hiden'"),
     (["{corpus}", "--config={missing}"], "config file not found"),
     (["{corpus}", "--valid={empty}"], "empty or holds only whitespace"),
+    (["{corpus}", "--valid={missing}"], "--valid file not found: "),  # not "corpus not found": the corpus is there
     (
         ["{corpus}", "--device=cuda"] if not __import__("torch").cuda.is_available() else ["{corpus}", "--seq-len=0"],
         "option '",
