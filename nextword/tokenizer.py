@@ -120,7 +120,7 @@ class Tokenizer:
         # A list starts SentencePiece's thread pool: worth it for a file, 30 times slower for one prompt.
         try:
             ids = iter(self.sp.encode(flat) if len(flat) > 1 else [self.sp.encode(part) for part in flat])
-        except RuntimeError:  # SentencePiece's only word on a str it cannot take; text read from a file never is one
+        except (RuntimeError, TypeError):  # SentencePiece's only word on a str it cannot take (one; in a list)
             found = next((found for part in flat if (found := _SURROGATE.search(part))), None)
             if found is None:
                 raise

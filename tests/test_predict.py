@@ -62,6 +62,8 @@ def test_a_text_that_is_not_text_is_refused_in_words(model) -> None:
     """Bytes decoded leniently (surrogateescape) come as lone surrogates, which SentencePiece cannot take."""
     with pytest.raises(ConfigError, match=r"unpaired surrogate \('\\udcff'\), which is not text"):
         model.predict("anna \udcff has ")
+    with pytest.raises(ConfigError, match="unpaired surrogate"):  # a line long enough to be encoded in parts
+        model.predict("anna has " * 3000 + "\udcff ")
 
 
 def test_word_probabilities_agree_with_piece_probabilities(model) -> None:
