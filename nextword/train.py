@@ -56,8 +56,9 @@ _PLAN_SKIP_STEPS, _PLAN_SECONDS, _PLAN_FRACTION = 3, 5.0, 0.05
 # start leaves time unused. A little late costs nothing (97% of the way, the decay is all but done), and the
 # tolerance keeps a steady machine's noise from planning again, which `--max-steps` could not repeat.
 _REPLAN_EVERY, _REPLAN_LATE, _REPLAN_EARLY = 0.1, 0.03, 0.05
-# A plan too short for the settings' warmup (a loaded machine makes few steps in its budget) warms up over this
-# share of its steps instead: a budget that ends inside the warmup never decays its learning rate.
+# A run too short for the settings' warmup (a loaded machine's plan for its budget, a small --max-steps, a few
+# epochs of a short text) warms up over this share of its steps instead: one that ends inside the warmup never
+# reaches its learning rate, nor decays it.
 _WARMUP_SHARE = 0.05
 _GO, _STOP, _INTERRUPTED = 0, 1, 2
 
@@ -671,22 +672,25 @@ def _total_steps(run: _Run, state: TrainState) -> int | None:
 def _learning_rate(args: TrainArgs, step: int, total: int | None, plan: dict | None) -> float:
     """Linear warmup, then cosine decay to `final_lr` by the total steps: a function of the step alone,
     so a run repeats exactly whatever the clock did (unless it was planned again: see _decayed)."""
-    warmup = _warmup(args, plan)
+    warmup = _warmup(args, total, plan)
     if step < warmup:
         return args.lr * (step + 1) / warmup
     done = _decayed(args, step, total, plan)
     return args.lr * (args.final_lr + (1 - args.final_lr) * 0.5 * (1 + math.cos(math.pi * done)))
 
 
-def _warmup(args: TrainArgs, plan: dict | None) -> int:
-    """The warmup's steps: the settings', or the plan's where it is too short for them (_WARMUP_SHARE)."""
-    return plan.get("warmup", args.warmup) if plan else args.warmup
+def _warmup(args: TrainArgs, total: int | None, plan: dict | None) -> int:
+    """The warmup's steps: the settings', or a share of the run's where it is too short for them (_WARMUP_SHARE):
+    the plan's under a time budget, else that of the `total` steps its limit allows."""
+    if plan:
+        return plan.get("warmup", args.warmup)
+    return min(args.warmup, math.ceil(_WARMUP_SHARE * total)) if total else args.warmup
 
 
 def _decayed(args: TrainArgs, step: int, total: int | None, plan: dict | None) -> float:
     """How far along its decay the learning rate is at `step`: from the warmup's end, or for a run planned again
     from where the plan changed (`decay_from`, [step, fraction]), evenly to the total steps."""
-    start, done = (plan or {}).get("decay_from") or (_warmup(args, plan), 0.0)
+    start, done = (plan or {}).get("decay_from") or (_warmup(args, total, plan), 0.0)
     total = total or step + 1  # unknown only at a constant rate (final_lr 1)
     return min(done + (1 - done) * max(step - start, 0) / max(total - start, 1), 1.0)
 
@@ -774,7 +778,7 @@ def _first_plan(args: TrainArgs, step: int, steps: int) -> dict[str, Any]:
 def _replan(args: TrainArgs, state: TrainState, steps: int, seconds_per_step: float | None = None) -> None:
     """Plan `steps` in all from this step on, the learning rate going on from where the old plan had it: the
     rest of its decay is spread evenly over the new steps left."""
-    start = max(state.step, _warmup(args, state.plan))
+    start = max(state.step, _warmup(args, None, state.plan))
     state.plan["decay_from"] = [start, _decayed(args, start, state.plan["steps"], state.plan)]
     state.plan.setdefault("first_planned_steps", state.plan["steps"])
     state.plan["steps"] = steps
