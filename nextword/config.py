@@ -119,7 +119,7 @@ class TrainArgs:
     batch_size: int = _opt(32, "Parallel token streams per batch.", low=1)
     lr: float = _opt(3e-3, "Peak learning rate (AdamW).", low=0.0, low_open=True)
     weight_decay: float = _opt(0.01, "AdamW weight decay.", low=0.0)
-    warmup: int = _opt(100, "Learning-rate warmup steps (at most a twentieth of the run's).", low=0)
+    warmup: int = _opt(100, "Learning-rate warmup steps (at most a quarter of the run's).", low=0)
     final_lr: float = _opt(
         0.1, "Learning rate at the end of the cosine decay, as a fraction of the peak.", low=0.0, high=1.0
     )

@@ -360,7 +360,7 @@ def test_a_plan_too_short_for_the_warmup_warms_up_over_a_share_of_it_and_decays(
     settings = config(max_steps=None, time_budget=1.0, warmup=10_000, eval_every=10**6)
     plan = train(settings, corpus_file, tmp_path / "m", on_event=events.append).plan
     share = math.ceil(training._WARMUP_SHARE * plan["steps"])
-    assert plan["warmup"] == max(share, plan["planned_at_step"]) < 100, plan  # it ends no earlier than planned
+    assert plan["warmup"] == max(share, plan["planned_at_step"]) < 500, plan  # it ends no earlier than planned
     rates = [e.lr for e in events if isinstance(e, Progress)]
     assert max(rates) > 0.8 * 0.01  # near the peak (lr 0.01), where the settings' ramp would reach 0.05 of it...
     assert rates[-1] <= 0.01 * (0.1 + 0.05 * 0.9)  # ...and the decay nearly done by the end (final_lr 0.1)
@@ -414,8 +414,8 @@ def test_a_budgeted_run_plans_again_when_the_pace_changes_and_its_learning_rate_
 @pytest.mark.parametrize(
     "changes, losses",
     [
-        (dict(layers=2, dropout=0.2), [2.6742309679587684, 2.3862753564067054]),
-        (dict(cell="gru", bidirectional=True, context=8, dropout=0.1), [1.9624021851310605, 1.5806978155711764]),
+        (dict(layers=2, dropout=0.2), [2.743179718914785, 2.391850739325348]),
+        (dict(cell="gru", bidirectional=True, context=8, dropout=0.1), [2.108016869674126, 1.6112351944964183]),
     ],
 )
 def test_a_fixed_seed_gives_the_pinned_losses(
