@@ -28,8 +28,8 @@ in bench/RESULTS.md ("The recipe"), at equal time on 2 CPU cores:
   nats lower, on a text read about once and on one read nine times (0.1 between; 1.0 is worse).
 - The learning rate peaks at 0.003: at 0.01 the network learns little until the rate has decayed,
   and 0.002-0.003 is best on every corpus tried, at 72 seconds and at 3 minutes. It warms up for
-  100 steps and decays (cosine) to a tenth of its peak by the end of the budget; the budget alone
-  stops the run (no epoch cap).
+  100 steps (a quarter of a run too short for that: see train.py) and decays (cosine) to a tenth of its
+  peak by the end of the budget; the budget alone stops the run (no epoch cap).
 
 This module imports neither torch nor numpy: `nextword --help` must stay fast."""
 
@@ -133,7 +133,7 @@ def choose(characters: int, time_budget: float | None, cores: int | None = None,
     reason = (
         f"recipe: {ensemble}{settings['layers']} × {settings['hidden']} {settings['cell']}, {vocabulary:,} pieces, "
         f"dropout {dropout:g}, weight decay {settings['weight_decay']:g}, "
-        f"lr {settings['lr']:g} warmed up over {settings['warmup']} steps and decayed to "
+        f"lr {settings['lr']:g} warmed up over {settings['warmup']} steps (a quarter of a shorter run) and decayed to "
         f"{settings['final_lr']:g} of it, validated every {settings['eval_every']} steps, "
         f"for {_size(characters)} characters of text and {budget}; "
         f"--config or flags override any of it"
