@@ -277,7 +277,9 @@ def train(
     if config is None and not init and not resume:  # the recipe sizes a new model for its text and budget
         # Networks the user asked for (an n-gram is one count) shape the recipe's dropout and what it says.
         members = 1 if settings.model.cell == "ngram" else flags.get("members")
-        corpus, recipe = _recipe_for(corpus, settings.train.time_budget, members)
+        # The user says when to stop (an n-gram's counting takes no time to speak of): no minimum for a short text.
+        stop_given = settings.model.cell == "ngram" or not flags.keys().isdisjoint({"epochs", "max_steps"})
+        corpus, recipe = _recipe_for(corpus, settings.train.time_budget, members, stop_given)
         settings = configuration.load(None, flags, defaults=recipe.settings)
     out_dir = out_dir or Path("models") / f"{_corpus_name(corpus)}-{settings.model.cell}"
     if not is_main_process():  # under torchrun, rank 0 speaks for every rank
@@ -296,16 +298,17 @@ def train(
     _show_trained(summary.to_dict(), out_dir, quiet, as_json)
 
 
-def _recipe_for(corpus: Path, time_budget: float | None, members: int | None) -> tuple[Path, Any]:
+def _recipe_for(corpus: Path, time_budget: float | None, members: int | None, stop_given: bool) -> tuple[Path, Any]:
     """The corpus to read, standard input spooled to a file (the recipe needs its size before training reads
     it), and the recipe's choice for a new model of it in `time_budget` of `members` networks (None: its own
-    choice; see recipe.py). A corpus that is not UTF-8 text fails here, as training would fail on it. Its
-    characters are counted in a pass of their own: about 6 ms a megabyte, against minutes of training."""
+    choice; see recipe.py), `stop_given` whether epochs or steps were. A corpus that is not UTF-8 text fails
+    here, as training would fail on it. Its characters are counted in a pass of their own: about 6 ms a megabyte,
+    against minutes of training."""
     from .data import check_corpus
     from .recipe import choose
 
     checked = check_corpus(corpus)
-    return checked.path, choose(checked.characters, time_budget, members=members)
+    return checked.path, choose(checked.characters, time_budget, members=members, stop_given=stop_given)
 
 
 def _show_trained(summary: dict[str, Any], out_dir: Path, quiet: bool, as_json: bool) -> None:

@@ -133,7 +133,11 @@ class TrainArgs:
     )
     max_steps: int | None = _opt(None, "Stop after this many optimiser steps.", low=1)
     time_budget: float | None = _opt(
-        None, "Stop after this much training time: 90s, 10m, 1h30m, 1:30:00.", low=0.0, low_open=True
+        None,
+        "Stop after this much training time: 90s, 10m, 1h30m, 1:30:00 (without it, --epochs or --max-steps, the "
+        "recipe trains a text that ten epochs read in under a minute for a minute).",
+        low=0.0,
+        low_open=True,
     )
     eval_every: int = _opt(200, "Evaluate and checkpoint every this many steps.", low=1)
     patience: int | None = _opt(None, "Stop after this many evaluations without a better validation loss.", low=1)

@@ -60,6 +60,9 @@ _SMALL = {
 _MEDIUM = {**_SMALL, "embed": 512, "hidden": 512}  # its rate is the small shape's: not tuned for this one
 _ENSEMBLE_PASSES, _ENSEMBLE_MEMBERS = 15.0, 3  # a budget reading the text this often is shared by this many networks
 _EVALUATION_SHARE = 0.05  # of the training time, the most validation may take
+# Seconds a text that ten epochs read in less trains instead, unless told when to stop: on 8,000 characters ten
+# epochs (50 steps) predicted held-out text worse than KN-5, a minute 3 points of top-1 better (bench/RESULTS.md).
+SHORTEST_RUN = 60.0
 EVALUATION_COST = 1 / 3  # a validation token costs about a third of a training token (forward only); train plans by it
 
 
@@ -104,12 +107,23 @@ def eval_every_for(characters: int, batch_size: int, seq_len: int) -> int:
     return max(defaults.eval_every, math.ceil(steps / 100) * 100)
 
 
-def choose(characters: int, time_budget: float | None, cores: int | None = None, members: int | None = None) -> Recipe:
-    """The settings for a run on a corpus of `characters` for `time_budget` seconds (None: by epochs), of
-    `members` networks (None: as many as the budget calls for)."""
+def choose(
+    characters: int,
+    time_budget: float | None,
+    cores: int | None = None,
+    members: int | None = None,
+    stop_given: bool = False,
+) -> Recipe:
+    """The settings for a run on a corpus of `characters` for `time_budget` seconds (None: by epochs, or for
+    SHORTEST_RUN where ten would take less and no `stop_given` says when to stop), of `members` networks (None:
+    as many as the budget calls for)."""
     cores = usable_cores() if cores is None else cores
     pieces = characters / _CHARACTERS_PER_PIECE
     vocabulary = vocabulary_for(characters)
+    short = ""
+    ten_epochs = 10 * pieces / (_PIECES_PER_CORE_SECOND * cores)
+    if time_budget is None and not stop_given and ten_epochs < SHORTEST_RUN:
+        time_budget, short = SHORTEST_RUN, f", as ten epochs would take {_duration(ten_epochs)}"
     if time_budget is None:
         shape, passes = _SMALL, 10.0  # the Config's ten epochs
     else:
@@ -128,7 +142,9 @@ def choose(characters: int, time_budget: float | None, cores: int | None = None,
         settings["epochs"] = None  # the budget stops the run
         shared = f": {passes / members:.1f} each for {members} networks{why}" if members > 1 else ""
         on = f"{cores} core{'s' * (cores != 1)}"
-        budget = f"{_duration(time_budget)} (about {passes:.1f} passes over it on {on}{shared})"
+        budget = f"{_duration(time_budget)}{short} (about {passes:.1f} passes over it on {on}{shared})"
+    if short:
+        settings["time_budget"] = time_budget
     ensemble = f"{members} averaged networks, each " if members > 1 else ""
     reason = (
         f"recipe: {ensemble}{settings['layers']} × {settings['hidden']} {settings['cell']}, {vocabulary:,} pieces, "

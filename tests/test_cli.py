@@ -405,6 +405,25 @@ def test_ctrl_c_before_training_begins_says_so_and_exits_130(tmp_path: Path, cor
     assert result.exit_code == 130 and result.stderr.strip() == "interrupted"
 
 
+@pytest.mark.parametrize(
+    "flags, budget", [([], 60.0), (["--max-steps", "3"], None), (["--epochs", "2"], None), (["--cell", "ngram"], None)]
+)
+def test_a_short_text_trains_for_a_minute_unless_the_flags_say_when_to_stop(
+    tmp_path: Path, corpus_file: Path, monkeypatch, flags: list[str], budget: float | None
+) -> None:
+    import nextword.train
+
+    asked = []
+
+    def training(settings, *args, **kwargs):
+        asked.append(settings.train.time_budget)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(nextword.train, "train", training)
+    CliRunner().invoke(app, ["train", str(corpus_file), *flags, "--out", str(tmp_path / "m"), "--quiet"])
+    assert asked == [budget]
+
+
 def test_predict_generate_and_serve_take_a_component_and_predict_shows_them_all_side_by_side(
     trained_model: Path, trained_ngram: Path
 ) -> None:

@@ -5,7 +5,7 @@ import os
 import pytest
 
 from nextword.config import resolve
-from nextword.recipe import choose, dropout_for, members_for, shown_in_help, vocabulary_for
+from nextword.recipe import SHORTEST_RUN, choose, dropout_for, members_for, shown_in_help, vocabulary_for
 from nextword.tokenizer import train_tokenizer
 
 
@@ -17,13 +17,23 @@ def test_every_choice_is_a_valid_config(size: int, budget: float | None) -> None
     assert model.vocab_size == vocabulary_for(size)
     assert 0.0 <= model.dropout <= 0.3
     assert args.weight_decay == 0.3  # the recipe's, over the Config's default
-    # A budget alone stops the run: no epoch cap cuts it short.
-    assert (args.epochs is None) == (budget is not None)
+    # A budget alone stops the run: no epoch cap cuts it short (a short text gets one: see below).
+    assert (args.epochs is None) == (args.time_budget is not None)
+    assert args.time_budget == budget or budget is None and args.time_budget == SHORTEST_RUN
     # train --help shows each option the recipe sets: its value where every recipe sets it alike, else that the
     # recipe chooses it.
     alike, chosen = shown_in_help()
-    assert set(recipe.settings) - {"epochs"} == set(alike) | set(chosen) and not set(alike) & set(chosen)
+    assert set(recipe.settings) - {"epochs", "time_budget"} == set(alike) | set(chosen) and not set(alike) & set(chosen)
     assert all(recipe.settings[key] == value for key, value in alike.items())
+
+
+def test_a_short_text_trains_for_a_minute_unless_told_when_to_stop() -> None:
+    # 8,000 characters: ten epochs take about 3 seconds on 2 cores; 2 million: about 12 minutes.
+    short, told, long = choose(8_000, None, cores=2), choose(8_000, None, 2, stop_given=True), choose(2e6, None, 2)
+    assert short.settings["time_budget"] == SHORTEST_RUN and short.settings["epochs"] is None
+    assert "1m00s, as ten epochs would take 3s" in short.reason and "3 averaged networks" in short.reason
+    assert "time_budget" not in told.settings and "10 epochs" in told.reason  # --epochs or --max-steps given
+    assert "time_budget" not in long.settings and "10 epochs" in long.reason
 
 
 def test_vocabulary_grows_with_the_corpus_within_bounds() -> None:
@@ -137,6 +147,6 @@ def test_a_text_is_sized_by_its_characters_not_its_bytes(tmp_path) -> None:
     english.write_text("the cat sat on the mat\n" * 20_000, encoding="utf-8")
     russian.write_text("кот сидел на ковре уже\n" * 20_000, encoding="utf-8")  # as many characters
     assert russian.stat().st_size > 1.7 * english.stat().st_size
-    chosen = {path.name: _recipe_for(path, 180.0, None)[1] for path in (english, russian)}
+    chosen = {path.name: _recipe_for(path, 180.0, None, False)[1] for path in (english, russian)}
     assert chosen["english.txt"].settings == chosen["russian.txt"].settings
     assert "460k characters" in chosen["russian.txt"].reason
