@@ -32,7 +32,8 @@ in bench/RESULTS.md ("The recipe"), at equal time on 2 CPU cores:
   peak by the end of the budget; the budget alone stops the run (no epoch cap).
 - Without a budget the run is ten epochs, but a text that ten epochs read in under a minute trains for a
   minute (unless --epochs or --max-steps says when to stop): ten epochs of 8,000 characters are 50 steps,
-  whose model guessed held-out text worse than KN-5 alone, and a minute's 3 points of top-1 better.
+  whose model guessed held-out text worse than KN-5 alone, and a minute's 3 points of top-1 better (level
+  on two less regular short texts).
 
 This module imports neither torch nor numpy: `nextword --help` must stay fast."""
 
@@ -64,7 +65,8 @@ _MEDIUM = {**_SMALL, "embed": 512, "hidden": 512}  # its rate is the small shape
 _ENSEMBLE_PASSES, _ENSEMBLE_MEMBERS = 15.0, 3  # a budget reading the text this often is shared by this many networks
 _EVALUATION_SHARE = 0.05  # of the training time, the most validation may take
 # Seconds a text that ten epochs read in less trains instead, unless told when to stop: on 8,000 characters ten
-# epochs (50 steps) predicted held-out text worse than KN-5, a minute 3 points of top-1 better (bench/RESULTS.md).
+# epochs (50 steps) predicted held-out text worse than KN-5, a minute 3 points of top-1 better; on 12,000 characters
+# of Shakespeare or of wikitext-2, which so little text teaches next to nothing, level (bench/RESULTS.md).
 SHORTEST_RUN = 60.0
 EVALUATION_COST = 1 / 3  # a validation token costs about a third of a training token (forward only); train plans by it
 
