@@ -771,8 +771,8 @@ def _plan_when_due(
 
 def _first_plan(args: TrainArgs, step: int, steps: int) -> dict[str, Any]:
     """The steps planned at `step`, with a shorter warmup where they are too few for the settings' (it ends no
-    earlier than this step: the steps before it followed the settings' ramp)."""
-    warmup = max(step, math.ceil(_WARMUP_SHARE * steps))
+    earlier than this step: the steps before it followed the settings' ramp), as a step limit's (`_warmup`)."""
+    warmup = max(step, _warmup(args, steps, None))
     return {"steps": steps} if warmup >= args.warmup else {"steps": steps, "warmup": warmup}
 
 
