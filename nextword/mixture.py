@@ -50,7 +50,7 @@ import torch
 from torch import nn
 
 from .loss import stream_loss
-from .neural_cache import THETAS, NeuralCache, Peaks, typical_weight
+from .neural_cache import THETAS, Memory, NeuralCache, Peaks, typical_weight
 from .ngram import NgramLM
 from .tokenizer import EOS_ID, Tokenizer
 
@@ -432,12 +432,13 @@ class MixtureLM(nn.Module):
             None if memory is None else memory.select(rows),
         )
 
-    def join_states(self, first: tuple, second: tuple) -> tuple:
+    def join_states(self, parts: list[tuple]) -> tuple:
+        neural_states, ngram_states, counts, memories = zip(*parts)
         return (
-            self.neural.join_states(first[0], second[0]),
-            self.ngram.join_states(first[1], second[1]),
-            torch.cat([first[2], second[2]]),
-            None if first[3] is None else first[3].join(second[3]),
+            self.neural.join_states(list(neural_states)),
+            self.ngram.join_states(list(ngram_states)),
+            torch.cat(counts),
+            None if memories[0] is None else Memory.joined(list(memories)),
         )
 
 

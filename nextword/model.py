@@ -143,11 +143,11 @@ class RecurrentLM(_NeuralLM):
         return tuple(s[:, rows] for s in state) if isinstance(state, tuple) else state[:, rows]
 
     @staticmethod
-    def join_states(first: State, second: State) -> State:
-        """The states of `first`'s rows, then `second`'s."""
-        if isinstance(first, tuple):
-            return tuple(torch.cat(pair, dim=1) for pair in zip(first, second))
-        return torch.cat([first, second], dim=1)
+    def join_states(parts: list[State]) -> State:
+        """The rows of each of `parts`' states, in order, as one state."""
+        if isinstance(parts[0], tuple):
+            return tuple(torch.cat(tensors, dim=1) for tensors in zip(*parts))
+        return torch.cat(parts, dim=1)
 
 
 def one_step(rnn: nn.RNNBase, inputs: torch.Tensor, state: State | None) -> tuple[torch.Tensor, State]:
@@ -240,8 +240,8 @@ class WindowedBiLM(_NeuralLM):
         return state[rows]
 
     @staticmethod
-    def join_states(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
-        return torch.cat([first, second])
+    def join_states(parts: list[torch.Tensor]) -> torch.Tensor:
+        return torch.cat(parts)
 
 
 class EnsembleLM(_ReadsFeatures):
@@ -286,8 +286,8 @@ class EnsembleLM(_ReadsFeatures):
     def select_state(self, state: tuple, rows: torch.Tensor) -> tuple:
         return tuple(member.select_state(s, rows) for member, s in zip(self.members, state))
 
-    def join_states(self, first: tuple, second: tuple) -> tuple:
-        return tuple(member.join_states(a, b) for member, a, b in zip(self.members, first, second))
+    def join_states(self, parts: list[tuple]) -> tuple:
+        return tuple(member.join_states(list(states)) for member, states in zip(self.members, zip(*parts)))
 
 
 def networks(model: nn.Module) -> list[nn.Module]:

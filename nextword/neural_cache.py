@@ -123,19 +123,22 @@ class Memory:
         ends = tuple(self.ends[r] for r in picked)
         return Memory(logs, log_of, ends, *(tensor.index_select(0, rows) for tensor in tensors))
 
-    def join(self, other: Memory) -> Memory:
-        """The rows of `self`, then those of `other`; a log both use is kept once."""
-        logs, log_of = list(self.logs), list(self.log_of)
-        place = {id(log): i for i, log in enumerate(logs)}
-        for i in other.log_of:
-            log = other.logs[i]
-            if id(log) not in place:
-                place[id(log)] = len(logs)
-                logs.append(log)
-            log_of.append(place[id(log)])
-        width = max(self.tail_valid.shape[1], other.tail_valid.shape[1])
-        tensors = (torch.cat(pair) for pair in zip(_row_tensors(self, width), _row_tensors(other, width)))
-        return Memory(tuple(logs), tuple(log_of), self.ends + other.ends, *tensors)
+    @staticmethod
+    def joined(parts: list[Memory]) -> Memory:
+        """The rows of each of `parts`, in order, as one memory; a log several use is kept once."""
+        logs: list[_Log] = []
+        place: dict[int, int] = {}
+        log_of = []
+        for part in parts:
+            for i in part.log_of:
+                log = part.logs[i]
+                if id(log) not in place:
+                    place[id(log)] = len(logs)
+                    logs.append(log)
+                log_of.append(place[id(log)])
+        width = max(part.tail_valid.shape[1] for part in parts)
+        tensors = (torch.cat(column) for column in zip(*(_row_tensors(part, width) for part in parts)))
+        return Memory(tuple(logs), tuple(log_of), sum((part.ends for part in parts), ()), *tensors)
 
 
 def _used_logs(logs: tuple[_Log, ...] | list[_Log], log_of: list[int]) -> tuple[tuple[_Log, ...], tuple[int, ...]]:

@@ -253,5 +253,5 @@ class NgramLM(nn.Module):
         return state[rows.cpu().numpy()]
 
     @staticmethod
-    def join_states(first: np.ndarray, second: np.ndarray) -> np.ndarray:
-        return np.concatenate([first, second])
+    def join_states(parts: list[np.ndarray]) -> np.ndarray:
+        return np.concatenate(parts)

@@ -227,13 +227,8 @@ class Rows:
         return self._gather(rows, lambda chunk, at: model.select_state(chunk[2], at), self.join, model.select_state)
 
     def join(self, parts: list[State]) -> State:
-        """The rows of `parts`, in order, as one state (joined pairwise, a tree)."""
-        while len(parts) > 1:
-            parts = [
-                self.pieces.model.join_states(parts[i], parts[i + 1]) if i + 1 < len(parts) else parts[i]
-                for i in range(0, len(parts), 2)
-            ]
-        return parts[0]
+        """The rows of `parts`, in order, as one state."""
+        return parts[0] if len(parts) == 1 else self.pieces.model.join_states(parts)
 
     def _gather(self, rows: list[int], take, join, reorder):
         """`rows` from their chunks: `take` from each chunk, `join` the parts, `reorder` into `rows`' order."""

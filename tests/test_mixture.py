@@ -141,7 +141,7 @@ def test_the_last_only_step_is_the_full_distributions_last_row(
             last, last_state = model(segment, start, last_only=True)
             assert last.shape == (3, 1, loaded.tokenizer.vocab_size)
             assert torch.allclose(last[:, 0], full[:, -1], atol=1e-5)
-            rows = torch.tensor([0, 0, 2, 1, 2])
+            rows, thirds = torch.tensor([0, 0, 2, 1, 2]), (slice(2), slice(2, 3), slice(3, 5))
             states = [model.select_state(state, rows) for state in (full_state, last_state)]
             for piece in range(30, 33):  # beams: the same rows read on, one row joined from elsewhere
                 step = ids[rows, piece : piece + 1]
@@ -149,7 +149,7 @@ def test_the_last_only_step_is_the_full_distributions_last_row(
                 assert torch.allclose(last[:, 0], full[:, -1], atol=1e-5)
                 assert torch.allclose(model(step, states[0], last_only=True)[0], full, atol=1e-5)
                 states = [
-                    model.join_states(model.select_state(state, rows[:3]), model.select_state(state, rows[3:]))
+                    model.join_states([model.select_state(state, rows[at]) for at in thirds])
                     for state in (full_state, last_state)
                 ]
 

@@ -143,11 +143,11 @@ def test_adaptive_softmax_gives_distributions_in_piece_order(bidirectional: bool
         EnsembleLM([RecurrentLM(30, "lstm", 1, 8, 8, 0.0), RecurrentLM(30, "lstm", 1, 8, 8, 0.0)]),
     ],
 )
-def test_joined_states_are_the_rows_of_both_in_order(model) -> None:
+def test_joined_states_are_the_rows_of_each_in_order(model) -> None:
     _, state = model.eval()(torch.randint(0, 30, (4, 5)))
     rows = model.select_state
-    joined = model.join_states(rows(state, torch.tensor([3, 0])), rows(state, torch.tensor([2])))
-    whole = rows(state, torch.tensor([3, 0, 2]))
+    joined = model.join_states([rows(state, torch.tensor(at)) for at in ([3, 0], [2], [0, 1])])
+    whole = rows(state, torch.tensor([3, 0, 2, 0, 1]))
     for a, b in zip(flat_state(joined), flat_state(whole), strict=True):
         assert torch.equal(a, b)
 

@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from nextword.neural_cache import FEWEST_ENTRIES, TAIL_LIMIT, NeuralCache, Peaks, typical_weight
+from nextword.neural_cache import FEWEST_ENTRIES, TAIL_LIMIT, Memory, NeuralCache, Peaks, typical_weight
 
 VOCAB, DIM, LENGTH, WINDOW, THETA = 11, 8, 200, 50, 20.0
 
@@ -73,7 +73,7 @@ def test_states_that_share_a_document_never_change_one_another() -> None:
         parts.append(part[0])
     assert torch.allclose(torch.cat(parts), expected[100 : 100 + 3 * TAIL_LIMIT], atol=1e-5)
     # Rows selected and joined (the same log twice, and the guess) give each row its own answer.
-    joined = at_100.join(guessed).join(at_100).select(torch.tensor([2, 1, 0]))
+    joined = Memory.joined([at_100, guessed, at_100]).select(torch.tensor([2, 1, 0]))
     last, _, _ = cache.distributions(
         joined, features[:, 100:101].expand(3, -1, -1), tokens[:, 100:101].expand(3, -1), VOCAB, last_only=True
     )
