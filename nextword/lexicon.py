@@ -15,7 +15,7 @@ import bisect
 import math
 from collections import Counter
 from pathlib import Path
-from typing import Iterator, Mapping
+from typing import Mapping
 
 import numpy as np
 
@@ -26,6 +26,7 @@ from .tokenizer import Tokenizer, is_word
 NOVEL_WORD_PROBABILITY = 0.5  # a word outside the lexicon is suggested only when the model gives it this much
 _HEADER = "word\tcount"
 _NOVEL_LOGPROB = math.log(NOVEL_WORD_PROBABILITY)
+_PREFIXES_KEPT = 1 << 16  # the lexicon's answers remembered, at most
 
 
 class Words:
@@ -54,13 +55,19 @@ class Lexicon(Words):
     def __init__(self, counts: Mapping[str, int]):
         self.counts = dict(counts)
         self._sorted = sorted(self.counts)
+        self._starts: dict[str, bool] = {}  # prefix -> has_word_starting: a search asks of the same ones again
 
     def __contains__(self, word: str) -> bool:
         return word in self.counts
 
     def has_word_starting(self, prefix: str) -> bool:
-        at = bisect.bisect_left(self._sorted, prefix)
-        return at < len(self._sorted) and self._sorted[at].startswith(prefix)
+        known = self._starts.get(prefix)
+        if known is None:
+            if len(self._starts) >= _PREFIXES_KEPT:
+                self._starts.clear()
+            at = bisect.bisect_left(self._sorted, prefix)
+            known = self._starts[prefix] = at < len(self._sorted) and self._sorted[at].startswith(prefix)
+        return known
 
 
 class DocumentWords:
@@ -89,11 +96,14 @@ class DocumentWords:
         """The lexicon's words and this document's before `place`: what a suggestion there may be."""
         return _LexiconAndDocument(self, place)
 
-    def starting(self, prefix: str) -> Iterator[str]:
+    def used_word_starting(self, prefix: str, before: float) -> bool:
+        """Whether a word this document first used before `before` starts with `prefix`."""
         at = bisect.bisect_left(self._sorted, prefix)
         while at < len(self._sorted) and self._sorted[at].startswith(prefix):
-            yield self._sorted[at]
+            if self.first[self._sorted[at]] < before:
+                return True
             at += 1
+        return False
 
 
 class _LexiconAndDocument(Words):
@@ -104,10 +114,7 @@ class _LexiconAndDocument(Words):
         return word in self.document.lexicon or self.document.first.get(word, math.inf) < self.before
 
     def has_word_starting(self, prefix: str) -> bool:
-        document = self.document
-        return document.lexicon.has_word_starting(prefix) or any(
-            document.first[word] < self.before for word in document.starting(prefix)
-        )
+        return self.document.lexicon.has_word_starting(prefix) or self.document.used_word_starting(prefix, self.before)
 
 
 def count_words(tokenizer: Tokenizer, ids: np.ndarray) -> Counter[str]:
