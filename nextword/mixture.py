@@ -433,13 +433,9 @@ class MixtureLM(nn.Module):
         )
 
     def join_states(self, parts: list[tuple]) -> tuple:
-        neural_states, ngram_states, counts, memories = zip(*parts)
-        return (
-            self.neural.join_states(list(neural_states)),
-            self.ngram.join_states(list(ngram_states)),
-            torch.cat(counts),
-            None if memories[0] is None else Memory.joined(list(memories)),
-        )
+        neural, ngram, counts, memories = zip(*parts)
+        memory = None if memories[0] is None else Memory.joined(list(memories))
+        return self.neural.join_states(list(neural)), self.ngram.join_states(list(ngram)), torch.cat(counts), memory
 
 
 def summary_of(model: MixtureLM) -> dict[str, Any]:

@@ -427,7 +427,7 @@ class Searches:
             return
         letters = self.searcher.index.letters
         kth = {query: query.kth_best() for query in queries}
-        flat = self._promising([(query, beam) for query in queries for beam in query.beams], kth)
+        flat = _promising(self.rows, [(query, beam) for query in queries for beam in query.beams], kth)
         # Only the extensions not ruled out, each query's best first: a search's cuts leave few of them.
         rows, pieces, values = (np.zeros(0, dtype=dtype) for dtype in (np.int64, np.int64, np.float32))
         if flat:
@@ -449,22 +449,6 @@ class Searches:
                 if query.allowed is None or query.allowed.leads_to_word(text, value):
                     kept.append(_Beam(text, value, parent.pieces + (piece,), parent.row))
             query.candidates, query.stage = kept, 0
-
-    def _promising(self, flat: list[tuple[Query, _Beam]], kth: dict[Query, float]) -> list[tuple[Query, _Beam]]:
-        """The (query, beam) pairs of `flat` whose likeliest next piece could make an extension `_scores` keeps:
-        the others' rows of scores are never gathered (about 40% of an evaluation's beams)."""
-        if not flat:
-            return flat
-        device = self.searcher.pieces.device
-        best = self.rows.peaks([beam.row for _, beam in flat])
-        best += torch.tensor([beam.logprob for _, beam in flat], device=device)
-        # As `_scores` cuts, in the same float32 arithmetic: below the k-th best and the floor, unless the beam can
-        # still become the target, which is looked at down to the k-th best.
-        least = [
-            kth[query] if _spells_more(query.target, beam) else max(kth[query], query.floor - _FLOOR_MARGIN)
-            for query, beam in flat
-        ]
-        return list(compress(flat, (best >= torch.tensor(least, device=device)).tolist()))
 
     def _scores(self, flat: list[tuple[Query, _Beam]], kth: dict[Query, float]) -> torch.Tensor:
         """Log-probability of each (beam, next piece), -inf where the piece may not extend the beam (it
@@ -502,6 +486,23 @@ class Searches:
             for query, value in zip([owner[i] for i in cut.nonzero()[:, 0].tolist()], values[cut].tolist()):
                 query.unfollowed = float(np.logaddexp(query.unfollowed, value))
         return scores.masked_fill_(ruled_out, -np.inf)
+
+
+def _promising(rows: Rows, flat: list[tuple[Query, _Beam]], kth: dict[Query, float]) -> list[tuple[Query, _Beam]]:
+    """The (query, beam) pairs of `flat` whose likeliest next piece could make an extension `_scores` keeps:
+    the others' rows of scores are never gathered (about 40% of an evaluation's beams)."""
+    if not flat:
+        return flat
+    device = rows.pieces.device
+    best = rows.peaks([beam.row for _, beam in flat])
+    best += torch.tensor([beam.logprob for _, beam in flat], device=device)
+    # As `_scores` cuts, in the same float32 arithmetic: below the k-th best and the floor, unless the beam can
+    # still become the target, which is looked at down to the k-th best.
+    least = [
+        kth[query] if _spells_more(query.target, beam) else max(kth[query], query.floor - _FLOOR_MARGIN)
+        for query, beam in flat
+    ]
+    return list(compress(flat, (best >= torch.tensor(least, device=device)).tolist()))
 
 
 def _spells_more(word: str | None, beam: _Beam) -> bool:
