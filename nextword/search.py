@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import bisect
 import math
-from itertools import compress
 from dataclasses import dataclass, field, replace
+from itertools import compress
 from typing import Sequence
 
 import numpy as np

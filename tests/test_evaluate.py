@@ -155,6 +155,26 @@ def test_the_targets_segmentations_below_its_floor_are_followed_where_they_could
     assert word_metrics(model, ids, ks=(1, 3, 5), suggestions=3) == quick
 
 
+def test_the_beams_a_search_leaves_unread_could_not_have_changed_a_prediction(
+    model, corpus_file: Path, monkeypatch
+) -> None:
+    from nextword import search
+
+    ids = np.array(model.tokenizer.encode(corpus_file.read_text()[:900]))
+    promising, counts = search._promising, [0, 0]
+
+    def counted(rows, flat, kth):
+        kept = promising(rows, flat, kth)
+        counts[0], counts[1] = counts[0] + len(flat), counts[1] + len(kept)
+        return kept
+
+    monkeypatch.setattr(search, "_promising", counted)
+    pruned = word_metrics(model, ids, ks=(1, 3, 5), suggestions=3)
+    assert counts[1] < counts[0]  # some beams were left unread
+    monkeypatch.setattr(search, "_promising", lambda rows, flat, kth: flat)
+    assert word_metrics(model, ids, ks=(1, 3, 5), suggestions=3) == pruned  # every beam's scores read: the same
+
+
 def test_rows_come_back_in_the_order_asked_across_chunks_and_after_keep(model) -> None:
     from nextword.search import Rows
 
