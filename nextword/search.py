@@ -469,7 +469,7 @@ class Searches:
         agree[place, at] = True
         scores[typing] = typed.masked_fill_(~agree, -np.inf)
         # Nothing below the k-th best, nor (with a target) below its floor...
-        floors = torch.tensor([[max(kth[query], query.floor - _FLOOR_MARGIN)] for query, _ in flat], device=device)
+        floors = torch.tensor([[_cut(query, kth)] for query, _ in flat], device=device)
         ruled_out = scores < floors
         # ...but what can still become the target: the search adds up its segmentations, and the floor is
         # the probability of one of them.
@@ -498,11 +498,13 @@ def _promising(rows: Rows, flat: list[tuple[Query, _Beam]], kth: dict[Query, flo
     best += torch.tensor([beam.logprob for _, beam in flat], device=device)
     # As `_scores` cuts, in the same float32 arithmetic: below the k-th best and the floor, unless the beam can
     # still become the target, which is looked at down to the k-th best.
-    least = [
-        kth[query] if _spells_more(query.target, beam) else max(kth[query], query.floor - _FLOOR_MARGIN)
-        for query, beam in flat
-    ]
+    least = [kth[query] if _spells_more(query.target, beam) else _cut(query, kth) for query, beam in flat]
     return list(compress(flat, (best >= torch.tensor(least, device=device)).tolist()))
+
+
+def _cut(query: Query, kth: dict[Query, float]) -> float:
+    """What an extension must reach to be followed: the k-th best word found, and (with a target) its floor."""
+    return max(kth[query], query.floor - _FLOOR_MARGIN)
 
 
 def _spells_more(word: str | None, beam: _Beam) -> bool:
